@@ -1,0 +1,336 @@
+//! Load tool: creates N active tokens, then drives the host verify API over HTTP with valid,
+//! never-replayed codes from many tokens, at each concurrency, and prints verifications/s, p50
+//! and p99. Every accepted code's replay state and audit event are durable (SQLite WAL with
+//! synchronous=FULL; PostgreSQL with synchronous_commit=on) before its answer.
+//!
+//! ```text
+//! cargo run --release -p backend --example load -- --db sqlite --tokens 10000
+//! cargo run --release -p backend --example load -- --db postgres --tokens 10000   # OTP_TEST_PG_URL
+//! ```
+//!
+//! The server runs in this process on its own runtime, over a real loopback socket, with a
+//! manual clock: after every token has used the current step, the clock moves one step on, so
+//! the run never replays a code and never waits a real minute. Seeding goes through the real
+//! lifecycle (customer, issue, link, setup, activation) with cheap Argon2 parameters; seeding is
+//! not what is measured.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // reason: test/bench harness code: a failed step should stop loudly
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use backend::config::{Argon2Config, Config, Hidden};
+use backend::domain::{Outcome, Purpose};
+use backend::engine::{Actor, ManualClock};
+use protocol::{code_at_step, Secret, ServiceId, TotpParams, UserId};
+use zeroize::Zeroizing;
+
+struct Args {
+    db: String,
+    tokens: usize,
+    concurrency: Vec<usize>,
+    seconds: u64,
+    pg_url: Option<String>,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut a = Args {
+        db: "sqlite".into(),
+        tokens: 10_000,
+        concurrency: vec![32, 128],
+        seconds: 10,
+        pg_url: std::env::var("OTP_TEST_PG_URL").ok(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--db" => a.db = val()?,
+            "--tokens" => a.tokens = val()?.parse()?,
+            "--concurrency" => a.concurrency = val()?.split(',').map(str::parse).collect::<Result<_, _>>()?,
+            "--seconds" => a.seconds = val()?.parse()?,
+            "--pg-url" => a.pg_url = Some(val()?),
+            "--bench" => {} // passed by `cargo bench`
+            other => anyhow::bail!("unknown flag {other}; flags: --db sqlite|postgres --tokens N --concurrency 32,128 --seconds S --pg-url URL"),
+        }
+    }
+    Ok(a)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let dir = tempfile::tempdir()?;
+    let url = match args.db.as_str() {
+        "sqlite" => format!("sqlite://{}?mode=rwc", dir.path().join("load.db").display()),
+        "postgres" => {
+            let admin = args.pg_url.clone().context("--db postgres needs --pg-url or OTP_TEST_PG_URL (an admin URL; a fresh database is created)")?;
+            let name = format!("otp_load_{}", std::process::id());
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                use sqlx::Connection;
+                sqlx::any::install_default_drivers();
+                let mut c = sqlx::AnyConnection::connect(&admin).await?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+                    .execute(&mut c)
+                    .await?;
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut c)
+                    .await?;
+                anyhow::Ok(())
+            })?;
+            format!(
+                "{}/{name}",
+                admin
+                    .rsplit_once('/')
+                    .context("admin URL needs a database path")?
+                    .0
+            )
+        }
+        other => anyhow::bail!("--db must be sqlite or postgres, not {other}"),
+    };
+    let cfg = Config {
+        data_dir: dir.path().to_owned(),
+        database_url: Some(Hidden(url)),
+        master_key: Some(Hidden(format!("load:{}", "5a".repeat(32)))),
+        api_keys: vec![backend::config::ApiKey {
+            name: "load".into(),
+            key: Hidden(API_KEY.into()),
+        }],
+        argon2: Argon2Config {
+            memory_kib: 8,
+            iterations: 1,
+            parallelism: 1,
+        },
+        body_limit: 16 * 1024,
+        ..Config::default()
+    };
+
+    // Server runtime: its own threads, like a separate process sharing the machine.
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let clock = Arc::new(ManualClock::new(1_795_575_630));
+    let (state, addr) = server_rt.block_on(async {
+        let (state, _) = backend::build(&cfg, Box::new(clock.clone())).await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let app = backend::web::app(state.clone());
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+        });
+        anyhow::Ok((state, addr))
+    })?;
+
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let engine = state.engine.clone();
+    let started = Instant::now();
+    let tokens: Vec<(String, Secret)> = server_rt.block_on(seed(engine.clone(), args.tokens))?;
+    eprintln!(
+        "seeded {} active tokens in {:.1}s ({})",
+        tokens.len(),
+        started.elapsed().as_secs_f64(),
+        args.db
+    );
+    let tokens = Arc::new(tokens);
+
+    println!(
+        "db={} tokens={} seconds={}",
+        args.db, args.tokens, args.seconds
+    );
+    println!(
+        "{:>5} {:>12} {:>9} {:>9} {:>9} {:>8}",
+        "conc", "verif/s", "p50 ms", "p99 ms", "max ms", "non-ok"
+    );
+    for &c in &args.concurrency {
+        let r = client_rt.block_on(drive(
+            &addr,
+            tokens.clone(),
+            clock.clone(),
+            c,
+            Duration::from_secs(args.seconds),
+        ))?;
+        println!(
+            "{:>5} {:>12.0} {:>9.2} {:>9.2} {:>9.2} {:>8}",
+            c,
+            r.rate,
+            r.p50 * 1e3,
+            r.p99 * 1e3,
+            r.max * 1e3,
+            r.not_ok
+        );
+    }
+    server_rt.block_on(engine.store().close());
+    Ok(())
+}
+
+const API_KEY: &str = "load-test-key-0123456789abcdef0123456789";
+
+async fn seed(engine: backend::engine::Engine, n: usize) -> anyhow::Result<Vec<(String, Secret)>> {
+    let sid = ServiceId::parse("10112231")?;
+    let actor = Actor::new("load", None);
+    let device = protocol::DeviceInfo {
+        platform: "load".into(),
+        model: "load".into(),
+        os_version: "-".into(),
+        app_version: "-".into(),
+    };
+    let mut out = Vec::with_capacity(n);
+    let mut set = tokio::task::JoinSet::new();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for _ in 0..32 {
+        let (engine, sid, actor, next, device) = (
+            engine.clone(),
+            sid.clone(),
+            actor.clone(),
+            next.clone(),
+            device.clone(),
+        );
+        set.spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    return anyhow::Ok(mine);
+                }
+                let login = format!("load{i:06}");
+                let z = |s: &str| Zeroizing::new(s.to_owned());
+                engine
+                    .create_customer(&login, "", None, z("loginpass1"), z("conf123"), &actor)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let uid = engine
+                    .issue_token(&login, "load@example.jp", z("1234"), &actor)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                    .user_id;
+                engine
+                    .open_link(&uid, &actor)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let p = engine
+                    .provision(&sid, &UserId::parse(&uid)?, z("1234"), &device, &actor)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let step = p.params.step_at(engine.now()) - 1;
+                let code =
+                    Zeroizing::new(code_at_step(&p.secret, &p.params, step).as_str().to_owned());
+                let r = engine
+                    .verify(&uid, code, Purpose::Activation, actor.clone())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                anyhow::ensure!(r.result == Outcome::Ok, "activation failed: {r:?}");
+                mine.push((uid, p.secret));
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        out.extend(r??);
+    }
+    Ok(out)
+}
+
+struct Report {
+    rate: f64,
+    p50: f64,
+    p99: f64,
+    max: f64,
+    not_ok: usize,
+}
+
+/// Rounds: every token submits the code of the current step once, then the clock moves a step.
+async fn drive(
+    addr: &SocketAddr,
+    tokens: Arc<Vec<(String, Secret)>>,
+    clock: Arc<ManualClock>,
+    conc: usize,
+    dur: Duration,
+) -> anyhow::Result<Report> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(conc)
+        .build()?;
+    let params = TotpParams::default();
+    let mut lat = Vec::new();
+    let mut not_ok = 0usize;
+    let started = Instant::now();
+    let mut total = 0usize;
+    while started.elapsed() < dur {
+        clock.advance(60);
+        let step = params.step_at(clock_now(&clock));
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..conc {
+            let (http, tokens, next) = (http.clone(), tokens.clone(), next.clone());
+            let url = format!("http://{addr}/host/v1/tokens");
+            let deadline = started + dur;
+            set.spawn(async move {
+                let mut lat = Vec::new();
+                let mut bad = 0usize;
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= tokens.len() || Instant::now() >= deadline {
+                        return (lat, bad);
+                    }
+                    let (uid, secret) = &tokens[i];
+                    let code = code_at_step(secret, &params, step);
+                    let body = format!(r#"{{"code":"{}","purpose":"transfer"}}"#, code.as_str());
+                    let t = Instant::now();
+                    let res = http
+                        .post(format!("{url}/{uid}/verify"))
+                        .bearer_auth(API_KEY)
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await;
+                    let ok = match res {
+                        Ok(r) if r.status().is_success() => r
+                            .text()
+                            .await
+                            .map(|t| t.contains(r#""result":"ok""#))
+                            .unwrap_or(false),
+                        _ => false,
+                    };
+                    lat.push(t.elapsed().as_secs_f64());
+                    if !ok {
+                        bad += 1;
+                    }
+                }
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            let (l, b) = r?;
+            total += l.len();
+            lat.extend(l);
+            not_ok += b;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    lat.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    Ok(Report {
+        rate: total as f64 / secs,
+        p50: pct(0.50),
+        p99: pct(0.99),
+        max: lat.last().copied().unwrap_or(0.0),
+        not_ok,
+    })
+}
+
+fn clock_now(c: &ManualClock) -> u64 {
+    use backend::engine::Clock;
+    c.now()
+}

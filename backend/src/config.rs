@@ -1,0 +1,358 @@
+//! Configuration: a TOML file (optional) with environment overrides, and embedded defaults
+//! under `./data` when there is no configuration at all.
+//!
+//! Secrets in the configuration (database URL, API keys, master key) are held in types that
+//! print `[redacted]`, so showing the configuration never shows them.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::domain::Policy;
+
+/// A configuration string that must not be printed.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Hidden(pub String);
+
+impl fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Drop for Hidden {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
+/// A bearer API key for the bank's host.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKey {
+    /// Shown in audit events as `host:<name>`.
+    pub name: String,
+    pub key: Hidden,
+}
+
+/// TOTP profile for new tokens.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TotpConfig {
+    pub algorithm: String,
+    pub digits: u8,
+    pub period: u32,
+}
+
+impl Default for TotpConfig {
+    fn default() -> Self {
+        TotpConfig {
+            algorithm: "SHA1".into(),
+            digits: 6,
+            period: 60,
+        }
+    }
+}
+
+/// Group-commit tuning for verifications.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VerifyConfig {
+    pub max_batch: usize,
+    /// Concurrent batch transactions; `0`: 1 on SQLite, 4 on PostgreSQL.
+    pub workers: usize,
+}
+
+impl Default for VerifyConfig {
+    fn default() -> Self {
+        VerifyConfig {
+            max_batch: 256,
+            workers: 0,
+        }
+    }
+}
+
+/// Password hashing cost (Argon2id). Defaults are OWASP's recommendation.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Argon2Config {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for Argon2Config {
+    fn default() -> Self {
+        Argon2Config {
+            memory_kib: 19_456,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; default: SQLite file `otp.db` in `data_dir`.
+    pub database_url: Option<Hidden>,
+    /// Key file; default `master.key` in `data_dir`, created 0600 on first run.
+    pub master_key_file: Option<PathBuf>,
+    /// Keys given directly (`id:hex`, comma separated); overrides the key file.
+    pub master_key: Option<Hidden>,
+    /// Host API keys. When none are configured, a key is generated into
+    /// `data_dir/host-api.key` (0600) on first run.
+    pub api_keys: Vec<ApiKey>,
+    pub service_id: String,
+    pub issuer: String,
+    pub log_json: bool,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+    pub policy: Policy,
+    pub totp: TotpConfig,
+    pub verify: VerifyConfig,
+    pub argon2: Argon2Config,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            master_key_file: None,
+            master_key: None,
+            api_keys: Vec::new(),
+            service_id: "10112231".into(),
+            issuer: "OTP Bank".into(),
+            log_json: false,
+            body_limit: 16 * 1024,
+            policy: Policy::default(),
+            totp: TotpConfig::default(),
+            verify: VerifyConfig::default(),
+            argon2: Argon2Config::default(),
+        }
+    }
+}
+
+/// Configuration errors, in English, naming the setting.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("config file {0}: {1}")]
+    Parse(PathBuf, String),
+    #[error("environment variable {0}: {1}")]
+    Env(&'static str, String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Load from `path` (if given) and apply `OTP_*` environment overrides.
+    ///
+    /// # Errors
+    /// Unreadable or malformed file, malformed overrides, invalid values.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut cfg = match path {
+            Some(p) => {
+                let text =
+                    std::fs::read_to_string(p).map_err(|e| ConfigError::Read(p.to_owned(), e))?;
+                toml::from_str(&text)
+                    .map_err(|e| ConfigError::Parse(p.to_owned(), e.message().to_owned()))?
+            }
+            None => Config::default(),
+        };
+        cfg.apply_env(|k| std::env::var(k).ok())?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = get("OTP_LISTEN") {
+            self.listen = v
+                .parse()
+                .map_err(|_| ConfigError::Env("OTP_LISTEN", "expected host:port".into()))?;
+        }
+        if let Some(v) = get("OTP_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = get("OTP_DATABASE_URL") {
+            self.database_url = Some(Hidden(v));
+        }
+        if let Some(v) = get("OTP_MASTER_KEY_FILE") {
+            self.master_key_file = Some(v.into());
+        }
+        if let Some(v) = get("OTP_MASTER_KEY") {
+            self.master_key = Some(Hidden(v));
+        }
+        if let Some(v) = get("OTP_API_KEYS") {
+            // name:key,name:key
+            let mut keys = Vec::new();
+            for part in v.split(',').filter(|p| !p.trim().is_empty()) {
+                let (name, key) = part.split_once(':').ok_or_else(|| {
+                    ConfigError::Env("OTP_API_KEYS", "expected name:key[,name:key]".into())
+                })?;
+                keys.push(ApiKey {
+                    name: name.trim().to_owned(),
+                    key: Hidden(key.trim().to_owned()),
+                });
+            }
+            self.api_keys = keys;
+        }
+        if let Some(v) = get("OTP_LOG_JSON") {
+            self.log_json = matches!(v.as_str(), "1" | "true" | "yes");
+        }
+        if let Some(v) = get("OTP_SERVICE_ID") {
+            self.service_id = v;
+        }
+        Ok(())
+    }
+
+    /// # Errors
+    /// The first invalid setting, named.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.policy.validate().map_err(ConfigError::Invalid)?;
+        protocol::ServiceId::parse(&self.service_id)
+            .map_err(|_| ConfigError::Invalid("service_id must be 8 digits".into()))?;
+        self.totp_params()?;
+        for k in &self.api_keys {
+            if k.key.0.len() < 32 {
+                return Err(ConfigError::Invalid(format!(
+                    "api key {:?} must be at least 32 characters",
+                    k.name
+                )));
+            }
+            if k.name.is_empty()
+                || !k
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            {
+                return Err(ConfigError::Invalid(
+                    "api key names must be [A-Za-z0-9._-]+".into(),
+                ));
+            }
+        }
+        if self.body_limit < 1024 || self.body_limit > 1024 * 1024 {
+            return Err(ConfigError::Invalid(
+                "body_limit must be 1 KiB..1 MiB".into(),
+            ));
+        }
+        if self.verify.max_batch == 0 || self.verify.max_batch > 4096 {
+            return Err(ConfigError::Invalid(
+                "verify.max_batch must be 1..=4096".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// # Errors
+    /// An unknown algorithm, or digits/period out of range.
+    pub fn totp_params(&self) -> Result<protocol::TotpParams, ConfigError> {
+        let alg = self.totp.algorithm.parse().map_err(|_| {
+            ConfigError::Invalid("totp.algorithm must be SHA1, SHA256 or SHA512".into())
+        })?;
+        protocol::TotpParams::new(alg, self.totp.digits, self.totp.period)
+            .map_err(|e| ConfigError::Invalid(format!("totp: {e}")))
+    }
+
+    /// The database URL in effect (the default SQLite file when none is set).
+    pub fn database_url(&self) -> Zeroizing<String> {
+        match &self.database_url {
+            Some(u) => Zeroizing::new(u.0.clone()),
+            None => Zeroizing::new(format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("otp.db").display()
+            )),
+        }
+    }
+
+    /// The database URL with any password masked, for start-up messages.
+    pub fn database_display(&self) -> String {
+        let url = self.database_url();
+        match (url.find("://"), url.rfind('@')) {
+            (Some(s), Some(at)) if at > s => {
+                let creds = &url[s + 3..at];
+                let user = creds.split(':').next().unwrap_or("");
+                format!("{}{user}:[redacted]{}", &url[..s + 3], &url[at..])
+            }
+            _ => url.to_string(),
+        }
+    }
+
+    pub fn master_key_path(&self) -> PathBuf {
+        self.master_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master.key"))
+    }
+
+    pub fn host_key_path(&self) -> PathBuf {
+        self.data_dir.join("host-api.key")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn defaults_are_valid_and_env_overrides_apply() {
+        let mut cfg = Config::default();
+        cfg.validate().unwrap();
+        let env: HashMap<&str, &str> = HashMap::from([
+            ("OTP_LISTEN", "0.0.0.0:9000"),
+            ("OTP_DATABASE_URL", "postgres://otp:s3cret@localhost/otp"),
+            ("OTP_API_KEYS", "ib:0123456789abcdef0123456789abcdef"),
+        ]);
+        cfg.apply_env(|k| env.get(k).map(|v| (*v).to_owned()))
+            .unwrap();
+        assert_eq!(cfg.listen.port(), 9000);
+        assert_eq!(cfg.api_keys[0].name, "ib");
+        assert_eq!(
+            cfg.database_display(),
+            "postgres://otp:[redacted]@localhost/otp"
+        );
+        let shown = format!("{cfg:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("0123456789abcdef"),
+            "Debug must hide secrets: {shown}"
+        );
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let bad_env: HashMap<&str, &str> = HashMap::from([("OTP_LISTEN", "nonsense")]);
+        let err = Config::default()
+            .apply_env(|k| bad_env.get(k).map(|v| (*v).to_owned()))
+            .unwrap_err();
+        assert!(err.to_string().contains("OTP_LISTEN"));
+        let short = Config {
+            api_keys: vec![ApiKey {
+                name: "ib".into(),
+                key: Hidden("short".into()),
+            }],
+            ..Config::default()
+        };
+        assert!(short
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("32 characters"));
+        let bad: Result<Config, _> = toml::from_str("listen = \"127.0.0.1:1\"\nunknown_key = 1\n");
+        assert!(bad.is_err(), "unknown settings are refused, not ignored");
+        let parsed: Config =
+            toml::from_str("[policy]\nmax_failures = 3\nlock_seconds = 900\n[totp]\ndigits = 8\n")
+                .unwrap();
+        assert_eq!(parsed.policy.max_failures, 3);
+        assert_eq!(parsed.totp_params().unwrap().digits, 8);
+    }
+}

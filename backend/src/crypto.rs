@@ -1,0 +1,586 @@
+//! Secrets at rest and password hashing.
+//!
+//! Token secrets are sealed with AES-256-GCM under a master key. Each sealed value carries the
+//! key id beside it (so keys rotate) and a format version (so the format can evolve); the
+//! associated data binds the ciphertext to its token's user ID, so a ciphertext copied onto
+//! another row does not decrypt. Master keys come from a key file (created 0600 on first run)
+//! or from the environment; the last key listed is the one new secrets are sealed with.
+//!
+//! Every password (login, confirmation, activation, staff) is hashed with Argon2id.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use rand::rngs::OsRng;
+use rand::RngCore;
+use zeroize::Zeroizing;
+
+use protocol::Secret;
+
+/// The only sealed-secret format so far: 12-byte nonce || ciphertext+tag.
+pub const SECRET_FORMAT_V1: i64 = 1;
+const NONCE_LEN: usize = 12;
+const KEY_CHECK_PLAINTEXT: &[u8] = b"otp master key check v1";
+
+/// Errors about master keys and sealed values. Messages never contain key material.
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    #[error("master key file {0} does not exist")]
+    KeyFileMissing(PathBuf),
+    #[error("master key file {path} is readable by group or others (mode {mode:o}); chmod 600 it")]
+    KeyFilePermissions { path: PathBuf, mode: u32 },
+    #[error("master key source is malformed: {0}")]
+    Malformed(String),
+    #[error("master key {0} is not available")]
+    UnknownKey(String),
+    #[error("sealed secret could not be opened (wrong key, or the ciphertext was tampered with or moved to another token)")]
+    Open,
+    #[error("sealed secret has unknown format version {0}")]
+    Format(i64),
+    #[error("key file I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A 256-bit master key; zeroized on drop, never printed.
+#[derive(Clone)]
+struct MasterKey(Zeroizing<[u8; 32]>);
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MasterKey([redacted])")
+    }
+}
+
+/// A sealed token secret as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    pub key_id: String,
+    pub format: i64,
+    pub blob: Vec<u8>,
+}
+
+/// Where the master keys come from.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// A file of `key_id:hex` lines; created with one fresh key (mode 0600) when `create` is set
+    /// and the file does not exist.
+    File { path: PathBuf, create: bool },
+    /// The same format, from an environment variable (comma or newline separated).
+    Env(String),
+}
+
+#[derive(Debug, Default)]
+struct KeySet {
+    keys: HashMap<String, MasterKey>,
+    current: String,
+}
+
+/// The master keys in use. Cheap to clone; reloadable from its source so that a running server
+/// picks up a key that `keys rotate` added, without a restart.
+#[derive(Clone)]
+pub struct Keyring {
+    inner: Arc<RwLock<KeySet>>,
+    source: Option<KeySource>,
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyring")
+            .field("key_ids", &self.key_ids())
+            .field("current", &self.current_id())
+            .finish()
+    }
+}
+
+fn parse_keys(text: &str) -> Result<KeySet, CryptoError> {
+    let mut set = KeySet::default();
+    for entry in text
+        .split(['\n', ','])
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (id, hex_key) = entry
+            .split_once(':')
+            .ok_or_else(|| CryptoError::Malformed("expected key_id:hex".into()))?;
+        let id = id.trim();
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(CryptoError::Malformed(
+                "key id must be non-empty [A-Za-z0-9_-]".into(),
+            ));
+        }
+        let bytes = Zeroizing::new(
+            hex::decode(hex_key.trim())
+                .map_err(|_| CryptoError::Malformed(format!("key {id} is not hex")))?,
+        );
+        let arr: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| CryptoError::Malformed(format!("key {id} is not 32 bytes")))?;
+        set.keys
+            .insert(id.to_owned(), MasterKey(Zeroizing::new(arr)));
+        set.current = id.to_owned();
+    }
+    if set.keys.is_empty() {
+        return Err(CryptoError::Malformed("no keys".into()));
+    }
+    Ok(set)
+}
+
+fn new_key_line() -> (String, Zeroizing<String>) {
+    let mut key = Zeroizing::new([0u8; 32]);
+    OsRng.fill_bytes(key.as_mut());
+    let id = format!(
+        "k{}-{}",
+        chrono::Utc::now().format("%Y%m%d%H%M%S"),
+        hex::encode(&OsRng.next_u32().to_be_bytes()[..2])
+    );
+    let line = Zeroizing::new(format!("{id}:{}\n", hex::encode(key.as_ref())));
+    (id, line)
+}
+
+#[cfg(unix)]
+fn check_permissions(path: &Path) -> Result<(), CryptoError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(CryptoError::KeyFilePermissions {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_permissions(_path: &Path) -> Result<(), CryptoError> {
+    Ok(())
+}
+
+fn open_private(path: &Path, create_new: bool) -> std::io::Result<std::fs::File> {
+    let mut opts = std::fs::OpenOptions::new();
+    if create_new {
+        opts.write(true).create_new(true);
+    } else {
+        opts.append(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)
+}
+
+impl Keyring {
+    /// Load keys from their source.
+    ///
+    /// # Errors
+    /// A missing file (unless `create`), a file readable by others, or malformed content.
+    pub fn load(source: KeySource) -> Result<(Keyring, bool), CryptoError> {
+        let mut created = false;
+        let set = match &source {
+            KeySource::Env(text) => parse_keys(text)?,
+            KeySource::File { path, create } => {
+                if !path.exists() {
+                    if !create {
+                        return Err(CryptoError::KeyFileMissing(path.clone()));
+                    }
+                    if let Some(dir) = path.parent() {
+                        std::fs::create_dir_all(dir)?;
+                    }
+                    let (_, line) = new_key_line();
+                    let mut f = open_private(path, true)?;
+                    f.write_all(line.as_bytes())?;
+                    f.sync_all()?;
+                    created = true;
+                }
+                check_permissions(path)?;
+                parse_keys(&Zeroizing::new(std::fs::read_to_string(path)?))?
+            }
+        };
+        Ok((
+            Keyring {
+                inner: Arc::new(RwLock::new(set)),
+                source: Some(source),
+            },
+            created,
+        ))
+    }
+
+    /// A keyring with one fixed key, for tests and tools.
+    pub fn from_hex(id: &str, hex_key: &str) -> Result<Keyring, CryptoError> {
+        Ok(Keyring {
+            inner: Arc::new(RwLock::new(parse_keys(&format!("{id}:{hex_key}"))?)),
+            source: None,
+        })
+    }
+
+    /// Re-read the source (a rotation elsewhere may have added a key).
+    ///
+    /// # Errors
+    /// As [`Keyring::load`]; on error the keys in memory stay as they were.
+    pub fn reload(&self) -> Result<(), CryptoError> {
+        let Some(source) = &self.source else {
+            return Ok(());
+        };
+        let text = match source {
+            KeySource::Env(text) => Zeroizing::new(text.clone()),
+            KeySource::File { path, .. } => {
+                check_permissions(path)?;
+                Zeroizing::new(std::fs::read_to_string(path)?)
+            }
+        };
+        let set = parse_keys(&text)?;
+        if let Ok(mut guard) = self.inner.write() {
+            *guard = set;
+        }
+        Ok(())
+    }
+
+    /// Append a fresh key to the key file and make it current. Returns its id.
+    ///
+    /// # Errors
+    /// When the keys come from the environment (rotate them there), or on I/O errors.
+    pub fn add_key(&self) -> Result<String, CryptoError> {
+        let Some(KeySource::File { path, .. }) = &self.source else {
+            return Err(CryptoError::Malformed(
+                "keys from the environment are rotated by changing the environment".into(),
+            ));
+        };
+        let (id, line) = new_key_line();
+        let mut f = open_private(path, false)?;
+        f.write_all(line.as_bytes())?;
+        f.sync_all()?;
+        self.reload()?;
+        Ok(id)
+    }
+
+    pub fn current_id(&self) -> String {
+        self.inner
+            .read()
+            .map(|s| s.current.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn key_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .inner
+            .read()
+            .map(|s| s.keys.keys().cloned().collect())
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+
+    fn cipher(&self, key_id: &str) -> Result<Aes256Gcm, CryptoError> {
+        let guard = self
+            .inner
+            .read()
+            .map_err(|_| CryptoError::UnknownKey(key_id.into()))?;
+        let key = guard
+            .keys
+            .get(key_id)
+            .ok_or_else(|| CryptoError::UnknownKey(key_id.into()))?;
+        Aes256Gcm::new_from_slice(key.0.as_ref())
+            .map_err(|_| CryptoError::UnknownKey(key_id.into()))
+    }
+
+    fn seal_bytes(
+        &self,
+        key_id: &str,
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        let cipher = self.cipher(key_id)?;
+        let mut nonce = [0u8; NONCE_LEN];
+        OsRng.fill_bytes(&mut nonce);
+        let ct = cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
+            .map_err(|_| CryptoError::Open)?;
+        let mut blob = Vec::with_capacity(NONCE_LEN + ct.len());
+        blob.extend_from_slice(&nonce);
+        blob.extend_from_slice(&ct);
+        Ok(blob)
+    }
+
+    fn open_bytes(
+        &self,
+        key_id: &str,
+        blob: &[u8],
+        aad: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        if blob.len() < NONCE_LEN + 16 {
+            return Err(CryptoError::Open);
+        }
+        let cipher = match self.cipher(key_id) {
+            Ok(c) => c,
+            Err(CryptoError::UnknownKey(_)) => {
+                // A key added by `keys rotate` in another process: pick it up and retry once.
+                self.reload()?;
+                self.cipher(key_id)?
+            }
+            Err(e) => return Err(e),
+        };
+        let (nonce, ct) = blob.split_at(NONCE_LEN);
+        cipher
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
+            .map(Zeroizing::new)
+            .map_err(|_| CryptoError::Open)
+    }
+
+    /// Seal a token secret under the current key, bound to `user_id`.
+    ///
+    /// # Errors
+    /// Only if the keyring is empty or poisoned.
+    pub fn seal(&self, user_id: &str, secret: &Secret) -> Result<Sealed, CryptoError> {
+        let key_id = self.current_id();
+        let blob = self.seal_bytes(&key_id, secret.expose(), &aad(user_id))?;
+        Ok(Sealed {
+            key_id,
+            format: SECRET_FORMAT_V1,
+            blob,
+        })
+    }
+
+    /// Open a sealed token secret.
+    ///
+    /// # Errors
+    /// Unknown key, unknown format, or authentication failure (wrong key, tampering, or a
+    /// ciphertext that belongs to another token).
+    pub fn open(&self, user_id: &str, sealed: &Sealed) -> Result<Secret, CryptoError> {
+        if sealed.format != SECRET_FORMAT_V1 {
+            return Err(CryptoError::Format(sealed.format));
+        }
+        let plain = self.open_bytes(&sealed.key_id, &sealed.blob, &aad(user_id))?;
+        Ok(Secret::from_bytes(plain.to_vec()))
+    }
+
+    /// A known plaintext sealed under `key_id`, stored so start-up can detect a wrong key.
+    ///
+    /// # Errors
+    /// Unknown key.
+    pub fn key_check(&self, key_id: &str) -> Result<Vec<u8>, CryptoError> {
+        self.seal_bytes(key_id, KEY_CHECK_PLAINTEXT, key_id.as_bytes())
+    }
+
+    /// Whether `check` (from [`Keyring::key_check`]) opens under our key of that id.
+    ///
+    /// # Errors
+    /// Unknown key or a key that does not open the check value.
+    pub fn verify_check(&self, key_id: &str, check: &[u8]) -> Result<(), CryptoError> {
+        let plain = self.open_bytes(key_id, check, key_id.as_bytes())?;
+        if plain.as_slice() == KEY_CHECK_PLAINTEXT {
+            Ok(())
+        } else {
+            Err(CryptoError::Open)
+        }
+    }
+}
+
+fn aad(user_id: &str) -> Vec<u8> {
+    format!("otp-token-secret:v1:{user_id}").into_bytes()
+}
+
+/// Argon2id with configurable cost. Production uses the crate's defaults (OWASP's m=19 MiB,
+/// t=2, p=1); tests and the load tool's seeding may lower them.
+#[derive(Clone, Debug, Default)]
+pub struct PasswordHasher {
+    params: Params,
+}
+
+
+impl PasswordHasher {
+    /// # Errors
+    /// Parameters out of Argon2's range.
+    pub fn new(m_cost_kib: u32, t_cost: u32, p_cost: u32) -> Result<Self, CryptoError> {
+        let params = Params::new(m_cost_kib, t_cost, p_cost, None)
+            .map_err(|e| CryptoError::Malformed(format!("argon2 parameters: {e}")))?;
+        Ok(PasswordHasher { params })
+    }
+
+    /// The cheapest parameters Argon2 allows; for tests and load-test seeding only.
+    pub fn insecure_fast() -> Self {
+        PasswordHasher {
+            params: Params::new(8, 1, 1, None).unwrap_or_default(),
+        }
+    }
+
+    fn argon2(&self) -> Argon2<'static> {
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
+    }
+
+    /// Hash a password into a PHC string (salted, parameters included).
+    ///
+    /// # Errors
+    /// Only on internal Argon2 failures.
+    pub fn hash(&self, password: &str) -> Result<String, CryptoError> {
+        let salt = SaltString::generate(&mut OsRng);
+        self.argon2()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| CryptoError::Malformed(format!("argon2: {e}")))
+    }
+
+    /// Check a password against a stored PHC string, with the parameters stored in it.
+    /// Constant-time in the comparison (argon2 crate). A malformed hash never verifies.
+    pub fn verify(&self, password: &str, phc: &str) -> bool {
+        match PasswordHash::new(phc) {
+            Ok(parsed) => Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok(),
+            Err(_) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring() -> Keyring {
+        Keyring::from_hex("k1", &"11".repeat(32)).unwrap()
+    }
+
+    #[test]
+    fn seal_open_round_trip_and_aad_binding() {
+        let k = ring();
+        let s = Secret::from_bytes(b"12345678901234567890".to_vec());
+        let sealed = k.seal("999800000001", &s).unwrap();
+        assert_eq!(sealed.key_id, "k1");
+        assert!(
+            !sealed.blob.windows(20).any(|w| w == s.expose()),
+            "ciphertext must not contain the plaintext"
+        );
+        assert_eq!(
+            k.open("999800000001", &sealed).unwrap().expose(),
+            s.expose()
+        );
+        assert!(
+            matches!(k.open("999800000019", &sealed), Err(CryptoError::Open)),
+            "a ciphertext moved to another token must not open"
+        );
+        let mut tampered = sealed.clone();
+        let last = tampered.blob.len() - 1;
+        tampered.blob[last] ^= 1;
+        assert!(matches!(
+            k.open("999800000001", &tampered),
+            Err(CryptoError::Open)
+        ));
+    }
+
+    #[test]
+    fn wrong_key_fails_check() {
+        let k = ring();
+        let check = k.key_check("k1").unwrap();
+        k.verify_check("k1", &check).unwrap();
+        let other = Keyring::from_hex("k1", &"22".repeat(32)).unwrap();
+        assert!(
+            other.verify_check("k1", &check).is_err(),
+            "a different key under the same id must be detected"
+        );
+    }
+
+    #[test]
+    fn key_file_is_created_private_and_rotates() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/master.key");
+        let (k, created) = Keyring::load(KeySource::File {
+            path: path.clone(),
+            create: true,
+        })
+        .unwrap();
+        assert!(created);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        let first = k.current_id();
+        let s = Secret::from_bytes(vec![7u8; 20]);
+        let sealed = k.seal("u", &s).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let second = k.add_key().unwrap();
+        assert_ne!(first, second);
+        assert_eq!(k.current_id(), second);
+        assert_eq!(
+            k.open("u", &sealed).unwrap().expose(),
+            s.expose(),
+            "old keys stay usable after rotation"
+        );
+        assert!(matches!(
+            Keyring::load(KeySource::File {
+                path: dir.path().join("absent"),
+                create: false
+            }),
+            Err(CryptoError::KeyFileMissing(_))
+        ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn world_readable_key_file_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        std::fs::write(&path, format!("k1:{}\n", "33".repeat(32))).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(
+            Keyring::load(KeySource::File {
+                path,
+                create: false
+            }),
+            Err(CryptoError::KeyFilePermissions { .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_env_keys_are_refused() {
+        for bad in ["", "k1", "k1:zz", "k1:00", "bad id:".to_owned().as_str()] {
+            assert!(
+                Keyring::load(KeySource::Env(bad.into())).is_err(),
+                "{bad:?} must be refused"
+            );
+        }
+        let (k, _) = Keyring::load(KeySource::Env(format!(
+            "a:{},b:{}",
+            "01".repeat(32),
+            "02".repeat(32)
+        )))
+        .unwrap();
+        assert_eq!(k.current_id(), "b", "the last key listed is current");
+        assert!(
+            !format!("{k:?}").contains("0101"),
+            "Debug must not show key material"
+        );
+    }
+
+    #[test]
+    fn argon2id_hash_and_verify() {
+        let h = PasswordHasher::insecure_fast();
+        let phc = h.hash("1234").unwrap();
+        assert!(phc.starts_with("$argon2id$"));
+        assert!(h.verify("1234", &phc));
+        assert!(!h.verify("1235", &phc));
+        assert!(!h.verify("1234", "not a hash"));
+    }
+}

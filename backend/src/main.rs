@@ -1,0 +1,266 @@
+//! `otp-backend`: the server and its administration commands.
+
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use zeroize::Zeroizing;
+
+use backend::config::Config;
+use backend::engine::Actor;
+
+#[derive(Parser)]
+#[command(
+    name = "otp-backend",
+    version,
+    about = "Soft-token OTP backend for internet banking"
+)]
+struct Cli {
+    /// TOML configuration file; without one, embedded defaults under ./data are used.
+    #[arg(long, short, env = "OTP_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve,
+    /// Create or upgrade the database schema.
+    Migrate,
+    /// Customers of internet banking.
+    Customer {
+        #[command(subcommand)]
+        command: CustomerCommand,
+    },
+    /// Support staff accounts.
+    Staff {
+        #[command(subcommand)]
+        command: StaffCommand,
+    },
+    /// Master keys for token secrets.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CustomerCommand {
+    /// Add a customer. Reads the login password and then the confirmation password from
+    /// standard input, one per line (never from the command line, where `ps` would show them).
+    Add {
+        #[arg(long)]
+        login_id: String,
+        #[arg(long, default_value = "")]
+        name: String,
+        #[arg(long)]
+        email: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum StaffCommand {
+    /// Add a staff member. Reads the password from standard input.
+    Add {
+        #[arg(long)]
+        login_id: String,
+        #[arg(long, default_value = "")]
+        name: String,
+        #[arg(long, value_parser = ["operator", "supervisor"])]
+        role: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Add a new master key and re-seal every secret under it. Running servers keep working:
+    /// they load the new key when they first meet it.
+    Rotate,
+    /// Show the master keys and how many secrets each seals.
+    Status,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let cfg = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_tracing(cfg.log_json);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli.command, cfg)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OTP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn read_secret_line(prompt: &str) -> anyhow::Result<Zeroizing<String>> {
+    eprint!("{prompt}: ");
+    std::io::stderr().flush().ok();
+    let mut line = Zeroizing::new(String::new());
+    std::io::stdin().lock().read_line(&mut line)?;
+    let trimmed = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
+    if trimmed.is_empty() {
+        anyhow::bail!("{prompt}: nothing was read from standard input");
+    }
+    Ok(trimmed)
+}
+
+async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => serve(cfg).await,
+        Command::Migrate => {
+            backend::open_store(&cfg).await?;
+            println!("database {} is up to date", cfg.database_display());
+            Ok(())
+        }
+        Command::Customer {
+            command:
+                CustomerCommand::Add {
+                    login_id,
+                    name,
+                    email,
+                },
+        } => {
+            let login = read_secret_line("login password")?;
+            let confirm = read_secret_line("confirmation password")?;
+            let (st, _) = backend::build_default(&cfg).await?;
+            let id = st
+                .engine
+                .create_customer(
+                    &login_id,
+                    &name,
+                    email.as_deref(),
+                    login,
+                    confirm,
+                    &Actor::cli(),
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{} ({})", e, e.code()))?;
+            println!("customer {login_id} created (id {id})");
+            Ok(())
+        }
+        Command::Staff {
+            command:
+                StaffCommand::Add {
+                    login_id,
+                    name,
+                    role,
+                },
+        } => {
+            let password = read_secret_line("password")?;
+            let (st, _) = backend::build_default(&cfg).await?;
+            let id = st
+                .engine
+                .create_staff(&login_id, &name, &role, password)
+                .await
+                .map_err(|e| anyhow::anyhow!("{} ({})", e, e.code()))?;
+            println!("staff {login_id} ({role}) created (id {id})");
+            Ok(())
+        }
+        Command::Keys { command } => {
+            let (st, _) = backend::build_default(&cfg).await?;
+            let engine = &st.engine;
+            if let KeysCommand::Rotate = command {
+                let new_id = engine.keys().add_key().context("adding a key")?;
+                engine.check_keys().await?;
+                let n = engine
+                    .reseal_all()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e} ({})", e.code()))?;
+                println!("new master key {new_id}; {n} secret(s) re-sealed");
+            }
+            println!("current key: {}", engine.keys().current_id());
+            for (key_id, n) in engine.store().keys_in_use().await? {
+                println!("  {key_id}: {n} secret(s)");
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let (state, startup) = backend::build_default(&cfg).await?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    // Say where everything is (never what the secrets are).
+    tracing::info!(
+        listen = %addr,
+        data_dir = %cfg.data_dir.display(),
+        database = %cfg.database_display(),
+        master_key = %match &cfg.master_key { Some(_) => "from OTP_MASTER_KEY".to_owned(), None => cfg.master_key_path().display().to_string() },
+        master_key_created = startup.created_master_key,
+        host_api_keys = %if cfg.api_keys.is_empty() { cfg.host_key_path().display().to_string() } else { "from configuration".to_owned() },
+        host_api_key_created = startup.created_host_key,
+        openapi = %format!("http://{addr}/host/v1/openapi.json"),
+        "otp-backend listening"
+    );
+    eprintln!("otp-backend listening on http://{addr}");
+    let engine = state.engine.clone();
+    let app = backend::web::app(state);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    tracing::info!("in-flight requests finished; closing the database");
+    engine.store().close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}

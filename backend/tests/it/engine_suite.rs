@@ -1,0 +1,657 @@
+//! The store and engine suite, run against SQLite and PostgreSQL alike.
+
+use backend::domain::{DomainError, Outcome, Purpose, TokenState};
+use backend::engine::{Actor, EngineError};
+use protocol::{ServiceId, UserId};
+
+use crate::both_dbs;
+use crate::support::*;
+
+both_dbs!(
+    lifecycle_end_to_end,
+    lockout_and_unlock,
+    timed_lock_lifts,
+    activation_password_attempts,
+    issuance_expiry_and_link_rules,
+    illegal_transitions_are_errors,
+    concurrent_replay_accepted_once,
+    drift_window_bounded_in_store,
+    secrets_sealed_and_keys_rotate,
+    audit_trail_has_no_secrets,
+    other_customers_token_is_untouched,
+);
+
+async fn lifecycle_end_to_end(db: Db) {
+    let env = Env::new(db).await;
+    env.customer("taro01").await;
+    let uid = env.issue("taro01").await;
+    let st = env.engine.token_status(&uid).await.unwrap();
+    assert_eq!(st.state, TokenState::Issued);
+    assert_eq!(st.service_id, "10112231");
+    assert!(
+        UserId::parse(&uid).is_ok(),
+        "issued user IDs carry a valid check digit"
+    );
+
+    // A second live token is refused.
+    let err = env
+        .engine
+        .issue_token("taro01", "taro@example.jp", z("5678"), &host())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "LIVE_TOKEN_EXISTS");
+
+    // Nothing verifies before activation.
+    let r = env
+        .engine
+        .verify(&uid, z("123456"), Purpose::Login, host())
+        .await
+        .unwrap();
+    assert_eq!(r.result, Outcome::NotActive);
+
+    env.engine.open_link(&uid, &host()).await.unwrap();
+    let secret = env.provision(&uid).await;
+    assert_eq!(secret.len(), 20, "SHA-1 secrets are 160 bits");
+    let again = env
+        .engine
+        .provision(
+            &ServiceId::parse("10112231").unwrap(),
+            &UserId::parse(&uid).unwrap(),
+            z("1234"),
+            &device(),
+            &Actor::new("app", None),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(again, EngineError::AlreadyProvisioned),
+        "the secret is handed out only once"
+    );
+
+    // Provisioned: login codes are not accepted yet, activation is.
+    let r = env
+        .engine
+        .verify(&uid, env.code(&secret, 0), Purpose::Login, host())
+        .await
+        .unwrap();
+    assert_eq!(r.result, Outcome::NotActive);
+    let r = env
+        .engine
+        .verify(&uid, env.code(&secret, 0), Purpose::Activation, host())
+        .await
+        .unwrap();
+    assert_eq!((r.result, r.state), (Outcome::Ok, TokenState::Active));
+
+    // The activation code cannot be used again (RFC 6238 §5.2).
+    let r = env
+        .engine
+        .verify(&uid, env.code(&secret, 0), Purpose::Login, host())
+        .await
+        .unwrap();
+    assert_eq!(r.result, Outcome::Replayed);
+    // Nor an older one.
+    let r = env
+        .engine
+        .verify(&uid, env.code(&secret, -1), Purpose::Transfer, host())
+        .await
+        .unwrap();
+    assert_eq!(r.result, Outcome::Replayed);
+
+    env.clock.advance(60);
+    let r = env
+        .engine
+        .verify(&uid, env.code(&secret, 0), Purpose::Transfer, host())
+        .await
+        .unwrap();
+    assert_eq!(r.result, Outcome::Ok);
+
+    env.clock.advance(60);
+    let r = env
+        .engine
+        .verify(&uid, env.code(&secret, 0), Purpose::Deactivation, host())
+        .await
+        .unwrap();
+    assert_eq!((r.result, r.state), (Outcome::Ok, TokenState::Deactivated));
+    env.clock.advance(60);
+    let r = env
+        .engine
+        .verify(&uid, env.code(&secret, 0), Purpose::Login, host())
+        .await
+        .unwrap();
+    assert_eq!(
+        r.result,
+        Outcome::NotActive,
+        "a deactivated token verifies nothing"
+    );
+
+    // Next-day rule on the Tokyo calendar: T0 is 12:00 JST; 23:59:59 JST is still today.
+    let now = env.now();
+    let midnight_jst = T0 - 30 + 12 * 3600; // 2026-11-26 00:00:00 JST
+    env.clock.set(midnight_jst - 1);
+    let err = env
+        .engine
+        .issue_token("taro01", "taro@example.jp", z("5678"), &host())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        "REISSUE_NEXT_DAY",
+        "issuance on the day of deactivation is refused"
+    );
+    assert!(now < midnight_jst);
+    env.clock.set(midnight_jst);
+    let uid2 = env
+        .engine
+        .issue_token("taro01", "taro@example.jp", z("5678"), &host())
+        .await
+        .unwrap()
+        .user_id;
+    assert_ne!(uid2, uid);
+}
+
+async fn lockout_and_unlock(db: Db) {
+    let env = Env::new(db).await;
+    let (uid, secret) = env.active_token("hanako1").await;
+    env.clock.advance(60);
+    // 4 failures then a success: the counter resets.
+    for left in (1..=4).rev() {
+        let r = env
+            .engine
+            .verify(&uid, z("000000"), Purpose::Login, host())
+            .await
+            .unwrap();
+        assert_eq!((r.result, r.attempts_left), (Outcome::Invalid, Some(left)));
+    }
+    let r = env
+        .engine
+        .verify(&uid, env.code(&secret, 0), Purpose::Login, host())
+        .await
+        .unwrap();
+    assert_eq!(r.result, Outcome::Ok);
+    assert_eq!(
+        env.engine.token_status(&uid).await.unwrap().failures,
+        0,
+        "a success resets the count"
+    );
+    // 5 consecutive failures lock.
+    for i in 1..=5 {
+        let r = env
+            .engine
+            .verify(&uid, z("000001"), Purpose::Login, host())
+            .await
+            .unwrap();
+        if i < 5 {
+            assert_eq!(r.result, Outcome::Invalid);
+        } else {
+            assert_eq!(
+                (r.result, r.locked),
+                (Outcome::Locked, true),
+                "the fifth failure locks"
+            );
+        }
+    }
+    env.clock.advance(60);
+    let r = env
+        .engine
+        .verify(&uid, env.code(&secret, 0), Purpose::Login, host())
+        .await
+        .unwrap();
+    assert_eq!(
+        r.result,
+        Outcome::Locked,
+        "a locked token refuses even the right code"
+    );
+    // Brute force against a lock counts nothing further and still says locked.
+    let r = env
+        .engine
+        .verify(&uid, z("999999"), Purpose::Login, host())
+        .await
+        .unwrap();
+    assert_eq!(r.result, Outcome::Locked);
+    env.clock.advance(24 * 3600);
+    let r = env
+        .engine
+        .verify(&uid, env.code(&secret, 0), Purpose::Login, host())
+        .await
+        .unwrap();
+    assert_eq!(
+        r.result,
+        Outcome::Locked,
+        "without a lock time only staff unlock"
+    );
+
+    let st = env
+        .engine
+        .unlock(&uid, &Actor::new("staff:1", None), "customer called")
+        .await
+        .unwrap();
+    assert!(!st.locked);
+    let r = env
+        .engine
+        .verify(&uid, env.code(&secret, 0), Purpose::Login, host())
+        .await
+        .unwrap();
+    assert_eq!(r.result, Outcome::Ok);
+    let err = env.engine.unlock(&uid, &host(), "again").await.unwrap_err();
+    assert_eq!(err.code(), "NOT_LOCKED");
+    let audit = env.audit(&uid).await;
+    assert!(audit
+        .iter()
+        .any(|a| a.action == "lock" && a.outcome == "locked"));
+    assert!(audit
+        .iter()
+        .any(|a| a.action == "unlock" && a.actor == "staff:1"));
+}
+
+async fn timed_lock_lifts(db: Db) {
+    let env = Env::with_config(db, |c| {
+        c.policy.max_failures = 3;
+        c.policy.lock_seconds = Some(900);
+    })
+    .await;
+    let (uid, secret) = env.active_token("jiro001").await;
+    env.clock.advance(60);
+    for _ in 0..3 {
+        env.engine
+            .verify(&uid, z("000000"), Purpose::Login, host())
+            .await
+            .unwrap();
+    }
+    assert!(env.engine.token_status(&uid).await.unwrap().locked);
+    env.clock.advance(899);
+    let r = env
+        .engine
+        .verify(&uid, env.code(&secret, 0), Purpose::Login, host())
+        .await
+        .unwrap();
+    assert_eq!(r.result, Outcome::Locked);
+    env.clock.advance(1);
+    let r = env
+        .engine
+        .verify(&uid, z("000000"), Purpose::Login, host())
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.result, r.attempts_left),
+        (Outcome::Invalid, Some(2)),
+        "after the lock time the count starts again"
+    );
+    let r = env
+        .engine
+        .verify(&uid, env.code(&secret, 0), Purpose::Login, host())
+        .await
+        .unwrap();
+    assert_eq!(r.result, Outcome::Ok);
+}
+
+async fn activation_password_attempts(db: Db) {
+    let env = Env::new(db).await;
+    env.customer("saburo1").await;
+    let uid = env.issue("saburo1").await;
+    let sid = ServiceId::parse("10112231").unwrap();
+    let u = UserId::parse(&uid).unwrap();
+    let app = Actor::new("app", Some("10.0.0.9".into()));
+    let err = env
+        .engine
+        .provision(&sid, &u, z("1234"), &device(), &app)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        "LINK_NOT_OPENED",
+        "setup is refused before the mailed link is opened"
+    );
+    env.engine.open_link(&uid, &host()).await.unwrap();
+    for left in (1..=4).rev() {
+        match env
+            .engine
+            .provision(&sid, &u, z("9999"), &device(), &app)
+            .await
+            .unwrap_err()
+        {
+            EngineError::WrongActivationPassword { attempts_left } => {
+                assert_eq!(attempts_left, left)
+            }
+            other => panic!("expected wrong password, got {other:?}"),
+        }
+    }
+    let err = env
+        .engine
+        .provision(&sid, &u, z("9999"), &device(), &app)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "ISSUANCE_DEAD");
+    let err = env
+        .engine
+        .provision(&sid, &u, z("1234"), &device(), &app)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        "ISSUANCE_DEAD",
+        "the right password no longer helps"
+    );
+    assert_eq!(
+        env.engine.token_status(&uid).await.unwrap().state,
+        TokenState::Voided
+    );
+    // Unknown service ID for a real user ID is as unknown as a wrong user ID.
+    let err = env
+        .engine
+        .provision(
+            &ServiceId::parse("10112232").unwrap(),
+            &u,
+            z("1234"),
+            &device(),
+            &app,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "UNKNOWN_USER_ID");
+    // The customer issues again (same day is fine: nothing was deactivated).
+    env.issue("saburo1").await;
+    let audit = env.audit(&uid).await;
+    assert_eq!(
+        audit.iter().filter(|a| a.action == "provision").count(),
+        7,
+        "every attempt is audited"
+    );
+    assert!(audit.iter().all(|a| a.ip.as_deref() != Some("")));
+}
+
+async fn issuance_expiry_and_link_rules(db: Db) {
+    let env = Env::new(db).await;
+    env.customer("shiro01").await;
+    let uid = env.issue("shiro01").await;
+    env.engine.open_link(&uid, &host()).await.unwrap();
+    env.engine.open_link(&uid, &host()).await.unwrap(); // reopening the link is fine
+    env.clock.advance(7 * 86_400);
+    let err = env
+        .engine
+        .provision(
+            &ServiceId::parse("10112231").unwrap(),
+            &UserId::parse(&uid).unwrap(),
+            z("1234"),
+            &device(),
+            &Actor::new("app", None),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "ISSUANCE_EXPIRED");
+    assert_eq!(
+        env.engine.token_status(&uid).await.unwrap().state,
+        TokenState::Voided,
+        "shown as void once expired"
+    );
+    let err = env.engine.open_link(&uid, &host()).await.unwrap_err();
+    assert_eq!(err.code(), "ISSUANCE_EXPIRED");
+    // A new issuance replaces the expired one.
+    let uid2 = env.issue("shiro01").await;
+    assert_eq!(
+        env.engine.token_status(&uid2).await.unwrap().state,
+        TokenState::Issued
+    );
+}
+
+async fn illegal_transitions_are_errors(db: Db) {
+    let env = Env::new(db).await;
+    let (uid, _) = env.active_token("goro001").await;
+    let err = env.engine.open_link(&uid, &host()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngineError::Domain(DomainError::IllegalTransition { .. })
+        ),
+        "{err:?}"
+    );
+    env.engine
+        .revoke(&uid, &Actor::new("staff:2", None), "phone stolen")
+        .await
+        .unwrap();
+    let err = env
+        .engine
+        .revoke(&uid, &Actor::new("staff:2", None), "again")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "ILLEGAL_TRANSITION");
+    let audit = env.audit(&uid).await;
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.action == "revoke" && a.outcome == "ILLEGAL_TRANSITION"),
+        "refusals are audited too"
+    );
+    let err = env.engine.token_status("123456789012").await.unwrap_err();
+    assert_eq!(err.code(), "USER_ID_CHECK_DIGIT");
+}
+
+async fn concurrent_replay_accepted_once(db: Db) {
+    let env = Env::new(db).await;
+    let (uid, secret) = env.active_token("rokuro1").await;
+    env.clock.advance(60);
+    let code = env.code(&secret, 0);
+    let mut handles = Vec::new();
+    for _ in 0..64 {
+        let engine = env.engine.clone();
+        let uid = uid.clone();
+        let code = code.clone();
+        handles.push(tokio::spawn(async move {
+            engine
+                .verify(&uid, code, Purpose::Transfer, host())
+                .await
+                .unwrap()
+                .result
+        }));
+    }
+    let mut ok = 0;
+    let mut replayed = 0;
+    for h in handles {
+        match h.await.unwrap() {
+            Outcome::Ok => ok += 1,
+            Outcome::Replayed => replayed += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        (ok, replayed),
+        (1, 63),
+        "one code submitted 64 times at once is accepted exactly once"
+    );
+    let audit = env.audit(&uid).await;
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|a| a.action == "verify_transfer")
+            .count(),
+        64,
+        "each decision is audited"
+    );
+}
+
+async fn drift_window_bounded_in_store(db: Db) {
+    let env = Env::new(db).await;
+    let (uid, secret) = env.active_token("shichi1").await;
+    // A chain of ever-later codes at the same real time walks the window at most
+    // max_drift (2) + window (1) steps ahead.
+    let mut results = Vec::new();
+    for ahead in 1..=6 {
+        results.push(
+            env.engine
+                .verify(&uid, env.code(&secret, ahead), Purpose::Login, host())
+                .await
+                .unwrap()
+                .result,
+        );
+    }
+    assert_eq!(
+        results,
+        [
+            Outcome::Ok,
+            Outcome::Ok,
+            Outcome::Ok,
+            Outcome::Invalid,
+            Outcome::Invalid,
+            Outcome::Invalid
+        ]
+    );
+}
+
+async fn secrets_sealed_and_keys_rotate(db: Db) {
+    let env = Env::new(db).await;
+    let (uid, secret) = env.active_token("hachi01").await;
+    // At rest: ciphertext only, under the configured key.
+    let row = env
+        .engine
+        .store()
+        .token_by_user_id(&uid)
+        .await
+        .unwrap()
+        .unwrap();
+    let blob = row.secret_enc.clone().unwrap();
+    assert!(
+        !blob.windows(secret.len()).any(|w| w == secret.expose()),
+        "the secret is not stored in the clear"
+    );
+    assert_eq!(row.secret_key_id.as_deref(), Some("test1"));
+    // A ciphertext moved onto another token does not open (AAD binds it to its user ID).
+    let sealed = row.sealed().unwrap();
+    assert!(env.engine.keys().open("999999999990", &sealed).is_err());
+
+    // Rotation: a running engine with both keys re-seals everything under the new key and keeps
+    // verifying; afterwards the old key can go.
+    let two_keys = format!("{MASTER_KEY},test2:{}", "02".repeat(32));
+    let db2 = TestDb {
+        url: env.db.url.clone(),
+        dir: tempfile::tempdir().unwrap(),
+        pg_name: None,
+    };
+    let mut cfg = config_for(&db2);
+    cfg.master_key = Some(backend::config::Hidden(two_keys));
+    let (state2, _) = backend::build_default(&cfg).await.unwrap();
+    let n = state2.engine.reseal_all().await.unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(
+        state2.engine.store().keys_in_use().await.unwrap(),
+        vec![("test2".to_owned(), 1)]
+    );
+    env.clock.advance(60);
+    let r = env
+        .engine
+        .verify(&uid, env.code(&secret, 0), Purpose::Login, host())
+        .await;
+    // The first engine has only test1: it must not verify with a secret it cannot open.
+    assert!(
+        r.is_err(),
+        "an engine without the new key must refuse, not guess"
+    );
+    let st2 = env
+        .engine
+        .store()
+        .token_by_user_id(&uid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(st2.secret_key_id.as_deref(), Some("test2"));
+
+    // Start-up refuses a key set that lacks a key in use, and a wrong key under a known id.
+    let mut only_old = config_for(&db2);
+    only_old.master_key = Some(backend::config::Hidden(MASTER_KEY.into()));
+    let err = backend::build_default(&only_old)
+        .await
+        .err()
+        .expect("must refuse")
+        .to_string();
+    assert!(
+        err.contains("test2") && err.contains("not configured"),
+        "{err}"
+    );
+    let mut wrong = config_for(&db2);
+    wrong.master_key = Some(backend::config::Hidden(format!(
+        "test2:{}",
+        "03".repeat(32)
+    )));
+    let err = format!(
+        "{:#}",
+        backend::build_default(&wrong)
+            .await
+            .err()
+            .expect("must refuse")
+    );
+    assert!(err.contains("does not match"), "{err}");
+}
+
+async fn audit_trail_has_no_secrets(db: Db) {
+    let env = Env::new(db).await;
+    let (uid, secret) = env.active_token("kyuu001").await;
+    env.clock.advance(60);
+    let code = env.code(&secret, 0);
+    env.engine
+        .verify(&uid, code.clone(), Purpose::Login, host())
+        .await
+        .unwrap();
+    env.engine
+        .verify(&uid, z("000000"), Purpose::Login, host())
+        .await
+        .unwrap();
+    let audit = env.audit(&uid).await;
+    let actions: Vec<&str> = audit.iter().rev().map(|a| a.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "issue",
+            "open_link",
+            "provision",
+            "activate",
+            "verify_login",
+            "verify_login"
+        ]
+    );
+    let b32 = secret.to_base32();
+    for a in &audit {
+        let text = format!("{a:?}");
+        assert!(
+            !text.contains(code.as_str()) && !text.contains(b32.as_str()) && !text.contains("1234"),
+            "audit row leaks: {text}"
+        );
+        assert!(a.at > 0 && !a.actor.is_empty());
+    }
+    assert_eq!(
+        env.engine
+            .store()
+            .audit_count("verify_login", "ok")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        env.engine
+            .store()
+            .audit_count("verify_login", "invalid")
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+async fn other_customers_token_is_untouched(db: Db) {
+    let env = Env::new(db).await;
+    let (uid_a, secret_a) = env.active_token("alice01").await;
+    let (uid_b, _secret_b) = env.active_token("bobby01").await;
+    env.clock.advance(60);
+    // A's code is not B's code.
+    let r = env
+        .engine
+        .verify(&uid_b, env.code(&secret_a, 0), Purpose::Transfer, host())
+        .await
+        .unwrap();
+    assert_eq!(r.result, Outcome::Invalid);
+    // ...and failing on B did not spend A's step or count against A.
+    let r = env
+        .engine
+        .verify(&uid_a, env.code(&secret_a, 0), Purpose::Transfer, host())
+        .await
+        .unwrap();
+    assert_eq!(r.result, Outcome::Ok);
+    assert_eq!(env.engine.token_status(&uid_a).await.unwrap().failures, 0);
+    assert_eq!(env.engine.token_status(&uid_b).await.unwrap().failures, 1);
+}

@@ -1,0 +1,348 @@
+//! The real `otp-backend` binary: start-up refusals, two processes on one PostgreSQL, a
+//! database that goes away and comes back, graceful shutdown.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::support::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_otp-backend");
+
+struct Proc {
+    child: Child,
+    base: String,
+}
+
+impl Proc {
+    async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Proc {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve")
+            .env("OTP_LISTEN", "127.0.0.1:0")
+            .env("OTP_DATA_DIR", db.dir.path())
+            .env("OTP_DATABASE_URL", &db.url)
+            .env("OTP_MASTER_KEY", MASTER_KEY)
+            .env("OTP_API_KEYS", format!("ib:{API_KEY}"))
+            .env_remove("OTP_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let base = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(rest) = line.strip_prefix("otp-backend listening on ") {
+                    return rest.trim().to_owned();
+                }
+            }
+            panic!("server exited before listening");
+        })
+        .await
+        .expect("server did not start in time");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Proc { child, base }
+    }
+
+    async fn verify(&self, http: &reqwest::Client, uid: &str, code: &str) -> (u16, Value) {
+        verify_at(http, &self.base, uid, code).await
+    }
+}
+
+async fn verify_at(http: &reqwest::Client, base: &str, uid: &str, code: &str) -> (u16, Value) {
+    {
+        let res = http
+            .post(format!("{base}/host/v1/tokens/{uid}/verify"))
+            .bearer_auth(API_KEY)
+            .json(&json!({"code": code, "purpose": "transfer"}))
+            .send()
+            .await
+            .unwrap();
+        (
+            res.status().as_u16(),
+            res.json().await.unwrap_or(Value::Null),
+        )
+    }
+}
+
+/// Run the binary to completion; (success, stderr).
+async fn run(args: &[&str], envs: &[(&str, String)]) -> (bool, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_remove("OTP_CONFIG")
+        .env_remove("OTP_MASTER_KEY");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().await.unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_accept_a_code_once() {
+    let env = Env::new(Db::Postgres).await;
+    let (uid, secret) = env.active_token("multi01").await;
+    let a = Proc::start(&env.db, &[]).await;
+    let b = Proc::start(&env.db, &[]).await;
+    // The servers use the real clock; compute the code for real time.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code = protocol::code_at(&secret, &protocol::TotpParams::default(), now);
+    let http = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let p = if i % 2 == 0 {
+            a.base.clone()
+        } else {
+            b.base.clone()
+        };
+        let (http, uid, code) = (http.clone(), uid.clone(), code.as_str().to_owned());
+        tasks.push(tokio::spawn(async move {
+            verify_at(&http, &p, &uid, &code).await.1["result"]
+                .as_str()
+                .unwrap_or("error")
+                .to_owned()
+        }));
+    }
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap());
+    }
+    let ok = results.iter().filter(|r| *r == "ok").count();
+    let replayed = results.iter().filter(|r| *r == "replayed").count();
+    assert_eq!(
+        (ok, replayed),
+        (1, 39),
+        "two processes on one PostgreSQL accept one code once: {results:?}"
+    );
+    drop((a, b));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_goes_away_and_comes_back() {
+    let env = Env::new(Db::Postgres).await;
+    let (uid, secret) = env.active_token("outage1").await;
+    let p = Proc::start(&env.db, &[]).await;
+    let http = reqwest::Client::new();
+    let name = env.db.pg_name.clone().unwrap();
+    let admin = pg_admin_url();
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
+        .await
+        .unwrap();
+    env.engine.store().close().await;
+    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+
+    let (status, body) = p.verify(&http, &uid, "123456").await;
+    assert_eq!(
+        status, 503,
+        "requests fail cleanly while the database is away: {body}"
+    );
+    assert_eq!(body["code"], "UNAVAILABLE");
+    let ready = http.get(format!("{}/readyz", p.base)).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 503);
+
+    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code = protocol::code_at(&secret, &protocol::TotpParams::default(), now);
+    let mut last = (0, Value::Null);
+    for _ in 0..50 {
+        last = p.verify(&http, &uid, code.as_str()).await;
+        if last.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(last.0, 200, "the server recovers by itself: {:?}", last.1);
+    assert_eq!(last.1["result"], "ok");
+    let ready = http.get(format!("{}/readyz", p.base)).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_refuses_missing_or_wrong_master_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let base = [
+        ("OTP_DATA_DIR", data.clone()),
+        ("OTP_API_KEYS", format!("ib:{API_KEY}")),
+    ];
+    // First run creates the key file and seals a secret.
+    let (ok, err) = run(&["migrate"], &base).await;
+    assert!(ok, "{err}");
+    let mut cfg = backend::config::Config::load(None).unwrap();
+    cfg.data_dir = dir.path().to_owned();
+    cfg.argon2 = backend::config::Argon2Config {
+        memory_kib: 8,
+        iterations: 1,
+        parallelism: 1,
+    };
+    {
+        let (st, _) = backend::build_default(&cfg).await.unwrap();
+        let e = &st.engine;
+        e.create_customer("keyuser", "", None, z("loginpass1"), z("conf123"), &host())
+            .await
+            .unwrap();
+        let uid = e
+            .issue_token("keyuser", "k@example.jp", z("1234"), &host())
+            .await
+            .unwrap()
+            .user_id;
+        e.open_link(&uid, &host()).await.unwrap();
+        e.provision(
+            &protocol::ServiceId::parse("10112231").unwrap(),
+            &protocol::UserId::parse(&uid).unwrap(),
+            z("1234"),
+            &device(),
+            &host(),
+        )
+        .await
+        .unwrap();
+        e.store().close().await;
+    }
+    let key_file = dir.path().join("master.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+            0o600,
+            "created 0600"
+        );
+    }
+    let saved = std::fs::read(&key_file).unwrap();
+
+    // Missing key file: refuse, do not make a new key.
+    std::fs::remove_file(&key_file).unwrap();
+    let (ok, err) = run(
+        &["serve"],
+        &[
+            base[0].clone(),
+            base[1].clone(),
+            ("OTP_LISTEN", "127.0.0.1:0".into()),
+        ],
+    )
+    .await;
+    assert!(!ok);
+    assert!(
+        err.contains("master key") && err.contains("will not start"),
+        "{err}"
+    );
+    assert!(!key_file.exists(), "a missing key is not silently replaced");
+
+    // Wrong key (same id, other bytes) from the environment.
+    let id = String::from_utf8(saved.clone())
+        .unwrap()
+        .split(':')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (ok, err) = run(
+        &["serve"],
+        &[
+            base[0].clone(),
+            ("OTP_LISTEN", "127.0.0.1:0".into()),
+            ("OTP_MASTER_KEY", format!("{id}:{}", "ab".repeat(32))),
+        ],
+    )
+    .await;
+    assert!(!ok);
+    assert!(err.contains("does not match"), "{err}");
+
+    // World-readable key file.
+    std::fs::write(&key_file, &saved).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let (ok, err) = run(
+            &["serve"],
+            &[base[0].clone(), ("OTP_LISTEN", "127.0.0.1:0".into())],
+        )
+        .await;
+        assert!(!ok);
+        assert!(err.contains("chmod 600"), "{err}");
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    // keys rotate re-seals under a new key and the server still starts.
+    let (ok, out) = run(&["keys", "rotate"], &base).await;
+    assert!(ok, "{out}");
+    let text = std::fs::read_to_string(&key_file).unwrap();
+    assert_eq!(
+        text.lines().count(),
+        2,
+        "the old key stays until no secret uses it"
+    );
+
+    // Bad configuration is named.
+    let (ok, err) = run(&["serve"], &[("OTP_LISTEN", "not-an-address".into())]).await;
+    assert!(!ok && err.contains("OTP_LISTEN"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_finishes_in_flight_requests() {
+    let env = Env::new(Db::Sqlite).await;
+    let p = Proc::start(&env.db, &[]).await;
+    env.engine.store().close().await;
+    let http = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let (http, base) = (http.clone(), p.base.clone());
+        tasks.push(tokio::spawn(async move {
+            http.post(format!("{base}/host/v1/customers"))
+                .bearer_auth(API_KEY)
+                .json(&json!({"login_id": format!("grace{i:03}"), "login_password": "loginpass1", "confirmation_password": "conf123"}))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }));
+    }
+    // Let the requests arrive (argon2 at full cost keeps them busy), then ask to stop.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let pid = p.child.id().unwrap();
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
+    let mut codes = Vec::new();
+    for t in tasks {
+        codes.push(t.await.unwrap());
+    }
+    let mut child = p.child;
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "clean exit on SIGTERM");
+    let answered = codes.iter().filter(|c| matches!(c, Ok(201))).count();
+    assert!(answered > 0, "some requests were in flight");
+    assert!(
+        codes.iter().all(|c| matches!(c, Ok(201)) || c.is_err()),
+        "in-flight requests complete; later ones are refused at connect, never cut off: {codes:?}"
+    );
+}

@@ -1,0 +1,249 @@
+//! Test environments: a fresh database per test (a SQLite file in a temp dir, or a new
+//! PostgreSQL database on the server named by OTP_TEST_PG_URL), an engine on a manual clock,
+//! and helpers that walk a token through its lifecycle the way the real transports do.
+
+use std::sync::Arc;
+
+use backend::config::{Argon2Config, Config, Hidden};
+use backend::engine::{Actor, Engine, ManualClock};
+use backend::web::AppState;
+use protocol::{code_at_step, DeviceInfo, Secret, ServiceId, TotpParams, UserId};
+use sqlx::Connection;
+use zeroize::Zeroizing;
+
+/// 2026-11-25 12:00:30 JST (03:00:30 UTC), 30 s into a 60 s step.
+pub const T0: u64 = 1_795_575_630;
+
+pub const MASTER_KEY: &str =
+    "test1:0101010101010101010101010101010101010101010101010101010101010101";
+pub const API_KEY: &str = "host-test-key-0123456789abcdef0123456789";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestDb {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    pub pg_name: Option<String>,
+}
+
+pub fn pg_admin_url() -> String {
+    std::env::var("OTP_TEST_PG_URL").expect(
+        "OTP_TEST_PG_URL is not set: run scripts/test.sh, which starts PostgreSQL and sets it",
+    )
+}
+
+impl TestDb {
+    pub async fn new(db: Db) -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        match db {
+            Db::Sqlite => TestDb {
+                url: format!("sqlite://{}?mode=rwc", dir.path().join("otp.db").display()),
+                dir,
+                pg_name: None,
+            },
+            Db::Postgres => {
+                sqlx::any::install_default_drivers();
+                let admin = pg_admin_url();
+                let name = format!("otp_t_{}", hex::encode(rand_bytes()));
+                let mut conn = sqlx::AnyConnection::connect(&admin)
+                    .await
+                    .expect("connect to PostgreSQL admin URL");
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                conn.close().await.ok();
+                let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap();
+                TestDb {
+                    url: format!("{base}/{name}"),
+                    dir,
+                    pg_name: Some(name),
+                }
+            }
+        }
+    }
+}
+
+fn rand_bytes() -> [u8; 6] {
+    use rand::RngCore;
+    let mut b = [0u8; 6];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    b
+}
+
+pub fn config_for(db: &TestDb) -> Config {
+    Config {
+        data_dir: db.dir.path().to_owned(),
+        database_url: Some(Hidden(db.url.clone())),
+        master_key: Some(Hidden(MASTER_KEY.into())),
+        api_keys: vec![backend::config::ApiKey {
+            name: "ib".into(),
+            key: Hidden(API_KEY.into()),
+        }],
+        argon2: Argon2Config {
+            memory_kib: 8,
+            iterations: 1,
+            parallelism: 1,
+        },
+        ..Config::default()
+    }
+}
+
+pub struct Env {
+    pub state: AppState,
+    pub engine: Engine,
+    pub clock: Arc<ManualClock>,
+    pub db: TestDb,
+    #[allow(dead_code)] // reason: kept for tests that restart with the same configuration
+    pub cfg: Config,
+}
+
+impl Env {
+    pub async fn new(db: Db) -> Env {
+        Env::with_config(db, |_| {}).await
+    }
+
+    pub async fn with_config(db: Db, tweak: impl FnOnce(&mut Config)) -> Env {
+        let db = TestDb::new(db).await;
+        let mut cfg = config_for(&db);
+        tweak(&mut cfg);
+        let clock = Arc::new(ManualClock::new(T0));
+        let (state, _) = backend::build(&cfg, Box::new(clock.clone()))
+            .await
+            .expect("build");
+        Env {
+            engine: state.engine.clone(),
+            state,
+            clock,
+            db,
+            cfg,
+        }
+    }
+
+    pub fn now(&self) -> u64 {
+        self.engine.now()
+    }
+
+    pub fn step(&self) -> u64 {
+        TotpParams::default().step_at(self.now())
+    }
+
+    pub async fn customer(&self, login: &str) {
+        self.engine
+            .create_customer(
+                login,
+                "Taro",
+                Some("taro@example.jp"),
+                z("loginpass1"),
+                z("conf123"),
+                &host(),
+            )
+            .await
+            .unwrap();
+    }
+
+    pub async fn issue(&self, login: &str) -> String {
+        self.engine
+            .issue_token(login, "taro@example.jp", z("1234"), &host())
+            .await
+            .unwrap()
+            .user_id
+    }
+
+    pub async fn provision(&self, user_id: &str) -> Secret {
+        let p = self
+            .engine
+            .provision(
+                &ServiceId::parse("10112231").unwrap(),
+                &UserId::parse(user_id).unwrap(),
+                z("1234"),
+                &device(),
+                &Actor::new("app", None),
+            )
+            .await
+            .unwrap();
+        p.secret
+    }
+
+    /// Customer + issued + link opened + provisioned + activated; returns (user_id, secret).
+    pub async fn active_token(&self, login: &str) -> (String, Secret) {
+        self.customer(login).await;
+        let uid = self.issue(login).await;
+        self.engine.open_link(&uid, &host()).await.unwrap();
+        let secret = self.provision(&uid).await;
+        let r = self
+            .engine
+            .verify(
+                &uid,
+                self.code(&secret, 0),
+                backend::domain::Purpose::Activation,
+                host(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            r.result,
+            backend::domain::Outcome::Ok,
+            "activation with the current code"
+        );
+        (uid, secret)
+    }
+
+    /// The code `offset` steps from now.
+    pub fn code(&self, secret: &Secret, offset: i64) -> Zeroizing<String> {
+        let step = self.step().checked_add_signed(offset).unwrap();
+        Zeroizing::new(
+            code_at_step(secret, &TotpParams::default(), step)
+                .as_str()
+                .to_owned(),
+        )
+    }
+
+    pub async fn audit(&self, user_id: &str) -> Vec<backend::store::AuditRow> {
+        self.engine
+            .store()
+            .audit_for_user(user_id, 1000, None)
+            .await
+            .unwrap()
+    }
+}
+
+pub fn z(s: &str) -> Zeroizing<String> {
+    Zeroizing::new(s.to_owned())
+}
+
+pub fn host() -> Actor {
+    Actor::new("host:ib", Some("127.0.0.1".into()))
+}
+
+pub fn device() -> DeviceInfo {
+    DeviceInfo {
+        platform: "android".into(),
+        model: "Pixel 8".into(),
+        os_version: "15".into(),
+        app_version: "1.0.0".into(),
+    }
+}
+
+/// Generate a `#[tokio::test]` for each database around an `async fn(Db)`.
+#[macro_export]
+macro_rules! both_dbs {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::support::Db::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::support::Db::Postgres).await
+                }
+            }
+        )*
+    };
+}

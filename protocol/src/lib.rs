@@ -1,0 +1,31 @@
+//! The TOTP contract shared by the soft-token app and the backend.
+//!
+//! - [`secret`]: [`Secret`] (the shared key) and [`Sensitive`] (passwords, codes), both redacted
+//!   in `Debug` and zeroized on drop;
+//! - [`totp`]: RFC 6238 parameters, code generation and the replay-aware window match;
+//! - [`otpauth`]: the Key URI format (`otpauth://totp/...`);
+//! - [`ids`]: service and user IDs (the user ID carries a Damm check digit);
+//! - [`wire`]: the JSON DTOs of provisioning;
+//! - [`error`]: [`ProtocolError`] with stable codes.
+//!
+//! The crate does no I/O and never reads a clock: time is passed in as Unix seconds, so the
+//! same code runs in the backend, on Android and iOS, and in tests at exact instants.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod ids;
+pub mod otpauth;
+pub mod secret;
+pub mod totp;
+pub mod wire;
+
+pub use error::ProtocolError;
+pub use ids::{damm_check_digit, ServiceId, UserId};
+pub use otpauth::{KeyUri, OtpauthError};
+pub use secret::{Secret, Sensitive};
+pub use totp::{
+    code_at, code_at_step, match_step, Algorithm, Code, StepMatch, TotpParams, UnknownAlgorithm,
+};
+pub use wire::{ApiErrorBody, DeviceInfo, SetupRequest, SetupResponse, TimeResponse, WireSecret};

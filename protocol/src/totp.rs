@@ -1,0 +1,678 @@
+//! TOTP (RFC 6238) code generation and verification, with time always passed in.
+//!
+//! Nothing here reads a clock: every function takes Unix seconds or a step number, so the
+//! backend's replay and window rules can be tested at exact instants (STYLE §5). The HMAC and
+//! dynamic truncation come from `totp-rs` (RFC 4226 §5.3); this module adds the parameters'
+//! invariants, the step arithmetic (RFC 6238 §4.2, T0 = 0), constant-time comparison and the
+//! replay-aware window match of RFC 6238 §5.2.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
+use zeroize::{ZeroizeOnDrop, Zeroizing};
+
+use crate::error::ProtocolError;
+use crate::secret::Secret;
+
+/// The HMAC hash function (RFC 6238 §1.2 allows SHA-1, SHA-256 and SHA-512).
+///
+/// Serialized as `"SHA1"`, `"SHA256"`, `"SHA512"`, the spelling of the Key URI `algorithm`
+/// parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Algorithm {
+    /// HMAC-SHA-1: the RFC 6238 default and the only one every authenticator app supports.
+    Sha1,
+    /// HMAC-SHA-256.
+    Sha256,
+    /// HMAC-SHA-512.
+    Sha512,
+}
+
+impl Algorithm {
+    /// The canonical name: `"SHA1"`, `"SHA256"` or `"SHA512"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Algorithm::Sha1 => "SHA1",
+            Algorithm::Sha256 => "SHA256",
+            Algorithm::Sha512 => "SHA512",
+        }
+    }
+
+    /// Length in bytes of a generated secret: the hash's output length (20, 32 or 64), which is
+    /// what RFC 6238 Appendix B's test secrets use and what RFC 2104 §3 recommends.
+    pub fn secret_len(&self) -> usize {
+        match self {
+            Algorithm::Sha1 => 20,
+            Algorithm::Sha256 => 32,
+            Algorithm::Sha512 => 64,
+        }
+    }
+
+    fn to_totp_rs(self) -> totp_rs::Algorithm {
+        match self {
+            Algorithm::Sha1 => totp_rs::Algorithm::SHA1,
+            Algorithm::Sha256 => totp_rs::Algorithm::SHA256,
+            Algorithm::Sha512 => totp_rs::Algorithm::SHA512,
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An algorithm name other than SHA1, SHA256 or SHA512 (any case). Holds the rejected name.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+#[error("unknown TOTP algorithm {0:?}; expected SHA1, SHA256 or SHA512")]
+pub struct UnknownAlgorithm(pub String);
+
+impl UnknownAlgorithm {
+    /// Stable code: `"UNKNOWN_ALGORITHM"`.
+    pub fn code(&self) -> &'static str {
+        "UNKNOWN_ALGORITHM"
+    }
+}
+
+impl FromStr for Algorithm {
+    type Err = UnknownAlgorithm;
+
+    /// Case-insensitive `SHA1` / `SHA256` / `SHA512`. No other spellings (`SHA-1`, `sha_256`):
+    /// the Key URI format and our database use exactly these.
+    ///
+    /// # Errors
+    ///
+    /// [`UnknownAlgorithm`] for anything else.
+    fn from_str(s: &str) -> Result<Algorithm, UnknownAlgorithm> {
+        [Algorithm::Sha1, Algorithm::Sha256, Algorithm::Sha512]
+            .into_iter()
+            .find(|a| a.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| UnknownAlgorithm(s.chars().take(32).collect()))
+    }
+}
+
+/// Smallest accepted period in seconds.
+pub const MIN_PERIOD: u32 = 1;
+/// Largest accepted period in seconds: beyond five minutes a "one-time" code lives too long.
+pub const MAX_PERIOD: u32 = 300;
+
+/// A token's TOTP profile: hash, code length and time step (RFC 6238 §4.1 X), with T0 = 0.
+///
+/// Invariant (checked by [`TotpParams::new`] and [`TotpParams::validate`], and on
+/// deserialization): `digits` is 6 or 8 and `period` is 1..=300. The fields are public, so a
+/// value built by hand can break it; the functions here never panic on such a value, but
+/// [`code_at_step`] then fails closed (see there).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "UncheckedParams")]
+pub struct TotpParams {
+    /// HMAC hash function.
+    pub algorithm: Algorithm,
+    /// Code length: 6 or 8.
+    pub digits: u8,
+    /// Time step X in seconds: 1..=300.
+    pub period: u32,
+}
+
+/// What the wire or a database row says, before [`TotpParams::validate`] has looked at it.
+#[derive(Deserialize)]
+struct UncheckedParams {
+    algorithm: Algorithm,
+    digits: u8,
+    period: u32,
+}
+
+impl TryFrom<UncheckedParams> for TotpParams {
+    type Error = ProtocolError;
+
+    fn try_from(raw: UncheckedParams) -> Result<TotpParams, ProtocolError> {
+        TotpParams::new(raw.algorithm, raw.digits, raw.period)
+    }
+}
+
+impl Default for TotpParams {
+    /// This system's profile (DESIGN §3): HMAC-SHA-1, 6 digits, 60-second step. Note that the
+    /// Key URI format's default period is 30 s, which is why URIs always spell the period out.
+    fn default() -> TotpParams {
+        TotpParams {
+            algorithm: Algorithm::Sha1,
+            digits: 6,
+            period: 60,
+        }
+    }
+}
+
+impl TotpParams {
+    /// Builds validated parameters.
+    ///
+    /// # Errors
+    ///
+    /// [`ProtocolError::InvalidDigits`] unless `digits` is 6 or 8;
+    /// [`ProtocolError::InvalidPeriod`] unless `period` is 1..=300.
+    pub fn new(algorithm: Algorithm, digits: u8, period: u32) -> Result<TotpParams, ProtocolError> {
+        let params = TotpParams {
+            algorithm,
+            digits,
+            period,
+        };
+        params.validate()?;
+        Ok(params)
+    }
+
+    /// Checks the invariant (the fields are public, so values can be built without [`Self::new`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`TotpParams::new`].
+    pub fn validate(&self) -> Result<(), ProtocolError> {
+        if !matches!(self.digits, 6 | 8) {
+            return Err(ProtocolError::InvalidDigits(self.digits));
+        }
+        if !(MIN_PERIOD..=MAX_PERIOD).contains(&self.period) {
+            return Err(ProtocolError::InvalidPeriod(self.period));
+        }
+        Ok(())
+    }
+
+    /// The period as a divisor that cannot be zero, so invalid params give wrong answers rather
+    /// than a division-by-zero panic in a server.
+    fn divisor(&self) -> u64 {
+        u64::from(self.period.max(1))
+    }
+
+    /// The time step containing `unix_secs`: RFC 6238 §4.2 `T = floor((now - T0) / X)`, T0 = 0.
+    pub fn step_at(&self, unix_secs: u64) -> u64 {
+        unix_secs / self.divisor()
+    }
+
+    /// The first Unix second of `step`. Saturates at `u64::MAX` instead of overflowing.
+    pub fn step_start(&self, step: u64) -> u64 {
+        step.saturating_mul(self.divisor())
+    }
+
+    /// Seconds from `unix_secs` until its step ends, in `1..=period` (a full `period` at the
+    /// first second of a step). This is what the app's countdown shows.
+    pub fn seconds_left(&self, unix_secs: u64) -> u32 {
+        let d = self.divisor();
+        // d - (x % d) is in 1..=d and d <= u32::MAX, so the conversion cannot fail.
+        u32::try_from(d - unix_secs % d).unwrap_or(u32::MAX)
+    }
+}
+
+/// A one-time code: a string of ASCII digits.
+///
+/// Invariants: zeroized on drop; `Debug` prints `Code([redacted])`; no `Display` and no
+/// `PartialEq` (use [`Code::ct_eq`], which is constant-time). A code from [`Code::parse`] has
+/// exactly the requested number of digits; one from [`code_at_step`] has `params.digits` digits,
+/// or is empty when the params were invalid (an empty code matches nothing).
+#[derive(Clone)]
+pub struct Code(Zeroizing<String>);
+
+impl Code {
+    /// Parses a code typed by a user or sent by the app: exactly `digits` ASCII digits `0-9`.
+    ///
+    /// Strict on purpose: no trimming, no separators, no full-width digits. The UI normalises
+    /// what the user typed; the protocol accepts only the canonical form.
+    ///
+    /// # Errors
+    ///
+    /// [`ProtocolError::InvalidDigits`] if `digits` is not 6 or 8;
+    /// [`ProtocolError::CodeFormat`] if `s` has the wrong length or a non-digit character.
+    pub fn parse(s: &str, digits: u8) -> Result<Code, ProtocolError> {
+        if !matches!(digits, 6 | 8) {
+            return Err(ProtocolError::InvalidDigits(digits));
+        }
+        // `len()` is in bytes; any non-ASCII character would also fail the digit check below.
+        if s.len() != usize::from(digits) || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ProtocolError::CodeFormat);
+        }
+        Ok(Code(Zeroizing::new(s.to_owned())))
+    }
+
+    /// The digits. Named plainly because the app must display the code.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Constant-time equality (via `subtle`): the time taken does not depend on how many leading
+    /// digits match. Codes of different lengths are unequal (length is not secret).
+    pub fn ct_eq(&self, other: &Code) -> bool {
+        self.ct_eq_choice(other).into()
+    }
+
+    fn ct_eq_choice(&self, other: &Code) -> Choice {
+        self.0.as_bytes().ct_eq(other.0.as_bytes())
+    }
+}
+
+impl fmt::Debug for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Code([redacted])")
+    }
+}
+
+impl ZeroizeOnDrop for Code {}
+
+/// The code for time step `step` (RFC 6238 §4.2 with `T = step`; equivalently the RFC 4226 HOTP
+/// value for counter `step`).
+///
+/// Fails closed: if `params` does not pass [`TotpParams::validate`], returns an empty [`Code`],
+/// which never equals a parsed code, rather than panicking or producing a weak code.
+pub fn code_at_step(secret: &Secret, params: &TotpParams, step: u64) -> Code {
+    if params.validate().is_err() {
+        return Code(Zeroizing::new(String::new()));
+    }
+    // totp-rs derives the counter as `time / step_size`. Passing a step size of 1 and the step
+    // itself as "time" makes the counter exactly `step`, with no `step * period` product that
+    // could overflow for far-future steps. The `TOTP` value holds a copy of the secret; with the
+    // `zeroize` feature it wipes that copy when dropped at the end of this function.
+    let totp = totp_rs::TOTP::new_unchecked(
+        params.algorithm.to_totp_rs(),
+        usize::from(params.digits),
+        1,
+        1,
+        secret.expose().to_vec(),
+    );
+    Code(Zeroizing::new(totp.generate(step)))
+}
+
+/// The code valid at `unix_secs`: [`code_at_step`] at [`TotpParams::step_at`].
+pub fn code_at(secret: &Secret, params: &TotpParams, unix_secs: u64) -> Code {
+    code_at_step(secret, params, params.step_at(unix_secs))
+}
+
+/// Result of [`match_step`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepMatch {
+    /// The code matched this step, which is newer than the last accepted one. The caller must
+    /// record it as the new `last_accepted` (atomically with accepting the code).
+    Accepted(u64),
+    /// The code matched only steps at or before the last accepted one: a replay (RFC 6238 §5.2,
+    /// "the verifier MUST NOT accept the second attempt of the OTP"). Holds the newest such step.
+    Replayed(u64),
+    /// The code matched no step in the window.
+    NoMatch,
+}
+
+/// Compares `code` against every step in `first..=last` and applies the replay rule.
+///
+/// All steps are computed and compared (constant-time, no early exit), so the time taken does not
+/// reveal which step matched. Then:
+/// - if any matching step is newer than `last_accepted` (or `last_accepted` is `None`):
+///   [`StepMatch::Accepted`] with the newest such step;
+/// - else if some step matched (all at or before `last_accepted`): [`StepMatch::Replayed`] with
+///   the newest matching step — RFC 6238 §5.2: a step at or before the last accepted one is a
+///   replay;
+/// - else [`StepMatch::NoMatch`] (also when `first > last`, or `params` is invalid).
+///
+/// The caller chooses the window (e.g. `step_at(now) - 1 ..= step_at(now) + 1`, RFC 6238 §5.2's
+/// one step of network delay); the cost is one HMAC per step, so keep it small.
+pub fn match_step(
+    secret: &Secret,
+    params: &TotpParams,
+    code: &Code,
+    first: u64,
+    last: u64,
+    last_accepted: Option<u64>,
+) -> StepMatch {
+    let candidates = (first..=last).map(|step| (step, code_at_step(secret, params, step)));
+    match_candidates(code, candidates, last_accepted)
+}
+
+/// The selection logic of [`match_step`], over precomputed `(step, code)` pairs, so that it can
+/// be tested with colliding codes (which real HMAC output would make us search for).
+///
+/// Tracks the newest fresh and newest any match with constant-time selects, so the control flow
+/// is the same whichever candidates match.
+fn match_candidates(
+    code: &Code,
+    candidates: impl IntoIterator<Item = (u64, Code)>,
+    last_accepted: Option<u64>,
+) -> StepMatch {
+    let mut any = Choice::from(0);
+    let mut newest_any = 0u64;
+    let mut fresh = Choice::from(0);
+    let mut newest_fresh = 0u64;
+    for (step, candidate) in candidates {
+        let matched = code.ct_eq_choice(&candidate);
+        // Step numbers and `last_accepted` are public; only `matched` depends on the code.
+        let is_fresh = Choice::from(u8::from(last_accepted.is_none_or(|last| step > last)));
+        let newer_any = Choice::from(u8::from(step >= newest_any));
+        let newer_fresh = Choice::from(u8::from(step >= newest_fresh));
+        newest_any.conditional_assign(&step, matched & (newer_any | !any));
+        any |= matched;
+        let matched_fresh = matched & is_fresh;
+        newest_fresh.conditional_assign(&step, matched_fresh & (newer_fresh | !fresh));
+        fresh |= matched_fresh;
+    }
+    if bool::from(fresh) {
+        StepMatch::Accepted(newest_fresh)
+    } else if bool::from(any) {
+        StepMatch::Replayed(newest_any)
+    } else {
+        StepMatch::NoMatch
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rfc_secret() -> Secret {
+        Secret::from_bytes(b"12345678901234567890".to_vec())
+    }
+
+    fn code(s: &str) -> Code {
+        Code::parse(s, u8::try_from(s.len()).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn algorithm_names() {
+        for (algorithm, name) in [
+            (Algorithm::Sha1, "SHA1"),
+            (Algorithm::Sha256, "SHA256"),
+            (Algorithm::Sha512, "SHA512"),
+        ] {
+            assert_eq!(algorithm.as_str(), name);
+            assert_eq!(algorithm.to_string(), name);
+            assert_eq!(name.parse(), Ok(algorithm));
+            assert_eq!(
+                name.to_lowercase().parse(),
+                Ok(algorithm),
+                "case-insensitive"
+            );
+            assert_eq!(
+                serde_json::to_string(&algorithm).unwrap(),
+                format!("\"{name}\"")
+            );
+            assert_eq!(
+                serde_json::from_str::<Algorithm>(&format!("\"{name}\"")).unwrap(),
+                algorithm
+            );
+        }
+        let err = "SHA-1".parse::<Algorithm>().unwrap_err();
+        assert_eq!(err.code(), "UNKNOWN_ALGORITHM");
+        assert_eq!(
+            "MD5".parse::<Algorithm>(),
+            Err(UnknownAlgorithm("MD5".into()))
+        );
+        assert!(
+            serde_json::from_str::<Algorithm>("\"Sha1\"").is_err(),
+            "serde is exact"
+        );
+    }
+
+    #[test]
+    fn params_validation() {
+        let default = TotpParams::default();
+        assert_eq!(
+            (default.algorithm, default.digits, default.period),
+            (Algorithm::Sha1, 6, 60),
+            "DESIGN §3: SHA-1, 6 digits, 60 s"
+        );
+        assert!(default.validate().is_ok());
+        assert!(TotpParams::new(Algorithm::Sha256, 8, 30).is_ok());
+        assert!(TotpParams::new(Algorithm::Sha1, 6, 1).is_ok());
+        assert!(TotpParams::new(Algorithm::Sha1, 6, 300).is_ok());
+        for digits in [0, 5, 7, 9, 10, 255] {
+            assert_eq!(
+                TotpParams::new(Algorithm::Sha1, digits, 30),
+                Err(ProtocolError::InvalidDigits(digits))
+            );
+        }
+        for period in [0, 301, u32::MAX] {
+            assert_eq!(
+                TotpParams::new(Algorithm::Sha1, 6, period),
+                Err(ProtocolError::InvalidPeriod(period))
+            );
+        }
+    }
+
+    #[test]
+    fn params_serde_validates() {
+        let json = serde_json::to_string(&TotpParams::default()).unwrap();
+        assert_eq!(json, r#"{"algorithm":"SHA1","digits":6,"period":60}"#);
+        assert_eq!(
+            serde_json::from_str::<TotpParams>(&json).unwrap(),
+            TotpParams::default()
+        );
+        for bad in [
+            r#"{"algorithm":"SHA1","digits":7,"period":60}"#,
+            r#"{"algorithm":"SHA1","digits":6,"period":0}"#,
+            r#"{"algorithm":"MD5","digits":6,"period":60}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<TotpParams>(bad).is_err(),
+                "{bad}: invalid params must not get past deserialization"
+            );
+        }
+    }
+
+    #[test]
+    fn step_arithmetic() {
+        let p = TotpParams::default();
+        assert_eq!(p.step_at(0), 0);
+        assert_eq!(p.step_at(59), 0);
+        assert_eq!(p.step_at(60), 1);
+        assert_eq!(p.step_at(u64::MAX), u64::MAX / 60);
+        assert_eq!(p.step_start(1), 60);
+        assert_eq!(p.step_start(u64::MAX), u64::MAX, "saturates, never wraps");
+        assert_eq!(
+            p.seconds_left(0),
+            60,
+            "a fresh step has the whole period left"
+        );
+        assert_eq!(
+            p.seconds_left(59),
+            1,
+            "never 0: 0 would mean the step already ended"
+        );
+        assert_eq!(p.seconds_left(60), 60);
+        assert_eq!(p.seconds_left(1_000_000_030), 50);
+        for t in [0u64, 1, 59, 60, 61, 1_234_567_890] {
+            let step = p.step_at(t);
+            assert!(p.step_start(step) <= t && t < p.step_start(step + 1));
+            assert_eq!(
+                p.step_start(step) + u64::from(p.period) - t,
+                u64::from(p.seconds_left(t))
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_params_do_not_panic_and_fail_closed() {
+        let p = TotpParams {
+            algorithm: Algorithm::Sha1,
+            digits: 10,
+            period: 0,
+        };
+        assert_eq!(p.step_at(100), 100);
+        assert_eq!(p.seconds_left(100), 1);
+        let c = code_at_step(&rfc_secret(), &p, 1);
+        assert_eq!(c.as_str(), "", "invalid params give the empty code");
+        assert_eq!(
+            match_step(&rfc_secret(), &p, &code("755224"), 0, 10, None),
+            StepMatch::NoMatch,
+            "a token with corrupt params must not verify"
+        );
+    }
+
+    #[test]
+    fn code_at_uses_the_step() {
+        let p = TotpParams::default();
+        let secret = rfc_secret();
+        // RFC 4226 Appendix D: counter 0 -> 755224, counter 1 -> 287082.
+        assert_eq!(code_at(&secret, &p, 0).as_str(), "755224");
+        assert_eq!(code_at(&secret, &p, 59).as_str(), "755224");
+        assert_eq!(code_at(&secret, &p, 60).as_str(), "287082");
+        assert_eq!(
+            code_at_step(&secret, &p, u64::MAX).as_str().len(),
+            6,
+            "no overflow"
+        );
+    }
+
+    #[test]
+    fn code_parse_is_strict() {
+        assert_eq!(Code::parse("012345", 6).unwrap().as_str(), "012345");
+        assert_eq!(Code::parse("01234567", 8).unwrap().as_str(), "01234567");
+        for (s, digits) in [
+            ("12345", 6),
+            ("1234567", 6),
+            ("123456", 8),
+            ("", 6),
+            (" 123456", 6),
+            ("123456 ", 6),
+            ("123 456", 6),
+            ("12345a", 6),
+            ("+12345", 6),
+            ("１２３４５６", 6),
+            ("12345\u{0}", 6),
+        ] {
+            assert_eq!(
+                Code::parse(s, digits).map(|c| c.as_str().to_owned()),
+                Err(ProtocolError::CodeFormat),
+                "{s:?}: only exactly {digits} ASCII digits are a code"
+            );
+        }
+        assert_eq!(
+            Code::parse("1234567", 7).map(|_| ()),
+            Err(ProtocolError::InvalidDigits(7))
+        );
+    }
+
+    #[test]
+    fn code_equality_and_debug() {
+        assert!(code("123456").ct_eq(&code("123456")));
+        assert!(!code("123456").ct_eq(&code("123457")));
+        assert!(!code("123456").ct_eq(&code("12345678")));
+        let c = code("987654");
+        assert_eq!(format!("{c:?}"), "Code([redacted])");
+        assert!(!format!("{c:#?}").contains("987654"));
+    }
+
+    #[test]
+    fn match_step_window_edges() {
+        let secret = rfc_secret();
+        let p = TotpParams::default();
+        let now_step = p.step_at(1_700_000_000);
+        let at = |step| code_at_step(&secret, &p, step);
+        let window = |c: &Code, last| match_step(&secret, &p, c, now_step - 1, now_step + 1, last);
+
+        assert_eq!(window(&at(now_step), None), StepMatch::Accepted(now_step));
+        assert_eq!(
+            window(&at(now_step - 1), None),
+            StepMatch::Accepted(now_step - 1),
+            "the first step of the window is inside it"
+        );
+        assert_eq!(
+            window(&at(now_step + 1), None),
+            StepMatch::Accepted(now_step + 1),
+            "the last step of the window is inside it"
+        );
+        for outside in [now_step - 2, now_step + 2] {
+            let c = at(outside);
+            // Guard against an accidental collision with a step in the window.
+            assert!((now_step - 1..=now_step + 1).all(|s| !at(s).ct_eq(&c)));
+            assert_eq!(
+                window(&c, None),
+                StepMatch::NoMatch,
+                "step {outside} is outside"
+            );
+        }
+        assert_eq!(
+            match_step(&secret, &p, &at(now_step), now_step + 1, now_step, None),
+            StepMatch::NoMatch,
+            "an empty window matches nothing"
+        );
+        assert_eq!(
+            match_step(&secret, &p, &at(u64::MAX), u64::MAX - 1, u64::MAX, None),
+            StepMatch::Accepted(u64::MAX),
+            "the end of time does not overflow"
+        );
+    }
+
+    #[test]
+    fn match_step_replay() {
+        let secret = rfc_secret();
+        let p = TotpParams::default();
+        let s = 28_333_333;
+        let c = code_at_step(&secret, &p, s);
+        let window = |last| match_step(&secret, &p, &c, s - 1, s + 1, last);
+        assert_eq!(
+            window(Some(s - 1)),
+            StepMatch::Accepted(s),
+            "newer than last accepted"
+        );
+        assert_eq!(
+            window(Some(s)),
+            StepMatch::Replayed(s),
+            "RFC 6238 §5.2: the same step twice is a replay"
+        );
+        assert_eq!(
+            window(Some(s + 1)),
+            StepMatch::Replayed(s),
+            "a step before the last accepted one is a replay too"
+        );
+        assert_eq!(window(Some(0)), StepMatch::Accepted(s));
+    }
+
+    #[test]
+    fn selection_prefers_newest_fresh_step() {
+        // Same code at steps 10, 11 and 13 (a collision real HMAC output rarely gives us).
+        let same = || code("111111");
+        let other = || code("222222");
+        let candidates = || {
+            vec![
+                (10, same()),
+                (11, same()),
+                (12, other()),
+                (13, same()),
+                (14, other()),
+            ]
+        };
+        let pick = |last| match_candidates(&same(), candidates(), last);
+        assert_eq!(pick(None), StepMatch::Accepted(13), "newest of all matches");
+        assert_eq!(pick(Some(9)), StepMatch::Accepted(13));
+        assert_eq!(pick(Some(12)), StepMatch::Accepted(13), "13 is still fresh");
+        assert_eq!(
+            pick(Some(13)),
+            StepMatch::Replayed(13),
+            "every match is used"
+        );
+        assert_eq!(
+            pick(Some(14)),
+            StepMatch::Replayed(13),
+            "newest replayed match"
+        );
+        assert_eq!(
+            match_candidates(&code("333333"), candidates(), None),
+            StepMatch::NoMatch
+        );
+
+        // Order of candidates must not matter.
+        let reversed: Vec<_> = candidates().into_iter().rev().collect();
+        assert_eq!(
+            match_candidates(&same(), reversed, Some(10)),
+            StepMatch::Accepted(13)
+        );
+        let shuffled = vec![(11, same()), (13, same()), (10, same())];
+        assert_eq!(
+            match_candidates(&same(), shuffled, Some(13)),
+            StepMatch::Replayed(13)
+        );
+
+        // Step 0 is a real step (the Unix epoch), not a "no match" sentinel.
+        assert_eq!(
+            match_candidates(&same(), vec![(0, same())], None),
+            StepMatch::Accepted(0)
+        );
+        assert_eq!(
+            match_candidates(&same(), vec![(0, same())], Some(0)),
+            StepMatch::Replayed(0)
+        );
+    }
+}

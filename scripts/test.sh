@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Runs every test of the project. Installs what it needs first: Debian packages through apt
+# (this needs root: run as root, or have sudo), PostgreSQL (started here when none is reachable)
+# and oathtool (the RFC 6238 cross-check).
+#
+#   scripts/test.sh            # everything
+#   SKIP_LINT=1 scripts/test.sh  # without fmt/clippy
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "need root (or sudo) for: $*" >&2; exit 1; fi
+}
+
+# --- system packages -----------------------------------------------------------------------
+PACKAGES=(oathtool postgresql postgresql-client pkg-config build-essential)
+log "installing system packages: ${PACKAGES[*]}"
+export DEBIAN_FRONTEND=noninteractive
+if ! as_root apt-get install -y --no-install-recommends "${PACKAGES[@]}" >/tmp/otp-apt.log 2>&1; then
+  as_root apt-get update >/tmp/otp-apt-update.log 2>&1
+  as_root apt-get install -y --no-install-recommends "${PACKAGES[@]}" >/tmp/otp-apt.log 2>&1 \
+    || { cat /tmp/otp-apt.log >&2; exit 1; }
+fi
+command -v oathtool >/dev/null || { echo "oathtool missing after install" >&2; exit 1; }
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+PG_ADMIN_URL=${OTP_TEST_PG_URL:-postgres://otp:otp@127.0.0.1:5432/postgres}
+pg_ready() { psql "$PG_ADMIN_URL" -Atqc 'select 1' >/dev/null 2>&1; }
+if ! pg_ready; then
+  if [ -n "${OTP_TEST_PG_URL:-}" ]; then
+    echo "OTP_TEST_PG_URL=$OTP_TEST_PG_URL is not reachable" >&2; exit 1
+  fi
+  log "starting PostgreSQL"
+  ver=$(ls /usr/lib/postgresql | sort -n | tail -1)
+  if ! pg_lsclusters -h | awk '{print $1" "$2}' | grep -q "^$ver main$"; then
+    as_root pg_createcluster "$ver" main >/dev/null
+  fi
+  as_root pg_ctlcluster "$ver" main start || true
+  for _ in $(seq 1 30); do
+    as_root su postgres -c "psql -Atqc 'select 1'" >/dev/null 2>&1 && break; sleep 1
+  done
+  as_root su postgres -c "psql -v ON_ERROR_STOP=1 -q" <<'SQL'
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'otp') THEN
+    CREATE ROLE otp LOGIN PASSWORD 'otp' CREATEDB;
+  END IF;
+END $$;
+SQL
+  pg_ready || { echo "PostgreSQL did not come up at $PG_ADMIN_URL" >&2; exit 1; }
+fi
+export OTP_TEST_PG_URL=$PG_ADMIN_URL
+
+# --- Rust ---------------------------------------------------------------------------------
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+if [ -z "${SKIP_LINT:-}" ]; then
+  log "cargo fmt --check"
+  cargo fmt --all -- --check
+  log "cargo clippy"
+  cargo clippy --workspace --all-targets --locked -- -D warnings
+fi
+log "building (once, shared target dir)"
+cargo build --workspace --all-targets --locked
+export OTP_BACKEND_BIN=$CARGO_TARGET_DIR/debug/otp-backend
+log "cargo test"
+cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-4}"
+log "all tests passed"
