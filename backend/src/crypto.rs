@@ -405,7 +405,6 @@ pub struct PasswordHasher {
     params: Params,
 }
 
-
 impl PasswordHasher {
     /// # Errors
     /// Parameters out of Argon2's range.
