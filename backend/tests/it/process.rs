@@ -15,6 +15,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_otp-backend");
 struct Proc {
     child: Child,
     base: String,
+    /// Everything the server wrote to stderr (its logs).
+    logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Proc {
@@ -35,8 +37,10 @@ impl Proc {
         }
         let mut child = cmd.spawn().unwrap();
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let base = tokio::time::timeout(Duration::from_secs(30), async {
             while let Some(line) = lines.next_line().await.unwrap() {
+                logs.lock().unwrap().push(line.clone());
                 if let Some(rest) = line.strip_prefix("otp-backend listening on ") {
                     return rest.trim().to_owned();
                 }
@@ -45,8 +49,13 @@ impl Proc {
         })
         .await
         .expect("server did not start in time");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Proc { child, base }
+        let sink = logs.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Proc { child, base, logs }
     }
 
     async fn verify(&self, http: &reqwest::Client, uid: &str, code: &str) -> (u16, Value) {
@@ -345,4 +354,93 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
         codes.iter().all(|c| matches!(c, Ok(201)) || c.is_err()),
         "in-flight requests complete; later ones are refused at connect, never cut off: {codes:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_never_contain_secrets_codes_or_passwords() {
+    let env = Env::new(Db::Sqlite).await;
+    let p = Proc::start(&env.db, &[("OTP_LOG_JSON", "1"), ("OTP_LOG", "trace")]).await;
+    env.engine.store().close().await;
+    let http = reqwest::Client::new();
+    let post = |path: String, body: Value| {
+        let http = http.clone();
+        let url = format!("{}{path}", p.base);
+        async move {
+            http.post(url)
+                .bearer_auth(API_KEY)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    post("/host/v1/customers".into(), json!({"login_id": "logcheck", "login_password": "Lg-pass-7731", "confirmation_password": "Cf8812xq"})).await;
+    let issued = post(
+        "/host/v1/customers/logcheck/tokens".into(),
+        json!({"email": "log@example.jp", "activation_password": "482915"}),
+    )
+    .await;
+    let uid = issued["user_id"].as_str().unwrap().to_owned();
+    // Provision through a second engine on the same database, then verify over HTTP.
+    let env2 = {
+        let cfg = config_for(&env.db);
+        backend::build_default(&cfg).await.unwrap().0
+    };
+    env2.engine.open_link(&uid, &host()).await.unwrap();
+    let p2 = env2
+        .engine
+        .provision(
+            &protocol::ServiceId::parse("10112231").unwrap(),
+            &protocol::UserId::parse(&uid).unwrap(),
+            z("482915"),
+            &device(),
+            &host(),
+        )
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code = protocol::code_at(&p2.secret, &protocol::TotpParams::default(), now);
+    let r = post(
+        format!("/host/v1/tokens/{uid}/activate"),
+        json!({"code": code.as_str()}),
+    )
+    .await;
+    assert_eq!(r["result"], "ok");
+    post(
+        format!("/host/v1/tokens/{uid}/verify"),
+        json!({"code": "000000", "purpose": "login"}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let logs = p.logs.lock().unwrap().join("\n");
+    let json_lines: Vec<&str> = logs.lines().filter(|l| l.starts_with('{')).collect();
+    assert!(
+        json_lines.len() > 5,
+        "JSON logs were written at trace level: {logs}"
+    );
+    for l in &json_lines {
+        serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+    }
+    let b32 = p2.secret.to_base32();
+    for needle in [
+        "Lg-pass-7731",
+        "Cf8812xq",
+        "482915",
+        code.as_str(),
+        b32.as_str(),
+        API_KEY,
+        &MASTER_KEY[6..],
+    ] {
+        assert!(
+            !logs.contains(needle),
+            "the log contains a secret ({} chars): {logs}",
+            needle.len()
+        );
+    }
 }
