@@ -21,6 +21,11 @@ struct Proc {
 
 impl Proc {
     async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Proc {
+        Proc::start_without(db, extra, &[]).await
+    }
+
+    /// Start with `remove` taken out of the environment the defaults set.
+    async fn start_without(db: &TestDb, extra: &[(&str, &str)], remove: &[&str]) -> Proc {
         let mut cmd = Command::new(BIN);
         cmd.arg("serve")
             .env("OTP_LISTEN", "127.0.0.1:0")
@@ -34,6 +39,9 @@ impl Proc {
             .kill_on_drop(true);
         for (k, v) in extra {
             cmd.env(k, v);
+        }
+        for k in remove {
+            cmd.env_remove(k);
         }
         let mut child = cmd.spawn().unwrap();
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
@@ -81,16 +89,39 @@ async fn verify_at(http: &reqwest::Client, base: &str, uid: &str, code: &str) ->
 
 /// Run the binary to completion; (success, stderr).
 async fn run(args: &[&str], envs: &[(&str, String)]) -> (bool, String) {
+    let (ok, _, err) = run_with_stdin(args, envs, "", None).await;
+    (ok, err)
+}
+
+/// Run the binary with `stdin`, in `cwd`; (success, stdout, stderr).
+async fn run_with_stdin(
+    args: &[&str],
+    envs: &[(&str, String)],
+    stdin: &str,
+    cwd: Option<&std::path::Path>,
+) -> (bool, String, String) {
+    use tokio::io::AsyncWriteExt;
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env_remove("OTP_CONFIG")
-        .env_remove("OTP_MASTER_KEY");
+        .env_remove("OTP_MASTER_KEY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    let out = cmd.output().await.unwrap();
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).await.unwrap();
+    drop(input);
+    let out = child.wait_with_output().await.unwrap();
     (
         out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
@@ -443,4 +474,236 @@ async fn json_logs_never_contain_secrets_codes_or_passwords() {
             needle.len()
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_rotate_while_a_server_runs() {
+    let db = TestDb::new(Db::Postgres).await;
+    let data = db.dir.path().to_str().unwrap().to_owned();
+    let envs = [
+        ("OTP_DATA_DIR", data.clone()),
+        ("OTP_DATABASE_URL", db.url.clone()),
+        ("OTP_API_KEYS", format!("ib:{API_KEY}")),
+    ];
+    // The server owns a key file (created on first run), not an environment key.
+    let p = Proc::start_without(&db, &[], &["OTP_MASTER_KEY"]).await;
+    let mut cfg = backend::config::Config::load(None).unwrap();
+    cfg.data_dir = db.dir.path().to_owned();
+    cfg.database_url = Some(backend::config::Hidden(db.url.clone()));
+    cfg.argon2 = backend::config::Argon2Config {
+        memory_kib: 8,
+        iterations: 1,
+        parallelism: 1,
+    };
+    let (st, _) = backend::build_default(&cfg).await.unwrap();
+    let e = &st.engine;
+    e.create_customer("rotate1", "", None, z("loginpass1"), z("conf123"), &host())
+        .await
+        .unwrap();
+    let uid = e
+        .issue_token("rotate1", "r@example.jp", z("1234"), &host())
+        .await
+        .unwrap()
+        .user_id;
+    e.open_link(&uid, &host()).await.unwrap();
+    let secret = e
+        .provision(
+            &protocol::ServiceId::parse("10112231").unwrap(),
+            &protocol::UserId::parse(&uid).unwrap(),
+            z("1234"),
+            &device(),
+            &host(),
+        )
+        .await
+        .unwrap()
+        .secret;
+    let http = reqwest::Client::new();
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let params = protocol::TotpParams::default();
+    let step = params.step_at(now());
+    let (status, r) = verify_at(
+        &http,
+        &p.base,
+        &uid,
+        protocol::code_at_step(&secret, &params, step - 1).as_str(),
+    )
+    .await;
+    assert_eq!(
+        (status, r["result"].as_str()),
+        (200, Some("not_active")),
+        "{r}"
+    );
+    let activate = http
+        .post(format!("{}/host/v1/tokens/{uid}/activate", p.base))
+        .bearer_auth(API_KEY)
+        .json(&json!({"code": protocol::code_at_step(&secret, &params, step - 1).as_str()}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(activate["result"], "ok");
+    let before = e.store().keys_in_use().await.unwrap();
+    let (ok, out, err) = run_with_stdin(&["keys", "rotate"], &envs, "", None).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("1 secret(s) re-sealed"), "{out}");
+    let after = e.store().keys_in_use().await.unwrap();
+    assert_eq!(after.len(), 1);
+    assert_ne!(
+        before[0].0, after[0].0,
+        "the secret is sealed under the new key"
+    );
+    // The running server has never seen the new key; it must pick it up and keep verifying.
+    let (status, r) = verify_at(
+        &http,
+        &p.base,
+        &uid,
+        protocol::code_at_step(&secret, &params, step).as_str(),
+    )
+    .await;
+    assert_eq!(
+        (status, r["result"].as_str()),
+        (200, Some("ok")),
+        "no downtime across a rotation: {r}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_adds_customers_and_staff_and_serve_says_where_things_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let fast = [(
+        "OTP_DATA_DIR",
+        dir.path().join("data").to_str().unwrap().to_owned(),
+    )];
+    let (ok, out, err) = run_with_stdin(
+        &[
+            "customer",
+            "add",
+            "--login-id",
+            "cli0001",
+            "--email",
+            "c@example.jp",
+        ],
+        &fast,
+        "loginpass1\nconf123\n",
+        None,
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(out.contains("customer cli0001 created"), "{out}");
+    assert!(
+        !err.contains("loginpass1") && !out.contains("conf123"),
+        "passwords are never echoed"
+    );
+    let (ok, _, err) = run_with_stdin(
+        &["customer", "add", "--login-id", "cli0001"],
+        &fast,
+        "loginpass1\nconf123\n",
+        None,
+    )
+    .await;
+    assert!(!ok && err.contains("CUSTOMER_EXISTS"), "{err}");
+    let (ok, _, err) = run_with_stdin(
+        &["customer", "add", "--login-id", "cli0002"],
+        &fast,
+        "loginpass1\nbad!\n",
+        None,
+    )
+    .await;
+    assert!(
+        !ok && err.contains("INVALID_CONFIRMATION_PASSWORD"),
+        "{err}"
+    );
+    let (ok, out, err) = run_with_stdin(
+        &[
+            "staff",
+            "add",
+            "--login-id",
+            "ops0001",
+            "--role",
+            "supervisor",
+        ],
+        &fast,
+        "a-long-staff-passphrase\n",
+        None,
+    )
+    .await;
+    assert!(ok && out.contains("supervisor"), "{err}");
+    let (ok, _, err) = run_with_stdin(
+        &["staff", "add", "--login-id", "ops0002", "--role", "admin"],
+        &fast,
+        "a-long-staff-passphrase\n",
+        None,
+    )
+    .await;
+    assert!(
+        !ok && err.contains("operator"),
+        "roles are operator or supervisor: {err}"
+    );
+    let (ok, _, err) = run_with_stdin(
+        &[
+            "staff",
+            "add",
+            "--login-id",
+            "ops0003",
+            "--role",
+            "operator",
+        ],
+        &fast,
+        "short\n",
+        None,
+    )
+    .await;
+    assert!(!ok && err.contains("INVALID_PASSWORD"), "{err}");
+
+    // No configuration at all: serve from ./data in the working directory and say where.
+    let cwd = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .env_remove("OTP_CONFIG")
+        .env_remove("OTP_MASTER_KEY")
+        .env_remove("OTP_DATA_DIR")
+        .env_remove("OTP_DATABASE_URL")
+        .env_remove("OTP_API_KEYS")
+        .env("OTP_LISTEN", "127.0.0.1:0")
+        .current_dir(cwd.path())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.starts_with("otp-backend listening on") {
+                break;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    for what in [
+        "data/otp.db",
+        "data/master.key",
+        "data/host-api.key",
+        "openapi.json",
+    ] {
+        assert!(seen.contains(what), "start-up names {what}: {seen}");
+    }
+    for f in ["data/otp.db", "data/master.key", "data/host-api.key"] {
+        assert!(cwd.path().join(f).exists(), "{f} created");
+    }
+    let key = std::fs::read_to_string(cwd.path().join("data/host-api.key")).unwrap();
+    assert!(
+        !seen.contains(key.trim().split(':').nth(1).unwrap()),
+        "the key's value is never logged"
+    );
 }
