@@ -1,0 +1,404 @@
+// Every screen and error of the UI in Debian's chromium (playwright-core, executablePath
+// /usr/bin/chromium: no browser download), with Tauri's IPC mocked (e2e/mock.ts), at both
+// phone sizes. Screenshots land in ui/test-results/screens/ to be looked at.
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { createServer, type ViteDevServer } from 'vite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { MockConfig } from './mock';
+import type { TokenView } from '../src/api';
+
+const UI = join(dirname(fileURLToPath(import.meta.url)), '..');
+const SHOTS = join(UI, 'test-results', 'screens');
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const SIZES = [
+  { width: 360, height: 740 },
+  { width: 390, height: 844 },
+];
+
+let server: ViteDevServer;
+let browser: Browser;
+let base: string;
+
+beforeAll(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  server = await createServer({
+    root: UI,
+    configFile: false,
+    logLevel: 'error',
+    server: { port: 0, host: '127.0.0.1', strictPort: false, hmr: false },
+  });
+  await server.listen();
+  base = server.resolvedUrls?.local[0] ?? '';
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+function token(id: string, over: Partial<TokenView> = {}): TokenView {
+  return {
+    id,
+    kind: 'bank',
+    issuer: 'Example Bank',
+    label: '999800000009',
+    service_id: '10112231',
+    user_id: '999800000009',
+    algorithm: 'SHA1',
+    digits: 6,
+    period: 60,
+    added_at: 1_795_000_000,
+    clock_offset_secs: 0,
+    clock_checked_at: 1_795_000_000,
+    ...over,
+  };
+}
+
+const NETWORK = {
+  code: 'NETWORK',
+  message_ja: 'サーバーに接続できません。通信環境をご確認ください。',
+  message_en: 'Cannot reach the server. Please check your connection.',
+};
+
+// 2026-11-25 00:00:50 UTC: 10 seconds before a 60-second step ends.
+const T50 = Date.UTC(2026, 10, 25, 0, 0, 50);
+
+async function open(
+  size: { width: number; height: number },
+  config: MockConfig,
+  opts: { dark?: boolean; at?: number } = {},
+): Promise<{ page: Page; ctx: BrowserContext }> {
+  const ctx = await browser.newContext({
+    viewport: size,
+    deviceScaleFactor: 1,
+    colorScheme: opts.dark ? 'dark' : 'light',
+    locale: 'ja-JP',
+    timezoneId: 'Asia/Tokyo',
+  });
+  const page = await ctx.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  (page as Page & { jsErrors: string[] }).jsErrors = errors;
+  if (opts.at !== undefined) {
+    // Date.now() is pinned; timers run for real, so the ticker meets the new time within a second.
+    await page.clock.setFixedTime(opts.at);
+  }
+  await page.addInitScript((c) => {
+    (window as unknown as { __mockConfig: unknown }).__mockConfig = c;
+  }, config);
+  await page.goto(`${base}e2e/harness.html`);
+  return { page, ctx };
+}
+
+async function shot(page: Page, size: { width: number }, name: string) {
+  // Two animation frames, so the screenshot shows the DOM as it is now (PLATFORM.md).
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+  await page.screenshot({ path: join(SHOTS, `${size.width}-${name}.png`), fullPage: true });
+}
+
+async function noHorizontalScroll(page: Page) {
+  const [scroll, inner] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+  expect(scroll, 'the layout fits the phone width').toBeLessThanOrEqual(inner);
+}
+
+async function calls(page: Page, cmd: string): Promise<Record<string, unknown>[]> {
+  return page.evaluate(
+    (c) =>
+      (window as unknown as { __calls: { cmd: string; args: Record<string, unknown> }[] }).__calls
+        .filter((x) => x.cmd === c)
+        .map((x) => x.args),
+    cmd,
+  );
+}
+
+for (const size of SIZES) {
+  describe(`phone ${size.width}×${size.height}`, () => {
+    it('first run shows the manual’s initial setup, with labelled fields', async () => {
+      const { page, ctx } = await open(size, {});
+      await expect.poll(() => page.locator('h1').textContent()).toBe('初期設定');
+      for (const label of ['サービスID', 'ユーザID', '利用開始パスワード', '上記の内容に同意する']) {
+        expect(await page.getByLabel(label, { exact: false }).count(), label).toBe(1);
+      }
+      expect(await page.getByRole('button', { name: '送信' }).isVisible()).toBe(true);
+      expect(await page.locator('#terms li').count()).toBeGreaterThan(3);
+      expect(await page.locator('#activation_password').getAttribute('type')).toBe('password');
+      await noHorizontalScroll(page);
+      await shot(page, size, '01-setup');
+      await ctx.close();
+    });
+
+    it('refuses an empty form field by field, and the unticked agreement', async () => {
+      const { page, ctx } = await open(size, {});
+      await page.getByRole('button', { name: '送信' }).click();
+      await page.locator('#agreed-error').waitFor();
+      expect(await page.locator('.field-error').count()).toBe(4);
+      expect(await page.locator('#agreed-error').textContent()).toContain('上記の内容に同意する');
+      expect(await page.locator('#service_id').getAttribute('aria-invalid')).toBe('true');
+      expect(await page.evaluate(() => document.activeElement?.id)).toBe('service_id');
+      expect(await calls(page, 'setup_token')).toHaveLength(0);
+      await shot(page, size, '02-setup-required');
+      await ctx.close();
+    });
+
+    it('the download page’s link fills service ID and user ID', async () => {
+      const { page, ctx } = await open(size, { link: { service_id: '10112231', user_id: '999800000009' } });
+      await page.locator('#link-filled').waitFor();
+      expect(await page.locator('#service_id').inputValue()).toBe('10112231');
+      expect(await page.locator('#user_id').inputValue()).toBe('999800000009');
+      expect(await page.evaluate(() => document.activeElement?.id)).toBe('activation_password');
+      await shot(page, size, '03-setup-from-link');
+      await ctx.close();
+    });
+
+    it('shows progress while sending, then the code', async () => {
+      const { page, ctx } = await open(size, { setupDelayMs: 1500 });
+      await page.locator('#service_id').fill('１０１１２２３１'); // full-width digits from an IME
+      await page.locator('#user_id').fill('999800000009');
+      await page.locator('#activation_password').fill('4815');
+      await page.getByLabel('上記の内容に同意する').check();
+      await page.getByRole('button', { name: '送信' }).click();
+      await page.locator('#progress').waitFor();
+      expect(await page.locator('#progress').textContent()).toContain('送信しています');
+      expect(await page.locator('#submit').isDisabled()).toBe(true);
+      await shot(page, size, '04-setup-sending');
+      await page.locator('#code').waitFor({ timeout: 5000 });
+      const sent = await calls(page, 'setup_token');
+      expect(sent).toEqual([
+        { serviceId: '10112231', userId: '999800000009', activationPassword: '4815', agreed: true },
+      ]);
+      await ctx.close();
+    });
+
+    it('puts a wrong activation password under its field and clears it', async () => {
+      const { page, ctx } = await open(size, {
+        link: { service_id: '10112231', user_id: '999800000009' },
+        setupError: {
+          code: 'WRONG_ACTIVATION_PASSWORD',
+          message_ja: '利用開始パスワードが正しくありません。あと4回間違えると、このトークンは利用できなくなります。',
+          message_en: 'The activation password is wrong. 4 attempts left.',
+        },
+      });
+      await page.locator('#activation_password').fill('1111');
+      await page.getByLabel('上記の内容に同意する').check();
+      await page.getByRole('button', { name: '送信' }).click();
+      await page.locator('#activation_password-error').waitFor();
+      expect(await page.locator('#activation_password-error').textContent()).toContain('あと4回');
+      expect(await page.locator('#activation_password').inputValue()).toBe('');
+      expect(await page.locator('#service_id').inputValue()).toBe('10112231');
+      await shot(page, size, '05-setup-wrong-password');
+      await ctx.close();
+    });
+
+    it('shows a network error in Japanese, and in English after the toggle', async () => {
+      const { page, ctx } = await open(size, { setupError: NETWORK });
+      await page.locator('#service_id').fill('10112231');
+      await page.locator('#user_id').fill('999800000009');
+      await page.locator('#activation_password').fill('4815');
+      await page.getByLabel('上記の内容に同意する').check();
+      await page.getByRole('button', { name: '送信' }).click();
+      await page.locator('#setup-error').waitFor();
+      expect(await page.locator('#setup-error').textContent()).toBe(NETWORK.message_ja);
+      expect(await page.locator('#setup-error').getAttribute('role')).toBe('alert');
+      await shot(page, size, '06-setup-network-error');
+      await page.locator('#lang').click();
+      expect(await page.locator('#setup-error').textContent()).toBe(NETWORK.message_en);
+      expect(await page.locator('h1').textContent()).toBe('Initial setup');
+      expect(await page.getByLabel('Service ID', { exact: false }).inputValue()).toBe('10112231');
+      expect(await page.evaluate(() => document.documentElement.lang)).toBe('en');
+      await noHorizontalScroll(page);
+      await shot(page, size, '07-setup-english');
+      await ctx.close();
+    });
+
+    it('the code: two groups of three, a countdown in step with the clock, read politely', async () => {
+      const { page, ctx } = await open(size, { tokens: [token('tok-a')] }, { at: T50 });
+      await page.locator('#code[data-code]').waitFor();
+      const first = await page.locator('#code').getAttribute('data-code');
+      expect(first).toMatch(/^\d{6}$/);
+      expect(await page.locator('#code').innerText()).toBe(`${first!.slice(0, 3)} ${first!.slice(3)}`);
+      expect(await page.locator('#countdown').getAttribute('data-seconds-left')).toBe('10');
+      expect(await page.locator('#countdown').getAttribute('role')).toBe('timer');
+      expect(await page.locator('#countdown').getAttribute('aria-label')).toBe('次のパスワードまであと10秒（60秒ごとに更新）');
+      expect(await page.locator('#token-label').textContent()).toBe('Example Bank (999800000009)');
+      expect(await page.locator('#next-code').isVisible()).toBe(true);
+      await noHorizontalScroll(page);
+      await shot(page, size, '08-code');
+      await page.clock.setFixedTime(T50 + 3000);
+      await expect.poll(() => page.locator('#countdown').getAttribute('data-seconds-left')).toBe('7');
+      expect(await page.locator('#announcer').textContent(), 'no announcement per second').toBe('');
+      await page.clock.setFixedTime(T50 + 10_000);
+      await expect.poll(() => page.locator('#countdown').getAttribute('data-seconds-left')).toBe('60');
+      const second = await page.locator('#code').getAttribute('data-code');
+      expect(second, 'a new step brings a new code').not.toBe(first);
+      expect(await page.locator('#next-code').isVisible(), 'the next code shows only near the end').toBe(false);
+      await expect.poll(() => page.locator('#announcer').textContent()).toBe('ワンタイムパスワードが新しくなりました。');
+      await ctx.close();
+    });
+
+    it('tap to copy puts the code on the clipboard', async () => {
+      const { page, ctx } = await open(size, { tokens: [token('tok-a')] });
+      await page.locator('#code[data-code]').waitFor();
+      const code = await page.locator('#code').getAttribute('data-code');
+      await page.locator('#code').click();
+      await expect.poll(() => page.locator('#copied').textContent()).toBe('コピーしました');
+      expect(await page.evaluate(() => (window as unknown as { __clipboard: string }).__clipboard)).toBe(code);
+      await shot(page, size, '09-code-copied');
+      await ctx.close();
+    });
+
+    it('warns clearly when the phone clock is off', async () => {
+      const { page, ctx } = await open(size, { tokens: [token('tok-a', { clock_offset_secs: 125 })], clockOffset: 125 });
+      await page.locator('#clock-warning:not([hidden])').waitFor();
+      const text = await page.locator('#clock-warning').textContent();
+      expect(text).toContain('スマートフォンの日時がずれています');
+      expect(text).toContain('約2分遅れています');
+      expect(await calls(page, 'check_clock')).toEqual([{ id: 'tok-a' }]);
+      await shot(page, size, '10-code-clock-warning');
+      await ctx.close();
+    });
+
+    it('says so when a token’s key is gone from the keystore', async () => {
+      const { page, ctx } = await open(size, {
+        tokens: [token('tok-a')],
+        frameError: {
+          code: 'SECRET_MISSING',
+          message_ja: 'このトークンの鍵が端末に見つかりません。トークンを削除し、トークンの発行からやり直してください。',
+          message_en: 'x',
+        },
+      });
+      await page.locator('#code-error:not([hidden])').waitFor();
+      expect(await page.locator('#code-error').getAttribute('data-code')).toBe('SECRET_MISSING');
+      expect(await page.locator('#code').isDisabled()).toBe(true);
+      await shot(page, size, '11-code-secret-missing');
+      await ctx.close();
+    });
+
+    it('lists several tokens with their codes and opens one', async () => {
+      const { page, ctx } = await open(size, {
+        tokens: [
+          token('tok-a'),
+          token('tok-b', { issuer: 'ACME Co', label: 'alice@example.com', kind: 'imported', service_id: null, user_id: null, period: 30 }),
+          token('tok-c', { issuer: null, label: 'work', kind: 'imported', service_id: null, user_id: null, digits: 8, period: 30 }),
+        ],
+      });
+      await page.locator('#token-list').waitFor();
+      await expect.poll(() => page.locator('.token-list button.code[data-code]').count()).toBe(3);
+      expect(await page.locator('h1').textContent()).toBe('トークン一覧');
+      const eight = await page.locator('.token-list li').nth(2).locator('button.code').innerText();
+      expect(eight).toMatch(/^\d{4} \d{4}$/);
+      await noHorizontalScroll(page);
+      await shot(page, size, '12-list');
+      await page.locator('[data-open="tok-b"]').click();
+      await page.locator('#code[data-code]').waitFor();
+      expect(await page.locator('#token-label').textContent()).toBe('ACME Co (alice@example.com)');
+      expect(await calls(page, 'check_clock'), 'imported tokens have no server clock').toEqual([]);
+      await page.locator('#back').click();
+      await page.locator('#token-list').waitFor();
+      await ctx.close();
+    });
+
+    it('settings show the token, and deletion asks first', async () => {
+      const { page, ctx } = await open(size, { tokens: [token('tok-a')] });
+      await page.locator('#open-settings').click();
+      await page.locator('#token-info').waitFor();
+      const info = await page.locator('#token-info').innerText();
+      for (const s of ['サービスID', '10112231', 'ユーザID', '999800000009', 'SHA1', '60秒']) expect(info).toContain(s);
+      expect(await page.locator('#delete-note').textContent()).toContain('利用解除の後は');
+      await noHorizontalScroll(page);
+      await shot(page, size, '13-settings');
+      await page.locator('#delete').click();
+      await page.locator('[role="alertdialog"]').waitFor();
+      await expect.poll(() => page.evaluate(() => document.activeElement?.id), { message: 'the safe choice has focus' }).toBe('confirm-cancel');
+      await shot(page, size, '14-confirm-delete');
+      await page.locator('#confirm-cancel').click();
+      await page.locator('#token-info').waitFor();
+      expect(await calls(page, 'delete_token')).toEqual([]);
+      await page.locator('#delete').click();
+      await page.locator('#confirm-delete').click();
+      await page.locator('#notice').waitFor();
+      expect(await page.locator('#notice').textContent()).toBe('トークンを削除しました。');
+      expect(await page.locator('h1').textContent()).toBe('初期設定');
+      expect(await calls(page, 'delete_token')).toEqual([{ id: 'tok-a' }]);
+      await shot(page, size, '15-deleted');
+      await ctx.close();
+    });
+
+    it('shows a failed deletion on the confirmation', async () => {
+      const { page, ctx } = await open(size, {
+        tokens: [token('tok-a')],
+        deleteError: { code: 'KEYSTORE_FAILURE', message_ja: '端末の安全な保存領域でエラーが発生しました。', message_en: 'x' },
+      });
+      await page.locator('#open-settings').click();
+      await page.locator('#delete').click();
+      await page.locator('#confirm-delete').click();
+      await page.locator('#action-error').waitFor();
+      expect(await page.locator('#action-error').textContent()).toBe('端末の安全な保存領域でエラーが発生しました。');
+      await shot(page, size, '16-delete-failed');
+      await ctx.close();
+    });
+
+    it('a keystore that cannot open shows an error with a retry', async () => {
+      const { page, ctx } = await open(size, {
+        listError: {
+          code: 'KEYSTORE_UNAVAILABLE',
+          message_ja: '端末の安全な保存領域を利用できません。端末のロックを解除してから、もう一度お試しください。',
+          message_en: "The device's secure storage is not available.",
+        },
+      });
+      await page.locator('#fatal-error').waitFor();
+      expect(await page.locator('#fatal-error').getAttribute('data-code')).toBe('KEYSTORE_UNAVAILABLE');
+      expect(await page.locator('#retry').isVisible()).toBe(true);
+      await shot(page, size, '17-fatal');
+      await page.locator('#retry').click();
+      await expect.poll(async () => (await calls(page, 'list_tokens')).length).toBe(2);
+      await ctx.close();
+    });
+
+    it('dark mode: setup and code', async () => {
+      const a = await open(size, {}, { dark: true });
+      await a.page.locator('#setup-form').waitFor();
+      const bg = await a.page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor);
+      expect(bg).toBe('rgb(15, 20, 32)');
+      await shot(a.page, size, '18-dark-setup');
+      await a.ctx.close();
+      const b = await open(size, { tokens: [token('tok-a', { clock_offset_secs: -200 })], clockOffset: -200 }, { dark: true });
+      await b.page.locator('#code[data-code]').waitFor();
+      await shot(b.page, size, '19-dark-code');
+      await b.ctx.close();
+    });
+
+    it('on a phone, scans an otpauth QR code into a new token', async () => {
+      const uri = 'otpauth://totp/ACME%20Co:alice@example.com?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=ACME%20Co';
+      const { page, ctx } = await open(size, { mobile: true, scanResult: uri });
+      await page.locator('#scan').waitFor();
+      await shot(page, size, '20-setup-mobile-scan');
+      await page.locator('#scan').click();
+      await page.locator('#code[data-code]').waitFor();
+      expect(await calls(page, 'import_otpauth')).toEqual([{ uri }]);
+      expect(await page.locator('#token-label').textContent()).toBe('ACME Co (alice@example.com)');
+      await ctx.close();
+    });
+
+    it('no scan button on the desktop build', async () => {
+      const { page, ctx } = await open(size, {});
+      await page.locator('#setup-form').waitFor();
+      expect(await page.locator('#scan').count()).toBe(0);
+      expect((page as Page & { jsErrors: string[] }).jsErrors).toEqual([]);
+      await ctx.close();
+    });
+  });
+}

@@ -1,0 +1,116 @@
+// The one typed door to the Rust shell (STYLE §1): every IPC call of the UI goes through here.
+// Secrets never come back through it: commands return codes, labels and seconds, nothing else.
+import { invoke } from '@tauri-apps/api/core';
+import { listen, type UnlistenFn } from '@tauri-apps/api/event';
+import { writeText } from '@tauri-apps/plugin-clipboard-manager';
+
+export interface AppInfo {
+  version: string;
+  /** True on Android and iOS: the QR scanner exists only there. */
+  mobile: boolean;
+}
+
+export interface TokenView {
+  id: string;
+  kind: 'bank' | 'imported';
+  issuer: string | null;
+  label: string;
+  service_id: string | null;
+  user_id: string | null;
+  algorithm: string;
+  digits: number;
+  period: number;
+  /** Device Unix seconds. */
+  added_at: number;
+  /** Server clock minus device clock, as last measured. */
+  clock_offset_secs: number;
+  clock_checked_at: number | null;
+}
+
+export interface CodeFrame {
+  code: string;
+  next_code: string;
+  /** Seconds until `code` is replaced, 1..=period, on the server-corrected clock. */
+  seconds_left: number;
+  period: number;
+  /** Set when the device clock is off by more than the core's threshold. */
+  clock_warning: { offset_secs: number } | null;
+}
+
+export interface ClockView {
+  offset_secs: number;
+  warning: boolean;
+}
+
+export interface SetupLink {
+  service_id: string;
+  user_id: string;
+}
+
+/** What every command rejects with: a stable code and the texts to show. */
+export interface ShellError {
+  code: string;
+  message_ja: string;
+  message_en: string;
+}
+
+export function isShellError(e: unknown): e is ShellError {
+  return (
+    typeof e === 'object' &&
+    e !== null &&
+    typeof (e as ShellError).code === 'string' &&
+    typeof (e as ShellError).message_ja === 'string' &&
+    typeof (e as ShellError).message_en === 'string'
+  );
+}
+
+/** Any rejection as a ShellError (IPC failures that are not ours become INTERNAL). */
+export function toShellError(e: unknown): ShellError {
+  if (isShellError(e)) return e;
+  return {
+    code: 'INTERNAL',
+    message_ja: 'アプリで予期しないエラーが発生しました。アプリを再起動してください。',
+    message_en: 'Something went wrong in the app. Please restart it.',
+  };
+}
+
+async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
+  try {
+    return await invoke<T>(cmd, args);
+  } catch (e) {
+    throw toShellError(e);
+  }
+}
+
+export const api = {
+  appInfo: () => call<AppInfo>('app_info'),
+  listTokens: () => call<TokenView[]>('list_tokens'),
+  codeFrame: (id: string) => call<CodeFrame>('code_frame', { id }),
+  checkClock: (id: string) => call<ClockView>('check_clock', { id }),
+  setupToken: (serviceId: string, userId: string, activationPassword: string, agreed: boolean) =>
+    call<TokenView>('setup_token', { serviceId, userId, activationPassword, agreed }),
+  deleteToken: (id: string) => call<void>('delete_token', { id }),
+  importOtpauth: (uri: string) => call<TokenView>('import_otpauth', { uri }),
+  takeSetupLink: () => call<SetupLink | null>('take_setup_link'),
+  onSetupLink: (handler: (link: SetupLink) => void): Promise<UnlistenFn> =>
+    listen<SetupLink>('setup-link', (event) => handler(event.payload)),
+  copyText: async (text: string) => {
+    try {
+      await writeText(text);
+    } catch (e) {
+      throw toShellError(e);
+    }
+  },
+  /** Phones only: opens the camera and returns the QR code's text, or null if cancelled. */
+  scanQr: async (): Promise<string | null> => {
+    const scanner = await import('@tauri-apps/plugin-barcode-scanner');
+    try {
+      const granted = await scanner.requestPermissions();
+      if (granted !== 'granted') return null;
+      const result = await scanner.scan({ formats: [scanner.Format.QRCode], windowed: false });
+      return result.content;
+    } catch (e) {
+      throw toShellError(e);
+    }
+  },
+};
