@@ -95,6 +95,34 @@ impl Default for Argon2Config {
     }
 }
 
+/// `[web]`: the customer screens.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// The base URL customers reach the screens at (mailed links point here); default
+    /// `http://<listen>`. An `https://` URL makes the session cookie `Secure`.
+    pub public_url: Option<String>,
+    /// A session idle this long ends (seconds).
+    pub session_idle_secs: u64,
+    /// Days a mailed download link stays valid.
+    pub link_ttl_days: u32,
+    pub app_store_url: String,
+    pub play_store_url: String,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            public_url: None,
+            session_idle_secs: 600,
+            link_ttl_days: 7,
+            app_store_url: "https://apps.apple.com/jp/app/id0000000000".into(),
+            play_store_url: "https://play.google.com/store/apps/details?id=jp.example.otpbank"
+                .into(),
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -119,6 +147,8 @@ pub struct Config {
     pub totp: TotpConfig,
     pub verify: VerifyConfig,
     pub argon2: Argon2Config,
+    pub mail: crate::mail::MailConfig,
+    pub web: WebConfig,
 }
 
 impl Default for Config {
@@ -138,6 +168,8 @@ impl Default for Config {
             totp: TotpConfig::default(),
             verify: VerifyConfig::default(),
             argon2: Argon2Config::default(),
+            mail: crate::mail::MailConfig::default(),
+            web: WebConfig::default(),
         }
     }
 }
@@ -246,6 +278,12 @@ impl Config {
                 "body_limit must be 1 KiB..1 MiB".into(),
             ));
         }
+        self.mail.validate().map_err(ConfigError::Invalid)?;
+        if self.web.session_idle_secs < 60 || self.web.link_ttl_days == 0 {
+            return Err(ConfigError::Invalid(
+                "web.session_idle_secs must be >= 60 and web.link_ttl_days >= 1".into(),
+            ));
+        }
         if self.verify.max_batch == 0 || self.verify.max_batch > 4096 {
             return Err(ConfigError::Invalid(
                 "verify.max_batch must be 1..=4096".into(),
@@ -285,6 +323,14 @@ impl Config {
                 format!("{}{user}:[redacted]{}", &url[..s + 3], &url[at..])
             }
             _ => url.to_string(),
+        }
+    }
+
+    /// The public base URL of the customer screens, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        match &self.web.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.listen),
         }
     }
 

@@ -242,6 +242,8 @@ pub struct EngineConfig {
     pub service_id: ServiceId,
     /// Verifications per group commit, at most.
     pub max_batch: usize,
+    /// Where the mailed download links point and how long they live.
+    pub links: crate::mail::LinkSettings,
     /// Concurrent batch transactions (1 on SQLite: it has one writer).
     pub verify_workers: usize,
 }
@@ -290,6 +292,15 @@ fn snapshot(row: &TokenRow) -> Result<TokenSnapshot> {
         last_step: u64::try_from(row.last_step).ok(),
         drift: row.drift,
         locked_at: row.locked_at,
+    })
+}
+
+fn issued_of(row: &TokenRow) -> Result<Issued> {
+    Ok(Issued {
+        service_id: row.service_id.clone(),
+        user_id: row.user_id.clone(),
+        state: row.state()?,
+        expires_at: row.expires_at,
     })
 }
 
@@ -544,11 +555,78 @@ impl Engine {
             .await?
             .ok_or(DomainError::UnknownCustomer)?;
         let act_hash = self.hash(activation_password).await?;
+        Ok(self
+            .issue_hashed(customer.id, email, &act_hash, None, actor)
+            .await?
+            .0)
+    }
+
+    /// Issuance with the activation password already hashed (the screens hash it at the input
+    /// step, so the confirm step never holds it). In one transaction: the token, its download
+    /// link (code stored hashed) and the mail carrying the link in the outbox. With a
+    /// `request_key` (the confirm form's), a repeated request returns the first issuance and
+    /// sends nothing more. Returns the issuance and its download URL.
+    ///
+    /// # Errors
+    /// As [`Engine::issue_token`].
+    pub async fn issue_hashed(
+        &self,
+        customer_id: i64,
+        email: &str,
+        act_hash: &str,
+        request_key: Option<&str>,
+        actor: &Actor,
+    ) -> Result<(Issued, Option<Zeroizing<String>>)> {
+        if !rules::email(email) {
+            return Err(EngineError::invalid(
+                "email",
+                "INVALID_EMAIL",
+                "email is not a valid address",
+            ));
+        }
+        if let Some(key) = request_key {
+            if let Some(row) = self
+                .inner
+                .store
+                .token_by_request_key(customer_id, key)
+                .await?
+            {
+                return Ok((issued_of(&row)?, None));
+            }
+        }
+        let res = self
+            .issue_in_tx(customer_id, email, act_hash, request_key, actor)
+            .await;
+        match (res, request_key) {
+            // A double submit that lost the race to the first: answer with the first.
+            (Err(EngineError::Domain(DomainError::LiveTokenExists(_))), Some(key)) => {
+                match self
+                    .inner
+                    .store
+                    .token_by_request_key(customer_id, key)
+                    .await?
+                {
+                    Some(row) => Ok((issued_of(&row)?, None)),
+                    None => Err(DomainError::LiveTokenExists(TokenState::Issued).into()),
+                }
+            }
+            (res, _) => res.map(|(i, url)| (i, Some(url))),
+        }
+    }
+
+    async fn issue_in_tx(
+        &self,
+        customer_id: i64,
+        email: &str,
+        act_hash: &str,
+        request_key: Option<&str>,
+        actor: &Actor,
+    ) -> Result<(Issued, Zeroizing<String>)> {
         let now = now_i64(self.now());
         let policy = &self.inner.cfg.policy;
         let params = self.inner.cfg.params;
         let mut tx = self.inner.store.begin().await?;
-        let latest = tx.latest_token(customer.id).await?;
+        let latest = tx.latest_token(customer_id).await?;
         let mut latest_state = None;
         if let Some(row) = &latest {
             let state = row.state()?;
@@ -560,7 +638,7 @@ impl Engine {
             }
         }
         let customer = tx
-            .customer(customer.id)
+            .customer(customer_id)
             .await?
             .ok_or(DomainError::UnknownCustomer)?;
         let waived = customer.reissue_waived != 0;
@@ -590,14 +668,14 @@ impl Engine {
                     algorithm: params.algorithm.as_str(),
                     digits: i64::from(params.digits),
                     period: i64::from(params.period),
-                    activation_password_hash: &act_hash,
+                    activation_password_hash: act_hash,
                     issued_at: now,
                     expires_at,
                 })
                 .await
             {
-                Ok(_) => {
-                    user_id = Some(candidate);
+                Ok(id) => {
+                    user_id = Some((candidate, id));
                     break;
                 }
                 // A random user ID collided: on PostgreSQL the failed statement aborted the
@@ -614,9 +692,23 @@ impl Engine {
                 Err(e) => return Err(e.into()),
             }
         }
-        let user_id = user_id.ok_or_else(|| {
+        let (user_id, token_id) = user_id.ok_or_else(|| {
             EngineError::Internal(anyhow::anyhow!("could not allocate a user ID"))
         })?;
+        if let Some(key) = request_key {
+            tx.set_token_request_key(token_id, key).await?;
+        }
+        let url = crate::mail::enqueue_issuance(
+            &mut tx,
+            &self.inner.cfg.links,
+            customer.id,
+            token_id,
+            email,
+            &service_id,
+            user_id.as_str(),
+            now,
+        )
+        .await?;
         if waived {
             tx.set_reissue_waived(customer.id, false).await?;
         }
@@ -632,12 +724,15 @@ impl Engine {
         })
         .await?;
         tx.commit().await?;
-        Ok(Issued {
-            service_id,
-            user_id: user_id.as_str().to_owned(),
-            state: TokenState::Issued,
-            expires_at,
-        })
+        Ok((
+            Issued {
+                service_id,
+                user_id: user_id.as_str().to_owned(),
+                state: TokenState::Issued,
+                expires_at,
+            },
+            url,
+        ))
     }
 
     async fn audit_refusal(

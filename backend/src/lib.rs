@@ -4,10 +4,12 @@
 //!
 //! Depends on `protocol` for the TOTP contract; must not depend on the app or the Tauri shell.
 
+pub mod banking;
 pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod engine;
+pub mod mail;
 pub mod metrics;
 pub mod store;
 pub mod web;
@@ -140,6 +142,10 @@ pub async fn build(cfg: &Config, clock: Box<dyn Clock>) -> anyhow::Result<(AppSt
             service_id: protocol::ServiceId::parse(&cfg.service_id)?,
             max_batch: cfg.verify.max_batch,
             verify_workers: workers,
+            links: mail::LinkSettings {
+                public_url: cfg.public_url(),
+                link_ttl_days: cfg.web.link_ttl_days,
+            },
         },
         metrics::Metrics::default(),
     );
@@ -149,6 +155,7 @@ pub async fn build(cfg: &Config, clock: Box<dyn Clock>) -> anyhow::Result<(AppSt
             engine,
             host_keys: Arc::new(host_keys),
             body_limit: cfg.body_limit,
+            site: Arc::new(web::pages::Site::new(&cfg.web, &cfg.public_url())?),
         },
         Startup {
             created_master_key,

@@ -231,6 +231,14 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     );
     eprintln!("otp-backend listening on http://{addr}");
     let engine = state.engine.clone();
+    let mailer = backend::mail::MailWorker::new(
+        engine.store().clone(),
+        &cfg.mail,
+        &cfg.data_dir,
+        &cfg.public_url(),
+    )?;
+    tracing::info!(mail = %mailer.describe(), public_url = %cfg.public_url(), "mail outbox worker started");
+    mailer.spawn();
     let app = backend::web::app(state);
     axum::serve(
         listener,

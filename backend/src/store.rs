@@ -21,6 +21,9 @@ use sqlx::{Any, AnyPool, ConnectOptions, Executor, FromRow, Transaction};
 use crate::crypto::Sealed;
 use crate::domain::{DomainError, TokenState};
 
+mod screens;
+pub use screens::{LinkRow, MailRow, NewMail, SessionRow, TransferRow};
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 

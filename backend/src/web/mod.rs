@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod host_api;
+pub mod pages;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub engine: Engine,
     pub host_keys: Arc<Vec<HostKey>>,
     pub body_limit: usize,
+    /// The customer screens' templates and settings.
+    pub site: Arc<pages::Site>,
 }
 
 /// The client's address, when the server was started with connect info.
@@ -75,6 +78,7 @@ pub fn app(state: AppState) -> Router {
     let limit = state.body_limit;
     Router::new()
         .nest("/host/v1", host_api::router(state.clone()))
+        .merge(pages::router())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

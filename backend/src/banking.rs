@@ -1,0 +1,301 @@
+//! Internet-banking operations the customer screens need beyond the token lifecycle: login,
+//! the confirmation password, the BOP001 overview, opening a download link by its code, and
+//! transfers. Built on the engine's public API; SQL stays in `store`. No HTTP here.
+
+use zeroize::Zeroizing;
+
+use crate::domain::{self, DomainError, IssueBlock, TokenState};
+use crate::engine::{Actor, Engine, EngineError, Result, TokenStatus};
+use crate::mail::link_code_hash;
+use crate::store::{CustomerRow, NewAudit, StoreError};
+
+/// What BOP001 shows: the customer's newest token (expiry applied) and whether a new one may
+/// be issued now.
+#[derive(Debug, Clone)]
+pub struct Overview {
+    pub token: Option<TokenStatus>,
+    pub issue_block: Option<IssueBlock>,
+}
+
+impl Overview {
+    /// Whether login and transfers need a code.
+    pub fn otp_active(&self) -> bool {
+        self.token
+            .as_ref()
+            .is_some_and(|t| t.state == TokenState::Active)
+    }
+}
+
+/// What the download page shows.
+#[derive(Debug, Clone)]
+pub struct LinkOpened {
+    pub service_id: String,
+    pub user_id: String,
+    /// This request was the link's first opening.
+    pub first: bool,
+}
+
+/// A recorded transfer.
+#[derive(Debug, Clone)]
+pub struct TransferDone {
+    pub id: i64,
+    pub payee: String,
+    pub amount: i64,
+    /// False when this request key had already recorded the transfer (a double submit).
+    pub new: bool,
+}
+
+fn now_i64(t: u64) -> i64 {
+    i64::try_from(t).unwrap_or(i64::MAX)
+}
+
+/// A hash of a random password under the configured cost, checked when the login ID is
+/// unknown so that the answer takes as long as for a known one.
+static DUMMY_PHC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+impl Engine {
+    async fn password_ok(&self, password: Zeroizing<String>, phc: String) -> Result<bool> {
+        let hasher = self.hasher().clone();
+        tokio::task::spawn_blocking(move || hasher.verify(&password, &phc))
+            .await
+            .map_err(|e| EngineError::Internal(e.into()))
+    }
+
+    /// Hash a password off the async threads.
+    ///
+    /// # Errors
+    /// The hasher failed.
+    pub async fn hash_password(&self, password: Zeroizing<String>) -> Result<String> {
+        let hasher = self.hasher().clone();
+        tokio::task::spawn_blocking(move || hasher.hash(&password))
+            .await
+            .map_err(|e| EngineError::Internal(e.into()))?
+            .map_err(EngineError::from)
+    }
+
+    async fn audit_now(&self, e: NewAudit<'_>) -> Result<()> {
+        let mut tx = self.store().begin().await?;
+        tx.audit(&e).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Check a login ID and login password; audited either way (never with the password).
+    ///
+    /// # Errors
+    /// The database is unavailable.
+    pub async fn customer_login(
+        &self,
+        login_id: &str,
+        password: Zeroizing<String>,
+        actor: &Actor,
+    ) -> Result<Option<CustomerRow>> {
+        let customer = self.store().customer_by_login(login_id).await?;
+        let phc = match &customer {
+            Some(c) => c.login_password_hash.clone(),
+            None => match DUMMY_PHC.get() {
+                Some(p) => p.clone(),
+                None => {
+                    let p = self
+                        .hash_password(Zeroizing::new(hex::encode(rand::random::<[u8; 16]>())))
+                        .await?;
+                    DUMMY_PHC.get_or_init(|| p).clone()
+                }
+            },
+        };
+        let ok = self.password_ok(password, phc).await? && customer.is_some();
+        self.audit_now(NewAudit {
+            at: now_i64(self.now()),
+            actor: &actor.name,
+            customer_id: customer.as_ref().map(|c| c.id),
+            action: "login_password",
+            outcome: if ok { "ok" } else { "invalid" },
+            ip: actor.ip.as_deref(),
+            ..Default::default()
+        })
+        .await?;
+        Ok(customer.filter(|_| ok))
+    }
+
+    /// Check the customer's confirmation password (確認用パスワード).
+    ///
+    /// # Errors
+    /// Unknown customer or the database is unavailable.
+    pub async fn check_confirmation_password(
+        &self,
+        customer_id: i64,
+        password: Zeroizing<String>,
+        actor: &Actor,
+        action: &str,
+    ) -> Result<bool> {
+        let c = self
+            .store()
+            .customer_by_id(customer_id)
+            .await?
+            .ok_or(DomainError::UnknownCustomer)?;
+        let ok = self
+            .password_ok(password, c.confirmation_password_hash)
+            .await?;
+        if !ok {
+            self.audit_now(NewAudit {
+                at: now_i64(self.now()),
+                actor: &actor.name,
+                customer_id: Some(customer_id),
+                action,
+                outcome: "wrong_confirmation_password",
+                ip: actor.ip.as_deref(),
+                ..Default::default()
+            })
+            .await?;
+        }
+        Ok(ok)
+    }
+
+    /// The customer's token and whether a new one may be issued (BOP001).
+    ///
+    /// # Errors
+    /// The database is unavailable.
+    pub async fn overview(&self, customer_id: i64) -> Result<Overview> {
+        let now = now_i64(self.now());
+        let customer = self
+            .store()
+            .customer_by_id(customer_id)
+            .await?
+            .ok_or(DomainError::UnknownCustomer)?;
+        let token = match self.store().latest_token(customer_id).await? {
+            Some(row) => Some(self.token_status(&row.user_id).await?),
+            None => None,
+        };
+        let latest = token.as_ref().map(|t| (t.state, t.deactivated_at));
+        let issue_block = domain::may_issue(latest, customer.reissue_waived != 0, now).err();
+        Ok(Overview { token, issue_block })
+    }
+
+    /// The customer's newest token's user ID and the address it was issued to.
+    ///
+    /// # Errors
+    /// The database is unavailable.
+    pub async fn latest_token_email(&self, customer_id: i64) -> Result<Option<String>> {
+        Ok(self
+            .store()
+            .latest_token(customer_id)
+            .await?
+            .map(|r| r.email))
+    }
+
+    /// Open a mailed download link: its first opening moves the token Issued → LinkOpened,
+    /// which the app's setup waits for (DESIGN §4). Later openings are counted and shown again.
+    ///
+    /// # Errors
+    /// Unknown code ([`DomainError::UnknownToken`]), an expired link or issuance, or a token
+    /// that can no longer be set up.
+    pub async fn open_download_link(&self, code: &str, actor: &Actor) -> Result<LinkOpened> {
+        let valid_shape =
+            (32..=128).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_hexdigit());
+        let link = if valid_shape {
+            self.store().download_link(&link_code_hash(code)).await?
+        } else {
+            None
+        };
+        let Some(link) = link else {
+            return Err(DomainError::UnknownToken.into());
+        };
+        let now = now_i64(self.now());
+        if now >= link.expires_at {
+            return Err(EngineError::IssuanceExpired);
+        }
+        let status = self.token_status(&link.user_id).await?;
+        match status.state {
+            TokenState::Issued => {
+                self.open_link(&link.user_id, actor).await?;
+            }
+            TokenState::LinkOpened | TokenState::Provisioned | TokenState::Active => {}
+            TokenState::Voided => return Err(EngineError::IssuanceExpired),
+            TokenState::Deactivated | TokenState::Revoked => {
+                return Err(EngineError::TokenNotUsable)
+            }
+        }
+        let mut tx = self.store().begin().await?;
+        let first = tx.record_link_open(link.id, now).await?;
+        tx.commit().await?;
+        Ok(LinkOpened {
+            service_id: link.service_id,
+            user_id: link.user_id,
+            first,
+        })
+    }
+
+    /// Record a transfer once per request key (the confirm form's), in one transaction with its
+    /// audit event. The caller has checked the confirmation password and, when OTP is active,
+    /// the code.
+    ///
+    /// # Errors
+    /// The database is unavailable.
+    pub async fn record_transfer(
+        &self,
+        customer_id: i64,
+        request_key: &str,
+        payee: &str,
+        amount: i64,
+        user_id: Option<&str>,
+        actor: &Actor,
+    ) -> Result<TransferDone> {
+        if let Some(t) = self.store().transfer_by_key(request_key).await? {
+            return Ok(TransferDone {
+                id: t.id,
+                payee: t.payee,
+                amount: t.amount,
+                new: false,
+            });
+        }
+        let now = now_i64(self.now());
+        let mut tx = self.store().begin().await?;
+        let id = match tx
+            .insert_transfer(customer_id, request_key, payee, amount, user_id, now)
+            .await
+        {
+            Ok(id) => id,
+            Err(StoreError::Conflict(_)) => {
+                drop(tx);
+                let t = self
+                    .store()
+                    .transfer_by_key(request_key)
+                    .await?
+                    .ok_or(EngineError::Unavailable)?;
+                return Ok(TransferDone {
+                    id: t.id,
+                    payee: t.payee,
+                    amount: t.amount,
+                    new: false,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        tx.audit(&NewAudit {
+            at: now,
+            actor: &actor.name,
+            customer_id: Some(customer_id),
+            user_id,
+            action: "transfer",
+            outcome: "ok",
+            ip: actor.ip.as_deref(),
+            detail: Some(serde_json::json!({ "transfer_id": id, "amount": amount }).to_string()),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(TransferDone {
+            id,
+            payee: payee.to_owned(),
+            amount,
+            new: true,
+        })
+    }
+
+    /// Whether the request key already recorded a transfer.
+    ///
+    /// # Errors
+    /// The database is unavailable.
+    pub async fn transfer_recorded(&self, request_key: &str) -> Result<bool> {
+        Ok(self.store().transfer_by_key(request_key).await?.is_some())
+    }
+}

@@ -1,0 +1,109 @@
+//! The mails' words (Japanese, as the bank sends them). The issuance mail carries the download
+//! URL, the service ID and the user ID — never the activation password.
+
+use crate::domain::tokyo_date;
+
+/// A composed mail.
+pub struct Composed {
+    pub subject: String,
+    pub body: String,
+}
+
+const FOOTER: &str = "\n\nお心当たりのない場合は、お手数ですが当組合までご連絡ください。\n\
+    このメールは送信専用のアドレスから送信しています。ご返信いただいてもお答えできません。\n";
+
+/// The mail 確定する sends: the download link and the IDs the app's setup asks for.
+pub fn issuance(url: &str, service_id: &str, user_id: &str, link_expires_at: i64) -> Composed {
+    Composed {
+        subject: "【ワンタイムパスワード】アプリのダウンロードのご案内".into(),
+        body: format!(
+            "ソフトウェアトークンの発行を受け付けました。\n\n\
+             このメールを受信したスマートフォンで、下記の「ダウンロードURL」を選択し、\n\
+             ワンタイムパスワードアプリをダウンロードしてください。\n\n\
+             ■ダウンロードURL\n{url}\n（有効期限：{} まで）\n\n\
+             ■アプリの初期設定に必要な情報\n\
+             サービスID：{service_id}\n\
+             ユーザID：{user_id}\n\
+             利用開始パスワード：トークン発行時にお客さまが登録したもの（本メールには記載しておりません）\n\n\
+             アプリの初期設定が終わりましたら、インターネットバンキングの\n\
+             「ワンタイムパスワード申請」→「ワンタイムパスワード利用開始」から利用開始登録を行ってください。{FOOTER}",
+            tokyo_date(link_expires_at).format("%Y年%m月%d日")
+        ),
+    }
+}
+
+/// Notices to the customer about their token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    Activated,
+    Deactivated,
+    Locked,
+    Replayed,
+}
+
+impl Notice {
+    pub fn kind(self) -> &'static str {
+        match self {
+            Notice::Activated => "notice_activated",
+            Notice::Deactivated => "notice_deactivated",
+            Notice::Locked => "notice_locked",
+            Notice::Replayed => "notice_replayed",
+        }
+    }
+}
+
+/// A notice's mail; `at` is shown in Japan time.
+pub fn notice(n: Notice, user_id: &str, at: i64) -> Composed {
+    let when = chrono::DateTime::from_timestamp(at, 0)
+        .unwrap_or_default()
+        .with_timezone(&crate::domain::jst())
+        .format("%Y年%m月%d日 %H:%M")
+        .to_string();
+    let (subject, text) = match n {
+        Notice::Activated => (
+            "【ワンタイムパスワード】利用開始のお知らせ",
+            "ワンタイムパスワードの利用開始登録を受け付けました。\n\
+             次回ログイン時から、ログインID・ログインパスワードに加えてワンタイムパスワードの入力が必要になります。",
+        ),
+        Notice::Deactivated => (
+            "【ワンタイムパスワード】利用解除のお知らせ",
+            "ワンタイムパスワードの利用解除を受け付けました。\n\
+             次回ログイン時から「ワンタイムパスワード認証画面」は表示されません。\n\
+             スマートフォンのアプリからトークンを削除してください。再開する場合は、翌日以降に改めて「トークン発行」を行ってください。",
+        ),
+        Notice::Locked => (
+            "【ワンタイムパスワード】ロックのお知らせ",
+            "誤ったワンタイムパスワードが続けて入力されたため、ワンタイムパスワードをロックしました。\n\
+             ロックの解除は当組合までお問い合わせください。",
+        ),
+        Notice::Replayed => (
+            "【ワンタイムパスワード】使用済みパスワードの入力について",
+            "既に使用されたワンタイムパスワードが再度入力されたため、受け付けませんでした。\n\
+             お客さまご自身の操作でない場合は、第三者にパスワードを知られたおそれがあります。\n\
+             至急、ログインパスワード・確認用パスワードを変更し、当組合までご連絡ください。",
+        ),
+    };
+    Composed {
+        subject: subject.into(),
+        body: format!("{text}\n\n日時：{when}\nユーザID：{user_id}{FOOTER}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuance_mail_has_link_and_ids() {
+        let m = issuance(
+            "https://bank.example/dl/abc",
+            "10112231",
+            "999800000001",
+            1_795_575_630,
+        );
+        assert!(m.body.contains("https://bank.example/dl/abc"));
+        assert!(m.body.contains("サービスID：10112231"));
+        assert!(m.body.contains("ユーザID：999800000001"));
+        assert!(m.body.contains("2026年11月25日"), "{}", m.body);
+    }
+}

@@ -1,0 +1,407 @@
+//! Outgoing mail (DESIGN §7): what the mails say (`compose`), and the worker that sends the
+//! outbox with lettre — over SMTP when configured, otherwise as `.eml` files under
+//! `data_dir/outbox` (the embedded default, for a first run without a mail server).
+//!
+//! Mail is written to the outbox in the same transaction as the decision it reports, so a
+//! mail server outage delays mail and never loses it. The worker claims a row for a lease,
+//! sends it, then stamps it sent and clears its body; a failure pushes the next attempt back
+//! with exponential backoff. Delivery is at least once: a crash after the SMTP server accepted
+//! a mail and before it was stamped sends it again when the lease ends (the Message-ID stays the
+//! same, so receivers can drop the duplicate); a restart after the stamp never resends.
+//!
+//! Must not depend on `web`.
+
+pub mod compose;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lettre::message::header::ContentType;
+use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::Deserialize;
+
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::config::Hidden;
+use crate::store::{MailRow, NewMail, Store, StoreError, TokenRow, Tx};
+
+use self::compose::Notice;
+
+/// How the connection to the SMTP server is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain SMTP (a relay on the same host or network only).
+    None,
+    /// STARTTLS upgrade (submission, port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+}
+
+/// `[mail]` in the configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailConfig {
+    /// The sender, e.g. `OTP Bank <noreply@bank.example>`.
+    pub from: String,
+    /// SMTP server; unset: mails are written as `.eml` files to `data_dir/outbox`.
+    pub smtp_host: Option<String>,
+    pub smtp_port: Option<u16>,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<Hidden>,
+    /// First retry delay; doubles per attempt up to `retry_max_secs`.
+    pub retry_base_secs: u64,
+    pub retry_max_secs: u64,
+    /// How often the worker looks at the outbox, in milliseconds.
+    pub poll_ms: u64,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            from: "OTP Bank <noreply@bank.example>".into(),
+            smtp_host: None,
+            smtp_port: None,
+            tls: SmtpTls::default(),
+            username: None,
+            password: None,
+            retry_base_secs: 5,
+            retry_max_secs: 900,
+            poll_ms: 1000,
+        }
+    }
+}
+
+impl MailConfig {
+    /// # Errors
+    /// A sender that is not a mailbox, or a retry policy that is zero.
+    pub fn validate(&self) -> Result<(), String> {
+        self.from
+            .parse::<Mailbox>()
+            .map_err(|_| "mail.from must be an address like `Bank <noreply@bank.example>`")?;
+        if self.retry_base_secs == 0 || self.retry_max_secs < self.retry_base_secs {
+            return Err("mail.retry_base_secs must be >= 1 and <= mail.retry_max_secs".into());
+        }
+        if self.poll_ms == 0 {
+            return Err("mail.poll_ms must be >= 1".into());
+        }
+        if self.password.is_some() && self.username.is_none() {
+            return Err("mail.password needs mail.username".into());
+        }
+        Ok(())
+    }
+}
+
+/// What the engine needs to write an issuance mail: where the link points and how long it lives.
+#[derive(Debug, Clone)]
+pub struct LinkSettings {
+    /// The public base URL of the customer screens, without a trailing slash.
+    pub public_url: String,
+    pub link_ttl_days: u32,
+}
+
+impl Default for LinkSettings {
+    fn default() -> Self {
+        LinkSettings {
+            public_url: "http://127.0.0.1:8080".into(),
+            link_ttl_days: 7,
+        }
+    }
+}
+
+/// The stored form of a download-link code: its SHA-256, hex.
+pub fn link_code_hash(code: &str) -> String {
+    hex::encode(Sha256::digest(code.as_bytes()))
+}
+
+/// Create the download link (160 random bits, stored hashed) and put the issuance mail in the
+/// outbox, inside the issuance transaction. Returns the download URL.
+///
+/// # Errors
+/// The database refused the writes.
+#[allow(clippy::too_many_arguments)] // reason: one issuance's facts, named at the single call
+pub async fn enqueue_issuance(
+    tx: &mut Tx,
+    links: &LinkSettings,
+    customer_id: i64,
+    token_id: i64,
+    email: &str,
+    service_id: &str,
+    user_id: &str,
+    now: i64,
+) -> Result<Zeroizing<String>, StoreError> {
+    let mut raw = Zeroizing::new([0u8; 20]);
+    rand::rngs::OsRng.fill_bytes(raw.as_mut());
+    let code = Zeroizing::new(hex::encode(raw.as_ref()));
+    let expires_at = now + i64::from(links.link_ttl_days) * 86_400;
+    tx.insert_download_link(token_id, &link_code_hash(&code), now, expires_at)
+        .await?;
+    let url = Zeroizing::new(format!(
+        "{}/dl/{}",
+        links.public_url.trim_end_matches('/'),
+        code.as_str()
+    ));
+    let mail = compose::issuance(&url, service_id, user_id, expires_at);
+    tx.enqueue_mail(&NewMail {
+        dedupe_key: &format!("issue:{user_id}"),
+        kind: "issuance",
+        customer_id: Some(customer_id),
+        user_id: Some(user_id),
+        to_addr: email,
+        subject: &mail.subject,
+        body: &mail.body,
+        now,
+    })
+    .await?;
+    Ok(url)
+}
+
+/// Put a notice to the customer in the outbox, in the transaction of the decision it reports.
+/// It goes to the customer's address on file, else to the token's. `event` makes the mail
+/// unique: the same event never mails twice.
+///
+/// # Errors
+/// The database refused the write.
+pub async fn enqueue_notice(
+    tx: &mut Tx,
+    row: &TokenRow,
+    notice: Notice,
+    event: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let to = tx
+        .customer(row.customer_id)
+        .await?
+        .and_then(|c| c.email)
+        .unwrap_or_else(|| row.email.clone());
+    let mail = compose::notice(notice, &row.user_id, now);
+    tx.enqueue_mail(&NewMail {
+        dedupe_key: &format!("{}:{}:{event}", notice.kind(), row.user_id),
+        kind: notice.kind(),
+        customer_id: Some(row.customer_id),
+        user_id: Some(&row.user_id),
+        to_addr: &to,
+        subject: &mail.subject,
+        body: &mail.body,
+        now,
+    })
+    .await?;
+    Ok(())
+}
+
+enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Files(AsyncFileTransport<Tokio1Executor>),
+}
+
+/// The outbox worker.
+pub struct MailWorker {
+    store: Store,
+    transport: Transport,
+    from: Mailbox,
+    cfg: MailConfig,
+    public_url: String,
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A claim lasts this long; a worker that died mid-send loses it after that.
+const LEASE_SECS: i64 = 120;
+
+impl MailWorker {
+    /// # Errors
+    /// A bad sender, an SMTP host the TLS setup refuses, or an outbox directory that cannot be
+    /// created.
+    pub fn new(
+        store: Store,
+        cfg: &MailConfig,
+        data_dir: &std::path::Path,
+        public_url: &str,
+    ) -> anyhow::Result<MailWorker> {
+        cfg.validate().map_err(anyhow::Error::msg)?;
+        let from: Mailbox = cfg.from.parse()?;
+        let transport = match &cfg.smtp_host {
+            Some(host) => {
+                let mut b = match cfg.tls {
+                    SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
+                    SmtpTls::Starttls => {
+                        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)?
+                    }
+                    SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host)?,
+                };
+                if let Some(port) = cfg.smtp_port {
+                    b = b.port(port);
+                }
+                if let (Some(user), Some(pass)) = (&cfg.username, &cfg.password) {
+                    b = b.credentials(Credentials::new(user.clone(), pass.0.clone()));
+                }
+                Transport::Smtp(b.timeout(Some(Duration::from_secs(30))).build())
+            }
+            None => {
+                let dir: PathBuf = data_dir.join("outbox");
+                std::fs::create_dir_all(&dir)?;
+                Transport::Files(AsyncFileTransport::<Tokio1Executor>::new(dir))
+            }
+        };
+        Ok(MailWorker {
+            store,
+            transport,
+            from,
+            cfg: cfg.clone(),
+            public_url: public_url.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// Where mail goes, for the start-up message (no credentials).
+    pub fn describe(&self) -> String {
+        match (&self.transport, &self.cfg.smtp_host) {
+            (Transport::Smtp(_), Some(h)) => format!(
+                "smtp://{h}:{} ({:?})",
+                self.cfg
+                    .smtp_port
+                    .map_or_else(|| "default".to_owned(), |p| p.to_string()),
+                self.cfg.tls
+            ),
+            _ => "files under data_dir/outbox (no SMTP configured)".to_owned(),
+        }
+    }
+
+    /// Run forever: send what is due, then wait for the next poll.
+    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                let sent = match self.run_once().await {
+                    Ok(n) => n,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "mail outbox unavailable");
+                        0
+                    }
+                };
+                if sent == 0 {
+                    tokio::time::sleep(Duration::from_millis(self.cfg.poll_ms)).await;
+                }
+            }
+        })
+    }
+
+    /// Send every mail that is due now; returns how many were sent.
+    ///
+    /// # Errors
+    /// The database is unavailable (a failed send is not an error: it is retried later).
+    pub async fn run_once(&self) -> anyhow::Result<usize> {
+        let now = unix_now();
+        let mut sent = 0;
+        for row in self.store.due_mail(now, 32).await? {
+            if !self.store.claim_mail(row.id, now, now + LEASE_SECS).await? {
+                continue;
+            }
+            match self.send(&row).await {
+                Ok(()) => {
+                    self.store.mail_sent(row.id, unix_now()).await?;
+                    sent += 1;
+                    tracing::info!(mail_id = row.id, kind = %row.kind, user_id = ?row.user_id, "mail sent");
+                }
+                Err(e) => {
+                    let attempts = u32::try_from(row.attempts.max(0)).unwrap_or(u32::MAX);
+                    let delay = backoff(&self.cfg, attempts);
+                    tracing::warn!(mail_id = row.id, kind = %row.kind, attempt = attempts + 1, retry_in_secs = delay, error = %e, "mail not sent; will retry");
+                    self.store
+                        .mail_failed(
+                            row.id,
+                            unix_now() + i64::try_from(delay).unwrap_or(i64::MAX),
+                            &e.to_string(),
+                        )
+                        .await?;
+                }
+            }
+        }
+        Ok(sent)
+    }
+
+    fn message(&self, row: &MailRow) -> anyhow::Result<Message> {
+        let to: Mailbox = row.to_addr.parse()?;
+        let domain = self.from.email.domain().to_owned();
+        Ok(Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(row.subject.clone())
+            // Stable across retries, so a receiver can drop a duplicate after a crash mid-send.
+            .message_id(Some(format!(
+                "<outbox-{}-{}@{domain}>",
+                row.id, row.created_at
+            )))
+            .header(ContentType::TEXT_PLAIN)
+            .body(row.body.clone())?)
+    }
+
+    async fn send(&self, row: &MailRow) -> anyhow::Result<()> {
+        let msg = self.message(row)?;
+        match &self.transport {
+            Transport::Smtp(t) => {
+                t.send(msg).await?;
+            }
+            Transport::Files(t) => {
+                let id = t.send(msg).await?;
+                // The development default: say where the mail is and, for an issuance, the link.
+                let link = row
+                    .body
+                    .lines()
+                    .map(str::trim)
+                    .find(|l| l.starts_with(&format!("{}/dl/", self.public_url)));
+                tracing::info!(file = %format!("data_dir/outbox/{id}.eml"), to = %row.to_addr, download_url = link.unwrap_or("-"), "mail written to file (no SMTP configured)");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Seconds to wait after the `attempts`-th failure: base · 2^(attempts-1), capped.
+pub fn backoff(cfg: &MailConfig, attempts: u32) -> u64 {
+    let exp = attempts.saturating_sub(1).min(20);
+    cfg.retry_base_secs
+        .saturating_mul(1u64 << exp)
+        .min(cfg.retry_max_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let cfg = MailConfig {
+            retry_base_secs: 5,
+            retry_max_secs: 60,
+            ..MailConfig::default()
+        };
+        let seq: Vec<u64> = (1..=6).map(|a| backoff(&cfg, a)).collect();
+        assert_eq!(
+            seq,
+            vec![5, 10, 20, 40, 60, 60],
+            "exponential, capped at retry_max_secs"
+        );
+    }
+
+    #[test]
+    fn default_config_is_valid_and_password_is_hidden() {
+        MailConfig::default().validate().unwrap();
+        let cfg = MailConfig {
+            username: Some("u".into()),
+            password: Some(Hidden("smtp-secret".into())),
+            ..MailConfig::default()
+        };
+        assert!(!format!("{cfg:?}").contains("smtp-secret"));
+    }
+}

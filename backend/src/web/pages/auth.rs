@@ -1,0 +1,280 @@
+//! Login (login ID + login password), the OTP authentication screen when OTP is in use, the
+//! top page, logout, and the language switch.
+
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Form;
+use serde_json::{json, Value};
+use zeroize::Zeroizing;
+
+use super::i18n::{msg, Lang};
+use super::otp::{check_code, status_key, CodeCheck};
+use super::session::{self, Loaded, Session, FULL, OTP};
+use super::{base_ctx, csrf_refused, engine_error_page, lang_of, see_other, FieldErrors};
+use crate::domain::Purpose;
+use crate::engine::Actor;
+use crate::web::{AppState, ClientIp};
+
+fn with_cookie(mut res: Response, cookie: Option<HeaderValue>) -> Response {
+    if let Some(c) = cookie {
+        res.headers_mut().append(header::SET_COOKIE, c);
+    }
+    res
+}
+
+/// `/lang?to=en&back=/path`: remember the language, go back.
+pub async fn switch_lang(Query(q): Query<HashMap<String, String>>) -> Response {
+    let lang = q.get("to").and_then(|l| Lang::parse(l)).unwrap_or(Lang::Ja);
+    // Only a local path: never an open redirect.
+    let back = q
+        .get("back")
+        .filter(|b| b.starts_with('/') && !b.starts_with("//") && !b.contains('\\'))
+        .map_or("/top", String::as_str);
+    let mut res = see_other(back);
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "lang={}; Path=/; SameSite=Strict; Max-Age=31536000",
+        lang.code()
+    )) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    res
+}
+
+fn render_login(
+    st: &AppState,
+    lang: Lang,
+    sess: &Session,
+    notice: Option<String>,
+    errors: &FieldErrors,
+    login_id: &str,
+) -> Response {
+    let mut ctx = base_ctx(lang, "/login", Some(sess), None, "login_title");
+    ctx.insert("notice".into(), json!(notice));
+    ctx.insert("errors".into(), errors.to_value());
+    ctx.insert("values".into(), json!({ "login_id": login_id }));
+    let mut res = st.site.render("login.html", Value::Object(ctx));
+    if !errors.is_empty() {
+        *res.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    res
+}
+
+pub async fn login_form(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let lang = lang_of(&headers);
+    let (sess, cookie, timed_out) = match session::load(&st, &headers).await {
+        Ok(Loaded::Live(s)) if s.is_full() => return see_other("/top"),
+        Ok(Loaded::Live(s)) => (s, None, false),
+        Ok(other) => match session::create(&st, None, session::ANON).await {
+            Ok((s, c)) => (s, Some(c), matches!(other, Loaded::Expired)),
+            Err(e) => return engine_error_page(&st, lang, None, e),
+        },
+        Err(e) => return engine_error_page(&st, lang, None, e),
+    };
+    let notice = if timed_out || q.contains_key("timeout") {
+        Some(msg(lang, "session_timeout"))
+    } else if q.contains_key("bye") {
+        Some(msg(lang, "logged_out"))
+    } else {
+        None
+    };
+    with_cookie(
+        render_login(&st, lang, &sess, notice, &FieldErrors::default(), ""),
+        cookie,
+    )
+}
+
+pub async fn login(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    ip: ClientIp,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let lang = lang_of(&headers);
+    let sess = match session::load(&st, &headers).await {
+        Ok(Loaded::Live(s)) => s,
+        Ok(_) => return csrf_refused(&st, lang, None),
+        Err(e) => return engine_error_page(&st, lang, None, e),
+    };
+    if !sess.csrf_ok(&form) {
+        return csrf_refused(&st, lang, Some(&sess));
+    }
+    let login_id = form.get("login_id").map_or("", |s| s.trim());
+    let password = Zeroizing::new(form.get("password").cloned().unwrap_or_default());
+    let mut errors = FieldErrors::default();
+    if login_id.is_empty() {
+        errors.add(lang, "login_id", "err_login_id");
+    }
+    if password.is_empty() {
+        errors.add(lang, "password", "err_login_password");
+    }
+    if !errors.is_empty() {
+        return render_login(&st, lang, &sess, None, &errors, login_id);
+    }
+    let actor = Actor::new("customer", ip.0.clone());
+    let customer = match st.engine.customer_login(login_id, password, &actor).await {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            errors.add(lang, "login_id", "login_failed");
+            return render_login(&st, lang, &sess, None, &errors, login_id);
+        }
+        Err(e) => return engine_error_page(&st, lang, Some(&sess), e),
+    };
+    let overview = match st.engine.overview(customer.id).await {
+        Ok(o) => o,
+        Err(e) => return engine_error_page(&st, lang, Some(&sess), e),
+    };
+    // A new session id at login (no fixation); the old one is gone.
+    if let Err(e) = session::destroy(&st, &sess).await {
+        return engine_error_page(&st, lang, None, e);
+    }
+    let stage = if overview.otp_active() { OTP } else { FULL };
+    match session::create(&st, Some(customer.id), stage).await {
+        Ok((_, cookie)) => with_cookie(
+            see_other(if stage == OTP { "/login/otp" } else { "/top" }),
+            Some(cookie),
+        ),
+        Err(e) => engine_error_page(&st, lang, None, e),
+    }
+}
+
+fn render_otp(st: &AppState, lang: Lang, sess: &Session, errors: &FieldErrors) -> Response {
+    let mut ctx = base_ctx(lang, "/login/otp", Some(sess), None, "otp_auth_title");
+    ctx.insert("errors".into(), errors.to_value());
+    let mut res = st.site.render("login_otp.html", Value::Object(ctx));
+    if !errors.is_empty() {
+        *res.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    res
+}
+
+async fn otp_session(st: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
+    match session::load(st, headers).await {
+        Ok(Loaded::Live(s)) if s.stage == OTP && s.customer_id.is_some() => Ok(s),
+        Ok(Loaded::Live(s)) if s.is_full() => Err(see_other("/top")),
+        Ok(Loaded::Expired) => Err(see_other("/login?timeout=1")),
+        Ok(_) => Err(see_other("/login")),
+        Err(e) => Err(engine_error_page(st, lang_of(headers), None, e)),
+    }
+}
+
+pub async fn otp_form(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    match otp_session(&st, &headers).await {
+        Ok(sess) => render_otp(&st, lang_of(&headers), &sess, &FieldErrors::default()),
+        Err(r) => r,
+    }
+}
+
+pub async fn otp(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    ip: ClientIp,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let lang = lang_of(&headers);
+    let sess = match otp_session(&st, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !sess.csrf_ok(&form) {
+        return csrf_refused(&st, lang, Some(&sess));
+    }
+    let overview = match st.engine.overview(sess.customer()).await {
+        Ok(o) => o,
+        Err(e) => return engine_error_page(&st, lang, Some(&sess), e),
+    };
+    let mut errors = FieldErrors::default();
+    let passed = match overview.token.as_ref().filter(|_| overview.otp_active()) {
+        // OTP use ended meanwhile: login has no OTP screen any more.
+        None => true,
+        Some(token) => {
+            match check_code(
+                &st,
+                lang,
+                &sess,
+                &token.user_id,
+                form.get("code"),
+                Purpose::Login,
+                &ip,
+                &mut errors,
+            )
+            .await
+            {
+                Ok(CodeCheck::Passed) => true,
+                Ok(CodeCheck::Failed) => false,
+                Err(r) => return r,
+            }
+        }
+    };
+    if !passed {
+        return render_otp(&st, lang, &sess, &errors);
+    }
+    if let Err(e) = session::destroy(&st, &sess).await {
+        return engine_error_page(&st, lang, None, e);
+    }
+    match session::create(&st, sess.customer_id, FULL).await {
+        Ok((_, cookie)) => with_cookie(see_other("/top"), Some(cookie)),
+        Err(e) => engine_error_page(&st, lang, None, e),
+    }
+}
+
+pub async fn logout(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let lang = lang_of(&headers);
+    match session::load(&st, &headers).await {
+        Ok(Loaded::Live(sess)) => {
+            if !sess.csrf_ok(&form) {
+                return csrf_refused(&st, lang, Some(&sess));
+            }
+            if let Err(e) = session::destroy(&st, &sess).await {
+                return engine_error_page(&st, lang, None, e);
+            }
+            let mut res = see_other("/login?bye=1");
+            res.headers_mut()
+                .append(header::SET_COOKIE, session::clear_cookie(&st));
+            res
+        }
+        Ok(_) => see_other("/login"),
+        Err(e) => engine_error_page(&st, lang, None, e),
+    }
+}
+
+pub async fn top(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    let lang = lang_of(&headers);
+    let sess = match session::require_full(&st, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let customer = match st.engine.store().customer_by_id(sess.customer()).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return see_other("/login"),
+        Err(e) => return engine_error_page(&st, lang, Some(&sess), e.into()),
+    };
+    let overview = match st.engine.overview(sess.customer()).await {
+        Ok(o) => o,
+        Err(e) => return engine_error_page(&st, lang, Some(&sess), e),
+    };
+    let mut ctx = base_ctx(lang, "/top", Some(&sess), None, "top_title");
+    ctx.insert(
+        "customer_name".into(),
+        json!(if customer.name.is_empty() {
+            customer.login_id.clone()
+        } else {
+            customer.name.clone()
+        }),
+    );
+    ctx.insert(
+        "status".into(),
+        json!(msg(lang, status_key(overview.token.as_ref().map(|t| t.state)))),
+    );
+    st.site.render("top.html", Value::Object(ctx)).into_response()
+}

@@ -1,0 +1,317 @@
+//! The customer screens of the manual (DESIGN §6): server-rendered HTML from minijinja
+//! templates embedded in the binary, Japanese first with an English toggle, static assets
+//! served by the binary, no inline script (the Content-Security-Policy forbids it).
+//!
+//! Every page: `Cache-Control: no-store`, CSP and the usual security headers; every form a
+//! CSRF token tied to the session; every rule checked here with a message per field. Handlers
+//! stay thin: they parse, call the engine, and render.
+
+mod auth;
+mod download;
+pub mod i18n;
+mod otp;
+mod session;
+mod transfer;
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Request};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use minijinja::Environment;
+use serde_json::{json, Map, Value};
+
+use self::i18n::{Lang, catalogue, msg};
+pub use self::session::Session;
+use super::AppState;
+use crate::config::WebConfig;
+use crate::engine::EngineError;
+
+/// Templates and settings of the screens.
+pub struct Site {
+    env: Environment<'static>,
+    pub cfg: WebConfig,
+    /// Cookies get `Secure` (served over TLS).
+    pub secure: bool,
+}
+
+impl std::fmt::Debug for Site {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Site").field("secure", &self.secure).finish_non_exhaustive()
+    }
+}
+
+const TEMPLATES: &[(&str, &str)] = &[
+    ("base.html", include_str!("../../../templates/base.html")),
+    ("macros.html", include_str!("../../../templates/macros.html")),
+    ("login.html", include_str!("../../../templates/login.html")),
+    ("login_otp.html", include_str!("../../../templates/login_otp.html")),
+    ("top.html", include_str!("../../../templates/top.html")),
+    ("bop001.html", include_str!("../../../templates/bop001.html")),
+    ("issue_input.html", include_str!("../../../templates/issue_input.html")),
+    ("issue_confirm.html", include_str!("../../../templates/issue_confirm.html")),
+    ("issue_complete.html", include_str!("../../../templates/issue_complete.html")),
+    ("bok001.html", include_str!("../../../templates/bok001.html")),
+    ("bok002.html", include_str!("../../../templates/bok002.html")),
+    ("bos001.html", include_str!("../../../templates/bos001.html")),
+    ("bos002.html", include_str!("../../../templates/bos002.html")),
+    ("transfer_input.html", include_str!("../../../templates/transfer_input.html")),
+    ("transfer_confirm.html", include_str!("../../../templates/transfer_confirm.html")),
+    ("transfer_done.html", include_str!("../../../templates/transfer_done.html")),
+    ("download.html", include_str!("../../../templates/download.html")),
+    ("message.html", include_str!("../../../templates/message.html")),
+];
+
+const STATIC: &[(&str, &str, &str)] = &[
+    ("app.css", "text/css; charset=utf-8", include_str!("../../../static/app.css")),
+    ("softkbd.js", "text/javascript; charset=utf-8", include_str!("../../../static/softkbd.js")),
+];
+
+impl Site {
+    /// # Errors
+    /// A template that does not parse (caught by the tests at build time).
+    pub fn new(cfg: &WebConfig, public_url: &str) -> anyhow::Result<Site> {
+        let mut env = Environment::new();
+        for (name, src) in TEMPLATES {
+            env.add_template(name, src)?;
+        }
+        Ok(Site {
+            env,
+            cfg: cfg.clone(),
+            secure: public_url.starts_with("https://"),
+        })
+    }
+
+    /// Render a template; a rendering failure is an internal error page.
+    pub fn render(&self, name: &str, ctx: Value) -> Response {
+        match self.env.get_template(name).and_then(|t| t.render(&ctx)) {
+            Ok(html) => Html(html).into_response(),
+            Err(e) => {
+                tracing::error!(template = name, error = %e, "template failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+            }
+        }
+    }
+}
+
+/// The screens' routes (merged at the root).
+pub fn router() -> Router<AppState> {
+    let pages = Router::new()
+        .route("/", get(|| async { Redirect::to("/top") }))
+        .route("/lang", get(auth::switch_lang))
+        .route("/login", get(auth::login_form).post(auth::login))
+        .route("/login/otp", get(auth::otp_form).post(auth::otp))
+        .route("/logout", post(auth::logout))
+        .route("/top", get(auth::top))
+        .route("/otp", get(otp::bop001))
+        .route("/otp/issue", get(otp::issue_form).post(otp::issue_input))
+        .route(
+            "/otp/issue/confirm",
+            get(otp::issue_confirm_form).post(otp::issue_commit),
+        )
+        .route("/otp/issue/cancel", post(otp::issue_cancel))
+        .route("/otp/issue/complete", get(otp::issue_complete))
+        .route("/otp/activate", get(otp::bok001_form).post(otp::bok001))
+        .route("/otp/activate/done", get(otp::bok002))
+        .route("/otp/deactivate", get(otp::bos001_form).post(otp::bos001))
+        .route("/otp/deactivate/done", get(otp::bos002))
+        .route("/transfer", get(transfer::input_form).post(transfer::input))
+        .route(
+            "/transfer/confirm",
+            get(transfer::confirm_form).post(transfer::commit),
+        )
+        .route("/transfer/done", get(transfer::done))
+        .route("/dl/{code}", get(download::open))
+        .layer(middleware::from_fn(page_headers));
+    Router::new()
+        .merge(pages)
+        .route("/static/{file}", get(static_file))
+}
+
+/// Security headers for every screen; `no-store` so no page (or its CSRF token) is cached.
+async fn page_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // The download page's URL holds its code: never send it on as a referrer.
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        "permissions-policy",
+        HeaderValue::from_static("camera=(), microphone=(), geolocation=()"),
+    );
+    h.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    res
+}
+
+async fn static_file(Path(file): Path<String>) -> Response {
+    match STATIC.iter().find(|(name, _, _)| *name == file) {
+        Some((_, ctype, body)) => (
+            [
+                (header::CONTENT_TYPE, *ctype),
+                (header::CACHE_CONTROL, "public, max-age=3600"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            *body,
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// The language from the `lang` cookie (Japanese unless English was chosen).
+pub fn lang_of(headers: &HeaderMap) -> Lang {
+    session::cookie(headers, "lang")
+        .and_then(|v| Lang::parse(&v))
+        .unwrap_or(Lang::Ja)
+}
+
+/// What every page gets: the words, the language switch, the session's CSRF token.
+pub fn base_ctx(
+    lang: Lang,
+    path: &str,
+    sess: Option<&Session>,
+    screen_id: Option<&str>,
+    title_key: &str,
+) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("t".into(), json!(catalogue(lang)));
+    m.insert("lang".into(), json!(lang.code()));
+    m.insert("other_lang".into(), json!(lang.other().code()));
+    m.insert(
+        "lang_href".into(),
+        json!(format!(
+            "/lang?to={}&back={}",
+            lang.other().code(),
+            encode_path(path)
+        )),
+    );
+    m.insert("path".into(), json!(path));
+    m.insert("screen_id".into(), json!(screen_id));
+    m.insert("title".into(), json!(msg(lang, title_key)));
+    m.insert(
+        "logged_in".into(),
+        json!(sess.is_some_and(Session::is_full)),
+    );
+    m.insert("csrf".into(), json!(sess.map(|s| s.csrf.clone())));
+    m.insert("errors".into(), json!({}));
+    m.insert("values".into(), json!({}));
+    m
+}
+
+/// Percent-encode a path for a query value (only what a path of ours can hold needs it).
+fn encode_path(p: &str) -> String {
+    p.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Field errors, translated: field → message.
+#[derive(Debug, Default)]
+pub struct FieldErrors(BTreeMap<&'static str, String>);
+
+impl FieldErrors {
+    pub fn add(&mut self, lang: Lang, field: &'static str, key: &str) {
+        self.0.entry(field).or_insert_with(|| msg(lang, key));
+    }
+    pub fn add_text(&mut self, field: &'static str, text: String) {
+        self.0.entry(field).or_insert(text);
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn to_value(&self) -> Value {
+        json!(self.0)
+    }
+}
+
+/// A page showing one message (errors, refusals), with a link onwards.
+pub fn message_page(
+    st: &AppState,
+    lang: Lang,
+    sess: Option<&Session>,
+    status: StatusCode,
+    title_key: &str,
+    text: String,
+    link: Option<(&str, &str)>,
+) -> Response {
+    let mut ctx = base_ctx(lang, "/", sess, None, title_key);
+    ctx.insert("message".into(), json!(text));
+    if let Some((href, key)) = link {
+        ctx.insert("link_href".into(), json!(href));
+        ctx.insert("link_text".into(), json!(msg(lang, key)));
+    }
+    let mut res = st.site.render("message.html", Value::Object(ctx));
+    *res.status_mut() = status;
+    res
+}
+
+/// The CSRF refusal (403).
+pub fn csrf_refused(st: &AppState, lang: Lang, sess: Option<&Session>) -> Response {
+    tracing::warn!("CSRF token missing or wrong; form refused");
+    message_page(
+        st,
+        lang,
+        sess,
+        StatusCode::FORBIDDEN,
+        "error_title",
+        msg(lang, "error_csrf"),
+        Some(("/top", "to_top")),
+    )
+}
+
+/// An engine error as a page: unavailable → 503; anything else → 500 with an id to quote.
+pub fn engine_error_page(
+    st: &AppState,
+    lang: Lang,
+    sess: Option<&Session>,
+    e: EngineError,
+) -> Response {
+    if let EngineError::Unavailable = e {
+        return message_page(
+            st,
+            lang,
+            sess,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "error_title",
+            msg(lang, "error_unavailable"),
+            None,
+        );
+    }
+    let id = hex::encode(rand::random::<[u8; 6]>());
+    tracing::error!(error_id = %id, code = e.code(), error = %e, "screen request failed");
+    message_page(
+        st,
+        lang,
+        sess,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "error_title",
+        format!("{}{id}", msg(lang, "error_internal")),
+        Some(("/top", "to_top")),
+    )
+}
+
+/// See-other redirect (after a POST, so reloading never resubmits).
+pub fn see_other(to: &str) -> Response {
+    Redirect::to(to).into_response()
+}

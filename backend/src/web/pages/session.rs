@@ -1,0 +1,240 @@
+//! Web sessions: a random id in an HttpOnly, SameSite=Strict cookie (Secure over TLS); the
+//! database keeps only its SHA-256, so sessions survive restarts and work across instances.
+//! A session idle longer than `web.session_idle_secs` is over. The id is renewed at login.
+//! Every session carries a CSRF token that each form posts back.
+
+use std::collections::HashMap;
+
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::Response;
+use rand::RngCore;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::see_other;
+use crate::engine::{Actor, EngineError};
+use crate::store::SessionRow;
+use crate::web::AppState;
+
+/// Session stages.
+pub const ANON: &str = "anon";
+/// Login password accepted; the OTP authentication screen is pending.
+pub const OTP: &str = "otp";
+pub const FULL: &str = "full";
+
+/// A live session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id_hash: String,
+    pub customer_id: Option<i64>,
+    pub stage: String,
+    pub csrf: String,
+    /// The issuance or transfer in progress.
+    pub draft: Option<Value>,
+}
+
+impl Session {
+    pub fn is_full(&self) -> bool {
+        self.stage == FULL && self.customer_id.is_some()
+    }
+
+    /// The customer of a logged-in session (0 for none: no customer has id 0).
+    pub fn customer(&self) -> i64 {
+        self.customer_id.unwrap_or(0)
+    }
+
+    /// Whether the form carries this session's CSRF token (constant-time comparison).
+    pub fn csrf_ok(&self, form: &HashMap<String, String>) -> bool {
+        form.get("csrf")
+            .is_some_and(|t| bool::from(t.as_bytes().ct_eq(self.csrf.as_bytes())))
+    }
+
+    pub fn draft_str(&self, key: &str) -> Option<String> {
+        self.draft
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    }
+}
+
+/// What the cookie led to.
+pub enum Loaded {
+    Live(Session),
+    /// There was a session, and it timed out.
+    Expired,
+    None,
+}
+
+/// A cookie's value.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+fn cookie_name(st: &AppState) -> &'static str {
+    // The __Host- prefix needs Secure; plain HTTP (development, tests) uses a plain name.
+    if st.site.secure {
+        "__Host-sid"
+    } else {
+        "sid"
+    }
+}
+
+fn hash_id(id: &str) -> String {
+    hex::encode(Sha256::digest(id.as_bytes()))
+}
+
+fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+fn now(st: &AppState) -> i64 {
+    i64::try_from(st.engine.now()).unwrap_or(i64::MAX)
+}
+
+fn idle(st: &AppState) -> i64 {
+    i64::try_from(st.site.cfg.session_idle_secs).unwrap_or(600)
+}
+
+/// Find the request's session and mark it seen; one idle too long is over (and deleted).
+///
+/// # Errors
+/// The database is unavailable.
+pub async fn load(st: &AppState, headers: &HeaderMap) -> Result<Loaded, EngineError> {
+    let Some(id) = cookie(headers, cookie_name(st)) else {
+        return Ok(Loaded::None);
+    };
+    let id_hash = hash_id(&id);
+    let store = st.engine.store();
+    let Some(row) = store.session(&id_hash).await? else {
+        return Ok(Loaded::None);
+    };
+    let now = now(st);
+    if !store.touch_session(&id_hash, now, now - idle(st)).await? {
+        store.delete_session(&id_hash).await?;
+        return Ok(if row.customer_id.is_some() {
+            Loaded::Expired
+        } else {
+            Loaded::None
+        });
+    }
+    Ok(Loaded::Live(Session {
+        id_hash,
+        customer_id: row.customer_id,
+        stage: row.stage,
+        csrf: row.csrf,
+        draft: row.draft.and_then(|d| serde_json::from_str(&d).ok()),
+    }))
+}
+
+/// Start a new session (a new id: login renews it) and the cookie that carries it.
+///
+/// # Errors
+/// The database is unavailable.
+pub async fn create(
+    st: &AppState,
+    customer_id: Option<i64>,
+    stage: &str,
+) -> Result<(Session, HeaderValue), EngineError> {
+    let id = random_hex(32);
+    let row = SessionRow {
+        id_hash: hash_id(&id),
+        customer_id,
+        stage: stage.to_owned(),
+        csrf: random_hex(32),
+        created_at: now(st),
+        last_seen_at: now(st),
+        draft: None,
+    };
+    let store = st.engine.store();
+    store.purge_sessions(now(st) - idle(st)).await?;
+    store.insert_session(&row).await?;
+    let secure = if st.site.secure { "; Secure" } else { "" };
+    let cookie = HeaderValue::from_str(&format!(
+        "{}={id}; Path=/; HttpOnly; SameSite=Strict{secure}",
+        cookie_name(st)
+    ))
+    .map_err(|e| EngineError::Internal(e.into()))?;
+    Ok((
+        Session {
+            id_hash: row.id_hash,
+            customer_id,
+            stage: row.stage,
+            csrf: row.csrf,
+            draft: None,
+        },
+        cookie,
+    ))
+}
+
+/// End a session.
+///
+/// # Errors
+/// The database is unavailable.
+pub async fn destroy(st: &AppState, sess: &Session) -> Result<(), EngineError> {
+    st.engine.store().delete_session(&sess.id_hash).await?;
+    Ok(())
+}
+
+/// The cookie that removes the session cookie.
+pub fn clear_cookie(st: &AppState) -> HeaderValue {
+    let secure = if st.site.secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}",
+        cookie_name(st)
+    ))
+    .unwrap_or(HeaderValue::from_static("sid=; Path=/; Max-Age=0"))
+}
+
+/// Save (or clear) the work in progress.
+///
+/// # Errors
+/// The database is unavailable.
+pub async fn set_draft(
+    st: &AppState,
+    sess: &mut Session,
+    draft: Option<Value>,
+) -> Result<(), EngineError> {
+    let text = draft.as_ref().map(Value::to_string);
+    st.engine
+        .store()
+        .set_session_draft(&sess.id_hash, text.as_deref())
+        .await?;
+    sess.draft = draft;
+    Ok(())
+}
+
+/// The logged-in session, or the redirect that a page without one answers with: the login
+/// screen (saying so after a timeout), or the pending OTP authentication.
+///
+/// # Errors
+/// The redirect (or an error page) to send instead.
+pub async fn require_full(st: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
+    match load(st, headers).await {
+        Ok(Loaded::Live(s)) if s.is_full() => Ok(s),
+        Ok(Loaded::Live(s)) if s.stage == OTP => Err(see_other("/login/otp")),
+        Ok(Loaded::Expired) => Err(see_other("/login?timeout=1")),
+        Ok(_) => Err(see_other("/login")),
+        Err(e) => Err(super::engine_error_page(
+            st,
+            super::lang_of(headers),
+            None,
+            e,
+        )),
+    }
+}
+
+/// The audit actor for a customer's request.
+pub fn actor(sess: &Session, ip: &crate::web::ClientIp) -> Actor {
+    Actor::new(format!("customer:{}", sess.customer()), ip.0.clone())
+}

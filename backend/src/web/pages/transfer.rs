@@ -1,0 +1,307 @@
+//! A transfer (振込): payee and amount → confirm with the confirmation password and, while
+//! OTP is in use, a code → done, recorded in the transfers table. Without a valid code while
+//! OTP is active nothing is recorded.
+
+use std::collections::HashMap;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::Form;
+use serde_json::{json, Map, Value};
+use zeroize::Zeroizing;
+
+use super::i18n::Lang;
+use super::otp::{check_code, CodeCheck};
+use super::session::{self, Session};
+use super::{base_ctx, csrf_refused, engine_error_page, lang_of, see_other, FieldErrors};
+use crate::domain::Purpose;
+use crate::engine::rules;
+use crate::web::{AppState, ClientIp};
+
+const MAX_AMOUNT: i64 = 10_000_000;
+
+type Page = Result<Response, Response>;
+
+struct Ctx {
+    st: AppState,
+    lang: Lang,
+    sess: Session,
+}
+
+async fn ctx(st: AppState, headers: &HeaderMap) -> Result<Ctx, Response> {
+    let lang = lang_of(headers);
+    let sess = session::require_full(&st, headers).await?;
+    Ok(Ctx { st, lang, sess })
+}
+
+impl Ctx {
+    fn page(
+        &self,
+        template: &str,
+        path: &str,
+        title_key: &str,
+        extra: Value,
+        errors: &FieldErrors,
+    ) -> Response {
+        let mut m: Map<String, Value> = base_ctx(self.lang, path, Some(&self.sess), None, title_key);
+        if let Value::Object(e) = extra {
+            m.extend(e);
+        }
+        m.insert("errors".into(), errors.to_value());
+        let mut res = self.st.site.render(template, Value::Object(m));
+        if !errors.is_empty() {
+            *res.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+        }
+        res
+    }
+
+    fn csrf(&self, form: &HashMap<String, String>) -> Result<(), Response> {
+        if self.sess.csrf_ok(form) {
+            Ok(())
+        } else {
+            Err(csrf_refused(&self.st, self.lang, Some(&self.sess)))
+        }
+    }
+
+    fn draft(&self) -> Option<Value> {
+        self.sess
+            .draft
+            .clone()
+            .filter(|d| d.get("kind").and_then(Value::as_str) == Some("transfer"))
+    }
+
+    async fn otp_user(&self) -> Result<Option<String>, Response> {
+        let ov = self
+            .st
+            .engine
+            .overview(self.sess.customer())
+            .await
+            .map_err(|e| engine_error_page(&self.st, self.lang, Some(&self.sess), e))?;
+        Ok(ov
+            .otp_active()
+            .then(|| ov.token.map(|t| t.user_id))
+            .flatten())
+    }
+
+    async fn save(&mut self, draft: Option<Value>) -> Result<(), Response> {
+        let st = self.st.clone();
+        session::set_draft(&st, &mut self.sess, draft)
+            .await
+            .map_err(|e| engine_error_page(&self.st, self.lang, Some(&self.sess), e))
+    }
+}
+
+fn format_yen(n: i64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+pub async fn input_form(State(st): State<AppState>, headers: HeaderMap) -> Page {
+    let c = ctx(st, &headers).await?;
+    let d = c.draft().filter(|d| d.get("done_id").is_none());
+    let v = |k: &str| {
+        d.as_ref()
+            .and_then(|d| d.get(k))
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+            .unwrap_or_default()
+    };
+    Ok(c.page(
+        "transfer_input.html",
+        "/transfer",
+        "transfer_title_input",
+        json!({ "values": { "payee": v("payee"), "amount": v("amount") } }),
+        &FieldErrors::default(),
+    ))
+}
+
+pub async fn input(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Page {
+    let mut c = ctx(st, &headers).await?;
+    c.csrf(&form)?;
+    let payee = form.get("payee").map_or("", |v| v.trim()).to_owned();
+    let amount_text = form.get("amount").map_or("", |v| v.trim()).to_owned();
+    let mut errors = FieldErrors::default();
+    if payee.is_empty() {
+        errors.add(c.lang, "payee", "err_required");
+    } else if payee.chars().count() > 40 || payee.chars().any(char::is_control) {
+        errors.add(c.lang, "payee", "err_payee");
+    }
+    let amount = amount_text
+        .parse::<i64>()
+        .ok()
+        .filter(|a| (1..=MAX_AMOUNT).contains(a) && amount_text.bytes().all(|b| b.is_ascii_digit()));
+    if amount_text.is_empty() {
+        errors.add(c.lang, "amount", "err_required");
+    } else if amount.is_none() {
+        errors.add(c.lang, "amount", "err_amount");
+    }
+    let (Some(amount), true) = (amount, errors.is_empty()) else {
+        return Ok(c.page(
+            "transfer_input.html",
+            "/transfer",
+            "transfer_title_input",
+            json!({ "values": { "payee": payee, "amount": amount_text } }),
+            &errors,
+        ));
+    };
+    c.save(Some(json!({
+        "kind": "transfer",
+        "payee": payee,
+        "amount": amount,
+        "request_key": hex::encode(rand::random::<[u8; 16]>()),
+    })))
+    .await?;
+    Ok(see_other("/transfer/confirm"))
+}
+
+fn confirm_page(c: &Ctx, d: &Value, otp: bool, errors: &FieldErrors) -> Response {
+    c.page(
+        "transfer_confirm.html",
+        "/transfer/confirm",
+        "transfer_title_confirm",
+        json!({
+            "payee": d.get("payee"),
+            "amount": format_yen(d.get("amount").and_then(Value::as_i64).unwrap_or(0)),
+            "request_key": d.get("request_key"),
+            "otp": otp,
+        }),
+        errors,
+    )
+}
+
+pub async fn confirm_form(State(st): State<AppState>, headers: HeaderMap) -> Page {
+    let c = ctx(st, &headers).await?;
+    let Some(d) = c.draft() else {
+        return Ok(see_other("/transfer"));
+    };
+    if d.get("done_id").is_some() {
+        return Ok(see_other("/transfer/done"));
+    }
+    let otp = c.otp_user().await?.is_some();
+    Ok(confirm_page(&c, &d, otp, &FieldErrors::default()))
+}
+
+/// 確定する: once per request key; a double submit shows the first result.
+pub async fn commit(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    ip: ClientIp,
+    Form(form): Form<HashMap<String, String>>,
+) -> Page {
+    let mut c = ctx(st, &headers).await?;
+    c.csrf(&form)?;
+    let Some(d) = c.draft() else {
+        return Ok(see_other("/transfer"));
+    };
+    let key = d
+        .get("request_key")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    if form.get("request_key").map(String::as_str) != Some(key.as_str()) {
+        return Ok(see_other("/transfer"));
+    }
+    let engine = c.st.engine.clone();
+    let err = |c: &Ctx, e| engine_error_page(&c.st, c.lang, Some(&c.sess), e);
+    if d.get("done_id").is_some() || engine.transfer_recorded(&key).await.map_err(|e| err(&c, e))? {
+        return Ok(see_other("/transfer/done"));
+    }
+    let otp_user = c.otp_user().await?;
+    let lang = c.lang;
+    let pw = Zeroizing::new(form.get("confirmation_password").cloned().unwrap_or_default());
+    let mut errors = FieldErrors::default();
+    if pw.is_empty() {
+        errors.add(lang, "confirmation_password", "err_required");
+    } else if !rules::confirmation_password(&pw) {
+        errors.add(lang, "confirmation_password", "err_confirmation_format");
+    }
+    if otp_user.is_some() && form.get("code").is_none_or(|v| v.trim().is_empty()) {
+        errors.add(lang, "code", "err_required");
+    }
+    if !errors.is_empty() {
+        return Ok(confirm_page(&c, &d, otp_user.is_some(), &errors));
+    }
+    let actor = session::actor(&c.sess, &ip);
+    if !engine
+        .check_confirmation_password(c.sess.customer(), pw, &actor, "transfer")
+        .await
+        .map_err(|e| err(&c, e))?
+    {
+        errors.add(lang, "confirmation_password", "err_confirmation_wrong");
+        return Ok(confirm_page(&c, &d, otp_user.is_some(), &errors));
+    }
+    if let Some(user_id) = &otp_user {
+        let check = check_code(
+            &c.st,
+            lang,
+            &c.sess,
+            user_id,
+            form.get("code"),
+            Purpose::Transfer,
+            &ip,
+            &mut errors,
+        )
+        .await?;
+        if let CodeCheck::Failed = check {
+            return Ok(confirm_page(&c, &d, true, &errors));
+        }
+    }
+    let payee = d.get("payee").and_then(Value::as_str).unwrap_or("");
+    let amount = d.get("amount").and_then(Value::as_i64).unwrap_or(0);
+    let done = engine
+        .record_transfer(
+            c.sess.customer(),
+            &key,
+            payee,
+            amount,
+            otp_user.as_deref(),
+            &actor,
+        )
+        .await
+        .map_err(|e| err(&c, e))?;
+    let mut finished = d.clone();
+    if let Value::Object(m) = &mut finished {
+        m.insert("done_id".into(), json!(done.id));
+    }
+    c.save(Some(finished)).await?;
+    Ok(see_other("/transfer/done"))
+}
+
+pub async fn done(State(st): State<AppState>, headers: HeaderMap) -> Page {
+    let c = ctx(st, &headers).await?;
+    let Some(d) = c.draft().filter(|d| d.get("done_id").is_some()) else {
+        return Ok(see_other("/transfer"));
+    };
+    Ok(c.page(
+        "transfer_done.html",
+        "/transfer/done",
+        "transfer_title_done",
+        json!({
+            "payee": d.get("payee"),
+            "amount": format_yen(d.get("amount").and_then(Value::as_i64).unwrap_or(0)),
+            "reference": d.get("done_id"),
+        }),
+        &FieldErrors::default(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn yen_is_grouped() {
+        assert_eq!(super::format_yen(1), "1");
+        assert_eq!(super::format_yen(1000), "1,000");
+        assert_eq!(super::format_yen(10_000_000), "10,000,000");
+    }
+}
