@@ -1,0 +1,481 @@
+//! The token vault: each token's secret in a [`SecretStore`] (the OS keystore), and the
+//! non-secret metadata (label, IDs, parameters, clock offset, dates) in `tokens.json` in the
+//! app's data directory (DESIGN §8).
+//!
+//! Rules that keep tokens from being lost silently:
+//! - the metadata file is written atomically (temporary file, `fsync`, rename, `fsync` of the
+//!   directory), so a crash leaves the old or the new file, never half of one;
+//! - a metadata file that does not parse is an error ([`AppError::MetadataCorrupt`]) and is
+//!   never overwritten: [`Vault::open`] refuses, and nothing else writes;
+//! - the keystore also holds an index of token IDs (not secret), so a metadata file that
+//!   disappeared while tokens exist is an error ([`AppError::MetadataMissing`]), not an empty
+//!   vault;
+//! - a token listed in the metadata whose secret is gone shows [`AppError::SecretMissing`] when
+//!   its code is asked for; it stays listed until the user deletes it.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use protocol::{KeyUri, Secret, ServiceId, SetupResponse, TotpParams, UserId};
+use serde::{Deserialize, Serialize};
+
+use crate::codes::{ClockOffset, CodeView};
+use crate::error::AppError;
+use crate::keystore::{load_secret, SecretStore};
+
+/// The metadata file's name inside the data directory.
+pub const METADATA_FILE: &str = "tokens.json";
+/// The metadata format this code writes and reads.
+const FORMAT_VERSION: u32 = 1;
+/// Keystore entry holding the list of token IDs (token IDs start with `tok-`, so no clash).
+const INDEX_ENTRY: &str = "vault-index";
+
+/// Where a token came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    /// Set up from the bank's backend (service ID + user ID + activation password).
+    Bank,
+    /// Imported from an `otpauth://` URI (a QR code of some other service).
+    Imported,
+}
+
+/// A token's non-secret metadata, as listed by the code screen and the settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenMeta {
+    /// The vault's ID for the token (`tok-` + 16 hex digits); also the keystore entry's name.
+    pub id: String,
+    /// Bank token or imported.
+    pub kind: TokenKind,
+    /// Issuer to show, if known.
+    pub issuer: Option<String>,
+    /// Label (account) to show.
+    pub label: String,
+    /// The bank service (bank tokens only).
+    pub service_id: Option<ServiceId>,
+    /// The bank user ID (bank tokens only).
+    pub user_id: Option<UserId>,
+    /// Algorithm, digits, period.
+    pub params: TotpParams,
+    /// Server clock minus device clock, as last measured (0 for imported tokens).
+    pub clock_offset: ClockOffset,
+    /// When the token was added (device Unix seconds).
+    pub added_at: u64,
+    /// When the clock offset was last measured (device Unix seconds).
+    pub clock_checked_at: Option<u64>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct MetadataFile {
+    version: u32,
+    tokens: Vec<TokenMeta>,
+}
+
+/// The vault. Not internally synchronised: the shell keeps it behind one lock.
+pub struct Vault {
+    dir: PathBuf,
+    store: Arc<dyn SecretStore>,
+    tokens: Vec<TokenMeta>,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vault")
+            .field("dir", &self.dir)
+            .field("tokens", &self.tokens)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Vault {
+    /// Opens the vault in `data_dir` (created if missing) over `store`.
+    ///
+    /// # Errors
+    /// [`AppError::MetadataCorrupt`] if the metadata file does not parse (it is left as is);
+    /// [`AppError::MetadataMissing`] if there is no metadata file but the keystore's index lists
+    /// tokens; [`AppError::MetadataIo`] if the directory or file cannot be read; keystore errors.
+    pub fn open(data_dir: &Path, store: Arc<dyn SecretStore>) -> Result<Vault, AppError> {
+        std::fs::create_dir_all(data_dir).map_err(|_| AppError::MetadataIo)?;
+        let path = data_dir.join(METADATA_FILE);
+        let tokens = match std::fs::read(&path) {
+            Ok(bytes) => {
+                let file: MetadataFile =
+                    serde_json::from_slice(&bytes).map_err(|_| AppError::MetadataCorrupt)?;
+                if file.version != FORMAT_VERSION {
+                    return Err(AppError::MetadataCorrupt);
+                }
+                file.tokens
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let listed = read_index(store.as_ref())?;
+                if !listed.is_empty() {
+                    return Err(AppError::MetadataMissing {
+                        tokens: listed.len(),
+                    });
+                }
+                Vec::new()
+            }
+            Err(_) => return Err(AppError::MetadataIo),
+        };
+        Ok(Vault {
+            dir: data_dir.to_owned(),
+            store,
+            tokens,
+        })
+    }
+
+    /// The registered tokens, in the order they were added.
+    pub fn tokens(&self) -> &[TokenMeta] {
+        &self.tokens
+    }
+
+    /// One token's metadata.
+    ///
+    /// # Errors
+    /// [`AppError::NoSuchToken`].
+    pub fn token(&self, id: &str) -> Result<&TokenMeta, AppError> {
+        self.tokens
+            .iter()
+            .find(|t| t.id == id)
+            .ok_or(AppError::NoSuchToken)
+    }
+
+    /// Registers a bank token from the backend's setup answer.
+    ///
+    /// # Errors
+    /// [`AppError::DuplicateToken`] if this service + user ID is already registered; keystore
+    /// and metadata errors (after which nothing was added).
+    pub fn add_provisioned(
+        &mut self,
+        response: &SetupResponse,
+        offset: ClockOffset,
+        now: u64,
+    ) -> Result<TokenMeta, AppError> {
+        if self.tokens.iter().any(|t| {
+            t.service_id.as_ref() == Some(&response.service_id)
+                && t.user_id.as_ref() == Some(&response.user_id)
+        }) {
+            return Err(AppError::DuplicateToken);
+        }
+        let meta = TokenMeta {
+            id: new_token_id(),
+            kind: TokenKind::Bank,
+            issuer: Some(response.issuer.clone()),
+            label: response.label.clone(),
+            service_id: Some(response.service_id.clone()),
+            user_id: Some(response.user_id.clone()),
+            params: response.params,
+            clock_offset: offset,
+            added_at: now,
+            clock_checked_at: Some(now),
+        };
+        self.add(meta, &response.secret.0)
+    }
+
+    /// Registers a generic token from an `otpauth://` URI (see [`crate::import`]).
+    ///
+    /// # Errors
+    /// [`AppError::DuplicateToken`] for the same issuer and account; keystore and metadata
+    /// errors.
+    pub fn add_imported(&mut self, key: &KeyUri, now: u64) -> Result<TokenMeta, AppError> {
+        if self.tokens.iter().any(|t| {
+            t.kind == TokenKind::Imported && t.issuer == key.issuer && t.label == key.account
+        }) {
+            return Err(AppError::DuplicateToken);
+        }
+        let meta = TokenMeta {
+            id: new_token_id(),
+            kind: TokenKind::Imported,
+            issuer: key.issuer.clone(),
+            label: key.account.clone(),
+            service_id: None,
+            user_id: None,
+            params: key.params,
+            clock_offset: ClockOffset(0),
+            added_at: now,
+            clock_checked_at: None,
+        };
+        self.add(meta, &key.secret)
+    }
+
+    fn add(&mut self, meta: TokenMeta, secret: &Secret) -> Result<TokenMeta, AppError> {
+        self.store.set(&meta.id, secret.expose())?;
+        let mut next = self.tokens.clone();
+        next.push(meta.clone());
+        if let Err(e) = self.save(&next) {
+            // Leave no orphan secret behind; the metadata error is the one to report.
+            let _ = self.store.delete(&meta.id);
+            return Err(e);
+        }
+        self.tokens = next;
+        self.write_index()?;
+        Ok(meta)
+    }
+
+    /// Deletes a token: its keystore entry first, then its metadata (DESIGN §8: deleting a
+    /// token removes its keystore entry). A secret that is already gone is not an error.
+    ///
+    /// # Errors
+    /// [`AppError::NoSuchToken`]; keystore errors (then nothing was changed); metadata errors
+    /// (then the secret is gone and the token is still listed: deleting again finishes it).
+    pub fn delete(&mut self, id: &str) -> Result<(), AppError> {
+        self.token(id)?;
+        self.store.delete(id)?;
+        let next: Vec<TokenMeta> = self.tokens.iter().filter(|t| t.id != id).cloned().collect();
+        self.save(&next)?;
+        self.tokens = next;
+        self.write_index()
+    }
+
+    /// Records a new clock offset measurement for a token.
+    ///
+    /// # Errors
+    /// [`AppError::NoSuchToken`]; metadata errors.
+    pub fn set_clock_offset(
+        &mut self,
+        id: &str,
+        offset: ClockOffset,
+        now: u64,
+    ) -> Result<(), AppError> {
+        self.token(id)?;
+        let mut next = self.tokens.clone();
+        for t in next.iter_mut().filter(|t| t.id == id) {
+            t.clock_offset = offset;
+            t.clock_checked_at = Some(now);
+        }
+        self.save(&next)?;
+        self.tokens = next;
+        Ok(())
+    }
+
+    /// The code screen's frame for a token at `device_now` (device Unix seconds), corrected by
+    /// the token's clock offset.
+    ///
+    /// # Errors
+    /// [`AppError::NoSuchToken`]; [`AppError::SecretMissing`] if the keystore lost the secret;
+    /// keystore errors.
+    pub fn code_view(&self, id: &str, device_now: u64) -> Result<CodeView, AppError> {
+        let meta = self.token(id)?;
+        let secret = load_secret(self.store.as_ref(), id)?.ok_or(AppError::SecretMissing)?;
+        Ok(CodeView::at(
+            &secret,
+            &meta.params,
+            device_now,
+            meta.clock_offset,
+        ))
+    }
+
+    fn save(&self, tokens: &[TokenMeta]) -> Result<(), AppError> {
+        let file = MetadataFile {
+            version: FORMAT_VERSION,
+            tokens: tokens.to_vec(),
+        };
+        let bytes = serde_json::to_vec_pretty(&file).map_err(|_| AppError::MetadataIo)?;
+        write_atomic(&self.dir, METADATA_FILE, &bytes).map_err(|_| AppError::MetadataIo)
+    }
+
+    fn write_index(&self) -> Result<(), AppError> {
+        let ids: Vec<&str> = self.tokens.iter().map(|t| t.id.as_str()).collect();
+        if ids.is_empty() {
+            self.store.delete(INDEX_ENTRY)?;
+            return Ok(());
+        }
+        let bytes = serde_json::to_vec(&ids).map_err(|_| AppError::KeystoreFailure)?;
+        self.store.set(INDEX_ENTRY, &bytes)
+    }
+}
+
+fn read_index(store: &dyn SecretStore) -> Result<Vec<String>, AppError> {
+    match store.get(INDEX_ENTRY)? {
+        None => Ok(Vec::new()),
+        // An unreadable index still means "there were tokens".
+        Some(bytes) => Ok(serde_json::from_slice(&bytes).unwrap_or_else(|_| vec![String::new()])),
+    }
+}
+
+fn new_token_id() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("tok-{hex}")
+}
+
+/// Writes `dir/name` atomically: a temporary file beside it, flushed to disk, renamed over the
+/// old file, and the directory flushed so the rename itself survives a crash. Mode 0600 on Unix.
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let result = (|| {
+        let mut f = opts.open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, dir.join(name))?;
+        #[cfg(unix)]
+        std::fs::File::open(dir)?.sync_all()?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keystore::MemoryStore;
+    use protocol::WireSecret;
+
+    fn response(user: &str) -> SetupResponse {
+        SetupResponse {
+            service_id: "10112231".parse().unwrap(),
+            user_id: user.parse().unwrap(),
+            secret: WireSecret(Secret::from_bytes(b"12345678901234567890".to_vec())),
+            params: TotpParams::default(),
+            server_time: 1_700_000_000,
+            issuer: "OTP Bank".into(),
+            label: user.into(),
+        }
+    }
+
+    fn user_id(serial: u64) -> String {
+        UserId::from_serial(serial).unwrap().as_str().to_owned()
+    }
+
+    #[test]
+    fn add_list_reopen_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::default());
+        let mut v = Vault::open(dir.path(), store.clone()).unwrap();
+        assert!(v.tokens().is_empty());
+        let a = v
+            .add_provisioned(&response(&user_id(1)), ClockOffset(3), 10)
+            .unwrap();
+        let b = v
+            .add_provisioned(&response(&user_id(2)), ClockOffset(0), 11)
+            .unwrap();
+        assert_eq!(
+            v.add_provisioned(&response(&user_id(1)), ClockOffset(0), 12),
+            Err(AppError::DuplicateToken)
+        );
+
+        let text = std::fs::read_to_string(dir.path().join(METADATA_FILE)).unwrap();
+        assert!(
+            !text.contains("GEZDGNBV"),
+            "the metadata file holds no secret: {text}"
+        );
+
+        let mut v = Vault::open(dir.path(), store.clone()).unwrap();
+        assert_eq!(
+            v.tokens(),
+            &[a.clone(), b.clone()],
+            "metadata survives reopening"
+        );
+        v.code_view(&a.id, 1_700_000_000).unwrap();
+
+        v.delete(&a.id).unwrap();
+        assert_eq!(store.get(&a.id).unwrap(), None, "delete removes the secret");
+        assert_eq!(v.code_view(&a.id, 0).unwrap_err(), AppError::NoSuchToken);
+        let v = Vault::open(dir.path(), store.clone()).unwrap();
+        assert_eq!(v.tokens(), &[b]);
+    }
+
+    #[test]
+    fn corrupt_metadata_is_an_error_and_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::default());
+        let mut v = Vault::open(dir.path(), store.clone()).unwrap();
+        v.add_provisioned(&response(&user_id(1)), ClockOffset(0), 1)
+            .unwrap();
+        let path = dir.path().join(METADATA_FILE);
+        std::fs::write(&path, b"{\"version\":1,\"tokens\":[{\"id\":").unwrap();
+        assert_eq!(
+            Vault::open(dir.path(), store.clone()).unwrap_err(),
+            AppError::MetadataCorrupt
+        );
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"{\"version\":1,\"tokens\":[{\"id\":",
+            "a corrupt file is never overwritten"
+        );
+        std::fs::write(&path, b"{\"version\":9,\"tokens\":[]}").unwrap();
+        assert_eq!(
+            Vault::open(dir.path(), store).unwrap_err(),
+            AppError::MetadataCorrupt,
+            "an unknown format version is not read as an empty vault"
+        );
+    }
+
+    #[test]
+    fn missing_metadata_with_tokens_in_the_keystore_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::default());
+        let mut v = Vault::open(dir.path(), store.clone()).unwrap();
+        v.add_provisioned(&response(&user_id(1)), ClockOffset(0), 1)
+            .unwrap();
+        v.add_provisioned(&response(&user_id(2)), ClockOffset(0), 1)
+            .unwrap();
+        std::fs::remove_file(dir.path().join(METADATA_FILE)).unwrap();
+        assert_eq!(
+            Vault::open(dir.path(), store.clone()).unwrap_err(),
+            AppError::MetadataMissing { tokens: 2 }
+        );
+
+        // A vault that was emptied by deleting its tokens opens empty without a file.
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::default());
+        let mut v = Vault::open(dir.path(), store.clone()).unwrap();
+        let t = v
+            .add_provisioned(&response(&user_id(1)), ClockOffset(0), 1)
+            .unwrap();
+        v.delete(&t.id).unwrap();
+        std::fs::remove_file(dir.path().join(METADATA_FILE)).unwrap();
+        assert!(Vault::open(dir.path(), store).unwrap().tokens().is_empty());
+    }
+
+    #[test]
+    fn lost_secret_shows_as_secret_missing_and_can_be_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::default());
+        let mut v = Vault::open(dir.path(), store.clone()).unwrap();
+        let t = v
+            .add_provisioned(&response(&user_id(1)), ClockOffset(0), 1)
+            .unwrap();
+        store.delete(&t.id).unwrap();
+        assert_eq!(v.code_view(&t.id, 1).unwrap_err(), AppError::SecretMissing);
+        assert_eq!(v.tokens().len(), 1, "the token stays listed");
+        v.delete(&t.id).unwrap();
+        assert!(v.tokens().is_empty());
+    }
+
+    #[test]
+    fn clock_offset_is_stored_and_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::default());
+        let mut v = Vault::open(dir.path(), store.clone()).unwrap();
+        let t = v
+            .add_provisioned(&response(&user_id(1)), ClockOffset(0), 1)
+            .unwrap();
+        let device_now = 1_700_000_010; // 10 s into a 60 s step
+        let plain = v.code_view(&t.id, device_now).unwrap();
+        v.set_clock_offset(&t.id, ClockOffset(60), 5).unwrap();
+        let v = Vault::open(dir.path(), store).unwrap();
+        assert_eq!(v.token(&t.id).unwrap().clock_offset, ClockOffset(60));
+        assert_eq!(v.token(&t.id).unwrap().clock_checked_at, Some(5));
+        let shifted = v.code_view(&t.id, device_now).unwrap();
+        assert!(
+            shifted.code.ct_eq(&plain.next_code),
+            "60 s ahead, the current code is the unshifted next one"
+        );
+        assert!(shifted.clock_warning.is_some());
+    }
+}

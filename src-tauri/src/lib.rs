@@ -1,0 +1,161 @@
+//! The soft-token app's Tauri 2 shell (DESIGN §8): the `app` core behind thin commands, the
+//! deep link from the download page, the clipboard, and on phones the QR scanner.
+//!
+//! Everything the app decides lives in `app/`; this crate wires it to a webview and must not
+//! grow logic of its own. It must not depend on the backend.
+//!
+//! [`run`] is the real app; [`build`] registers state and commands on any [`tauri::Builder`], so
+//! the commands are tested with `tauri::test::mock_builder()` (STYLE §5).
+//!
+//! Environment overrides (desktop runs and tests):
+//! - `OTP_APP_DIRECTORY`: JSON `{"<service id>": "<base url>"}` merged over the bundled
+//!   directory (`http://` only to loopback);
+//! - `OTP_APP_DATA_DIR`: where the metadata file lives (default: the OS app data directory);
+//! - `OTP_APP_KEYSTORE_SERVICE`: the keystore service name (default `jp.example-bank.otp`).
+
+pub mod commands;
+pub mod error;
+pub mod link;
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use app::{AppError, Directory, KeyringStore, ProvisioningClient, SecretStore};
+use tauri::{Emitter, Manager, Runtime};
+
+pub use commands::Shell;
+pub use error::ShellError;
+pub use link::SetupLink;
+
+/// The event the UI listens to when a setup link arrives while it runs (it then calls
+/// `take_setup_link`).
+pub const SETUP_LINK_EVENT: &str = "setup-link";
+
+/// What the shell is started with.
+pub struct ShellConfig {
+    /// Metadata directory; `None`: the OS app data directory.
+    pub data_dir: Option<PathBuf>,
+    /// The keystore (an error is reported by every command that needs it).
+    pub store: Result<Arc<dyn SecretStore>, AppError>,
+    /// Service ID → backend.
+    pub directory: Result<Directory, AppError>,
+    /// A setup link the app was started with.
+    pub link: Option<SetupLink>,
+}
+
+impl ShellConfig {
+    /// The configuration of the real app: the platform keystore, the bundled directory, the
+    /// overrides above, and a setup link among the command-line arguments.
+    ///
+    /// Call it first thing on the main thread: on Linux the keystore joins a session keyring for
+    /// the calling thread, and threads started later inherit it.
+    pub fn from_env() -> ShellConfig {
+        let service = std::env::var("OTP_APP_KEYSTORE_SERVICE")
+            .unwrap_or_else(|_| app::keystore::DEFAULT_SERVICE.to_owned());
+        let store = KeyringStore::platform(&service).map(|s| Arc::new(s) as Arc<dyn SecretStore>);
+        let directory = Directory::bundled().and_then(|mut dir| {
+            if let Ok(json) = std::env::var("OTP_APP_DIRECTORY") {
+                merge_directory(&mut dir, &json)?;
+            }
+            Ok(dir)
+        });
+        ShellConfig {
+            data_dir: std::env::var_os("OTP_APP_DATA_DIR").map(PathBuf::from),
+            store,
+            directory,
+            link: SetupLink::from_args(std::env::args().skip(1)),
+        }
+    }
+}
+
+fn merge_directory(dir: &mut Directory, json: &str) -> Result<(), AppError> {
+    let overrides: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(json).map_err(|_| AppError::BadResponse)?;
+    for (service, url) in overrides {
+        dir.set(&protocol::ServiceId::parse(&service)?, &url)?;
+    }
+    Ok(())
+}
+
+/// Registers the shell's state and commands on `builder`; `on_setup` runs at the end of the
+/// app's setup (the real app wires the deep-link plugin there).
+pub fn build<R, F>(
+    builder: tauri::Builder<R>,
+    config: ShellConfig,
+    on_setup: F,
+) -> tauri::Builder<R>
+where
+    R: Runtime,
+    F: FnOnce(&mut tauri::App<R>) + Send + 'static,
+{
+    let builder = builder.invoke_handler(tauri::generate_handler![
+        commands::app_info,
+        commands::list_tokens,
+        commands::code_frame,
+        commands::check_clock,
+        commands::setup_token,
+        commands::delete_token,
+        commands::import_otpauth,
+        commands::take_setup_link,
+    ]);
+    let client = config.directory.and_then(ProvisioningClient::new);
+    match config.data_dir {
+        // Known now (tests, `OTP_APP_DATA_DIR`): managed before the app is built.
+        Some(dir) => builder
+            .manage(Shell::new(dir, config.store, client, config.link))
+            .setup(move |app| {
+                on_setup(app);
+                Ok(())
+            }),
+        // The OS app data directory is known once the app exists.
+        None => builder.setup(move |app| {
+            let dir = app.path().app_data_dir()?;
+            app.manage(Shell::new(dir, config.store, client, config.link));
+            on_setup(app);
+            Ok(())
+        }),
+    }
+}
+
+/// Hands a link the OS opened the app with to the UI, if it is a setup link.
+fn accept_link<R: Runtime>(handle: &tauri::AppHandle<R>, url: &str) {
+    if let Some(link) = SetupLink::parse(url) {
+        handle.state::<Shell>().set_pending_link(link.clone());
+        // The UI may not listen yet (cold start): it then takes the link when it starts.
+        let _ = handle.emit(SETUP_LINK_EVENT, link);
+    }
+}
+
+/// The app.
+#[cfg_attr(mobile, tauri::mobile_entry_point)]
+pub fn run() {
+    let config = ShellConfig::from_env();
+    let builder = tauri::Builder::default()
+        .plugin(tauri_plugin_clipboard_manager::init())
+        .plugin(tauri_plugin_deep_link::init());
+    #[cfg(mobile)]
+    let builder = builder.plugin(tauri_plugin_barcode_scanner::init());
+    let builder = build(builder, config, |app| {
+        use tauri_plugin_deep_link::DeepLinkExt;
+        let handle = app.handle().clone();
+        if let Ok(Some(urls)) = app.deep_link().get_current() {
+            for url in urls {
+                accept_link(&handle, url.as_str());
+            }
+        }
+        app.deep_link().on_open_url(move |event| {
+            for url in event.urls() {
+                accept_link(&handle, url.as_str());
+            }
+        });
+    });
+    match builder.build(tauri::generate_context!()) {
+        Ok(app) => app.run(|_, _| {}),
+        Err(e) => {
+            eprintln!("the app could not start: {e}");
+            std::process::exit(1);
+        }
+    }
+}
