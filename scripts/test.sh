@@ -17,7 +17,7 @@ as_root() {
 }
 
 # --- system packages -----------------------------------------------------------------------
-PACKAGES=(oathtool postgresql postgresql-client pkg-config build-essential)
+PACKAGES=(oathtool postgresql postgresql-client pkg-config build-essential keyutils)
 log "installing system packages: ${PACKAGES[*]}"
 export DEBIAN_FRONTEND=noninteractive
 if ! as_root apt-get install -y --no-install-recommends "${PACKAGES[@]}" >/tmp/otp-apt.log 2>&1; then

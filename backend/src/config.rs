@@ -147,6 +147,7 @@ pub struct Config {
     pub totp: TotpConfig,
     pub verify: VerifyConfig,
     pub argon2: Argon2Config,
+    pub app_api: crate::web::app_api::AppApiConfig,
     pub mail: crate::mail::MailConfig,
     pub web: WebConfig,
 }
@@ -168,6 +169,7 @@ impl Default for Config {
             totp: TotpConfig::default(),
             verify: VerifyConfig::default(),
             argon2: Argon2Config::default(),
+            app_api: crate::web::app_api::AppApiConfig::default(),
             mail: crate::mail::MailConfig::default(),
             web: WebConfig::default(),
         }
@@ -252,6 +254,7 @@ impl Config {
     /// The first invalid setting, named.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.policy.validate().map_err(ConfigError::Invalid)?;
+        self.app_api.validate().map_err(ConfigError::Invalid)?;
         protocol::ServiceId::parse(&self.service_id)
             .map_err(|_| ConfigError::Invalid("service_id must be 8 digits".into()))?;
         self.totp_params()?;

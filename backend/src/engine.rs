@@ -991,6 +991,36 @@ impl Engine {
         })
     }
 
+    /// Audit a setup attempt that [`Engine::provision`] did not audit itself: one naming no
+    /// known token, or one the app API's rate limit refused. Best effort: a failure to write is
+    /// logged, and the refusal stands either way.
+    pub async fn audit_app_refusal(&self, user_id: &str, outcome: &str, actor: &Actor) {
+        let customer_id = match self.inner.store.token_by_user_id(user_id).await {
+            Ok(row) => row.map(|r| r.customer_id),
+            Err(_) => None,
+        };
+        let now = now_i64(self.now());
+        let res = async {
+            let mut tx = self.inner.store.begin().await?;
+            tx.audit(&NewAudit {
+                at: now,
+                actor: &actor.name,
+                customer_id,
+                user_id: Some(user_id),
+                action: "provision",
+                outcome,
+                ip: actor.ip.as_deref(),
+                detail: None,
+            })
+            .await?;
+            tx.commit().await
+        }
+        .await;
+        if let Err(e) = res {
+            tracing::warn!(error = %e, outcome, "could not audit an app API refusal");
+        }
+    }
+
     /// Verify a code for a purpose. Activation and deactivation move the lifecycle on success,
     /// atomically with the verification.
     ///

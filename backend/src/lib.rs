@@ -155,6 +155,7 @@ pub async fn build(cfg: &Config, clock: Box<dyn Clock>) -> anyhow::Result<(AppSt
             engine,
             host_keys: Arc::new(host_keys),
             body_limit: cfg.body_limit,
+            app_api: Arc::new(web::app_api::AppApi::new(&cfg.issuer, &cfg.app_api)),
             site: Arc::new(web::pages::Site::new(&cfg.web, &cfg.public_url())?),
         },
         Startup {

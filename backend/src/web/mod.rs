@@ -3,6 +3,7 @@
 //! - `/host/v1/…`: the JSON API the bank's internet-banking host calls (bearer API keys);
 //! - `/healthz`, `/readyz`, `/metrics`: operations.
 
+pub mod app_api;
 pub mod error;
 pub mod host_api;
 pub mod pages;
@@ -53,6 +54,8 @@ pub struct AppState {
     pub engine: Engine,
     pub host_keys: Arc<Vec<HostKey>>,
     pub body_limit: usize,
+    /// The app API's issuer and rate limiter (one per process).
+    pub app_api: Arc<app_api::AppApi>,
     /// The customer screens' templates and settings.
     pub site: Arc<pages::Site>,
 }
@@ -78,6 +81,7 @@ pub fn app(state: AppState) -> Router {
     let limit = state.body_limit;
     Router::new()
         .nest("/host/v1", host_api::router(state.clone()))
+        .nest("/app/v1", app_api::router())
         .merge(pages::router())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
