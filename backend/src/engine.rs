@@ -6,6 +6,7 @@
 //! and each is answered only after that transaction is durable. A commit (an fsync) per request
 //! would cap throughput at the disk's sync rate.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,8 +20,9 @@ use crate::crypto::{CryptoError, Keyring, PasswordHasher};
 use crate::domain::{
     self, Decision, DomainError, Event, Outcome, Policy, Purpose, TokenSnapshot, TokenState,
 };
+use crate::mail::compose::Notice;
 use crate::metrics::Metrics;
-use crate::store::{NewAudit, NewCustomer, NewToken, Store, StoreError, TokenRow, Tx};
+use crate::store::{NewAudit, NewCustomer, NewToken, Store, StoreError, TokenRow, TokenUpdate};
 
 /// A source of the current unix time; injected so tests control time.
 pub trait Clock: Send + Sync + 'static {
@@ -1239,171 +1241,236 @@ async fn run_worker(inner: Arc<Inner>, rx: Arc<Mutex<mpsc::Receiver<Job>>>, max_
     }
 }
 
-async fn process_batch(
-    inner: &Inner,
-    batch: &[Job],
-) -> Result<Vec<Result<VerifyReport>>, StoreError> {
-    let now = inner.clock.now();
-    let mut tx = inner.store.begin().await?;
-    let mut out = Vec::with_capacity(batch.len());
-    for job in batch {
-        out.push(verify_one(inner, &mut tx, job, now).await?);
-    }
-    tx.commit().await?;
-    Ok(out)
+/// What the plan decided for one job; written (audit, notice) only once its token's update
+/// has landed.
+struct Planned {
+    report: Result<VerifyReport>,
+    /// The row as it was when decided (for audit and notices).
+    row: Option<TokenRow>,
+    /// (action, outcome, detail) audit events, in order.
+    audits: Vec<(&'static str, &'static str, Option<String>)>,
+    notice: Option<(Notice, String)>,
 }
 
-/// One verification inside a batch transaction. The outer `Result` is the database's; the
-/// inner one is the caller's answer.
-async fn verify_one(
-    inner: &Inner,
-    tx: &mut Tx,
-    job: &Job,
-    now_u: u64,
-) -> Result<Result<VerifyReport>, StoreError> {
-    let now = now_i64(now_u);
-    let policy = &inner.cfg.policy;
-    let unlock_before = policy.unlock_before(now);
-    let action = match job.purpose {
+/// A token's state while a batch is planned: the row as read, and as the batch leaves it.
+struct Working {
+    original: TokenRow,
+    current: TokenRow,
+}
+
+fn action_of(purpose: Purpose) -> &'static str {
+    match purpose {
         Purpose::Login => "verify_login",
         Purpose::Transfer => "verify_transfer",
         Purpose::Activation => "activate",
         Purpose::Deactivation => "deactivate",
+    }
+}
+
+/// Decide one job against the token's working state, updating that state as the store will.
+fn plan_one(inner: &Inner, job: &Job, work: Option<&mut Working>, now_u: u64) -> Planned {
+    let now = now_i64(now_u);
+    let policy = &inner.cfg.policy;
+    let action = action_of(job.purpose);
+    let Some(work) = work else {
+        return Planned {
+            report: Err(DomainError::UnknownToken.into()),
+            row: None,
+            audits: vec![(action, "unknown_token", None)],
+            notice: None,
+        };
     };
-    let Some(row) = tx.token(&job.user_id).await? else {
-        tx.audit(&NewAudit {
-            at: now,
-            actor: &job.actor.name,
-            user_id: Some(&job.user_id),
-            action,
-            outcome: "unknown_token",
-            ip: job.actor.ip.as_deref(),
-            ..Default::default()
-        })
-        .await?;
-        return Ok(Err(DomainError::UnknownToken.into()));
+    let row = &mut work.current;
+    let planned = |report, audits, notice, row: &TokenRow| Planned {
+        report,
+        row: Some(row.clone()),
+        audits,
+        notice,
     };
-    let snap = match snapshot(&row) {
+    let snap = match snapshot(row) {
         Ok(s) => s,
-        Err(e) => return Ok(Err(e)),
+        Err(e) => return planned(Err(e), vec![], None, row),
     };
-    let code = match Code::parse(&job.code, snap.params.digits) {
-        Ok(c) => c,
-        Err(_) => return Ok(Err(EngineError::CodeFormat(snap.params.digits))),
+    let Ok(code) = Code::parse(&job.code, snap.params.digits) else {
+        return planned(Err(EngineError::CodeFormat(snap.params.digits)), vec![], None, row);
     };
     let decision = match row.sealed() {
-        Some(sealed) if job.purpose.accepts(snap.state) => {
-            let secret = match inner.keys.open(&row.user_id, &sealed) {
-                Ok(s) => s,
-                Err(e) => return Ok(Err(e.into())),
-            };
-            domain::decide(&snap, &secret, &code, job.purpose, policy, now_u)
-        }
+        Some(sealed) if job.purpose.accepts(snap.state) => match inner.keys.open(&row.user_id, &sealed) {
+            Ok(secret) => domain::decide(&snap, &secret, &code, job.purpose, policy, now_u),
+            Err(e) => return planned(Err(e.into()), vec![], None, row),
+        },
         _ => Decision::NotActive,
     };
-    let audit = |outcome: &'static str, detail: Option<String>| NewAudit {
-        at: now,
-        actor: &job.actor.name,
-        customer_id: Some(row.customer_id),
-        user_id: Some(&row.user_id),
-        action,
-        outcome,
-        ip: job.actor.ip.as_deref(),
-        detail,
+    let report = |result, attempts_left, row: &TokenRow| VerifyReport {
+        result,
+        attempts_left,
+        state: row.state().unwrap_or(snap.state),
+        locked: policy.is_locked(row.locked_at, now),
     };
-    let mut state = snap.state;
-    let mut attempts_left = None;
-    let mut locked = policy.is_locked(snap.locked_at, now);
-    let outcome = match decision {
+    match decision {
         Decision::Accept { step, drift } => {
-            let (next, stamp) = match job.purpose.event() {
+            let next = match job.purpose.event() {
                 Some(ev) => match domain::transition(snap.state, ev) {
-                    Ok(next) => (
-                        next,
-                        Some(if ev == Event::Activate {
-                            "activated_at"
-                        } else {
-                            "deactivated_at"
-                        }),
-                    ),
-                    Err(e) => return Ok(Err(e.into())),
+                    Ok(next) => next,
+                    Err(e) => return planned(Err(e.into()), vec![], None, row),
                 },
-                None => (snap.state, None),
+                None => snap.state,
             };
-            let step_i = i64::try_from(step).unwrap_or(i64::MAX);
-            if tx
-                .accept_step(
-                    row.id,
-                    snap.state,
-                    next,
-                    stamp,
-                    step_i,
-                    drift,
-                    now,
-                    unlock_before,
-                )
-                .await?
-            {
-                state = next;
-                locked = false;
-                Outcome::Ok
-            } else {
-                // Lost a race: another verification accepted this step or later, or the token
-                // changed. Re-read to say which.
-                let fresh = tx.token(&job.user_id).await?;
-                match fresh.as_ref().map(snapshot) {
-                    Some(Ok(f)) if policy.is_locked(f.locked_at, now) => {
-                        locked = true;
-                        Outcome::Locked
-                    }
-                    Some(Ok(f)) if !job.purpose.accepts(f.state) => {
-                        state = f.state;
-                        Outcome::NotActive
-                    }
-                    _ => Outcome::Replayed,
+            row.last_step = i64::try_from(step).unwrap_or(i64::MAX);
+            row.drift = drift;
+            row.failures = 0;
+            row.locked_at = None;
+            row.last_used_at = Some(now);
+            row.state = next.as_str().to_owned();
+            let notice = match job.purpose.event() {
+                Some(Event::Activate) => {
+                    row.activated_at = Some(now);
+                    Some((Notice::Activated, now.to_string()))
                 }
-            }
+                Some(Event::Deactivate) => {
+                    row.deactivated_at = Some(now);
+                    Some((Notice::Deactivated, now.to_string()))
+                }
+                _ => None,
+            };
+            let r = report(Outcome::Ok, None, row);
+            planned(Ok(r), vec![(action, "ok", None)], notice, row)
         }
-        Decision::Replay { .. } => Outcome::Replayed,
-        Decision::Locked => Outcome::Locked,
-        Decision::NotActive => Outcome::NotActive,
+        // OWASP ASVS V2.8.5: a reused code is refused, logged and the customer told.
+        Decision::Replay { step } => planned(
+            Ok(report(Outcome::Replayed, None, row)),
+            vec![(action, "replayed", None)],
+            Some((Notice::Replayed, step.to_string())),
+            row,
+        ),
+        Decision::Locked => planned(Ok(report(Outcome::Locked, None, row)), vec![(action, "locked", None)], None, row),
+        Decision::NotActive => planned(
+            Ok(report(Outcome::NotActive, None, row)),
+            vec![(action, "not_active", None)],
+            None,
+            row,
+        ),
         Decision::Fail => {
             let max = i64::from(policy.max_failures);
-            match tx.count_failure(row.id, max, now, unlock_before).await? {
-                Some(count) if count.locked_now => {
-                    locked = true;
-                    tx.audit(&audit("invalid", None)).await?;
-                    tx.audit(&NewAudit {
-                        action: "lock",
-                        detail: Some(serde_json::json!({ "failures": count.failures }).to_string()),
-                        ..audit("locked", None)
-                    })
-                    .await?;
-                    return Ok(Ok(VerifyReport {
-                        result: Outcome::Locked,
-                        attempts_left: Some(0),
-                        state,
-                        locked,
-                    }));
-                }
-                Some(count) => {
-                    attempts_left = Some(u32::try_from((max - count.failures).max(0)).unwrap_or(0));
-                    Outcome::Invalid
-                }
-                None => {
-                    locked = true;
-                    Outcome::Locked
-                }
+            // A lifted timed lock starts the count again.
+            row.failures = if row.locked_at.is_some() { 1 } else { row.failures + 1 };
+            if row.failures >= max {
+                row.locked_at = Some(now);
+                let detail = serde_json::json!({ "failures": row.failures }).to_string();
+                let r = report(Outcome::Locked, Some(0), row);
+                planned(
+                    Ok(r),
+                    vec![(action, "invalid", None), ("lock", "locked", Some(detail))],
+                    Some((Notice::Locked, now.to_string())),
+                    row,
+                )
+            } else {
+                row.locked_at = None;
+                let left = u32::try_from((max - row.failures).max(0)).unwrap_or(0);
+                let r = report(Outcome::Invalid, Some(left), row);
+                planned(Ok(r), vec![(action, "invalid", None)], None, row)
             }
         }
-    };
-    tx.audit(&audit(outcome.as_str(), None)).await?;
-    Ok(Ok(VerifyReport {
-        result: outcome,
-        attempts_left,
-        state,
-        locked,
-    }))
+    }
+}
+
+/// The update that makes a token what the plan left it, if it is still what was read.
+fn token_update(w: &Working) -> TokenUpdate {
+    let (o, c) = (&w.original, &w.current);
+    TokenUpdate {
+        id: c.id,
+        last_step: c.last_step,
+        drift: c.drift,
+        failures: c.failures,
+        locked_at: c.locked_at,
+        state: c.state.clone(),
+        last_used_at: c.last_used_at,
+        activated_at: c.activated_at,
+        deactivated_at: c.deactivated_at,
+        expect_last_step: o.last_step,
+        expect_failures: o.failures,
+        expect_state: o.state.clone(),
+        expect_locked_at: o.locked_at,
+    }
+}
+
+/// A batch of verifications in one transaction: read every token once (locked, on PostgreSQL),
+/// decide every job in memory in arrival order, then write every changed token with one
+/// conditional UPDATE that holds only where the row is still exactly as read. A token whose
+/// row changed meanwhile (another process) is read again and its jobs decided again, so replay
+/// protection and failure counting hold across processes. Audit events and notices are written
+/// for the final decisions only, in the same transaction.
+async fn process_batch(inner: &Inner, batch: &[Job]) -> Result<Vec<Result<VerifyReport>>, StoreError> {
+    let now_u = inner.clock.now();
+    let now = now_i64(now_u);
+    let mut tx = inner.store.begin().await?;
+    let mut pending: Vec<usize> = (0..batch.len()).collect();
+    let mut planned: Vec<Option<Planned>> = batch.iter().map(|_| None).collect();
+    for _round in 0..8 {
+        if pending.is_empty() {
+            break;
+        }
+        let mut ids: Vec<&str> = pending.iter().map(|&i| batch[i].user_id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let rows = tx.read_tokens_for_update(&ids).await?;
+        let mut work: HashMap<String, Working> = rows
+            .into_iter()
+            .map(|r| (r.user_id.clone(), Working { original: r.clone(), current: r }))
+            .collect();
+        for &i in &pending {
+            let job = &batch[i];
+            planned[i] = Some(plan_one(inner, job, work.get_mut(&job.user_id), now_u));
+        }
+        let updates: Vec<TokenUpdate> = work
+            .values()
+            .filter(|w| w.current.last_step != w.original.last_step
+                || w.current.failures != w.original.failures
+                || w.current.locked_at != w.original.locked_at
+                || w.current.state != w.original.state)
+            .map(token_update)
+            .collect();
+        let landed = tx.apply_token_updates(&updates).await?;
+        let lost: std::collections::HashSet<i64> = updates.iter().map(|u| u.id).filter(|id| !landed.contains(id)).collect();
+        pending.retain(|&i| {
+            planned[i]
+                .as_ref()
+                .and_then(|p| p.row.as_ref())
+                .is_some_and(|r| lost.contains(&r.id))
+        });
+    }
+    if !pending.is_empty() {
+        // Never seen: rows that keep changing under us. Answer honestly rather than loop.
+        for &i in &pending {
+            planned[i] = Some(Planned { report: Err(EngineError::Unavailable), row: None, audits: vec![], notice: None });
+        }
+    }
+    let mut out = Vec::with_capacity(batch.len());
+    for (job, p) in batch.iter().zip(planned) {
+        let Some(p) = p else {
+            out.push(Err(EngineError::Unavailable));
+            continue;
+        };
+        for (action, outcome, detail) in &p.audits {
+            tx.audit(&NewAudit {
+                at: now,
+                actor: &job.actor.name,
+                customer_id: p.row.as_ref().map(|r| r.customer_id),
+                user_id: Some(&job.user_id),
+                action,
+                outcome,
+                ip: job.actor.ip.as_deref(),
+                detail: detail.clone(),
+            })
+            .await?;
+        }
+        if let (Some((notice, key)), Some(row)) = (p.notice, p.row.as_ref()) {
+            crate::mail::enqueue_notice(&mut tx, row, notice, &key, now).await?;
+        }
+        out.push(p.report);
+    }
+    tx.commit().await?;
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! writes go through one connection (SQLite has one writer anyway; this avoids the busy-snapshot
 //! errors a deferred transaction gets when it upgrades to a write).
 
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -161,6 +162,23 @@ pub struct NewCustomer<'a> {
     pub now: i64,
 }
 
+/// A token's verification state to write, and what it must still be for the write to hold.
+pub struct TokenUpdate {
+    pub id: i64,
+    pub last_step: i64,
+    pub drift: i64,
+    pub failures: i64,
+    pub locked_at: Option<i64>,
+    pub state: String,
+    pub last_used_at: Option<i64>,
+    pub activated_at: Option<i64>,
+    pub deactivated_at: Option<i64>,
+    pub expect_last_step: i64,
+    pub expect_failures: i64,
+    pub expect_state: String,
+    pub expect_locked_at: Option<i64>,
+}
+
 pub struct NewToken<'a> {
     pub customer_id: i64,
     pub user_id: &'a str,
@@ -172,13 +190,6 @@ pub struct NewToken<'a> {
     pub activation_password_hash: &'a str,
     pub issued_at: i64,
     pub expires_at: i64,
-}
-
-/// Outcome of the conditional failure update.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FailureCount {
-    pub failures: i64,
-    pub locked_now: bool,
 }
 
 const TOKEN_COLUMNS: &str = "id, customer_id, user_id, service_id, state, email, algorithm, digits, \
@@ -289,7 +300,13 @@ impl Store {
     /// # Errors
     /// Database unreachable.
     pub async fn begin(&self) -> Result<Tx> {
-        Ok(Tx(self.write.begin().await?))
+        Ok(Tx(
+            self.write.begin().await?,
+            TxState {
+                kind: self.kind,
+                audits: Vec::new(),
+            },
+        ))
     }
 
     pub async fn customer_by_login(&self, login_id: &str) -> Result<Option<CustomerRow>> {
@@ -387,34 +404,195 @@ impl Store {
     }
 }
 
+/// An audit event held until the transaction's end.
+struct PendingAudit {
+    at: i64,
+    actor: String,
+    customer_id: Option<i64>,
+    user_id: Option<String>,
+    action: String,
+    outcome: String,
+    ip: Option<String>,
+    detail: Option<String>,
+}
+
+/// What a transaction holds besides the connection: the dialect, and audit events not yet
+/// inserted.
+pub struct TxState {
+    kind: DbKind,
+    audits: Vec<PendingAudit>,
+}
+
+/// Audit rows per multi-row INSERT (8 parameters each, well under both databases' limits).
+const AUDIT_CHUNK: usize = 256;
+
 /// A write transaction. Dropping it without [`Tx::commit`] rolls back.
-pub struct Tx(Transaction<'static, Any>);
+///
+/// Group commit wants few statements per verification: audit events are collected and inserted
+/// with multi-row INSERTs just before COMMIT (still inside the transaction, so an event is
+/// durable exactly when the state it describes is).
+pub struct Tx(Transaction<'static, Any>, TxState);
 
 impl Tx {
+    /// Write the pending audit events, then commit.
+    ///
     /// # Errors
     /// The commit failed; nothing was written.
-    pub async fn commit(self) -> Result<()> {
+    pub async fn commit(mut self) -> Result<()> {
+        self.flush_audits().await?;
         self.0.commit().await?;
         Ok(())
     }
 
+    /// Record an audit event; it is inserted in this transaction, before it commits.
+    ///
+    /// # Errors
+    /// Only when a full chunk of pending events is written and the database fails.
     pub async fn audit(&mut self, e: &NewAudit<'_>) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO audit_events (at, actor, customer_id, user_id, action, outcome, ip, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(e.at)
-        .bind(e.actor)
-        .bind(e.customer_id)
-        .bind(e.user_id)
-        .bind(e.action)
-        .bind(e.outcome)
-        .bind(e.ip)
-        .bind(e.detail.as_deref())
-        .execute(&mut *self.0)
-        .await?;
+        self.1.audits.push(PendingAudit {
+            at: e.at,
+            actor: e.actor.to_owned(),
+            customer_id: e.customer_id,
+            user_id: e.user_id.map(str::to_owned),
+            action: e.action.to_owned(),
+            outcome: e.outcome.to_owned(),
+            ip: e.ip.map(str::to_owned),
+            detail: e.detail.clone(),
+        });
+        if self.1.audits.len() >= AUDIT_CHUNK {
+            self.flush_audits().await?;
+        }
         Ok(())
     }
+
+    async fn flush_audits(&mut self) -> Result<()> {
+        let pending = std::mem::take(&mut self.1.audits);
+        for chunk in pending.chunks(AUDIT_CHUNK) {
+            let mut sql = String::from(
+                "INSERT INTO audit_events (at, actor, customer_id, user_id, action, outcome, ip, detail) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let b = i * 8;
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7,
+                    b + 8
+                ));
+            }
+            let mut q = sqlx::query(&sql);
+            for e in chunk {
+                q = q
+                    .bind(e.at)
+                    .bind(e.actor.as_str())
+                    .bind(e.customer_id)
+                    .bind(e.user_id.as_deref())
+                    .bind(e.action.as_str())
+                    .bind(e.outcome.as_str())
+                    .bind(e.ip.as_deref())
+                    .bind(e.detail.as_deref());
+            }
+            q.execute(&mut *self.0).await?;
+        }
+        Ok(())
+    }
+
+    /// Read the rows of `user_ids` with one SELECT. On PostgreSQL the rows are locked in id
+    /// order, so concurrent batches (other workers, other processes) queue on each other
+    /// instead of deadlocking; SQLite has one writer and needs no row locks.
+    ///
+    /// # Errors
+    /// Database unavailable.
+    pub async fn read_tokens_for_update(&mut self, user_ids: &[&str]) -> Result<Vec<TokenRow>> {
+        if user_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (1..=user_ids.len()).map(|i| format!("${i}")).collect();
+        let lock = match self.1.kind {
+            DbKind::Postgres => " FOR UPDATE",
+            DbKind::Sqlite => "",
+        };
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE user_id IN ({}) ORDER BY id{lock}",
+            placeholders.join(", ")
+        );
+        let mut q = sqlx::query_as::<_, TokenRow>(&sql);
+        for u in user_ids {
+            q = q.bind(*u);
+        }
+        Ok(q.fetch_all(&mut *self.0).await?)
+    }
+
+    /// Write the verification state of many tokens with one statement, each only if its row
+    /// is still exactly as read (last step, failures, state, lock): a compare-and-set, so a
+    /// step accepted elsewhere meanwhile can never be accepted again here. Returns the ids
+    /// that were written.
+    ///
+    /// # Errors
+    /// Database unavailable.
+    pub async fn apply_token_updates(&mut self, updates: &[TokenUpdate]) -> Result<HashSet<i64>> {
+        const COLS: usize = 13;
+        let mut landed = HashSet::new();
+        for chunk in updates.chunks(256) {
+            let mut values = Vec::with_capacity(chunk.len());
+            for i in 0..chunk.len() {
+                let b = i * COLS;
+                let p = |k: usize| format!("${}", b + k);
+                values.push(format!(
+                    "(CAST({} AS BIGINT), CAST({} AS BIGINT), CAST({} AS BIGINT), CAST({} AS BIGINT), \
+                     CAST({} AS BIGINT), CAST({} AS TEXT), CAST({} AS BIGINT), CAST({} AS BIGINT), \
+                     CAST({} AS BIGINT), CAST({} AS BIGINT), CAST({} AS BIGINT), CAST({} AS TEXT), \
+                     CAST({} AS BIGINT))",
+                    p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(9), p(10), p(11), p(12), p(13)
+                ));
+            }
+            // NULLs travel as -1 (no stored time or step is negative) so every value has a type.
+            let sql = format!(
+                "WITH v(v_id, v_last_step, v_drift, v_failures, v_locked_at, v_state, v_last_used_at, \
+                        v_activated_at, v_deactivated_at, x_last_step, x_failures, x_state, x_locked_at) \
+                 AS (VALUES {}) \
+                 UPDATE tokens SET last_step = v_last_step, drift = v_drift, failures = v_failures, \
+                    locked_at = NULLIF(v_locked_at, -1), state = v_state, \
+                    last_used_at = NULLIF(v_last_used_at, -1), activated_at = NULLIF(v_activated_at, -1), \
+                    deactivated_at = NULLIF(v_deactivated_at, -1) \
+                 FROM v \
+                 WHERE id = v_id AND last_step = x_last_step AND failures = x_failures \
+                   AND state = x_state AND COALESCE(locked_at, -1) = x_locked_at \
+                 RETURNING id",
+                values.join(", ")
+            );
+            let mut q = sqlx::query_as::<_, (i64,)>(&sql);
+            for u in chunk {
+                q = q
+                    .bind(u.id)
+                    .bind(u.last_step)
+                    .bind(u.drift)
+                    .bind(u.failures)
+                    .bind(u.locked_at.unwrap_or(-1))
+                    .bind(u.state.as_str())
+                    .bind(u.last_used_at.unwrap_or(-1))
+                    .bind(u.activated_at.unwrap_or(-1))
+                    .bind(u.deactivated_at.unwrap_or(-1))
+                    .bind(u.expect_last_step)
+                    .bind(u.expect_failures)
+                    .bind(u.expect_state.as_str())
+                    .bind(u.expect_locked_at.unwrap_or(-1));
+            }
+            for (id,) in q.fetch_all(&mut *self.0).await? {
+                landed.insert(id);
+            }
+        }
+        Ok(landed)
+    }
+
 
     /// # Errors
     /// [`StoreError::Conflict`] when the login ID exists.
@@ -573,73 +751,7 @@ impl Tx {
         Ok(n)
     }
 
-    /// Accept `step` if and only if it is after the last accepted step, the token is still in
-    /// `state` and not locked: the single conditional UPDATE that makes replay protection hold
-    /// across processes. On success also resets failures, stores the drift and, for activation
-    /// and deactivation, moves the state in the same statement.
-    #[allow(clippy::too_many_arguments)] // reason: one statement's parameters, named at the call
-    pub async fn accept_step(
-        &mut self,
-        token_id: i64,
-        state: TokenState,
-        next_state: TokenState,
-        stamp_column: Option<&'static str>,
-        step: i64,
-        drift: i64,
-        now: i64,
-        unlock_before: i64,
-    ) -> Result<bool> {
-        let stamp = match stamp_column {
-            Some(col) => format!(", {col} = $4"),
-            None => String::new(),
-        };
-        let sql = format!(
-            "UPDATE tokens SET last_step = $1, drift = $2, failures = 0, locked_at = NULL, last_used_at = $4, \
-             state = $3{stamp} \
-             WHERE id = $5 AND state = $6 AND last_step < $1 AND (locked_at IS NULL OR locked_at <= $7)"
-        );
-        Ok(sqlx::query(&sql)
-            .bind(step)
-            .bind(drift)
-            .bind(next_state.as_str())
-            .bind(now)
-            .bind(token_id)
-            .bind(state.as_str())
-            .bind(unlock_before)
-            .execute(&mut *self.0)
-            .await?
-            .rows_affected()
-            == 1)
-    }
 
-    /// Count a failed code, locking at `max_failures`, unless the token is locked already
-    /// (a lifted timed lock restarts the count). `None`: it was locked, nothing counted.
-    pub async fn count_failure(
-        &mut self,
-        token_id: i64,
-        max_failures: i64,
-        now: i64,
-        unlock_before: i64,
-    ) -> Result<Option<FailureCount>> {
-        let row: Option<(i64, Option<i64>)> = sqlx::query_as(
-            "UPDATE tokens SET \
-               failures = CASE WHEN locked_at IS NULL THEN failures + 1 ELSE 1 END, \
-               locked_at = CASE WHEN (CASE WHEN locked_at IS NULL THEN failures + 1 ELSE 1 END) >= $1 \
-                                THEN $2 ELSE NULL END \
-             WHERE id = $3 AND (locked_at IS NULL OR locked_at <= $4) \
-             RETURNING failures, locked_at",
-        )
-        .bind(max_failures)
-        .bind(now)
-        .bind(token_id)
-        .bind(unlock_before)
-        .fetch_optional(&mut *self.0)
-        .await?;
-        Ok(row.map(|(failures, locked_at)| FailureCount {
-            failures,
-            locked_now: locked_at.is_some(),
-        }))
-    }
 
     /// Lift a lock. Returns whether the token was locked.
     pub async fn unlock(&mut self, token_id: i64) -> Result<bool> {

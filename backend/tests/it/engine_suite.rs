@@ -19,6 +19,7 @@ both_dbs!(
     secrets_sealed_and_keys_rotate,
     audit_trail_has_no_secrets,
     other_customers_token_is_untouched,
+    stale_rows_are_never_written,
 );
 
 async fn lifecycle_end_to_end(db: Db) {
@@ -654,4 +655,41 @@ async fn other_customers_token_is_untouched(db: Db) {
     assert_eq!(r.result, Outcome::Ok);
     assert_eq!(env.engine.token_status(&uid_a).await.unwrap().failures, 0);
     assert_eq!(env.engine.token_status(&uid_b).await.unwrap().failures, 1);
+}
+
+/// The batch writes a token only if its row is still exactly as read: a step accepted by
+/// another process in between must make the write fail, never be overwritten.
+async fn stale_rows_are_never_written(db: Db) {
+    let env = Env::new(db).await;
+    let (uid, secret) = env.active_token("stale01").await;
+    let store = env.engine.store();
+    let read = store.token_by_user_id(&uid).await.unwrap().unwrap();
+    // Meanwhile a verification elsewhere accepts the next step.
+    env.clock.advance(60);
+    let r = env.engine.verify(&uid, env.code(&secret, 0), Purpose::Login, host()).await.unwrap();
+    assert_eq!(r.result, Outcome::Ok);
+    let update = |expect: &backend::store::TokenRow| backend::store::TokenUpdate {
+        id: expect.id,
+        last_step: expect.last_step + 1,
+        drift: 0,
+        failures: 0,
+        locked_at: None,
+        state: "active".into(),
+        last_used_at: Some(1),
+        activated_at: expect.activated_at,
+        deactivated_at: None,
+        expect_last_step: expect.last_step,
+        expect_failures: expect.failures,
+        expect_state: expect.state.clone(),
+        expect_locked_at: expect.locked_at,
+    };
+    let mut tx = store.begin().await.unwrap();
+    let landed = tx.apply_token_updates(&[update(&read)]).await.unwrap();
+    assert!(landed.is_empty(), "a write based on a stale read must not land");
+    let fresh = tx.token(&uid).await.unwrap().unwrap();
+    let landed = tx.apply_token_updates(&[update(&fresh)]).await.unwrap();
+    assert_eq!(landed.into_iter().collect::<Vec<_>>(), vec![fresh.id], "a write based on the current row lands");
+    drop(tx); // rolled back
+    let after = store.token_by_user_id(&uid).await.unwrap().unwrap();
+    assert_eq!(after.last_step, fresh.last_step, "a dropped transaction writes nothing");
 }
