@@ -17,7 +17,8 @@ as_root() {
 }
 
 # --- system packages -----------------------------------------------------------------------
-PACKAGES=(oathtool postgresql postgresql-client pkg-config build-essential keyutils)
+PACKAGES=(oathtool postgresql postgresql-client pkg-config build-essential keyutils
+  chromium python3-aiosmtpd fonts-noto-cjk)  # customer screens: browser journey, SMTP on loopback
 log "installing system packages: ${PACKAGES[*]}"
 export DEBIAN_FRONTEND=noninteractive
 if ! as_root apt-get install -y --no-install-recommends "${PACKAGES[@]}" >/tmp/otp-apt.log 2>&1; then
@@ -65,6 +66,9 @@ fi
 log "building (once, shared target dir)"
 cargo build --workspace --all-targets --locked
 export OTP_BACKEND_BIN=$CARGO_TARGET_DIR/debug/otp-backend
+log "npm ci (tests/browser: playwright-core drives Debian's chromium; no browser download)"
+(cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund >/tmp/otp-npm-browser.log 2>&1) \
+  || { cat /tmp/otp-npm-browser.log >&2; exit 1; }
 log "cargo test"
 cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-4}"
 log "all tests passed"

@@ -1,1 +1,593 @@
+//! The harness of the end-to-end journeys: a backend served on `127.0.0.1:0` on a fresh
+//! database (SQLite, or a new PostgreSQL database on `OTP_TEST_PG_URL`) with a manual clock,
+//! its mail outbox worker, a real SMTP server on loopback (Debian's `python3-aiosmtpd`, writing
+//! a maildir), and a cookie-keeping HTTP client for the customer screens.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // reason: test harness: a failed step should stop loudly
 
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backend::config::{Argon2Config, Config, Hidden};
+use backend::engine::{Actor, Engine, ManualClock};
+use backend::mail::{MailConfig, MailWorker, SmtpTls};
+use backend::web::AppState;
+use sqlx::Connection;
+use zeroize::Zeroizing;
+
+/// 2026-11-25 12:00:30 JST, 30 s into a 60 s step.
+pub const T0: u64 = 1_795_575_630;
+pub const MASTER_KEY: &str =
+    "test1:0101010101010101010101010101010101010101010101010101010101010101";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A real SMTP server on loopback: aiosmtpd's Mailbox handler delivering into a maildir.
+pub struct SmtpServer {
+    pub port: u16,
+    pub maildir: PathBuf,
+    child: Option<Child>,
+}
+
+impl SmtpServer {
+    pub fn start(port: u16, maildir: &Path) -> SmtpServer {
+        for sub in ["tmp", "new", "cur"] {
+            std::fs::create_dir_all(maildir.join(sub)).unwrap();
+        }
+        let child = Command::new("/usr/bin/python3")
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start aiosmtpd (apt-get install python3-aiosmtpd; scripts/test.sh does)");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "aiosmtpd did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        SmtpServer {
+            port,
+            maildir: maildir.to_owned(),
+            child: Some(child),
+        }
+    }
+
+    /// Stop this server (only the process this harness started).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Every mail delivered so far, as raw RFC 5322 text, oldest first.
+    pub fn mails(&self) -> Vec<String> {
+        let mut files: Vec<_> = ["new", "cur"]
+            .iter()
+            .filter_map(|d| std::fs::read_dir(self.maildir.join(d)).ok())
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|e| {
+                let p = e.path();
+                let t = e.metadata().and_then(|m| m.modified()).ok();
+                (t, p)
+            })
+            .collect();
+        files.sort();
+        files
+            .into_iter()
+            .filter_map(|(_, p)| std::fs::read_to_string(p).ok())
+            .collect()
+    }
+
+    /// Wait until at least `n` mails arrived.
+    pub async fn wait_for(&self, n: usize, within: Duration) -> Vec<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let m = self.mails();
+            if m.len() >= n {
+                return m;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected {n} mail(s) at the SMTP server, got {}",
+                m.len()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A received mail decoded: subject and text body (lettre sends UTF-8 text as base64 or
+/// quoted-printable; both are handled).
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    pub message_id: String,
+}
+
+pub fn parse_mail(raw: &str) -> Mail {
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .or_else(|| raw.split_once("\n\n"))
+        .unwrap();
+    // unfold headers
+    let head = head.replace("\r\n ", " ").replace("\n ", " ");
+    let header = |name: &str| {
+        head.lines()
+            .find_map(|l| {
+                l.split_once(':')
+                    .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.trim().to_owned())
+            })
+            .unwrap_or_default()
+    };
+    let cte = header("Content-Transfer-Encoding").to_ascii_lowercase();
+    let body = match cte.as_str() {
+        "base64" => String::from_utf8(b64(&body.replace(['\r', '\n'], ""))).unwrap(),
+        "quoted-printable" => qp(body),
+        _ => body.to_owned(),
+    };
+    Mail {
+        to: header("To"),
+        subject: decode_words(&header("Subject")),
+        body: body.replace("\r\n", "\n"),
+        message_id: header("Message-ID"),
+    }
+}
+
+fn b64(s: &str) -> Vec<u8> {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let mut buf = 0u32;
+    let mut bits = 0;
+    for c in s.bytes().filter(|c| *c != b'=') {
+        let v = A.iter().position(|a| *a == c).unwrap() as u32;
+        buf = (buf << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buf >> bits) as u8);
+            buf &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+fn qp(s: &str) -> String {
+    let s = s.replace("=\r\n", "").replace("=\n", "");
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'=' && i + 2 < b.len() + 1 {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// RFC 2047 encoded words (`=?utf-8?b?…?=`), as lettre writes subjects.
+fn decode_words(s: &str) -> String {
+    let mut out = Vec::new();
+    for w in s.split_whitespace() {
+        let lw = w.to_ascii_lowercase();
+        if lw.starts_with("=?utf-8?b?") && w.ends_with("?=") {
+            out.extend(b64(&w[10..w.len() - 2]));
+        } else if lw.starts_with("=?utf-8?q?") && w.ends_with("?=") {
+            out.extend(qp(&w[10..w.len() - 2].replace('_', " ")).into_bytes());
+        } else {
+            if !out.is_empty() {
+                out.push(b' ');
+            }
+            out.extend(w.as_bytes());
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// A fresh database.
+pub struct TestDb {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestDb {
+    pub async fn new(db: Db) -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        match db {
+            Db::Sqlite => TestDb {
+                url: format!("sqlite://{}?mode=rwc", dir.path().join("otp.db").display()),
+                dir,
+            },
+            Db::Postgres => {
+                sqlx::any::install_default_drivers();
+                let admin = std::env::var("OTP_TEST_PG_URL").expect(
+                    "OTP_TEST_PG_URL is not set: run scripts/test.sh, which starts PostgreSQL",
+                );
+                let name = format!("otp_e2e_{}", hex::encode(rand::random::<[u8; 6]>()));
+                let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                conn.close().await.ok();
+                let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap();
+                TestDb {
+                    url: format!("{base}/{name}"),
+                    dir,
+                }
+            }
+        }
+    }
+}
+
+/// A running backend with its mail worker.
+pub struct TestEnv {
+    pub base: String,
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub engine: Engine,
+    pub clock: Arc<ManualClock>,
+    pub cfg: Config,
+    pub db: TestDb,
+    server: tokio::task::JoinHandle<()>,
+    mailer: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub fn config(db: &TestDb, port: u16, smtp_port: Option<u16>) -> Config {
+    let mut cfg = Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], port)),
+        data_dir: db.dir.path().to_owned(),
+        database_url: Some(Hidden(db.url.clone())),
+        master_key: Some(Hidden(MASTER_KEY.into())),
+        api_keys: vec![backend::config::ApiKey {
+            name: "ib".into(),
+            key: Hidden("host-test-key-0123456789abcdef0123456789".into()),
+        }],
+        argon2: Argon2Config {
+            memory_kib: 8,
+            iterations: 1,
+            parallelism: 1,
+        },
+        ..Config::default()
+    };
+    cfg.mail = MailConfig {
+        smtp_host: smtp_port.map(|_| "127.0.0.1".to_owned()),
+        smtp_port,
+        tls: SmtpTls::None,
+        retry_base_secs: 1,
+        retry_max_secs: 2,
+        poll_ms: 100,
+        ..MailConfig::default()
+    };
+    cfg
+}
+
+impl TestEnv {
+    /// A backend on a fresh database, mailing to `smtp_port` (or to files when `None`).
+    pub async fn start(db: Db, smtp_port: Option<u16>) -> TestEnv {
+        let db = TestDb::new(db).await;
+        let port = free_port();
+        let cfg = config(&db, port, smtp_port);
+        TestEnv::start_with(db, cfg, Arc::new(ManualClock::new(T0))).await
+    }
+
+    /// Start (or restart) on an existing database and configuration.
+    pub async fn start_with(db: TestDb, cfg: Config, clock: Arc<ManualClock>) -> TestEnv {
+        let (state, _) = backend::build(&cfg, Box::new(clock.clone()))
+            .await
+            .expect("build");
+        let listener = tokio::net::TcpListener::bind(cfg.listen).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = backend::web::app(state.clone());
+        let server = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
+        });
+        let mailer = MailWorker::new(
+            state.engine.store().clone(),
+            &cfg.mail,
+            &cfg.data_dir,
+            &cfg.public_url(),
+        )
+        .unwrap()
+        .spawn();
+        TestEnv {
+            base: format!("http://{addr}"),
+            addr,
+            engine: state.engine.clone(),
+            state,
+            clock,
+            cfg,
+            db,
+            server,
+            mailer: Some(mailer),
+        }
+    }
+
+    /// Stop serving and mailing; returns what a restart needs.
+    pub async fn shutdown(mut self) -> (TestDb, Config, Arc<ManualClock>) {
+        self.server.abort();
+        if let Some(m) = self.mailer.take() {
+            m.abort();
+        }
+        let _ = self.server.await;
+        self.engine.store().close().await;
+        (self.db, self.cfg, self.clock)
+    }
+
+    pub async fn customer(&self, login: &str, email: &str) -> i64 {
+        self.engine
+            .create_customer(
+                login,
+                "山田太郎",
+                Some(email),
+                z("loginpass1"),
+                z("conf123"),
+                &Actor::cli(),
+            )
+            .await
+            .unwrap()
+    }
+
+    /// A browser-like client (keeps cookies, does not follow redirects).
+    pub fn client(&self) -> Client {
+        Client {
+            base: self.base.clone(),
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        }
+    }
+
+    /// The app's side of setup, through the domain (the provisioning API's own tests cover
+    /// the HTTP side): returns the secret.
+    pub async fn provision(&self, user_id: &str, activation_password: &str) -> protocol::Secret {
+        self.engine
+            .provision(
+                &protocol::ServiceId::parse(&self.cfg.service_id).unwrap(),
+                &protocol::UserId::parse(user_id).unwrap(),
+                z(activation_password),
+                &protocol::DeviceInfo {
+                    platform: "android".into(),
+                    model: "Pixel 8".into(),
+                    os_version: "15".into(),
+                    app_version: "1.0.0".into(),
+                },
+                &Actor::new("app", None),
+            )
+            .await
+            .unwrap()
+            .secret
+    }
+
+    /// The code the app shows now.
+    pub fn code(&self, secret: &protocol::Secret) -> String {
+        protocol::code_at(secret, &protocol::TotpParams::default(), self.clock_now())
+            .as_str()
+            .to_owned()
+    }
+
+    /// Mails written as `.eml` files (no SMTP configured), waiting until `n` are there.
+    pub async fn file_mails(&self, n: usize) -> Vec<Mail> {
+        let dir = self.cfg.data_dir.join("outbox");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let mails: Vec<Mail> = std::fs::read_dir(&dir)
+                .map(|d| {
+                    d.filter_map(Result::ok)
+                        .map(|e| e.path())
+                        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+                        .filter_map(|p| std::fs::read_to_string(p).ok())
+                        .map(|t| parse_mail(&t))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if mails.len() >= n {
+                return mails;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected {n} .eml file(s) in {}",
+                dir.display()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn clock_now(&self) -> u64 {
+        use backend::engine::Clock;
+        self.clock.now()
+    }
+
+    /// Move to the next 60-second step (so a new code is not a replay).
+    pub fn next_step(&self) {
+        self.clock.advance(60);
+    }
+}
+
+pub fn z(s: &str) -> Zeroizing<String> {
+    Zeroizing::new(s.to_owned())
+}
+
+/// An HTTP response read whole.
+pub struct Page {
+    pub status: u16,
+    pub location: Option<String>,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    /// The form's CSRF token.
+    pub fn csrf(&self) -> String {
+        self.input_value("csrf")
+    }
+
+    pub fn input_value(&self, name: &str) -> String {
+        let needle = format!("name=\"{name}\" value=\"");
+        let i = self
+            .body
+            .find(&needle)
+            .unwrap_or_else(|| panic!("no input {name} in page:\n{}", self.body));
+        let rest = &self.body[i + needle.len()..];
+        rest[..rest.find('"').unwrap()].to_owned()
+    }
+
+    /// The message shown for a field (`<p class="error" id="e-FIELD">`).
+    pub fn field_error(&self, field: &str) -> Option<String> {
+        let needle = format!("id=\"e-{field}\" role=\"alert\">");
+        let i = self.body.find(&needle)?;
+        let rest = &self.body[i + needle.len()..];
+        Some(rest[..rest.find('<').unwrap()].to_owned())
+    }
+
+    pub fn text_of(&self, id: &str) -> Option<String> {
+        let needle = format!("id=\"{id}\">");
+        let i = self.body.find(&needle)?;
+        let rest = &self.body[i + needle.len()..];
+        Some(rest[..rest.find('<').unwrap()].trim().to_owned())
+    }
+}
+
+/// A customer's browser, as far as HTTP goes.
+pub struct Client {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Client {
+    async fn read(res: reqwest::Response) -> Page {
+        Page {
+            status: res.status().as_u16(),
+            location: res
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            headers: res.headers().clone(),
+            body: res.text().await.unwrap(),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Page {
+        Self::read(
+            self.http
+                .get(format!("{}{path}", self.base))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
+        Self::read(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .form(form)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// Log in with the password (and the code, when the OTP screen comes).
+    pub async fn login(&self, login_id: &str, password: &str) -> Page {
+        let form = self.get("/login").await;
+        self.post(
+            "/login",
+            &[
+                ("csrf", &form.csrf()),
+                ("login_id", login_id),
+                ("password", password),
+            ],
+        )
+        .await
+    }
+
+    /// Walk the three issuance steps; returns the complete page.
+    pub async fn issue(&self, email: &str, activation_password: &str) -> Page {
+        let input = self.get("/otp/issue").await;
+        assert_eq!(input.status, 200, "issuance input:\n{}", input.body);
+        let r = self
+            .post(
+                "/otp/issue",
+                &[
+                    ("csrf", &input.csrf()),
+                    ("email", email),
+                    ("email2", email),
+                    ("activation_password", activation_password),
+                    ("activation_password2", activation_password),
+                ],
+            )
+            .await;
+        assert_eq!(r.location.as_deref(), Some("/otp/issue/confirm"));
+        let confirm = self.get("/otp/issue/confirm").await;
+        let r = self
+            .post(
+                "/otp/issue/confirm",
+                &[
+                    ("csrf", &confirm.csrf()),
+                    ("request_key", &confirm.input_value("request_key")),
+                    ("confirmation_password", "conf123"),
+                ],
+            )
+            .await;
+        assert_eq!(r.location.as_deref(), Some("/otp/issue/complete"));
+        self.get("/otp/issue/complete").await
+    }
+}
+
+/// The download URL in an issuance mail.
+pub fn download_url(mail: &Mail) -> String {
+    mail.body
+        .lines()
+        .map(str::trim)
+        .find(|l| l.contains("/dl/"))
+        .expect("a download URL in the mail")
+        .to_owned()
+}

@@ -274,7 +274,12 @@ pub async fn top(State(st): State<AppState>, headers: HeaderMap) -> Response {
     );
     ctx.insert(
         "status".into(),
-        json!(msg(lang, status_key(overview.token.as_ref().map(|t| t.state)))),
+        json!(msg(
+            lang,
+            status_key(overview.token.as_ref().map(|t| t.state))
+        )),
     );
-    st.site.render("top.html", Value::Object(ctx)).into_response()
+    st.site
+        .render("top.html", Value::Object(ctx))
+        .into_response()
 }

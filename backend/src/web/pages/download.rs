@@ -61,7 +61,15 @@ pub async fn open(
                 EngineError::TokenNotUsable => (StatusCode::GONE, "dl_unusable"),
                 other => return engine_error_page(&st, lang, None, other),
             };
-            return message_page(&st, lang, None, status, "dl_invalid_title", msg(lang, key), None);
+            return message_page(
+                &st,
+                lang,
+                None,
+                status,
+                "dl_invalid_title",
+                msg(lang, key),
+                None,
+            );
         }
     };
     let ua = headers
@@ -92,7 +100,10 @@ mod tests {
 
     #[test]
     fn user_agents_pick_their_store() {
-        assert_eq!(platform("Mozilla/5.0 (Linux; Android 14; Pixel 8)"), Platform::Android);
+        assert_eq!(
+            platform("Mozilla/5.0 (Linux; Android 14; Pixel 8)"),
+            Platform::Android
+        );
         assert_eq!(
             platform("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)"),
             Platform::Ios

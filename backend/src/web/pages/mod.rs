@@ -5,6 +5,7 @@
 //! Every page: `Cache-Control: no-store`, CSP and the usual security headers; every form a
 //! CSRF token tied to the session; every rule checked here with a message per field. Handlers
 //! stay thin: they parse, call the engine, and render.
+#![allow(clippy::result_large_err)] // reason: handlers answer with a page on both paths; the error page is built once per request, never in a loop
 
 mod auth;
 mod download;
@@ -24,7 +25,7 @@ use axum::Router;
 use minijinja::Environment;
 use serde_json::{json, Map, Value};
 
-use self::i18n::{Lang, catalogue, msg};
+use self::i18n::{catalogue, msg, Lang};
 pub use self::session::Session;
 use super::AppState;
 use crate::config::WebConfig;
@@ -40,34 +41,89 @@ pub struct Site {
 
 impl std::fmt::Debug for Site {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Site").field("secure", &self.secure).finish_non_exhaustive()
+        f.debug_struct("Site")
+            .field("secure", &self.secure)
+            .finish_non_exhaustive()
     }
 }
 
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../../../templates/base.html")),
-    ("macros.html", include_str!("../../../templates/macros.html")),
+    (
+        "macros.html",
+        include_str!("../../../templates/macros.html"),
+    ),
     ("login.html", include_str!("../../../templates/login.html")),
-    ("login_otp.html", include_str!("../../../templates/login_otp.html")),
+    (
+        "login_otp.html",
+        include_str!("../../../templates/login_otp.html"),
+    ),
     ("top.html", include_str!("../../../templates/top.html")),
-    ("bop001.html", include_str!("../../../templates/bop001.html")),
-    ("issue_input.html", include_str!("../../../templates/issue_input.html")),
-    ("issue_confirm.html", include_str!("../../../templates/issue_confirm.html")),
-    ("issue_complete.html", include_str!("../../../templates/issue_complete.html")),
-    ("bok001.html", include_str!("../../../templates/bok001.html")),
-    ("bok002.html", include_str!("../../../templates/bok002.html")),
-    ("bos001.html", include_str!("../../../templates/bos001.html")),
-    ("bos002.html", include_str!("../../../templates/bos002.html")),
-    ("transfer_input.html", include_str!("../../../templates/transfer_input.html")),
-    ("transfer_confirm.html", include_str!("../../../templates/transfer_confirm.html")),
-    ("transfer_done.html", include_str!("../../../templates/transfer_done.html")),
-    ("download.html", include_str!("../../../templates/download.html")),
-    ("message.html", include_str!("../../../templates/message.html")),
+    (
+        "bop001.html",
+        include_str!("../../../templates/bop001.html"),
+    ),
+    (
+        "issue_input.html",
+        include_str!("../../../templates/issue_input.html"),
+    ),
+    (
+        "issue_confirm.html",
+        include_str!("../../../templates/issue_confirm.html"),
+    ),
+    (
+        "issue_complete.html",
+        include_str!("../../../templates/issue_complete.html"),
+    ),
+    (
+        "bok001.html",
+        include_str!("../../../templates/bok001.html"),
+    ),
+    (
+        "bok002.html",
+        include_str!("../../../templates/bok002.html"),
+    ),
+    (
+        "bos001.html",
+        include_str!("../../../templates/bos001.html"),
+    ),
+    (
+        "bos002.html",
+        include_str!("../../../templates/bos002.html"),
+    ),
+    (
+        "transfer_input.html",
+        include_str!("../../../templates/transfer_input.html"),
+    ),
+    (
+        "transfer_confirm.html",
+        include_str!("../../../templates/transfer_confirm.html"),
+    ),
+    (
+        "transfer_done.html",
+        include_str!("../../../templates/transfer_done.html"),
+    ),
+    (
+        "download.html",
+        include_str!("../../../templates/download.html"),
+    ),
+    (
+        "message.html",
+        include_str!("../../../templates/message.html"),
+    ),
 ];
 
 const STATIC: &[(&str, &str, &str)] = &[
-    ("app.css", "text/css; charset=utf-8", include_str!("../../../static/app.css")),
-    ("softkbd.js", "text/javascript; charset=utf-8", include_str!("../../../static/softkbd.js")),
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_str!("../../../static/app.css"),
+    ),
+    (
+        "softkbd.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../static/softkbd.js"),
+    ),
 ];
 
 impl Site {
@@ -132,7 +188,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Security headers for every screen; `no-store` so no page (or its CSRF token) is cached.
-async fn page_headers(req: Request, next: Next) -> Response {
+pub(crate) async fn page_headers(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
     h.insert(
@@ -144,10 +200,16 @@ async fn page_headers(req: Request, next: Next) -> Response {
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     // The download page's URL holds its code: never send it on as a referrer.
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(
         "permissions-policy",
         HeaderValue::from_static("camera=(), microphone=(), geolocation=()"),

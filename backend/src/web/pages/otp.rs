@@ -170,10 +170,7 @@ pub async fn bop001(State(st): State<AppState>, headers: HeaderMap) -> Page {
     let c = ctx(st, &headers).await?;
     let ov = c.overview().await?;
     let state = ov.token.as_ref().map(|t| t.state);
-    let shown = ov
-        .token
-        .as_ref()
-        .filter(|t| t.state != TokenState::Voided);
+    let shown = ov.token.as_ref().filter(|t| t.state != TokenState::Voided);
     let issue = match ov.issue_block {
         None => json!({ "enabled": true }),
         Some(b) => json!({ "enabled": false, "why": msg(c.lang, issue_block_key(b)) }),
@@ -259,7 +256,11 @@ pub async fn issue_input(
     let get = |k: &str| form.get(k).map_or("", |v| v.trim()).to_owned();
     let (email, email2) = (get("email"), get("email2"));
     let pw = Zeroizing::new(form.get("activation_password").cloned().unwrap_or_default());
-    let pw2 = Zeroizing::new(form.get("activation_password2").cloned().unwrap_or_default());
+    let pw2 = Zeroizing::new(
+        form.get("activation_password2")
+            .cloned()
+            .unwrap_or_default(),
+    );
     let mut errors = FieldErrors::default();
     if email.is_empty() {
         errors.add(lang, "email", "err_required");
@@ -350,7 +351,11 @@ pub async fn issue_commit(
         return Ok(see_other("/otp/issue/complete"));
     }
     let lang = c.lang;
-    let pw = Zeroizing::new(form.get("confirmation_password").cloned().unwrap_or_default());
+    let pw = Zeroizing::new(
+        form.get("confirmation_password")
+            .cloned()
+            .unwrap_or_default(),
+    );
     let mut errors = FieldErrors::default();
     if pw.is_empty() {
         errors.add(lang, "confirmation_password", "err_required");
@@ -477,16 +482,16 @@ pub async fn bok001(
     };
     let mut errors = FieldErrors::default();
     let check = check_code(
-            &c.st,
-            c.lang,
-            &c.sess,
-            &user_id,
-            form.get("code"),
-            Purpose::Activation,
-            &ip,
-            &mut errors,
-        )
-        .await?;
+        &c.st,
+        c.lang,
+        &c.sess,
+        &user_id,
+        form.get("code"),
+        Purpose::Activation,
+        &ip,
+        &mut errors,
+    )
+    .await?;
     match check {
         CodeCheck::Passed => Ok(see_other("/otp/activate/done")),
         CodeCheck::Failed => Ok(c.page(
@@ -557,7 +562,11 @@ pub async fn bos001(
             errors,
         )
     };
-    let pw = Zeroizing::new(form.get("confirmation_password").cloned().unwrap_or_default());
+    let pw = Zeroizing::new(
+        form.get("confirmation_password")
+            .cloned()
+            .unwrap_or_default(),
+    );
     let mut errors = FieldErrors::default();
     if pw.is_empty() {
         errors.add(lang, "confirmation_password", "err_required");
@@ -591,16 +600,16 @@ pub async fn bos001(
         Err(e) => return Ok(c.error(e)),
     }
     let check = check_code(
-            &c.st,
-            lang,
-            &c.sess,
-            &user_id,
-            form.get("code"),
-            Purpose::Deactivation,
-            &ip,
-            &mut errors,
-        )
-        .await?;
+        &c.st,
+        lang,
+        &c.sess,
+        &user_id,
+        form.get("code"),
+        Purpose::Deactivation,
+        &ip,
+        &mut errors,
+    )
+    .await?;
     match check {
         CodeCheck::Passed => Ok(see_other("/otp/deactivate/done")),
         CodeCheck::Failed => Ok(render(&errors)),

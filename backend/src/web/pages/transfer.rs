@@ -44,7 +44,8 @@ impl Ctx {
         extra: Value,
         errors: &FieldErrors,
     ) -> Response {
-        let mut m: Map<String, Value> = base_ctx(self.lang, path, Some(&self.sess), None, title_key);
+        let mut m: Map<String, Value> =
+            base_ctx(self.lang, path, Some(&self.sess), None, title_key);
         if let Value::Object(e) = extra {
             m.extend(e);
         }
@@ -137,10 +138,9 @@ pub async fn input(
     } else if payee.chars().count() > 40 || payee.chars().any(char::is_control) {
         errors.add(c.lang, "payee", "err_payee");
     }
-    let amount = amount_text
-        .parse::<i64>()
-        .ok()
-        .filter(|a| (1..=MAX_AMOUNT).contains(a) && amount_text.bytes().all(|b| b.is_ascii_digit()));
+    let amount = amount_text.parse::<i64>().ok().filter(|a| {
+        (1..=MAX_AMOUNT).contains(a) && amount_text.bytes().all(|b| b.is_ascii_digit())
+    });
     if amount_text.is_empty() {
         errors.add(c.lang, "amount", "err_required");
     } else if amount.is_none() {
@@ -214,12 +214,21 @@ pub async fn commit(
     }
     let engine = c.st.engine.clone();
     let err = |c: &Ctx, e| engine_error_page(&c.st, c.lang, Some(&c.sess), e);
-    if d.get("done_id").is_some() || engine.transfer_recorded(&key).await.map_err(|e| err(&c, e))? {
+    if d.get("done_id").is_some()
+        || engine
+            .transfer_recorded(&key)
+            .await
+            .map_err(|e| err(&c, e))?
+    {
         return Ok(see_other("/transfer/done"));
     }
     let otp_user = c.otp_user().await?;
     let lang = c.lang;
-    let pw = Zeroizing::new(form.get("confirmation_password").cloned().unwrap_or_default());
+    let pw = Zeroizing::new(
+        form.get("confirmation_password")
+            .cloned()
+            .unwrap_or_default(),
+    );
     let mut errors = FieldErrors::default();
     if pw.is_empty() {
         errors.add(lang, "confirmation_password", "err_required");

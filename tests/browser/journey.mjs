@@ -1,0 +1,189 @@
+// The customer journey in Debian's chromium, driven by playwright-core (no browser download).
+// Started by tests/journeys/browser.rs with BASE_URL (the backend), CONTROL_URL (mail, app
+// setup, codes) and ARTIFACTS (screenshot folder). Every screen is captured in Japanese and in
+// English. Prints "JOURNEY OK" at the end; any failed expectation throws.
+import { chromium } from "playwright-core";
+import assert from "node:assert/strict";
+
+const BASE = process.env.BASE_URL;
+const CONTROL = process.env.CONTROL_URL;
+const ART = process.env.ARTIFACTS;
+
+async function control(path, body) {
+  const res = await fetch(CONTROL + path, body === undefined ? {} : {
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
+  });
+  assert.equal(res.status, 200, `control ${path}`);
+  return res.json();
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu"],
+});
+const context = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 1, locale: "ja-JP" });
+const page = await context.newPage();
+const consoleErrors = [];
+// 4xx answers (validation errors are 422) log "Failed to load resource"; anything else is a real error.
+page.on("console", (m) => { if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) consoleErrors.push(m.text()); });
+page.on("pageerror", (e) => consoleErrors.push(String(e)));
+
+async function settle() {
+  await page.waitForLoadState("load");
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+}
+
+// Screenshot in Japanese, switch to English, screenshot, switch back.
+async function shot(name) {
+  await settle();
+  await page.screenshot({ path: `${ART}/${name}-ja.png`, fullPage: true });
+  const url = page.url();
+  await page.click("a.lang-switch");
+  await settle();
+  assert.equal(await page.getAttribute("html", "lang"), "en", `${name}: English`);
+  await page.screenshot({ path: `${ART}/${name}-en.png`, fullPage: true });
+  await page.click("a.lang-switch");
+  await settle();
+  assert.equal(await page.getAttribute("html", "lang"), "ja");
+  return url;
+}
+
+async function typeWithSoftKeyboard(field, text) {
+  await page.click(`button[data-softkbd-for="${field}"]`);
+  const panel = page.locator(`#kbd-${field}`);
+  await panel.waitFor();
+  for (const ch of text) {
+    await panel.getByRole("button", { name: ch, exact: true }).click();
+  }
+}
+
+// 1. Login, with the software keyboard for the password.
+await page.goto(BASE + "/login");
+await page.fill("#f-login_id", "taro2026");
+await typeWithSoftKeyboard("f-password", "loginpass1");
+assert.equal(await page.inputValue("#f-password"), "loginpass1");
+await page.screenshot({ path: `${ART}/login-softkbd-ja.png`, fullPage: true });
+// Shuffled: two openings rarely give the same layout.
+await page.click('button[data-softkbd-for="f-password"]');
+await page.fill("#f-password", "");
+await shot("login");
+await page.fill("#f-login_id", "taro2026");
+await page.fill("#f-password", "loginpass1");
+await page.click("button[type=submit].primary");
+await page.waitForURL("**/top");
+await shot("top");
+
+// 2. BOP001 → issuance in three steps.
+await page.click("nav.global a[href='/otp']");
+await page.waitForURL("**/otp");
+assert.match(await page.textContent("#otp-status"), /未発行/);
+await shot("bop001-none");
+await page.click("#link-issue");
+await page.waitForURL("**/otp/issue");
+await shot("issue-input");
+await page.click("button[type=submit].primary");
+await settle();
+assert.match(await page.textContent("#e-email"), /入力して下さい/);
+await page.screenshot({ path: `${ART}/issue-input-errors-ja.png`, fullPage: true });
+await page.fill("#f-email", "taro-phone@example.jp");
+await page.fill("#f-email2", "taro-phone@example.jp");
+await typeWithSoftKeyboard("f-activation_password", "4821");
+await page.fill("#f-activation_password2", "4821");
+await page.click("button[type=submit].primary");
+await page.waitForURL("**/otp/issue/confirm");
+assert.equal((await page.textContent("#confirm-email")).trim(), "taro-phone@example.jp");
+await shot("issue-confirm");
+await page.fill("#f-confirmation_password", "conf123");
+await page.click("#commit");
+await page.waitForURL("**/otp/issue/complete");
+const userId = (await page.textContent("#user-id")).trim();
+assert.match(userId, /^\d{12}$/);
+await shot("issue-complete");
+
+// 3. The mail arrives at the SMTP server; its link is opened on the phone.
+const mail = await control("/mail?n=1");
+assert.ok(mail.body.includes(userId), "the mail names the user ID");
+assert.ok(mail.url.startsWith(BASE + "/dl/"));
+await page.goto(mail.url);
+assert.equal((await page.textContent("#user-id")).trim(), userId);
+assert.ok((await page.getAttribute("#open-app", "href")).startsWith("otpbank://setup?service_id=10112231&user_id=" + userId));
+await shot("download");
+
+// 4. The app's setup, then BOK001 with the app's code.
+await control("/provision", { user_id: userId, activation_password: "4821" });
+await page.goto(BASE + "/otp");
+assert.match(await page.textContent("#otp-status"), /トークン発行済/);
+await shot("bop001-issued");
+await page.click("#link-activate");
+await page.waitForURL("**/otp/activate");
+await shot("bok001");
+await page.fill("#f-code", "000000");
+await page.click("button[form=bok-form]");
+await settle();
+assert.match(await page.textContent("#e-code"), /正しくありません|使用済み/);
+await page.screenshot({ path: `${ART}/bok001-error-ja.png`, fullPage: true });
+await page.fill("#f-code", (await control("/code")).code);
+await page.click("button[form=bok-form]");
+await page.waitForURL("**/otp/activate/done");
+await shot("bok002");
+
+// 5. Login now asks for the code.
+await page.click("form.logout button");
+await page.waitForURL("**/login?bye=1");
+await page.fill("#f-login_id", "taro2026");
+await page.fill("#f-password", "loginpass1");
+await page.click("button[type=submit].primary");
+await page.waitForURL("**/login/otp");
+await shot("login-otp");
+await page.fill("#f-code", (await control("/code")).code);
+await page.click("button[type=submit].primary");
+await page.waitForURL("**/top");
+
+// 6. A transfer with the confirmation password and a code.
+await page.click("nav.global a[href='/transfer']");
+await page.waitForURL("**/transfer");
+await shot("transfer-input");
+await page.fill("#f-payee", "テスト商事");
+await page.fill("#f-amount", "15000");
+await page.click("button[type=submit].primary");
+await page.waitForURL("**/transfer/confirm");
+await shot("transfer-confirm");
+await typeWithSoftKeyboard("f-confirmation_password", "conf123");
+await page.fill("#f-code", (await control("/code")).code);
+await page.click("button[form=transfer-form]");
+await page.waitForURL("**/transfer/done");
+assert.match(await page.textContent("main"), /15,000/);
+await shot("transfer-done");
+
+// 7. BOS001 deactivation → BOS002.
+await page.goto(BASE + "/otp");
+assert.match(await page.textContent("#otp-status"), /利用中/);
+await shot("bop001-active");
+await page.click("#link-deactivate");
+await page.waitForURL("**/otp/deactivate");
+await shot("bos001");
+await page.fill("#f-confirmation_password", "conf123");
+await page.fill("#f-code", (await control("/code")).code);
+await page.click("button[form=bos-form]");
+await page.waitForURL("**/otp/deactivate/done");
+await shot("bos002");
+await page.goto(BASE + "/otp");
+assert.match(await page.textContent("#otp-status"), /利用解除済/);
+await shot("bop001-deactivated");
+
+// 8. Login without the OTP screen.
+await page.click("form.logout button");
+await page.waitForURL("**/login?bye=1");
+await page.fill("#f-login_id", "taro2026");
+await page.fill("#f-password", "loginpass1");
+await page.click("button[type=submit].primary");
+await page.waitForURL("**/top");
+
+// A desktop-sized look at BOP001.
+await page.setViewportSize({ width: 1280, height: 900 });
+await page.goto(BASE + "/otp");
+await shot("bop001-desktop");
+
+assert.deepEqual(consoleErrors, [], "no console errors (CSP violations would show here)");
+await browser.close();
+console.log("JOURNEY OK");

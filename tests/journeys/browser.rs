@@ -1,0 +1,142 @@
+//! The whole journey in a real browser: Playwright (npm `playwright-core`) driving Debian's
+//! chromium through `tests/browser/journey.mjs`. This test starts the backend and a real SMTP
+//! server, plus a small control server the script calls for what a person would do outside
+//! the browser: read the mail, set the app up (through the domain until the app's
+//! provisioning API is used here), read the app's code (which moves the clock one step, so no
+//! code is a replay). Screenshots of every screen, Japanese and English, go to
+//! `tests/artifacts/screens/`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use tests::{download_url, free_port, parse_mail, Db, SmtpServer, TestEnv};
+
+struct Control {
+    env: TestEnv,
+    smtp: SmtpServer,
+    secret: Mutex<Option<protocol::Secret>>,
+}
+
+type Ctl = State<Arc<Control>>;
+
+async fn mail(
+    State(c): Ctl,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Json<Value> {
+    let n: usize = q.get("n").and_then(|n| n.parse().ok()).unwrap_or(1);
+    let mails = c.smtp.wait_for(n, Duration::from_secs(30)).await;
+    let m = parse_mail(&mails[n - 1]);
+    Json(
+        json!({ "to": m.to, "subject": m.subject, "body": m.body, "url": m.body.contains("/dl/").then(|| download_url(&m)) }),
+    )
+}
+
+async fn provision(State(c): Ctl, Json(v): Json<Value>) -> Json<Value> {
+    let secret = c
+        .env
+        .provision(
+            v["user_id"].as_str().unwrap(),
+            v["activation_password"].as_str().unwrap(),
+        )
+        .await;
+    *c.secret.lock().unwrap() = Some(secret);
+    Json(json!({ "ok": true }))
+}
+
+async fn code(State(c): Ctl) -> Json<Value> {
+    c.env.next_step();
+    let guard = c.secret.lock().unwrap();
+    let code = c.env.code(guard.as_ref().expect("provision first"));
+    Json(json!({ "code": code }))
+}
+
+async fn advance(State(c): Ctl, Json(v): Json<Value>) -> Json<Value> {
+    c.env.clock.advance(v["secs"].as_u64().unwrap());
+    Json(json!({ "ok": true }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journey_in_chromium_with_screenshots() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let script_dir = root.join("browser");
+    assert!(
+        script_dir.join("node_modules/playwright-core").exists(),
+        "run `npm ci` in tests/browser (scripts/test.sh does)"
+    );
+    let maildir = tempfile::tempdir().unwrap();
+    let smtp = SmtpServer::start(free_port(), maildir.path());
+    let env = TestEnv::start(Db::Sqlite, Some(smtp.port)).await;
+    env.customer("taro2026", "taro@example.jp").await;
+    let base = env.base.clone();
+    let ctl = Arc::new(Control {
+        env,
+        smtp,
+        secret: Mutex::new(None),
+    });
+    let app = Router::new()
+        .route("/mail", get(mail))
+        .route("/provision", post(provision))
+        .route("/code", get(code))
+        .route("/advance", post(advance))
+        .with_state(ctl.clone());
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let control = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let artifacts = root.join("artifacts/screens");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let out = tokio::process::Command::new("node")
+        .arg(script_dir.join("journey.mjs"))
+        .env("BASE_URL", &base)
+        .env("CONTROL_URL", &control)
+        .env("ARTIFACTS", &artifacts)
+        .env("CHROMIUM", "/usr/bin/chromium")
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(300), out)
+        .await
+        .expect("the browser journey finishes within 5 minutes")
+        .expect("run node (Node 20)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "browser journey failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    assert!(stdout.contains("JOURNEY OK"), "{stdout}");
+    // What the browser did is in the database too.
+    let store = ctl.env.engine.store();
+    let customer = store.customer_by_login("taro2026").await.unwrap().unwrap();
+    assert_eq!(store.transfers(customer.id).await.unwrap().len(), 1);
+    let ov = ctl.env.engine.overview(customer.id).await.unwrap();
+    assert_eq!(
+        ov.token.unwrap().state,
+        backend::domain::TokenState::Deactivated
+    );
+    for name in [
+        "login",
+        "bop001-none",
+        "issue-input",
+        "issue-confirm",
+        "issue-complete",
+        "download",
+        "bok001",
+        "bok002",
+        "login-otp",
+        "transfer-confirm",
+        "bos001",
+        "bos002",
+    ] {
+        for lang in ["ja", "en"] {
+            let p = artifacts.join(format!("{name}-{lang}.png"));
+            assert!(p.exists(), "screenshot {} missing", p.display());
+        }
+    }
+}

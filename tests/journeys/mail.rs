@@ -1,0 +1,212 @@
+//! Mail through a real SMTP server on loopback: the issuance mail, notices, retries while the
+//! server is down, no resend after a restart, and the file outbox of the embedded default.
+
+use std::time::Duration;
+
+use tests::{download_url, free_port, parse_mail, Db, SmtpServer, TestEnv};
+
+use crate::both_dbs;
+
+both_dbs!(
+    issuance_mail_arrives_with_link_and_ids_never_the_password,
+    mail_waits_for_a_down_server_and_is_sent_once_across_a_restart,
+    notices_reach_the_customer,
+);
+
+async fn issuance_mail_arrives_with_link_and_ids_never_the_password(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = SmtpServer::start(free_port(), dir.path());
+    let env = TestEnv::start(db, Some(smtp.port)).await;
+    env.customer("taro01", "taro@example.jp").await;
+    let c = env.client();
+    c.login("taro01", "loginpass1").await;
+    let complete = c.issue("phone@example.jp", "48213").await;
+    let user_id = complete.text_of("user-id").unwrap();
+    let mails = smtp.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(mails.len(), 1, "exactly one mail for one issuance");
+    let m = parse_mail(&mails[0]);
+    assert!(
+        m.to.contains("phone@example.jp"),
+        "to the smartphone address: {}",
+        m.to
+    );
+    assert!(
+        m.subject.contains("ダウンロード"),
+        "Japanese subject: {}",
+        m.subject
+    );
+    assert!(
+        m.body.contains(&format!("ユーザID：{user_id}")),
+        "{}",
+        m.body
+    );
+    assert!(m.body.contains("サービスID：10112231"), "{}", m.body);
+    assert!(
+        !m.body.contains("48213"),
+        "the activation password never travels by mail"
+    );
+    let url = download_url(&m);
+    assert!(url.starts_with(&format!("{}/dl/", env.base)), "{url}");
+    let code = url.rsplit('/').next().unwrap();
+    assert!(code.len() >= 32, "at least 128 random bits: {code}");
+    // The outbox keeps no copy of the link once sent.
+    let rows = env.engine.store().outbox(10).await.unwrap();
+    assert!(rows[0].sent_at.is_some() && rows[0].body.is_empty());
+}
+
+async fn mail_waits_for_a_down_server_and_is_sent_once_across_a_restart(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // No SMTP server yet: the mail must wait in the outbox.
+    let env = TestEnv::start(db, Some(port)).await;
+    env.customer("hanako01", "hanako@example.jp").await;
+    let c = env.client();
+    c.login("hanako01", "loginpass1").await;
+    c.issue("hanako-phone@example.jp", "1234").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let rows = env.engine.store().outbox(10).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(
+        rows[0].sent_at.is_none(),
+        "not sent while the server is down"
+    );
+    assert!(rows[0].attempts >= 1, "an attempt was made and failed");
+    assert!(rows[0].last_error.is_some());
+    // The server comes up: the mail is delivered by the retry.
+    let smtp = SmtpServer::start(port, dir.path());
+    let mails = smtp.wait_for(1, Duration::from_secs(20)).await;
+    let first = parse_mail(&mails[0]);
+    assert!(first.body.contains("/dl/"));
+    // Restart the backend on the same database: nothing is sent again.
+    let (tdb, cfg, clock) = env.shutdown().await;
+    let env = TestEnv::start_with(tdb, cfg, clock).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(smtp.mails().len(), 1, "never sent twice after a restart");
+    drop(env);
+}
+
+async fn notices_reach_the_customer(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = SmtpServer::start(free_port(), dir.path());
+    let env = TestEnv::start(db, Some(smtp.port)).await;
+    env.customer("jiro0001", "jiro@example.jp").await;
+    let c = env.client();
+    c.login("jiro0001", "loginpass1").await;
+    let user_id = c
+        .issue("jiro-phone@example.jp", "5678")
+        .await
+        .text_of("user-id")
+        .unwrap();
+    let mails = smtp.wait_for(1, Duration::from_secs(20)).await;
+    let url = download_url(&parse_mail(&mails[0]));
+    assert_eq!(c.get(url.trim_start_matches(&env.base)).await.status, 200);
+    let secret = env.provision(&user_id, "5678").await;
+    env.next_step();
+    let code = env.code(&secret);
+    let bok = c.get("/otp/activate").await;
+    let r = c
+        .post("/otp/activate", &[("csrf", &bok.csrf()), ("code", &code)])
+        .await;
+    assert_eq!(r.location.as_deref(), Some("/otp/activate/done"));
+    // The same code again, on the transfer screen: a replay, refused and told.
+    let input = c.get("/transfer").await;
+    c.post(
+        "/transfer",
+        &[
+            ("csrf", &input.csrf()),
+            ("payee", "テスト商事"),
+            ("amount", "1000"),
+        ],
+    )
+    .await;
+    let confirm = c.get("/transfer/confirm").await;
+    let r = c
+        .post(
+            "/transfer/confirm",
+            &[
+                ("csrf", &confirm.csrf()),
+                ("request_key", &confirm.input_value("request_key")),
+                ("confirmation_password", "conf123"),
+                ("code", &code),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.field_error("code").unwrap().contains("使用済み"));
+    let mails = smtp.wait_for(3, Duration::from_secs(20)).await;
+    let subjects: Vec<String> = mails.iter().map(|m| parse_mail(m).subject).collect();
+    assert!(
+        subjects.iter().any(|s| s.contains("利用開始")),
+        "{subjects:?}"
+    );
+    assert!(
+        subjects.iter().any(|s| s.contains("使用済み")),
+        "{subjects:?}"
+    );
+    let notice = mails
+        .iter()
+        .map(|m| parse_mail(m))
+        .find(|m| m.subject.contains("使用済み"))
+        .unwrap();
+    assert!(
+        notice.to.contains("jiro@example.jp"),
+        "to the address on file"
+    );
+    assert!(
+        !notice.body.contains(&code),
+        "a notice never carries the code"
+    );
+    // Wrong codes up to the lock: the lock notice follows.
+    for _ in 0..5 {
+        let confirm = c.get("/transfer/confirm").await;
+        c.post(
+            "/transfer/confirm",
+            &[
+                ("csrf", &confirm.csrf()),
+                ("request_key", &confirm.input_value("request_key")),
+                ("confirmation_password", "conf123"),
+                ("code", "000000"),
+            ],
+        )
+        .await;
+    }
+    let mails = smtp.wait_for(4, Duration::from_secs(20)).await;
+    assert!(mails
+        .iter()
+        .any(|m| parse_mail(m).subject.contains("ロック")));
+    let bop = c.get("/otp").await;
+    assert!(
+        bop.body.contains("ロックされています"),
+        "BOP001 shows the lock"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_smtp_mail_is_written_to_eml_files() {
+    let env = TestEnv::start(Db::Sqlite, None).await;
+    env.customer("saburo01", "s@example.jp").await;
+    let c = env.client();
+    c.login("saburo01", "loginpass1").await;
+    c.issue("s-phone@example.jp", "2468").await;
+    let dir = env.cfg.data_dir.join("outbox");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let files: Vec<_> = std::fs::read_dir(&dir)
+            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        if let Some(f) = files
+            .iter()
+            .find(|p| p.extension().is_some_and(|e| e == "eml"))
+        {
+            let m = parse_mail(&std::fs::read_to_string(f).unwrap());
+            assert!(m.body.contains("/dl/"));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no .eml in {}",
+            dir.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
