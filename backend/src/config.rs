@@ -150,6 +150,7 @@ pub struct Config {
     pub app_api: crate::web::app_api::AppApiConfig,
     pub mail: crate::mail::MailConfig,
     pub web: WebConfig,
+    pub staff: crate::web::staff::StaffConfig,
 }
 
 impl Default for Config {
@@ -172,6 +173,7 @@ impl Default for Config {
             app_api: crate::web::app_api::AppApiConfig::default(),
             mail: crate::mail::MailConfig::default(),
             web: WebConfig::default(),
+            staff: crate::web::staff::StaffConfig::default(),
         }
     }
 }

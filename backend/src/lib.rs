@@ -11,6 +11,7 @@ pub mod domain;
 pub mod engine;
 pub mod mail;
 pub mod metrics;
+pub mod staff_ops;
 pub mod store;
 pub mod web;
 
@@ -157,6 +158,7 @@ pub async fn build(cfg: &Config, clock: Box<dyn Clock>) -> anyhow::Result<(AppSt
             body_limit: cfg.body_limit,
             app_api: Arc::new(web::app_api::AppApi::new(&cfg.issuer, &cfg.app_api)),
             site: Arc::new(web::pages::Site::new(&cfg.web, &cfg.public_url())?),
+            staff: Arc::new(web::staff::Console::new(&cfg.staff)?),
         },
         Startup {
             created_master_key,

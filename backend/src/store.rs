@@ -24,6 +24,8 @@ use crate::domain::{DomainError, TokenState};
 
 mod screens;
 pub use screens::{LinkRow, MailRow, NewMail, SessionRow, TransferRow};
+mod staff;
+pub use staff::{NewStaffRequest, StaffRequestRow, StaffRow, StaffSessionRow};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");

@@ -7,6 +7,7 @@ pub mod app_api;
 pub mod error;
 pub mod host_api;
 pub mod pages;
+pub mod staff;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub app_api: Arc<app_api::AppApi>,
     /// The customer screens' templates and settings.
     pub site: Arc<pages::Site>,
+    /// The staff console's templates and settings.
+    pub staff: Arc<staff::Console>,
 }
 
 /// The client's address, when the server was started with connect info.
@@ -83,6 +86,7 @@ pub fn app(state: AppState) -> Router {
         .nest("/host/v1", host_api::router(state.clone()))
         .nest("/app/v1", app_api::router())
         .merge(pages::router())
+        .merge(staff::router())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

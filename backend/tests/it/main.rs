@@ -4,4 +4,5 @@ mod app_api;
 mod engine_suite;
 mod host_api;
 mod process;
+mod staff;
 mod support;

@@ -1,0 +1,294 @@
+//! SQL for the support staff console (migration 0004): staff accounts and sessions, customer
+//! search, the customer's tokens and audit timeline, download-link renewal, and the four-eyes
+//! requests. Same rules as the parent module: runtime queries shared by SQLite and PostgreSQL,
+//! decisions by conditional statements.
+
+use sqlx::FromRow;
+
+use super::{AuditRow, CustomerRow, Result, Store, TokenRow, Tx, TOKEN_COLUMNS};
+
+/// A staff account. No `Debug`: it carries the password hash.
+#[derive(Clone, FromRow)]
+pub struct StaffRow {
+    pub id: i64,
+    pub login_id: String,
+    pub name: String,
+    pub role: String,
+    pub password_hash: String,
+    pub created_at: i64,
+}
+
+/// A staff session. `id_hash` is the SHA-256 of the cookie value.
+#[derive(Debug, Clone, FromRow)]
+pub struct StaffSessionRow {
+    pub id_hash: String,
+    pub staff_id: i64,
+    pub csrf: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+}
+
+/// A four-eyes request. `params` is JSON and may hold a password hash: no `Debug`.
+#[derive(Clone, FromRow)]
+pub struct StaffRequestRow {
+    pub id: i64,
+    pub kind: String,
+    pub customer_id: i64,
+    pub user_id: Option<String>,
+    pub reason: String,
+    pub params: String,
+    pub requested_by: i64,
+    pub requested_at: i64,
+    pub status: String,
+    pub decided_by: Option<i64>,
+    pub decided_at: Option<i64>,
+    pub outcome: Option<String>,
+}
+
+const REQUEST_COLUMNS: &str = "id, kind, customer_id, user_id, reason, params, requested_by, \
+    requested_at, status, decided_by, decided_at, outcome";
+
+/// A request to put in the queue.
+pub struct NewStaffRequest<'a> {
+    pub kind: &'a str,
+    pub customer_id: i64,
+    pub user_id: Option<&'a str>,
+    pub reason: &'a str,
+    pub params: &'a str,
+    pub requested_by: i64,
+    pub now: i64,
+}
+
+impl Store {
+    pub async fn staff_by_login(&self, login_id: &str) -> Result<Option<StaffRow>> {
+        Ok(sqlx::query_as::<_, StaffRow>(
+            "SELECT id, login_id, name, role, password_hash, created_at FROM staff WHERE login_id = $1",
+        )
+        .bind(login_id)
+        .fetch_optional(&self.read)
+        .await?)
+    }
+
+    pub async fn staff_by_id(&self, id: i64) -> Result<Option<StaffRow>> {
+        Ok(sqlx::query_as::<_, StaffRow>(
+            "SELECT id, login_id, name, role, password_hash, created_at FROM staff WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?)
+    }
+
+    /// Customers whose login ID, e-mail on file, or any token's user ID or address matches
+    /// `q` exactly (case-insensitively for addresses), or whose login ID starts with it.
+    pub async fn search_customers(&self, q: &str, limit: i64) -> Result<Vec<CustomerRow>> {
+        let lower = q.to_lowercase();
+        let prefix = format!(
+            "{}%",
+            q.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        Ok(sqlx::query_as::<_, CustomerRow>(
+            "SELECT * FROM customers c WHERE c.login_id = $1 OR c.login_id LIKE $2 ESCAPE '\\' \
+             OR LOWER(c.email) = $3 \
+             OR c.id IN (SELECT t.customer_id FROM tokens t WHERE t.user_id = $1 OR LOWER(t.email) = $3) \
+             ORDER BY c.login_id LIMIT $4",
+        )
+        .bind(q)
+        .bind(prefix)
+        .bind(lower)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    /// Every token of a customer, newest first.
+    pub async fn tokens_of_customer(&self, customer_id: i64) -> Result<Vec<TokenRow>> {
+        Ok(sqlx::query_as::<_, TokenRow>(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE customer_id = $1 ORDER BY id DESC"
+        ))
+        .bind(customer_id)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    /// A customer's audit events, newest first: `limit` rows with ids below `before_id`.
+    pub async fn audit_for_customer(
+        &self,
+        customer_id: i64,
+        limit: i64,
+        before_id: Option<i64>,
+    ) -> Result<Vec<AuditRow>> {
+        Ok(sqlx::query_as::<_, AuditRow>(
+            "SELECT * FROM audit_events WHERE customer_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+        )
+        .bind(customer_id)
+        .bind(before_id.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    pub async fn staff_session(&self, id_hash: &str) -> Result<Option<StaffSessionRow>> {
+        Ok(sqlx::query_as::<_, StaffSessionRow>(
+            "SELECT id_hash, staff_id, csrf, created_at, last_seen_at FROM staff_sessions WHERE id_hash = $1",
+        )
+        .bind(id_hash)
+        .fetch_optional(&self.read)
+        .await?)
+    }
+
+    pub async fn insert_staff_session(&self, s: &StaffSessionRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO staff_sessions (id_hash, staff_id, csrf, created_at, last_seen_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&s.id_hash)
+        .bind(s.staff_id)
+        .bind(&s.csrf)
+        .bind(s.created_at)
+        .bind(s.last_seen_at)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Extend a staff session seen at `now`, only if it was seen after `idle_before`; false:
+    /// it timed out (or is gone).
+    pub async fn touch_staff_session(
+        &self,
+        id_hash: &str,
+        now: i64,
+        idle_before: i64,
+    ) -> Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE staff_sessions SET last_seen_at = $1 WHERE id_hash = $2 AND last_seen_at > $3",
+        )
+        .bind(now)
+        .bind(id_hash)
+        .bind(idle_before)
+        .execute(&self.write)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    pub async fn delete_staff_session(&self, id_hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM staff_sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    /// Forget staff sessions idle since before `idle_before`.
+    pub async fn purge_staff_sessions(&self, idle_before: i64) -> Result<u64> {
+        Ok(
+            sqlx::query("DELETE FROM staff_sessions WHERE last_seen_at <= $1")
+                .bind(idle_before)
+                .execute(&self.write)
+                .await?
+                .rows_affected(),
+        )
+    }
+
+    pub async fn staff_request(&self, id: i64) -> Result<Option<StaffRequestRow>> {
+        Ok(sqlx::query_as::<_, StaffRequestRow>(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM staff_requests WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?)
+    }
+
+    /// Requests in a status, oldest first.
+    pub async fn staff_requests(&self, status: &str, limit: i64) -> Result<Vec<StaffRequestRow>> {
+        Ok(sqlx::query_as::<_, StaffRequestRow>(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM staff_requests WHERE status = $1 ORDER BY id LIMIT $2"
+        ))
+        .bind(status)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    /// The pending request of a customer, if any.
+    pub async fn pending_request_of(&self, customer_id: i64) -> Result<Option<StaffRequestRow>> {
+        Ok(sqlx::query_as::<_, StaffRequestRow>(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM staff_requests WHERE customer_id = $1 AND status = 'pending'"
+        ))
+        .bind(customer_id)
+        .fetch_optional(&self.read)
+        .await?)
+    }
+}
+
+impl Tx {
+    /// Make every download link of a token unusable from `now` (a fresh one replaces them).
+    pub async fn expire_download_links(&mut self, token_id: i64, now: i64) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE download_links SET expires_at = $1 WHERE token_id = $2 AND expires_at > $1",
+        )
+        .bind(now)
+        .bind(token_id)
+        .execute(&mut *self.0)
+        .await?
+        .rows_affected())
+    }
+
+    /// Give an issuance not yet set up a new expiry (a resent setup mail restarts the wait).
+    pub async fn extend_issuance(&mut self, token_id: i64, expires_at: i64) -> Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE tokens SET expires_at = $1 WHERE id = $2 AND state IN ('issued', 'link_opened')",
+        )
+        .bind(expires_at)
+        .bind(token_id)
+        .execute(&mut *self.0)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    /// # Errors
+    /// [`super::StoreError::Conflict`] when the customer already has a pending request.
+    pub async fn insert_staff_request(&mut self, r: &NewStaffRequest<'_>) -> Result<i64> {
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO staff_requests (kind, customer_id, user_id, reason, params, requested_by, requested_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(r.kind)
+        .bind(r.customer_id)
+        .bind(r.user_id)
+        .bind(r.reason)
+        .bind(r.params)
+        .bind(r.requested_by)
+        .bind(r.now)
+        .fetch_one(&mut *self.0)
+        .await?;
+        Ok(id)
+    }
+
+    /// Decide a pending request, only if it is still pending; false: someone decided first.
+    pub async fn decide_staff_request(
+        &mut self,
+        id: i64,
+        status: &str,
+        decided_by: i64,
+        outcome: &str,
+        now: i64,
+    ) -> Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE staff_requests SET status = $1, decided_by = $2, decided_at = $3, outcome = $4, \
+             params = '{}' WHERE id = $5 AND status = 'pending'",
+        )
+        .bind(status)
+        .bind(decided_by)
+        .bind(now)
+        .bind(outcome)
+        .bind(id)
+        .execute(&mut *self.0)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+}

@@ -1,0 +1,173 @@
+//! Staff sessions, kept apart from customer sessions: their own table and cookie, the same
+//! cookie rules (a random id in an HttpOnly, SameSite=Strict cookie, Secure and `__Host-` over
+//! TLS; the database keeps only its SHA-256; a new id at every login) and a shorter idle
+//! timeout (`staff.session_idle_secs`). Every session carries a CSRF token that each form posts
+//! back; the login form, before any session, uses a double-submit cookie.
+
+use std::collections::HashMap;
+
+use axum::http::{header, HeaderMap, HeaderValue};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::engine::EngineError;
+use crate::staff_ops::StaffMember;
+use crate::store::StaffSessionRow;
+use crate::web::AppState;
+
+/// A live staff session and its member.
+#[derive(Debug, Clone)]
+pub struct StaffSession {
+    pub id_hash: String,
+    pub csrf: String,
+    pub member: StaffMember,
+}
+
+impl StaffSession {
+    /// Whether the form carries this session's CSRF token (constant-time comparison).
+    pub fn csrf_ok(&self, form: &HashMap<String, String>) -> bool {
+        form.get("csrf")
+            .is_some_and(|t| bool::from(t.as_bytes().ct_eq(self.csrf.as_bytes())))
+    }
+}
+
+/// What the cookie led to.
+pub enum Loaded {
+    Live(StaffSession),
+    /// There was a session, and it timed out.
+    Expired,
+    None,
+}
+
+/// A cookie's value.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+fn cookie_name(st: &AppState) -> &'static str {
+    // The __Host- prefix needs Secure; plain HTTP (development, tests) uses a plain name.
+    if st.site.secure {
+        "__Host-staff_sid"
+    } else {
+        "staff_sid"
+    }
+}
+
+/// The login form's double-submit CSRF cookie.
+pub fn login_csrf_cookie_name(st: &AppState) -> &'static str {
+    if st.site.secure {
+        "__Host-staff_login"
+    } else {
+        "staff_login"
+    }
+}
+
+fn hash_id(id: &str) -> String {
+    hex::encode(Sha256::digest(id.as_bytes()))
+}
+
+pub fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+fn now(st: &AppState) -> i64 {
+    i64::try_from(st.engine.now()).unwrap_or(i64::MAX)
+}
+
+fn idle(st: &AppState) -> i64 {
+    i64::try_from(st.staff.cfg.session_idle_secs).unwrap_or(300)
+}
+
+/// A `Set-Cookie` value with the rules every cookie of ours follows.
+pub fn set_cookie(st: &AppState, name: &str, value: &str, max_age: Option<u32>) -> HeaderValue {
+    let secure = if st.site.secure { "; Secure" } else { "" };
+    let age = max_age.map_or(String::new(), |a| format!("; Max-Age={a}"));
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Strict{age}{secure}"
+    ))
+    .unwrap_or(HeaderValue::from_static("staff_sid=; Path=/; Max-Age=0"))
+}
+
+/// Find the request's staff session and mark it seen; one idle too long is over (and deleted),
+/// as is one whose account no longer exists.
+///
+/// # Errors
+/// The database is unavailable.
+pub async fn load(st: &AppState, headers: &HeaderMap) -> Result<Loaded, EngineError> {
+    let Some(id) = cookie(headers, cookie_name(st)) else {
+        return Ok(Loaded::None);
+    };
+    let id_hash = hash_id(&id);
+    let store = st.engine.store();
+    let Some(row) = store.staff_session(&id_hash).await? else {
+        return Ok(Loaded::None);
+    };
+    let now = now(st);
+    if !store
+        .touch_staff_session(&id_hash, now, now - idle(st))
+        .await?
+    {
+        store.delete_staff_session(&id_hash).await?;
+        return Ok(Loaded::Expired);
+    }
+    let Some(member) = st.engine.staff_member(row.staff_id).await? else {
+        store.delete_staff_session(&id_hash).await?;
+        return Ok(Loaded::None);
+    };
+    Ok(Loaded::Live(StaffSession {
+        id_hash,
+        csrf: row.csrf,
+        member,
+    }))
+}
+
+/// Start a session for a staff member who just logged in, and the cookie that carries it.
+///
+/// # Errors
+/// The database is unavailable.
+pub async fn create(
+    st: &AppState,
+    member: StaffMember,
+) -> Result<(StaffSession, HeaderValue), EngineError> {
+    let id = random_hex(32);
+    let row = StaffSessionRow {
+        id_hash: hash_id(&id),
+        staff_id: member.id,
+        csrf: random_hex(32),
+        created_at: now(st),
+        last_seen_at: now(st),
+    };
+    let store = st.engine.store();
+    store.purge_staff_sessions(now(st) - idle(st)).await?;
+    store.insert_staff_session(&row).await?;
+    Ok((
+        StaffSession {
+            id_hash: row.id_hash,
+            csrf: row.csrf,
+            member,
+        },
+        set_cookie(st, cookie_name(st), &id, None),
+    ))
+}
+
+/// End a session; returns the cookie that removes it.
+///
+/// # Errors
+/// The database is unavailable.
+pub async fn destroy(st: &AppState, sess: &StaffSession) -> Result<HeaderValue, EngineError> {
+    st.engine
+        .store()
+        .delete_staff_session(&sess.id_hash)
+        .await?;
+    Ok(set_cookie(st, cookie_name(st), "", Some(0)))
+}

@@ -1,0 +1,1004 @@
+//! The support staff console (issue 7): roles, every action with its reason and audit event,
+//! the four-eyes rule, the console's own sessions over HTTP (a customer session never reaches
+//! it, CSRF, idle timeout), search, the paged audit timeline and its CSV export (no formula
+//! injection, no secret), and a reprovisioned token set up by the app core over HTTP while the
+//! old device's codes are refused.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use crate::both_dbs;
+use crate::support::*;
+use backend::config::Config;
+use backend::domain::{Outcome, Purpose, TokenState};
+use backend::engine::Actor;
+use backend::staff_ops::{PasswordChoice, StaffDone, StaffMember};
+
+const STAFF_PW: &str = "staff-password-123";
+
+both_dbs!(
+    operator_unlocks_and_cannot_revoke,
+    resend_setup_mail_gives_a_fresh_link_and_kills_the_old,
+    revoke_stops_verification_at_once,
+    reprovision_for_the_customer_waives_the_next_day_rule,
+    four_eyes_needs_a_second_supervisor,
+    console_sessions_are_apart_from_customer_sessions,
+    search_timeline_paging_and_csv_export,
+    reprovisioned_token_works_in_the_app_core_and_old_codes_are_refused,
+);
+
+async fn staff(env: &Env, login: &str, role: &str) -> StaffMember {
+    let id = env
+        .engine
+        .create_staff(login, "Support", role, z(STAFF_PW))
+        .await
+        .unwrap();
+    env.engine.staff_member(id).await.unwrap().unwrap()
+}
+
+async fn customer_id(env: &Env, login: &str) -> i64 {
+    env.engine
+        .store()
+        .customer_by_login(login)
+        .await
+        .unwrap()
+        .unwrap()
+        .id
+}
+
+async fn customer_audit(env: &Env, customer: i64) -> Vec<backend::store::AuditRow> {
+    env.engine
+        .store()
+        .audit_for_customer(customer, 1000, None)
+        .await
+        .unwrap()
+}
+
+async fn lock(env: &Env, uid: &str) {
+    for _ in 0..5 {
+        env.engine
+            .verify(uid, z("000000"), Purpose::Login, host())
+            .await
+            .unwrap();
+    }
+    assert!(
+        env.engine.token_status(uid).await.unwrap().locked,
+        "five wrong codes lock the token"
+    );
+}
+
+fn code_of(e: backend::engine::EngineError) -> &'static str {
+    e.code()
+}
+
+async fn operator_unlocks_and_cannot_revoke(db: Db) {
+    let env = Env::new(db).await;
+    let op = staff(&env, "op0001", "operator").await;
+    let (uid, secret) = env.active_token("taro0001").await;
+    let cid = customer_id(&env, "taro0001").await;
+    lock(&env, &uid).await;
+    // A reason is mandatory.
+    let e = env
+        .engine
+        .staff_unlock(&op, cid, &uid, "  ", None)
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(e), "REASON_REQUIRED");
+    assert!(env.engine.token_status(&uid).await.unwrap().locked);
+    env.engine
+        .staff_unlock(&op, cid, &uid, "customer called, identity checked", None)
+        .await
+        .unwrap();
+    env.clock.advance(60);
+    let r = env
+        .engine
+        .verify(&uid, env.code(&secret, 0), Purpose::Login, host())
+        .await
+        .unwrap();
+    assert_eq!(r.result, Outcome::Ok, "an unlocked token verifies again");
+    let audit = customer_audit(&env, cid).await;
+    let unlock = audit.iter().find(|a| a.action == "unlock").unwrap();
+    assert_eq!(
+        unlock.actor,
+        format!("staff:{}", op.id),
+        "audited with the staff ID"
+    );
+    assert!(unlock
+        .detail
+        .as_deref()
+        .unwrap()
+        .contains("customer called, identity checked"));
+    // An operator may not revoke or reprovision: the engine refuses, not only the page.
+    let e = env
+        .engine
+        .staff_revoke(&op, cid, &uid, "lost phone", false, None)
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(e), "STAFF_FORBIDDEN");
+    let e = env
+        .engine
+        .staff_reprovision(
+            &op,
+            cid,
+            Some(&uid),
+            "new phone",
+            PasswordChoice::Generated,
+            None,
+            false,
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(e), "STAFF_FORBIDDEN");
+    assert_eq!(
+        env.engine.token_status(&uid).await.unwrap().state,
+        TokenState::Active
+    );
+    // A token of another customer cannot be acted on through this customer.
+    let (other_uid, _) = env.active_token("hana0001").await;
+    lock(&env, &other_uid).await;
+    let e = env
+        .engine
+        .staff_unlock(&op, cid, &other_uid, "wrong customer", None)
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(e), "UNKNOWN_USER_ID");
+}
+
+fn links_in_outbox(mails: &[backend::store::MailRow]) -> Vec<String> {
+    mails
+        .iter()
+        .filter(|m| m.kind == "issuance")
+        .filter_map(|m| {
+            m.body
+                .lines()
+                .find(|l| l.contains("/dl/"))
+                .map(|l| l.trim().rsplit('/').next().unwrap().to_owned())
+        })
+        .collect()
+}
+
+async fn resend_setup_mail_gives_a_fresh_link_and_kills_the_old(db: Db) {
+    let env = Env::new(db).await;
+    let op = staff(&env, "op0001", "operator").await;
+    env.customer("taro0001").await;
+    let uid = env.issue("taro0001").await;
+    let cid = customer_id(&env, "taro0001").await;
+    let link = Actor::new("link", None);
+    let old = links_in_outbox(&env.engine.store().outbox(100).await.unwrap());
+    assert_eq!(old.len(), 1);
+    env.engine
+        .staff_resend_setup(&op, cid, &uid, "customer never got the mail", None)
+        .await
+        .unwrap();
+    let links = links_in_outbox(&env.engine.store().outbox(100).await.unwrap());
+    assert_eq!(links.len(), 2, "a second setup mail is in the outbox");
+    assert_ne!(links[1], old[0], "with a fresh link");
+    let e = env
+        .engine
+        .open_download_link(&old[0], &link)
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(e), "ISSUANCE_EXPIRED", "the old link stops working");
+    let opened = env
+        .engine
+        .open_download_link(&links[1], &link)
+        .await
+        .unwrap();
+    assert_eq!(opened.user_id, uid);
+    // Setup works with the customer's own activation password.
+    env.provision(&uid).await;
+    let audit = customer_audit(&env, cid).await;
+    let ev = audit
+        .iter()
+        .find(|a| a.action == "resend_setup_mail")
+        .unwrap();
+    assert_eq!(ev.actor, format!("staff:{}", op.id));
+    // Once set up, there is nothing to resend.
+    let e = env
+        .engine
+        .staff_resend_setup(&op, cid, &uid, "again", None)
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(e), "NOT_AWAITING_SETUP");
+}
+
+async fn revoke_stops_verification_at_once(db: Db) {
+    let env = Env::new(db).await;
+    let sup = staff(&env, "sup0001", "supervisor").await;
+    let (uid, secret) = env.active_token("taro0001").await;
+    let cid = customer_id(&env, "taro0001").await;
+    let done = env
+        .engine
+        .staff_revoke(&sup, cid, &uid, "phone stolen", false, None)
+        .await
+        .unwrap();
+    assert!(matches!(done, StaffDone::Applied { .. }));
+    env.clock.advance(60);
+    let r = env
+        .engine
+        .verify(&uid, env.code(&secret, 0), Purpose::Login, host())
+        .await
+        .unwrap();
+    assert_eq!(
+        r.result,
+        Outcome::NotActive,
+        "a revoked token's codes are refused"
+    );
+    assert_eq!(r.state, TokenState::Revoked);
+    let audit = customer_audit(&env, cid).await;
+    let ev = audit.iter().find(|a| a.action == "revoke").unwrap();
+    assert_eq!(ev.actor, format!("staff:{}", sup.id));
+    assert!(ev.detail.as_deref().unwrap().contains("phone stolen"));
+}
+
+async fn reprovision_for_the_customer_waives_the_next_day_rule(db: Db) {
+    let env = Env::new(db).await;
+    let sup = staff(&env, "sup0001", "supervisor").await;
+    let (uid, secret) = env.active_token("taro0001").await;
+    let cid = customer_id(&env, "taro0001").await;
+    // The customer ended OTP use today: normally a new token only from tomorrow.
+    env.clock.advance(60);
+    env.engine
+        .verify(&uid, env.code(&secret, 0), Purpose::Deactivation, host())
+        .await
+        .unwrap();
+    let e = env
+        .engine
+        .issue_token("taro0001", "taro@example.jp", z("5678"), &host())
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(e), "REISSUE_NEXT_DAY");
+    // A stale page (another token expected) is refused.
+    let e = env
+        .engine
+        .staff_reprovision(
+            &sup,
+            cid,
+            Some("999800000001"),
+            "new phone",
+            PasswordChoice::Customer,
+            None,
+            false,
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(e), "STAFF_STALE");
+    let r = env
+        .engine
+        .staff_reprovision(
+            &sup,
+            cid,
+            Some(&uid),
+            "new phone, customer sets the password",
+            PasswordChoice::Customer,
+            None,
+            false,
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(r.generated_password.is_none(), "nothing generated");
+    let issued = env
+        .engine
+        .issue_token("taro0001", "taro@example.jp", z("5678"), &host())
+        .await
+        .unwrap();
+    assert_eq!(issued.state, TokenState::Issued, "usable the same day");
+    let audit = customer_audit(&env, cid).await;
+    assert!(audit
+        .iter()
+        .any(|a| a.action == "reprovision" && a.actor == format!("staff:{}", sup.id)));
+}
+
+async fn four_eyes_needs_a_second_supervisor(db: Db) {
+    let env = Env::new(db).await;
+    let a = staff(&env, "supA001", "supervisor").await;
+    let b = staff(&env, "supB001", "supervisor").await;
+    let op = staff(&env, "op0001", "operator").await;
+    let (uid, secret) = env.active_token("taro0001").await;
+    let cid = customer_id(&env, "taro0001").await;
+    let done = env
+        .engine
+        .staff_revoke(&a, cid, &uid, "phone lost", true, None)
+        .await
+        .unwrap();
+    let StaffDone::Requested { request_id } = done else {
+        panic!("four-eyes: a request, not a revoke")
+    };
+    env.clock.advance(60);
+    let r = env
+        .engine
+        .verify(&uid, env.code(&secret, 0), Purpose::Login, host())
+        .await
+        .unwrap();
+    assert_eq!(r.result, Outcome::Ok, "nothing happens before the approval");
+    // A second request for the same customer waits its turn.
+    let e = env
+        .engine
+        .staff_revoke(&b, cid, &uid, "also lost", true, None)
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(e), "REQUEST_PENDING");
+    // Not the requester, not an operator; nobody withdraws someone else's request.
+    for (who, cancel) in [(&a, false), (&op, false), (&b, true)] {
+        let e = if cancel {
+            env.engine
+                .staff_decline(who, request_id, true, "not mine", None)
+                .await
+                .unwrap_err()
+        } else {
+            env.engine
+                .staff_approve(who, request_id, None)
+                .await
+                .unwrap_err()
+        };
+        assert_eq!(
+            code_of(e),
+            "STAFF_FORBIDDEN",
+            "{} cancel={cancel}",
+            who.login_id
+        );
+    }
+    env.engine
+        .staff_approve(&b, request_id, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        env.engine.token_status(&uid).await.unwrap().state,
+        TokenState::Revoked
+    );
+    let e = env
+        .engine
+        .staff_approve(&b, request_id, None)
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(e), "REQUEST_NOT_PENDING", "approved once only");
+    let audit = customer_audit(&env, cid).await;
+    let revoke = audit.iter().find(|x| x.action == "revoke").unwrap();
+    assert_eq!(
+        revoke.actor,
+        format!("staff:{}", b.id),
+        "the approver revokes"
+    );
+    assert!(revoke
+        .detail
+        .as_deref()
+        .unwrap()
+        .contains(&format!("\"requested_by\":{}", a.id)));
+    assert!(audit
+        .iter()
+        .any(|x| x.action == "revoke_requested" && x.actor == format!("staff:{}", a.id)));
+    // A generated-password reprovision: the requester reads the password out; it works once
+    // the second supervisor approves.
+    let r = env
+        .engine
+        .staff_reprovision(
+            &a,
+            cid,
+            Some(&uid),
+            "new phone",
+            PasswordChoice::Generated,
+            Some("new@example.jp"),
+            true,
+            None,
+        )
+        .await
+        .unwrap();
+    let StaffDone::Requested { request_id } = r.done else {
+        panic!("four-eyes: a request")
+    };
+    let password = r.generated_password.unwrap();
+    let row = env
+        .engine
+        .store()
+        .staff_request(request_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !row.params.contains(password.as_str()),
+        "the request stores no password in clear"
+    );
+    let new_uid = env
+        .engine
+        .staff_approve(&b, request_id, None)
+        .await
+        .unwrap()
+        .unwrap();
+    let row = env
+        .engine
+        .store()
+        .staff_request(request_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.params, "{}", "the hash is dropped once used");
+    let outbox = env.engine.store().outbox(100).await.unwrap();
+    let mail = outbox.iter().rev().find(|m| m.kind == "issuance").unwrap();
+    assert_eq!(mail.to_addr, "new@example.jp");
+    let code = links_in_outbox(&outbox).pop().unwrap();
+    env.engine
+        .open_download_link(&code, &Actor::new("link", None))
+        .await
+        .unwrap();
+    env.engine
+        .provision(
+            &protocol::ServiceId::parse("10112231").unwrap(),
+            &protocol::UserId::parse(&new_uid).unwrap(),
+            password,
+            &device(),
+            &Actor::new("app", None),
+        )
+        .await
+        .expect("the generated password sets the new token up");
+}
+
+// --- over HTTP -------------------------------------------------------------------------------
+
+struct Server {
+    base: String,
+    env: Env,
+}
+
+impl Server {
+    async fn start(db: Db, tweak: impl FnOnce(&mut Config)) -> Server {
+        let env = Env::with_config(db, tweak).await;
+        let app = backend::web::app(env.state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
+        });
+        Server {
+            base: format!("http://{addr}"),
+            env,
+        }
+    }
+
+    fn browser(&self) -> Browser {
+        Browser {
+            base: self.base.clone(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            jar: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+}
+
+/// A browser as far as HTTP goes: keeps its cookies, does not follow redirects.
+struct Browser {
+    base: String,
+    http: reqwest::Client,
+    jar: Arc<Mutex<HashMap<String, String>>>,
+}
+
+struct Resp {
+    status: u16,
+    location: Option<String>,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Resp {
+    fn input(&self, name: &str) -> String {
+        let needle = format!("name=\"{name}\" value=\"");
+        let i = self
+            .body
+            .find(&needle)
+            .unwrap_or_else(|| panic!("no input {name} in\n{}", self.body));
+        let rest = &self.body[i + needle.len()..];
+        rest[..rest.find('"').unwrap()].to_owned()
+    }
+    fn text_of(&self, id: &str) -> Option<String> {
+        let needle = format!("id=\"{id}\"");
+        let i = self.body.find(&needle)?;
+        let rest = &self.body[i..];
+        let rest = &rest[rest.find('>').unwrap() + 1..];
+        Some(rest[..rest.find('<').unwrap()].trim().to_owned())
+    }
+}
+
+impl Browser {
+    fn cookie_header(&self) -> String {
+        self.jar
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn read(&self, res: reqwest::Response) -> Resp {
+        for v in res.headers().get_all("set-cookie") {
+            let v = v.to_str().unwrap();
+            let (kv, attrs) = v.split_once(';').unwrap_or((v, ""));
+            let (k, val) = kv.split_once('=').unwrap();
+            let mut jar = self.jar.lock().unwrap();
+            if val.is_empty() || attrs.contains("Max-Age=0") {
+                jar.remove(k);
+            } else {
+                jar.insert(k.to_owned(), val.to_owned());
+            }
+        }
+        Resp {
+            status: res.status().as_u16(),
+            location: res
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            headers: res.headers().clone(),
+            body: res.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> Resp {
+        let res = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.read(res).await
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Resp {
+        let res = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        self.read(res).await
+    }
+
+    async fn staff_login(&self, login: &str) -> Resp {
+        let form = self.get("/staff/login").await;
+        assert_eq!(form.status, 200);
+        let r = self
+            .post(
+                "/staff/login",
+                &[
+                    ("csrf", &form.input("csrf")),
+                    ("login_id", login),
+                    ("password", STAFF_PW),
+                ],
+            )
+            .await;
+        assert_eq!(
+            r.location.as_deref(),
+            Some("/staff"),
+            "staff login: {}",
+            r.body
+        );
+        r
+    }
+
+    /// A staff form post with the CSRF token of the page it is on.
+    async fn act(&self, page: &str, path: &str, fields: &[(&str, &str)]) -> Resp {
+        let p = self.get(page).await;
+        let csrf = p.input("csrf");
+        let mut form = vec![("csrf", csrf.as_str())];
+        form.extend_from_slice(fields);
+        self.post(path, &form).await
+    }
+}
+
+async fn console_sessions_are_apart_from_customer_sessions(db: Db) {
+    let srv = Server::start(db, |_| {}).await;
+    let env = &srv.env;
+    staff(env, "op0001", "operator").await;
+    let (uid, _) = env.active_token("taro0001").await;
+    let cid = customer_id(env, "taro0001").await;
+    env.customer("hana0001").await;
+    // A customer logged in to internet banking gets nothing from /staff.
+    let customer = srv.browser();
+    let login = customer.get("/login").await;
+    let r = customer
+        .post(
+            "/login",
+            &[
+                ("csrf", &login.input("csrf")),
+                ("login_id", "hana0001"),
+                ("password", "loginpass1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.location.as_deref(), Some("/top"), "customer logged in");
+    assert!(customer.cookie_header().contains("sid="));
+    let r = customer.get("/staff").await;
+    assert_eq!(r.location.as_deref(), Some("/staff/login"));
+    let r = customer.get(&format!("/staff/customers/{cid}")).await;
+    assert_eq!(r.location.as_deref(), Some("/staff/login"));
+    let r = customer
+        .post(
+            &format!("/staff/customers/{cid}/revoke"),
+            &[
+                ("csrf", &login.input("csrf")),
+                ("user_id", &uid),
+                ("reason", "x y z"),
+            ],
+        )
+        .await;
+    assert_eq!(r.location.as_deref(), Some("/staff/login"));
+    let r = customer
+        .get(&format!("/staff/customers/{cid}/audit.csv"))
+        .await;
+    assert_eq!(r.location.as_deref(), Some("/staff/login"));
+    // Staff login: wrong password, and a login form without its CSRF cookie.
+    let op = srv.browser();
+    let form = op.get("/staff/login").await;
+    assert!(form
+        .headers
+        .get("content-security-policy")
+        .is_some_and(|v| v.to_str().unwrap().contains("frame-ancestors 'none'")));
+    assert_eq!(form.headers.get("cache-control").unwrap(), "no-store");
+    let r = op
+        .post(
+            "/staff/login",
+            &[
+                ("csrf", &form.input("csrf")),
+                ("login_id", "op0001"),
+                ("password", "wrong-password-1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    let r = srv
+        .browser()
+        .post(
+            "/staff/login",
+            &[
+                ("csrf", "abc"),
+                ("login_id", "op0001"),
+                ("password", STAFF_PW),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 403, "no login without the form's CSRF cookie");
+    // The customer's login does not work here.
+    let form = op.get("/staff/login").await;
+    let r = op
+        .post(
+            "/staff/login",
+            &[
+                ("csrf", &form.input("csrf")),
+                ("login_id", "taro0001"),
+                ("password", "loginpass1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    let r = op.staff_login("op0001").await;
+    let set_cookie: Vec<_> = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(set_cookie.iter().any(|c| c.starts_with("staff_sid=")
+        && c.contains("HttpOnly")
+        && c.contains("SameSite=Strict")));
+    let page = op.get(&format!("/staff/customers/{cid}")).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        !page.body.contains("id=\"form-revoke\""),
+        "no revoke form for an operator"
+    );
+    assert!(page.body.contains("id=\"operator-note\""));
+    // An operator's revoke post is refused (403) and changes nothing.
+    let r = op
+        .act(
+            &format!("/staff/customers/{cid}"),
+            &format!("/staff/customers/{cid}/revoke"),
+            &[("user_id", &uid), ("reason", "lost phone")],
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("STAFF_FORBIDDEN"));
+    assert_eq!(
+        env.engine.token_status(&uid).await.unwrap().state,
+        TokenState::Active
+    );
+    // Without the CSRF token: refused.
+    let r = op
+        .post(
+            &format!("/staff/customers/{cid}/unlock"),
+            &[("user_id", &uid), ("reason", "x y z")],
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    // The staff cookie opens no customer screen.
+    let r = op.get("/top").await;
+    assert_eq!(r.location.as_deref(), Some("/login"));
+    // A shorter idle timeout than the customers'.
+    env.clock.advance(301);
+    let r = op.get("/staff").await;
+    assert_eq!(r.location.as_deref(), Some("/staff/login?timeout=1"));
+    let r = customer.get("/top").await;
+    assert_eq!(r.status, 200, "the customer's 10 minutes are not over");
+    // Logout ends the session.
+    op.staff_login("op0001").await;
+    let r = op.act("/staff", "/staff/logout", &[]).await;
+    assert_eq!(r.location.as_deref(), Some("/staff/login?bye=1"));
+    assert_eq!(
+        op.get("/staff").await.location.as_deref(),
+        Some("/staff/login")
+    );
+}
+
+async fn search_timeline_paging_and_csv_export(db: Db) {
+    let srv = Server::start(db, |c| c.staff.audit_page_size = 5).await;
+    let env = &srv.env;
+    staff(env, "op0001", "operator").await;
+    let (uid, _) = env.active_token("taro0001").await;
+    let cid = customer_id(env, "taro0001").await;
+    env.active_token("hana0001").await;
+    let op = srv.browser();
+    op.staff_login("op0001").await;
+    for q in ["taro0001", "taro", &uid, "TARO@example.jp"] {
+        let r = op.get(&format!("/staff?q={}", q.replace('@', "%40"))).await;
+        assert!(
+            r.body.contains(&format!("href=\"/staff/customers/{cid}\"")),
+            "search by {q}"
+        );
+    }
+    let r = op.get("/staff?q=nobody").await;
+    assert!(r.body.contains("id=\"no-results\""));
+    // Lock, then unlock with a reason that is a spreadsheet formula.
+    lock(env, &uid).await;
+    let page = format!("/staff/customers/{cid}");
+    let p = op.get(&page).await;
+    assert!(
+        p.body.contains("<strong class=\"bad\">Locked</strong>"),
+        "the lock is shown"
+    );
+    assert!(
+        p.body.contains("android · Pixel 8 · OS 15 · app 1.0.0"),
+        "device at setup"
+    );
+    let r = op
+        .act(
+            &page,
+            &format!("/staff/customers/{cid}/unlock"),
+            &[
+                ("user_id", &uid),
+                ("reason", "=HYPERLINK(\"http://x\",\"y\")"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        r.location.as_deref(),
+        Some(format!("{page}?done=unlocked").as_str())
+    );
+    assert!(!env.engine.token_status(&uid).await.unwrap().locked);
+    // The timeline: newest first, five a page, an older page.
+    let p = op.get(&page).await;
+    let ids: Vec<i64> = p
+        .body
+        .match_indices("<tr data-id=\"")
+        .map(|(i, m)| {
+            let rest = &p.body[i + m.len()..];
+            rest[..rest.find('"').unwrap()].parse().unwrap()
+        })
+        .collect();
+    assert_eq!(ids.len(), 5);
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+    assert!(
+        p.body.contains("class=\"action\">unlock<"),
+        "the unlock is the newest event"
+    );
+    let older = p.input_href("older");
+    let p2 = op.get(&older).await;
+    assert!(
+        p2.body.contains("<tr data-id=\""),
+        "an older page of events"
+    );
+    assert!(!p2.body.contains(&format!("<tr data-id=\"{}\"", ids[0])));
+    // CSV: every event, formulas defused, nothing secret.
+    let csv = op.get(&format!("/staff/customers/{cid}/audit.csv")).await;
+    assert_eq!(csv.status, 200);
+    assert!(csv
+        .headers
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    assert!(csv.body.starts_with("\"id\",\"at\",\"actor\""));
+    let unlock_line = csv.body.lines().find(|l| l.contains("\"unlock\"")).unwrap();
+    assert!(
+        !unlock_line.contains(",\"=")
+            && !unlock_line.contains(",=")
+            && unlock_line.contains("=HYPERLINK"),
+        "the formula is text: {unlock_line}"
+    );
+    for line in csv.body.lines().skip(1) {
+        for cell in line.split("\",\"") {
+            let cell = cell.trim_start_matches('"');
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@']),
+                "no cell starts a formula: {line}"
+            );
+        }
+    }
+    for body in [&csv.body, &p.body, &p2.body] {
+        assert!(!body.contains("$argon2"), "no password hash shown");
+        assert!(!body.contains("loginpass1") && !body.contains("conf123"));
+    }
+    // The export itself is audited.
+    let audit = customer_audit(env, cid).await;
+    assert!(audit.iter().any(|a| a.action == "staff_export_audit"));
+}
+
+impl Resp {
+    fn input_href(&self, id: &str) -> String {
+        let needle = format!("id=\"{id}\"");
+        let i = self.body.find(&needle).unwrap();
+        let start = self.body[..i].rfind("href=\"").unwrap() + 6;
+        let rest = &self.body[start..];
+        rest[..rest.find('"').unwrap()].replace("&amp;", "&")
+    }
+}
+
+/// The lost-phone case end to end: a supervisor reprovisions in the console with a generated
+/// password; the app core (`app::ProvisioningClient` + `Vault`) sets the new token up over the
+/// app API; its codes activate and log in, and the old phone's codes are refused.
+async fn reprovisioned_token_works_in_the_app_core_and_old_codes_are_refused(db: Db) {
+    let srv = Server::start(db, |_| {}).await;
+    let env = &srv.env;
+    staff(env, "sup0001", "supervisor").await;
+    let (old_uid, old_secret) = env.active_token("taro0001").await;
+    let cid = customer_id(env, "taro0001").await;
+    let sup = srv.browser();
+    sup.staff_login("sup0001").await;
+    let page = format!("/staff/customers/{cid}");
+    let r = sup
+        .act(
+            &page,
+            &format!("/staff/customers/{cid}/reprovision"),
+            &[
+                ("expected_user_id", &old_uid),
+                ("mode", "generated"),
+                ("email", "newphone@example.jp"),
+                ("reason", "phone lost, identity checked by callback"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.headers.get("cache-control").unwrap(), "no-store");
+    let password = r.text_of("generated-password").unwrap();
+    let new_uid = r.text_of("new-user-id").unwrap();
+    assert_eq!(password.len(), 8);
+    // Shown once: the customer page does not show it again, nor does the audit trail.
+    let p = sup.get(&page).await;
+    assert!(
+        !p.body.contains(&password),
+        "the password is not shown again"
+    );
+    let csv = sup.get(&format!("{page}/audit.csv")).await;
+    assert!(!csv.body.contains(&password));
+    // A repeated submit does not reprovision twice.
+    let again = sup
+        .act(
+            &page,
+            &format!("/staff/customers/{cid}/reprovision"),
+            &[
+                ("expected_user_id", &old_uid),
+                ("mode", "generated"),
+                ("reason", "phone lost"),
+            ],
+        )
+        .await;
+    assert_eq!(again.status, 422);
+    assert!(again.body.contains("STAFF_STALE"));
+    // The old phone's codes are refused at once.
+    env.clock.advance(60);
+    let r = env
+        .engine
+        .verify(&old_uid, env.code(&old_secret, 0), Purpose::Login, host())
+        .await
+        .unwrap();
+    assert_eq!(r.result, Outcome::NotActive);
+    // The new setup mail, to the new address.
+    let outbox = env.engine.store().outbox(100).await.unwrap();
+    let mail = outbox.iter().rev().find(|m| m.kind == "issuance").unwrap();
+    assert_eq!(mail.to_addr, "newphone@example.jp");
+    assert!(
+        !mail.body.contains(&password),
+        "the mail never carries the password"
+    );
+    let code = links_in_outbox(&outbox).pop().unwrap();
+    let dl = sup.get(&format!("/dl/{code}")).await;
+    assert_eq!(dl.status, 200);
+    // The app core sets the new token up over the app API.
+    let mut dir = app::Directory::bundled().unwrap();
+    dir.set(&"10112231".parse().unwrap(), &srv.base).unwrap();
+    let client = app::ProvisioningClient::new(dir).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut vault = app::Vault::open(data.path(), Arc::new(app::MemoryStore::default())).unwrap();
+    let (meta, _) = app::setup_token(
+        &client,
+        &mut vault,
+        &app::SetupInput {
+            service_id: "10112231".into(),
+            user_id: new_uid.clone(),
+            activation_password: protocol::Sensitive::new(password.clone()),
+            device: protocol::DeviceInfo {
+                platform: "ios".into(),
+                model: "iPhone 16".into(),
+                os_version: "18".into(),
+                app_version: "1.0.0".into(),
+            },
+        },
+    )
+    .await
+    .expect("the app sets the reprovisioned token up");
+    let shown = |ahead: u64| {
+        vault
+            .code_view(&meta.id, app::codes::device_now() + ahead)
+            .unwrap()
+            .code
+            .as_str()
+            .to_owned()
+    };
+    let r = env
+        .engine
+        .verify(&new_uid, z(&shown(0)), Purpose::Activation, host())
+        .await
+        .unwrap();
+    assert_eq!(
+        r.result,
+        Outcome::Ok,
+        "the app's code activates the new token"
+    );
+    env.clock.advance(60);
+    let r = env
+        .engine
+        .verify(&new_uid, z(&shown(60)), Purpose::Login, host())
+        .await
+        .unwrap();
+    assert_eq!(r.result, Outcome::Ok, "and logs in");
+    env.clock.advance(60);
+    let r = env
+        .engine
+        .verify(&new_uid, env.code(&old_secret, 0), Purpose::Login, host())
+        .await
+        .unwrap();
+    assert_eq!(
+        r.result,
+        Outcome::Invalid,
+        "the old phone's code fails on the new token"
+    );
+    let r = env
+        .engine
+        .verify(&old_uid, env.code(&old_secret, 0), Purpose::Login, host())
+        .await
+        .unwrap();
+    assert_eq!(r.result, Outcome::NotActive, "and on the old one");
+    // The customer page shows the new device and the audit trail names the supervisor.
+    let p = sup.get(&page).await;
+    assert!(p.body.contains("ios · iPhone 16 · OS 18 · app 1.0.0"));
+    assert_eq!(
+        p.text_of("token-user-id").as_deref(),
+        Some(new_uid.as_str())
+    );
+    let audit = customer_audit(env, cid).await;
+    let rp = audit.iter().find(|a| a.action == "reprovision").unwrap();
+    assert!(rp.actor.starts_with("staff:"));
+    assert!(rp.detail.as_deref().unwrap().contains("phone lost"));
+}
