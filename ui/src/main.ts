@@ -485,6 +485,8 @@ function updateCode(refs: CodeRefs, frame: CodeFrame) {
   const tx = t();
   const prev = lastFrames.get(refs.id) ?? null;
   lastFrames.set(refs.id, frame);
+  // For the cold-start measurement (first code on screen since navigation start).
+  if (performance.getEntriesByName('first-code').length === 0) performance.mark('first-code');
   const [a, b] = codeGroups(frame.code);
   refs.first.textContent = b ? `${a} ` : a;
   refs.second.textContent = b;

@@ -1,0 +1,313 @@
+//! The customer's journey with the real desktop app (issue 6): a real backend on loopback, the
+//! bank screens to issue a token, the mailed link, the app started from the download page's
+//! link under Xvfb (tauri-driver + WebKitWebDriver), its initial setup, the code it shows used
+//! for BOK001 activation, and the token deleted in the app. The secret must be in the OS
+//! keystore and nowhere in the metadata file.
+//!
+//! Needs: `target/debug/otp-backend` and `target/debug/soft-token` built (or `OTP_BACKEND_BIN`,
+//! `SOFT_TOKEN_APP`), tauri-driver, WebKitWebDriver, Xvfb, keyutils. `scripts/test.sh` has all.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // reason: test code
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use app::SecretStore;
+use e2e_app::{target_dir, Backend, Browser, Customer, Driver, Xvfb};
+use fantoccini::{Client, Locator};
+use protocol::{code_at, Secret, TotpParams};
+
+const DESKTOP_UA: &str = "Mozilla/5.0 (X11; Linux x86_64) e2e-app";
+const PHONE_UA: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) e2e-app";
+const ACTIVATION_PASSWORD: &str = "48151623";
+
+fn app_bin() -> PathBuf {
+    std::env::var_os("SOFT_TOKEN_APP")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("debug/soft-token"))
+}
+
+fn artifacts() -> PathBuf {
+    let dir = target_dir().join("e2e-app");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn wait_css(
+    app: &Client,
+    css: &str,
+    timeout: Duration,
+) -> Result<fantoccini::elements::Element> {
+    app.wait()
+        .at_most(timeout)
+        .every(Duration::from_millis(20))
+        .for_element(Locator::Css(css))
+        .await
+        .with_context(|| format!("waiting for {css}"))
+}
+
+async fn shot(app: &Client, name: &str) {
+    // Two animation frames first, so the picture is the DOM as it is now (PLATFORM.md).
+    let _ = app
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; requestAnimationFrame(() => requestAnimationFrame(() => done(true)));",
+            vec![],
+        )
+        .await;
+    if let Ok(png) = app.screenshot().await {
+        let _ = std::fs::write(artifacts().join(format!("{name}.png")), png);
+    }
+}
+
+/// The token the app's metadata file lists (there must be exactly one) and the file's text.
+fn only_token(app_dir: &std::path::Path) -> Result<(serde_json::Value, String)> {
+    let text = std::fs::read_to_string(app_dir.join(app::vault::METADATA_FILE))?;
+    let json: serde_json::Value = serde_json::from_str(&text)?;
+    let tokens = json["tokens"].as_array().context("tokens")?;
+    if tokens.len() != 1 {
+        bail!("expected one token, metadata has {}", tokens.len());
+    }
+    Ok((tokens[0].clone(), text))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_in_the_bank_set_up_in_the_app_activate_with_its_code_then_delete() -> Result<()> {
+    let app_bin = app_bin();
+    assert!(
+        app_bin.exists(),
+        "build the app first: {}",
+        app_bin.display()
+    );
+    let work = tempfile::tempdir()?;
+    let app_dir = work.path().join("app-data");
+    let customer = Customer {
+        login_id: "yamada01",
+        password: "LoginPass01",
+        confirmation: "Confirm01",
+    };
+
+    // --- the bank: log in, issue a soft token (BOP001 → input → confirm → complete) -------------
+    let backend = Backend::start(&work.path().join("backend"), &customer).await?;
+    let mut bank = Browser::new(&backend.base_url, DESKTOP_UA)?;
+    let page = bank.get("/login").await?;
+    let csrf = page.input_value("csrf")?;
+    let page = bank
+        .post(
+            "/login",
+            &[
+                ("csrf", &csrf),
+                ("login_id", customer.login_id),
+                ("password", customer.password),
+            ],
+        )
+        .await?;
+    assert_eq!(page.path, "/top", "logged in");
+    let page = bank.get("/otp/issue").await?;
+    let csrf = page.input_value("csrf")?;
+    let page = bank
+        .post(
+            "/otp/issue",
+            &[
+                ("csrf", &csrf),
+                ("email", "taro@example.com"),
+                ("email2", "taro@example.com"),
+                ("activation_password", ACTIVATION_PASSWORD),
+                ("activation_password2", ACTIVATION_PASSWORD),
+            ],
+        )
+        .await?;
+    assert_eq!(page.path, "/otp/issue/confirm", "{}", page.body);
+    let (csrf, key) = (page.input_value("csrf")?, page.input_value("request_key")?);
+    let page = bank
+        .post(
+            "/otp/issue/confirm",
+            &[
+                ("csrf", &csrf),
+                ("request_key", &key),
+                ("confirmation_password", customer.confirmation),
+            ],
+        )
+        .await?;
+    assert_eq!(page.path, "/otp/issue/complete", "{}", page.body);
+
+    // --- the mail, and its download page on the phone -----------------------------------------
+    let download = backend
+        .download_url_from_mail(Duration::from_secs(30))
+        .await?;
+    let mut phone = Browser::new(&backend.base_url, PHONE_UA)?;
+    let page = phone.get(&download).await?;
+    assert_eq!(page.status, 200, "the download page opens: {}", page.body);
+    let link = page.href_of("open-app")?;
+    let parsed = url::Url::parse(&link).with_context(|| format!("link {link}"))?;
+    println!("download page link: {link}");
+    assert_eq!(parsed.scheme(), "otpbank");
+    let query: std::collections::HashMap<_, _> = parsed.query_pairs().into_owned().collect();
+    let (service_id, user_id) = (query["service_id"].clone(), query["user_id"].clone());
+
+    // --- the app, opened with the link --------------------------------------------------------
+    let xvfb = Xvfb::start()?;
+    // A keystore service of this run's own, so runs never see each other's tokens.
+    let keystore_service = format!(
+        "e2e-app.{}.{}",
+        std::process::id(),
+        app::codes::device_now_ms()
+    );
+    let directory =
+        serde_json::json!({ service_id.as_str(): backend.base_url.as_str() }).to_string();
+    let driver = Driver::start(&[
+        ("DISPLAY", xvfb.display.clone()),
+        ("OTP_APP_DIRECTORY", directory),
+        ("OTP_APP_DATA_DIR", app_dir.display().to_string()),
+        ("OTP_APP_KEYSTORE_SERVICE", keystore_service.clone()),
+    ])
+    .await?;
+    // Linux desktops register URL schemes through .desktop files and xdg-open, which a headless
+    // test has not got: the link is passed the way xdg-open passes it, as the one argument.
+    let app = driver.launch(&app_bin, std::slice::from_ref(&link)).await?;
+
+    wait_css(&app, "#link-filled", Duration::from_secs(30)).await?;
+    let service_field = app.find(Locator::Css("#service_id")).await?;
+    assert_eq!(
+        service_field.prop("value").await?.as_deref(),
+        Some(service_id.as_str()),
+        "filled from the link"
+    );
+    let user_field = app.find(Locator::Css("#user_id")).await?;
+    assert_eq!(
+        user_field.prop("value").await?.as_deref(),
+        Some(user_id.as_str())
+    );
+    shot(&app, "01-setup-from-link").await;
+    app.find(Locator::Css("#activation_password"))
+        .await?
+        .send_keys(ACTIVATION_PASSWORD)
+        .await?;
+    app.find(Locator::Css("#agreed")).await?.click().await?;
+    app.find(Locator::Css("#submit")).await?.click().await?;
+
+    let code_el = wait_css(
+        &app,
+        "#code[data-code]:not([data-code=''])",
+        Duration::from_secs(30),
+    )
+    .await?;
+    let code = code_el.attr("data-code").await?.unwrap_or_default();
+    assert!(
+        code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()),
+        "six digits: {code}"
+    );
+    let label = app.find(Locator::Css("#token-label")).await?.text().await?;
+    assert!(
+        label.contains(&user_id),
+        "the token's label names it: {label}"
+    );
+    shot(&app, "02-code").await;
+
+    // --- the secret is in the keystore, not in the metadata file ------------------------------
+    let (token, metadata) = only_token(&app_dir)?;
+    let token_id = token["id"].as_str().context("id")?.to_owned();
+    let store = app::KeyringStore::platform(&keystore_service)?;
+    let secret = store
+        .get(&token_id)?
+        .context("the secret is in the OS keystore")?;
+    let secret = Secret::from_bytes(secret.to_vec());
+    assert!(
+        !metadata.contains(secret.to_base32().as_str()),
+        "no secret in {metadata}"
+    );
+    assert!(
+        !metadata.to_lowercase().contains("secret"),
+        "no secret field in {metadata}"
+    );
+    let params: TotpParams = serde_json::from_value(token["params"].clone())?;
+    let offset = token["clock_offset"].as_i64().unwrap_or(0);
+    let now = app::codes::device_now().saturating_add_signed(offset);
+    assert!(
+        [now.saturating_sub(2), now, now + 2]
+            .iter()
+            .any(|t| code_at(&secret, &params, *t).as_str() == code),
+        "the app shows the RFC 6238 code of the keystore's secret"
+    );
+
+    // --- cold start: a new app process shows the code (the secret survives the restart) -------
+    app.close().await?;
+    let started = Instant::now();
+    let app = driver.launch(&app_bin, &[]).await?;
+    let code_el = wait_css(
+        &app,
+        "#code[data-code]:not([data-code=''])",
+        Duration::from_secs(30),
+    )
+    .await?;
+    let cold = started.elapsed();
+    // Process start (from /proc) to the UI's `first-code` mark (wall clock), without the
+    // WebDriver session's own cost.
+    let first_code_epoch_ms = app
+        .execute(
+            "const m = performance.getEntriesByName('first-code')[0]; return m ? performance.timeOrigin + m.startTime : null;",
+            vec![],
+        )
+        .await?
+        .as_f64()
+        .context("the UI marks its first code")?;
+    let started_epoch_ms = e2e_app::process_start_epoch_ms(&app_bin)?;
+    let to_first_code = first_code_epoch_ms - started_epoch_ms;
+    println!(
+        "cold start: process start to first code on screen {to_first_code:.0} ms ({}); WebDriver session request to code {} ms",
+        app_bin.display(),
+        cold.as_millis()
+    );
+    assert!(
+        (0.0..10_000.0).contains(&to_first_code),
+        "a restarted app shows its code promptly: {to_first_code} ms"
+    );
+    let code = code_el.attr("data-code").await?.unwrap_or_default();
+
+    // --- BOK001: activate with the app's code ---------------------------------------------------
+    let page = bank.get("/otp/activate").await?;
+    let csrf = page.input_value("csrf")?;
+    let page = bank
+        .post("/otp/activate", &[("csrf", &csrf), ("code", &code)])
+        .await?;
+    assert_eq!(
+        page.path, "/otp/activate/done",
+        "activation with the app's code: {}",
+        page.body
+    );
+    let page = bank.get("/otp").await?;
+    assert!(
+        page.body.contains("利用中"),
+        "BOP001 shows the token in use"
+    );
+
+    // --- delete the token in the app (after confirmation) -------------------------------------
+    app.find(Locator::Css("#open-settings"))
+        .await?
+        .click()
+        .await?;
+    wait_css(&app, "#token-info", Duration::from_secs(10)).await?;
+    shot(&app, "03-settings").await;
+    app.find(Locator::Css("#delete")).await?.click().await?;
+    wait_css(&app, "#confirm-delete", Duration::from_secs(10))
+        .await?
+        .click()
+        .await?;
+    let notice = wait_css(&app, "#notice", Duration::from_secs(10))
+        .await?
+        .text()
+        .await?;
+    assert_eq!(notice, "トークンを削除しました。");
+    wait_css(&app, "#setup-form", Duration::from_secs(10)).await?;
+    shot(&app, "04-deleted").await;
+    assert!(
+        store.get(&token_id)?.is_none(),
+        "deleting removed the keystore entry"
+    );
+    let metadata = std::fs::read_to_string(app_dir.join(app::vault::METADATA_FILE))?;
+    let json: serde_json::Value = serde_json::from_str(&metadata)?;
+    assert_eq!(json["tokens"], serde_json::json!([]), "and the metadata");
+    app.close().await?;
+    drop(driver);
+    drop(xvfb);
+    Ok(())
+}
