@@ -1292,13 +1292,20 @@ fn plan_one(inner: &Inner, job: &Job, work: Option<&mut Working>, now_u: u64) ->
         Err(e) => return planned(Err(e), vec![], None, row),
     };
     let Ok(code) = Code::parse(&job.code, snap.params.digits) else {
-        return planned(Err(EngineError::CodeFormat(snap.params.digits)), vec![], None, row);
+        return planned(
+            Err(EngineError::CodeFormat(snap.params.digits)),
+            vec![],
+            None,
+            row,
+        );
     };
     let decision = match row.sealed() {
-        Some(sealed) if job.purpose.accepts(snap.state) => match inner.keys.open(&row.user_id, &sealed) {
-            Ok(secret) => domain::decide(&snap, &secret, &code, job.purpose, policy, now_u),
-            Err(e) => return planned(Err(e.into()), vec![], None, row),
-        },
+        Some(sealed) if job.purpose.accepts(snap.state) => {
+            match inner.keys.open(&row.user_id, &sealed) {
+                Ok(secret) => domain::decide(&snap, &secret, &code, job.purpose, policy, now_u),
+                Err(e) => return planned(Err(e.into()), vec![], None, row),
+            }
+        }
         _ => Decision::NotActive,
     };
     let report = |result, attempts_left, row: &TokenRow| VerifyReport {
@@ -1343,7 +1350,12 @@ fn plan_one(inner: &Inner, job: &Job, work: Option<&mut Working>, now_u: u64) ->
             Some((Notice::Replayed, step.to_string())),
             row,
         ),
-        Decision::Locked => planned(Ok(report(Outcome::Locked, None, row)), vec![(action, "locked", None)], None, row),
+        Decision::Locked => planned(
+            Ok(report(Outcome::Locked, None, row)),
+            vec![(action, "locked", None)],
+            None,
+            row,
+        ),
         Decision::NotActive => planned(
             Ok(report(Outcome::NotActive, None, row)),
             vec![(action, "not_active", None)],
@@ -1353,7 +1365,11 @@ fn plan_one(inner: &Inner, job: &Job, work: Option<&mut Working>, now_u: u64) ->
         Decision::Fail => {
             let max = i64::from(policy.max_failures);
             // A lifted timed lock starts the count again.
-            row.failures = if row.locked_at.is_some() { 1 } else { row.failures + 1 };
+            row.failures = if row.locked_at.is_some() {
+                1
+            } else {
+                row.failures + 1
+            };
             if row.failures >= max {
                 row.locked_at = Some(now);
                 let detail = serde_json::json!({ "failures": row.failures }).to_string();
@@ -1400,7 +1416,10 @@ fn token_update(w: &Working) -> TokenUpdate {
 /// row changed meanwhile (another process) is read again and its jobs decided again, so replay
 /// protection and failure counting hold across processes. Audit events and notices are written
 /// for the final decisions only, in the same transaction.
-async fn process_batch(inner: &Inner, batch: &[Job]) -> Result<Vec<Result<VerifyReport>>, StoreError> {
+async fn process_batch(
+    inner: &Inner,
+    batch: &[Job],
+) -> Result<Vec<Result<VerifyReport>>, StoreError> {
     let now_u = inner.clock.now();
     let now = now_i64(now_u);
     let mut tx = inner.store.begin().await?;
@@ -1416,7 +1435,15 @@ async fn process_batch(inner: &Inner, batch: &[Job]) -> Result<Vec<Result<Verify
         let rows = tx.read_tokens_for_update(&ids).await?;
         let mut work: HashMap<String, Working> = rows
             .into_iter()
-            .map(|r| (r.user_id.clone(), Working { original: r.clone(), current: r }))
+            .map(|r| {
+                (
+                    r.user_id.clone(),
+                    Working {
+                        original: r.clone(),
+                        current: r,
+                    },
+                )
+            })
             .collect();
         for &i in &pending {
             let job = &batch[i];
@@ -1424,14 +1451,20 @@ async fn process_batch(inner: &Inner, batch: &[Job]) -> Result<Vec<Result<Verify
         }
         let updates: Vec<TokenUpdate> = work
             .values()
-            .filter(|w| w.current.last_step != w.original.last_step
-                || w.current.failures != w.original.failures
-                || w.current.locked_at != w.original.locked_at
-                || w.current.state != w.original.state)
+            .filter(|w| {
+                w.current.last_step != w.original.last_step
+                    || w.current.failures != w.original.failures
+                    || w.current.locked_at != w.original.locked_at
+                    || w.current.state != w.original.state
+            })
             .map(token_update)
             .collect();
         let landed = tx.apply_token_updates(&updates).await?;
-        let lost: std::collections::HashSet<i64> = updates.iter().map(|u| u.id).filter(|id| !landed.contains(id)).collect();
+        let lost: std::collections::HashSet<i64> = updates
+            .iter()
+            .map(|u| u.id)
+            .filter(|id| !landed.contains(id))
+            .collect();
         pending.retain(|&i| {
             planned[i]
                 .as_ref()
@@ -1442,7 +1475,12 @@ async fn process_batch(inner: &Inner, batch: &[Job]) -> Result<Vec<Result<Verify
     if !pending.is_empty() {
         // Never seen: rows that keep changing under us. Answer honestly rather than loop.
         for &i in &pending {
-            planned[i] = Some(Planned { report: Err(EngineError::Unavailable), row: None, audits: vec![], notice: None });
+            planned[i] = Some(Planned {
+                report: Err(EngineError::Unavailable),
+                row: None,
+                audits: vec![],
+                notice: None,
+            });
         }
     }
     let mut out = Vec::with_capacity(batch.len());

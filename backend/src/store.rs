@@ -595,7 +595,6 @@ impl Tx {
         Ok(landed)
     }
 
-
     /// # Errors
     /// [`StoreError::Conflict`] when the login ID exists.
     pub async fn insert_customer(&mut self, c: &NewCustomer<'_>) -> Result<i64> {
@@ -752,8 +751,6 @@ impl Tx {
         .await?;
         Ok(n)
     }
-
-
 
     /// Lift a lock. Returns whether the token was locked.
     pub async fn unlock(&mut self, token_id: i64) -> Result<bool> {

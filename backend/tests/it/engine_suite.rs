@@ -666,7 +666,11 @@ async fn stale_rows_are_never_written(db: Db) {
     let read = store.token_by_user_id(&uid).await.unwrap().unwrap();
     // Meanwhile a verification elsewhere accepts the next step.
     env.clock.advance(60);
-    let r = env.engine.verify(&uid, env.code(&secret, 0), Purpose::Login, host()).await.unwrap();
+    let r = env
+        .engine
+        .verify(&uid, env.code(&secret, 0), Purpose::Login, host())
+        .await
+        .unwrap();
     assert_eq!(r.result, Outcome::Ok);
     let update = |expect: &backend::store::TokenRow| backend::store::TokenUpdate {
         id: expect.id,
@@ -685,11 +689,21 @@ async fn stale_rows_are_never_written(db: Db) {
     };
     let mut tx = store.begin().await.unwrap();
     let landed = tx.apply_token_updates(&[update(&read)]).await.unwrap();
-    assert!(landed.is_empty(), "a write based on a stale read must not land");
+    assert!(
+        landed.is_empty(),
+        "a write based on a stale read must not land"
+    );
     let fresh = tx.token(&uid).await.unwrap().unwrap();
     let landed = tx.apply_token_updates(&[update(&fresh)]).await.unwrap();
-    assert_eq!(landed.into_iter().collect::<Vec<_>>(), vec![fresh.id], "a write based on the current row lands");
+    assert_eq!(
+        landed.into_iter().collect::<Vec<_>>(),
+        vec![fresh.id],
+        "a write based on the current row lands"
+    );
     drop(tx); // rolled back
     let after = store.token_by_user_id(&uid).await.unwrap().unwrap();
-    assert_eq!(after.last_step, fresh.last_step, "a dropped transaction writes nothing");
+    assert_eq!(
+        after.last_step, fresh.last_step,
+        "a dropped transaction writes nothing"
+    );
 }
