@@ -23,6 +23,16 @@ use sha2::{Digest, Sha256};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+/// The span of a request names its route pattern (`/dl/{code}`), never the concrete path: paths
+/// carry download-link codes and user IDs, and the query string could carry anything.
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("(unmatched)", |m| m.as_str());
+    tracing::info_span!("request", method = %req.method(), route)
+}
+
 use crate::engine::Engine;
 
 /// A host API key, kept only as its SHA-256 digest: compared in constant time, never printed.
@@ -96,7 +106,7 @@ pub fn app(state: AppState) -> Router {
             Duration::from_secs(15),
         ))
         // Logs method, path, status and latency; never bodies or headers (which hold keys).
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }
 

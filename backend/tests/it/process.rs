@@ -476,6 +476,14 @@ async fn json_logs_never_contain_secrets_codes_or_passwords() {
             needle.len()
         );
     }
+    assert!(
+        logs.contains("/host/v1/tokens/{user_id}/verify"),
+        "request spans name the route pattern: {logs}"
+    );
+    assert!(
+        !logs.contains(&format!("/host/v1/tokens/{uid}/")),
+        "request spans never carry concrete paths (they hold user IDs and link codes)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
