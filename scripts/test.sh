@@ -18,7 +18,9 @@ as_root() {
 
 # --- system packages -----------------------------------------------------------------------
 PACKAGES=(oathtool postgresql postgresql-client pkg-config build-essential keyutils
-  chromium python3-aiosmtpd fonts-noto-cjk)  # customer screens: browser journey, SMTP on loopback
+  chromium python3-aiosmtpd fonts-noto-cjk  # customer screens: browser journey, SMTP on loopback
+  libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev librsvg2-dev libayatana-appindicator3-dev
+  libssl-dev xvfb xauth webkit2gtk-driver)  # the Tauri app: desktop build, Xvfb + WebKitWebDriver
 log "installing system packages: ${PACKAGES[*]}"
 export DEBIAN_FRONTEND=noninteractive
 if ! as_root apt-get install -y --no-install-recommends "${PACKAGES[@]}" >/tmp/otp-apt.log 2>&1; then
@@ -55,6 +57,17 @@ SQL
 fi
 export OTP_TEST_PG_URL=$PG_ADMIN_URL
 
+# --- the app's web UI (ui/): built before cargo, which embeds ui/dist into the app --------------
+node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' 2>/dev/null \
+  || { echo "Node.js 20+ with npm is needed for ui/ (the machine's nodejs package)" >&2; exit 1; }
+log "ui: npm ci, vitest, build, bundle size"
+(cd ui && npm ci --no-audit --no-fund >/tmp/otp-npm-ui.log 2>&1) || { cat /tmp/otp-npm-ui.log >&2; exit 1; }
+(cd ui && npm test && npm run build && npm run size)
+log "tauri-driver (WebDriver for the desktop app's journey)"
+cargo install tauri-driver --locked --version '^2' >/tmp/otp-tauri-driver.log 2>&1 \
+  || { cat /tmp/otp-tauri-driver.log >&2; exit 1; }
+export TAURI_DRIVER=${CARGO_HOME:-$HOME/.cargo}/bin/tauri-driver
+
 # --- Rust ---------------------------------------------------------------------------------
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 if [ -z "${SKIP_LINT:-}" ]; then
@@ -71,4 +84,6 @@ log "npm ci (tests/browser: playwright-core drives Debian's chromium; no browser
   || { cat /tmp/otp-npm-browser.log >&2; exit 1; }
 log "cargo test"
 cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-4}"
+log "ui: every screen in chromium with mocked IPC, both phone sizes (screenshots: ui/test-results/screens)"
+(cd ui && npm run test:screens)
 log "all tests passed"
