@@ -4,6 +4,7 @@
 mod browser;
 mod mail;
 mod screens;
+mod staff_browser;
 
 /// A `#[tokio::test]` per database around an `async fn(Db)`.
 #[macro_export]

@@ -350,6 +350,36 @@ async fn four_eyes_needs_a_second_supervisor(db: Db) {
         env.engine.token_status(&uid).await.unwrap().state,
         TokenState::Revoked
     );
+    // The requester may withdraw their own request; another supervisor may reject one.
+    let (uid2, _) = env.active_token("hana0001").await;
+    let cid2 = customer_id(&env, "hana0001").await;
+    for (decider, cancel, status) in [(&a, true, "cancelled"), (&b, false, "rejected")] {
+        let StaffDone::Requested { request_id: id2 } = env
+            .engine
+            .staff_revoke(&a, cid2, &uid2, "phone lost?", true, None)
+            .await
+            .unwrap()
+        else {
+            panic!("a request")
+        };
+        env.engine
+            .staff_decline(decider, id2, cancel, "found the phone", None)
+            .await
+            .unwrap();
+        let row = env
+            .engine
+            .store()
+            .staff_request(id2)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.status, status);
+        assert_eq!(
+            env.engine.token_status(&uid2).await.unwrap().state,
+            TokenState::Active,
+            "a {status} request changes nothing"
+        );
+    }
     let e = env
         .engine
         .staff_approve(&b, request_id, None)
