@@ -103,6 +103,13 @@ fn import_show_code_and_delete_without_a_secret_crossing_ipc() {
         "imported tokens have no offset"
     );
 
+    let clock = invoke(&w, "check_clock", json!({ "id": id })).unwrap();
+    assert_eq!(
+        clock,
+        json!({ "offset_secs": 0, "warning": false }),
+        "an imported token has no server to measure against"
+    );
+
     let again = invoke(&w, "import_otpauth", json!({ "uri": URI })).unwrap_err();
     assert_eq!(again["code"], "DUPLICATE_TOKEN");
     assert!(again["message_ja"].as_str().unwrap().contains("すでに登録"));

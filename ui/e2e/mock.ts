@@ -1,6 +1,7 @@
 // The Rust shell, faked with @tauri-apps/api's mockIPC for the screen tests: the page sets
 // `window.__mockConfig` (through Playwright's addInitScript) before this runs, and reads
 // `window.__calls` / `window.__clipboard` to see what the UI asked for.
+import { emit } from '@tauri-apps/api/event';
 import { mockIPC } from '@tauri-apps/api/mocks';
 import type { SetupLink, ShellError, TokenView } from '../src/api';
 
@@ -18,7 +19,13 @@ export interface MockConfig {
   scanResult?: string | null;
 }
 
-type W = Window & { __mockConfig?: MockConfig; __calls: { cmd: string; args: unknown }[]; __clipboard?: string };
+type W = Window & {
+  __mockConfig?: MockConfig;
+  __calls: { cmd: string; args: unknown }[];
+  __clipboard?: string;
+  /** What the shell does when the OS opens a link while the app runs. */
+  __openLink?: (l: SetupLink) => Promise<void>;
+};
 const w = window as unknown as W;
 const cfg: MockConfig = w.__mockConfig ?? {};
 w.__calls = [];
@@ -121,13 +128,14 @@ mockIPC(async (cmd, payload) => {
       return { camera: 'granted' };
     case 'plugin:barcode-scanner|scan':
       return { content: cfg.scanResult ?? '', format: 'QR_CODE', bounds: {} };
-    case 'plugin:event|listen':
-      return 1;
-    case 'plugin:event|unlisten':
-      return null;
     default:
       throw { code: 'INTERNAL', message_ja: `未対応: ${cmd}`, message_en: `unmocked: ${cmd}` };
   }
-});
+}, { shouldMockEvents: true });
+
+w.__openLink = async (l: SetupLink) => {
+  link = l;
+  await emit('setup-link', l);
+};
 
 await import('../src/main');

@@ -164,6 +164,22 @@ for (const size of SIZES) {
       await ctx.close();
     });
 
+    it('a link opened while the app runs fills a new setup', async () => {
+      const { page, ctx } = await open(size, { tokens: [token('tok-a')] });
+      await page.locator('#code[data-code]').waitFor();
+      await page.evaluate(() =>
+        (window as unknown as { __openLink: (l: unknown) => Promise<void> }).__openLink({
+          service_id: '10112231',
+          user_id: '386495327794',
+        }),
+      );
+      await page.locator('#link-filled').waitFor();
+      expect(await page.locator('#user_id').inputValue()).toBe('386495327794');
+      expect(await calls(page, 'take_setup_link'), 'taken at start and on the event').toHaveLength(2);
+      expect(await page.locator('#cancel-setup').isVisible(), 'back to the existing token').toBe(true);
+      await ctx.close();
+    });
+
     it('shows progress while sending, then the code', async () => {
       const { page, ctx } = await open(size, { setupDelayMs: 1500 });
       await page.locator('#service_id').fill('１０１１２２３１'); // full-width digits from an IME
@@ -402,3 +418,76 @@ for (const size of SIZES) {
     });
   });
 }
+
+/** WCAG contrast ratio of an element's text against the first opaque background behind it. */
+async function worstContrast(page: Page, selectors: string[]): Promise<{ selector: string; ratio: number }> {
+  return page.evaluate((sels) => {
+    const rgb = (c: string) => (c.match(/[\d.]+/g) ?? []).map(Number);
+    const lum = (c: number[]) => {
+      const [r, g, b] = c.slice(0, 3).map((v) => {
+        const s = v / 255;
+        return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+      });
+      return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    };
+    const bgOf = (el: Element | null): number[] => {
+      for (let e = el; e; e = e.parentElement) {
+        const c = rgb(getComputedStyle(e).backgroundColor);
+        if (c.length === 3 || (c.length === 4 && c[3] > 0.9)) return c;
+      }
+      return rgb(getComputedStyle(document.documentElement).backgroundColor);
+    };
+    let worst = { selector: '', ratio: 99 };
+    for (const sel of sels) {
+      for (const el of Array.from(document.querySelectorAll(sel))) {
+        const fg = lum(rgb(getComputedStyle(el).color));
+        const bg = lum(bgOf(el));
+        const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+        if (ratio < worst.ratio) worst = { selector: sel, ratio };
+      }
+    }
+    return worst;
+  }, selectors);
+}
+
+describe('accessibility', () => {
+  const TEXT = ['h1', '.lang-btn', 'label', '.hint', '.intro', '.terms-box li', 'button.primary', 'button.secondary', '.field-error', '.alert', '.notice', 'button.code', '.countdown .seconds', '.token-label', '.info dt', '.info dd', 'button.danger'];
+
+  for (const dark of [false, true]) {
+    it(`text contrast is at least 4.5:1 (${dark ? 'dark' : 'light'})`, async () => {
+      const size = SIZES[1];
+      const a = await open(size, { setupError: NETWORK }, { dark });
+      await a.page.getByRole('button', { name: '送信' }).click();
+      await a.page.locator('#agreed-error').waitFor();
+      const setup = await worstContrast(a.page, TEXT);
+      expect(setup.ratio, `setup: ${setup.selector}`).toBeGreaterThanOrEqual(4.5);
+      await a.ctx.close();
+
+      const b = await open(size, { tokens: [token('tok-a', { clock_offset_secs: 125 })], clockOffset: 125 }, { dark });
+      await b.page.locator('#clock-warning:not([hidden])').waitFor();
+      const code = await worstContrast(b.page, TEXT);
+      expect(code.ratio, `code: ${code.selector}`).toBeGreaterThanOrEqual(4.5);
+      await b.page.locator('#open-settings').click();
+      await b.page.locator('#token-info').waitFor();
+      const settings = await worstContrast(b.page, TEXT);
+      expect(settings.ratio, `settings: ${settings.selector}`).toBeGreaterThanOrEqual(4.5);
+      await b.ctx.close();
+    });
+  }
+
+  it('every input has a label and every button a name', async () => {
+    const { page, ctx } = await open(SIZES[0], { tokens: [token('tok-a')] });
+    await page.locator('#code[data-code]').waitFor();
+    const unnamed = await page.evaluate(() =>
+      Array.from(document.querySelectorAll('button, input'))
+        .filter((el) => {
+          const e = el as HTMLElement;
+          const labelled = (el as HTMLInputElement).labels?.length ?? 0;
+          return !e.getAttribute('aria-label') && !e.textContent?.trim() && labelled === 0;
+        })
+        .map((el) => el.outerHTML),
+    );
+    expect(unnamed).toEqual([]);
+    await ctx.close();
+  });
+});

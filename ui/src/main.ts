@@ -724,5 +724,13 @@ async function start() {
   else home();
 }
 
-void api.onSetupLink((link) => fillFromLink(link)).catch(() => undefined);
+// A link opened while the app runs: take it (so it is not offered again) and fill the form.
+void api
+  .onSetupLink((link) => {
+    void api
+      .takeSetupLink()
+      .catch(() => null)
+      .then((taken) => fillFromLink(taken ?? link));
+  })
+  .catch(() => undefined);
 void start();
