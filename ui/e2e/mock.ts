@@ -17,6 +17,7 @@ export interface MockConfig {
   /** Server minus device seconds, reported in frames when past 30 s. */
   clockOffset?: number;
   scanResult?: string | null;
+  importError?: ShellError;
 }
 
 type W = Window & {
@@ -106,6 +107,7 @@ mockIPC(async (cmd, payload) => {
       tokens = tokens.filter((t) => t.id !== args.id);
       return null;
     case 'import_otpauth': {
+      if (cfg.importError) throw cfg.importError;
       const token: TokenView = {
         ...bankToken('', ''),
         id: 'tok-imported',

@@ -106,6 +106,7 @@ async function open(
 
 async function shot(page: Page, size: { width: number }, name: string) {
   // Two animation frames, so the screenshot shows the DOM as it is now (PLATFORM.md).
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
   await page.screenshot({ path: join(SHOTS, `${size.width}-${name}.png`), fullPage: true });
 }
@@ -406,6 +407,24 @@ for (const size of SIZES) {
       await page.locator('#code[data-code]').waitFor();
       expect(await calls(page, 'import_otpauth')).toEqual([{ uri }]);
       expect(await page.locator('#token-label').textContent()).toBe('ACME Co (alice@example.com)');
+      await ctx.close();
+    });
+
+    it('on a phone, a QR code that is not an otpauth URI is refused in words', async () => {
+      const { page, ctx } = await open(size, {
+        mobile: true,
+        scanResult: 'https://example.com/not-a-token',
+        importError: {
+          code: 'OTPAUTH_SCHEME',
+          message_ja: 'QRコードの内容がワンタイムパスワードの設定として正しくありません。',
+          message_en: 'x',
+        },
+      });
+      await page.locator('#scan').click();
+      await page.locator('#action-error').waitFor();
+      expect(await page.locator('#action-error').textContent()).toBe('QRコードの内容がワンタイムパスワードの設定として正しくありません。');
+      expect(await page.locator('#scan').isEnabled(), 'can scan again').toBe(true);
+      await shot(page, size, '21-scan-refused');
       await ctx.close();
     });
 

@@ -270,6 +270,7 @@ function setupScreen(): HTMLElement {
     h('p', { class: 'intro' }, tx.setupIntro),
     s.linkFilled ? h('p', { class: 'notice', role: 'status', id: 'link-filled' }, tx.linkFilled) : null,
     noticeEl(),
+    actionErrorEl(),
     s.serverError
       ? h('p', { class: 'alert', role: 'alert', tabindex: -1, id: 'setup-error', 'data-code': s.serverError.code }, msg(s.serverError))
       : null,
@@ -387,7 +388,7 @@ async function onScan() {
     show({ name: 'code', id: token.id });
   } catch (e) {
     state.scanning = false;
-    show(state.view);
+    state.notice = null;
     state.actionError = toShellError(e);
     show(state.view, { keepNotice: true });
   }
@@ -463,6 +464,7 @@ function codeScreen(id: string): HTMLElement {
       timer,
       next,
       noticeEl(),
+      actionErrorEl(),
       !many ? h('button', { class: 'secondary', type: 'button', id: 'add-token', onclick: () => startSetup() }, tx.addToken) : null,
       !many && state.info.mobile ? scanButton() : null,
     ),
