@@ -103,18 +103,98 @@ impl Engine {
                 }
             },
         };
-        let ok = self.password_ok(password, phc).await? && customer.is_some();
-        self.audit_now(NewAudit {
-            at: now_i64(self.now()),
+        let Some(customer) = customer else {
+            // Unknown login ID: the same Argon2 work, then the same answer as a wrong password.
+            let _ = self.password_ok(password, phc).await?;
+            self.audit_now(NewAudit {
+                at: now_i64(self.now()),
+                actor: &actor.name,
+                action: "login_password",
+                outcome: "invalid",
+                ip: actor.ip.as_deref(),
+                ..Default::default()
+            })
+            .await?;
+            return Ok(None);
+        };
+        let ok = self
+            .throttled_password(
+                &customer,
+                password,
+                phc,
+                actor,
+                "login_password",
+                Some("ok"),
+                "invalid",
+            )
+            .await?;
+        Ok(ok.then_some(customer))
+    }
+
+    /// Check one of a customer's passwords, counting consecutive failures: at
+    /// `policy.max_password_failures` the customer's passwords lock for
+    /// `policy.password_lock_seconds`, and while locked even the right password is refused
+    /// (audited as `password_locked`). A right password resets the count.
+    #[allow(clippy::too_many_arguments)] // reason: the audit wording differs per caller
+    async fn throttled_password(
+        &self,
+        c: &CustomerRow,
+        password: Zeroizing<String>,
+        phc: String,
+        actor: &Actor,
+        action: &str,
+        ok_outcome: Option<&str>,
+        fail_outcome: &str,
+    ) -> Result<bool> {
+        let now = now_i64(self.now());
+        let policy = self.policy();
+        let unlock_before =
+            now.saturating_sub(i64::try_from(policy.password_lock_seconds).unwrap_or(i64::MAX));
+        let audit = |outcome| NewAudit {
+            at: now,
             actor: &actor.name,
-            customer_id: customer.as_ref().map(|c| c.id),
-            action: "login_password",
-            outcome: if ok { "ok" } else { "invalid" },
+            customer_id: Some(c.id),
+            action,
+            outcome,
             ip: actor.ip.as_deref(),
             ..Default::default()
-        })
-        .await?;
-        Ok(customer.filter(|_| ok))
+        };
+        if c.password_locked_at.is_some_and(|at| at > unlock_before) {
+            let mut tx = self.store().begin().await?;
+            tx.audit(&audit("password_locked")).await?;
+            tx.commit().await?;
+            return Ok(false);
+        }
+        let ok = self.password_ok(password, phc).await?;
+        let mut tx = self.store().begin().await?;
+        let accepted = if ok {
+            tx.reset_password_failures(c.id).await?;
+            if let Some(o) = ok_outcome {
+                tx.audit(&audit(o)).await?;
+            }
+            true
+        } else {
+            let max = i64::from(policy.max_password_failures);
+            match tx
+                .count_password_failure(c.id, max, now, unlock_before)
+                .await?
+            {
+                Some((n, true)) => {
+                    tx.audit(&audit(fail_outcome)).await?;
+                    tx.audit(&NewAudit {
+                        action: "password_lock",
+                        detail: Some(serde_json::json!({ "failures": n }).to_string()),
+                        ..audit("locked")
+                    })
+                    .await?;
+                }
+                Some(_) => tx.audit(&audit(fail_outcome)).await?,
+                None => tx.audit(&audit("password_locked")).await?,
+            }
+            false
+        };
+        tx.commit().await?;
+        Ok(accepted)
     }
 
     /// Check the customer's confirmation password (確認用パスワード).
@@ -133,22 +213,17 @@ impl Engine {
             .customer_by_id(customer_id)
             .await?
             .ok_or(DomainError::UnknownCustomer)?;
-        let ok = self
-            .password_ok(password, c.confirmation_password_hash)
-            .await?;
-        if !ok {
-            self.audit_now(NewAudit {
-                at: now_i64(self.now()),
-                actor: &actor.name,
-                customer_id: Some(customer_id),
-                action,
-                outcome: "wrong_confirmation_password",
-                ip: actor.ip.as_deref(),
-                ..Default::default()
-            })
-            .await?;
-        }
-        Ok(ok)
+        let phc = c.confirmation_password_hash.clone();
+        self.throttled_password(
+            &c,
+            password,
+            phc,
+            actor,
+            action,
+            None,
+            "wrong_confirmation_password",
+        )
+        .await
     }
 
     /// The customer's token and whether a new one may be issued (BOP001).

@@ -240,6 +240,10 @@ pub struct Policy {
     pub issuance_ttl_days: u32,
     /// Wrong activation passwords that kill an issuance.
     pub max_activation_failures: u32,
+    /// Consecutive wrong login or confirmation passwords that lock a customer's password use.
+    pub max_password_failures: u32,
+    /// Seconds a password lock lasts.
+    pub password_lock_seconds: u64,
 }
 
 impl Default for Policy {
@@ -251,6 +255,8 @@ impl Default for Policy {
             lock_seconds: None,
             issuance_ttl_days: 7,
             max_activation_failures: 5,
+            max_password_failures: 10,
+            password_lock_seconds: 1800,
         }
     }
 }
@@ -267,6 +273,9 @@ impl Policy {
         }
         if self.max_failures == 0 || self.max_failures > 20 {
             return Err("policy.max_failures must be 1..=20".into());
+        }
+        if self.max_password_failures == 0 || self.max_password_failures > 50 {
+            return Err("policy.max_password_failures must be 1..=50".into());
         }
         if self.max_activation_failures == 0 || self.max_activation_failures > 20 {
             return Err("policy.max_activation_failures must be 1..=20".into());

@@ -76,6 +76,8 @@ pub struct CustomerRow {
     pub confirmation_password_hash: String,
     pub reissue_waived: i64,
     pub created_at: i64,
+    pub password_failures: i64,
+    pub password_locked_at: Option<i64>,
 }
 
 /// A token row. No `Debug`: it carries the sealed secret and a password hash.
@@ -620,6 +622,44 @@ impl Tx {
                 .fetch_optional(&mut *self.0)
                 .await?,
         )
+    }
+
+    /// Count a wrong password for a customer, locking at `max`, unless already locked (a lifted
+    /// lock restarts the count): one conditional UPDATE. `None`: it was locked, nothing counted.
+    pub async fn count_password_failure(
+        &mut self,
+        customer_id: i64,
+        max: i64,
+        now: i64,
+        unlock_before: i64,
+    ) -> Result<Option<(i64, bool)>> {
+        let row: Option<(i64, Option<i64>)> = sqlx::query_as(
+            "UPDATE customers SET \
+               password_failures = CASE WHEN password_locked_at IS NULL THEN password_failures + 1 ELSE 1 END, \
+               password_locked_at = CASE WHEN (CASE WHEN password_locked_at IS NULL THEN password_failures + 1 ELSE 1 END) >= $1 \
+                                    THEN $2 ELSE NULL END \
+             WHERE id = $3 AND (password_locked_at IS NULL OR password_locked_at <= $4) \
+             RETURNING password_failures, password_locked_at",
+        )
+        .bind(max)
+        .bind(now)
+        .bind(customer_id)
+        .bind(unlock_before)
+        .fetch_optional(&mut *self.0)
+        .await?;
+        Ok(row.map(|(n, locked)| (n, locked.is_some())))
+    }
+
+    /// A right password: the count starts again and a lifted lock is cleared.
+    pub async fn reset_password_failures(&mut self, customer_id: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE customers SET password_failures = 0, password_locked_at = NULL \
+             WHERE id = $1 AND (password_failures <> 0 OR password_locked_at IS NOT NULL)",
+        )
+        .bind(customer_id)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
     }
 
     pub async fn set_reissue_waived(&mut self, customer_id: i64, waived: bool) -> Result<()> {

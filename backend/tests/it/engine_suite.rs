@@ -20,6 +20,7 @@ both_dbs!(
     audit_trail_has_no_secrets,
     other_customers_token_is_untouched,
     stale_rows_are_never_written,
+    password_guessing_locks_the_customer,
 );
 
 async fn lifecycle_end_to_end(db: Db) {
@@ -706,4 +707,90 @@ async fn stale_rows_are_never_written(db: Db) {
         after.last_step, fresh.last_step,
         "a dropped transaction writes nothing"
     );
+}
+
+/// Login and confirmation passwords cannot be guessed without limit: 10 consecutive wrong ones
+/// lock them (the right one included) for the lock time; a right one resets the count.
+async fn password_guessing_locks_the_customer(db: Db) {
+    let env = Env::new(db).await;
+    env.customer("guess01").await;
+    let me = Actor::new("customer", Some("192.0.2.7".into()));
+    let login = |pw: &'static str| {
+        let engine = env.engine.clone();
+        let me = me.clone();
+        async move {
+            engine
+                .customer_login("guess01", z(pw), &me)
+                .await
+                .unwrap()
+                .is_some()
+        }
+    };
+    for _ in 0..9 {
+        assert!(!login("wrongpass1").await);
+    }
+    assert!(
+        login("loginpass1").await,
+        "nine failures do not lock; the right password resets the count"
+    );
+    for _ in 0..9 {
+        assert!(!login("wrongpass1").await);
+    }
+    let id = env
+        .engine
+        .store()
+        .customer_by_login("guess01")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    // The confirmation password shares the count: the tenth failure, on it, locks.
+    assert!(!env
+        .engine
+        .check_confirmation_password(id, z("wrong99"), &me, "transfer")
+        .await
+        .unwrap());
+    assert!(
+        !login("loginpass1").await,
+        "locked: even the right login password is refused"
+    );
+    assert!(
+        !env.engine
+            .check_confirmation_password(id, z("conf123"), &me, "transfer")
+            .await
+            .unwrap(),
+        "and the right confirmation password"
+    );
+    env.clock.advance(1799);
+    assert!(
+        !login("loginpass1").await,
+        "still locked just before the lock time ends"
+    );
+    env.clock.advance(1);
+    assert!(
+        login("loginpass1").await,
+        "the lock lifts after policy.password_lock_seconds"
+    );
+    let audit: Vec<(String, String)> = sqlx_audit(&env, id).await;
+    assert!(
+        audit
+            .iter()
+            .any(|(a, o)| a == "password_lock" && o == "locked"),
+        "{audit:?}"
+    );
+    assert!(
+        audit.iter().filter(|(_, o)| o == "password_locked").count() >= 3,
+        "{audit:?}"
+    );
+}
+
+async fn sqlx_audit(env: &Env, customer_id: i64) -> Vec<(String, String)> {
+    env.engine
+        .store()
+        .audit_for_customer(customer_id, 1000, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.action, a.outcome))
+        .collect()
 }
