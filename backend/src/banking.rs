@@ -49,30 +49,7 @@ fn now_i64(t: u64) -> i64 {
     i64::try_from(t).unwrap_or(i64::MAX)
 }
 
-/// A hash of a random password under the configured cost, checked when the login ID is
-/// unknown so that the answer takes as long as for a known one.
-static DUMMY_PHC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-
 impl Engine {
-    async fn password_ok(&self, password: Zeroizing<String>, phc: String) -> Result<bool> {
-        let hasher = self.hasher().clone();
-        tokio::task::spawn_blocking(move || hasher.verify(&password, &phc))
-            .await
-            .map_err(|e| EngineError::Internal(e.into()))
-    }
-
-    /// Hash a password off the async threads.
-    ///
-    /// # Errors
-    /// The hasher failed.
-    pub async fn hash_password(&self, password: Zeroizing<String>) -> Result<String> {
-        let hasher = self.hasher().clone();
-        tokio::task::spawn_blocking(move || hasher.hash(&password))
-            .await
-            .map_err(|e| EngineError::Internal(e.into()))?
-            .map_err(EngineError::from)
-    }
-
     async fn audit_now(&self, e: NewAudit<'_>) -> Result<()> {
         let mut tx = self.store().begin().await?;
         tx.audit(&e).await?;
@@ -93,15 +70,7 @@ impl Engine {
         let customer = self.store().customer_by_login(login_id).await?;
         let phc = match &customer {
             Some(c) => c.login_password_hash.clone(),
-            None => match DUMMY_PHC.get() {
-                Some(p) => p.clone(),
-                None => {
-                    let p = self
-                        .hash_password(Zeroizing::new(hex::encode(rand::random::<[u8; 16]>())))
-                        .await?;
-                    DUMMY_PHC.get_or_init(|| p).clone()
-                }
-            },
+            None => self.dummy_phc().await?,
         };
         let Some(customer) = customer else {
             // Unknown login ID: the same Argon2 work, then the same answer as a wrong password.

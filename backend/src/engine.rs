@@ -427,7 +427,11 @@ impl Engine {
         &self.inner.hasher
     }
 
-    async fn hash(&self, password: Zeroizing<String>) -> Result<String> {
+    /// Hash a password with Argon2id, off the async threads.
+    ///
+    /// # Errors
+    /// The hasher failed.
+    pub async fn hash_password(&self, password: Zeroizing<String>) -> Result<String> {
         let hasher = self.inner.hasher.clone();
         tokio::task::spawn_blocking(move || hasher.hash(&password))
             .await
@@ -435,11 +439,29 @@ impl Engine {
             .map_err(EngineError::from)
     }
 
-    async fn check_password(&self, password: Zeroizing<String>, phc: String) -> Result<bool> {
+    /// Check a password against its stored hash, off the async threads.
+    pub(crate) async fn password_ok(
+        &self,
+        password: Zeroizing<String>,
+        phc: String,
+    ) -> Result<bool> {
         let hasher = self.inner.hasher.clone();
         tokio::task::spawn_blocking(move || hasher.verify(&password, &phc))
             .await
             .map_err(|e| EngineError::Internal(e.into()))
+    }
+
+    /// The hash of a random password under the configured cost, checked in place of a real one
+    /// when a login ID is unknown, so the answer takes as long as for a known one.
+    pub(crate) async fn dummy_phc(&self) -> Result<String> {
+        static DUMMY_PHC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        if let Some(p) = DUMMY_PHC.get() {
+            return Ok(p.clone());
+        }
+        let p = self
+            .hash_password(Zeroizing::new(hex::encode(rand::random::<[u8; 16]>())))
+            .await?;
+        Ok(DUMMY_PHC.get_or_init(|| p).clone())
     }
 
     /// Create an internet-banking customer.
@@ -492,8 +514,8 @@ impl Engine {
                 "confirmation_password must be 6-12 half-width letters and digits",
             ));
         }
-        let login_hash = self.hash(login_password).await?;
-        let confirm_hash = self.hash(confirmation_password).await?;
+        let login_hash = self.hash_password(login_password).await?;
+        let confirm_hash = self.hash_password(confirmation_password).await?;
         let now = now_i64(self.now());
         let mut tx = self.inner.store.begin().await?;
         let id = match tx
@@ -556,7 +578,7 @@ impl Engine {
             .customer_by_login(login_id)
             .await?
             .ok_or(DomainError::UnknownCustomer)?;
-        let act_hash = self.hash(activation_password).await?;
+        let act_hash = self.hash_password(activation_password).await?;
         Ok(self
             .issue_hashed(customer.id, email, &act_hash, None, actor)
             .await?
@@ -947,7 +969,7 @@ impl Engine {
             return Err(err);
         }
         let ok = self
-            .check_password(activation_password, row.activation_password_hash.clone())
+            .password_ok(activation_password, row.activation_password_hash.clone())
             .await?;
         let mut tx = self.inner.store.begin().await?;
         if !ok {
@@ -1168,7 +1190,7 @@ impl Engine {
                 "staff passwords must be 12-128 characters",
             ));
         }
-        let hash = self.hash(password).await?;
+        let hash = self.hash_password(password).await?;
         let now = now_i64(self.now());
         let mut tx = self.inner.store.begin().await?;
         let id = match tx.insert_staff(login_id, name, role, &hash, now).await {
