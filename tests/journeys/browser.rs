@@ -1,9 +1,8 @@
 //! The whole journey in a real browser: Playwright (npm `playwright-core`) driving Debian's
 //! chromium through `tests/browser/journey.mjs`. This test starts the backend and a real SMTP
 //! server, plus a small control server the script calls for what a person would do outside
-//! the browser: read the mail, set the app up (through the domain until the app's
-//! provisioning API is used here), read the app's code (which moves the clock one step, so no
-//! code is a replay). Screenshots of every screen, Japanese and English, go to
+//! the browser: read the mail, set the app up (through the app's provisioning API), read the
+//! app's code (which moves the clock one step, so no code is a replay). Screenshots of every screen, Japanese and English, go to
 //! `tests/artifacts/screens/`.
 
 use std::net::SocketAddr;
@@ -38,15 +37,28 @@ async fn mail(
     )
 }
 
+/// The app's side of setup, as the app does it: the provisioning API (`POST /app/v1/setup`)
+/// with the IDs from the mail and the activation password the customer chose.
 async fn provision(State(c): Ctl, Json(v): Json<Value>) -> Json<Value> {
-    let secret = c
-        .env
-        .provision(
-            v["user_id"].as_str().unwrap(),
-            v["activation_password"].as_str().unwrap(),
-        )
-        .await;
-    *c.secret.lock().unwrap() = Some(secret);
+    let req = json!({
+        "service_id": "10112231",
+        "user_id": v["user_id"],
+        "activation_password": v["activation_password"],
+        "device": {"platform": "android", "model": "Pixel 8", "os_version": "15", "app_version": "1.0.0"},
+    });
+    let res = reqwest::Client::new()
+        .post(format!("{}/app/v1/setup", c.env.base))
+        .json(&req)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        200,
+        "the app's setup is accepted once the link was opened"
+    );
+    let setup: protocol::SetupResponse = res.json().await.unwrap();
+    *c.secret.lock().unwrap() = Some(setup.secret.0);
     Json(json!({ "ok": true }))
 }
 
