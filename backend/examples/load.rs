@@ -149,10 +149,11 @@ fn main() -> anyhow::Result<()> {
         args.db, args.tokens, args.seconds
     );
     println!(
-        "{:>5} {:>12} {:>9} {:>9} {:>9} {:>8}",
-        "conc", "verif/s", "p50 ms", "p99 ms", "max ms", "non-ok"
+        "{:>5} {:>12} {:>9} {:>9} {:>9} {:>8} {:>10} {:>9}",
+        "conc", "verif/s", "p50 ms", "p99 ms", "max ms", "non-ok", "avg batch", "batch ms"
     );
     for &c in &args.concurrency {
+        let before = batch_totals(&engine);
         let r = client_rt.block_on(drive(
             &addr,
             tokens.clone(),
@@ -160,14 +161,18 @@ fn main() -> anyhow::Result<()> {
             c,
             Duration::from_secs(args.seconds),
         ))?;
+        let after = batch_totals(&engine);
+        let batches = (after.0 - before.0).max(1.0);
         println!(
-            "{:>5} {:>12.0} {:>9.2} {:>9.2} {:>9.2} {:>8}",
+            "{:>5} {:>12.0} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>10.1} {:>9.2}",
             c,
             r.rate,
             r.p50 * 1e3,
             r.p99 * 1e3,
             r.max * 1e3,
-            r.not_ok
+            r.not_ok,
+            (after.1 - before.1) / batches,
+            (after.2 - before.2) / batches * 1e3
         );
     }
     server_rt.block_on(engine.store().close());
@@ -333,4 +338,22 @@ async fn drive(
 fn clock_now(c: &ManualClock) -> u64 {
     use backend::engine::Clock;
     c.now()
+}
+
+/// (batches, verifications in them, seconds spent in them) from the server's metrics.
+fn batch_totals(engine: &backend::engine::Engine) -> (f64, f64, f64) {
+    let text = engine.metrics().render();
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(name)
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+            })
+            .unwrap_or(0.0)
+    };
+    (
+        value("otp_verify_batch_size_count "),
+        value("otp_verify_batch_size_sum "),
+        value("otp_verify_batch_duration_seconds_sum "),
+    )
 }

@@ -17,6 +17,8 @@ pub struct Metrics {
     registry: Arc<Registry>,
     verifications: Family<OutcomeLabels, Counter>,
     verify_latency: Histogram,
+    batch_size: Histogram,
+    batch_latency: Histogram,
 }
 
 impl Default for Metrics {
@@ -35,10 +37,24 @@ impl Default for Metrics {
             "Time from receiving a verification to its durable answer",
             verify_latency.clone(),
         );
+        let batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 13));
+        registry.register(
+            "verify_batch_size",
+            "Verifications per group commit",
+            batch_size.clone(),
+        );
+        let batch_latency = Histogram::new(exponential_buckets(0.000_1, 2.0, 16));
+        registry.register(
+            "verify_batch_duration_seconds",
+            "Time of one group commit: read, decide, write, fsync",
+            batch_latency.clone(),
+        );
         Metrics {
             registry: Arc::new(registry),
             verifications,
             verify_latency,
+            batch_size,
+            batch_latency,
         }
     }
 }
@@ -49,6 +65,11 @@ impl Metrics {
             .get_or_create(&vec![("outcome", outcome.to_owned())])
             .inc();
         self.verify_latency.observe(took.as_secs_f64());
+    }
+
+    pub fn observe_batch(&self, size: usize, took: Duration) {
+        self.batch_size.observe(size as f64);
+        self.batch_latency.observe(took.as_secs_f64());
     }
 
     /// The OpenMetrics text exposition.

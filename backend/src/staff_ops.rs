@@ -737,7 +737,7 @@ impl Engine {
 
     async fn queue_request(
         &self,
-        tx: &mut Tx,
+        tx: &mut Tx<'_>,
         actor: &Actor,
         req: NewStaffRequest<'_>,
     ) -> Result<i64> {
@@ -772,7 +772,7 @@ impl Engine {
 
     async fn reprovision_in_tx(
         &self,
-        tx: &mut Tx,
+        tx: &mut Tx<'_>,
         actor: &Actor,
         plan: &ReprovisionPlan<'_>,
         now: i64,
@@ -1061,7 +1061,7 @@ struct ReprovisionPlan<'a> {
 
 /// Revoke a live token in the caller's transaction, with its audit event.
 async fn revoke_in_tx(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     user_id: &str,
     actor: &Actor,
     detail: serde_json::Value,

@@ -244,6 +244,10 @@ impl Store {
         let base = || {
             AnyPoolOptions::new()
                 .acquire_timeout(opts.acquire_timeout)
+                // No ping before every acquire: a dead connection fails the statement, the
+                // request answers "unavailable" and the pool replaces it. The ping was a round
+                // trip per group commit.
+                .test_before_acquire(false)
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
                         if kind == DbKind::Sqlite {
@@ -252,6 +256,10 @@ impl Store {
                             conn.execute("PRAGMA journal_mode = WAL").await?;
                             conn.execute("PRAGMA synchronous = FULL").await?;
                             conn.execute("PRAGMA busy_timeout = 5000").await?;
+                            // Checkpoints run in the background (Store::spawn_checkpointer),
+                            // not inside a committing verification batch; this bound is only
+                            // the safety net should that task stop.
+                            conn.execute("PRAGMA wal_autocheckpoint = 20000").await?;
                             conn.execute("PRAGMA foreign_keys = ON").await?;
                         }
                         Ok(())
@@ -303,9 +311,68 @@ impl Store {
     ///
     /// # Errors
     /// Database unreachable.
-    pub async fn begin(&self) -> Result<Tx> {
+    pub async fn begin(&self) -> Result<Tx<'static>> {
+        let tx = match self.kind {
+            // IMMEDIATE takes SQLite's write lock at once (waiting under busy_timeout), so a
+            // transaction that reads before it writes never fails on a snapshot another writer
+            // moved on.
+            DbKind::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
+            DbKind::Postgres => self.write.begin().await?,
+        };
         Ok(Tx(
-            self.write.begin().await?,
+            tx,
+            TxState {
+                kind: self.kind,
+                audits: Vec::new(),
+            },
+        ))
+    }
+
+    /// On SQLite, copy the write-ahead log back into the database every half second from a
+    /// reader connection (PASSIVE: never blocks the writer), so commits on the verification
+    /// path do not pay for checkpoints. No-op on PostgreSQL.
+    pub fn spawn_checkpointer(&self) {
+        if self.kind != DbKind::Sqlite {
+            return;
+        }
+        let pool = self.read.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                if pool.is_closed() {
+                    return;
+                }
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&pool)
+                    .await
+                {
+                    tracing::debug!(error = %e, "background WAL checkpoint failed; retrying");
+                }
+            }
+        });
+    }
+
+    /// A write connection of its own, out of the pool (for a long-lived worker).
+    ///
+    /// # Errors
+    /// Database unreachable.
+    pub async fn dedicated_writer(&self) -> Result<sqlx::AnyConnection> {
+        Ok(self.write.acquire().await?.detach())
+    }
+
+    /// Begin a write transaction on a connection from [`Store::dedicated_writer`].
+    ///
+    /// # Errors
+    /// Database unreachable.
+    pub async fn begin_on<'c>(&self, conn: &'c mut sqlx::AnyConnection) -> Result<Tx<'c>> {
+        use sqlx::Connection as _;
+        let tx = match self.kind {
+            DbKind::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
+            DbKind::Postgres => conn.begin().await?,
+        };
+        Ok(Tx(
+            tx,
             TxState {
                 kind: self.kind,
                 audits: Vec::new(),
@@ -435,9 +502,9 @@ const AUDIT_CHUNK: usize = 256;
 /// Group commit wants few statements per verification: audit events are collected and inserted
 /// with multi-row INSERTs just before COMMIT (still inside the transaction, so an event is
 /// durable exactly when the state it describes is).
-pub struct Tx(Transaction<'static, Any>, TxState);
+pub struct Tx<'c>(Transaction<'c, Any>, TxState);
 
-impl Tx {
+impl Tx<'_> {
     /// Write the pending audit events, then commit.
     ///
     /// # Errors

@@ -128,7 +128,7 @@ pub fn link_code_hash(code: &str) -> String {
 /// The database refused the writes.
 #[allow(clippy::too_many_arguments)] // reason: one issuance's facts, named at the single call
 pub async fn enqueue_issuance(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     links: &LinkSettings,
     customer_id: i64,
     token_id: i64,
@@ -170,7 +170,7 @@ pub async fn enqueue_issuance(
 /// # Errors
 /// The database refused the write.
 pub async fn enqueue_notice(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     row: &TokenRow,
     notice: Notice,
     event: &str,

@@ -268,7 +268,7 @@ impl Store {
     }
 }
 
-impl Tx {
+impl Tx<'_> {
     /// Put a mail in the outbox; false when a mail for the same event is there already.
     pub async fn enqueue_mail(&mut self, m: &NewMail<'_>) -> Result<bool> {
         Ok(sqlx::query(

@@ -223,7 +223,7 @@ impl Store {
     }
 }
 
-impl Tx {
+impl Tx<'_> {
     /// Make every download link of a token unusable from `now` (a fresh one replaces them).
     pub async fn expire_download_links(&mut self, token_id: i64, now: i64) -> Result<u64> {
         Ok(sqlx::query(
