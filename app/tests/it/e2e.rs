@@ -2,7 +2,7 @@
 //! setup as the app sees it.
 //!
 //! Mail: the issuance is made through the host API and the download link is opened through the
-//! engine (`open_link`), standing in for the customer clicking the mailed link.
+//! mail the backend wrote to its outbox, as the customer does.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -132,12 +132,34 @@ impl Backend {
         v["user_id"].as_str().unwrap().to_owned()
     }
 
-    /// The customer opens the mailed download link.
+    /// The customer opens the mailed download link: the mail worker writes the outbox as .eml
+    /// files (the embedded default, no SMTP configured), the link is read from the issuance
+    /// mail for `user_id` and fetched over HTTP, as the phone's browser would.
     pub async fn open_link(&self, user_id: &str) {
-        self.engine
-            .open_link(user_id, &Actor::new("customer", None))
+        let worker = backend::mail::MailWorker::new(
+            self.engine.store().clone(),
+            &backend::mail::MailConfig::default(),
+            self._data.path(),
+            &self.base,
+        )
+        .unwrap();
+        worker.run_once().await.unwrap();
+        let outbox = self._data.path().join("outbox");
+        let mail = std::fs::read_dir(&outbox)
+            .unwrap()
+            .map(|e| tests::parse_mail(&std::fs::read_to_string(e.unwrap().path()).unwrap()))
+            .find(|m| m.body.contains(user_id) && m.body.contains("/dl/"))
+            .expect("the issuance mail for this user ID is in the outbox");
+        let url = tests::download_url(&mail);
+        let path = &url[url.find("/dl/").unwrap()..];
+        let res = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("user-agent", "Mozilla/5.0 (Linux; Android 15; Pixel 8)")
+            .send()
             .await
             .unwrap();
+        assert_eq!(res.status(), 200, "the download page opens");
     }
 }
 
