@@ -11,7 +11,7 @@ use app::{
     Vault,
 };
 use backend::config::{ApiKey, Argon2Config, Config, Hidden};
-use backend::engine::{Actor, Clock, Engine};
+use backend::engine::{Clock, Engine};
 use protocol::{DeviceInfo, Sensitive};
 use serde_json::{json, Value};
 
