@@ -9,5 +9,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     fileParallelism: false,
+    // The app ticks once a second on its own timer; on a loaded 2-core CI machine a tick plus
+    // the mocked IPC round trip can take longer than expect.poll's default 1 s.
+    expect: { poll: { timeout: 5_000 } },
   },
 });
