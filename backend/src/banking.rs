@@ -5,7 +5,7 @@
 use zeroize::Zeroizing;
 
 use crate::domain::{self, DomainError, IssueBlock, TokenState};
-use crate::engine::{Actor, Engine, EngineError, Result, TokenStatus};
+use crate::engine::{now_i64, Actor, Engine, EngineError, Result, TokenStatus};
 use crate::mail::link_code_hash;
 use crate::store::{CustomerRow, NewAudit, StoreError};
 
@@ -43,10 +43,6 @@ pub struct TransferDone {
     pub amount: i64,
     /// False when this request key had already recorded the transfer (a double submit).
     pub new: bool,
-}
-
-fn now_i64(t: u64) -> i64 {
-    i64::try_from(t).unwrap_or(i64::MAX)
 }
 
 impl Engine {

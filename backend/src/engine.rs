@@ -274,7 +274,8 @@ pub struct Engine {
     jobs: mpsc::Sender<Job>,
 }
 
-fn now_i64(t: u64) -> i64 {
+/// Unix seconds as the store keeps them (saturating: no stored time is near the limit).
+pub(crate) fn now_i64(t: u64) -> i64 {
     i64::try_from(t).unwrap_or(i64::MAX)
 }
 

@@ -17,7 +17,7 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use crate::domain::{self, DomainError, Event, TokenState};
-use crate::engine::{rules, Actor, Engine, EngineError, Result};
+use crate::engine::{now_i64, rules, Actor, Engine, EngineError, Result};
 use crate::store::{
     AuditRow, CustomerRow, NewAudit, NewStaffRequest, NewToken, StaffRequestRow, StaffRow,
     StoreError, TokenRow, Tx,
@@ -239,10 +239,6 @@ fn stale() -> EngineError {
         "STAFF_STALE",
         "the customer's token changed meanwhile; reload the page and check again",
     )
-}
-
-fn now_i64(t: u64) -> i64 {
-    i64::try_from(t).unwrap_or(i64::MAX)
 }
 
 /// A reason is mandatory: 3–500 characters, no control characters.
