@@ -358,7 +358,13 @@ async fn activation_password_attempts(db: Db) {
         7,
         "every attempt is audited"
     );
-    assert!(audit.iter().all(|a| a.ip.as_deref() != Some("")));
+    assert!(
+        audit
+            .iter()
+            .filter(|a| a.action == "provision")
+            .all(|a| a.actor == "app" && a.ip.as_deref() == Some("10.0.0.9")),
+        "each attempt records who and from where: {audit:?}"
+    );
 }
 
 async fn issuance_expiry_and_link_rules(db: Db) {
