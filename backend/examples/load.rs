@@ -13,6 +13,11 @@
 //! the run never replays a code and never waits a real minute. Seeding goes through the real
 //! lifecycle (customer, issue, link, setup, activation) with cheap Argon2 parameters; seeding is
 //! not what is measured.
+//!
+//! About one verification in a million answers "replayed", rightly: when a token's code for the
+//! next step happens to have the same six digits as this step's, the verifier takes the newest
+//! matching step (DESIGN §5), so the next round's identical code is a replay. Every non-ok
+//! answer is printed with its token's audit trail.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // reason: test/bench harness code: a failed step should stop loudly
 
 use std::net::SocketAddr;
@@ -174,6 +179,20 @@ fn main() -> anyhow::Result<()> {
             (after.1 - before.1) / batches,
             (after.2 - before.2) / batches * 1e3
         );
+        // A non-ok answer should never happen with fresh codes: show what the audit trail says.
+        for uid in r.failed.iter().take(3) {
+            let rows = server_rt.block_on(engine.store().audit_for_user(uid, 6, None))?;
+            for a in rows.iter().rev() {
+                eprintln!(
+                    "  audit {uid}: id {} at {} {} {} {}",
+                    a.id,
+                    a.at,
+                    a.action,
+                    a.outcome,
+                    a.detail.as_deref().unwrap_or("")
+                );
+            }
+        }
     }
     server_rt.block_on(engine.store().close());
     Ok(())
@@ -251,6 +270,8 @@ struct Report {
     p99: f64,
     max: f64,
     not_ok: usize,
+    /// User IDs whose answer was not "ok".
+    failed: Vec<String>,
 }
 
 /// Rounds: every token submits the code of the current step once, then the clock moves a step.
@@ -267,6 +288,7 @@ async fn drive(
     let params = TotpParams::default();
     let mut lat = Vec::new();
     let mut not_ok = 0usize;
+    let mut failed: Vec<String> = Vec::new();
     let started = Instant::now();
     let mut total = 0usize;
     while started.elapsed() < dur {
@@ -280,7 +302,7 @@ async fn drive(
             let deadline = started + dur;
             set.spawn(async move {
                 let mut lat = Vec::new();
-                let mut bad = 0usize;
+                let mut bad: Vec<String> = Vec::new();
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     if i >= tokens.len() || Instant::now() >= deadline {
@@ -297,17 +319,26 @@ async fn drive(
                         .body(body)
                         .send()
                         .await;
-                    let ok = match res {
-                        Ok(r) if r.status().is_success() => r
-                            .text()
-                            .await
-                            .map(|t| t.contains(r#""result":"ok""#))
-                            .unwrap_or(false),
-                        _ => false,
-                    };
+                    let failure = match res {
+                        Ok(r) => {
+                            let status = r.status();
+                            match r.text().await {
+                                Ok(t) if status.is_success() && t.contains(r#""result":"ok""#) => {
+                                    None
+                                }
+                                Ok(t) => Some(format!("{status} {t}")),
+                                Err(e) => Some(format!("{status} body: {e}")),
+                            }
+                        }
+                        Err(e) => Some(format!("transport: {e}")),
+                    }
+                    .map(|f| format!("token {uid} step {step}: {f}"));
                     lat.push(t.elapsed().as_secs_f64());
-                    if !ok {
-                        bad += 1;
+                    if let Some(f) = failure {
+                        if bad.len() < 3 {
+                            eprintln!("non-ok answer: {f}");
+                        }
+                        bad.push(uid.clone());
                     }
                 }
             });
@@ -316,7 +347,8 @@ async fn drive(
             let (l, b) = r?;
             total += l.len();
             lat.extend(l);
-            not_ok += b;
+            not_ok += b.len();
+            failed.extend(b);
         }
     }
     let secs = started.elapsed().as_secs_f64();
@@ -332,6 +364,7 @@ async fn drive(
         p99: pct(0.99),
         max: lat.last().copied().unwrap_or(0.0),
         not_ok,
+        failed,
     })
 }
 

@@ -37,6 +37,18 @@ pub enum DbKind {
     Postgres,
 }
 
+impl DbKind {
+    /// The `n`th (1-based) bind parameter of a generated statement whose parameters appear in
+    /// order. SQLite gets anonymous `?`: sqlx looks every named parameter up by number, a linear
+    /// scan in SQLite, which is quadratic over a multi-row statement's hundreds of parameters.
+    fn param(self, n: usize) -> String {
+        match self {
+            DbKind::Sqlite => "?".to_owned(),
+            DbKind::Postgres => format!("${n}"),
+        }
+    }
+}
+
 /// Store errors: either the database is unavailable, or a constraint said no.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -261,6 +273,9 @@ impl Store {
                             // the safety net should that task stop.
                             conn.execute("PRAGMA wal_autocheckpoint = 20000").await?;
                             conn.execute("PRAGMA foreign_keys = ON").await?;
+                            // Sorts and UPDATE ... FROM (VALUES ...) use scratch tables: keep them
+                            // in memory, not in temporary files created and deleted per batch.
+                            conn.execute("PRAGMA temp_store = MEMORY").await?;
                         }
                         Ok(())
                     })
@@ -542,22 +557,16 @@ impl Tx<'_> {
             let mut sql = String::from(
                 "INSERT INTO audit_events (at, actor, customer_id, user_id, action, outcome, ip, detail) VALUES ",
             );
+            let kind = self.1.kind;
             for i in 0..chunk.len() {
                 let b = i * 8;
                 if i > 0 {
                     sql.push_str(", ");
                 }
-                sql.push_str(&format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6,
-                    b + 7,
-                    b + 8
-                ));
+                let row: Vec<String> = (1..=8).map(|k| kind.param(b + k)).collect();
+                sql.push('(');
+                sql.push_str(&row.join(", "));
+                sql.push(')');
             }
             let mut q = sqlx::query(&sql);
             for e in chunk {
@@ -586,7 +595,8 @@ impl Tx<'_> {
         if user_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let placeholders: Vec<String> = (1..=user_ids.len()).map(|i| format!("${i}")).collect();
+        let placeholders: Vec<String> =
+            (1..=user_ids.len()).map(|i| self.1.kind.param(i)).collect();
         let lock = match self.1.kind {
             DbKind::Postgres => " FOR UPDATE",
             DbKind::Sqlite => "",
@@ -616,7 +626,7 @@ impl Tx<'_> {
             let mut values = Vec::with_capacity(chunk.len());
             for i in 0..chunk.len() {
                 let b = i * COLS;
-                let p = |k: usize| format!("${}", b + k);
+                let p = |k: usize| self.1.kind.param(b + k);
                 values.push(format!(
                     "(CAST({} AS BIGINT), CAST({} AS BIGINT), CAST({} AS BIGINT), CAST({} AS BIGINT), \
                      CAST({} AS BIGINT), CAST({} AS TEXT), CAST({} AS BIGINT), CAST({} AS BIGINT), \
