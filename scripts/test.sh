@@ -56,6 +56,11 @@ SQL
   pg_ready || { echo "PostgreSQL did not come up at $PG_ADMIN_URL" >&2; exit 1; }
 fi
 export OTP_TEST_PG_URL=$PG_ADMIN_URL
+# Every PostgreSQL test makes a database of its own; drop those an earlier run left behind (one in
+# use by a run still going refuses to drop, and is kept).
+for db in $(psql "$PG_ADMIN_URL" -Atqc "select datname from pg_database where datname ~ '^otp_(t|e2e|load)_[0-9a-f]+$'"); do
+  psql "$PG_ADMIN_URL" -qc "DROP DATABASE $db" >/dev/null 2>&1 || true
+done
 
 # --- the app's web UI (ui/): built before cargo, which embeds ui/dist into the app --------------
 node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' 2>/dev/null \

@@ -66,6 +66,8 @@ fn parse_args() -> anyhow::Result<Args> {
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let dir = tempfile::tempdir()?;
+    // (admin URL, database) to drop at the end, on PostgreSQL.
+    let mut pg_made: Option<(String, String)> = None;
     let url = match args.db.as_str() {
         "sqlite" => format!("sqlite://{}?mode=rwc", dir.path().join("load.db").display()),
         "postgres" => {
@@ -86,6 +88,7 @@ fn main() -> anyhow::Result<()> {
                     .await?;
                 anyhow::Ok(())
             })?;
+            pg_made = Some((admin.clone(), name.clone()));
             format!(
                 "{}/{name}",
                 admin
@@ -195,6 +198,17 @@ fn main() -> anyhow::Result<()> {
         }
     }
     server_rt.block_on(engine.store().close());
+    if let Some((admin, name)) = pg_made {
+        server_rt.block_on(async {
+            use sqlx::Connection;
+            let mut c = sqlx::AnyConnection::connect(&admin).await?;
+            // FORCE: the verification workers still hold their own connections.
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut c)
+                .await?;
+            anyhow::Ok(())
+        })?;
+    }
     Ok(())
 }
 
