@@ -73,6 +73,23 @@ enum StaffCommand {
         #[arg(long, value_parser = ["operator", "supervisor"])]
         role: String,
     },
+    /// Disable a staff account (a leaver, a suspected compromise): it cannot log in and its
+    /// console sessions end at once. The account and its audit history stay.
+    Disable {
+        #[arg(long)]
+        login_id: String,
+        /// Why (kept in the audit trail).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Enable a disabled staff account again.
+    Enable {
+        #[arg(long)]
+        login_id: String,
+        /// Why (kept in the audit trail).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -190,6 +207,12 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
             println!("staff {login_id} ({role}) created (id {id})");
             Ok(())
         }
+        Command::Staff {
+            command: StaffCommand::Disable { login_id, reason },
+        } => staff_set_disabled(&cfg, &login_id, true, &reason).await,
+        Command::Staff {
+            command: StaffCommand::Enable { login_id, reason },
+        } => staff_set_disabled(&cfg, &login_id, false, &reason).await,
         Command::Keys { command } => {
             let (st, _) = backend::build_default(&cfg).await?;
             let engine = &st.engine;
@@ -209,6 +232,28 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `staff disable` / `staff enable`: audited as the CLI.
+async fn staff_set_disabled(
+    cfg: &Config,
+    login_id: &str,
+    disable: bool,
+    reason: &str,
+) -> anyhow::Result<()> {
+    let (st, _) = backend::build_default(cfg).await?;
+    let changed = st
+        .engine
+        .set_staff_disabled(login_id, disable, reason, &Actor::cli())
+        .await
+        .map_err(|e| anyhow::anyhow!("{} ({})", e, e.code()))?;
+    let state = if disable { "disabled" } else { "enabled" };
+    if changed {
+        println!("staff {login_id} {state}");
+    } else {
+        println!("staff {login_id} was already {state}; nothing changed");
+    }
+    Ok(())
 }
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {

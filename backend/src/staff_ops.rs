@@ -186,6 +186,14 @@ impl RequestView {
     }
 }
 
+/// Which page of a customer's audit timeline to show.
+#[derive(Debug, Clone, Copy)]
+pub struct TimelinePage {
+    /// Rows older than this event id; `None`: the newest.
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
 /// What a customer's page shows.
 #[derive(Debug, Clone)]
 pub struct CustomerFile {
@@ -198,6 +206,9 @@ pub struct CustomerFile {
     /// Newest first; the first is the current one.
     pub tokens: Vec<StaffTokenView>,
     pub pending: Option<RequestView>,
+    /// A page of the audit timeline, newest first (read before this opening is recorded, so
+    /// the newest row is the last thing that happened, not the look itself).
+    pub timeline: Vec<AuditRow>,
 }
 
 /// The result of a revoke or reprovision.
@@ -316,17 +327,22 @@ impl Engine {
             Some(r) => r.password_hash.clone(),
             None => self.dummy_phc().await?,
         };
-        let ok = self.password_ok(password, phc).await? && row.is_some();
-        let actor = match (&row, ok) {
-            (Some(r), true) => format!("staff:{}", r.id),
-            _ => "staff".to_owned(),
+        // The password is checked for a disabled account too: the answer takes as long, and
+        // says no more, than for a wrong password.
+        let password_right = self.password_ok(password, phc).await? && row.is_some();
+        let disabled = row.as_ref().is_some_and(|r| r.disabled_at.is_some());
+        let ok = password_right && !disabled;
+        let (actor, outcome) = match (&row, password_right, disabled) {
+            (Some(r), true, false) => (format!("staff:{}", r.id), "ok"),
+            (Some(r), true, true) => (format!("staff:{}", r.id), "disabled"),
+            _ => ("staff".to_owned(), "invalid"),
         };
         let mut tx = self.store().begin().await?;
         tx.audit(&NewAudit {
             at: now_i64(self.now()),
             actor: &actor,
             action: "staff_login",
-            outcome: if ok { "ok" } else { "invalid" },
+            outcome,
             ip: ip.as_deref(),
             ..Default::default()
         })
@@ -338,31 +354,103 @@ impl Engine {
         }
     }
 
-    /// The staff member with this id (a session's), if the account still exists.
+    /// The staff member with this id (a session's), if the account still exists and is not
+    /// disabled.
     ///
     /// # Errors
     /// The database is unavailable.
     pub async fn staff_member(&self, id: i64) -> Result<Option<StaffMember>> {
         match self.store().staff_by_id(id).await? {
-            Some(r) => Ok(Some(StaffMember::of(&r)?)),
-            None => Ok(None),
+            Some(r) if r.disabled_at.is_none() => Ok(Some(StaffMember::of(&r)?)),
+            _ => Ok(None),
         }
     }
 
-    /// Search customers by login ID (exact or prefix), user ID, or e-mail address.
+    /// Disable a staff account (a leaver, a suspected compromise), or enable it again. A
+    /// disabled member cannot log in, and their console sessions end at once; the account and
+    /// its audit history stay. Audited with the reason. `Ok(false)`: it was already so.
+    ///
+    /// # Errors
+    /// `UNKNOWN_STAFF`, a missing or malformed reason, or the database is unavailable.
+    pub async fn set_staff_disabled(
+        &self,
+        login_id: &str,
+        disabled: bool,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<bool> {
+        let reason = check_reason(reason)?;
+        let now = now_i64(self.now());
+        let mut tx = self.store().begin().await?;
+        let Some(id) = tx
+            .set_staff_disabled(login_id, disabled.then_some(now))
+            .await?
+        else {
+            return match self.store().staff_by_login(login_id).await? {
+                Some(_) => Ok(false),
+                None => Err(invalid(
+                    "login_id",
+                    "UNKNOWN_STAFF",
+                    "no staff member has this login ID",
+                )),
+            };
+        };
+        let sessions = tx.delete_sessions_of_staff(id).await?;
+        tx.audit(&NewAudit {
+            at: now,
+            actor: &actor.name,
+            action: if disabled {
+                "staff_disable"
+            } else {
+                "staff_enable"
+            },
+            outcome: "ok",
+            ip: actor.ip.as_deref(),
+            detail: Some(
+                json!({ "staff_id": id, "reason": reason, "sessions_ended": sessions }).to_string(),
+            ),
+            ..Default::default()
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Search customers by login ID (exact or prefix), user ID, or e-mail address. Audited
+    /// (who looked for whom), with the query and the number of customers found.
     ///
     /// # Errors
     /// Forbidden, or the database is unavailable.
-    pub async fn staff_search(&self, staff: &StaffMember, q: &str) -> Result<Vec<CustomerRow>> {
+    pub async fn staff_search(
+        &self,
+        staff: &StaffMember,
+        q: &str,
+        ip: Option<String>,
+    ) -> Result<Vec<CustomerRow>> {
         staff.require(Permission::View)?;
         let q = q.trim();
         if q.is_empty() || q.len() > 254 {
             return Ok(Vec::new());
         }
-        Ok(self.store().search_customers(q, 50).await?)
+        let found = self.store().search_customers(q, 50).await?;
+        let actor = staff.actor(ip);
+        let mut tx = self.store().begin().await?;
+        tx.audit(&NewAudit {
+            at: now_i64(self.now()),
+            actor: &actor.name,
+            action: "staff_search",
+            outcome: "ok",
+            ip: actor.ip.as_deref(),
+            detail: Some(json!({ "q": q, "found": found.len() }).to_string()),
+            ..Default::default()
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(found)
     }
 
-    /// A customer's page: the account, every token (newest first), any pending request.
+    /// A customer's page: the account, every token (newest first), any pending request. Each
+    /// opening is audited.
     ///
     /// # Errors
     /// Forbidden, unknown customer, or the database is unavailable.
@@ -370,6 +458,8 @@ impl Engine {
         &self,
         staff: &StaffMember,
         customer_id: i64,
+        timeline: TimelinePage,
+        ip: Option<String>,
     ) -> Result<CustomerFile> {
         staff.require(Permission::View)?;
         let c = self
@@ -377,6 +467,28 @@ impl Engine {
             .customer_by_id(customer_id)
             .await?
             .ok_or(DomainError::UnknownCustomer)?;
+        let rows = self
+            .store()
+            .audit_for_customer(
+                customer_id,
+                timeline.limit.clamp(1, 10_000),
+                timeline.before_id,
+            )
+            .await?;
+        // Who opened whose file, and when.
+        let actor = staff.actor(ip);
+        let mut tx = self.store().begin().await?;
+        tx.audit(&NewAudit {
+            at: now_i64(self.now()),
+            actor: &actor.name,
+            customer_id: Some(customer_id),
+            action: "staff_view",
+            outcome: "ok",
+            ip: actor.ip.as_deref(),
+            ..Default::default()
+        })
+        .await?;
+        tx.commit().await?;
         let now = now_i64(self.now());
         let tokens = self
             .store()
@@ -400,6 +512,7 @@ impl Engine {
             created_at: c.created_at,
             tokens,
             pending,
+            timeline: rows,
         })
     }
 

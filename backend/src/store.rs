@@ -449,6 +449,18 @@ impl Store {
         .await?)
     }
 
+    /// The newest events of one action (staff logins, account changes: events that belong to
+    /// no customer), newest first.
+    pub async fn audit_by_action(&self, action: &str, limit: i64) -> Result<Vec<AuditRow>> {
+        Ok(sqlx::query_as::<_, AuditRow>(
+            "SELECT * FROM audit_events WHERE action = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(action)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
     pub async fn audit_count(&self, action: &str, outcome: &str) -> Result<i64> {
         let (n,): (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM audit_events WHERE action = $1 AND outcome = $2")

@@ -16,6 +16,8 @@ pub struct StaffRow {
     pub role: String,
     pub password_hash: String,
     pub created_at: i64,
+    /// When the account was disabled; it cannot log in while set.
+    pub disabled_at: Option<i64>,
 }
 
 /// A staff session. `id_hash` is the SHA-256 of the cookie value.
@@ -62,7 +64,7 @@ pub struct NewStaffRequest<'a> {
 impl Store {
     pub async fn staff_by_login(&self, login_id: &str) -> Result<Option<StaffRow>> {
         Ok(sqlx::query_as::<_, StaffRow>(
-            "SELECT id, login_id, name, role, password_hash, created_at FROM staff WHERE login_id = $1",
+            "SELECT id, login_id, name, role, password_hash, created_at, disabled_at FROM staff WHERE login_id = $1",
         )
         .bind(login_id)
         .fetch_optional(&self.read)
@@ -71,7 +73,7 @@ impl Store {
 
     pub async fn staff_by_id(&self, id: i64) -> Result<Option<StaffRow>> {
         Ok(sqlx::query_as::<_, StaffRow>(
-            "SELECT id, login_id, name, role, password_hash, created_at FROM staff WHERE id = $1",
+            "SELECT id, login_id, name, role, password_hash, created_at, disabled_at FROM staff WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.read)
@@ -224,6 +226,46 @@ impl Store {
 }
 
 impl Tx<'_> {
+    /// Disable a staff account at `now`, or (`None`) enable it again. `Some(id)` when the account
+    /// changed; `None` when no account has this login ID or it was already so.
+    pub async fn set_staff_disabled(
+        &mut self,
+        login_id: &str,
+        disabled_at: Option<i64>,
+    ) -> Result<Option<i64>> {
+        let row: Option<(i64,)> = match disabled_at {
+            Some(now) => sqlx::query_as(
+                "UPDATE staff SET disabled_at = $1 WHERE login_id = $2 AND disabled_at IS NULL \
+                     RETURNING id",
+            )
+            .bind(now)
+            .bind(login_id)
+            .fetch_optional(&mut *self.0)
+            .await?,
+            None => {
+                sqlx::query_as(
+                    "UPDATE staff SET disabled_at = NULL WHERE login_id = $1 \
+                     AND disabled_at IS NOT NULL RETURNING id",
+                )
+                .bind(login_id)
+                .fetch_optional(&mut *self.0)
+                .await?
+            }
+        };
+        Ok(row.map(|(id,)| id))
+    }
+
+    /// End every console session of a staff member; how many there were.
+    pub async fn delete_sessions_of_staff(&mut self, staff_id: i64) -> Result<u64> {
+        Ok(
+            sqlx::query("DELETE FROM staff_sessions WHERE staff_id = $1")
+                .bind(staff_id)
+                .execute(&mut *self.0)
+                .await?
+                .rows_affected(),
+        )
+    }
+
     /// Make every download link of a token unusable from `now` (a fresh one replaces them).
     pub async fn expire_download_links(&mut self, token_id: i64, now: i64) -> Result<u64> {
         Ok(sqlx::query(

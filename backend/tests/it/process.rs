@@ -671,6 +671,52 @@ async fn cli_adds_customers_and_staff_and_serve_says_where_things_are() {
     )
     .await;
     assert!(!ok && err.contains("INVALID_PASSWORD"), "{err}");
+    // A leaver: disabled with a reason, twice (no change), an unknown login, then enabled.
+    let staff_cmd = |verb: &'static str, login: &'static str, reason: Option<&'static str>| {
+        let mut args = vec!["staff", verb, "--login-id", login];
+        if let Some(r) = reason {
+            args.extend(["--reason", r]);
+        }
+        args
+    };
+    let (ok, out, err) = run_with_stdin(
+        &staff_cmd("disable", "ops0001", Some("left the bank")),
+        &fast,
+        "",
+        None,
+    )
+    .await;
+    assert!(ok && out.contains("staff ops0001 disabled"), "{out}{err}");
+    let (ok, out, err) = run_with_stdin(
+        &staff_cmd("disable", "ops0001", Some("left the bank")),
+        &fast,
+        "",
+        None,
+    )
+    .await;
+    assert!(ok && out.contains("already disabled"), "{out}{err}");
+    let (ok, _, err) = run_with_stdin(
+        &staff_cmd("disable", "nobody01", Some("left the bank")),
+        &fast,
+        "",
+        None,
+    )
+    .await;
+    assert!(!ok && err.contains("UNKNOWN_STAFF"), "{err}");
+    let (ok, _, err) =
+        run_with_stdin(&staff_cmd("disable", "ops0001", None), &fast, "", None).await;
+    assert!(
+        !ok && err.contains("--reason"),
+        "a reason is required: {err}"
+    );
+    let (ok, out, err) = run_with_stdin(
+        &staff_cmd("enable", "ops0001", Some("came back")),
+        &fast,
+        "",
+        None,
+    )
+    .await;
+    assert!(ok && out.contains("staff ops0001 enabled"), "{out}{err}");
 
     // No configuration at all: serve from ./data in the working directory and say where.
     let cwd = tempfile::tempdir().unwrap();

@@ -26,6 +26,7 @@ both_dbs!(
     console_sessions_are_apart_from_customer_sessions,
     search_timeline_paging_and_csv_export,
     reprovisioned_token_works_in_the_app_core_and_old_codes_are_refused,
+    disabled_staff_cannot_log_in_and_their_sessions_end,
 );
 
 async fn staff(env: &Env, login: &str, role: &str) -> StaffMember {
@@ -66,6 +67,10 @@ async fn lock(env: &Env, uid: &str) {
         env.engine.token_status(uid).await.unwrap().locked,
         "five wrong codes lock the token"
     );
+}
+
+fn detail(a: &backend::store::AuditRow) -> serde_json::Value {
+    serde_json::from_str(a.detail.as_deref().unwrap_or("null")).unwrap()
 }
 
 fn code_of(e: backend::engine::EngineError) -> &'static str {
@@ -774,7 +779,7 @@ async fn console_sessions_are_apart_from_customer_sessions(db: Db) {
 async fn search_timeline_paging_and_csv_export(db: Db) {
     let srv = Server::start(db, |c| c.staff.audit_page_size = 5).await;
     let env = &srv.env;
-    staff(env, "op0001", "operator").await;
+    let op_member = staff(env, "op0001", "operator").await;
     let (uid, _) = env.active_token("taro0001").await;
     let cid = customer_id(env, "taro0001").await;
     env.active_token("hana0001").await;
@@ -828,9 +833,11 @@ async fn search_timeline_paging_and_csv_export(db: Db) {
         .collect();
     assert_eq!(ids.len(), 5);
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+    let first_row = p.body.split("<tr data-id=\"").nth(1).unwrap();
+    let first_row = &first_row[..first_row.find("</tr>").unwrap()];
     assert!(
-        p.body.contains("class=\"action\">unlock<"),
-        "the unlock is the newest event"
+        first_row.contains("class=\"action\">unlock<"),
+        "the unlock is the newest event, not this look at the page: {first_row}"
     );
     let older = p.input_href("older");
     let p2 = op.get(&older).await;
@@ -873,6 +880,148 @@ async fn search_timeline_paging_and_csv_export(db: Db) {
     // The export itself is audited.
     let audit = customer_audit(env, cid).await;
     assert!(audit.iter().any(|a| a.action == "staff_export_audit"));
+    // So is every look: each opening of the customer's file, and each search with its query.
+    let op_actor = format!("staff:{}", op_member.id);
+    let views = audit
+        .iter()
+        .filter(|a| a.action == "staff_view" && a.actor == op_actor)
+        .count();
+    assert_eq!(
+        views, 4,
+        "the page three times (once by act), and its older page"
+    );
+    assert!(audit
+        .iter()
+        .filter(|a| a.action == "staff_view")
+        .all(|a| a.ip.as_deref() == Some("127.0.0.1")));
+    let store = env.engine.store();
+    assert_eq!(store.audit_count("staff_search", "ok").await.unwrap(), 5);
+    let searches = store.audit_by_action("staff_search", 10).await.unwrap();
+    assert!(
+        searches.iter().any(|a| a.actor == op_actor
+            && detail(a) == serde_json::json!({ "found": 0, "q": "nobody" })),
+        "the query and what it found: {searches:?}"
+    );
+}
+
+/// A leaver's account: disabled from the CLI's engine call, their open console session ends at
+/// once, their password no longer logs in (audited as such), and enabling restores access.
+async fn disabled_staff_cannot_log_in_and_their_sessions_end(db: Db) {
+    let srv = Server::start(db, |_| {}).await;
+    let env = &srv.env;
+    let member = staff(env, "op0001", "operator").await;
+    staff(env, "op0002", "operator").await;
+    let (_, _) = env.active_token("taro0001").await;
+    let cid = customer_id(env, "taro0001").await;
+    let op = srv.browser();
+    op.staff_login("op0001").await;
+    let other = srv.browser();
+    other.staff_login("op0002").await;
+    let page = format!("/staff/customers/{cid}");
+    assert_eq!(op.get(&page).await.status, 200);
+    let cli = Actor::cli();
+    // A reason is required, and the login ID must exist.
+    let e = env
+        .engine
+        .set_staff_disabled("op0001", true, " ", &cli)
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(e), "REASON_REQUIRED");
+    let e = env
+        .engine
+        .set_staff_disabled("nobody01", true, "left the bank", &cli)
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(e), "UNKNOWN_STAFF");
+    assert_eq!(op.get(&page).await.status, 200, "nothing changed yet");
+    assert!(env
+        .engine
+        .set_staff_disabled("op0001", true, "left the bank", &cli)
+        .await
+        .unwrap());
+    assert!(
+        !env.engine
+            .set_staff_disabled("op0001", true, "left the bank", &cli)
+            .await
+            .unwrap(),
+        "disabling twice changes nothing"
+    );
+    // The open session is over: no page, no action.
+    let r = op.get(&page).await;
+    assert_eq!(r.location.as_deref(), Some("/staff/login"));
+    let r = op
+        .post(
+            &format!("/staff/customers/{cid}/unlock"),
+            &[("user_id", "x"), ("reason", "x y z")],
+        )
+        .await;
+    assert_eq!(r.location.as_deref(), Some("/staff/login"));
+    assert!(env.engine.staff_member(member.id).await.unwrap().is_none());
+    // The right password no longer logs in, and says no more than a wrong one.
+    let form = op.get("/staff/login").await;
+    let r = op
+        .post(
+            "/staff/login",
+            &[
+                ("csrf", &form.input("csrf")),
+                ("login_id", "op0001"),
+                ("password", STAFF_PW),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    let form = op.get("/staff/login").await;
+    let wrong = op
+        .post(
+            "/staff/login",
+            &[
+                ("csrf", &form.input("csrf")),
+                ("login_id", "op0001"),
+                ("password", "wrong-password-1"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    let error_of = |body: &str| {
+        let needle = "id=\"login-error\">";
+        let i = body.find(needle).expect("a login error") + needle.len();
+        body[i..i + body[i..].find("</p>").unwrap()].to_owned()
+    };
+    assert_eq!(
+        error_of(&r.body),
+        error_of(&wrong.body),
+        "the same answer as a wrong password"
+    );
+    assert_eq!(error_of(&r.body), "The login ID or password is incorrect.");
+    // Another member's session is untouched.
+    assert_eq!(other.get(&page).await.status, 200);
+    // The audit trail: who disabled whom, why, how many sessions ended; the refused login.
+    let store = env.engine.store();
+    let disables = store.audit_by_action("staff_disable", 10).await.unwrap();
+    assert_eq!(disables.len(), 1, "one change, one event");
+    assert_eq!(disables[0].actor, "cli");
+    assert_eq!(
+        detail(&disables[0]),
+        serde_json::json!({ "reason": "left the bank", "sessions_ended": 1, "staff_id": member.id })
+    );
+    let logins = store.audit_by_action("staff_login", 20).await.unwrap();
+    let actor = format!("staff:{}", member.id);
+    assert!(logins
+        .iter()
+        .any(|a| a.actor == actor && a.outcome == "disabled"));
+    // Enabled again: the same password logs in.
+    assert!(env
+        .engine
+        .set_staff_disabled("op0001", false, "rejoined the team", &cli)
+        .await
+        .unwrap());
+    op.staff_login("op0001").await;
+    assert_eq!(op.get(&page).await.status, 200);
+    assert_eq!(
+        store.audit_count("staff_enable", "ok").await.unwrap(),
+        1,
+        "the enabling is audited"
+    );
 }
 
 impl Resp {

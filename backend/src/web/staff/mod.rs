@@ -34,7 +34,7 @@ use super::{AppState, ClientIp};
 use crate::domain::TokenState;
 use crate::engine::EngineError;
 use crate::staff_ops::{
-    CustomerFile, PasswordChoice, Permission, RequestView, StaffDone, StaffTokenView,
+    CustomerFile, PasswordChoice, Permission, RequestView, StaffDone, StaffTokenView, TimelinePage,
 };
 
 /// `[staff]` in the configuration.
@@ -442,6 +442,7 @@ async fn logout(
 async fn search(
     State(st): State<AppState>,
     headers: HeaderMap,
+    ip: ClientIp,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let sess = match require(&st, &headers).await {
@@ -452,7 +453,7 @@ async fn search(
     let mut ctx = base_ctx("Customer search", Some(&sess));
     ctx.insert("q".into(), json!(query));
     if !query.is_empty() {
-        match st.engine.staff_search(&sess.member, query).await {
+        match st.engine.staff_search(&sess.member, query, ip.0).await {
             Ok(rows) => {
                 let rows: Vec<Value> = rows
                     .iter()
@@ -514,17 +515,23 @@ async fn customer_page(
     id: i64,
     before: Option<i64>,
     done: Option<&str>,
+    ip: Option<String>,
 ) -> Response {
     let back = Some("/staff");
-    let file: CustomerFile = match st.engine.staff_customer(&sess.member, id).await {
+    let page = st.staff.cfg.audit_page_size;
+    let timeline = TimelinePage {
+        before_id: before,
+        limit: page,
+    };
+    let file: CustomerFile = match st
+        .engine
+        .staff_customer(&sess.member, id, timeline, ip)
+        .await
+    {
         Ok(f) => f,
         Err(e) => return error_page(st, Some(sess), e, back),
     };
-    let page = st.staff.cfg.audit_page_size;
-    let audit = match st.engine.staff_audit(&sess.member, id, before, page).await {
-        Ok(a) => a,
-        Err(e) => return error_page(st, Some(sess), e, back),
-    };
+    let audit = &file.timeline;
     let older = (i64::try_from(audit.len()).unwrap_or(0) == page)
         .then(|| audit.last().map(|a| a.id))
         .flatten();
@@ -568,6 +575,7 @@ async fn customer_page(
 async fn customer(
     State(st): State<AppState>,
     headers: HeaderMap,
+    ip: ClientIp,
     Path(id): Path<i64>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
@@ -576,7 +584,15 @@ async fn customer(
         Err(r) => return r,
     };
     let before = q.get("before").and_then(|b| b.parse().ok());
-    customer_page(&st, &sess, id, before, q.get("done").map(String::as_str)).await
+    customer_page(
+        &st,
+        &sess,
+        id,
+        before,
+        q.get("done").map(String::as_str),
+        ip.0,
+    )
+    .await
 }
 
 async fn audit_csv(
