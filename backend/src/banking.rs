@@ -45,6 +45,29 @@ pub struct TransferDone {
     pub new: bool,
 }
 
+/// What a check of one of the customer's passwords found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordCheck {
+    Right,
+    Wrong,
+    /// Too many consecutive wrong passwords: every password of the customer, the right one
+    /// included, is refused until `until` (Unix seconds).
+    Locked {
+        until: i64,
+    },
+}
+
+/// What a login attempt found.
+pub enum Login {
+    Ok(Box<CustomerRow>),
+    /// Unknown login ID or wrong password (the same answer for both).
+    Invalid,
+    /// The customer's passwords are locked until `until` ([`PasswordCheck::Locked`]).
+    Locked {
+        until: i64,
+    },
+}
+
 impl Engine {
     async fn audit_now(&self, e: NewAudit<'_>) -> Result<()> {
         let mut tx = self.store().begin().await?;
@@ -62,7 +85,7 @@ impl Engine {
         login_id: &str,
         password: Zeroizing<String>,
         actor: &Actor,
-    ) -> Result<Option<CustomerRow>> {
+    ) -> Result<Login> {
         let customer = self.store().customer_by_login(login_id).await?;
         let phc = match &customer {
             Some(c) => c.login_password_hash.clone(),
@@ -80,9 +103,9 @@ impl Engine {
                 ..Default::default()
             })
             .await?;
-            return Ok(None);
+            return Ok(Login::Invalid);
         };
-        let ok = self
+        let check = self
             .throttled_password(
                 &customer,
                 password,
@@ -93,7 +116,11 @@ impl Engine {
                 "invalid",
             )
             .await?;
-        Ok(ok.then_some(customer))
+        Ok(match check {
+            PasswordCheck::Right => Login::Ok(Box::new(customer)),
+            PasswordCheck::Wrong => Login::Invalid,
+            PasswordCheck::Locked { until } => Login::Locked { until },
+        })
     }
 
     /// Check one of a customer's passwords, counting consecutive failures: at
@@ -110,7 +137,7 @@ impl Engine {
         action: &str,
         ok_outcome: Option<&str>,
         fail_outcome: &str,
-    ) -> Result<bool> {
+    ) -> Result<PasswordCheck> {
         let now = now_i64(self.now());
         let policy = self.policy();
         let unlock_before =
@@ -124,11 +151,13 @@ impl Engine {
             ip: actor.ip.as_deref(),
             ..Default::default()
         };
-        if c.password_locked_at.is_some_and(|at| at > unlock_before) {
+        let lock_secs = i64::try_from(policy.password_lock_seconds).unwrap_or(i64::MAX);
+        let until = |locked_at: i64| locked_at.saturating_add(lock_secs);
+        if let Some(at) = c.password_locked_at.filter(|at| *at > unlock_before) {
             let mut tx = self.store().begin().await?;
             tx.audit(&audit("password_locked")).await?;
             tx.commit().await?;
-            return Ok(false);
+            return Ok(PasswordCheck::Locked { until: until(at) });
         }
         let ok = self.password_ok(password, phc).await?;
         let mut tx = self.store().begin().await?;
@@ -137,7 +166,7 @@ impl Engine {
             if let Some(o) = ok_outcome {
                 tx.audit(&audit(o)).await?;
             }
-            true
+            PasswordCheck::Right
         } else {
             let max = i64::from(policy.max_password_failures);
             match tx
@@ -152,11 +181,18 @@ impl Engine {
                         ..audit("locked")
                     })
                     .await?;
+                    PasswordCheck::Locked { until: until(now) }
                 }
-                Some(_) => tx.audit(&audit(fail_outcome)).await?,
-                None => tx.audit(&audit("password_locked")).await?,
+                Some(_) => {
+                    tx.audit(&audit(fail_outcome)).await?;
+                    PasswordCheck::Wrong
+                }
+                None => {
+                    // Locked meanwhile by a concurrent attempt; it began about now.
+                    tx.audit(&audit("password_locked")).await?;
+                    PasswordCheck::Locked { until: until(now) }
+                }
             }
-            false
         };
         tx.commit().await?;
         Ok(accepted)
@@ -172,7 +208,7 @@ impl Engine {
         password: Zeroizing<String>,
         actor: &Actor,
         action: &str,
-    ) -> Result<bool> {
+    ) -> Result<PasswordCheck> {
         let c = self
             .store()
             .customer_by_id(customer_id)

@@ -636,3 +636,119 @@ async fn static_assets_and_keyboard_markup() {
         .contains("ソフトウェアキーボードを使用して入力する"));
     assert!(login.body.contains("data-softkbd-for=\"f-password\""));
 }
+
+/// Ten wrong passwords lock the customer's passwords for 30 minutes, and the screens say so,
+/// with the minutes left, in Japanese and English: on the login screen (even for the right
+/// password) and on a transfer's confirmation password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_lock_is_shown_with_the_minutes_left() {
+    let env = TestEnv::start(Db::Sqlite, None).await;
+    env.customer("lock0001", "l@example.jp").await;
+    env.customer("lock0002", "m@example.jp").await;
+    let c = env.client();
+    for _ in 0..9 {
+        let r = c.login("lock0001", "wrongpass1").await;
+        assert!(r
+            .field_error("login_id")
+            .unwrap()
+            .contains("正しくありません"));
+    }
+    let r = c.login("lock0001", "wrongpass1").await;
+    assert_eq!(
+        r.field_error("login_id").as_deref(),
+        Some("パスワードの誤入力が所定の回数に達したため、ログインを停止しています。約30分後に再度ログインして下さい。"),
+        "the tenth wrong password locks, and says so"
+    );
+    env.clock.advance(20 * 60 + 30);
+    let r = c.login("lock0001", "loginpass1").await;
+    assert!(
+        r.field_error("login_id").unwrap().contains("約10分後"),
+        "the right password is refused while locked, with the minutes left rounded up"
+    );
+    c.get("/lang?to=en&back=/login").await;
+    let r = c.login("lock0001", "loginpass1").await;
+    assert_eq!(
+        r.field_error("login_id").as_deref(),
+        Some("Too many wrong passwords were entered, so login is stopped. Please log in again in about 10 minutes.")
+    );
+    // An unknown login ID never says "locked".
+    let r = c.login("nobody99", "wrongpass1").await;
+    assert_eq!(
+        r.field_error("login_id").as_deref(),
+        Some("The login ID or login password is incorrect.")
+    );
+    env.clock.advance(10 * 60);
+    let r = c.login("lock0001", "loginpass1").await;
+    assert_eq!(r.location.as_deref(), Some("/top"), "the lock has lifted");
+
+    // The confirmation password shares the count: ten wrong ones on a transfer lock it too.
+    let c = env.client();
+    assert_eq!(
+        c.login("lock0002", "loginpass1").await.location.as_deref(),
+        Some("/top")
+    );
+    let input = c.get("/transfer").await;
+    let r = c
+        .post(
+            "/transfer",
+            &[
+                ("csrf", &input.csrf()),
+                ("payee", "テスト商事"),
+                ("amount", "1000"),
+            ],
+        )
+        .await;
+    assert_eq!(r.location.as_deref(), Some("/transfer/confirm"));
+    let confirm = c.get("/transfer/confirm").await;
+    let key = confirm.input_value("request_key");
+    let attempt = |pw: &'static str| {
+        let (c, csrf, key) = (&c, confirm.csrf(), key.clone());
+        async move {
+            c.post(
+                "/transfer/confirm",
+                &[
+                    ("csrf", csrf.as_str()),
+                    ("request_key", key.as_str()),
+                    ("confirmation_password", pw),
+                ],
+            )
+            .await
+        }
+    };
+    for _ in 0..9 {
+        let r = attempt("wrong99").await;
+        assert_eq!(
+            r.field_error("confirmation_password").as_deref(),
+            Some("確認用パスワードが正しくありません。")
+        );
+    }
+    let r = attempt("wrong99").await;
+    assert_eq!(r.status, 422);
+    assert_eq!(
+        r.field_error("confirmation_password").as_deref(),
+        Some("パスワードの誤入力が所定の回数に達したため、お取引を停止しています。約30分後に再度お試し下さい。")
+    );
+    let r = attempt("conf123").await;
+    assert!(
+        r.field_error("confirmation_password")
+            .unwrap()
+            .contains("お取引を停止しています"),
+        "the right confirmation password is refused while locked"
+    );
+    let customer = env
+        .engine
+        .store()
+        .customer_by_login("lock0002")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        env.engine
+            .store()
+            .transfers(customer.id)
+            .await
+            .unwrap()
+            .is_empty(),
+        "no transfer while locked"
+    );
+}

@@ -1,7 +1,8 @@
 //! The store and engine suite, run against SQLite and PostgreSQL alike.
 
+use backend::banking::{Login, PasswordCheck};
 use backend::domain::{DomainError, Outcome, Purpose, TokenState};
-use backend::engine::{Actor, EngineError};
+use backend::engine::{Actor, Clock, EngineError};
 use protocol::{ServiceId, UserId};
 
 use crate::both_dbs;
@@ -725,22 +726,23 @@ async fn password_guessing_locks_the_customer(db: Db) {
         let engine = env.engine.clone();
         let me = me.clone();
         async move {
-            engine
-                .customer_login("guess01", z(pw), &me)
-                .await
-                .unwrap()
-                .is_some()
+            match engine.customer_login("guess01", z(pw), &me).await.unwrap() {
+                Login::Ok(_) => "ok".to_owned(),
+                Login::Invalid => "invalid".to_owned(),
+                Login::Locked { until } => format!("locked until {until}"),
+            }
         }
     };
     for _ in 0..9 {
-        assert!(!login("wrongpass1").await);
+        assert_eq!(login("wrongpass1").await, "invalid");
     }
-    assert!(
+    assert_eq!(
         login("loginpass1").await,
+        "ok",
         "nine failures do not lock; the right password resets the count"
     );
     for _ in 0..9 {
-        assert!(!login("wrongpass1").await);
+        assert_eq!(login("wrongpass1").await, "invalid");
     }
     let id = env
         .engine
@@ -750,31 +752,51 @@ async fn password_guessing_locks_the_customer(db: Db) {
         .unwrap()
         .unwrap()
         .id;
-    // The confirmation password shares the count: the tenth failure, on it, locks.
-    assert!(!env
-        .engine
-        .check_confirmation_password(id, z("wrong99"), &me, "transfer")
-        .await
-        .unwrap());
-    assert!(
-        !login("loginpass1").await,
-        "locked: even the right login password is refused"
+    // The confirmation password shares the count: the tenth failure, on it, locks, and says so
+    // with the time the lock ends.
+    let locked_at = i64::try_from(env.clock.now()).unwrap();
+    let until = locked_at + 1800;
+    assert_eq!(
+        env.engine
+            .check_confirmation_password(id, z("wrong99"), &me, "transfer")
+            .await
+            .unwrap(),
+        PasswordCheck::Locked { until }
     );
-    assert!(
-        !env.engine
+    env.clock.advance(60);
+    assert_eq!(
+        login("loginpass1").await,
+        format!("locked until {until}"),
+        "locked: even the right login password is refused, and the end does not move"
+    );
+    assert_eq!(
+        env.engine
             .check_confirmation_password(id, z("conf123"), &me, "transfer")
             .await
             .unwrap(),
+        PasswordCheck::Locked { until },
         "and the right confirmation password"
     );
-    env.clock.advance(1799);
     assert!(
-        !login("loginpass1").await,
+        matches!(
+            env.engine
+                .customer_login("nobody99", z("loginpass1"), &me)
+                .await
+                .unwrap(),
+            Login::Invalid
+        ),
+        "an unknown login ID is never 'locked'"
+    );
+    env.clock.advance(1739);
+    assert_eq!(
+        login("loginpass1").await,
+        format!("locked until {until}"),
         "still locked just before the lock time ends"
     );
     env.clock.advance(1);
-    assert!(
+    assert_eq!(
         login("loginpass1").await,
+        "ok",
         "the lock lifts after policy.password_lock_seconds"
     );
     let audit: Vec<(String, String)> = sqlx_audit(&env, id).await;

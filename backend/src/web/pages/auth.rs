@@ -14,6 +14,7 @@ use super::i18n::{msg, Lang};
 use super::otp::{check_code, status_key, CodeCheck};
 use super::session::{self, Loaded, Session, FULL, OTP};
 use super::{base_ctx, csrf_refused, engine_error_page, lang_of, see_other, FieldErrors};
+use crate::banking::Login;
 use crate::domain::Purpose;
 use crate::engine::Actor;
 use crate::web::{AppState, ClientIp};
@@ -119,9 +120,13 @@ pub async fn login(
     }
     let actor = Actor::new("customer", ip.0.clone());
     let customer = match st.engine.customer_login(login_id, password, &actor).await {
-        Ok(Some(c)) => c,
-        Ok(None) => {
+        Ok(Login::Ok(c)) => c,
+        Ok(Login::Invalid) => {
             errors.add(lang, "login_id", "login_failed");
+            return render_login(&st, lang, &sess, None, &errors, login_id);
+        }
+        Ok(Login::Locked { until }) => {
+            errors.add_locked(&st, lang, "login_id", "login_locked", until);
             return render_login(&st, lang, &sess, None, &errors, login_id);
         }
         Err(e) => return engine_error_page(&st, lang, Some(&sess), e),

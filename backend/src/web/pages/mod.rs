@@ -299,6 +299,20 @@ impl FieldErrors {
     pub fn add_text(&mut self, field: &'static str, text: String) {
         self.0.entry(field).or_insert(text);
     }
+    /// `key`'s message for a customer whose passwords are locked until `until`, with the
+    /// minutes left (rounded up) in place of `{n}`.
+    pub fn add_locked(
+        &mut self,
+        st: &AppState,
+        lang: Lang,
+        field: &'static str,
+        key: &str,
+        until: i64,
+    ) {
+        let now = i64::try_from(st.engine.now()).unwrap_or(i64::MAX);
+        let minutes = (until.saturating_sub(now).max(1) + 59) / 60;
+        self.add_text(field, msg(lang, key).replace("{n}", &minutes.to_string()));
+    }
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -16,7 +16,7 @@ use super::session::{self, Session};
 use super::{
     base_ctx, csrf_refused, engine_error_page, lang_of, message_page, see_other, FieldErrors,
 };
-use crate::banking::Overview;
+use crate::banking::{Overview, PasswordCheck};
 use crate::domain::{DomainError, IssueBlock, Outcome, Purpose, TokenState};
 use crate::engine::{rules, EngineError};
 use crate::web::{AppState, ClientIp};
@@ -372,9 +372,19 @@ pub async fn issue_commit(
         .check_confirmation_password(c.sess.customer(), pw, &actor, "issue")
         .await
     {
-        Ok(true) => {}
-        Ok(false) => {
+        Ok(PasswordCheck::Right) => {}
+        Ok(PasswordCheck::Wrong) => {
             errors.add(lang, "confirmation_password", "err_confirmation_wrong");
+            return Ok(confirm_page(&c, &draft, &errors));
+        }
+        Ok(PasswordCheck::Locked { until }) => {
+            errors.add_locked(
+                &c.st,
+                lang,
+                "confirmation_password",
+                "err_confirmation_locked",
+                until,
+            );
             return Ok(confirm_page(&c, &draft, &errors));
         }
         Err(e) => return Ok(c.error(e)),
@@ -592,9 +602,19 @@ pub async fn bos001(
         )
         .await
     {
-        Ok(true) => {}
-        Ok(false) => {
+        Ok(PasswordCheck::Right) => {}
+        Ok(PasswordCheck::Wrong) => {
             errors.add(lang, "confirmation_password", "err_confirmation_wrong");
+            return Ok(render(&errors));
+        }
+        Ok(PasswordCheck::Locked { until }) => {
+            errors.add_locked(
+                &c.st,
+                lang,
+                "confirmation_password",
+                "err_confirmation_locked",
+                until,
+            );
             return Ok(render(&errors));
         }
         Err(e) => return Ok(c.error(e)),

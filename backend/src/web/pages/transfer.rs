@@ -15,6 +15,7 @@ use super::i18n::Lang;
 use super::otp::{check_code, CodeCheck};
 use super::session::{self, Session};
 use super::{base_ctx, csrf_refused, engine_error_page, lang_of, see_other, FieldErrors};
+use crate::banking::PasswordCheck;
 use crate::domain::Purpose;
 use crate::engine::rules;
 use crate::web::{AppState, ClientIp};
@@ -242,13 +243,26 @@ pub async fn commit(
         return Ok(confirm_page(&c, &d, otp_user.is_some(), &errors));
     }
     let actor = session::actor(&c.sess, &ip);
-    if !engine
+    match engine
         .check_confirmation_password(c.sess.customer(), pw, &actor, "transfer")
         .await
         .map_err(|e| err(&c, e))?
     {
-        errors.add(lang, "confirmation_password", "err_confirmation_wrong");
-        return Ok(confirm_page(&c, &d, otp_user.is_some(), &errors));
+        PasswordCheck::Right => {}
+        PasswordCheck::Wrong => {
+            errors.add(lang, "confirmation_password", "err_confirmation_wrong");
+            return Ok(confirm_page(&c, &d, otp_user.is_some(), &errors));
+        }
+        PasswordCheck::Locked { until } => {
+            errors.add_locked(
+                &c.st,
+                lang,
+                "confirmation_password",
+                "err_confirmation_locked",
+                until,
+            );
+            return Ok(confirm_page(&c, &d, otp_user.is_some(), &errors));
+        }
     }
     if let Some(user_id) = &otp_user {
         let check = check_code(
