@@ -69,7 +69,8 @@ pub enum Login {
 }
 
 impl Engine {
-    async fn audit_now(&self, e: NewAudit<'_>) -> Result<()> {
+    /// Record one audit event in a transaction of its own.
+    pub(crate) async fn audit_now(&self, e: NewAudit<'_>) -> Result<()> {
         let mut tx = self.store().begin().await?;
         tx.audit(&e).await?;
         tx.commit().await?;

@@ -337,8 +337,7 @@ impl Engine {
             (Some(r), true, true) => (format!("staff:{}", r.id), "disabled"),
             _ => ("staff".to_owned(), "invalid"),
         };
-        let mut tx = self.store().begin().await?;
-        tx.audit(&NewAudit {
+        self.audit_now(NewAudit {
             at: now_i64(self.now()),
             actor: &actor,
             action: "staff_login",
@@ -347,7 +346,6 @@ impl Engine {
             ..Default::default()
         })
         .await?;
-        tx.commit().await?;
         match row.filter(|_| ok) {
             Some(r) => Ok(Some(StaffMember::of(&r)?)),
             None => Ok(None),
@@ -434,8 +432,7 @@ impl Engine {
         }
         let found = self.store().search_customers(q, 50).await?;
         let actor = staff.actor(ip);
-        let mut tx = self.store().begin().await?;
-        tx.audit(&NewAudit {
+        self.audit_now(NewAudit {
             at: now_i64(self.now()),
             actor: &actor.name,
             action: "staff_search",
@@ -445,7 +442,6 @@ impl Engine {
             ..Default::default()
         })
         .await?;
-        tx.commit().await?;
         Ok(found)
     }
 
@@ -477,8 +473,7 @@ impl Engine {
             .await?;
         // Who opened whose file, and when.
         let actor = staff.actor(ip);
-        let mut tx = self.store().begin().await?;
-        tx.audit(&NewAudit {
+        self.audit_now(NewAudit {
             at: now_i64(self.now()),
             actor: &actor.name,
             customer_id: Some(customer_id),
@@ -488,7 +483,6 @@ impl Engine {
             ..Default::default()
         })
         .await?;
-        tx.commit().await?;
         let now = now_i64(self.now());
         let tokens = self
             .store()
@@ -547,8 +541,7 @@ impl Engine {
     ) -> Result<()> {
         staff.require(Permission::View)?;
         let actor = staff.actor(ip);
-        let mut tx = self.store().begin().await?;
-        tx.audit(&NewAudit {
+        self.audit_now(NewAudit {
             at: now_i64(self.now()),
             actor: &actor.name,
             customer_id: Some(customer_id),
@@ -559,7 +552,6 @@ impl Engine {
             ..Default::default()
         })
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 

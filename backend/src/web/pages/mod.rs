@@ -299,6 +299,24 @@ impl FieldErrors {
     pub fn add_text(&mut self, field: &'static str, text: String) {
         self.0.entry(field).or_insert(text);
     }
+    /// The confirmation password's error for a check that did not pass; true when it passed.
+    pub fn confirmation_passed(
+        &mut self,
+        st: &AppState,
+        lang: Lang,
+        check: crate::banking::PasswordCheck,
+    ) -> bool {
+        use crate::banking::PasswordCheck;
+        let field = "confirmation_password";
+        match check {
+            PasswordCheck::Right => return true,
+            PasswordCheck::Wrong => self.add(lang, field, "err_confirmation_wrong"),
+            PasswordCheck::Locked { until } => {
+                self.add_locked(st, lang, field, "err_confirmation_locked", until);
+            }
+        }
+        false
+    }
     /// `key`'s message for a customer whose passwords are locked until `until`, with the
     /// minutes left (rounded up) in place of `{n}`.
     pub fn add_locked(

@@ -16,7 +16,7 @@ use super::session::{self, Session};
 use super::{
     base_ctx, csrf_refused, engine_error_page, lang_of, message_page, see_other, FieldErrors,
 };
-use crate::banking::{Overview, PasswordCheck};
+use crate::banking::Overview;
 use crate::domain::{DomainError, IssueBlock, Outcome, Purpose, TokenState};
 use crate::engine::{rules, EngineError};
 use crate::web::{AppState, ClientIp};
@@ -372,20 +372,10 @@ pub async fn issue_commit(
         .check_confirmation_password(c.sess.customer(), pw, &actor, "issue")
         .await
     {
-        Ok(PasswordCheck::Right) => {}
-        Ok(PasswordCheck::Wrong) => {
-            errors.add(lang, "confirmation_password", "err_confirmation_wrong");
-            return Ok(confirm_page(&c, &draft, &errors));
-        }
-        Ok(PasswordCheck::Locked { until }) => {
-            errors.add_locked(
-                &c.st,
-                lang,
-                "confirmation_password",
-                "err_confirmation_locked",
-                until,
-            );
-            return Ok(confirm_page(&c, &draft, &errors));
+        Ok(check) => {
+            if !errors.confirmation_passed(&c.st, lang, check) {
+                return Ok(confirm_page(&c, &draft, &errors));
+            }
         }
         Err(e) => return Ok(c.error(e)),
     }
@@ -602,20 +592,10 @@ pub async fn bos001(
         )
         .await
     {
-        Ok(PasswordCheck::Right) => {}
-        Ok(PasswordCheck::Wrong) => {
-            errors.add(lang, "confirmation_password", "err_confirmation_wrong");
-            return Ok(render(&errors));
-        }
-        Ok(PasswordCheck::Locked { until }) => {
-            errors.add_locked(
-                &c.st,
-                lang,
-                "confirmation_password",
-                "err_confirmation_locked",
-                until,
-            );
-            return Ok(render(&errors));
+        Ok(check) => {
+            if !errors.confirmation_passed(&c.st, lang, check) {
+                return Ok(render(&errors));
+            }
         }
         Err(e) => return Ok(c.error(e)),
     }

@@ -15,7 +15,6 @@ use super::i18n::Lang;
 use super::otp::{check_code, CodeCheck};
 use super::session::{self, Session};
 use super::{base_ctx, csrf_refused, engine_error_page, lang_of, see_other, FieldErrors};
-use crate::banking::PasswordCheck;
 use crate::domain::Purpose;
 use crate::engine::rules;
 use crate::web::{AppState, ClientIp};
@@ -243,26 +242,12 @@ pub async fn commit(
         return Ok(confirm_page(&c, &d, otp_user.is_some(), &errors));
     }
     let actor = session::actor(&c.sess, &ip);
-    match engine
+    let check = engine
         .check_confirmation_password(c.sess.customer(), pw, &actor, "transfer")
         .await
-        .map_err(|e| err(&c, e))?
-    {
-        PasswordCheck::Right => {}
-        PasswordCheck::Wrong => {
-            errors.add(lang, "confirmation_password", "err_confirmation_wrong");
-            return Ok(confirm_page(&c, &d, otp_user.is_some(), &errors));
-        }
-        PasswordCheck::Locked { until } => {
-            errors.add_locked(
-                &c.st,
-                lang,
-                "confirmation_password",
-                "err_confirmation_locked",
-                until,
-            );
-            return Ok(confirm_page(&c, &d, otp_user.is_some(), &errors));
-        }
+        .map_err(|e| err(&c, e))?;
+    if !errors.confirmation_passed(&c.st, lang, check) {
+        return Ok(confirm_page(&c, &d, otp_user.is_some(), &errors));
     }
     if let Some(user_id) = &otp_user {
         let check = check_code(
