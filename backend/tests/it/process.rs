@@ -12,15 +12,16 @@ use crate::support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_otp-backend");
 
-struct Proc {
+/// An `otp-backend serve` process on the test's database, its logs collected.
+pub(crate) struct Proc {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     /// Everything the server wrote to stderr (its logs).
-    logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    pub(crate) logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Proc {
-    async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Proc {
+    pub(crate) async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Proc {
         Proc::start_without(db, extra, &[]).await
     }
 

@@ -499,8 +499,14 @@ impl Server {
     }
 
     fn browser(&self) -> Browser {
+        Browser::new(&self.base)
+    }
+}
+
+impl Browser {
+    fn new(base: &str) -> Browser {
         Browser {
-            base: self.base.clone(),
+            base: base.to_owned(),
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -1180,4 +1186,95 @@ async fn reprovisioned_token_works_in_the_app_core_and_old_codes_are_refused(db:
     let rp = audit.iter().find(|a| a.action == "reprovision").unwrap();
     assert!(rp.actor.starts_with("staff:"));
     assert!(rp.detail.as_deref().unwrap().contains("phone lost"));
+}
+
+/// Passwords typed into the console and the screens, and the one the console generates, never
+/// reach the logs: a real server process logging JSON at trace level; a supervisor logs in and
+/// reprovisions with a generated activation password, the app API sets the new token up with
+/// it, a customer logs in, and none of those passwords is in what the process wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_and_screen_logs_never_contain_passwords() {
+    let env = Env::new(Db::Sqlite).await;
+    staff(&env, "sup0001", "supervisor").await;
+    let (old_uid, _) = env.active_token("taro0001").await;
+    let cid = customer_id(&env, "taro0001").await;
+    env.engine.store().close().await;
+    let p =
+        crate::process::Proc::start(&env.db, &[("OTP_LOG_JSON", "1"), ("OTP_LOG", "trace")]).await;
+    let b = Browser::new(&p.base);
+    b.staff_login("sup0001").await;
+    let page = format!("/staff/customers/{cid}");
+    let r = b
+        .act(
+            &page,
+            &format!("{page}/reprovision"),
+            &[
+                ("expected_user_id", &old_uid),
+                ("mode", "generated"),
+                ("reason", "phone lost, identity checked by callback"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let password = r.text_of("generated-password").unwrap();
+    let new_uid = r.text_of("new-user-id").unwrap();
+    assert_eq!(password.len(), 8);
+    // The customer opens the mailed link, and the app sets the token up with the password.
+    let store = backend::store::Store::connect(&env.db.url, &Default::default()).unwrap();
+    let code = links_in_outbox(&store.outbox(100).await.unwrap())
+        .pop()
+        .unwrap();
+    assert_eq!(b.get(&format!("/dl/{code}")).await.status, 200);
+    let res = reqwest::Client::new()
+        .post(format!("{}/app/v1/setup", p.base))
+        .json(&serde_json::json!({
+            "service_id": "10112231",
+            "user_id": new_uid,
+            "activation_password": password,
+            "device": {"platform": "android", "model": "Pixel 8", "os_version": "15", "app_version": "1.0.0"}
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "setup with the generated password");
+    let body = res.json::<serde_json::Value>().await.unwrap();
+    let secret = body["secret"].as_str().expect("base32 secret").to_owned();
+    assert!(secret.len() >= 26, "at least 128 bits of base32");
+    // A customer's login password on the login screen.
+    let c = Browser::new(&p.base);
+    let form = c.get("/login").await;
+    let r = c
+        .post(
+            "/login",
+            &[
+                ("csrf", &form.input("csrf")),
+                ("login_id", "hana0001"),
+                ("password", "Hn-secret-8841"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 422, "an unknown customer's login is refused");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let logs = p.logs.lock().unwrap().join("\n");
+    assert!(
+        logs.lines().filter(|l| l.starts_with('{')).count() > 5,
+        "JSON logs were written at trace level: {logs}"
+    );
+    assert!(
+        logs.contains("/staff/customers/{id}/reprovision"),
+        "the requests were logged (by route pattern): {logs}"
+    );
+    for needle in [
+        password.as_str(),
+        STAFF_PW,
+        "Hn-secret-8841",
+        secret.as_str(),
+        code.as_str(),
+    ] {
+        assert!(
+            !logs.contains(needle),
+            "the log contains a secret ({} chars): {logs}",
+            needle.len()
+        );
+    }
 }
