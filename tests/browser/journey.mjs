@@ -48,6 +48,18 @@ async function shot(name) {
   return url;
 }
 
+// An error screen in English: switch, make the error again, screenshot, switch back.
+async function errorsInEnglish(name, makeError) {
+  await page.click("a.lang-switch");
+  await settle();
+  assert.equal(await page.getAttribute("html", "lang"), "en", `${name}: English`);
+  await makeError();
+  await page.screenshot({ path: `${ART}/${name}-en.png`, fullPage: true });
+  await page.click("a.lang-switch");
+  await settle();
+  assert.equal(await page.getAttribute("html", "lang"), "ja");
+}
+
 async function typeWithSoftKeyboard(field, text) {
   await page.click(`button[data-softkbd-for="${field}"]`);
   const panel = page.locator(`#kbd-${field}`);
@@ -85,6 +97,11 @@ await page.click("button[type=submit].primary");
 await settle();
 assert.match(await page.textContent("#e-email"), /入力して下さい/);
 await page.screenshot({ path: `${ART}/issue-input-errors-ja.png`, fullPage: true });
+await errorsInEnglish("issue-input-errors", async () => {
+  await page.click("button[type=submit].primary");
+  await settle();
+  assert.match(await page.textContent("#e-email"), /required/);
+});
 await page.fill("#f-email", "taro-phone@example.jp");
 await page.fill("#f-email2", "taro-phone@example.jp");
 await typeWithSoftKeyboard("f-activation_password", "4821");
@@ -122,6 +139,12 @@ await page.click("button[form=bok-form]");
 await settle();
 assert.match(await page.textContent("#e-code"), /正しくありません|使用済み/);
 await page.screenshot({ path: `${ART}/bok001-error-ja.png`, fullPage: true });
+await errorsInEnglish("bok001-error", async () => {
+  await page.fill("#f-code", "000000");
+  await page.click("button[form=bok-form]");
+  await settle();
+  assert.match(await page.textContent("#e-code"), /incorrect|already been used/);
+});
 await page.fill("#f-code", (await control("/code")).code);
 await page.click("button[form=bok-form]");
 await page.waitForURL("**/otp/activate/done");
