@@ -94,6 +94,16 @@ async function submit(page, form, reason) {
   assert.match(await page.textContent("#token-lock"), /Not locked/);
   assert.match(await page.textContent("#audit tbody tr:first-child .action"), /unlock/, "newest first");
   await shot(page, "customer-unlocked");
+  // The same page in Japanese, and back.
+  await page.click("#lang-switch");
+  await page.waitForLoadState("load");
+  assert.equal(await page.getAttribute("html", "lang"), "ja");
+  assert.match(await page.textContent("h1"), /^お客さま lock0001$/);
+  assert.match(await page.textContent("#token-lock"), /ロックなし/);
+  await shot(page, "customer-unlocked-ja");
+  await page.click("#lang-switch");
+  await page.waitForLoadState("load");
+  assert.equal(await page.getAttribute("html", "lang"), "en");
   // CSV export of the audit trail.
   const [download] = await Promise.all([page.waitForEvent("download"), page.click("#export-csv")]);
   const csv = await (await download.createReadStream()).toArray();

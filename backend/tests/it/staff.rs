@@ -27,6 +27,7 @@ both_dbs!(
     search_timeline_paging_and_csv_export,
     reprovisioned_token_works_in_the_app_core_and_old_codes_are_refused,
     disabled_staff_cannot_log_in_and_their_sessions_end,
+    the_console_speaks_japanese_on_request,
 );
 
 async fn staff(env: &Env, login: &str, role: &str) -> StaffMember {
@@ -1036,7 +1037,9 @@ impl Resp {
         let i = self.body.find(&needle).unwrap();
         let start = self.body[..i].rfind("href=\"").unwrap() + 6;
         let rest = &self.body[start..];
-        rest[..rest.find('"').unwrap()].replace("&amp;", "&")
+        rest[..rest.find('"').unwrap()]
+            .replace("&amp;", "&")
+            .replace("&#x2f;", "/")
     }
 }
 
@@ -1277,4 +1280,96 @@ async fn console_and_screen_logs_never_contain_passwords() {
             needle.len()
         );
     }
+}
+
+/// English by default; the header's switch turns the whole console Japanese (and back), pages,
+/// labels, state names and the engine's refusals alike; the switch goes back only to a console
+/// page.
+async fn the_console_speaks_japanese_on_request(db: Db) {
+    let srv = Server::start(db, |_| {}).await;
+    let env = &srv.env;
+    staff(env, "op0001", "operator").await;
+    env.active_token("taro0001").await;
+    let cid = customer_id(env, "taro0001").await;
+    let op = srv.browser();
+    let form = op.get("/staff/login").await;
+    assert!(form.body.contains("<html lang=\"en\">") && form.body.contains("<h1>Staff login</h1>"));
+    let switch = form.input_href("lang-switch");
+    assert_eq!(switch, "/staff/lang?to=ja&back=/staff/login");
+    let r = op.get(&switch).await;
+    assert_eq!(r.location.as_deref(), Some("/staff/login"));
+    let form = op.get("/staff/login").await;
+    assert!(form.body.contains("<html lang=\"ja\">"), "{}", form.body);
+    assert!(form.body.contains("<h1>スタッフログイン</h1>"));
+    assert!(form.body.contains(">English</a>"), "the switch back");
+    let r = op
+        .post(
+            "/staff/login",
+            &[
+                ("csrf", &form.input("csrf")),
+                ("login_id", "op0001"),
+                ("password", "wrong-password-1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    assert!(r
+        .body
+        .contains("ログインIDまたはパスワードが正しくありません。"));
+    op.staff_login("op0001").await;
+    let r = op.get("/staff?q=nobody").await;
+    assert!(r.body.contains("<h1>お客さま検索</h1>"));
+    assert!(r.body.contains("「nobody」に該当するお客さまはいません。"));
+    assert!(r.body.contains("op0001 (オペレーター)"));
+    let page = format!("/staff/customers/{cid}");
+    let p = op.get(&page).await;
+    assert!(p.body.contains("<h1>お客さま taro0001</h1>"));
+    assert!(p.body.contains(">利用中</dd>"), "the state in Japanese");
+    assert!(p.body.contains("ロックなし") && p.body.contains("連続誤り 0 回"));
+    assert!(p
+        .body
+        .contains("失効と再発行にはスーパーバイザーの権限が必要です。"));
+    // The engine's refusals, by code.
+    let uid = p.body.split("id=\"token-user-id\">").nth(1).unwrap()[..12].to_owned();
+    let r = op
+        .act(
+            &page,
+            &format!("{page}/revoke"),
+            &[("user_id", &uid), ("reason", "lost phone")],
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    assert!(
+        r.body
+            .contains("この操作はあなたの権限ではできません。 (STAFF_FORBIDDEN)"),
+        "{}",
+        r.body
+    );
+    let r = op
+        .act(
+            &page,
+            &format!("{page}/unlock"),
+            &[("user_id", &uid), ("reason", "ab")],
+        )
+        .await;
+    assert!(r
+        .body
+        .contains("理由を3文字以上で入力して下さい。 (REASON_REQUIRED)"));
+    // No open redirect through the switch.
+    for back in [
+        "//evil.example",
+        "https://evil.example",
+        "/top",
+        "/staff\\evil",
+    ] {
+        let r = op
+            .get(&format!(
+                "/staff/lang?to=en&back={}",
+                back.replace('/', "%2F")
+            ))
+            .await;
+        assert_eq!(r.location.as_deref(), Some("/staff"), "{back}");
+    }
+    let p = op.get(&page).await;
+    assert!(p.body.contains("<html lang=\"en\">") && p.body.contains(">Active</dd>"));
 }

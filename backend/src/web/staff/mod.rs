@@ -5,8 +5,9 @@
 //! revoke, reprovision; with `staff.four_eyes`, revoke and reprovision wait for a second
 //! supervisor on `/staff/approvals`.
 //!
-//! Server-rendered HTML from minijinja templates embedded in the binary (English: the console
-//! is for the bank's staff), no inline script; the customer screens' security headers
+//! Server-rendered HTML from minijinja templates embedded in the binary, in English with a
+//! Japanese switch (`/staff/lang`, remembered in the `staff_lang` cookie; see [`i18n`]), no
+//! inline script; the customer screens' security headers
 //! (`pages::page_headers`: CSP, no-store, frame and referrer rules) on every response. Handlers
 //! stay thin: parse, call the engine (`staff_ops`, which also enforces the roles), render.
 //! No page, export or log shows a secret, a code or a password; the one exception the issue
@@ -14,13 +15,14 @@
 //! the POST that generated it.
 
 mod csv;
+mod i18n;
 mod session;
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::middleware;
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -29,6 +31,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
+use self::i18n::{error_text, tr, tr_with};
 use self::session::{Loaded, StaffSession};
 use super::{AppState, ClientIp};
 use crate::domain::TokenState;
@@ -36,6 +39,7 @@ use crate::engine::EngineError;
 use crate::staff_ops::{
     CustomerFile, PasswordChoice, Permission, RequestView, StaffDone, StaffTokenView, TimelinePage,
 };
+use crate::web::pages::i18n::Lang;
 
 /// `[staff]` in the configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -130,6 +134,26 @@ impl Console {
             env.add_template(name, src)?;
         }
         env.add_filter("dt", |v: Option<i64>| v.map(fmt_time).unwrap_or_default());
+        // `{{ "English"|t(name=value) }}`: the page's language, then `{name}` filled in.
+        env.add_filter(
+            "t",
+            |state: &minijinja::State,
+             en: String,
+             args: minijinja::value::Kwargs|
+             -> Result<String, minijinja::Error> {
+                let lang = state
+                    .lookup("lang")
+                    .and_then(|v| v.as_str().and_then(Lang::parse))
+                    .unwrap_or(Lang::En);
+                let mut out = tr(lang, &en).into_owned();
+                for name in args.args() {
+                    let value: minijinja::Value = args.get(name)?;
+                    out = out.replace(&format!("{{{name}}}"), &value.to_string());
+                }
+                args.assert_all_used()?;
+                Ok(out)
+            },
+        );
         Ok(Console {
             env,
             cfg: cfg.clone(),
@@ -168,7 +192,75 @@ pub fn router() -> Router<AppState> {
         .route("/staff/approvals/{id}/reject", post(reject))
         .route("/staff/approvals/{id}/cancel", post(cancel))
         .route("/staff/static/staff.css", get(css))
+        .route("/staff/lang", get(switch_lang))
+        .layer(middleware::from_fn(with_lang))
         .layer(middleware::from_fn(super::pages::page_headers))
+}
+
+const LANG_COOKIE: &str = "staff_lang";
+
+/// A request's language (the `staff_lang` cookie; English by default) and, for a GET, where it
+/// is (the language switch comes back there).
+#[derive(Clone)]
+struct ReqLang {
+    lang: Lang,
+    here: String,
+}
+
+tokio::task_local! {
+    static REQ_LANG: ReqLang;
+}
+
+async fn with_lang(req: Request, next: Next) -> Response {
+    let lang = session::cookie(req.headers(), LANG_COOKIE)
+        .and_then(|v| Lang::parse(&v))
+        .unwrap_or(Lang::En);
+    let here = match (req.method(), req.uri().path_and_query()) {
+        (&axum::http::Method::GET, Some(pq)) => pq.as_str().to_owned(),
+        _ => "/staff".to_owned(),
+    };
+    REQ_LANG.scope(ReqLang { lang, here }, next.run(req)).await
+}
+
+/// This request's language.
+fn lang() -> Lang {
+    REQ_LANG.try_with(|r| r.lang).unwrap_or(Lang::En)
+}
+
+/// `/staff/lang?to=ja&back=/staff/...`: remember the language, go back (only to a console
+/// page: no open redirect).
+async fn switch_lang(
+    State(st): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let to = q.get("to").and_then(|v| Lang::parse(v)).unwrap_or(Lang::En);
+    let back = q
+        .get("back")
+        .map(String::as_str)
+        .filter(|b| b.starts_with("/staff") && !b.contains("//") && !b.contains('\\'))
+        .unwrap_or("/staff");
+    with_cookies(
+        see_other(back),
+        vec![session::set_cookie(
+            &st,
+            LANG_COOKIE,
+            to.code(),
+            Some(400 * 86_400),
+        )],
+    )
+}
+
+/// `s` with the characters that matter in a query value percent-encoded.
+fn query_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 async fn css() -> Response {
@@ -187,8 +279,21 @@ fn see_other(to: &str) -> Response {
 }
 
 fn base_ctx(title: &str, sess: Option<&StaffSession>) -> Map<String, Value> {
+    let lang = lang();
+    let here = REQ_LANG
+        .try_with(|r| r.here.clone())
+        .unwrap_or_else(|_| "/staff".to_owned());
     let mut m = Map::new();
-    m.insert("title".into(), json!(title));
+    m.insert("title".into(), json!(tr(lang, title)));
+    m.insert("lang".into(), json!(lang.code()));
+    m.insert(
+        "lang_href".into(),
+        json!(format!(
+            "/staff/lang?to={}&back={}",
+            lang.other().code(),
+            query_value(&here)
+        )),
+    );
     if let Some(s) = sess {
         m.insert(
             "me".into(),
@@ -213,7 +318,7 @@ fn message(
     back: Option<&str>,
 ) -> Response {
     let mut ctx = base_ctx("Staff console", sess);
-    ctx.insert("message".into(), json!(text));
+    ctx.insert("message".into(), json!(tr(lang(), text)));
     ctx.insert("back".into(), json!(back));
     st.staff.render("staff/message.html", ctx, status)
 }
@@ -237,7 +342,7 @@ fn error_page(
             } else {
                 StatusCode::UNPROCESSABLE_ENTITY
             };
-            let text = format!("{text} ({code})");
+            let text = error_text(lang(), code, text);
             message(st, sess, status, &text, back)
         }
         EngineError::Domain(crate::domain::DomainError::Corrupt(_)) | EngineError::Internal(_) => {
@@ -247,7 +352,11 @@ fn error_page(
                 st,
                 sess,
                 StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("Internal error. Quote this id to support: {id}"),
+                &tr_with(
+                    lang(),
+                    "Internal error. Quote this id to support: {id}",
+                    &[("id", &id)],
+                ),
                 back,
             )
         }
@@ -259,7 +368,7 @@ fn error_page(
             back,
         ),
         other => {
-            let text = format!("{other} ({})", other.code());
+            let text = error_text(lang(), other.code(), &other.to_string());
             message(st, sess, StatusCode::UNPROCESSABLE_ENTITY, &text, back)
         }
     }
@@ -535,7 +644,8 @@ async fn customer_page(
     let older = (i64::try_from(audit.len()).unwrap_or(0) == page)
         .then(|| audit.last().map(|a| a.id))
         .flatten();
-    let mut ctx = base_ctx(&format!("Customer {}", file.login_id), Some(sess));
+    let title = tr_with(lang(), "Customer {login}", &[("login", &file.login_id)]);
+    let mut ctx = base_ctx(&title, Some(sess));
     ctx.insert(
         "customer".into(),
         json!({
@@ -741,7 +851,13 @@ async fn reprovision(
                 &st,
                 Some(&sess),
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "Choose how the customer's new activation password is set. (MODE_REQUIRED)",
+                &format!(
+                    "{} (MODE_REQUIRED)",
+                    tr(
+                        lang(),
+                        "Choose how the customer's new activation password is set."
+                    )
+                ),
                 Some(&back),
             )
         }
