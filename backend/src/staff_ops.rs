@@ -394,6 +394,30 @@ impl Engine {
             };
         };
         let sessions = tx.delete_sessions_of_staff(id).await?;
+        // A request the member made waits for nobody's approval once they are disabled: the
+        // account may be disabled because it was misused, and an approval would carry out
+        // what they asked (a reprovision to an address of their choosing).
+        let cancelled = if disabled {
+            tx.cancel_requests_of_staff(id, now).await?
+        } else {
+            Vec::new()
+        };
+        for (request_id, customer_id, user_id, kind) in &cancelled {
+            tx.audit(&NewAudit {
+                at: now,
+                actor: &actor.name,
+                customer_id: Some(*customer_id),
+                user_id: user_id.as_deref(),
+                action: "request_cancelled",
+                outcome: "ok",
+                ip: actor.ip.as_deref(),
+                detail: Some(
+                    json!({ "request_id": request_id, "kind": kind, "reason": "the requester's account was disabled" })
+                        .to_string(),
+                ),
+            })
+            .await?;
+        }
         tx.audit(&NewAudit {
             at: now,
             actor: &actor.name,
@@ -405,7 +429,13 @@ impl Engine {
             outcome: "ok",
             ip: actor.ip.as_deref(),
             detail: Some(
-                json!({ "staff_id": id, "reason": reason, "sessions_ended": sessions }).to_string(),
+                json!({
+                    "staff_id": id,
+                    "reason": reason,
+                    "sessions_ended": sessions,
+                    "requests_cancelled": cancelled.len(),
+                })
+                .to_string(),
             ),
             ..Default::default()
         })
@@ -1007,6 +1037,12 @@ impl Engine {
         if req.requested_by == staff.id {
             return Err(forbidden(
                 "a request must be approved by a second supervisor, not the one who made it",
+            ));
+        }
+        // Disabling cancels a member's requests; this holds should one slip in between.
+        if self.staff_member(req.requested_by).await?.is_none() {
+            return Err(forbidden(
+                "the staff member who made this request is disabled; it cannot be approved",
             ));
         }
         let actor = staff.actor(ip);

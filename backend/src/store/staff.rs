@@ -255,6 +255,25 @@ impl Tx<'_> {
         Ok(row.map(|(id,)| id))
     }
 
+    /// Cancel every request of a staff member still waiting for approval (their account is
+    /// being disabled), dropping what the requests held; (id, customer, user ID, kind) of each.
+    pub async fn cancel_requests_of_staff(
+        &mut self,
+        staff_id: i64,
+        now: i64,
+    ) -> Result<Vec<(i64, i64, Option<String>, String)>> {
+        Ok(sqlx::query_as(
+            "UPDATE staff_requests SET status = 'cancelled', decided_by = $1, decided_at = $2, \
+             outcome = 'requester_disabled', params = '{}' \
+             WHERE requested_by = $1 AND status = 'pending' \
+             RETURNING id, customer_id, user_id, kind",
+        )
+        .bind(staff_id)
+        .bind(now)
+        .fetch_all(&mut *self.0)
+        .await?)
+    }
+
     /// End every console session of a staff member; how many there were.
     pub async fn delete_sessions_of_staff(&mut self, staff_id: i64) -> Result<u64> {
         Ok(

@@ -1009,7 +1009,12 @@ async fn disabled_staff_cannot_log_in_and_their_sessions_end(db: Db) {
     assert_eq!(disables[0].actor, "cli");
     assert_eq!(
         detail(&disables[0]),
-        serde_json::json!({ "reason": "left the bank", "sessions_ended": 1, "staff_id": member.id })
+        serde_json::json!({
+            "reason": "left the bank",
+            "sessions_ended": 1,
+            "staff_id": member.id,
+            "requests_cancelled": 0,
+        })
     );
     let logins = store.audit_by_action("staff_login", 20).await.unwrap();
     let actor = format!("staff:{}", member.id);
@@ -1029,6 +1034,61 @@ async fn disabled_staff_cannot_log_in_and_their_sessions_end(db: Db) {
         1,
         "the enabling is audited"
     );
+
+    // A disabled supervisor's four-eyes request dies with the account: a reprovision to an
+    // address of their choosing, with a password they saw, must not be approvable afterwards.
+    let a = staff(env, "sup0001", "supervisor").await;
+    let b = staff(env, "sup0002", "supervisor").await;
+    let uid = env
+        .engine
+        .store()
+        .latest_token(cid)
+        .await
+        .unwrap()
+        .unwrap()
+        .user_id;
+    let r = env
+        .engine
+        .staff_reprovision(
+            &a,
+            cid,
+            Some(&uid),
+            "new phone",
+            PasswordChoice::Generated,
+            Some("attacker@example.jp"),
+            true,
+            None,
+        )
+        .await
+        .unwrap();
+    let StaffDone::Requested { request_id } = r.done else {
+        panic!("four-eyes: a request")
+    };
+    assert!(env
+        .engine
+        .set_staff_disabled("sup0001", true, "suspected misuse", &cli)
+        .await
+        .unwrap());
+    let row = store.staff_request(request_id).await.unwrap().unwrap();
+    assert_eq!(row.status, "cancelled");
+    assert_eq!(row.params, "{}", "what the request held is gone");
+    let e = env
+        .engine
+        .staff_approve(&b, request_id, None)
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(e), "REQUEST_NOT_PENDING");
+    assert_eq!(
+        env.engine.token_status(&uid).await.unwrap().state,
+        TokenState::Active,
+        "nothing was reprovisioned"
+    );
+    let audit = customer_audit(env, cid).await;
+    assert!(audit.iter().any(|x| x.action == "request_cancelled"
+        && x.actor == "cli"
+        && detail(x)["request_id"] == request_id));
+    let disables = store.audit_by_action("staff_disable", 1).await.unwrap();
+    assert_eq!(detail(&disables[0])["requests_cancelled"], 1);
 }
 
 impl Resp {
