@@ -79,6 +79,11 @@ impl Engine {
 
     /// Check a login ID and login password; audited either way (never with the password).
     ///
+    /// A locked customer is told so ([`Login::Locked`]), with the time it ends: a customer who
+    /// only ever heard "wrong password" would keep trying and call the bank. The price is that
+    /// ten wrong passwords show a login ID exists (an unknown one is never "locked"), which the
+    /// guesser pays for by locking the account, audited, with the customer told at login.
+    ///
     /// # Errors
     /// The database is unavailable.
     pub async fn customer_login(
@@ -155,6 +160,9 @@ impl Engine {
         let lock_secs = i64::try_from(policy.password_lock_seconds).unwrap_or(i64::MAX);
         let until = |locked_at: i64| locked_at.saturating_add(lock_secs);
         if let Some(at) = c.password_locked_at.filter(|at| *at > unlock_before) {
+            // The same Argon2 work as an unlocked check, its answer unused: a locked account
+            // does not answer faster than one that is not.
+            let _ = self.password_ok(password, phc).await?;
             let mut tx = self.store().begin().await?;
             tx.audit(&audit("password_locked")).await?;
             tx.commit().await?;
