@@ -540,22 +540,31 @@ impl Engine {
         })
     }
 
-    /// A page of the customer's audit timeline, newest first.
+    /// The customer's whole audit trail, newest first (for the CSV export: every event, read
+    /// a page at a time, none cut off).
     ///
     /// # Errors
     /// Forbidden, or the database is unavailable.
-    pub async fn staff_audit(
+    pub async fn staff_audit_all(
         &self,
         staff: &StaffMember,
         customer_id: i64,
-        before_id: Option<i64>,
-        limit: i64,
     ) -> Result<Vec<AuditRow>> {
+        const PAGE: i64 = 10_000;
         staff.require(Permission::View)?;
-        Ok(self
-            .store()
-            .audit_for_customer(customer_id, limit.clamp(1, 10_000), before_id)
-            .await?)
+        let mut all: Vec<AuditRow> = Vec::new();
+        loop {
+            let before = all.last().map(|a| a.id);
+            let page = self
+                .store()
+                .audit_for_customer(customer_id, PAGE, before)
+                .await?;
+            let short = i64::try_from(page.len()).unwrap_or(0) < PAGE;
+            all.extend(page);
+            if short {
+                return Ok(all);
+            }
+        }
     }
 
     /// Record that a staff member exported a customer's audit trail (data leaving the system).

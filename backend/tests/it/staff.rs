@@ -28,6 +28,7 @@ both_dbs!(
     reprovisioned_token_works_in_the_app_core_and_old_codes_are_refused,
     disabled_staff_cannot_log_in_and_their_sessions_end,
     the_console_speaks_japanese_on_request,
+    the_export_has_every_event,
 );
 
 async fn staff(env: &Env, login: &str, role: &str) -> StaffMember {
@@ -1254,13 +1255,25 @@ async fn reprovisioned_token_works_in_the_app_core_and_old_codes_are_refused(db:
 /// Passwords typed into the console and the screens, and the one the console generates, never
 /// reach the logs: a real server process logging JSON at trace level; a supervisor logs in and
 /// reprovisions with a generated activation password, the app API sets the new token up with
-/// it, a customer logs in, and none of those passwords is in what the process wrote.
+/// it, a customer logs in and confirms a transfer (a wrong confirmation password, then the
+/// right one), and none of those passwords is in what the process wrote.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_and_screen_logs_never_contain_passwords() {
     let env = Env::new(Db::Sqlite).await;
     staff(&env, "sup0001", "supervisor").await;
     let (old_uid, _) = env.active_token("taro0001").await;
     let cid = customer_id(&env, "taro0001").await;
+    env.engine
+        .create_customer(
+            "hana0001",
+            "Hana",
+            Some("hana@example.jp"),
+            z("Hn-secret-8841"),
+            z("Cf5512xq"),
+            &host(),
+        )
+        .await
+        .unwrap();
     env.engine.store().close().await;
     let p =
         crate::process::Proc::start(&env.db, &[("OTP_LOG_JSON", "1"), ("OTP_LOG", "trace")]).await;
@@ -1303,7 +1316,8 @@ async fn console_and_screen_logs_never_contain_passwords() {
     let body = res.json::<serde_json::Value>().await.unwrap();
     let secret = body["secret"].as_str().expect("base32 secret").to_owned();
     assert!(secret.len() >= 26, "at least 128 bits of base32");
-    // A customer's login password on the login screen.
+    // A customer's login password on the login screen, and their confirmation password (a
+    // wrong one, then the right one) on a transfer.
     let c = Browser::new(&p.base);
     let form = c.get("/login").await;
     let r = c
@@ -1316,9 +1330,50 @@ async fn console_and_screen_logs_never_contain_passwords() {
             ],
         )
         .await;
-    assert_eq!(r.status, 422, "an unknown customer's login is refused");
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(r.location.as_deref(), Some("/top"), "the customer logs in");
+    let input = c.get("/transfer").await;
+    let r = c
+        .post(
+            "/transfer",
+            &[
+                ("csrf", &input.input("csrf")),
+                ("payee", "Test Trading"),
+                ("amount", "1000"),
+            ],
+        )
+        .await;
+    assert_eq!(r.location.as_deref(), Some("/transfer/confirm"));
+    let confirm = c.get("/transfer/confirm").await;
+    for (pw, status) in [("Wz7731kp", 422), ("Cf5512xq", 303)] {
+        let r = c
+            .post(
+                "/transfer/confirm",
+                &[
+                    ("csrf", &confirm.input("csrf")),
+                    ("request_key", &confirm.input("request_key")),
+                    ("confirmation_password", pw),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, status, "{}", r.body);
+    }
+    // Wait until the server has logged the last request's end, so every request is in.
+    let finished = |logs: &str| {
+        logs.lines()
+            .filter(|l| {
+                l.contains("finished processing request")
+                    && l.contains(r#""method":"POST","route":"/transfer/confirm""#)
+            })
+            .count()
+    };
+    for _ in 0..100 {
+        if finished(&p.logs.lock().unwrap().join("\n")) >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let logs = p.logs.lock().unwrap().join("\n");
+    assert_eq!(finished(&logs), 2, "both confirmations were logged: {logs}");
     assert!(
         logs.lines().filter(|l| l.starts_with('{')).count() > 5,
         "JSON logs were written at trace level: {logs}"
@@ -1331,6 +1386,8 @@ async fn console_and_screen_logs_never_contain_passwords() {
         password.as_str(),
         STAFF_PW,
         "Hn-secret-8841",
+        "Wz7731kp",
+        "Cf5512xq",
         secret.as_str(),
         code.as_str(),
     ] {
@@ -1421,6 +1478,7 @@ async fn the_console_speaks_japanese_on_request(db: Db) {
         "https://evil.example",
         "/top",
         "/staff\\evil",
+        "/staff%0D%0ASet-Cookie:%20x=1",
     ] {
         let r = op
             .get(&format!(
@@ -1432,4 +1490,39 @@ async fn the_console_speaks_japanese_on_request(db: Db) {
     }
     let p = op.get(&page).await;
     assert!(p.body.contains("<html lang=\"en\">") && p.body.contains(">Active</dd>"));
+}
+
+/// The CSV export is the whole trail, not its newest page: more events than one read holds
+/// (10,000) all come out, oldest included.
+async fn the_export_has_every_event(db: Db) {
+    let env = Env::new(db).await;
+    let op = staff(&env, "op0001", "operator").await;
+    env.customer("busy0001").await;
+    let cid = customer_id(&env, "busy0001").await;
+    let before = customer_audit(&env, cid).await.len();
+    let mut tx = env.engine.store().begin().await.unwrap();
+    for i in 0..10_005 {
+        tx.audit(&backend::store::NewAudit {
+            at: i64::try_from(T0).unwrap() + i,
+            actor: "cli",
+            customer_id: Some(cid),
+            action: "verify_login",
+            outcome: "ok",
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let all = env.engine.staff_audit_all(&op, cid).await.unwrap();
+    assert_eq!(all.len(), before + 10_005);
+    assert!(
+        all.windows(2).all(|w| w[0].id > w[1].id),
+        "newest first, no repeats"
+    );
+    assert_eq!(
+        all.last().unwrap().action,
+        "customer_create",
+        "the oldest is there"
+    );
 }

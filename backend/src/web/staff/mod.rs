@@ -237,7 +237,12 @@ async fn switch_lang(
     let back = q
         .get("back")
         .map(String::as_str)
-        .filter(|b| b.starts_with("/staff") && !b.contains("//") && !b.contains('\\'))
+        .filter(|b| {
+            b.starts_with("/staff")
+                && !b.contains("//")
+                && !b.contains('\\')
+                && b.bytes().all(|c| c.is_ascii_graphic())
+        })
         .unwrap_or("/staff");
     with_cookies(
         see_other(back),
@@ -716,7 +721,7 @@ async fn audit_csv(
         Err(r) => return r,
     };
     let back = format!("/staff/customers/{id}");
-    let rows = match st.engine.staff_audit(&sess.member, id, None, 10_000).await {
+    let rows = match st.engine.staff_audit_all(&sess.member, id).await {
         Ok(r) => r,
         Err(e) => return error_page(&st, Some(&sess), e, Some(&back)),
     };
