@@ -72,7 +72,10 @@ fn main() -> anyhow::Result<()> {
         "sqlite" => format!("sqlite://{}?mode=rwc", dir.path().join("load.db").display()),
         "postgres" => {
             let admin = args.pg_url.clone().context("--db postgres needs --pg-url or OTP_TEST_PG_URL (an admin URL; a fresh database is created)")?;
-            let name = format!("otp_load_{}", std::process::id());
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs();
+            let name = format!("otp_load_{secs}_{}", std::process::id());
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;

@@ -240,7 +240,12 @@ impl TestDb {
                 let admin = std::env::var("OTP_TEST_PG_URL").expect(
                     "OTP_TEST_PG_URL is not set: run scripts/test.sh, which starts PostgreSQL",
                 );
-                let name = format!("otp_e2e_{}", hex::encode(rand::random::<[u8; 6]>()));
+                // Named with its creation time, so scripts/test.sh can drop only stale ones.
+                let secs = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs();
+                let name = format!("otp_e2e_{secs}_{}", hex::encode(rand::random::<[u8; 6]>()));
                 let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
                 sqlx::query(&format!("CREATE DATABASE {name}"))
                     .execute(&mut conn)

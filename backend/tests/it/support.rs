@@ -48,7 +48,8 @@ impl TestDb {
             Db::Postgres => {
                 sqlx::any::install_default_drivers();
                 let admin = pg_admin_url();
-                let name = format!("otp_t_{}", hex::encode(rand_bytes()));
+                // Named with its creation time, so scripts/test.sh can drop only stale ones.
+                let name = format!("otp_t_{}_{}", unix_now(), hex::encode(rand_bytes()));
                 let mut conn = sqlx::AnyConnection::connect(&admin)
                     .await
                     .expect("connect to PostgreSQL admin URL");
@@ -66,6 +67,13 @@ impl TestDb {
             }
         }
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 fn rand_bytes() -> [u8; 6] {
