@@ -1275,8 +1275,28 @@ async fn console_and_screen_logs_never_contain_passwords() {
         .await
         .unwrap();
     env.engine.store().close().await;
-    let p =
-        crate::process::Proc::start(&env.db, &[("OTP_LOG_JSON", "1"), ("OTP_LOG", "trace")]).await;
+    // Mail goes to an SMTP port nobody listens on, so the setup mail stays in the outbox (a
+    // sent one keeps no copy of its link) and this test can read the link from there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = env.db.dir.path().join("otp.toml");
+    std::fs::write(
+        &config,
+        format!("[mail]\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {closed}\ntls = \"none\"\n"),
+    )
+    .unwrap();
+    let p = crate::process::Proc::start(
+        &env.db,
+        &[
+            ("OTP_LOG_JSON", "1"),
+            ("OTP_LOG", "trace"),
+            ("OTP_CONFIG", config.to_str().unwrap()),
+        ],
+    )
+    .await;
     let b = Browser::new(&p.base);
     b.staff_login("sup0001").await;
     let page = format!("/staff/customers/{cid}");
@@ -1297,9 +1317,12 @@ async fn console_and_screen_logs_never_contain_passwords() {
     assert_eq!(password.len(), 8);
     // The customer opens the mailed link, and the app sets the token up with the password.
     let store = backend::store::Store::connect(&env.db.url, &Default::default()).unwrap();
-    let code = links_in_outbox(&store.outbox(100).await.unwrap())
-        .pop()
-        .unwrap();
+    let outbox = store.outbox(100).await.unwrap();
+    assert!(
+        outbox.iter().all(|m| m.sent_at.is_none()),
+        "the mail waits in the outbox (no SMTP server listens)"
+    );
+    let code = links_in_outbox(&outbox).pop().unwrap();
     assert_eq!(b.get(&format!("/dl/{code}")).await.status, 200);
     let res = reqwest::Client::new()
         .post(format!("{}/app/v1/setup", p.base))
