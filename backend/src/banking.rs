@@ -163,9 +163,7 @@ impl Engine {
             // The same Argon2 work as an unlocked check, its answer unused: a locked account
             // does not answer faster than one that is not.
             let _ = self.password_ok(password, phc).await?;
-            let mut tx = self.store().begin().await?;
-            tx.audit(&audit("password_locked")).await?;
-            tx.commit().await?;
+            self.audit_now(audit("password_locked")).await?;
             return Ok(PasswordCheck::Locked { until: until(at) });
         }
         let ok = self.password_ok(password, phc).await?;

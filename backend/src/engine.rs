@@ -770,9 +770,8 @@ impl Engine {
         actor: &Actor,
     ) {
         let now = now_i64(self.now());
-        let res = async {
-            let mut tx = self.inner.store.begin().await?;
-            tx.audit(&NewAudit {
+        let res = self
+            .audit_now(NewAudit {
                 at: now,
                 actor: &actor.name,
                 customer_id: Some(customer_id),
@@ -782,10 +781,7 @@ impl Engine {
                 ip: actor.ip.as_deref(),
                 detail: None,
             })
-            .await?;
-            tx.commit().await
-        }
-        .await;
+            .await;
         if let Err(e) = res {
             tracing::warn!(error = %e, action, "could not audit a refusal");
         }
@@ -965,9 +961,7 @@ impl Engine {
             _ => Some(EngineError::TokenNotUsable),
         };
         if let Some(err) = refusal {
-            let mut tx = self.inner.store.begin().await?;
-            tx.audit(&audit(err.code())).await?;
-            tx.commit().await?;
+            self.audit_now(audit(err.code())).await?;
             return Err(err);
         }
         let ok = self
@@ -1026,9 +1020,8 @@ impl Engine {
             Err(_) => None,
         };
         let now = now_i64(self.now());
-        let res = async {
-            let mut tx = self.inner.store.begin().await?;
-            tx.audit(&NewAudit {
+        let res = self
+            .audit_now(NewAudit {
                 at: now,
                 actor: &actor.name,
                 customer_id,
@@ -1038,10 +1031,7 @@ impl Engine {
                 ip: actor.ip.as_deref(),
                 detail: None,
             })
-            .await?;
-            tx.commit().await
-        }
-        .await;
+            .await;
         if let Err(e) = res {
             tracing::warn!(error = %e, outcome, "could not audit an app API refusal");
         }
