@@ -14,7 +14,7 @@ mod otp;
 mod session;
 mod transfer;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::{Path, Request};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -286,6 +286,59 @@ fn encode_path(p: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// A logged-in customer's request on a screen: the state, the language, the full session.
+/// Screen modules add what only they need in their own `impl Ctx` blocks.
+pub(crate) struct Ctx {
+    pub(crate) st: AppState,
+    pub(crate) lang: Lang,
+    pub(crate) sess: Session,
+}
+
+/// The request's [`Ctx`], or the redirect to login for one without a full session.
+pub(crate) async fn ctx(st: AppState, headers: &HeaderMap) -> Result<Ctx, Response> {
+    let lang = lang_of(headers);
+    let sess = session::require_full(&st, headers).await?;
+    Ok(Ctx { st, lang, sess })
+}
+
+impl Ctx {
+    /// Render a screen with the common context, `extra` and the field errors (422 when any).
+    pub(crate) fn page(
+        &self,
+        template: &str,
+        path: &str,
+        screen_id: Option<&str>,
+        title_key: &str,
+        extra: Value,
+        errors: &FieldErrors,
+    ) -> Response {
+        let mut m: Map<String, Value> =
+            base_ctx(self.lang, path, Some(&self.sess), screen_id, title_key);
+        if let Value::Object(e) = extra {
+            m.extend(e);
+        }
+        m.insert("errors".into(), errors.to_value());
+        let mut res = self.st.site.render(template, Value::Object(m));
+        if !errors.is_empty() {
+            *res.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+        }
+        res
+    }
+
+    pub(crate) fn error(&self, e: EngineError) -> Response {
+        engine_error_page(&self.st, self.lang, Some(&self.sess), e)
+    }
+
+    /// The form's CSRF token checked against the session's.
+    pub(crate) fn csrf(&self, form: &HashMap<String, String>) -> Result<(), Response> {
+        if self.sess.csrf_ok(form) {
+            Ok(())
+        } else {
+            Err(csrf_refused(&self.st, self.lang, Some(&self.sess)))
+        }
+    }
 }
 
 /// Field errors, translated: field → message.

@@ -8,14 +8,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Form;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 use super::i18n::{msg, Lang};
 use super::session::{self, Session};
-use super::{
-    base_ctx, csrf_refused, engine_error_page, lang_of, message_page, see_other, FieldErrors,
-};
+use super::{ctx, engine_error_page, message_page, see_other, Ctx, FieldErrors};
 use crate::banking::Overview;
 use crate::domain::{DomainError, IssueBlock, Outcome, Purpose, TokenState};
 use crate::engine::{rules, EngineError};
@@ -90,51 +88,13 @@ pub async fn check_code(
 
 type Page = Result<Response, Response>;
 
-struct Ctx {
-    st: AppState,
-    lang: Lang,
-    sess: Session,
-}
-
-async fn ctx(st: AppState, headers: &HeaderMap) -> Result<Ctx, Response> {
-    let lang = lang_of(headers);
-    let sess = session::require_full(&st, headers).await?;
-    Ok(Ctx { st, lang, sess })
-}
-
 impl Ctx {
-    fn page(
-        &self,
-        template: &str,
-        path: &str,
-        screen_id: Option<&str>,
-        title_key: &str,
-        extra: Value,
-        errors: &FieldErrors,
-    ) -> Response {
-        let mut m: Map<String, Value> =
-            base_ctx(self.lang, path, Some(&self.sess), screen_id, title_key);
-        if let Value::Object(e) = extra {
-            m.extend(e);
-        }
-        m.insert("errors".into(), errors.to_value());
-        let mut res = self.st.site.render(template, Value::Object(m));
-        if !errors.is_empty() {
-            *res.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-        }
-        res
-    }
-
     async fn overview(&self) -> Result<Overview, Response> {
         self.st
             .engine
             .overview(self.sess.customer())
             .await
             .map_err(|e| self.error(e))
-    }
-
-    fn error(&self, e: EngineError) -> Response {
-        engine_error_page(&self.st, self.lang, Some(&self.sess), e)
     }
 
     fn refuse(&self, key: &str) -> Response {
@@ -147,14 +107,6 @@ impl Ctx {
             msg(self.lang, key),
             Some(("/otp", "to_bop001")),
         )
-    }
-
-    fn csrf(&self, form: &HashMap<String, String>) -> Result<(), Response> {
-        if self.sess.csrf_ok(form) {
-            Ok(())
-        } else {
-            Err(csrf_refused(&self.st, self.lang, Some(&self.sess)))
-        }
     }
 }
 

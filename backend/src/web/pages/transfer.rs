@@ -5,16 +5,15 @@
 use std::collections::HashMap;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Form;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
-use super::i18n::Lang;
 use super::otp::{check_code, CodeCheck};
-use super::session::{self, Session};
-use super::{base_ctx, csrf_refused, engine_error_page, lang_of, see_other, FieldErrors};
+use super::session;
+use super::{ctx, see_other, Ctx, FieldErrors};
 use crate::domain::Purpose;
 use crate::engine::rules;
 use crate::web::{AppState, ClientIp};
@@ -23,48 +22,7 @@ const MAX_AMOUNT: i64 = 10_000_000;
 
 type Page = Result<Response, Response>;
 
-struct Ctx {
-    st: AppState,
-    lang: Lang,
-    sess: Session,
-}
-
-async fn ctx(st: AppState, headers: &HeaderMap) -> Result<Ctx, Response> {
-    let lang = lang_of(headers);
-    let sess = session::require_full(&st, headers).await?;
-    Ok(Ctx { st, lang, sess })
-}
-
 impl Ctx {
-    fn page(
-        &self,
-        template: &str,
-        path: &str,
-        title_key: &str,
-        extra: Value,
-        errors: &FieldErrors,
-    ) -> Response {
-        let mut m: Map<String, Value> =
-            base_ctx(self.lang, path, Some(&self.sess), None, title_key);
-        if let Value::Object(e) = extra {
-            m.extend(e);
-        }
-        m.insert("errors".into(), errors.to_value());
-        let mut res = self.st.site.render(template, Value::Object(m));
-        if !errors.is_empty() {
-            *res.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-        }
-        res
-    }
-
-    fn csrf(&self, form: &HashMap<String, String>) -> Result<(), Response> {
-        if self.sess.csrf_ok(form) {
-            Ok(())
-        } else {
-            Err(csrf_refused(&self.st, self.lang, Some(&self.sess)))
-        }
-    }
-
     fn draft(&self) -> Option<Value> {
         self.sess
             .draft
@@ -78,7 +36,7 @@ impl Ctx {
             .engine
             .overview(self.sess.customer())
             .await
-            .map_err(|e| engine_error_page(&self.st, self.lang, Some(&self.sess), e))?;
+            .map_err(|e| self.error(e))?;
         Ok(ov
             .otp_active()
             .then(|| ov.token.map(|t| t.user_id))
@@ -89,7 +47,7 @@ impl Ctx {
         let st = self.st.clone();
         session::set_draft(&st, &mut self.sess, draft)
             .await
-            .map_err(|e| engine_error_page(&self.st, self.lang, Some(&self.sess), e))
+            .map_err(|e| self.error(e))
     }
 }
 
@@ -117,6 +75,7 @@ pub async fn input_form(State(st): State<AppState>, headers: HeaderMap) -> Page 
     Ok(c.page(
         "transfer_input.html",
         "/transfer",
+        None,
         "transfer_title_input",
         json!({ "values": { "payee": v("payee"), "amount": v("amount") } }),
         &FieldErrors::default(),
@@ -150,6 +109,7 @@ pub async fn input(
         return Ok(c.page(
             "transfer_input.html",
             "/transfer",
+            None,
             "transfer_title_input",
             json!({ "values": { "payee": payee, "amount": amount_text } }),
             &errors,
@@ -169,6 +129,7 @@ fn confirm_page(c: &Ctx, d: &Value, otp: bool, errors: &FieldErrors) -> Response
     c.page(
         "transfer_confirm.html",
         "/transfer/confirm",
+        None,
         "transfer_title_confirm",
         json!({
             "payee": d.get("payee"),
@@ -213,12 +174,11 @@ pub async fn commit(
         return Ok(see_other("/transfer"));
     }
     let engine = c.st.engine.clone();
-    let err = |c: &Ctx, e| engine_error_page(&c.st, c.lang, Some(&c.sess), e);
     if d.get("done_id").is_some()
         || engine
             .transfer_recorded(&key)
             .await
-            .map_err(|e| err(&c, e))?
+            .map_err(|e| c.error(e))?
     {
         return Ok(see_other("/transfer/done"));
     }
@@ -245,7 +205,7 @@ pub async fn commit(
     let check = engine
         .check_confirmation_password(c.sess.customer(), pw, &actor, "transfer")
         .await
-        .map_err(|e| err(&c, e))?;
+        .map_err(|e| c.error(e))?;
     if !errors.confirmation_passed(&c.st, lang, check) {
         return Ok(confirm_page(&c, &d, otp_user.is_some(), &errors));
     }
@@ -277,7 +237,7 @@ pub async fn commit(
             &actor,
         )
         .await
-        .map_err(|e| err(&c, e))?;
+        .map_err(|e| c.error(e))?;
     let mut finished = d.clone();
     if let Value::Object(m) = &mut finished {
         m.insert("done_id".into(), json!(done.id));
@@ -294,6 +254,7 @@ pub async fn done(State(st): State<AppState>, headers: HeaderMap) -> Page {
     Ok(c.page(
         "transfer_done.html",
         "/transfer/done",
+        None,
         "transfer_title_done",
         json!({
             "payee": d.get("payee"),
