@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use backend::config::{Argon2Config, Config, Hidden};
+use backend::config::{Argon2Config, Config, Sensitive};
 use backend::domain::{Outcome, Purpose};
 use backend::engine::{Actor, ManualClock};
 use protocol::{code_at_step, Secret, ServiceId, TotpParams, UserId};
@@ -104,11 +104,11 @@ fn main() -> anyhow::Result<()> {
     };
     let cfg = Config {
         data_dir: dir.path().to_owned(),
-        database_url: Some(Hidden(url)),
-        master_key: Some(Hidden(format!("load:{}", "5a".repeat(32)))),
+        database_url: Some(Sensitive(url)),
+        master_key: Some(Sensitive(format!("load:{}", "5a".repeat(32)))),
         api_keys: vec![backend::config::ApiKey {
             name: "load".into(),
-            key: Hidden(API_KEY.into()),
+            key: Sensitive(API_KEY.into()),
         }],
         argon2: Argon2Config {
             memory_kib: 8,

@@ -4,31 +4,16 @@
 //! Secrets in the configuration (database URL, API keys, master key) are held in types that
 //! print `[redacted]`, so showing the configuration never shows them.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
+use lettre::message::Mailbox;
+pub use protocol::Sensitive;
+
 use crate::domain::Policy;
-
-/// A configuration string that must not be printed.
-#[derive(Clone, Default, Deserialize)]
-#[serde(transparent)]
-pub struct Hidden(pub String);
-
-impl fmt::Debug for Hidden {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl Drop for Hidden {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.0);
-    }
-}
 
 /// A bearer API key for the bank's host.
 #[derive(Clone, Debug, Deserialize)]
@@ -36,7 +21,7 @@ impl Drop for Hidden {
 pub struct ApiKey {
     /// Shown in audit events as `host:<name>`.
     pub name: String,
-    pub key: Hidden,
+    pub key: Sensitive<String>,
 }
 
 /// TOTP profile for new tokens.
@@ -130,11 +115,11 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…`; default: SQLite file `otp.db` in `data_dir`.
-    pub database_url: Option<Hidden>,
+    pub database_url: Option<Sensitive<String>>,
     /// Key file; default `master.key` in `data_dir`, created 0600 on first run.
     pub master_key_file: Option<PathBuf>,
     /// Keys given directly (`id:hex`, comma separated); overrides the key file.
-    pub master_key: Option<Hidden>,
+    pub master_key: Option<Sensitive<String>>,
     /// Host API keys. When none are configured, a key is generated into
     /// `data_dir/host-api.key` (0600) on first run.
     pub api_keys: Vec<ApiKey>,
@@ -147,10 +132,10 @@ pub struct Config {
     pub totp: TotpConfig,
     pub verify: VerifyConfig,
     pub argon2: Argon2Config,
-    pub app_api: crate::web::app_api::AppApiConfig,
-    pub mail: crate::mail::MailConfig,
+    pub app_api: AppApiConfig,
+    pub mail: MailConfig,
     pub web: WebConfig,
-    pub staff: crate::web::staff::StaffConfig,
+    pub staff: StaffConfig,
 }
 
 impl Default for Config {
@@ -170,10 +155,10 @@ impl Default for Config {
             totp: TotpConfig::default(),
             verify: VerifyConfig::default(),
             argon2: Argon2Config::default(),
-            app_api: crate::web::app_api::AppApiConfig::default(),
-            mail: crate::mail::MailConfig::default(),
+            app_api: AppApiConfig::default(),
+            mail: MailConfig::default(),
             web: WebConfig::default(),
-            staff: crate::web::staff::StaffConfig::default(),
+            staff: StaffConfig::default(),
         }
     }
 }
@@ -221,13 +206,13 @@ impl Config {
             self.data_dir = v.into();
         }
         if let Some(v) = get("OTP_DATABASE_URL") {
-            self.database_url = Some(Hidden(v));
+            self.database_url = Some(Sensitive(v));
         }
         if let Some(v) = get("OTP_MASTER_KEY_FILE") {
             self.master_key_file = Some(v.into());
         }
         if let Some(v) = get("OTP_MASTER_KEY") {
-            self.master_key = Some(Hidden(v));
+            self.master_key = Some(Sensitive(v));
         }
         if let Some(v) = get("OTP_API_KEYS") {
             // name:key,name:key
@@ -238,7 +223,7 @@ impl Config {
                 })?;
                 keys.push(ApiKey {
                     name: name.trim().to_owned(),
-                    key: Hidden(key.trim().to_owned()),
+                    key: Sensitive(key.trim().to_owned()),
                 });
             }
             self.api_keys = keys;
@@ -350,6 +335,136 @@ impl Config {
     }
 }
 
+/// `[staff]` in the configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StaffConfig {
+    /// A staff session idle this long ends (seconds); shorter than the customers'.
+    pub session_idle_secs: u64,
+    /// A revoke or reprovision takes effect only when a second supervisor approves it.
+    pub four_eyes: bool,
+    /// Audit events per page of the customer page's timeline.
+    pub audit_page_size: i64,
+}
+
+impl Default for StaffConfig {
+    fn default() -> Self {
+        StaffConfig {
+            session_idle_secs: 300,
+            four_eyes: false,
+            audit_page_size: 25,
+        }
+    }
+}
+
+/// `[app_api]`: rate limits of the app API.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppApiConfig {
+    /// Setup attempts per client IP and window.
+    pub per_ip: u32,
+    /// Setup attempts per user ID and window.
+    pub per_user_id: u32,
+    /// Window length in seconds.
+    pub window_secs: u64,
+    /// Most keys (IPs + user IDs) tracked in one window; beyond it new keys are refused until
+    /// the window ends (fail closed), so memory stays bounded under a flood.
+    pub max_keys: usize,
+}
+
+impl Default for AppApiConfig {
+    fn default() -> Self {
+        AppApiConfig {
+            per_ip: 10,
+            per_user_id: 5,
+            window_secs: 60,
+            max_keys: 100_000,
+        }
+    }
+}
+
+impl AppApiConfig {
+    /// # Errors
+    /// A zero limit or window, or a window longer than a day.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.per_ip == 0 || self.per_user_id == 0 || self.max_keys == 0 {
+            return Err("app_api.per_ip, per_user_id and max_keys must be at least 1".into());
+        }
+        if !(1..=86_400).contains(&self.window_secs) {
+            return Err("app_api.window_secs must be 1..=86400".into());
+        }
+        Ok(())
+    }
+}
+
+/// How the connection to the SMTP server is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain SMTP (a relay on the same host or network only).
+    None,
+    /// STARTTLS upgrade (submission, port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+}
+
+/// `[mail]` in the configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailConfig {
+    /// The sender, e.g. `OTP Bank <noreply@bank.example>`.
+    pub from: String,
+    /// SMTP server; unset: mails are written as `.eml` files to `data_dir/outbox`.
+    pub smtp_host: Option<String>,
+    pub smtp_port: Option<u16>,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<Sensitive<String>>,
+    /// First retry delay; doubles per attempt up to `retry_max_secs`.
+    pub retry_base_secs: u64,
+    pub retry_max_secs: u64,
+    /// How often the worker looks at the outbox, in milliseconds.
+    pub poll_ms: u64,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            from: "OTP Bank <noreply@bank.example>".into(),
+            smtp_host: None,
+            smtp_port: None,
+            tls: SmtpTls::default(),
+            username: None,
+            password: None,
+            retry_base_secs: 5,
+            retry_max_secs: 900,
+            poll_ms: 1000,
+        }
+    }
+}
+
+impl MailConfig {
+    /// # Errors
+    /// A sender that is not a mailbox, or a retry policy that is zero.
+    pub fn validate(&self) -> Result<(), String> {
+        self.from
+            .parse::<Mailbox>()
+            .map_err(|_| "mail.from must be an address like `Bank <noreply@bank.example>`")?;
+        if self.retry_base_secs == 0 || self.retry_max_secs < self.retry_base_secs {
+            return Err("mail.retry_base_secs must be >= 1 and <= mail.retry_max_secs".into());
+        }
+        if self.poll_ms == 0 {
+            return Err("mail.poll_ms must be >= 1".into());
+        }
+        if self.password.is_some() && self.username.is_none() {
+            return Err("mail.password needs mail.username".into());
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,7 +504,7 @@ mod tests {
         let short = Config {
             api_keys: vec![ApiKey {
                 name: "ib".into(),
-                key: Hidden("short".into()),
+                key: Sensitive("short".into()),
             }],
             ..Config::default()
         };

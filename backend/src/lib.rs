@@ -4,14 +4,12 @@
 //!
 //! Depends on `protocol` for the TOTP contract; must not depend on the app or the Tauri shell.
 
-pub mod banking;
 pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod engine;
 pub mod mail;
 pub mod metrics;
-pub mod staff_ops;
 pub mod store;
 pub mod web;
 
@@ -143,6 +141,7 @@ pub async fn build(cfg: &Config, clock: Box<dyn Clock>) -> anyhow::Result<(AppSt
             service_id: protocol::ServiceId::parse(&cfg.service_id)?,
             max_batch: cfg.verify.max_batch,
             verify_workers: workers,
+            four_eyes: domain::staff::FourEyes(cfg.staff.four_eyes),
             links: mail::LinkSettings {
                 public_url: cfg.public_url(),
                 link_ttl_days: cfg.web.link_ttl_days,

@@ -219,7 +219,14 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
             if let KeysCommand::Rotate = command {
                 let new_id = engine.keys().add_key().context("adding a key")?;
                 engine.check_keys().await?;
-                let n = engine
+                let mut n = engine
+                    .reseal_all()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e} ({})", e.code()))?;
+                // A running server that sealed a secret just before it saw the new key (its
+                // check is in the sealing transaction): look once more after it has.
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                n += engine
                     .reseal_all()
                     .await
                     .map_err(|e| anyhow::anyhow!("{e} ({})", e.code()))?;

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use backend::config::{Argon2Config, Config, Hidden};
+use backend::config::{Argon2Config, Config, Sensitive};
 use backend::engine::{Actor, Engine, ManualClock};
 use backend::mail::{MailConfig, MailWorker, SmtpTls};
 use backend::web::AppState;
@@ -279,11 +279,11 @@ pub fn config(db: &TestDb, port: u16, smtp_port: Option<u16>) -> Config {
     let mut cfg = Config {
         listen: SocketAddr::from(([127, 0, 0, 1], port)),
         data_dir: db.dir.path().to_owned(),
-        database_url: Some(Hidden(db.url.clone())),
-        master_key: Some(Hidden(MASTER_KEY.into())),
+        database_url: Some(Sensitive(db.url.clone())),
+        master_key: Some(Sensitive(MASTER_KEY.into())),
         api_keys: vec![backend::config::ApiKey {
             name: "ib".into(),
-            key: Hidden("host-test-key-0123456789abcdef0123456789".into()),
+            key: Sensitive("host-test-key-0123456789abcdef0123456789".into()),
         }],
         argon2: Argon2Config {
             memory_kib: 8,

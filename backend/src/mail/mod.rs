@@ -20,84 +20,15 @@ use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use serde::Deserialize;
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::config::Hidden;
+pub use crate::config::{MailConfig, SmtpTls};
 use crate::store::{MailRow, NewMail, Store, StoreError, TokenRow, Tx};
 
 use self::compose::Notice;
-
-/// How the connection to the SMTP server is secured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum SmtpTls {
-    /// Plain SMTP (a relay on the same host or network only).
-    None,
-    /// STARTTLS upgrade (submission, port 587).
-    #[default]
-    Starttls,
-    /// TLS from the first byte (port 465).
-    Tls,
-}
-
-/// `[mail]` in the configuration.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct MailConfig {
-    /// The sender, e.g. `OTP Bank <noreply@bank.example>`.
-    pub from: String,
-    /// SMTP server; unset: mails are written as `.eml` files to `data_dir/outbox`.
-    pub smtp_host: Option<String>,
-    pub smtp_port: Option<u16>,
-    pub tls: SmtpTls,
-    pub username: Option<String>,
-    pub password: Option<Hidden>,
-    /// First retry delay; doubles per attempt up to `retry_max_secs`.
-    pub retry_base_secs: u64,
-    pub retry_max_secs: u64,
-    /// How often the worker looks at the outbox, in milliseconds.
-    pub poll_ms: u64,
-}
-
-impl Default for MailConfig {
-    fn default() -> Self {
-        MailConfig {
-            from: "OTP Bank <noreply@bank.example>".into(),
-            smtp_host: None,
-            smtp_port: None,
-            tls: SmtpTls::default(),
-            username: None,
-            password: None,
-            retry_base_secs: 5,
-            retry_max_secs: 900,
-            poll_ms: 1000,
-        }
-    }
-}
-
-impl MailConfig {
-    /// # Errors
-    /// A sender that is not a mailbox, or a retry policy that is zero.
-    pub fn validate(&self) -> Result<(), String> {
-        self.from
-            .parse::<Mailbox>()
-            .map_err(|_| "mail.from must be an address like `Bank <noreply@bank.example>`")?;
-        if self.retry_base_secs == 0 || self.retry_max_secs < self.retry_base_secs {
-            return Err("mail.retry_base_secs must be >= 1 and <= mail.retry_max_secs".into());
-        }
-        if self.poll_ms == 0 {
-            return Err("mail.poll_ms must be >= 1".into());
-        }
-        if self.password.is_some() && self.username.is_none() {
-            return Err("mail.password needs mail.username".into());
-        }
-        Ok(())
-    }
-}
 
 /// What the engine needs to write an issuance mail: where the link points and how long it lives.
 #[derive(Debug, Clone)]
@@ -136,12 +67,14 @@ pub async fn enqueue_issuance(
     service_id: &str,
     user_id: &str,
     now: i64,
+    resend: bool,
 ) -> Result<Zeroizing<String>, StoreError> {
     let mut raw = Zeroizing::new([0u8; 20]);
     rand::rngs::OsRng.fill_bytes(raw.as_mut());
     let code = Zeroizing::new(hex::encode(raw.as_ref()));
     let expires_at = now + i64::from(links.link_ttl_days) * 86_400;
-    tx.insert_download_link(token_id, &link_code_hash(&code), now, expires_at)
+    let link_id = tx
+        .insert_download_link(token_id, &link_code_hash(&code), now, expires_at)
         .await?;
     let url = Zeroizing::new(format!(
         "{}/dl/{}",
@@ -150,7 +83,12 @@ pub async fn enqueue_issuance(
     ));
     let mail = compose::issuance(&url, service_id, user_id, expires_at);
     tx.enqueue_mail(&NewMail {
-        dedupe_key: &format!("issue:{user_id}"),
+        // A resend is a new mail; an issuance's mail is sent once, whatever retries it.
+        dedupe_key: &if resend {
+            format!("resend:{user_id}:{link_id}")
+        } else {
+            format!("issue:{user_id}")
+        },
         kind: "issuance",
         customer_id: Some(customer_id),
         user_id: Some(user_id),
@@ -399,7 +337,7 @@ mod tests {
         MailConfig::default().validate().unwrap();
         let cfg = MailConfig {
             username: Some("u".into()),
-            password: Some(Hidden("smtp-secret".into())),
+            password: Some(crate::config::Sensitive("smtp-secret".into())),
             ..MailConfig::default()
         };
         assert!(!format!("{cfg:?}").contains("smtp-secret"));

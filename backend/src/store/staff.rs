@@ -5,7 +5,8 @@
 
 use sqlx::FromRow;
 
-use super::{AuditRow, CustomerRow, Result, Store, TokenRow, Tx, TOKEN_COLUMNS};
+use super::tokens::TOKEN_COLUMNS;
+use super::{AuditRow, CustomerRow, Result, Store, TokenRow, Tx};
 
 /// A staff account. No `Debug`: it carries the password hash.
 #[derive(Clone, FromRow)]
@@ -226,6 +227,29 @@ impl Store {
 }
 
 impl Tx<'_> {
+    /// # Errors
+    /// [`StoreError::Conflict`] when the login ID exists.
+    pub async fn insert_staff(
+        &mut self,
+        login_id: &str,
+        name: &str,
+        role: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<i64> {
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO staff (login_id, name, role, password_hash, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(login_id)
+        .bind(name)
+        .bind(role)
+        .bind(password_hash)
+        .bind(now)
+        .fetch_one(&mut *self.0)
+        .await?;
+        Ok(id)
+    }
+
     /// Disable a staff account at `now`, or (`None`) enable it again. `Some(id)` when the account
     /// changed; `None` when no account has this login ID or it was already so.
     pub async fn set_staff_disabled(

@@ -30,55 +30,15 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
-use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use protocol::{SetupRequest, SetupResponse, TimeResponse, WireSecret};
 
 use super::error::{ApiError, ApiJson};
 use super::{AppState, ClientIp};
+pub use crate::config::AppApiConfig;
 use crate::domain::DomainError;
 use crate::engine::{Actor, EngineError};
-
-/// `[app_api]`: rate limits of the app API.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(default, deny_unknown_fields)]
-pub struct AppApiConfig {
-    /// Setup attempts per client IP and window.
-    pub per_ip: u32,
-    /// Setup attempts per user ID and window.
-    pub per_user_id: u32,
-    /// Window length in seconds.
-    pub window_secs: u64,
-    /// Most keys (IPs + user IDs) tracked in one window; beyond it new keys are refused until
-    /// the window ends (fail closed), so memory stays bounded under a flood.
-    pub max_keys: usize,
-}
-
-impl Default for AppApiConfig {
-    fn default() -> Self {
-        AppApiConfig {
-            per_ip: 10,
-            per_user_id: 5,
-            window_secs: 60,
-            max_keys: 100_000,
-        }
-    }
-}
-
-impl AppApiConfig {
-    /// # Errors
-    /// A zero limit or window, or a window longer than a day.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.per_ip == 0 || self.per_user_id == 0 || self.max_keys == 0 {
-            return Err("app_api.per_ip, per_user_id and max_keys must be at least 1".into());
-        }
-        if !(1..=86_400).contains(&self.window_secs) {
-            return Err("app_api.window_secs must be 1..=86400".into());
-        }
-        Ok(())
-    }
-}
 
 /// What the app API needs beyond the engine: the issuer shown in the app, and the limiter.
 #[derive(Debug)]

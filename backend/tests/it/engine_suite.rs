@@ -1,8 +1,8 @@
 //! The store and engine suite, run against SQLite and PostgreSQL alike.
 
-use backend::banking::{Login, PasswordCheck};
 use backend::domain::{DomainError, Outcome, Purpose, TokenState};
 use backend::engine::{Actor, Clock, EngineError};
+use backend::engine::{Login, PasswordCheck};
 use protocol::{ServiceId, UserId};
 
 use crate::both_dbs;
@@ -535,7 +535,7 @@ async fn secrets_sealed_and_keys_rotate(db: Db) {
         pg_name: None,
     };
     let mut cfg = config_for(&db2);
-    cfg.master_key = Some(backend::config::Hidden(two_keys));
+    cfg.master_key = Some(backend::config::Sensitive(two_keys));
     let (state2, _) = backend::build_default(&cfg).await.unwrap();
     let n = state2.engine.reseal_all().await.unwrap();
     assert_eq!(n, 1);
@@ -564,7 +564,7 @@ async fn secrets_sealed_and_keys_rotate(db: Db) {
 
     // Start-up refuses a key set that lacks a key in use, and a wrong key under a known id.
     let mut only_old = config_for(&db2);
-    only_old.master_key = Some(backend::config::Hidden(MASTER_KEY.into()));
+    only_old.master_key = Some(backend::config::Sensitive(MASTER_KEY.into()));
     let err = backend::build_default(&only_old)
         .await
         .err()
@@ -575,7 +575,7 @@ async fn secrets_sealed_and_keys_rotate(db: Db) {
         "{err}"
     );
     let mut wrong = config_for(&db2);
-    wrong.master_key = Some(backend::config::Hidden(format!(
+    wrong.master_key = Some(backend::config::Sensitive(format!(
         "test2:{}",
         "03".repeat(32)
     )));

@@ -165,7 +165,8 @@ async fn journey_over_http() {
         .await;
     assert_eq!(
         (st, code_of(&v)),
-        (StatusCode::UNPROCESSABLE_ENTITY, "INVALID_REASON")
+        (StatusCode::UNPROCESSABLE_ENTITY, "REASON_REQUIRED"),
+        "one reason rule (domain::fields::reason) for every transport"
     );
     let (st, v) = s
         .post(
@@ -485,7 +486,19 @@ async fn refuses_bad_requests() {
         .await;
     assert_eq!(
         (st, code_of(&v)),
-        (StatusCode::UNPROCESSABLE_ENTITY, "NOT_LOCKED")
+        (StatusCode::UNPROCESSABLE_ENTITY, "REASON_REQUIRED"),
+        "the host API's reasons follow the one reason rule (3-500 characters)"
+    );
+    let (st, v) = s
+        .post(
+            &format!("/host/v1/tokens/{uid}/unlock"),
+            json!({"reason": "caller verified"}),
+        )
+        .await;
+    assert_eq!(
+        (st, code_of(&v)),
+        (StatusCode::CONFLICT, "NOT_LOCKED"),
+        "not locked is a conflict with the token's state, not a bad field"
     );
 }
 

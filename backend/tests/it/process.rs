@@ -67,6 +67,10 @@ impl Proc {
         Proc { child, base, logs }
     }
 
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id().unwrap_or(0)
+    }
+
     async fn verify(&self, http: &reqwest::Client, uid: &str, code: &str) -> (u16, Value) {
         verify_at(http, &self.base, uid, code).await
     }
@@ -500,7 +504,7 @@ async fn keys_rotate_while_a_server_runs() {
     let p = Proc::start_without(&db, &[], &["OTP_MASTER_KEY"]).await;
     let mut cfg = backend::config::Config::load(None).unwrap();
     cfg.data_dir = db.dir.path().to_owned();
-    cfg.database_url = Some(backend::config::Hidden(db.url.clone()));
+    cfg.database_url = Some(backend::config::Sensitive(db.url.clone()));
     cfg.argon2 = backend::config::Argon2Config {
         memory_kib: 8,
         iterations: 1,

@@ -12,8 +12,8 @@ use crate::both_dbs;
 use crate::support::*;
 use backend::config::Config;
 use backend::domain::{Outcome, Purpose, TokenState};
+use backend::engine::staff::{PasswordChoice, StaffDone, StaffMember};
 use backend::engine::Actor;
-use backend::staff_ops::{PasswordChoice, StaffDone, StaffMember};
 
 const STAFF_PW: &str = "staff-password-123";
 
@@ -119,7 +119,7 @@ async fn operator_unlocks_and_cannot_revoke(db: Db) {
     // An operator may not revoke or reprovision: the engine refuses, not only the page.
     let e = env
         .engine
-        .staff_revoke(&op, cid, &uid, "lost phone", false, None)
+        .staff_revoke(&op, cid, &uid, "lost phone", None)
         .await
         .unwrap_err();
     assert_eq!(code_of(e), "STAFF_FORBIDDEN");
@@ -132,7 +132,6 @@ async fn operator_unlocks_and_cannot_revoke(db: Db) {
             "new phone",
             PasswordChoice::Generated,
             None,
-            false,
             None,
         )
         .await
@@ -218,7 +217,7 @@ async fn revoke_stops_verification_at_once(db: Db) {
     let cid = customer_id(&env, "taro0001").await;
     let done = env
         .engine
-        .staff_revoke(&sup, cid, &uid, "phone stolen", false, None)
+        .staff_revoke(&sup, cid, &uid, "phone stolen", None)
         .await
         .unwrap();
     assert!(matches!(done, StaffDone::Applied { .. }));
@@ -267,7 +266,6 @@ async fn reprovision_for_the_customer_waives_the_next_day_rule(db: Db) {
             "new phone",
             PasswordChoice::Customer,
             None,
-            false,
             None,
         )
         .await
@@ -282,7 +280,6 @@ async fn reprovision_for_the_customer_waives_the_next_day_rule(db: Db) {
             "new phone, customer sets the password",
             PasswordChoice::Customer,
             None,
-            false,
             None,
         )
         .await
@@ -301,7 +298,7 @@ async fn reprovision_for_the_customer_waives_the_next_day_rule(db: Db) {
 }
 
 async fn four_eyes_needs_a_second_supervisor(db: Db) {
-    let env = Env::new(db).await;
+    let env = Env::with_config(db, |c| c.staff.four_eyes = true).await;
     let a = staff(&env, "supA001", "supervisor").await;
     let b = staff(&env, "supB001", "supervisor").await;
     let op = staff(&env, "op0001", "operator").await;
@@ -309,7 +306,7 @@ async fn four_eyes_needs_a_second_supervisor(db: Db) {
     let cid = customer_id(&env, "taro0001").await;
     let done = env
         .engine
-        .staff_revoke(&a, cid, &uid, "phone lost", true, None)
+        .staff_revoke(&a, cid, &uid, "phone lost", None)
         .await
         .unwrap();
     let StaffDone::Requested { request_id } = done else {
@@ -325,7 +322,7 @@ async fn four_eyes_needs_a_second_supervisor(db: Db) {
     // A second request for the same customer waits its turn.
     let e = env
         .engine
-        .staff_revoke(&b, cid, &uid, "also lost", true, None)
+        .staff_revoke(&b, cid, &uid, "also lost", None)
         .await
         .unwrap_err();
     assert_eq!(code_of(e), "REQUEST_PENDING");
@@ -363,7 +360,7 @@ async fn four_eyes_needs_a_second_supervisor(db: Db) {
     for (decider, cancel, status) in [(&a, true, "cancelled"), (&b, false, "rejected")] {
         let StaffDone::Requested { request_id: id2 } = env
             .engine
-            .staff_revoke(&a, cid2, &uid2, "phone lost?", true, None)
+            .staff_revoke(&a, cid2, &uid2, "phone lost?", None)
             .await
             .unwrap()
         else {
@@ -419,7 +416,6 @@ async fn four_eyes_needs_a_second_supervisor(db: Db) {
             "new phone",
             PasswordChoice::Generated,
             Some("new@example.jp"),
-            true,
             None,
         )
         .await
@@ -915,7 +911,7 @@ async fn search_timeline_paging_and_csv_export(db: Db) {
 /// A leaver's account: disabled from the CLI's engine call, their open console session ends at
 /// once, their password no longer logs in (audited as such), and enabling restores access.
 async fn disabled_staff_cannot_log_in_and_their_sessions_end(db: Db) {
-    let srv = Server::start(db, |_| {}).await;
+    let srv = Server::start(db, |c| c.staff.four_eyes = true).await;
     let env = &srv.env;
     let member = staff(env, "op0001", "operator").await;
     staff(env, "op0002", "operator").await;
@@ -1057,7 +1053,6 @@ async fn disabled_staff_cannot_log_in_and_their_sessions_end(db: Db) {
             "new phone",
             PasswordChoice::Generated,
             Some("attacker@example.jp"),
-            true,
             None,
         )
         .await

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use backend::config::{Argon2Config, Config, Hidden};
+use backend::config::{Argon2Config, Config, Sensitive};
 use backend::engine::{Actor, Engine, ManualClock};
 use backend::web::AppState;
 use protocol::{code_at_step, DeviceInfo, Secret, ServiceId, TotpParams, UserId};
@@ -86,11 +86,11 @@ fn rand_bytes() -> [u8; 6] {
 pub fn config_for(db: &TestDb) -> Config {
     Config {
         data_dir: db.dir.path().to_owned(),
-        database_url: Some(Hidden(db.url.clone())),
-        master_key: Some(Hidden(MASTER_KEY.into())),
+        database_url: Some(Sensitive(db.url.clone())),
+        master_key: Some(Sensitive(MASTER_KEY.into())),
         api_keys: vec![backend::config::ApiKey {
             name: "ib".into(),
-            key: Hidden(API_KEY.into()),
+            key: Sensitive(API_KEY.into()),
         }],
         argon2: Argon2Config {
             memory_kib: 8,

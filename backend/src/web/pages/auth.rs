@@ -14,9 +14,9 @@ use super::i18n::{msg, Lang};
 use super::otp::{check_code, status_key, CodeCheck};
 use super::session::{self, Loaded, Session, FULL, OTP};
 use super::{base_ctx, csrf_refused, engine_error_page, lang_of, see_other, FieldErrors};
-use crate::banking::Login;
 use crate::domain::Purpose;
 use crate::engine::Actor;
+use crate::engine::Login;
 use crate::web::{AppState, ClientIp};
 
 fn with_cookie(mut res: Response, cookie: Option<HeaderValue>) -> Response {

@@ -357,9 +357,9 @@ impl FieldErrors {
         &mut self,
         st: &AppState,
         lang: Lang,
-        check: crate::banking::PasswordCheck,
+        check: crate::engine::PasswordCheck,
     ) -> bool {
-        use crate::banking::PasswordCheck;
+        use crate::engine::PasswordCheck;
         let field = "confirmation_password";
         match check {
             PasswordCheck::Right => return true,

@@ -14,9 +14,8 @@ use zeroize::Zeroizing;
 use super::i18n::{msg, Lang};
 use super::session::{self, Session};
 use super::{ctx, engine_error_page, message_page, see_other, Ctx, FieldErrors};
-use crate::banking::Overview;
-use crate::domain::{DomainError, IssueBlock, Outcome, Purpose, TokenState};
-use crate::engine::{rules, EngineError};
+use crate::domain::{fields, DomainError, IssueBlock, Outcome, Purpose, TokenState};
+use crate::engine::{EngineError, Overview};
 use crate::web::{AppState, ClientIp};
 
 /// The message key of BOP001's status label (DESIGN §4).
@@ -216,7 +215,7 @@ pub async fn issue_input(
     let mut errors = FieldErrors::default();
     if email.is_empty() {
         errors.add(lang, "email", "err_required");
-    } else if !rules::email(&email) {
+    } else if !fields::is_email(&email) {
         errors.add(lang, "email", "err_email");
     }
     if email2.is_empty() {
@@ -226,7 +225,7 @@ pub async fn issue_input(
     }
     if pw.is_empty() {
         errors.add(lang, "activation_password", "err_required");
-    } else if !rules::activation_password(&pw) {
+    } else if !fields::is_activation_password(&pw) {
         errors.add(lang, "activation_password", "err_activation_password");
     }
     if pw2.is_empty() {
@@ -311,7 +310,7 @@ pub async fn issue_commit(
     let mut errors = FieldErrors::default();
     if pw.is_empty() {
         errors.add(lang, "confirmation_password", "err_required");
-    } else if !rules::confirmation_password(&pw) {
+    } else if !fields::is_confirmation_password(&pw) {
         errors.add(lang, "confirmation_password", "err_confirmation_format");
     }
     if !errors.is_empty() {
@@ -522,7 +521,7 @@ pub async fn bos001(
     let mut errors = FieldErrors::default();
     if pw.is_empty() {
         errors.add(lang, "confirmation_password", "err_required");
-    } else if !rules::confirmation_password(&pw) {
+    } else if !fields::is_confirmation_password(&pw) {
         errors.add(lang, "confirmation_password", "err_confirmation_format");
     }
     let code = form.get("code").map_or("", |v| v.trim());

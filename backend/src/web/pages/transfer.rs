@@ -14,8 +14,8 @@ use zeroize::Zeroizing;
 use super::otp::{check_code, CodeCheck};
 use super::session;
 use super::{ctx, see_other, Ctx, FieldErrors};
+use crate::domain::fields;
 use crate::domain::Purpose;
-use crate::engine::rules;
 use crate::web::{AppState, ClientIp};
 
 const MAX_AMOUNT: i64 = 10_000_000;
@@ -192,7 +192,7 @@ pub async fn commit(
     let mut errors = FieldErrors::default();
     if pw.is_empty() {
         errors.add(lang, "confirmation_password", "err_required");
-    } else if !rules::confirmation_password(&pw) {
+    } else if !fields::is_confirmation_password(&pw) {
         errors.add(lang, "confirmation_password", "err_confirmation_format");
     }
     if otp_user.is_some() && form.get("code").is_none_or(|v| v.trim().is_empty()) {

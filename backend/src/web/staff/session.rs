@@ -11,8 +11,8 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::engine::staff::StaffMember;
 use crate::engine::EngineError;
-use crate::staff_ops::StaffMember;
 use crate::store::StaffSessionRow;
 use crate::web::AppState;
 

@@ -1,0 +1,66 @@
+//! Transfers, once per request key.
+
+use sqlx::FromRow;
+
+use super::{Result, Store, Tx};
+
+#[derive(Debug, Clone, FromRow, serde::Serialize)]
+pub struct TransferRow {
+    pub id: i64,
+    pub customer_id: i64,
+    pub request_key: String,
+    pub payee: String,
+    pub amount: i64,
+    pub user_id: Option<String>,
+    pub created_at: i64,
+}
+
+impl Store {
+    pub async fn transfers(&self, customer_id: i64) -> Result<Vec<TransferRow>> {
+        Ok(sqlx::query_as::<_, TransferRow>(
+            "SELECT id, customer_id, request_key, payee, amount, user_id, created_at FROM transfers \
+             WHERE customer_id = $1 ORDER BY id",
+        )
+        .bind(customer_id)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    pub async fn transfer_by_key(&self, request_key: &str) -> Result<Option<TransferRow>> {
+        Ok(sqlx::query_as::<_, TransferRow>(
+            "SELECT id, customer_id, request_key, payee, amount, user_id, created_at FROM transfers \
+             WHERE request_key = $1",
+        )
+        .bind(request_key)
+        .fetch_optional(&self.read)
+        .await?)
+    }
+}
+
+impl Tx<'_> {
+    /// # Errors
+    /// [`super::StoreError::Conflict`] when a transfer with this request key exists.
+    pub async fn insert_transfer(
+        &mut self,
+        customer_id: i64,
+        request_key: &str,
+        payee: &str,
+        amount: i64,
+        user_id: Option<&str>,
+        now: i64,
+    ) -> Result<i64> {
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO transfers (customer_id, request_key, payee, amount, user_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(customer_id)
+        .bind(request_key)
+        .bind(payee)
+        .bind(amount)
+        .bind(user_id)
+        .bind(now)
+        .fetch_one(&mut *self.0)
+        .await?;
+        Ok(id)
+    }
+}
