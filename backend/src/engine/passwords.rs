@@ -2,14 +2,12 @@
 //! customer password goes through (DESIGN §5: the one lockout rule of `domain::throttle`,
 //! applied by one compare-and-set in the store).
 //!
-//! Argon2 costs memory (19 MiB a hash by default): hashing runs at most one per core at a time
-//! behind [`HashGate`], with a short queue; beyond it the answer is "unavailable, retry", so a
-//! flood of unauthenticated login attempts cannot grow the process without bound.
+//! Argon2 costs memory (19 MiB a hash by default): hashing runs on one thread per core behind
+//! [`HashGate`], with a short queue; beyond it the answer is "unavailable, retry", so a flood of
+//! unauthenticated login attempts cannot grow the process without bound.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
 use crate::domain::{Attempt, DomainError};
@@ -17,51 +15,69 @@ use crate::store::{CustomerRow, NewAudit};
 
 use super::{now_i64, Actor, Engine, EngineError, PasswordCheck, Result};
 
-/// Bounds concurrent password hashing: `permits` at once, `queue` more waiting, the rest
-/// refused at once.
-#[derive(Debug)]
+/// Bounds password hashing: a few threads of its own do every hash, with a short queue in
+/// front; beyond the queue the answer is "unavailable, retry" at once. Dedicated threads also
+/// bound what the allocator keeps: each thread that ever ran an Argon2 hash keeps its 19 MiB
+/// block in its own malloc arena, so hashing on tokio's blocking pool (up to 512 threads)
+/// leaves the process hundreds of megabytes larger after a burst.
 pub(crate) struct HashGate {
-    permits: Arc<Semaphore>,
-    /// Hashes running or waiting.
-    waiting: AtomicUsize,
-    /// Running and waiting together, at most.
-    limit: usize,
+    jobs: std::sync::mpsc::SyncSender<HashJob>,
+}
+
+type HashJob = Box<dyn FnOnce() + Send>;
+
+impl std::fmt::Debug for HashGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HashGate")
+    }
 }
 
 impl HashGate {
-    pub(crate) fn new(permits: usize, queue: usize) -> HashGate {
-        HashGate {
-            permits: Arc::new(Semaphore::new(permits.max(1))),
-            waiting: AtomicUsize::new(0),
-            limit: permits.max(1) + queue,
+    /// `threads` hashing threads (they end when the gate is dropped), `queue` jobs waiting.
+    pub(crate) fn new(threads: usize, queue: usize) -> HashGate {
+        let (jobs, rx) = std::sync::mpsc::sync_channel::<HashJob>(queue);
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..threads.max(1) {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || loop {
+                    let job = match rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "could not start a password hashing thread");
+            }
         }
+        HashGate { jobs }
     }
 
-    /// Sized to the machine: one hash per core, eight waiting per core.
+    /// Sized to the machine: one hashing thread per core (what bounds memory: 19 MiB a hash by
+    /// default), 64 waiting per core (waiting costs no hash memory, only time).
     pub(crate) fn for_this_machine() -> HashGate {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        HashGate::new(cores, cores * 8)
+        HashGate::new(cores, cores * 64)
     }
 
     async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.limit {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
-            tracing::warn!("password hashing saturated; refusing with retry");
-            return Err(EngineError::Unavailable);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: HashJob = Box::new(move || {
+            let _ = tx.send(work());
+        });
+        match self.jobs.try_send(job) {
+            Ok(()) => rx.await.map_err(|_| EngineError::Unavailable),
+            Err(std::sync::mpsc::TrySendError::Full(_)) => {
+                tracing::warn!("password hashing saturated; refusing with retry");
+                Err(EngineError::Unavailable)
+            }
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => Err(EngineError::Unavailable),
         }
-        let permit = self.permits.clone().acquire_owned().await;
-        let res = match permit {
-            Ok(permit) => tokio::task::spawn_blocking(move || {
-                let out = work();
-                drop(permit);
-                out
-            })
-            .await
-            .map_err(|e| EngineError::Internal(e.into())),
-            Err(_) => Err(EngineError::Unavailable),
-        };
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
-        res
     }
 }
 

@@ -1148,7 +1148,10 @@ async fn reprovisioned_token_works_in_the_app_core_and_old_codes_are_refused(db:
             ],
         )
         .await;
-    assert_eq!(again.status, 422);
+    assert_eq!(
+        again.status, 409,
+        "a stale page is a conflict with the token's state, not a bad field"
+    );
     assert!(again.body.contains("STAFF_STALE"));
     // The old phone's codes are refused at once.
     env.clock.advance(60);

@@ -17,32 +17,13 @@ pub(super) fn after_action(
     }
 }
 
-pub(super) async fn unlock(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    ip: ClientIp,
-    Path(id): Path<i64>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    let sess = match require_post(&st, &headers, &form).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let res = st
-        .engine
-        .staff_unlock(
-            &sess.member,
-            id,
-            field(&form, "user_id"),
-            field(&form, "reason"),
-            ip.0.clone(),
-        )
-        .await
-        .map(|()| "unlocked");
-    after_action(&st, &sess, id, res)
-}
+/// The one-token actions (unlock, resend the setup mail, revoke): one form (`user_id`,
+/// `reason`), one handler, told apart by `A`.
+pub(super) const UNLOCK: u8 = 0;
+pub(super) const RESEND: u8 = 1;
+pub(super) const REVOKE: u8 = 2;
 
-pub(super) async fn resend(
+pub(super) async fn token_action<const A: u8>(
     State(st): State<AppState>,
     headers: HeaderMap,
     ip: ClientIp,
@@ -53,45 +34,30 @@ pub(super) async fn resend(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let res = st
-        .engine
-        .staff_resend_setup(
-            &sess.member,
-            id,
-            field(&form, "user_id"),
-            field(&form, "reason"),
-            ip.0.clone(),
-        )
-        .await
-        .map(|()| "resent");
-    after_action(&st, &sess, id, res)
-}
-
-pub(super) async fn revoke(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    ip: ClientIp,
-    Path(id): Path<i64>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    let sess = match require_post(&st, &headers, &form).await {
-        Ok(s) => s,
-        Err(r) => return r,
+    let (member, user_id, reason) = (
+        &sess.member,
+        field(&form, "user_id"),
+        field(&form, "reason"),
+    );
+    let ip = ip.0.clone();
+    let e = &st.engine;
+    let res = match A {
+        UNLOCK => e
+            .staff_unlock(member, id, user_id, reason, ip)
+            .await
+            .map(|()| "unlocked"),
+        RESEND => e
+            .staff_resend_setup(member, id, user_id, reason, ip)
+            .await
+            .map(|()| "resent"),
+        _ => e
+            .staff_revoke(member, id, user_id, reason, ip)
+            .await
+            .map(|d| match d {
+                StaffDone::Applied { .. } => "revoked",
+                StaffDone::Requested { .. } => "revoke_requested",
+            }),
     };
-    let res = st
-        .engine
-        .staff_revoke(
-            &sess.member,
-            id,
-            field(&form, "user_id"),
-            field(&form, "reason"),
-            ip.0.clone(),
-        )
-        .await
-        .map(|d| match d {
-            StaffDone::Applied { .. } => "revoked",
-            StaffDone::Requested { .. } => "revoke_requested",
-        });
     after_action(&st, &sess, id, res)
 }
 

@@ -165,9 +165,18 @@ pub fn router() -> Router<AppState> {
         .route("/staff/logout", post(login::logout))
         .route("/staff/customers/{id}", get(customer::customer))
         .route("/staff/customers/{id}/audit.csv", get(customer::audit_csv))
-        .route("/staff/customers/{id}/unlock", post(actions::unlock))
-        .route("/staff/customers/{id}/resend", post(actions::resend))
-        .route("/staff/customers/{id}/revoke", post(actions::revoke))
+        .route(
+            "/staff/customers/{id}/unlock",
+            post(actions::token_action::<{ actions::UNLOCK }>),
+        )
+        .route(
+            "/staff/customers/{id}/resend",
+            post(actions::token_action::<{ actions::RESEND }>),
+        )
+        .route(
+            "/staff/customers/{id}/revoke",
+            post(actions::token_action::<{ actions::REVOKE }>),
+        )
         .route(
             "/staff/customers/{id}/reprovision",
             post(actions::reprovision),
