@@ -918,7 +918,6 @@ async fn sigkill_under_load_keeps_every_accepted_code(db: Db) {
     );
 
     let p = Proc::start(&env.db, &[]).await;
-    let http = http();
     for (uid, code) in &accepted {
         let (st, v) = verify_at(&http, &p.base, uid, code).await;
         assert_eq!(
