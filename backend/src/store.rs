@@ -221,6 +221,10 @@ pub struct Store {
     kind: DbKind,
     /// When a dedicated writer last failed to connect, and why (see [`Store::dedicated_writer`]).
     writer_down: std::sync::Arc<std::sync::Mutex<Option<(std::time::Instant, String)>>>,
+    /// SQLite: every write transaction holds this shared; the checkpointer takes it exclusive
+    /// to restart the log (see [`Store::spawn_checkpointer`]). Fair: once the checkpointer
+    /// waits, new transactions wait behind it, so it cannot be starved by a busy writer.
+    checkpoint_gate: std::sync::Arc<tokio::sync::RwLock<()>>,
 }
 
 /// Options for connecting.
@@ -315,6 +319,21 @@ impl Store {
             DbKind::Sqlite => base()
                 .max_connections(1)
                 .acquire_timeout(opts.acquire_timeout.max(SQLITE_WRITE_QUEUE))
+                // When a COMMIT fails on SQLite (SQLITE_FULL, SQLITE_IOERR) SQLite has already
+                // rolled the transaction back, so sqlx's ROLLBACK fails too and the connection
+                // stays marked as inside a transaction: every later BEGIN on it fails ("non-zero
+                // transaction depth") and, this pool having one connection, every write answers
+                // 503 until a restart (issue 13, after a full disk). A connection that cannot
+                // begin a transaction is closed on its way back, and a fresh one opened.
+                .after_release(|conn, _| {
+                    Box::pin(async move {
+                        use sqlx::Connection as _;
+                        Ok(match conn.begin_with("BEGIN DEFERRED").await {
+                            Ok(tx) => tx.rollback().await.is_ok(),
+                            Err(_) => false,
+                        })
+                    })
+                })
                 .connect_lazy_with(connect_opts),
             DbKind::Postgres => read.clone(),
         };
@@ -323,6 +342,7 @@ impl Store {
             write,
             kind,
             writer_down: std::sync::Arc::default(),
+            checkpoint_gate: std::sync::Arc::default(),
         })
     }
 
@@ -380,6 +400,7 @@ impl Store {
     /// # Errors
     /// Database unreachable.
     pub async fn begin(&self) -> Result<Tx<'static>> {
+        let gate = self.gate().await;
         let tx = match self.kind {
             // IMMEDIATE takes SQLite's write lock at once (waiting under busy_timeout), so a
             // transaction that reads before it writes never fails on a snapshot another writer
@@ -392,8 +413,17 @@ impl Store {
             TxState {
                 kind: self.kind,
                 audits: Vec::new(),
+                _gate: gate,
             },
         ))
+    }
+
+    /// The checkpoint gate, shared, for a write transaction (SQLite only).
+    async fn gate(&self) -> Option<tokio::sync::OwnedRwLockReadGuard<()>> {
+        match self.kind {
+            DbKind::Sqlite => Some(self.checkpoint_gate.clone().read_owned().await),
+            DbKind::Postgres => None,
+        }
     }
 
     /// On SQLite, keep the write-ahead log small from a background task, so commits on the
@@ -402,8 +432,9 @@ impl Store {
     /// the log: the writer starts it again from its beginning only when no reader uses it, and
     /// under steady load some reader always does (each started while the log had pages not yet
     /// copied back), so it grows (to ~80 MB in issue 13). So past [`WAL_RESTART_PAGES`] a
-    /// RESTART checkpoint holds writers back for the few milliseconds the readers of old
-    /// snapshots take to finish (new ones read the database file), after which the next commit
+    /// RESTART checkpoint runs with write transactions held at the checkpoint gate, for the few
+    /// milliseconds the readers of old snapshots take to finish (new ones read the database
+    /// file), after which the next commit
     /// writes the log from its start (the file kept at most [`WAL_SIZE_LIMIT`]); and a log that
     /// has stopped growing is emptied (TRUNCATE), which is also what gives the space back after
     /// a full disk. No-op on PostgreSQL.
@@ -412,6 +443,7 @@ impl Store {
             return;
         }
         let pool = self.read.clone();
+        let gate = self.checkpoint_gate.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(250));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -444,12 +476,15 @@ impl Store {
                 } else {
                     continue;
                 };
-                match sqlx::query_as::<_, (i64, i64, i64)>(&format!(
-                    "PRAGMA wal_checkpoint({mode})"
-                ))
-                .fetch_one(&pool)
-                .await
-                {
+                // No write transaction runs meanwhile (SQLite's own lock is not fair: a
+                // checkpoint waiting for it can lose to a busy writer for seconds on end).
+                let exclusive = gate.write().await;
+                let done =
+                    sqlx::query_as::<_, (i64, i64, i64)>(&format!("PRAGMA wal_checkpoint({mode})"))
+                        .fetch_one(&pool)
+                        .await;
+                drop(exclusive);
+                match done {
                     Ok((0, _, _)) if mode == "TRUNCATE" => last_log = 0,
                     Ok(_) => {}
                     Err(e) => tracing::debug!(error = %e, mode, "WAL checkpoint failed; retrying"),
@@ -498,6 +533,7 @@ impl Store {
     /// Database unreachable.
     pub async fn begin_on<'c>(&self, conn: &'c mut sqlx::AnyConnection) -> Result<Tx<'c>> {
         use sqlx::Connection as _;
+        let gate = self.gate().await;
         let tx = match self.kind {
             DbKind::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
             DbKind::Postgres => conn.begin().await?,
@@ -507,6 +543,7 @@ impl Store {
             TxState {
                 kind: self.kind,
                 audits: Vec::new(),
+                _gate: gate,
             },
         ))
     }
@@ -635,6 +672,8 @@ struct PendingAudit {
 pub struct TxState {
     kind: DbKind,
     audits: Vec<PendingAudit>,
+    /// Held until the transaction ends (SQLite only).
+    _gate: Option<tokio::sync::OwnedRwLockReadGuard<()>>,
 }
 
 /// Audit rows per multi-row INSERT (8 parameters each, well under both databases' limits).

@@ -388,18 +388,32 @@ async fn a_full_disk_is_reported_and_survived_without_restart() {
     std::fs::remove_file(&filler).unwrap();
     let (uid, secret) = &tokens[39];
     let mut back = None;
+    let mut last = (0, 0, Value::Null);
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(20) {
-        if ready(http.clone(), p.base.clone()).await == 200 {
+        let status = ready(http.clone(), p.base.clone()).await;
+        last = (status, 0, Value::Null);
+        if status == 200 {
             let (st, v) = verify_at(&http, &p.base, uid, &code_now(secret)).await;
             if st == 200 {
                 back = Some(v);
                 break;
             }
+            last = (status, st, v);
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let v = back.expect("ready again and verifying within 20 s of space being freed, no restart");
+    let Some(v) = back else {
+        let logs = p.logs.lock().unwrap().join("\n");
+        let tail: String = logs
+            .chars()
+            .skip(logs.chars().count().saturating_sub(6000))
+            .collect();
+        panic!(
+            "ready again and verifying within 20 s of space being freed, no restart: \
+             last /readyz and verify {last:?}; logs:\n{tail}"
+        );
+    };
     assert_eq!(v["result"], "ok", "{v}");
     drop(p);
     drop(disk);
