@@ -242,7 +242,7 @@ impl Default for ConnectOpts {
     fn default() -> Self {
         ConnectOpts {
             max_connections: 16,
-            acquire_timeout: Duration::from_millis(800),
+            acquire_timeout: Duration::from_millis(500),
         }
     }
 }
