@@ -130,13 +130,13 @@ fn main() -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let app = backend::web::app(state.clone());
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-        });
+        // The server's own accept loop (timeouts, connection cap), as `otp-backend serve` runs.
+        tokio::spawn(backend::web::serve::serve(
+            listener,
+            app,
+            cfg.max_connections,
+            std::future::pending(),
+        ));
         anyhow::Ok((state, addr))
     })?;
 

@@ -128,6 +128,9 @@ pub struct Config {
     pub log_json: bool,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// Open client connections at most (`OTP_MAX_CONNECTIONS`); one more is answered 503. Kept
+    /// below the process's descriptor limit.
+    pub max_connections: usize,
     pub policy: Policy,
     pub totp: TotpConfig,
     pub verify: VerifyConfig,
@@ -151,6 +154,7 @@ impl Default for Config {
             issuer: "OTP Bank".into(),
             log_json: false,
             body_limit: 16 * 1024,
+            max_connections: 4096,
             policy: Policy::default(),
             totp: TotpConfig::default(),
             verify: VerifyConfig::default(),
@@ -231,6 +235,11 @@ impl Config {
         if let Some(v) = get("OTP_LOG_JSON") {
             self.log_json = matches!(v.as_str(), "1" | "true" | "yes");
         }
+        if let Some(v) = get("OTP_MAX_CONNECTIONS") {
+            self.max_connections = v
+                .parse()
+                .map_err(|_| ConfigError::Env("OTP_MAX_CONNECTIONS", "expected a number".into()))?;
+        }
         if let Some(v) = get("OTP_SERVICE_ID") {
             self.service_id = v;
         }
@@ -266,6 +275,11 @@ impl Config {
         if self.body_limit < 1024 || self.body_limit > 1024 * 1024 {
             return Err(ConfigError::Invalid(
                 "body_limit must be 1 KiB..1 MiB".into(),
+            ));
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "max_connections must be at least 1".into(),
             ));
         }
         self.mail.validate().map_err(ConfigError::Invalid)?;

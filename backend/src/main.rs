@@ -1,7 +1,6 @@
 //! `otp-backend`: the server and its administration commands.
 
 use std::io::{BufRead, Write};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -292,12 +291,19 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     tracing::info!(mail = %mailer.describe(), public_url = %cfg.public_url(), "mail outbox worker started");
     mailer.spawn();
     let app = backend::web::app(state);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    // Slow clients must not run the process out of descriptors (issue 13): lift the soft limit
+    // to the hard one and keep the connection cap below it.
+    let nofile = backend::web::serve::raise_nofile_limit();
+    let max_connections =
+        backend::web::serve::connection_cap(cfg.max_connections, nofile.map(|(_, after)| after));
+    tracing::info!(
+        open_files_before = nofile.map(|(b, _)| b),
+        open_files = nofile.map(|(_, a)| a),
+        max_connections,
+        header_read_timeout_secs = backend::web::serve::HEADER_READ_TIMEOUT.as_secs(),
+        "connection limits"
+    );
+    backend::web::serve::serve(listener, app, max_connections, shutdown_signal()).await?;
     tracing::info!("in-flight requests finished; closing the database");
     engine.store().close().await;
     Ok(())

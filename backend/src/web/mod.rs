@@ -7,7 +7,9 @@ pub mod app_api;
 pub mod error;
 pub mod host_api;
 pub mod pages;
+pub mod serve;
 pub mod staff;
+mod text_guard;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -100,6 +102,12 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        // Every text field, query value and path segment is checked once, here, before any
+        // handler or database sees it.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            text_guard::refuse_bad_text,
+        ))
         .layer(DefaultBodyLimit::max(limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -110,14 +118,19 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Ready when the database answers and takes a write: a full disk or a read-only database
+/// answers `SELECT 1` happily while every verification fails.
 async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
-    match st.engine.store().ping().await {
-        Ok(()) => (StatusCode::OK, "ready").into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
-        }
+    let store = st.engine.store();
+    if let Err(e) = store.ping().await {
+        tracing::warn!(error = %e, "readiness check failed: database unreachable");
+        return (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response();
     }
+    if let Err(e) = store.write_probe(st.engine.now()).await {
+        tracing::warn!(error = %e, "readiness check failed: the database cannot write");
+        return (StatusCode::SERVICE_UNAVAILABLE, "database cannot write").into_response();
+    }
+    (StatusCode::OK, "ready").into_response()
 }
 
 async fn metrics(State(st): State<AppState>) -> impl IntoResponse {

@@ -27,9 +27,32 @@ impl Proc {
 
     /// Start with `remove` taken out of the environment the defaults set.
     async fn start_without(db: &TestDb, extra: &[(&str, &str)], remove: &[&str]) -> Proc {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("serve")
-            .env("OTP_LISTEN", "127.0.0.1:0")
+        Proc::start_opts(db, extra, remove, None).await
+    }
+
+    /// Start with `remove` taken out of the environment, and, given `nofile_soft`, with the
+    /// soft limit on open files lowered to it (as a distribution's default 1,024 would be).
+    pub(crate) async fn start_opts(
+        db: &TestDb,
+        extra: &[(&str, &str)],
+        remove: &[&str],
+        nofile_soft: Option<u64>,
+    ) -> Proc {
+        let mut cmd = match nofile_soft {
+            None => {
+                let mut c = Command::new(BIN);
+                c.arg("serve");
+                c
+            }
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -Sn {n} && exec \"$0\" serve"))
+                    .arg(BIN);
+                c
+            }
+        };
+        cmd.env("OTP_LISTEN", "127.0.0.1:0")
             .env("OTP_DATA_DIR", db.dir.path())
             .env("OTP_DATABASE_URL", &db.url)
             .env("OTP_MASTER_KEY", MASTER_KEY)
@@ -74,9 +97,27 @@ impl Proc {
     async fn verify(&self, http: &reqwest::Client, uid: &str, code: &str) -> (u16, Value) {
         verify_at(http, &self.base, uid, code).await
     }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id().unwrap_or(0)
+    }
+
+    /// Kill the process with SIGKILL (no shutdown of any kind) and wait for it.
+    pub(crate) async fn kill9(mut self) {
+        let _ = std::process::Command::new("kill")
+            .arg("-KILL")
+            .arg(self.pid().to_string())
+            .status();
+        let _ = self.child.wait().await;
+    }
 }
 
-async fn verify_at(http: &reqwest::Client, base: &str, uid: &str, code: &str) -> (u16, Value) {
+pub(crate) async fn verify_at(
+    http: &reqwest::Client,
+    base: &str,
+    uid: &str,
+    code: &str,
+) -> (u16, Value) {
     {
         let res = http
             .post(format!("{base}/host/v1/tokens/{uid}/verify"))

@@ -1507,7 +1507,12 @@ async fn the_console_speaks_japanese_on_request(db: Db) {
                 back.replace('/', "%2F")
             ))
             .await;
-        assert_eq!(r.location.as_deref(), Some("/staff"), "{back}");
+        if back.contains("%0D") {
+            // Control characters never reach the handler (web::text_guard): refused outright.
+            assert_eq!((r.status, r.location.as_deref()), (400, None), "{back}");
+        } else {
+            assert_eq!(r.location.as_deref(), Some("/staff"), "{back}");
+        }
     }
     let p = op.get(&page).await;
     assert!(p.body.contains("<html lang=\"en\">") && p.body.contains(">Active</dd>"));

@@ -113,12 +113,18 @@ pub(crate) async fn run_worker(
         // deadlock on each other's rows.
         batch.sort_by(|a, b| a.user_id.cmp(&b.user_id));
         let started = Instant::now();
+        let mut connect_error = None;
         if writer.is_none() {
-            writer = inner.store.dedicated_writer().await.ok();
+            match inner.store.dedicated_writer().await {
+                Ok(conn) => writer = Some(conn),
+                Err(e) => connect_error = Some(e),
+            }
         }
-        let results = match writer.as_mut() {
-            Some(conn) => process_batch(&inner, conn, &batch).await,
-            None => Err(StoreError::Unavailable(sqlx::Error::PoolClosed)),
+        let results = match (writer.as_mut(), connect_error) {
+            (Some(conn), _) => process_batch(&inner, conn, &batch).await,
+            // The real cause (refused, timed out, ...) goes to the log below.
+            (None, Some(e)) => Err(e),
+            (None, None) => Err(StoreError::Unavailable(sqlx::Error::PoolClosed)),
         };
         if results.is_err() {
             // The connection may be broken; take a fresh one for the next batch.

@@ -188,6 +188,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("error_csrf", "画面の有効期限が切れたか、不正な操作が行われました。もう一度操作して下さい。", "This page has expired or the request was not valid. Please try again."),
     ("error_internal", "ただいま処理を行えません。しばらくしてから再度お試し下さい。お問い合わせの際は次の番号をお伝え下さい：", "The request cannot be processed now. Please try again later. When contacting us, quote this number: "),
     ("error_unavailable", "ただいま混み合っております。しばらくしてから再度お試し下さい。", "The service is busy. Please try again shortly."),
+    ("error_bad_text", "入力内容に使用できない文字（制御文字など）が含まれているか、入力が長すぎます。入力内容をご確認のうえ、もう一度操作して下さい。", "The input contains characters that cannot be used (such as control characters), or is too long. Please check it and try again."),
     ("not_found", "ページが見つかりません。", "Page not found."),
     ("err_required", "入力して下さい。", "This field is required."),
     ("err_email", "メールアドレスの形式が正しくありません（半角英数字記号で入力して下さい）。", "This is not a valid e-mail address (half-width characters)."),

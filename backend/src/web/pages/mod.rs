@@ -190,6 +190,12 @@ pub fn router() -> Router<AppState> {
 /// Security headers for every screen; `no-store` so no page (or its CSRF token) is cached.
 pub(crate) async fn page_headers(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
+    secure_headers(&mut res);
+    res
+}
+
+/// The screens' security headers on `res`.
+fn secure_headers(res: &mut Response) {
     let h = res.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -218,6 +224,22 @@ pub(crate) async fn page_headers(req: Request, next: Next) -> Response {
         "cross-origin-opener-policy",
         HeaderValue::from_static("same-origin"),
     );
+}
+
+/// The refusal of text no field accepts (control characters, invalid UTF-8, over-long), as a
+/// screen: 400, in the customer's language (see `web::text_guard`).
+pub(crate) fn text_refused(st: &AppState, headers: &HeaderMap) -> Response {
+    let lang = lang_of(headers);
+    let mut res = message_page(
+        st,
+        lang,
+        None,
+        StatusCode::BAD_REQUEST,
+        "error_title",
+        msg(lang, "error_bad_text"),
+        Some(("/top", "to_top")),
+    );
+    secure_headers(&mut res);
     res
 }
 

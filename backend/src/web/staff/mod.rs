@@ -322,6 +322,27 @@ fn message(
     st.staff.render("staff/message.html", ctx, status)
 }
 
+/// The refusal of text no field accepts (control characters, invalid UTF-8, over-long): 400,
+/// in the console's language (see `web::text_guard`, which runs before the console's layers).
+pub(crate) fn text_refused(st: &AppState, headers: &HeaderMap) -> Response {
+    let lang = session::cookie(headers, LANG_COOKIE)
+        .and_then(|v| Lang::parse(&v))
+        .unwrap_or(Lang::En);
+    let here = ReqLang {
+        lang,
+        here: "/staff".to_owned(),
+    };
+    REQ_LANG.sync_scope(here, || {
+        message(
+            st,
+            None,
+            StatusCode::BAD_REQUEST,
+            "The input contains characters that cannot be used (such as control characters), or is too long. Go back, check it and try again.",
+            Some("/staff"),
+        )
+    })
+}
+
 /// An engine error as a page, with the status of `web::error::status_of` and the refusal's
 /// message; an internal error shows only an id to quote (the cause goes to the log only).
 fn error_page(
