@@ -60,8 +60,10 @@ fn no_success_after_lock(events: &[(String, String)], ok: &str) -> Result<(), St
     Ok(())
 }
 
-/// 59 wrong login passwords at once, then the right one (issue 12, item 1). Three customers,
-/// so that a race that lets the right one through is caught whatever the scheduling.
+/// 59 wrong login passwords at once, then the right one (issue 12, item 1): the right one may
+/// pass only before the lock (the audit trail's order shows which), never after it, and the
+/// customer is locked at the end. Three rounds, so that a race that lets the right one clear
+/// the lock is caught whatever the scheduling.
 async fn burst_of_login_guesses_cannot_pass_or_clear_the_lock(db: Db) {
     let env = env_with_real_argon2(db).await;
     for round in 0..3 {
@@ -91,8 +93,7 @@ async fn burst_of_login_guesses_cannot_pass_or_clear_the_lock(db: Db) {
             }
         }
         let mut answers: HashMap<&'static str, usize> = HashMap::new();
-        let mut right_answer = "";
-        for (i, t) in tasks.into_iter().enumerate() {
+        for t in tasks {
             let a = match t.await.unwrap() {
                 Ok(Login::Ok(_)) => "ok",
                 Ok(Login::Invalid) => "invalid",
@@ -101,13 +102,10 @@ async fn burst_of_login_guesses_cannot_pass_or_clear_the_lock(db: Db) {
                 Err(e) => panic!("unexpected {e:?}"),
             };
             *answers.entry(a).or_default() += 1;
-            if i == 59 {
-                right_answer = a;
-            }
         }
-        assert_ne!(
-            right_answer, "ok",
-            "round {round}: the right password, sent after 59 wrong ones, must meet the lock ({answers:?})"
+        assert!(
+            answers.get("locked").copied().unwrap_or(0) >= 1,
+            "round {round}: the burst meets the lock: {answers:?}"
         );
         no_success_after_lock(&password_events(&env, id).await, "ok").unwrap();
         assert!(
@@ -123,7 +121,9 @@ async fn burst_of_login_guesses_cannot_pass_or_clear_the_lock(db: Db) {
     }
 }
 
-/// 39 wrong confirmation passwords at once, then the right one (issue 12, item 1).
+/// 39 wrong confirmation passwords at once, then the right one (issue 12, item 1): however the
+/// attempts interleave, at least ten wrong ones are counted after any success, so the burst
+/// ends locked; a success that cleared the lock it did not see would leave it open.
 async fn burst_of_confirmation_guesses_cannot_pass_or_clear_the_lock(db: Db) {
     let env = env_with_real_argon2(db).await;
     for round in 0..3 {
@@ -152,14 +152,9 @@ async fn burst_of_confirmation_guesses_cannot_pass_or_clear_the_lock(db: Db) {
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             }
         }
-        let mut last = None;
         for t in tasks {
-            last = Some(t.await.unwrap());
+            t.await.unwrap().unwrap();
         }
-        assert!(
-            !matches!(last, Some(Ok(PasswordCheck::Right))),
-            "round {round}: the right confirmation password after 39 wrong ones must meet the lock: {last:?}"
-        );
         let events = password_events(&env, id).await;
         assert!(
             events
