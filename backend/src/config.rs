@@ -108,6 +108,16 @@ pub struct WebConfig {
     pub link_ttl_days: u32,
     pub app_store_url: String,
     pub play_store_url: String,
+    /// A customer session ends this long after login however active it is (seconds).
+    pub session_max_secs: u64,
+    /// Peers (load balancers, reverse proxies) whose forwarding header names the client, as
+    /// address blocks; empty: the socket's peer is the client (see `web::client_ip`).
+    pub trusted_proxies: Vec<crate::web::client_ip::Cidr>,
+    /// The header the trusted proxies write: `x-forwarded-for` or `forwarded`.
+    pub client_ip_header: crate::web::client_ip::ForwardedHeader,
+    /// `/metrics` answers only to `Authorization: Bearer <metrics_key>` (32+ characters);
+    /// without a key it is off (404).
+    pub metrics_key: Option<Hidden>,
 }
 
 impl Default for WebConfig {
@@ -119,6 +129,10 @@ impl Default for WebConfig {
             app_store_url: "https://apps.apple.com/jp/app/id0000000000".into(),
             play_store_url: "https://play.google.com/store/apps/details?id=jp.example.otpbank"
                 .into(),
+            session_max_secs: 12 * 3600,
+            trusted_proxies: Vec::new(),
+            client_ip_header: crate::web::client_ip::ForwardedHeader::default(),
+            metrics_key: None,
         }
     }
 }

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // reason: test/bench harness code: a failed step should stop loudly
 mod app_api;
 mod engine_suite;
+mod hardening;
 mod host_api;
 mod process;
 mod staff;

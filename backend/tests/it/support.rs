@@ -17,6 +17,8 @@ pub const T0: u64 = 1_795_575_630;
 pub const MASTER_KEY: &str =
     "test1:0101010101010101010101010101010101010101010101010101010101010101";
 pub const API_KEY: &str = "host-test-key-0123456789abcdef0123456789";
+/// `web.metrics_key` of every test configuration.
+pub const METRICS_KEY: &str = "metrics-test-key-0123456789abcdef0123";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Db {
@@ -96,6 +98,10 @@ pub fn config_for(db: &TestDb) -> Config {
             memory_kib: 8,
             iterations: 1,
             parallelism: 1,
+        },
+        web: backend::config::WebConfig {
+            metrics_key: Some(Hidden(METRICS_KEY.into())),
+            ..Default::default()
         },
         ..Config::default()
     }

@@ -51,6 +51,8 @@ pub struct StaffConfig {
     pub four_eyes: bool,
     /// Audit events per page of the customer page's timeline.
     pub audit_page_size: i64,
+    /// A staff session ends this long after login however active it is (seconds): a shift.
+    pub session_max_secs: u64,
 }
 
 impl Default for StaffConfig {
@@ -59,6 +61,7 @@ impl Default for StaffConfig {
             session_idle_secs: 300,
             four_eyes: false,
             audit_page_size: 25,
+            session_max_secs: 8 * 3600,
         }
     }
 }
@@ -125,6 +128,9 @@ impl Console {
     pub fn new(cfg: &StaffConfig) -> anyhow::Result<Console> {
         if !(60..=3600).contains(&cfg.session_idle_secs) {
             anyhow::bail!("staff.session_idle_secs must be 60..=3600");
+        }
+        if cfg.session_max_secs < cfg.session_idle_secs || cfg.session_max_secs > 86_400 {
+            anyhow::bail!("staff.session_max_secs must be session_idle_secs..=86400");
         }
         if !(5..=500).contains(&cfg.audit_page_size) {
             anyhow::bail!("staff.audit_page_size must be 5..=500");
