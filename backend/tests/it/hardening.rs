@@ -405,7 +405,11 @@ async fn metrics_are_not_open_to_anyone() {
     }
     let r = send(&app, PEER, with(&format!("Bearer {KEY}"))).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert!(r.body.contains("# TYPE otp_verifications counter"), "{}", r.body);
+    assert!(
+        r.body.contains("# TYPE otp_verifications counter"),
+        "{}",
+        r.body
+    );
 
     let short = backend::build(
         &backend::config::Config {
