@@ -66,6 +66,11 @@ fn parse_args() -> anyhow::Result<Args> {
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let dir = tempfile::tempdir()?;
+    // The server refuses a data directory others can read (tempdir makes it 0755).
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )?;
     // (admin URL, database) to drop at the end, on PostgreSQL.
     let mut pg_made: Option<(String, String)> = None;
     let url = match args.db.as_str() {

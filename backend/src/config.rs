@@ -93,6 +93,16 @@ pub struct WebConfig {
     pub link_ttl_days: u32,
     pub app_store_url: String,
     pub play_store_url: String,
+    /// A customer session ends this long after login however active it is (seconds).
+    pub session_max_secs: u64,
+    /// Peers (load balancers, reverse proxies) whose forwarding header names the client, as
+    /// address blocks; empty: the socket's peer is the client (see `web::client_ip`).
+    pub trusted_proxies: Vec<crate::web::client_ip::Cidr>,
+    /// The header the trusted proxies write: `x-forwarded-for` or `forwarded`.
+    pub client_ip_header: crate::web::client_ip::ForwardedHeader,
+    /// `/metrics` answers only to `Authorization: Bearer <metrics_key>` (32+ characters);
+    /// without a key it is off (404).
+    pub metrics_key: Option<Sensitive<String>>,
 }
 
 impl Default for WebConfig {
@@ -104,6 +114,10 @@ impl Default for WebConfig {
             app_store_url: "https://apps.apple.com/jp/app/id0000000000".into(),
             play_store_url: "https://play.google.com/store/apps/details?id=jp.example.otpbank"
                 .into(),
+            session_max_secs: 12 * 3600,
+            trusted_proxies: Vec::new(),
+            client_ip_header: crate::web::client_ip::ForwardedHeader::default(),
+            metrics_key: None,
         }
     }
 }
@@ -359,6 +373,8 @@ pub struct StaffConfig {
     pub four_eyes: bool,
     /// Audit events per page of the customer page's timeline.
     pub audit_page_size: i64,
+    /// A staff session ends this long after login however active it is (seconds): a shift.
+    pub session_max_secs: u64,
 }
 
 impl Default for StaffConfig {
@@ -367,6 +383,7 @@ impl Default for StaffConfig {
             session_idle_secs: 300,
             four_eyes: false,
             audit_page_size: 25,
+            session_max_secs: 8 * 3600,
         }
     }
 }
@@ -375,14 +392,14 @@ impl Default for StaffConfig {
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AppApiConfig {
-    /// Setup attempts per client IP and window.
+    /// Setup attempts per client (IPv4 address or IPv6 /64) in any window.
     pub per_ip: u32,
-    /// Setup attempts per user ID and window.
+    /// Setup attempts per user ID in any window.
     pub per_user_id: u32,
-    /// Window length in seconds.
+    /// Window length in seconds (the window slides: it ends now).
     pub window_secs: u64,
-    /// Most keys (IPs + user IDs) tracked in one window; beyond it new keys are refused until
-    /// the window ends (fail closed), so memory stays bounded under a flood.
+    /// Most clients, and most user IDs, tracked at once; beyond it the least recently seen
+    /// are forgotten, so memory stays bounded under a flood.
     pub max_keys: usize,
 }
 
@@ -403,6 +420,9 @@ impl AppApiConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.per_ip == 0 || self.per_user_id == 0 || self.max_keys == 0 {
             return Err("app_api.per_ip, per_user_id and max_keys must be at least 1".into());
+        }
+        if self.per_ip > 1000 || self.per_user_id > 1000 {
+            return Err("app_api.per_ip and per_user_id must be at most 1000".into());
         }
         if !(1..=86_400).contains(&self.window_secs) {
             return Err("app_api.window_secs must be 1..=86400".into());

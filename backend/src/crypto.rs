@@ -507,6 +507,16 @@ fn argon2_with_thread_memory(
 mod tests {
     use super::*;
 
+    /// Issue 12 item 10: built without the `zeroize` feature, the AES key schedule (the master
+    /// key, expanded) stays in freed memory after every seal and open.
+    #[test]
+    fn the_cipher_wipes_its_key_schedule_on_drop() {
+        fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        wiped_on_drop::<aes::Aes256>();
+        // The type Aes256Gcm encrypts with is exactly this one.
+        let _: fn(&aes_gcm::AesGcm<aes::Aes256, aes_gcm::aead::consts::U12>) -> &Aes256Gcm = |c| c;
+    }
+
     fn ring() -> Keyring {
         Keyring::from_hex("k1", &"11".repeat(32)).unwrap()
     }

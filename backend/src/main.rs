@@ -101,6 +101,10 @@ enum KeysCommand {
 }
 
 fn main() -> std::process::ExitCode {
+    // Everything this process creates (the database and its -wal/-shm, the outbox, key files)
+    // is for this user alone, whatever the umask of the shell or unit that started it.
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     let cfg = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,

@@ -230,6 +230,11 @@ pub struct TestDb {
 impl TestDb {
     pub async fn new(db: Db) -> TestDb {
         let dir = tempfile::tempdir().unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // The server refuses a data directory others can read (tempdir makes it 0755).
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
         match db {
             Db::Sqlite => TestDb {
                 url: format!("sqlite://{}?mode=rwc", dir.path().join("otp.db").display()),

@@ -48,6 +48,11 @@ pub struct Backend {
 impl Backend {
     pub async fn start(skew: i64, tweak: impl FnOnce(&mut Config)) -> Backend {
         let dir = tempfile::tempdir().unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // The server refuses a data directory others can read (tempdir makes it 0755).
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
         let mut cfg = Config {
             data_dir: dir.path().to_owned(),
             database_url: Some(Hidden(format!(

@@ -19,7 +19,7 @@ use std::time::Duration;
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -136,7 +136,8 @@ pub async fn enqueue_notice(
 
 enum Transport {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
-    Files(AsyncFileTransport<Tokio1Executor>),
+    /// The outbox directory (0700); each mail one `.eml` file (0600).
+    Files(PathBuf),
 }
 
 /// The outbox worker.
@@ -189,8 +190,12 @@ impl MailWorker {
             }
             None => {
                 let dir: PathBuf = data_dir.join("outbox");
-                std::fs::create_dir_all(&dir)?;
-                Transport::Files(AsyncFileTransport::<Tokio1Executor>::new(dir))
+                let mut b = std::fs::DirBuilder::new();
+                b.recursive(true);
+                #[cfg(unix)]
+                std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+                b.create(&dir)?;
+                Transport::Files(dir)
             }
         };
         Ok(MailWorker {
@@ -290,8 +295,17 @@ impl MailWorker {
             Transport::Smtp(t) => {
                 t.send(msg).await?;
             }
-            Transport::Files(t) => {
-                let id = t.send(msg).await?;
+            Transport::Files(dir) => {
+                // Named by the outbox row, so a retry after a crash mid-write rewrites the
+                // same file; 0600: an issuance mail holds a download link.
+                let id = format!("{}-{}", row.created_at, row.id);
+                let mut opts = tokio::fs::OpenOptions::new();
+                opts.write(true).create(true).truncate(true);
+                #[cfg(unix)]
+                opts.mode(0o600);
+                let mut f = opts.open(dir.join(format!("{id}.eml"))).await?;
+                tokio::io::AsyncWriteExt::write_all(&mut f, &msg.formatted()).await?;
+                f.sync_all().await?;
                 // The development default: say where the mail is and, for an issuance, the link.
                 let link = row
                     .body

@@ -43,15 +43,23 @@ impl Store {
         Ok(())
     }
 
-    /// Extend a session seen at `now`, only if it was seen after `idle_before`; false: it
-    /// timed out (or is gone).
-    pub async fn touch_session(&self, id_hash: &str, now: i64, idle_before: i64) -> Result<bool> {
+    /// Extend a session seen at `now`, only if it was seen after `idle_before` and created
+    /// after `created_before` (its absolute lifetime); false: it timed out (or is gone).
+    pub async fn touch_session(
+        &self,
+        id_hash: &str,
+        now: i64,
+        idle_before: i64,
+        created_before: i64,
+    ) -> Result<bool> {
         Ok(sqlx::query(
-            "UPDATE web_sessions SET last_seen_at = $1 WHERE id_hash = $2 AND last_seen_at > $3",
+            "UPDATE web_sessions SET last_seen_at = $1 WHERE id_hash = $2 AND last_seen_at > $3 \
+             AND created_at > $4",
         )
         .bind(now)
         .bind(id_hash)
         .bind(idle_before)
+        .bind(created_before)
         .execute(&self.write)
         .await?
         .rows_affected()
@@ -75,14 +83,23 @@ impl Store {
         Ok(())
     }
 
-    /// Forget sessions idle since before `idle_before`.
-    pub async fn purge_sessions(&self, idle_before: i64) -> Result<u64> {
+    /// Forget sessions idle since before `idle_before` or created before `created_before`.
+    pub async fn purge_sessions(&self, idle_before: i64, created_before: i64) -> Result<u64> {
         Ok(
-            sqlx::query("DELETE FROM web_sessions WHERE last_seen_at <= $1")
+            sqlx::query("DELETE FROM web_sessions WHERE last_seen_at <= $1 OR created_at <= $2")
                 .bind(idle_before)
+                .bind(created_before)
                 .execute(&self.write)
                 .await?
                 .rows_affected(),
         )
+    }
+
+    /// How many customer sessions exist (operations and tests).
+    pub async fn session_count(&self) -> Result<i64> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM web_sessions")
+            .fetch_one(&self.read)
+            .await?;
+        Ok(n)
     }
 }

@@ -1,9 +1,14 @@
 //! HTTP transports over the engine. Handlers are thin: parse, call the engine, map the error.
 //!
 //! - `/host/v1/…`: the JSON API the bank's internet-banking host calls (bearer API keys);
-//! - `/healthz`, `/readyz`, `/metrics`: operations.
+//! - `/healthz`, `/readyz`: operations, open to anyone (they say only "ok" or "ready");
+//! - `/metrics`: operations, only with `Authorization: Bearer <web.metrics_key>` (off without
+//!   a key): the counters tell an outsider the bank's traffic and failure rates.
+//!
+//! With an `https://` `web.public_url` every response carries `Strict-Transport-Security`.
 
 pub mod app_api;
+pub mod client_ip;
 pub mod error;
 pub mod host_api;
 pub mod pages;
@@ -15,10 +20,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRef, FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use sha2::{Digest, Sha256};
@@ -75,18 +80,34 @@ pub struct AppState {
     pub staff: Arc<staff::Console>,
 }
 
-/// The client's address, when the server was started with connect info.
+/// The client's address, when the server was started with connect info: the peer, or the
+/// address a trusted proxy reports for it ([`client_ip`]).
 #[derive(Debug, Clone)]
 pub struct ClientIp(pub Option<String>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl ClientIp {
+    /// The address itself, for rate limits.
+    pub fn addr(parts: &Parts, st: &AppState) -> Option<std::net::IpAddr> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>()?.0.ip();
+        let web = &st.site.cfg;
+        Some(client_ip::resolve(
+            peer,
+            &parts.headers,
+            &web.trusted_proxies,
+            web.client_ip_header,
+        ))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp
+where
+    AppState: FromRef<S>,
+{
     type Rejection = std::convert::Infallible;
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let st = AppState::from_ref(state);
         Ok(ClientIp(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string()),
+            ClientIp::addr(parts, &st).map(|ip| ip.to_string()),
         ))
     }
 }
@@ -107,6 +128,10 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             text_guard::refuse_bad_text,
+        ))
+        .layer(axum::middleware::map_response_with_state(
+            state.clone(),
+            strict_transport,
         ))
         .layer(DefaultBodyLimit::max(limit))
         .layer(TimeoutLayer::with_status_code(
@@ -133,7 +158,45 @@ async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
     (StatusCode::OK, "ready").into_response()
 }
 
-async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
+/// HSTS when the public URL is https: browsers then never try plain HTTP (nor let a user
+/// click through a certificate warning) for a year.
+async fn strict_transport(State(st): State<AppState>, mut res: Response) -> Response {
+    if st.site.secure {
+        res.headers_mut().insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    res
+}
+
+async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(key) = st.site.cfg.metrics_key.as_ref() else {
+        return (
+            StatusCode::NOT_FOUND,
+            "metrics are off: set web.metrics_key",
+        )
+            .into_response();
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Digests of both, compared in constant time (length included).
+    let ok: bool = subtle::ConstantTimeEq::ct_eq(
+        Sha256::digest(presented.as_bytes()).as_slice(),
+        Sha256::digest(key.0.as_bytes()).as_slice(),
+    )
+    .into();
+    if !ok {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "metrics need Authorization: Bearer <web.metrics_key>",
+        )
+            .into_response();
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -141,4 +204,5 @@ async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
         )],
         st.engine.metrics().render(),
     )
+        .into_response()
 }

@@ -534,6 +534,11 @@ async fn secrets_sealed_and_keys_rotate(db: Db) {
         dir: tempfile::tempdir().unwrap(),
         pg_name: None,
     };
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // The server refuses a data directory others can read (tempdir makes it 0755).
+        std::fs::set_permissions(db2.dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
     let mut cfg = config_for(&db2);
     cfg.master_key = Some(backend::config::Sensitive(two_keys));
     let (state2, _) = backend::build_default(&cfg).await.unwrap();

@@ -321,7 +321,7 @@ async fn a_full_disk_is_reported_and_survived_without_restart() {
     let url = format!("sqlite://{}?mode=rwc", disk.path().join("otp.db").display());
     let env = Env::with_config(Db::Sqlite, |cfg| {
         cfg.data_dir = disk.path().to_owned();
-        cfg.database_url = Some(backend::config::Hidden(url.clone()));
+        cfg.database_url = Some(backend::config::Sensitive(url.clone()));
     })
     .await;
     let mut tokens = Vec::new();

@@ -201,6 +201,7 @@ async fn journey_over_http() {
     let text = s
         .http
         .get(format!("{}/metrics", s.base))
+        .bearer_auth(METRICS_KEY)
         .send()
         .await
         .unwrap()

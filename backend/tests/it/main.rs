@@ -8,3 +8,4 @@ mod host_api;
 mod process;
 mod staff;
 mod support;
+mod web_hardening;

@@ -274,6 +274,11 @@ async fn database_goes_away_and_comes_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn startup_refuses_missing_or_wrong_master_key() {
     let dir = tempfile::tempdir().unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // The server refuses a data directory others can read (tempdir makes it 0755).
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
     let data = dir.path().to_str().unwrap().to_owned();
     let base = [
         ("OTP_DATA_DIR", data.clone()),

@@ -17,6 +17,8 @@ pub const T0: u64 = 1_795_575_630;
 pub const MASTER_KEY: &str =
     "test1:0101010101010101010101010101010101010101010101010101010101010101";
 pub const API_KEY: &str = "host-test-key-0123456789abcdef0123456789";
+/// `web.metrics_key` of every test configuration.
+pub const METRICS_KEY: &str = "metrics-test-key-0123456789abcdef0123";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Db {
@@ -39,6 +41,11 @@ pub fn pg_admin_url() -> String {
 impl TestDb {
     pub async fn new(db: Db) -> TestDb {
         let dir = tempfile::tempdir().unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // The server refuses a data directory others can read (tempdir makes it 0755).
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
         match db {
             Db::Sqlite => TestDb {
                 url: format!("sqlite://{}?mode=rwc", dir.path().join("otp.db").display()),
@@ -96,6 +103,10 @@ pub fn config_for(db: &TestDb) -> Config {
             memory_kib: 8,
             iterations: 1,
             parallelism: 1,
+        },
+        web: backend::config::WebConfig {
+            metrics_key: Some(Sensitive(METRICS_KEY.into())),
+            ..Default::default()
         },
         ..Config::default()
     }

@@ -128,8 +128,14 @@ const STATIC: &[(&str, &str, &str)] = &[
 
 impl Site {
     /// # Errors
-    /// A template that does not parse (caught by the tests at build time).
+    /// A setting out of range, or a template that does not parse (caught by the tests).
     pub fn new(cfg: &WebConfig, public_url: &str) -> anyhow::Result<Site> {
+        if cfg.session_max_secs < cfg.session_idle_secs || cfg.session_max_secs > 7 * 86_400 {
+            anyhow::bail!("web.session_max_secs must be session_idle_secs..=604800");
+        }
+        if cfg.metrics_key.as_ref().is_some_and(|k| k.0.len() < 32) {
+            anyhow::bail!("web.metrics_key must be at least 32 characters");
+        }
         let mut env = Environment::new();
         for (name, src) in TEMPLATES {
             env.add_template(name, src)?;
@@ -296,6 +302,41 @@ pub fn base_ctx(
     m.insert("errors".into(), json!({}));
     m.insert("values".into(), json!({}));
     m
+}
+
+/// The screens a language switch may return to (every path `base_ctx` is given).
+const SCREEN_PATHS: &[&str] = &[
+    "/",
+    "/top",
+    "/login",
+    "/login/otp",
+    "/otp",
+    "/otp/issue",
+    "/otp/issue/confirm",
+    "/otp/issue/complete",
+    "/otp/activate",
+    "/otp/activate/done",
+    "/otp/deactivate",
+    "/otp/deactivate/done",
+    "/transfer",
+    "/transfer/confirm",
+    "/transfer/done",
+];
+
+/// `p` when it is one of the screens' own paths: an allow-list, not a filter of bad
+/// characters, because browsers forgive too much (`/\t/host` is followed as `//host`) and a
+/// CR or LF cannot go into a `Location` header at all. The download page (`/dl/<code>`) is
+/// allowed with a code of URL-safe characters only.
+pub(crate) fn screen_path(p: &str) -> Option<&str> {
+    if SCREEN_PATHS.contains(&p) {
+        return Some(p);
+    }
+    let code = p.strip_prefix("/dl/")?;
+    let ok = (1..=128).contains(&code.len())
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then_some(p)
 }
 
 /// Percent-encode a path for a query value (only what a path of ours can hold needs it).

@@ -108,6 +108,9 @@ impl Console {
         if !(60..=3600).contains(&cfg.session_idle_secs) {
             anyhow::bail!("staff.session_idle_secs must be 60..=3600");
         }
+        if cfg.session_max_secs < cfg.session_idle_secs || cfg.session_max_secs > 86_400 {
+            anyhow::bail!("staff.session_max_secs must be session_idle_secs..=86400");
+        }
         if !(5..=500).contains(&cfg.audit_page_size) {
             anyhow::bail!("staff.audit_page_size must be 5..=500");
         }
