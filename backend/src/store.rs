@@ -24,6 +24,8 @@ use crate::domain::{DomainError, TokenState};
 
 mod screens;
 pub use screens::{LinkRow, MailRow, NewMail, SessionRow, TransferRow};
+mod ops;
+pub use ops::{AppliedMigration, OutboxStats, SealedSecret};
 mod staff;
 pub use staff::{NewStaffRequest, StaffRequestRow, StaffRow, StaffSessionRow};
 

@@ -126,6 +126,9 @@ async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        st.engine.metrics().render(),
+        st.engine
+            .metrics()
+            .render_with_store(st.engine.store(), st.engine.now())
+            .await,
     )
 }
