@@ -20,7 +20,8 @@ as_root() {
 PACKAGES=(oathtool postgresql postgresql-client pkg-config build-essential keyutils
   chromium python3-aiosmtpd fonts-noto-cjk  # customer screens: browser journey, SMTP on loopback
   libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev librsvg2-dev libayatana-appindicator3-dev
-  libssl-dev xvfb xauth webkit2gtk-driver)  # the Tauri app: desktop build, Xvfb + WebKitWebDriver
+  libssl-dev xvfb xauth webkit2gtk-driver  # the Tauri app: desktop build, Xvfb + WebKitWebDriver
+  systemd prometheus python3-yaml)  # deploy/: systemd-analyze verify, promtool, the compose file
 log "installing system packages: ${PACKAGES[*]}"
 export DEBIAN_FRONTEND=noninteractive
 if ! as_root apt-get install -y --no-install-recommends "${PACKAGES[@]}" >/tmp/otp-apt.log 2>&1; then
@@ -65,6 +66,10 @@ for db in $(psql "$PG_ADMIN_URL" -Atqc "select datname from pg_database
        or datname ~ '^otp_(t|e2e)_[0-9a-f]{12}$' or datname ~ '^otp_load_[0-9]+$'"); do
   psql "$PG_ADMIN_URL" -qc "DROP DATABASE $db" >/dev/null 2>&1 || true
 done
+
+# --- deploy/: service unit, alert rules and their tests, dashboard queries, compose file -------
+log "deploy/: systemd-analyze verify, promtool check/test rules, compose and Containerfile"
+scripts/check-deploy.sh
 
 # --- the app's web UI (ui/): built before cargo, which embeds ui/dist into the app --------------
 node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' 2>/dev/null \

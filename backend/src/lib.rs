@@ -10,6 +10,7 @@ pub mod domain;
 pub mod engine;
 pub mod mail;
 pub mod metrics;
+pub mod ops;
 pub mod store;
 pub mod web;
 

@@ -45,6 +45,29 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Copy the SQLite database to FILE while the server runs (consistent, checked, 0600).
+    /// The master key is not in it: keep the key file backed up apart.
+    Backup {
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Check a backup (integrity, schema, that the configured master keys open every secret)
+    /// and only then put it in place of the SQLite database. Stop the server first.
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
+        /// Run every check, replace nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Check the configured database (SQLite or PostgreSQL) and master keys; changes nothing.
+    Check,
+    /// Exit 0 when the server answers 200 on /healthz (a container HEALTHCHECK).
+    Healthcheck {
+        /// Default: http://<listen>/healthz (a wildcard address is asked on loopback).
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -216,6 +239,57 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
         Command::Staff {
             command: StaffCommand::Enable { login_id, reason },
         } => staff_set_disabled(&cfg, &login_id, false, &reason).await,
+        Command::Backup { to } => {
+            let b = backend::ops::backup::backup(&cfg, &to).await?;
+            println!(
+                "backup written to {} ({} bytes in {} ms; {} token(s), {}; schema version {})",
+                b.path.display(),
+                b.bytes,
+                b.took.as_millis(),
+                b.tokens,
+                backend::ops::backup::describe_keys(&b.secrets_by_key),
+                b.schema_version.unwrap_or(0)
+            );
+            println!(
+                "the master key is not in the backup: keep a copy of it apart from the backups"
+            );
+            Ok(())
+        }
+        Command::Restore { from, dry_run } => {
+            let r = backend::ops::backup::restore(&cfg, &from, dry_run).await?;
+            println!(
+                "{} checks out: integrity ok, schema version {} ({} migration(s) applied), {} token(s), {} opened with the configured master keys",
+                from.display(),
+                r.check.schema_version.unwrap_or(0),
+                r.check.migrated,
+                r.check.tokens,
+                backend::ops::backup::describe_keys(&r.check.secrets_by_key)
+            );
+            if r.dry_run {
+                println!("dry run: nothing was replaced");
+            } else {
+                println!("restored into {}", r.target.display());
+                if let Some(p) = r.previous {
+                    println!("the database it replaced is kept at {}", p.display());
+                }
+            }
+            Ok(())
+        }
+        Command::Check => {
+            let c = backend::ops::backup::check(&cfg).await?;
+            println!(
+                "database {}: schema version {}, {} token(s), {} opened with the configured master keys",
+                cfg.database_display(),
+                c.schema_version.unwrap_or(0),
+                c.tokens,
+                backend::ops::backup::describe_keys(&c.secrets_by_key)
+            );
+            Ok(())
+        }
+        Command::Healthcheck { url } => {
+            let url = url.unwrap_or_else(|| backend::ops::health::default_url(cfg.listen));
+            backend::ops::health::probe(&url, std::time::Duration::from_secs(3))
+        }
         Command::Keys { command } => {
             let (st, _) = backend::build_default(&cfg).await?;
             let engine = &st.engine;

@@ -202,7 +202,10 @@ async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> Response {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        st.engine.metrics().render(),
+        st.engine
+            .metrics()
+            .render_with_store(st.engine.store(), st.engine.now())
+            .await,
     )
         .into_response()
 }

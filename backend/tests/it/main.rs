@@ -1,10 +1,12 @@
 //! Backend integration tests: one binary (link time adds up on 2 cores).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // reason: test/bench harness code: a failed step should stop loudly
 mod app_api;
+mod backup;
 mod engine_suite;
 mod faults;
 mod hardening;
 mod host_api;
+mod ops_metrics;
 mod process;
 mod staff;
 mod support;

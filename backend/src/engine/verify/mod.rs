@@ -72,10 +72,14 @@ impl Engine {
             .map_err(|_| EngineError::Unavailable)?;
         let res = rx.await.map_err(|_| EngineError::Unavailable)?;
         match &res {
-            Ok(r) => self
-                .inner
-                .metrics
-                .observe_verify(r.result.as_str(), started.elapsed()),
+            Ok(r) => {
+                let m = &self.inner.metrics;
+                m.observe_verify(r.result.as_str(), started.elapsed());
+                // This verification locked the token (later refusals are `locked` too).
+                if r.result == Outcome::Locked && r.attempts_left == Some(0) {
+                    m.observe_lock();
+                }
+            }
             Err(e) => self
                 .inner
                 .metrics
