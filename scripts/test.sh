@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project. Installs what it needs first: Debian packages through apt
 # (this needs root: run as root, or have sudo), PostgreSQL (started here when none is reachable)
-# and oathtool (the RFC 6238 cross-check).
+# oathtool (the RFC 6238 cross-check) and PyPI's oath (the RFC 6287 OCRA cross-check).
 #
 #   scripts/test.sh            # everything
 #   SKIP_LINT=1 scripts/test.sh  # without fmt/clippy
@@ -17,7 +17,7 @@ as_root() {
 }
 
 # --- system packages -----------------------------------------------------------------------
-PACKAGES=(oathtool postgresql postgresql-client pkg-config build-essential keyutils
+PACKAGES=(oathtool python3-venv postgresql postgresql-client pkg-config build-essential keyutils
   chromium python3-aiosmtpd fonts-noto-cjk  # customer screens: browser journey, SMTP on loopback
   libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev librsvg2-dev libayatana-appindicator3-dev
   libssl-dev xvfb xauth webkit2gtk-driver  # the Tauri app: desktop build, Xvfb + WebKitWebDriver
@@ -81,6 +81,17 @@ log "tauri-driver (WebDriver for the desktop app's journey)"
 cargo install tauri-driver --locked --version '^2' >/tmp/otp-tauri-driver.log 2>&1 \
   || { cat /tmp/otp-tauri-driver.log >&2; exit 1; }
 export TAURI_DRIVER=${CARGO_HOME:-$HOME/.cargo}/bin/tauri-driver
+
+# --- PyPI's oath: an independent RFC 6287 (OCRA) for protocol/tests/ocra.rs ----------------
+# Pinned; in a venv of its own so the system Python stays untouched. The cross-check test fails
+# (never skips) without it.
+OATH_VENV=${OTP_OATH_VENV:-/tmp/otp-oath-venv}
+log "PyPI oath==1.4.5 in $OATH_VENV (OCRA cross-check)"
+[ -x "$OATH_VENV/bin/python" ] || python3 -m venv "$OATH_VENV"
+"$OATH_VENV/bin/pip" install --disable-pip-version-check -q 'oath==1.4.5' >/tmp/otp-pip-oath.log 2>&1 \
+  || { cat /tmp/otp-pip-oath.log >&2; exit 1; }
+export OTP_OATH_PYTHON=$OATH_VENV/bin/python
+"$OTP_OATH_PYTHON" -c 'import oath' || { echo "oath missing after install" >&2; exit 1; }
 
 # --- Rust ---------------------------------------------------------------------------------
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
