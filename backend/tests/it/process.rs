@@ -98,10 +98,6 @@ impl Proc {
         verify_at(http, &self.base, uid, code).await
     }
 
-    pub(crate) fn pid(&self) -> u32 {
-        self.child.id().unwrap_or(0)
-    }
-
     /// Kill the process with SIGKILL (no shutdown of any kind) and wait for it.
     pub(crate) async fn kill9(mut self) {
         let _ = std::process::Command::new("kill")
