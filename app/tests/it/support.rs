@@ -10,7 +10,7 @@ use app::{
     Directory, KeyringStore, MemoryStore, ProvisioningClient, SecretStore, SetupInput, Timeouts,
     Vault,
 };
-use backend::config::{ApiKey, Argon2Config, Config, Hidden};
+use backend::config::{ApiKey, Argon2Config, Config};
 use backend::engine::{Clock, Engine};
 use protocol::{DeviceInfo, Sensitive};
 use serde_json::{json, Value};
@@ -55,14 +55,14 @@ impl Backend {
         }
         let mut cfg = Config {
             data_dir: dir.path().to_owned(),
-            database_url: Some(Hidden(format!(
+            database_url: Some(Sensitive(format!(
                 "sqlite://{}?mode=rwc",
                 dir.path().join("otp.db").display()
             ))),
-            master_key: Some(Hidden(MASTER_KEY.into())),
+            master_key: Some(Sensitive(MASTER_KEY.into())),
             api_keys: vec![ApiKey {
                 name: "ib".into(),
-                key: Hidden(API_KEY.into()),
+                key: Sensitive(API_KEY.into()),
             }],
             argon2: Argon2Config {
                 memory_kib: 8,
