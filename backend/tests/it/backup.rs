@@ -67,6 +67,15 @@ fn code_at(secret: &protocol::Secret, step: u64) -> String {
         .to_owned()
 }
 
+/// A temporary directory only its owner can read (the server refuses any other as a data
+/// directory).
+fn private_tempdir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    dir
+}
+
 /// A data directory's SQLite database as a `TestDb` (for `Proc::start`).
 fn sqlite_db(dir: tempfile::TempDir) -> TestDb {
     TestDb {
@@ -132,7 +141,7 @@ async fn backup_under_load_restores_with_every_used_code_still_refused() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let backups = tempfile::tempdir().unwrap();
+    let backups = private_tempdir();
     let file = backups.path().join("otp-backup.db");
     let file_s = file.to_str().unwrap().to_owned();
     let live = [
@@ -176,7 +185,7 @@ async fn backup_under_load_restores_with_every_used_code_still_refused() {
     assert!(!ok && err.contains("never overwrites"), "{err}");
 
     // Restore into a fresh data directory, with the master key kept apart.
-    let fresh = tempfile::tempdir().unwrap();
+    let fresh = private_tempdir();
     let fresh_env = [
         ("OTP_DATA_DIR", fresh.path().to_str().unwrap().to_owned()),
         ("OTP_MASTER_KEY", MASTER_KEY.to_owned()),
@@ -216,7 +225,7 @@ async fn restore_refuses_without_its_master_key_and_replaces_nothing() {
     let env = Env::new(Db::Sqlite).await;
     let _ = env.active_token("keyless1").await;
     env.engine.store().close().await;
-    let backups = tempfile::tempdir().unwrap();
+    let backups = private_tempdir();
     let file = backups.path().join("b.db");
     let file_s = file.to_str().unwrap().to_owned();
     // The backup itself needs no key.
@@ -227,7 +236,7 @@ async fn restore_refuses_without_its_master_key_and_replaces_nothing() {
     .await;
     assert!(ok, "{err}");
 
-    let fresh = tempfile::tempdir().unwrap();
+    let fresh = private_tempdir();
     let data = fresh.path().to_str().unwrap().to_owned();
     let no_key = [("OTP_DATA_DIR", data.clone())];
 
@@ -298,7 +307,7 @@ async fn restore_refuses_without_its_master_key_and_replaces_nothing() {
             "sqlite://{}?mode=rwc",
             fresh.path().join("otp.db").display()
         ),
-        dir: tempfile::tempdir().unwrap(),
+        dir: private_tempdir(),
         pg_name: None,
     };
     let server = Proc::start(&db, &[]).await;

@@ -287,7 +287,7 @@ impl SmallDisk {
     fn mount() -> SmallDisk {
         let dir = tempfile::tempdir().unwrap();
         let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+            .args(["-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs"])
             .arg(dir.path())
             .status()
             .map(|s| s.success())

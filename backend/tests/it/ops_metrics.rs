@@ -17,7 +17,10 @@ async fn scrape(env: &Env) -> String {
         .await
         .unwrap();
     });
-    let text = reqwest::get(format!("http://{addr}/metrics"))
+    let text = reqwest::Client::new()
+        .get(format!("http://{addr}/metrics"))
+        .bearer_auth(crate::support::METRICS_KEY)
+        .send()
         .await
         .unwrap()
         .text()
