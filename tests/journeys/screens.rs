@@ -507,11 +507,12 @@ async fn login_errors_csrf_timeout_headers_and_logout() {
         )
         .await;
     assert!(r.field_error("login_id").is_some() && r.field_error("password").is_some());
+    // Each login form carries a fresh double-submit token: use the one the refusal gave.
     let r = c
         .post(
             "/login",
             &[
-                ("csrf", &form.csrf()),
+                ("csrf", &r.csrf()),
                 ("login_id", "login001"),
                 ("password", "nope-nope"),
             ],

@@ -149,10 +149,12 @@ async fn the_language_switch_returns_only_to_the_screens_own_paths() {
         "//evil.example",
     ] {
         let r = send(&app, PEER, get(&format!("/staff/lang?to=ja&back={back}"))).await;
-        assert_eq!(
-            (r.status, r.location()),
-            (StatusCode::SEE_OTHER, Some("/staff")),
-            "the console's switch: back={back:?}"
+        // Control characters are refused at the edge (web::text_guard) before the switch.
+        assert!(
+            (r.status, r.location()) == (StatusCode::SEE_OTHER, Some("/staff"))
+                || (r.status == StatusCode::BAD_REQUEST && r.location().is_none()),
+            "the console's switch: back={back:?}: {:?}",
+            (r.status, r.location())
         );
     }
 }
