@@ -6,4 +6,5 @@ mod hardening;
 mod host_api;
 mod process;
 mod staff;
+mod staff_2fa;
 mod support;

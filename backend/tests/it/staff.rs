@@ -15,7 +15,24 @@ use backend::domain::{Outcome, Purpose, TokenState};
 use backend::engine::staff::{PasswordChoice, StaffDone, StaffMember};
 use backend::engine::Actor;
 
-const STAFF_PW: &str = "staff-password-123";
+pub(crate) const STAFF_PW: &str = "staff-password-123";
+
+/// Staff codes: the usual authenticator-app profile (SHA-1, 6 digits, 30 s).
+pub(crate) const STAFF_TOTP: protocol::TotpParams = protocol::TotpParams {
+    algorithm: protocol::Algorithm::Sha1,
+    digits: 6,
+    period: 30,
+};
+
+/// A staff member and the secret of their second factor.
+pub(crate) async fn staff_with_secret(
+    env: &Env,
+    login: &str,
+    role: &str,
+) -> (StaffMember, protocol::Secret) {
+    let m = staff(env, login, role).await;
+    (m, protocol::Secret::from_bytes(vec![7; 20]))
+}
 
 both_dbs!(
     operator_unlocks_and_cannot_revoke,
@@ -471,13 +488,13 @@ async fn four_eyes_needs_a_second_supervisor(db: Db) {
 
 // --- over HTTP -------------------------------------------------------------------------------
 
-struct Server {
-    base: String,
-    env: Env,
+pub(crate) struct Server {
+    pub(crate) base: String,
+    pub(crate) env: Env,
 }
 
 impl Server {
-    async fn start(db: Db, tweak: impl FnOnce(&mut Config)) -> Server {
+    pub(crate) async fn start(db: Db, tweak: impl FnOnce(&mut Config)) -> Server {
         let env = Env::with_config(db, tweak).await;
         let app = backend::web::app(env.state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -496,12 +513,26 @@ impl Server {
         }
     }
 
-    fn browser(&self) -> Browser {
+    pub(crate) fn browser(&self) -> Browser {
         Browser::new(&self.base)
     }
 }
 
 impl Browser {
+    /// A browser whose connections come from `ip` (any 127.0.0.0/8 address reaches a
+    /// listener on 127.0.0.1).
+    pub(crate) fn from_ip(base: &str, ip: std::net::IpAddr) -> Browser {
+        Browser {
+            base: base.to_owned(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .local_address(ip)
+                .build()
+                .unwrap(),
+            jar: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
     fn new(base: &str) -> Browser {
         Browser {
             base: base.to_owned(),
@@ -515,21 +546,22 @@ impl Browser {
 }
 
 /// A browser as far as HTTP goes: keeps its cookies, does not follow redirects.
-struct Browser {
+#[derive(Clone)]
+pub(crate) struct Browser {
     base: String,
     http: reqwest::Client,
     jar: Arc<Mutex<HashMap<String, String>>>,
 }
 
-struct Resp {
-    status: u16,
-    location: Option<String>,
-    headers: reqwest::header::HeaderMap,
-    body: String,
+pub(crate) struct Resp {
+    pub(crate) status: u16,
+    pub(crate) location: Option<String>,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) body: String,
 }
 
 impl Resp {
-    fn input(&self, name: &str) -> String {
+    pub(crate) fn input(&self, name: &str) -> String {
         let needle = format!("name=\"{name}\" value=\"");
         let i = self
             .body
@@ -582,7 +614,7 @@ impl Browser {
         }
     }
 
-    async fn get(&self, path: &str) -> Resp {
+    pub(crate) async fn get(&self, path: &str) -> Resp {
         let res = self
             .http
             .get(format!("{}{path}", self.base))
@@ -593,7 +625,7 @@ impl Browser {
         self.read(res).await
     }
 
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Resp {
+    pub(crate) async fn post(&self, path: &str, form: &[(&str, &str)]) -> Resp {
         let res = self
             .http
             .post(format!("{}{path}", self.base))
