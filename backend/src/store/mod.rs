@@ -27,6 +27,7 @@ mod links;
 mod outbox;
 mod sessions;
 mod staff;
+mod throttles;
 mod tokens;
 mod transfers;
 
@@ -36,6 +37,7 @@ pub use links::LinkRow;
 pub use outbox::{MailRow, NewMail};
 pub use sessions::SessionRow;
 pub use staff::{NewStaffRequest, StaffRequestRow, StaffRow, StaffSessionRow};
+pub use throttles::ThrottleKey;
 pub use tokens::{NewToken, TokenRow, TokenUpdate};
 pub use transfers::TransferRow;
 

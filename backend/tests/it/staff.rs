@@ -17,22 +17,7 @@ use backend::engine::Actor;
 
 pub(crate) const STAFF_PW: &str = "staff-password-123";
 
-/// Staff codes: the usual authenticator-app profile (SHA-1, 6 digits, 30 s).
-pub(crate) const STAFF_TOTP: protocol::TotpParams = protocol::TotpParams {
-    algorithm: protocol::Algorithm::Sha1,
-    digits: 6,
-    period: 30,
-};
-
-/// A staff member and the secret of their second factor.
-pub(crate) async fn staff_with_secret(
-    env: &Env,
-    login: &str,
-    role: &str,
-) -> (StaffMember, protocol::Secret) {
-    let m = staff(env, login, role).await;
-    (m, protocol::Secret::from_bytes(vec![7; 20]))
-}
+pub(crate) use backend::domain::staff::STAFF_TOTP;
 
 both_dbs!(
     operator_unlocks_and_cannot_revoke,
@@ -48,13 +33,36 @@ both_dbs!(
     the_export_has_every_event,
 );
 
-async fn staff(env: &Env, login: &str, role: &str) -> StaffMember {
-    let id = env
+/// A staff member and the secret of their second factor (as their authenticator app has it,
+/// from the URI `create_staff` returns once); the secret is also kept in the environment, so
+/// the test browsers can log in with the member's current code.
+pub(crate) async fn staff_with_secret(
+    env: &Env,
+    login: &str,
+    role: &str,
+) -> (StaffMember, protocol::Secret) {
+    let created = env
         .engine
         .create_staff(login, "Support", role, z(STAFF_PW))
         .await
         .unwrap();
-    env.engine.staff_member(id).await.unwrap().unwrap()
+    let uri = created.second_factor.uri();
+    let key = protocol::KeyUri::parse(&uri).expect("the second factor is an otpauth URI");
+    assert_eq!(
+        key.params, STAFF_TOTP,
+        "authenticator apps' profile: SHA-1, 6, 30 s"
+    );
+    assert_eq!(key.account, login);
+    env.staff_secrets
+        .lock()
+        .unwrap()
+        .insert(login.to_owned(), key.secret.clone());
+    let member = env.engine.staff_member(created.id).await.unwrap().unwrap();
+    (member, key.secret)
+}
+
+async fn staff(env: &Env, login: &str, role: &str) -> StaffMember {
+    staff_with_secret(env, login, role).await.0
 }
 
 async fn customer_id(env: &Env, login: &str) -> i64 {
@@ -514,7 +522,7 @@ impl Server {
     }
 
     pub(crate) fn browser(&self) -> Browser {
-        Browser::new(&self.base)
+        Browser::new(&self.base).with_codes(Codes::of(&self.env))
     }
 }
 
@@ -530,7 +538,13 @@ impl Browser {
                 .build()
                 .unwrap(),
             jar: Arc::new(Mutex::new(HashMap::new())),
+            codes: None,
         }
+    }
+
+    fn with_codes(mut self, codes: Codes) -> Browser {
+        self.codes = Some(codes);
+        self
     }
 
     fn new(base: &str) -> Browser {
@@ -541,7 +555,61 @@ impl Browser {
                 .build()
                 .unwrap(),
             jar: Arc::new(Mutex::new(HashMap::new())),
+            codes: None,
         }
+    }
+}
+
+/// Where a test browser gets a staff member's current code: the secrets the test's staff
+/// members were given, and the test clock (its store tells the last step a member used, and a
+/// step already used is waited out by moving the clock on), or the real clock for a server
+/// process.
+#[derive(Clone)]
+pub(crate) struct Codes {
+    secrets: Arc<Mutex<HashMap<String, protocol::Secret>>>,
+    clock: Option<(Arc<backend::engine::ManualClock>, backend::store::Store)>,
+}
+
+impl Codes {
+    pub(crate) fn of(env: &Env) -> Codes {
+        Codes {
+            secrets: env.staff_secrets.clone(),
+            clock: Some((env.clock.clone(), env.engine.store().clone())),
+        }
+    }
+
+    /// For a server process on the real clock.
+    pub(crate) fn real_time(env: &Env) -> Codes {
+        Codes {
+            secrets: env.staff_secrets.clone(),
+            clock: None,
+        }
+    }
+
+    /// The member's code now, on a step they have not used yet.
+    pub(crate) async fn code(&self, login: &str) -> String {
+        use backend::engine::Clock;
+        let secret = self
+            .secrets
+            .lock()
+            .unwrap()
+            .get(login)
+            .cloned()
+            .expect("a staff member made by staff()");
+        let now = match &self.clock {
+            Some((clock, store)) => {
+                let row = store.staff_by_login(login).await.unwrap().unwrap();
+                let used = row.totp_last_step.unwrap_or(-1);
+                while i64::try_from(STAFF_TOTP.step_at(clock.now())).unwrap() <= used {
+                    clock.advance(u64::from(STAFF_TOTP.period));
+                }
+                clock.now()
+            }
+            None => backend::engine::SystemClock.now(),
+        };
+        protocol::code_at(&secret, &STAFF_TOTP, now)
+            .as_str()
+            .to_owned()
     }
 }
 
@@ -551,6 +619,7 @@ pub(crate) struct Browser {
     base: String,
     http: reqwest::Client,
     jar: Arc<Mutex<HashMap<String, String>>>,
+    codes: Option<Codes>,
 }
 
 pub(crate) struct Resp {
@@ -637,7 +706,18 @@ impl Browser {
         self.read(res).await
     }
 
+    /// The member's current code (see [`Codes`]).
+    async fn staff_code(&self, login: &str) -> String {
+        self.codes
+            .as_ref()
+            .expect("a browser that knows the staff codes")
+            .code(login)
+            .await
+    }
+
+    /// Log in with the password and the member's current code.
     async fn staff_login(&self, login: &str) -> Resp {
+        let code = self.staff_code(login).await;
         let form = self.get("/staff/login").await;
         assert_eq!(form.status, 200);
         let r = self
@@ -647,6 +727,7 @@ impl Browser {
                     ("csrf", &form.input("csrf")),
                     ("login_id", login),
                     ("password", STAFF_PW),
+                    ("code", &code),
                 ],
             )
             .await;
@@ -725,6 +806,7 @@ async fn console_sessions_are_apart_from_customer_sessions(db: Db) {
                 ("csrf", &form.input("csrf")),
                 ("login_id", "op0001"),
                 ("password", "wrong-password-1"),
+                ("code", "000000"),
             ],
         )
         .await;
@@ -993,7 +1075,8 @@ async fn disabled_staff_cannot_log_in_and_their_sessions_end(db: Db) {
         .await;
     assert_eq!(r.location.as_deref(), Some("/staff/login"));
     assert!(env.engine.staff_member(member.id).await.unwrap().is_none());
-    // The right password no longer logs in, and says no more than a wrong one.
+    // The right password and code no longer log in, and say no more than a wrong password.
+    let code = op.staff_code("op0001").await;
     let form = op.get("/staff/login").await;
     let r = op
         .post(
@@ -1002,6 +1085,7 @@ async fn disabled_staff_cannot_log_in_and_their_sessions_end(db: Db) {
                 ("csrf", &form.input("csrf")),
                 ("login_id", "op0001"),
                 ("password", STAFF_PW),
+                ("code", &code),
             ],
         )
         .await;
@@ -1014,6 +1098,7 @@ async fn disabled_staff_cannot_log_in_and_their_sessions_end(db: Db) {
                 ("csrf", &form.input("csrf")),
                 ("login_id", "op0001"),
                 ("password", "wrong-password-1"),
+                ("code", "000000"),
             ],
         )
         .await;
@@ -1028,7 +1113,10 @@ async fn disabled_staff_cannot_log_in_and_their_sessions_end(db: Db) {
         error_of(&wrong.body),
         "the same answer as a wrong password"
     );
-    assert_eq!(error_of(&r.body), "The login ID or password is incorrect.");
+    assert_eq!(
+        error_of(&r.body),
+        "The login ID, password or code is incorrect."
+    );
     // Another member's session is untouched.
     assert_eq!(other.get(&page).await.status, 200);
     // The audit trail: who disabled whom, why, how many sessions ended; the refused login.
@@ -1324,7 +1412,7 @@ async fn console_and_screen_logs_never_contain_passwords() {
         ],
     )
     .await;
-    let b = Browser::new(&p.base);
+    let b = Browser::new(&p.base).with_codes(Codes::real_time(&env));
     b.staff_login("sup0001").await;
     let page = format!("/staff/customers/{cid}");
     let r = b
@@ -1432,9 +1520,11 @@ async fn console_and_screen_logs_never_contain_passwords() {
         logs.contains("/staff/customers/{id}/reprovision"),
         "the requests were logged (by route pattern): {logs}"
     );
+    let staff_secret = env.staff_secrets.lock().unwrap()["sup0001"].to_base32();
     for needle in [
         password.as_str(),
         STAFF_PW,
+        staff_secret.as_str(),
         "Hn-secret-8841",
         "Wz7731kp",
         "Cf5512xq",
@@ -1468,6 +1558,10 @@ async fn the_console_speaks_japanese_on_request(db: Db) {
     let form = op.get("/staff/login").await;
     assert!(form.body.contains("<html lang=\"ja\">"), "{}", form.body);
     assert!(form.body.contains("<h1>スタッフログイン</h1>"));
+    assert!(
+        form.body.contains(">認証アプリのコード</label>"),
+        "the code field speaks Japanese too"
+    );
     assert!(form.body.contains(">English</a>"), "the switch back");
     let r = op
         .post(
@@ -1476,13 +1570,14 @@ async fn the_console_speaks_japanese_on_request(db: Db) {
                 ("csrf", &form.input("csrf")),
                 ("login_id", "op0001"),
                 ("password", "wrong-password-1"),
+                ("code", "000000"),
             ],
         )
         .await;
     assert_eq!(r.status, 401);
     assert!(r
         .body
-        .contains("ログインIDまたはパスワードが正しくありません。"));
+        .contains("ログインID、パスワードまたはコードが正しくありません。"));
     op.staff_login("op0001").await;
     let r = op.get("/staff?q=nobody").await;
     assert!(r.body.contains("<h1>お客さま検索</h1>"));

@@ -10,13 +10,18 @@ use protocol::{code_at, Secret};
 
 use crate::both_dbs;
 use crate::staff::{staff_with_secret, Browser, Resp, Server, STAFF_PW, STAFF_TOTP};
-use crate::support::{Db, Env};
+use crate::support::{z, Db, Env};
+use backend::config::Argon2Config;
+use backend::engine::staff::StaffLogin;
+use backend::engine::EngineError;
 
 both_dbs!(
     forty_wrong_passwords_then_the_right_one_is_refused,
     a_concurrent_burst_cannot_pass_the_staff_lock,
     one_address_guessing_across_accounts_is_locked,
     the_right_password_needs_a_fresh_code_of_the_members_own,
+    a_burst_from_many_addresses_locks_the_account,
+    one_code_sent_twice_at_once_logs_in_once,
 );
 
 /// The member's code now (the test clock).
@@ -112,8 +117,16 @@ async fn forty_wrong_passwords_then_the_right_one_is_refused(db: Db) {
     assert_eq!(r.status, 429);
     let actor = format!("staff:{}", member.id);
     let events = login_events(env).await;
-    assert_eq!(count(&events, "invalid"), 10, "ten failures counted: {events:?}");
-    assert_eq!(count(&events, "locked"), 32, "every later attempt refused as locked");
+    assert_eq!(
+        count(&events, "invalid"),
+        10,
+        "ten failures counted: {events:?}"
+    );
+    assert_eq!(
+        count(&events, "locked"),
+        32,
+        "every later attempt refused as locked"
+    );
     assert_eq!(count(&events, "ok"), 0);
     assert!(
         events.iter().all(|e| e.0 == actor),
@@ -206,7 +219,13 @@ async fn one_address_guessing_across_accounts_is_locked(db: Db) {
     let mut statuses = Vec::new();
     for n in 1..=4 {
         for i in 0..3 {
-            let r = attempt(&attacker, &format!("op000{n}"), &format!("guess-{i}-pw"), "").await;
+            let r = attempt(
+                &attacker,
+                &format!("op000{n}"),
+                &format!("guess-{i}-pw"),
+                "",
+            )
+            .await;
             assert!(!logged_in(&r));
             statuses.push(r.status);
         }
@@ -253,7 +272,11 @@ async fn the_right_password_needs_a_fresh_code_of_the_members_own(db: Db) {
     assert!(!logged_in(&r), "the password alone must not log in");
     assert_eq!(r.status, 401);
     let right = code_now(env, &secret);
-    let wrong = if right == "123456" { "654321" } else { "123456" };
+    let wrong = if right == "123456" {
+        "654321"
+    } else {
+        "123456"
+    };
     let r = attempt(&b, "op0001", STAFF_PW, wrong).await;
     assert!(!logged_in(&r), "a wrong code must not log in");
     let theirs = code_now(env, &other_secret);
@@ -285,4 +308,123 @@ async fn the_right_password_needs_a_fresh_code_of_the_members_own(db: Db) {
     }
     want.extend(["ok", "replayed", "ok"]);
     assert_eq!(outcomes, want, "each refusal audited with its reason");
+}
+
+/// A real Argon2 cost, so that concurrent checks overlap as they do in production.
+async fn server_with_real_argon2(db: Db) -> Server {
+    Server::start(db, |c| {
+        c.argon2 = Argon2Config {
+            memory_kib: 19_456,
+            iterations: 2,
+            parallelism: 1,
+        }
+    })
+    .await
+}
+
+fn answer(r: Result<StaffLogin, EngineError>) -> &'static str {
+    match r {
+        Ok(StaffLogin::Ok(_)) => "ok",
+        Ok(StaffLogin::Invalid) => "invalid",
+        Ok(StaffLogin::Locked { .. }) => "locked",
+        Err(EngineError::Unavailable) => "busy",
+        Err(e) => panic!("unexpected {e:?}"),
+    }
+}
+
+/// 40 wrong passwords at once from 40 addresses (no address lock can help), the right
+/// password and code last, while they are still being checked: the account's lock alone holds,
+/// exactly ten failures are counted, and the right one is refused.
+async fn a_burst_from_many_addresses_locks_the_account(db: Db) {
+    let srv = server_with_real_argon2(db).await;
+    let env = &srv.env;
+    let (member, secret) = staff_with_secret(env, "op0001", "operator").await;
+    // Twelve in flight at a time: below the password-hashing gate's bound (two cores and
+    // their queue), so that every attempt is decided, none turned away as busy.
+    let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(12));
+    let mut tasks = Vec::new();
+    for i in 0..41u8 {
+        let engine = env.engine.clone();
+        let (pw, code) = if i == 40 {
+            (STAFF_PW.to_owned(), code_now(env, &secret))
+        } else {
+            (format!("wrong-password-{i}"), "000000".to_owned())
+        };
+        let permit = in_flight.clone().acquire_owned().await.unwrap();
+        tasks.push(tokio::spawn(async move {
+            let ip = format!("198.51.100.{i}");
+            let r = engine
+                .staff_login("op0001", z(&pw), z(&code), Some(ip))
+                .await;
+            drop(permit);
+            r
+        }));
+    }
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(answer(t.await.unwrap()));
+    }
+    assert!(!answers.contains(&"busy"), "{answers:?}");
+    assert_eq!(
+        answers[40], "locked",
+        "the right password after 40 wrong ones at once must meet the lock: {answers:?}"
+    );
+    let events = login_events(env).await;
+    assert_eq!(
+        count(&events, "invalid"),
+        10,
+        "exactly ten failures counted: {events:?}"
+    );
+    assert_eq!(count(&events, "ok"), 0);
+    let r = env
+        .engine
+        .staff_login(
+            "op0001",
+            z(STAFF_PW),
+            z(&code_now(env, &secret)),
+            Some("203.0.113.1".into()),
+        )
+        .await;
+    assert_eq!(answer(r), "locked", "the account is locked from everywhere");
+    assert_eq!(
+        lock_events(env).await,
+        vec![(format!("staff:{}", member.id), "account".to_owned())]
+    );
+}
+
+/// The right password with the same right code, eight times at once from eight addresses:
+/// the step is spent by one compare-and-set, so exactly one logs in; the others are audited
+/// as replays.
+async fn one_code_sent_twice_at_once_logs_in_once(db: Db) {
+    let srv = Server::start(db, |_| {}).await;
+    let env = &srv.env;
+    let (_, secret) = staff_with_secret(env, "op0001", "operator").await;
+    let code = code_now(env, &secret);
+    let mut tasks = Vec::new();
+    for i in 0..8u8 {
+        let engine = env.engine.clone();
+        let code = code.clone();
+        tasks.push(tokio::spawn(async move {
+            engine
+                .staff_login(
+                    "op0001",
+                    z(STAFF_PW),
+                    z(&code),
+                    Some(format!("198.51.100.{i}")),
+                )
+                .await
+        }));
+    }
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(answer(t.await.unwrap()));
+    }
+    assert_eq!(
+        answers.iter().filter(|a| **a == "ok").count(),
+        1,
+        "one code, one login: {answers:?}"
+    );
+    let events = login_events(env).await;
+    assert_eq!(count(&events, "ok"), 1);
+    assert_eq!(count(&events, "replayed"), 7, "{events:?}");
 }
