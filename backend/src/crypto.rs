@@ -372,6 +372,33 @@ impl Keyring {
         Ok(Secret::from_bytes(plain.to_vec()))
     }
 
+    /// Seal a staff member's second-factor secret under the current key, bound to that
+    /// member (a sealed secret copied to another member's row, or to a token, does not open).
+    ///
+    /// # Errors
+    /// Only if the keyring is empty or poisoned.
+    pub fn seal_staff_totp(&self, staff_id: i64, secret: &Secret) -> Result<Sealed, CryptoError> {
+        let key_id = self.current_id();
+        let blob = self.seal_bytes(&key_id, secret.expose(), &staff_aad(staff_id))?;
+        Ok(Sealed {
+            key_id,
+            format: SECRET_FORMAT_V1,
+            blob,
+        })
+    }
+
+    /// Open a staff member's sealed second-factor secret.
+    ///
+    /// # Errors
+    /// As [`Keyring::open`].
+    pub fn open_staff_totp(&self, staff_id: i64, sealed: &Sealed) -> Result<Secret, CryptoError> {
+        if sealed.format != SECRET_FORMAT_V1 {
+            return Err(CryptoError::Format(sealed.format));
+        }
+        let plain = self.open_bytes(&sealed.key_id, &sealed.blob, &staff_aad(staff_id))?;
+        Ok(Secret::from_bytes(plain.to_vec()))
+    }
+
     /// A known plaintext sealed under `key_id`, stored so start-up can detect a wrong key.
     ///
     /// # Errors
@@ -396,6 +423,10 @@ impl Keyring {
 
 fn aad(user_id: &str) -> Vec<u8> {
     format!("otp-token-secret:v1:{user_id}").into_bytes()
+}
+
+fn staff_aad(staff_id: i64) -> Vec<u8> {
+    format!("otp-staff-totp:v1:{staff_id}").into_bytes()
 }
 
 /// Argon2id with configurable cost. Production uses the crate's defaults (OWASP's m=19 MiB,
@@ -546,6 +577,22 @@ mod tests {
             k.open("999800000001", &tampered),
             Err(CryptoError::Open)
         ));
+    }
+
+    #[test]
+    fn staff_secrets_are_bound_to_their_member_and_apart_from_tokens() {
+        let k = ring();
+        let s = Secret::from_bytes(vec![9; 20]);
+        let sealed = k.seal_staff_totp(7, &s).unwrap();
+        assert_eq!(k.open_staff_totp(7, &sealed).unwrap().expose(), s.expose());
+        assert!(
+            matches!(k.open_staff_totp(8, &sealed), Err(CryptoError::Open)),
+            "a staff secret copied to another member's row must not open"
+        );
+        assert!(
+            matches!(k.open("7", &sealed), Err(CryptoError::Open)),
+            "nor as a token secret"
+        );
     }
 
     #[test]

@@ -86,7 +86,8 @@ enum CustomerCommand {
 
 #[derive(Subcommand)]
 enum StaffCommand {
-    /// Add a staff member. Reads the password from standard input.
+    /// Add a staff member. Reads the password from standard input; prints the member's
+    /// second factor (an otpauth URI and its QR code) once, for their authenticator app.
     Add {
         #[arg(long)]
         login_id: String,
@@ -106,6 +107,15 @@ enum StaffCommand {
     },
     /// Enable a disabled staff account again.
     Enable {
+        #[arg(long)]
+        login_id: String,
+        /// Why (kept in the audit trail).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Give a staff member a new second factor (a lost or replaced phone): the old one stops
+    /// working and their console sessions end. Prints the new one once.
+    Totp {
         #[arg(long)]
         login_id: String,
         /// Why (kept in the audit trail).
@@ -225,13 +235,25 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
         } => {
             let password = read_secret_line("password")?;
             let (st, _) = backend::build_default(&cfg).await?;
-            let id = st
+            let created = st
                 .engine
                 .create_staff(&login_id, &name, &role, password)
                 .await
                 .map_err(|e| anyhow::anyhow!("{} ({})", e, e.code()))?;
-            println!("staff {login_id} ({role}) created (id {id})");
-            Ok(())
+            println!("staff {login_id} ({role}) created (id {})", created.id);
+            show_second_factor(&login_id, &created.second_factor)
+        }
+        Command::Staff {
+            command: StaffCommand::Totp { login_id, reason },
+        } => {
+            let (st, _) = backend::build_default(&cfg).await?;
+            let factor = st
+                .engine
+                .renew_staff_totp(&login_id, &reason, &Actor::cli())
+                .await
+                .map_err(|e| anyhow::anyhow!("{} ({})", e, e.code()))?;
+            println!("staff {login_id}: new second factor; the old one no longer works");
+            show_second_factor(&login_id, &factor)
         }
         Command::Staff {
             command: StaffCommand::Disable { login_id, reason },
@@ -316,6 +338,36 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Print a staff member's second factor, the one time it is shown: a QR code for their
+/// authenticator app (drawn with Unicode half blocks, light on dark terminals too) and the
+/// otpauth URI to type in instead. It goes to standard output only, never to the log.
+fn show_second_factor(
+    login_id: &str,
+    factor: &backend::engine::staff::SecondFactor,
+) -> anyhow::Result<()> {
+    use qrcode::render::unicode::Dense1x2;
+    let uri = factor.uri();
+    let qr = qrcode::QrCode::new(uri.as_bytes()).context("drawing the QR code")?;
+    let drawing = Zeroizing::new(
+        qr.render::<Dense1x2>()
+            .dark_color(Dense1x2::Light)
+            .light_color(Dense1x2::Dark)
+            .quiet_zone(true)
+            .build(),
+    );
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "\nSecond factor for {login_id}: scan this QR code with the staff member's authenticator app\n\
+         (any TOTP app: SHA-1, 6 digits, 30 s). It is shown only now and cannot be shown again;\n\
+         the console asks for its code at every login.\n"
+    )?;
+    writeln!(out, "{}", drawing.as_str())?;
+    writeln!(out, "or enter this key URI by hand:\n{}\n", uri.as_str())?;
+    out.flush()?;
+    Ok(())
 }
 
 /// `staff disable` / `staff enable`: audited as the CLI.

@@ -278,6 +278,7 @@ pub struct TestEnv {
     pub db: TestDb,
     server: tokio::task::JoinHandle<()>,
     mailer: Option<tokio::task::JoinHandle<()>>,
+    staff_secrets: Arc<std::sync::Mutex<std::collections::HashMap<String, protocol::Secret>>>,
 }
 
 pub fn config(db: &TestDb, port: u16, smtp_port: Option<u16>) -> Config {
@@ -352,6 +353,7 @@ impl TestEnv {
             db,
             server,
             mailer: Some(mailer),
+            staff_secrets: Arc::default(),
         }
     }
 
@@ -455,6 +457,74 @@ impl TestEnv {
     /// Move to the next 60-second step (so a new code is not a replay).
     pub fn next_step(&self) {
         self.clock.advance(60);
+    }
+}
+
+/// A staff member's second factor as their authenticator app has it, and their current code
+/// on the test clock.
+#[derive(Clone)]
+pub struct StaffCodes {
+    store: backend::store::Store,
+    clock: Arc<ManualClock>,
+    secrets: Arc<std::sync::Mutex<std::collections::HashMap<String, protocol::Secret>>>,
+}
+
+impl StaffCodes {
+    /// The member's code now; when they have used this step already, the clock moves on to
+    /// the next staff step first (a code works once).
+    ///
+    /// # Panics
+    /// For a login `TestEnv::staff` did not make.
+    pub async fn code(&self, login: &str) -> String {
+        use backend::domain::staff::STAFF_TOTP;
+        use backend::engine::Clock;
+        let secret = self
+            .secrets
+            .lock()
+            .unwrap()
+            .get(login)
+            .cloned()
+            .expect("a staff member made by TestEnv::staff");
+        let used = self
+            .store
+            .staff_by_login(login)
+            .await
+            .unwrap()
+            .and_then(|r| r.totp_last_step)
+            .unwrap_or(-1);
+        while i64::try_from(STAFF_TOTP.step_at(self.clock.now())).unwrap() <= used {
+            self.clock.advance(u64::from(STAFF_TOTP.period));
+        }
+        protocol::code_at(&secret, &STAFF_TOTP, self.clock.now())
+            .as_str()
+            .to_owned()
+    }
+}
+
+impl TestEnv {
+    /// A staff member with `password`; the second factor `create_staff` shows once is kept
+    /// (read back from its otpauth URI) for [`TestEnv::staff_codes`]. Returns the member's id.
+    pub async fn staff(&self, login: &str, role: &str, password: &str) -> i64 {
+        let created = self
+            .engine
+            .create_staff(login, login, role, z(password))
+            .await
+            .unwrap();
+        let key = protocol::KeyUri::parse(&created.second_factor.uri()).unwrap();
+        self.staff_secrets
+            .lock()
+            .unwrap()
+            .insert(login.to_owned(), key.secret);
+        created.id
+    }
+
+    /// Where the staff members' current codes come from.
+    pub fn staff_codes(&self) -> StaffCodes {
+        StaffCodes {
+            store: self.engine.store().clone(),
+            clock: self.clock.clone(),
+            secrets: self.staff_secrets.clone(),
+        }
     }
 }
 

@@ -100,6 +100,52 @@ impl Throttle {
             )
         }
     }
+
+    /// Decide one attempt counted under several locks at once (a staff login: the account
+    /// and the client address): refused, nothing counted, while any of them holds; otherwise
+    /// each is decided by [`Throttle::attempt`] and the answer is the worst of theirs (a
+    /// failure that locks any of them locks the attempt). Returns the states each is left in,
+    /// in the order given.
+    pub fn attempt_all(
+        &self,
+        states: &[ThrottleState],
+        right: bool,
+        now: i64,
+    ) -> (Attempt, Vec<ThrottleState>) {
+        let held = states
+            .iter()
+            .filter_map(|s| s.locked_at.filter(|&at| self.is_locked(Some(at), now)))
+            .max();
+        if let Some(at) = held {
+            return (
+                Attempt::Locked {
+                    until: self.until(at),
+                },
+                states.to_vec(),
+            );
+        }
+        let decided: Vec<(Attempt, ThrottleState)> = states
+            .iter()
+            .map(|s| self.attempt(*s, right, now))
+            .collect();
+        let next = decided.iter().map(|(_, n)| *n).collect();
+        let answer = decided
+            .iter()
+            .map(|(a, _)| *a)
+            .reduce(|a, b| match (a, b) {
+                (j @ Attempt::JustLocked { .. }, _) | (_, j @ Attempt::JustLocked { .. }) => j,
+                (Attempt::Wrong { left: x }, Attempt::Wrong { left: y }) => {
+                    Attempt::Wrong { left: x.min(y) }
+                }
+                (a, _) => a,
+            })
+            .unwrap_or(if right {
+                Attempt::Right
+            } else {
+                Attempt::Wrong { left: self.max }
+            });
+        (answer, next)
+    }
 }
 
 #[cfg(test)]
@@ -167,5 +213,35 @@ mod tests {
         assert_eq!(a, Attempt::JustLocked { until: None });
         assert!(forever.is_locked(n.locked_at, i64::MAX / 2));
         assert_eq!(forever.unlock_before(1_000), -1);
+    }
+
+    #[test]
+    fn several_locks_any_one_holds_and_each_counts() {
+        let fresh = ThrottleState::default();
+        let two_left = ThrottleState {
+            failures: 1,
+            locked_at: None,
+        };
+        let (a, next) = T.attempt_all(&[fresh, two_left], false, 100);
+        assert_eq!(a, Attempt::Wrong { left: 1 }, "the fewest attempts left");
+        assert_eq!(next[0].failures, 1);
+        assert_eq!(next[1].failures, 2, "a failure counts under every lock");
+        let (a, next) = T.attempt_all(&next, false, 101);
+        assert_eq!(
+            a,
+            Attempt::JustLocked { until: Some(161) },
+            "the address's third failure locks the attempt"
+        );
+        assert_eq!(next[0].locked_at, None, "the account is not locked by it");
+        let (a, after) = T.attempt_all(&next, true, 102);
+        assert_eq!(
+            a,
+            Attempt::Locked { until: Some(161) },
+            "the right one is refused while either lock holds"
+        );
+        assert_eq!(after, next, "a refused attempt changes nothing");
+        let (a, after) = T.attempt_all(&next, true, 161);
+        assert_eq!(a, Attempt::Right, "both free again: a success");
+        assert_eq!(after, vec![ThrottleState::default(); 2]);
     }
 }

@@ -1,6 +1,6 @@
 //! Password hashing (Argon2id) off the async threads, and the throttled password check every
-//! customer password goes through (DESIGN §5: the one lockout rule of `domain::throttle`,
-//! applied by one compare-and-set in the store).
+//! customer password and every staff login goes through (DESIGN §5: the one lockout rule of
+//! `domain::throttle`, applied by one compare-and-set in the store: [`count_attempt`]).
 //!
 //! Argon2 costs memory (19 MiB a hash by default): hashing runs on one thread per core behind
 //! [`HashGate`], with a short queue; beyond it the answer is "unavailable, retry", so a flood of
@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use zeroize::Zeroizing;
 
-use crate::domain::{Attempt, DomainError};
-use crate::store::{CustomerRow, NewAudit};
+use crate::domain::{Attempt, DomainError, Throttle, ThrottleState};
+use crate::store::{CustomerRow, NewAudit, ThrottleKey, Tx};
 
 use super::{now_i64, Actor, Engine, EngineError, PasswordCheck, Result};
 
@@ -124,8 +124,8 @@ impl Engine {
     /// Check one of a customer's passwords under the password lockout rule
     /// (`Policy::password_throttle`): while locked every attempt is refused, the right one
     /// included (audited as `password_locked`), after the same Argon2 work; the outcome is
-    /// applied by a compare-and-set on the counters as read in the transaction that records
-    /// it, so a success never clears a lock it did not see and a burst cannot pass the lock.
+    /// counted by [`count_attempt`] in the transaction that audits it, so a success never
+    /// clears a lock it did not see and a burst cannot pass the lock.
     #[allow(clippy::too_many_arguments)] // reason: the audit wording differs per caller
     pub(crate) async fn throttled_password(
         &self,
@@ -147,18 +147,14 @@ impl Engine {
         // Locked already: the same Argon2 work as an unlocked check, its answer unused, so a
         // locked account does not answer faster than one that is not.
         let right = self.password_ok(password, phc).await?;
+        let keys = [ThrottleKey::Customer(c.id)];
         for _ in 0..8 {
             let mut tx = self.store().begin().await?;
-            let seen = tx
-                .customer_throttle(c.id)
-                .await?
-                .ok_or(DomainError::UnknownCustomer)?;
-            let (attempt, next) = throttle.attempt(seen, right, now);
-            if next != seen && !tx.set_customer_throttle(c.id, seen, next).await? {
+            let Some(counted) = count_attempt(&mut tx, &throttle, &keys, right, now).await? else {
                 // Another attempt changed the counters meanwhile: decide again on theirs.
                 continue;
-            }
-            let check = match attempt {
+            };
+            let check = match counted.attempt {
                 Attempt::Right => {
                     if let Some(o) = ok_outcome {
                         tx.audit(&audit(o)).await?;
@@ -173,7 +169,9 @@ impl Engine {
                     tx.audit(&audit(fail_outcome)).await?;
                     tx.audit(&NewAudit {
                         action: "password_lock",
-                        detail: Some(serde_json::json!({ "failures": next.failures }).to_string()),
+                        detail: Some(
+                            serde_json::json!({ "failures": counted.next[0].failures }).to_string(),
+                        ),
                         ..audit("locked")
                     })
                     .await?;
@@ -182,7 +180,7 @@ impl Engine {
                 Attempt::Locked { .. } => {
                     tx.audit(&audit("password_locked")).await?;
                     PasswordCheck::Locked {
-                        until: until(seen.locked_at.unwrap_or(now)),
+                        until: until(counted.seen[0].locked_at.unwrap_or(now)),
                     }
                 }
             };
@@ -191,4 +189,52 @@ impl Engine {
         }
         Err(EngineError::Unavailable)
     }
+}
+
+/// One attempt, counted under the lockout rule on each of its keys.
+#[derive(Debug)]
+pub(crate) struct Counted {
+    /// What the rule decided for the attempt as a whole (`Throttle::attempt_all`).
+    pub(crate) attempt: Attempt,
+    /// Each key's counters as read, and as left; in the order of the keys.
+    pub(crate) seen: Vec<ThrottleState>,
+    pub(crate) next: Vec<ThrottleState>,
+}
+
+/// Count one attempt (`right` or not) in `tx` under `throttle` on every one of `keys` (a
+/// customer's passwords; a staff account and the address it is tried from): read each key's
+/// counters, let `domain::throttle` decide on them, and write each change with a
+/// compare-and-set on the counters as read. `None`: a concurrent attempt changed a counter
+/// first; the caller drops `tx` (nothing of this attempt was written) and tries again in a
+/// new transaction, deciding on the counters that attempt left. The caller commits `tx` with
+/// its audit events, so an attempt's count and its audit stand or fall together.
+///
+/// # Errors
+/// `UNKNOWN_CUSTOMER` for a customer key without its customer; the database is unavailable.
+pub(crate) async fn count_attempt(
+    tx: &mut Tx<'_>,
+    throttle: &Throttle,
+    keys: &[ThrottleKey],
+    right: bool,
+    now: i64,
+) -> Result<Option<Counted>> {
+    let mut seen = Vec::with_capacity(keys.len());
+    for key in keys {
+        seen.push(
+            tx.throttle(key)
+                .await?
+                .ok_or(DomainError::UnknownCustomer)?,
+        );
+    }
+    let (attempt, next) = throttle.attempt_all(&seen, right, now);
+    for ((key, s), n) in keys.iter().zip(&seen).zip(&next) {
+        if n != s && !tx.set_throttle(key, *s, *n, now).await? {
+            return Ok(None);
+        }
+    }
+    Ok(Some(Counted {
+        attempt,
+        seen,
+        next,
+    }))
 }

@@ -1,10 +1,8 @@
-//! Internet-banking customers and their password lockout counters.
+//! Internet-banking customers (their password lockout counters: `throttles`).
 
 use sqlx::FromRow;
 
-use crate::domain::ThrottleState;
-
-use super::{DbKind, Result, Store, Tx};
+use super::{Result, Store, Tx};
 
 #[derive(Debug, Clone, FromRow)]
 pub struct CustomerRow {
@@ -75,49 +73,6 @@ impl Tx<'_> {
                 .fetch_optional(&mut *self.0)
                 .await?,
         )
-    }
-
-    /// The password lockout counters of a customer, read for the compare-and-set that
-    /// records an attempt (locked on PostgreSQL, so concurrent attempts queue).
-    pub async fn customer_throttle(&mut self, customer_id: i64) -> Result<Option<ThrottleState>> {
-        let lock = match self.1.kind {
-            DbKind::Postgres => " FOR UPDATE",
-            DbKind::Sqlite => "",
-        };
-        let row: Option<(i64, Option<i64>)> = sqlx::query_as(&format!(
-            "SELECT password_failures, password_locked_at FROM customers WHERE id = $1{lock}"
-        ))
-        .bind(customer_id)
-        .fetch_optional(&mut *self.0)
-        .await?;
-        Ok(row.map(|(failures, locked_at)| ThrottleState {
-            failures,
-            locked_at,
-        }))
-    }
-
-    /// Write what `domain::throttle` decided, only if the counters are still `seen`: one
-    /// compare-and-set, so a success never clears a lock it did not see. Returns whether it
-    /// was written.
-    pub async fn set_customer_throttle(
-        &mut self,
-        customer_id: i64,
-        seen: ThrottleState,
-        next: ThrottleState,
-    ) -> Result<bool> {
-        Ok(sqlx::query(
-            "UPDATE customers SET password_failures = $1, password_locked_at = NULLIF($2, -1) \
-             WHERE id = $3 AND password_failures = $4 AND COALESCE(password_locked_at, -1) = $5",
-        )
-        .bind(next.failures)
-        .bind(next.locked_at.unwrap_or(-1))
-        .bind(customer_id)
-        .bind(seen.failures)
-        .bind(seen.locked_at.unwrap_or(-1))
-        .execute(&mut *self.0)
-        .await?
-        .rows_affected()
-            == 1)
     }
 
     pub async fn set_reissue_waived(&mut self, customer_id: i64, waived: bool) -> Result<()> {

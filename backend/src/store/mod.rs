@@ -28,6 +28,7 @@ mod ops;
 mod outbox;
 mod sessions;
 mod staff;
+mod throttles;
 mod tokens;
 mod transfers;
 
@@ -38,6 +39,7 @@ pub use ops::{AppliedMigration, OutboxStats, SealedSecret};
 pub use outbox::{MailRow, NewMail};
 pub use sessions::SessionRow;
 pub use staff::{NewStaffRequest, StaffRequestRow, StaffRow, StaffSessionRow};
+pub use throttles::ThrottleKey;
 pub use tokens::{NewToken, TokenRow, TokenUpdate};
 pub use transfers::TransferRow;
 

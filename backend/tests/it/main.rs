@@ -9,5 +9,6 @@ mod host_api;
 mod ops_metrics;
 mod process;
 mod staff;
+mod staff_2fa;
 mod support;
 mod web_hardening;

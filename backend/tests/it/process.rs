@@ -692,6 +692,41 @@ async fn cli_adds_customers_and_staff_and_serve_says_where_things_are() {
     )
     .await;
     assert!(ok && out.contains("supervisor"), "{err}");
+    // The second factor, shown once: a QR code drawn in the terminal and the otpauth URI.
+    let uri = out
+        .lines()
+        .find(|l| l.starts_with("otpauth://"))
+        .unwrap_or_else(|| panic!("an otpauth URI in {out}"));
+    let key = protocol::KeyUri::parse(uri).unwrap();
+    assert_eq!(key.account, "ops0001");
+    assert_eq!(key.params, backend::domain::staff::STAFF_TOTP);
+    assert!(
+        out.contains('\u{2588}') && out.contains('\u{2580}'),
+        "a QR code in Unicode half blocks: {out}"
+    );
+    assert!(!err.contains(uri), "the URI goes to standard output only");
+    // A new one (a lost phone) replaces it.
+    let (ok, out2, err) = run_with_stdin(
+        &[
+            "staff",
+            "totp",
+            "--login-id",
+            "ops0001",
+            "--reason",
+            "phone lost",
+        ],
+        &fast,
+        "",
+        None,
+    )
+    .await;
+    assert!(ok, "{err}");
+    let uri2 = out2.lines().find(|l| l.starts_with("otpauth://")).unwrap();
+    assert_ne!(
+        protocol::KeyUri::parse(uri2).unwrap().secret,
+        key.secret,
+        "a new secret"
+    );
     let (ok, _, err) = run_with_stdin(
         &["staff", "add", "--login-id", "ops0002", "--role", "admin"],
         &fast,

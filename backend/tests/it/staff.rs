@@ -15,7 +15,9 @@ use backend::domain::{Outcome, Purpose, TokenState};
 use backend::engine::staff::{PasswordChoice, StaffDone, StaffMember};
 use backend::engine::Actor;
 
-const STAFF_PW: &str = "staff-password-123";
+pub(crate) const STAFF_PW: &str = "staff-password-123";
+
+pub(crate) use backend::domain::staff::STAFF_TOTP;
 
 both_dbs!(
     operator_unlocks_and_cannot_revoke,
@@ -31,13 +33,36 @@ both_dbs!(
     the_export_has_every_event,
 );
 
-async fn staff(env: &Env, login: &str, role: &str) -> StaffMember {
-    let id = env
+/// A staff member and the secret of their second factor (as their authenticator app has it,
+/// from the URI `create_staff` returns once); the secret is also kept in the environment, so
+/// the test browsers can log in with the member's current code.
+pub(crate) async fn staff_with_secret(
+    env: &Env,
+    login: &str,
+    role: &str,
+) -> (StaffMember, protocol::Secret) {
+    let created = env
         .engine
         .create_staff(login, "Support", role, z(STAFF_PW))
         .await
         .unwrap();
-    env.engine.staff_member(id).await.unwrap().unwrap()
+    let uri = created.second_factor.uri();
+    let key = protocol::KeyUri::parse(&uri).expect("the second factor is an otpauth URI");
+    assert_eq!(
+        key.params, STAFF_TOTP,
+        "authenticator apps' profile: SHA-1, 6, 30 s"
+    );
+    assert_eq!(key.account, login);
+    env.staff_secrets
+        .lock()
+        .unwrap()
+        .insert(login.to_owned(), key.secret.clone());
+    let member = env.engine.staff_member(created.id).await.unwrap().unwrap();
+    (member, key.secret)
+}
+
+async fn staff(env: &Env, login: &str, role: &str) -> StaffMember {
+    staff_with_secret(env, login, role).await.0
 }
 
 async fn customer_id(env: &Env, login: &str) -> i64 {
@@ -471,13 +496,13 @@ async fn four_eyes_needs_a_second_supervisor(db: Db) {
 
 // --- over HTTP -------------------------------------------------------------------------------
 
-struct Server {
-    base: String,
-    env: Env,
+pub(crate) struct Server {
+    pub(crate) base: String,
+    pub(crate) env: Env,
 }
 
 impl Server {
-    async fn start(db: Db, tweak: impl FnOnce(&mut Config)) -> Server {
+    pub(crate) async fn start(db: Db, tweak: impl FnOnce(&mut Config)) -> Server {
         let env = Env::with_config(db, tweak).await;
         let app = backend::web::app(env.state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -496,12 +521,32 @@ impl Server {
         }
     }
 
-    fn browser(&self) -> Browser {
-        Browser::new(&self.base)
+    pub(crate) fn browser(&self) -> Browser {
+        Browser::new(&self.base).with_codes(Codes::of(&self.env))
     }
 }
 
 impl Browser {
+    /// A browser whose connections come from `ip` (any 127.0.0.0/8 address reaches a
+    /// listener on 127.0.0.1).
+    pub(crate) fn from_ip(base: &str, ip: std::net::IpAddr) -> Browser {
+        Browser {
+            base: base.to_owned(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .local_address(ip)
+                .build()
+                .unwrap(),
+            jar: Arc::new(Mutex::new(HashMap::new())),
+            codes: None,
+        }
+    }
+
+    fn with_codes(mut self, codes: Codes) -> Browser {
+        self.codes = Some(codes);
+        self
+    }
+
     fn new(base: &str) -> Browser {
         Browser {
             base: base.to_owned(),
@@ -510,26 +555,82 @@ impl Browser {
                 .build()
                 .unwrap(),
             jar: Arc::new(Mutex::new(HashMap::new())),
+            codes: None,
         }
     }
 }
 
+/// Where a test browser gets a staff member's current code: the secrets the test's staff
+/// members were given, and the test clock (its store tells the last step a member used, and a
+/// step already used is waited out by moving the clock on), or the real clock for a server
+/// process.
+#[derive(Clone)]
+pub(crate) struct Codes {
+    secrets: Arc<Mutex<HashMap<String, protocol::Secret>>>,
+    clock: Option<(Arc<backend::engine::ManualClock>, backend::store::Store)>,
+}
+
+impl Codes {
+    pub(crate) fn of(env: &Env) -> Codes {
+        Codes {
+            secrets: env.staff_secrets.clone(),
+            clock: Some((env.clock.clone(), env.engine.store().clone())),
+        }
+    }
+
+    /// For a server process on the real clock.
+    pub(crate) fn real_time(env: &Env) -> Codes {
+        Codes {
+            secrets: env.staff_secrets.clone(),
+            clock: None,
+        }
+    }
+
+    /// The member's code now, on a step they have not used yet.
+    pub(crate) async fn code(&self, login: &str) -> String {
+        use backend::engine::Clock;
+        let secret = self
+            .secrets
+            .lock()
+            .unwrap()
+            .get(login)
+            .cloned()
+            .expect("a staff member made by staff()");
+        let now = match &self.clock {
+            Some((clock, store)) => {
+                let row = store.staff_by_login(login).await.unwrap().unwrap();
+                let used = row.totp_last_step.unwrap_or(-1);
+                while i64::try_from(STAFF_TOTP.step_at(clock.now())).unwrap() <= used {
+                    clock.advance(u64::from(STAFF_TOTP.period));
+                }
+                clock.now()
+            }
+            None => backend::engine::SystemClock.now(),
+        };
+        protocol::code_at(&secret, &STAFF_TOTP, now)
+            .as_str()
+            .to_owned()
+    }
+}
+
 /// A browser as far as HTTP goes: keeps its cookies, does not follow redirects.
-struct Browser {
+#[derive(Clone)]
+pub(crate) struct Browser {
     base: String,
     http: reqwest::Client,
     jar: Arc<Mutex<HashMap<String, String>>>,
+    codes: Option<Codes>,
 }
 
-struct Resp {
-    status: u16,
-    location: Option<String>,
-    headers: reqwest::header::HeaderMap,
-    body: String,
+pub(crate) struct Resp {
+    pub(crate) status: u16,
+    pub(crate) location: Option<String>,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) body: String,
 }
 
 impl Resp {
-    fn input(&self, name: &str) -> String {
+    pub(crate) fn input(&self, name: &str) -> String {
         let needle = format!("name=\"{name}\" value=\"");
         let i = self
             .body
@@ -582,7 +683,7 @@ impl Browser {
         }
     }
 
-    async fn get(&self, path: &str) -> Resp {
+    pub(crate) async fn get(&self, path: &str) -> Resp {
         let res = self
             .http
             .get(format!("{}{path}", self.base))
@@ -593,7 +694,7 @@ impl Browser {
         self.read(res).await
     }
 
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Resp {
+    pub(crate) async fn post(&self, path: &str, form: &[(&str, &str)]) -> Resp {
         let res = self
             .http
             .post(format!("{}{path}", self.base))
@@ -605,7 +706,18 @@ impl Browser {
         self.read(res).await
     }
 
+    /// The member's current code (see [`Codes`]).
+    async fn staff_code(&self, login: &str) -> String {
+        self.codes
+            .as_ref()
+            .expect("a browser that knows the staff codes")
+            .code(login)
+            .await
+    }
+
+    /// Log in with the password and the member's current code.
     async fn staff_login(&self, login: &str) -> Resp {
+        let code = self.staff_code(login).await;
         let form = self.get("/staff/login").await;
         assert_eq!(form.status, 200);
         let r = self
@@ -615,6 +727,7 @@ impl Browser {
                     ("csrf", &form.input("csrf")),
                     ("login_id", login),
                     ("password", STAFF_PW),
+                    ("code", &code),
                 ],
             )
             .await;
@@ -693,6 +806,7 @@ async fn console_sessions_are_apart_from_customer_sessions(db: Db) {
                 ("csrf", &form.input("csrf")),
                 ("login_id", "op0001"),
                 ("password", "wrong-password-1"),
+                ("code", "000000"),
             ],
         )
         .await;
@@ -961,7 +1075,8 @@ async fn disabled_staff_cannot_log_in_and_their_sessions_end(db: Db) {
         .await;
     assert_eq!(r.location.as_deref(), Some("/staff/login"));
     assert!(env.engine.staff_member(member.id).await.unwrap().is_none());
-    // The right password no longer logs in, and says no more than a wrong one.
+    // The right password and code no longer log in, and say no more than a wrong password.
+    let code = op.staff_code("op0001").await;
     let form = op.get("/staff/login").await;
     let r = op
         .post(
@@ -970,6 +1085,7 @@ async fn disabled_staff_cannot_log_in_and_their_sessions_end(db: Db) {
                 ("csrf", &form.input("csrf")),
                 ("login_id", "op0001"),
                 ("password", STAFF_PW),
+                ("code", &code),
             ],
         )
         .await;
@@ -982,6 +1098,7 @@ async fn disabled_staff_cannot_log_in_and_their_sessions_end(db: Db) {
                 ("csrf", &form.input("csrf")),
                 ("login_id", "op0001"),
                 ("password", "wrong-password-1"),
+                ("code", "000000"),
             ],
         )
         .await;
@@ -996,7 +1113,10 @@ async fn disabled_staff_cannot_log_in_and_their_sessions_end(db: Db) {
         error_of(&wrong.body),
         "the same answer as a wrong password"
     );
-    assert_eq!(error_of(&r.body), "The login ID or password is incorrect.");
+    assert_eq!(
+        error_of(&r.body),
+        "The login ID, password or code is incorrect."
+    );
     // Another member's session is untouched.
     assert_eq!(other.get(&page).await.status, 200);
     // The audit trail: who disabled whom, why, how many sessions ended; the refused login.
@@ -1295,7 +1415,7 @@ async fn console_and_screen_logs_never_contain_passwords() {
         ],
     )
     .await;
-    let b = Browser::new(&p.base);
+    let b = Browser::new(&p.base).with_codes(Codes::real_time(&env));
     b.staff_login("sup0001").await;
     let page = format!("/staff/customers/{cid}");
     let r = b
@@ -1403,9 +1523,11 @@ async fn console_and_screen_logs_never_contain_passwords() {
         logs.contains("/staff/customers/{id}/reprovision"),
         "the requests were logged (by route pattern): {logs}"
     );
+    let staff_secret = env.staff_secrets.lock().unwrap()["sup0001"].to_base32();
     for needle in [
         password.as_str(),
         STAFF_PW,
+        staff_secret.as_str(),
         "Hn-secret-8841",
         "Wz7731kp",
         "Cf5512xq",
@@ -1439,6 +1561,10 @@ async fn the_console_speaks_japanese_on_request(db: Db) {
     let form = op.get("/staff/login").await;
     assert!(form.body.contains("<html lang=\"ja\">"), "{}", form.body);
     assert!(form.body.contains("<h1>スタッフログイン</h1>"));
+    assert!(
+        form.body.contains(">認証アプリのコード</label>"),
+        "the code field speaks Japanese too"
+    );
     assert!(form.body.contains(">English</a>"), "the switch back");
     let r = op
         .post(
@@ -1447,13 +1573,14 @@ async fn the_console_speaks_japanese_on_request(db: Db) {
                 ("csrf", &form.input("csrf")),
                 ("login_id", "op0001"),
                 ("password", "wrong-password-1"),
+                ("code", "000000"),
             ],
         )
         .await;
     assert_eq!(r.status, 401);
     assert!(r
         .body
-        .contains("ログインIDまたはパスワードが正しくありません。"));
+        .contains("ログインID、パスワードまたはコードが正しくありません。"));
     op.staff_login("op0001").await;
     let r = op.get("/staff?q=nobody").await;
     assert!(r.body.contains("<h1>お客さま検索</h1>"));

@@ -119,6 +119,8 @@ pub struct Env {
     pub db: TestDb,
     #[allow(dead_code)] // reason: kept for tests that restart with the same configuration
     pub cfg: Config,
+    /// The second-factor secrets of the staff members a test made, by login ID.
+    pub staff_secrets: Arc<std::sync::Mutex<std::collections::HashMap<String, Secret>>>,
 }
 
 impl Env {
@@ -140,6 +142,7 @@ impl Env {
             clock,
             db,
             cfg,
+            staff_secrets: Arc::default(),
         }
     }
 

@@ -1,5 +1,5 @@
-//! What the support staff console does (issue 7), as engine operations: staff accounts and
-//! login here; the customer file in [`file`]; the actions (unlock, resend the setup mail,
+//! What the support staff console does (issue 7), as engine operations: staff accounts here;
+//! login with a second factor under the lockout rule in [`login`]; the customer file in [`file`]; the actions (unlock, resend the setup mail,
 //! revoke, reprovision), each with a mandatory reason and audited with the staff member's ID
 //! (`staff:<id>`) in the transaction that makes the change, in [`actions`]; four-eyes
 //! requests in [`requests`]. Roles and the four-eyes policy are rules: `domain::staff`.
@@ -10,9 +10,11 @@
 
 mod actions;
 mod file;
+mod login;
 mod requests;
 
 pub use file::{CustomerFile, TimelinePage};
+pub use login::{NewStaff, SecondFactor, StaffLogin};
 pub use requests::RequestView;
 
 use serde_json::json;
@@ -80,7 +82,8 @@ pub struct Reprovisioned {
 }
 
 impl Engine {
-    /// Create a staff account (roles: operator, supervisor).
+    /// Create a staff account (roles: operator, supervisor) with its second factor
+    /// ([`login`]), returned once for the new member's authenticator app.
     ///
     /// # Errors
     /// Bad role or password, or an existing login ID.
@@ -90,7 +93,7 @@ impl Engine {
         name: &str,
         role: &str,
         password: Zeroizing<String>,
-    ) -> Result<i64> {
+    ) -> Result<NewStaff> {
         if Role::parse(role).is_none() {
             return Err(EngineError::Invalid {
                 field: "role",
@@ -113,58 +116,22 @@ impl Engine {
             }
             Err(e) => return Err(e.into()),
         };
+        let (second_factor, secret) = SecondFactor::new(login_id)?;
+        self.seal_second_factor(&mut tx, id, &secret).await?;
         tx.audit(&NewAudit {
             at: now,
             actor: "cli",
             action: "staff_create",
             outcome: "ok",
-            detail: Some(serde_json::json!({ "staff_id": id, "role": role }).to_string()),
+            detail: Some(
+                serde_json::json!({ "staff_id": id, "role": role, "second_factor": "totp" })
+                    .to_string(),
+            ),
             ..Default::default()
         })
         .await?;
         tx.commit().await?;
-        Ok(id)
-    }
-
-    /// Check a staff login ID and password (Argon2id); audited either way, never with the
-    /// password.
-    ///
-    /// # Errors
-    /// The database is unavailable.
-    pub async fn staff_login(
-        &self,
-        login_id: &str,
-        password: Zeroizing<String>,
-        ip: Option<String>,
-    ) -> Result<Option<StaffMember>> {
-        let row = self.store().staff_by_login(login_id).await?;
-        let phc = match &row {
-            Some(r) => r.password_hash.clone(),
-            None => self.dummy_phc().await?,
-        };
-        // The password is checked for a disabled account too: the answer takes as long, and
-        // says no more, than for a wrong password.
-        let password_right = self.password_ok(password, phc).await? && row.is_some();
-        let disabled = row.as_ref().is_some_and(|r| r.disabled_at.is_some());
-        let ok = password_right && !disabled;
-        let (actor, outcome) = match (&row, password_right, disabled) {
-            (Some(r), true, false) => (format!("staff:{}", r.id), "ok"),
-            (Some(r), true, true) => (format!("staff:{}", r.id), "disabled"),
-            _ => ("staff".to_owned(), "invalid"),
-        };
-        self.audit_now(NewAudit {
-            at: now_i64(self.now()),
-            actor: &actor,
-            action: "staff_login",
-            outcome,
-            ip: ip.as_deref(),
-            ..Default::default()
-        })
-        .await?;
-        match row.filter(|_| ok) {
-            Some(r) => Ok(Some(StaffMember::of(&r)?)),
-            None => Ok(None),
-        }
+        Ok(NewStaff { id, second_factor })
     }
 
     /// The staff member with this id (a session's), if the account still exists and is not

@@ -1,6 +1,7 @@
-//! Staff login (password) and logout.
+//! Staff login (password and the member's own code; engine::staff::login) and logout.
 
 use super::*;
+use crate::engine::staff::StaffLogin;
 
 pub(super) fn render_login(
     st: &AppState,
@@ -73,30 +74,42 @@ pub(super) async fn login(
     }
     let login_id = field(&form, "login_id").trim().to_owned();
     let password = Zeroizing::new(field(&form, "password").to_owned());
+    let code = Zeroizing::new(field(&form, "code").trim().to_owned());
     let fresh = session::random_hex(32);
     if login_id.is_empty() || password.is_empty() {
         return render_login(
             &st,
             &fresh,
             None,
-            Some("Enter your staff login ID and password."),
+            Some("Enter your staff login ID, password and code."),
             &login_id,
         );
     }
     let member = match st
         .engine
-        .staff_login(&login_id, password, ip.0.clone())
+        .staff_login(&login_id, password, code, ip.0.clone())
         .await
     {
-        Ok(Some(m)) => m,
-        Ok(None) => {
+        Ok(StaffLogin::Ok(m)) => m,
+        Ok(StaffLogin::Invalid) => {
             return render_login(
                 &st,
                 &fresh,
                 None,
-                Some("The login ID or password is incorrect."),
+                Some("The login ID, password or code is incorrect."),
                 &login_id,
             )
+        }
+        Ok(StaffLogin::Locked { .. }) => {
+            let mut res = render_login(
+                &st,
+                &fresh,
+                None,
+                Some("Too many failed logins from this account or this address: logins are refused for a while, even the right password. Try again later."),
+                &login_id,
+            );
+            *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            return res;
         }
         Err(e) => return error_page(&st, None, e, Some("/staff/login")),
     };
