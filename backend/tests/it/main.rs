@@ -4,6 +4,7 @@ mod app_api;
 mod engine_suite;
 mod hardening;
 mod host_api;
+mod mail_password;
 mod process;
 mod staff;
 mod support;
