@@ -229,17 +229,6 @@ async fn mailed_password_expires_and_resends_are_limited(db: Db) {
     let r = confirm_issue(&b, &page, "conf123", Some(&first)).await;
     assert_eq!(r.status, 422, "expired after 10 minutes: {}", r.body);
     assert!(r.body.contains("有効期限が切れたか"), "{}", r.body);
-    let resend = |b: &Browser, page: &Resp| {
-        let csrf = page.input("csrf");
-        let key = page.input("request_key");
-        async move {
-            b.post(
-                "/mail-password/resend",
-                &[("csrf", csrf.as_str()), ("request_key", key.as_str())],
-            )
-            .await
-        }
-    };
     let r = resend(&b, &page).await;
     assert_eq!(
         r.location.as_deref(),
@@ -483,6 +472,16 @@ async fn burst_of_mailed_password_guesses_cannot_pass_the_lock(db: Db) {
         .await
         .unwrap();
     assert!(matches!(after, MailCheck::Locked { .. }), "{after:?}");
+}
+
+async fn resend(b: &Browser, page: &Resp) -> Resp {
+    let csrf = page.input("csrf");
+    let key = page.input("request_key");
+    b.post(
+        "/mail-password/resend",
+        &[("csrf", csrf.as_str()), ("request_key", key.as_str())],
+    )
+    .await
 }
 
 async fn transfer_confirm(b: &Browser, payee: &str, amount: &str) -> Resp {
