@@ -385,6 +385,10 @@ impl TestEnv {
     /// A browser-like client (keeps cookies, does not follow redirects).
     pub fn client(&self) -> Client {
         Client {
+            mail: match self.cfg.mail.smtp_host {
+                None => MailTap::Files(self.cfg.data_dir.join("outbox")),
+                Some(_) => MailTap::Outbox(self.engine.store().clone()),
+            },
             base: self.base.clone(),
             http: reqwest::Client::builder()
                 .cookie_store(true)
@@ -576,6 +580,91 @@ impl Page {
 pub struct Client {
     pub base: String,
     pub http: reqwest::Client,
+    /// Where the customer reads the メール通知パスワード.
+    pub mail: MailTap,
+}
+
+/// Where a test reads the mails the backend sent, for the メール通知パスワード (issue 19).
+#[derive(Clone)]
+pub enum MailTap {
+    /// `.eml` files (no SMTP configured).
+    Files(PathBuf),
+    /// The loopback SMTP server's maildir.
+    Maildir(PathBuf),
+    /// Mail still waiting in the outbox (the SMTP server is down).
+    Outbox(backend::store::Store),
+}
+
+/// The メール通知パスワード in a mail's text.
+pub fn mailed_password_in(body: &str) -> Option<String> {
+    let mut lines = body.lines();
+    lines
+        .by_ref()
+        .find(|l| l.contains("■メール通知パスワード"))?;
+    lines.next().map(|l| l.trim().to_owned())
+}
+
+fn mails_in(dir: &Path) -> Vec<Mail> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| {
+                    let t = e.metadata().and_then(|m| m.modified()).ok();
+                    (t, e.path())
+                })
+                .filter(|(_, p)| p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+        .into_iter()
+        .filter_map(|(_, p)| std::fs::read_to_string(p).ok())
+        .map(|t| parse_mail(&t))
+        .collect()
+}
+
+impl MailTap {
+    /// Every メール通知パスワード received so far, oldest first.
+    pub async fn mailed_passwords(&self) -> Vec<String> {
+        match self {
+            MailTap::Files(dir) => mails_in(dir)
+                .iter()
+                .filter_map(|m| mailed_password_in(&m.body))
+                .collect(),
+            MailTap::Maildir(dir) => {
+                let mut all = mails_in(&dir.join("cur"));
+                all.extend(mails_in(&dir.join("new")));
+                all.iter()
+                    .filter_map(|m| mailed_password_in(&m.body))
+                    .collect()
+            }
+            MailTap::Outbox(store) => store
+                .outbox(10_000)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|m| m.kind == "mail_password")
+                .filter_map(|m| mailed_password_in(&m.body))
+                .collect(),
+        }
+    }
+
+    /// Wait for more than `seen` mailed passwords; returns the newest.
+    pub async fn next_mailed_password(&self, seen: usize) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let all = self.mailed_passwords().await;
+            if all.len() > seen {
+                return all.last().unwrap().clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no new メール通知パスワード arrived"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 impl Client {
@@ -629,8 +718,10 @@ impl Client {
         .await
     }
 
-    /// Walk the three issuance steps; returns the complete page.
+    /// Walk the three issuance steps, with the メール通知パスワード from `self.mail`; returns
+    /// the complete page.
     pub async fn issue(&self, email: &str, activation_password: &str) -> Page {
+        let seen = self.mail.mailed_passwords().await.len();
         let input = self.get("/otp/issue").await;
         assert_eq!(input.status, 200, "issuance input:\n{}", input.body);
         let r = self
@@ -647,6 +738,7 @@ impl Client {
             .await;
         assert_eq!(r.location.as_deref(), Some("/otp/issue/confirm"));
         let confirm = self.get("/otp/issue/confirm").await;
+        let mailed = self.mail.next_mailed_password(seen).await;
         let r = self
             .post(
                 "/otp/issue/confirm",
@@ -654,6 +746,7 @@ impl Client {
                     ("csrf", &confirm.csrf()),
                     ("request_key", &confirm.input_value("request_key")),
                     ("confirmation_password", "conf123"),
+                    ("mail_password", &mailed),
                 ],
             )
             .await;

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod fields;
 pub mod issuance;
+pub mod mail_password;
 pub mod staff;
 pub mod throttle;
 pub mod verify;

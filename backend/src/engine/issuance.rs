@@ -215,6 +215,19 @@ impl Engine {
             false,
         )
         .await?;
+        // The registered address hears of a token issued to another one (issue 19).
+        let registered = tx.customer(customer_id).await?.and_then(|c| c.email);
+        if let Some(to) = registered.filter(|r| !r.eq_ignore_ascii_case(email)) {
+            crate::mail::enqueue_issued_elsewhere(
+                tx,
+                customer_id,
+                &to,
+                email,
+                user_id.as_str(),
+                now,
+            )
+            .await?;
+        }
         tx.audit(&NewAudit {
             customer_id: Some(customer_id),
             user_id: Some(user_id.as_str()),

@@ -137,6 +137,26 @@ impl Engine {
         ok_outcome: Option<&str>,
         fail_outcome: &str,
     ) -> Result<PasswordCheck> {
+        // Locked already: the same Argon2 work as an unlocked check, its answer unused, so a
+        // locked account does not answer faster than one that is not.
+        let right = self.password_ok(password, phc).await?;
+        self.record_password_attempt(c, right, actor, action, ok_outcome, fail_outcome)
+            .await
+    }
+
+    /// Record one attempt at the customer's passwords whose rightness the caller has judged
+    /// (one password, or the confirmation and mailed passwords together): the lockout rule's
+    /// decision applied by a compare-and-set on the counters as read in the transaction that
+    /// records it, with its audit events.
+    pub(crate) async fn record_password_attempt(
+        &self,
+        c: &CustomerRow,
+        right: bool,
+        actor: &Actor,
+        action: &str,
+        ok_outcome: Option<&str>,
+        fail_outcome: &str,
+    ) -> Result<PasswordCheck> {
         let now = now_i64(self.now());
         let throttle = self.policy().password_throttle();
         let audit = |outcome| NewAudit {
@@ -144,9 +164,6 @@ impl Engine {
             ..actor.audit(action, outcome, now)
         };
         let until = |at: i64| throttle.until(at).unwrap_or(at);
-        // Locked already: the same Argon2 work as an unlocked check, its answer unused, so a
-        // locked account does not answer faster than one that is not.
-        let right = self.password_ok(password, phc).await?;
         let keys = [ThrottleKey::Customer(c.id)];
         for _ in 0..8 {
             let mut tx = self.store().begin().await?;

@@ -89,9 +89,139 @@ pub fn notice(n: Notice, user_id: &str, at: i64) -> Composed {
     }
 }
 
+fn jst_time(at: i64) -> String {
+    chrono::DateTime::from_timestamp(at, 0)
+        .unwrap_or_default()
+        .with_timezone(&crate::domain::jst())
+        .format("%Y年%m月%d日 %H:%M")
+        .to_string()
+}
+
+/// What a メール通知パスワード confirms, shown in its mail so a tampered request shows.
+#[derive(Debug, Clone, Copy)]
+pub enum MailPasswordFor<'a> {
+    /// Token issuance to this smartphone address.
+    Issue {
+        new_email: &'a str,
+    },
+    Transfer {
+        payee: &'a str,
+        amount: i64,
+    },
+    EmailChange {
+        new_email: &'a str,
+    },
+}
+
+fn yen(n: i64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// The メール通知パスワード mail to the registered address: the password, what it confirms and
+/// when it was asked for. `expires_at`: the latest it can be used (it also ends at logout).
+pub fn mail_password(code: &str, what: MailPasswordFor<'_>, at: i64, expires_at: i64) -> Composed {
+    let (subject, detail) = match what {
+        MailPasswordFor::Issue { new_email } => (
+            "【メール通知パスワード】トークン発行のお手続き",
+            format!("お手続き：ソフトウェアトークン発行\n送付先スマートフォンメールアドレス：{new_email}"),
+        ),
+        MailPasswordFor::Transfer { payee, amount } => (
+            "【メール通知パスワード】お振込のお手続き",
+            format!("お手続き：振込\n振込先：{payee}\n振込金額：{}円", yen(amount)),
+        ),
+        MailPasswordFor::EmailChange { new_email } => (
+            "【メール通知パスワード】メールアドレス変更のお手続き",
+            format!("お手続き：登録メールアドレスの変更\n新しいメールアドレス：{new_email}"),
+        ),
+    };
+    Composed {
+        subject: subject.into(),
+        body: format!(
+            "インターネットバンキングで次のお手続きが行われています。\n\n{detail}\n受付日時：{}\n\n\
+             ■メール通知パスワード\n{code}\n\n\
+             確認画面で確認用パスワードとともに入力してください。\n\
+             有効期限：{} まで（ログアウトすると無効になります）。一度だけ使用できます。\n\
+             上記の内容に誤りがある場合やお心当たりのない場合は、入力せずに当組合までご連絡ください。{FOOTER}",
+            jst_time(at),
+            jst_time(expires_at)
+        ),
+    }
+}
+
+/// To the registered address when a token was issued to another address.
+pub fn issued_elsewhere(new_email: &str, user_id: &str, at: i64) -> Composed {
+    Composed {
+        subject: "【ワンタイムパスワード】トークン発行のお知らせ".into(),
+        body: format!(
+            "ソフトウェアトークンが発行され、ダウンロードのご案内を次のメールアドレスへお送りしました。\n\n\
+             送付先スマートフォンメールアドレス：{new_email}\n\
+             ユーザID：{user_id}\n\
+             日時：{}\n\n\
+             お客さまご自身のお手続きでない場合は、至急当組合までご連絡ください。{FOOTER}",
+            jst_time(at)
+        ),
+    }
+}
+
+/// To the old address when the registered address was changed.
+pub fn email_changed(new_email: &str, at: i64) -> Composed {
+    Composed {
+        subject: "【インターネットバンキング】登録メールアドレス変更のお知らせ".into(),
+        body: format!(
+            "ご登録のメールアドレスを変更しました。今後のご案内は新しいメールアドレスへお送りします。\n\n\
+             新しいメールアドレス：{new_email}\n\
+             日時：{}\n\n\
+             お客さまご自身のお手続きでない場合は、至急当組合までご連絡ください。{FOOTER}",
+            jst_time(at)
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mail_password_mail_names_what_it_confirms() {
+        let m = mail_password(
+            "01234567",
+            MailPasswordFor::Transfer {
+                payee: "テスト商事",
+                amount: 1_500_000,
+            },
+            1_795_575_630,
+            1_795_576_230,
+        );
+        assert!(m.body.contains("01234567"));
+        assert!(m.body.contains("振込先：テスト商事"), "{}", m.body);
+        assert!(m.body.contains("1,500,000円"), "{}", m.body);
+        assert!(
+            m.body.contains("2026年11月25日 12:00"),
+            "the time, in Japan: {}",
+            m.body
+        );
+        let m = mail_password(
+            "01234567",
+            MailPasswordFor::Issue {
+                new_email: "new@example.jp",
+            },
+            1_795_575_630,
+            1_795_576_230,
+        );
+        assert!(
+            m.body.contains("new@example.jp"),
+            "the new address: {}",
+            m.body
+        );
+    }
 
     #[test]
     fn issuance_mail_has_link_and_ids() {

@@ -134,6 +134,64 @@ pub async fn enqueue_notice(
     Ok(())
 }
 
+/// Put a メール通知パスワード mail in the outbox, in the transaction that stores its hash. It goes
+/// to the customer's registered address `to`; `dedupe` makes each send one mail.
+///
+/// # Errors
+/// The database refused the write.
+#[allow(clippy::too_many_arguments)] // reason: one mail's facts, named at the single call
+pub async fn enqueue_mail_password(
+    tx: &mut Tx<'_>,
+    customer_id: i64,
+    to: &str,
+    code: &str,
+    what: compose::MailPasswordFor<'_>,
+    dedupe: &str,
+    now: i64,
+    expires_at: i64,
+) -> Result<(), StoreError> {
+    let mail = compose::mail_password(code, what, now, expires_at);
+    tx.enqueue_mail(&NewMail {
+        dedupe_key: dedupe,
+        kind: "mail_password",
+        customer_id: Some(customer_id),
+        user_id: None,
+        to_addr: to,
+        subject: &mail.subject,
+        body: &mail.body,
+        now,
+    })
+    .await?;
+    Ok(())
+}
+
+/// Tell the registered address `to` that a token was issued to `new_email` (when they differ).
+///
+/// # Errors
+/// The database refused the write.
+pub async fn enqueue_issued_elsewhere(
+    tx: &mut Tx<'_>,
+    customer_id: i64,
+    to: &str,
+    new_email: &str,
+    user_id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let mail = compose::issued_elsewhere(new_email, user_id, now);
+    tx.enqueue_mail(&NewMail {
+        dedupe_key: &format!("issued_elsewhere:{user_id}"),
+        kind: "notice_issued",
+        customer_id: Some(customer_id),
+        user_id: Some(user_id),
+        to_addr: to,
+        subject: &mail.subject,
+        body: &mail.body,
+        now,
+    })
+    .await?;
+    Ok(())
+}
+
 enum Transport {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
     /// The outbox directory (0700); each mail one `.eml` file (0600).

@@ -75,6 +75,16 @@ impl Tx<'_> {
         )
     }
 
+    /// Change the registered e-mail address.
+    pub async fn set_customer_email(&mut self, customer_id: i64, email: &str) -> Result<()> {
+        sqlx::query("UPDATE customers SET email = $1 WHERE id = $2")
+            .bind(email)
+            .bind(customer_id)
+            .execute(&mut *self.0)
+            .await?;
+        Ok(())
+    }
+
     pub async fn set_reissue_waived(&mut self, customer_id: i64, waived: bool) -> Result<()> {
         sqlx::query("UPDATE customers SET reissue_waived = $1 WHERE id = $2")
             .bind(i64::from(waived))

@@ -26,6 +26,18 @@ impl Store {
         .await?)
     }
 
+    /// Whether the customer has transferred to this payee before (a registered payee).
+    pub async fn payee_used(&self, customer_id: i64, payee: &str) -> Result<bool> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT id FROM transfers WHERE customer_id = $1 AND payee = $2 LIMIT 1",
+        )
+        .bind(customer_id)
+        .bind(payee)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.is_some())
+    }
+
     pub async fn transfer_by_key(&self, request_key: &str) -> Result<Option<TransferRow>> {
         Ok(sqlx::query_as::<_, TransferRow>(
             "SELECT id, customer_id, request_key, payee, amount, user_id, created_at FROM transfers \

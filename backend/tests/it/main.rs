@@ -7,6 +7,7 @@ mod faults;
 mod hardening;
 mod host_api;
 mod ops_metrics;
+mod mail_password;
 mod process;
 mod staff;
 mod staff_2fa;

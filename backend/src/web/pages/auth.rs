@@ -237,6 +237,10 @@ pub async fn logout(
             if !sess.csrf_ok(&form) {
                 return csrf_refused(&st, lang, Some(&sess));
             }
+            // Mailed passwords end at logout (issue 19).
+            if let Err(e) = st.engine.end_mail_passwords(&sess.id_hash).await {
+                return engine_error_page(&st, lang, None, e);
+            }
             if let Err(e) = session::destroy(&st, &sess).await {
                 return engine_error_page(&st, lang, None, e);
             }

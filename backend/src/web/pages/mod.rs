@@ -9,7 +9,9 @@
 
 mod auth;
 mod download;
+mod email;
 pub mod i18n;
+mod mail_password;
 mod otp;
 mod session;
 mod transfer;
@@ -108,6 +110,26 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../templates/download.html"),
     ),
     (
+        "mail_password_field.html",
+        include_str!("../../../templates/mail_password_field.html"),
+    ),
+    (
+        "mail_password_resend.html",
+        include_str!("../../../templates/mail_password_resend.html"),
+    ),
+    (
+        "email_input.html",
+        include_str!("../../../templates/email_input.html"),
+    ),
+    (
+        "email_confirm.html",
+        include_str!("../../../templates/email_confirm.html"),
+    ),
+    (
+        "email_done.html",
+        include_str!("../../../templates/email_done.html"),
+    ),
+    (
         "message.html",
         include_str!("../../../templates/message.html"),
     ),
@@ -187,6 +209,13 @@ pub fn router() -> Router<AppState> {
         )
         .route("/transfer/done", get(transfer::done))
         .route("/dl/{code}", get(download::open))
+        .route("/mail-password/resend", post(mail_password::resend))
+        .route("/settings/email", get(email::input_form).post(email::input))
+        .route(
+            "/settings/email/confirm",
+            get(email::confirm_form).post(email::commit),
+        )
+        .route("/settings/email/done", get(email::done))
         .layer(middleware::from_fn(page_headers));
     Router::new()
         .merge(pages)

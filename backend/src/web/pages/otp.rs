@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Form;
@@ -12,10 +12,11 @@ use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 use super::i18n::{msg, Lang};
+use super::mail_password::{check_passed, read_field};
 use super::session::{self, Session};
 use super::{ctx, engine_error_page, message_page, see_other, Ctx, FieldErrors};
 use crate::domain::{fields, DomainError, IssueBlock, Outcome, Purpose, TokenState};
-use crate::engine::{EngineError, Overview};
+use crate::engine::{EngineError, MailSend, Overview};
 use crate::web::{AppState, ClientIp};
 
 /// The message key of BOP001's status label (DESIGN §4).
@@ -195,6 +196,7 @@ pub async fn issue_form(State(st): State<AppState>, headers: HeaderMap) -> Page 
 pub async fn issue_input(
     State(st): State<AppState>,
     headers: HeaderMap,
+    ip: ClientIp,
     Form(form): Form<HashMap<String, String>>,
 ) -> Page {
     let mut c = ctx(st, &headers).await?;
@@ -246,7 +248,14 @@ pub async fn issue_input(
         "email": email,
         "act_hash": act_hash,
         "request_key": hex::encode(rand::random::<[u8; 16]>()),
+        "mail_password": true,
     });
+    // The メール通知パスワード goes to the registered address (issue 19), never to the new one.
+    match c.send_mail_password(&draft, &ip).await? {
+        MailSend::Sent { .. } => {}
+        MailSend::NoAddress => return Ok(c.refuse("err_mail_no_address")),
+        MailSend::LimitReached => return Ok(c.refuse("mail_password_resend_limit")),
+    }
     let st = c.st.clone();
     if let Err(e) = session::set_draft(&st, &mut c.sess, Some(draft)).await {
         return Ok(c.error(e));
@@ -254,7 +263,13 @@ pub async fn issue_input(
     Ok(see_other("/otp/issue/confirm"))
 }
 
-fn confirm_page(c: &Ctx, draft: &Value, errors: &FieldErrors) -> Response {
+async fn confirm_page(
+    c: &Ctx,
+    draft: &Value,
+    notice: Option<&str>,
+    errors: &FieldErrors,
+) -> Response {
+    let mail = c.mail_password_panel(notice).await;
     c.page(
         "issue_confirm.html",
         "/otp/issue/confirm",
@@ -263,16 +278,29 @@ fn confirm_page(c: &Ctx, draft: &Value, errors: &FieldErrors) -> Response {
         json!({
             "email": draft.get("email"),
             "request_key": draft.get("request_key"),
+            "mail": mail,
         }),
         errors,
     )
 }
 
-pub async fn issue_confirm_form(State(st): State<AppState>, headers: HeaderMap) -> Page {
+pub async fn issue_confirm_form(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Page {
     let c = ctx(st, &headers).await?;
     match issue_draft(&c.sess) {
         Some(d) if d.get("issued_user_id").is_some() => Ok(see_other("/otp/issue/complete")),
-        Some(d) => Ok(confirm_page(&c, d, &FieldErrors::default())),
+        // A draft from before mailed passwords (issue 19): its input step again.
+        Some(d) if d.get("mail_password").is_none() => Ok(see_other("/otp/issue")),
+        Some(d) => Ok(confirm_page(
+            &c,
+            d,
+            q.get("mail").map(String::as_str),
+            &FieldErrors::default(),
+        )
+        .await),
         None => Ok(see_other("/otp/issue")),
     }
 }
@@ -313,22 +341,20 @@ pub async fn issue_commit(
     } else if !fields::is_confirmation_password(&pw) {
         errors.add(lang, "confirmation_password", "err_confirmation_format");
     }
+    let mail_pw = read_field(&form, lang, &mut errors);
     if !errors.is_empty() {
-        return Ok(confirm_page(&c, &draft, &errors));
+        return Ok(confirm_page(&c, &draft, None, &errors).await);
+    }
+    if draft.get("mail_password").is_none() {
+        return Ok(see_other("/otp/issue"));
     }
     let actor = session::actor(&c.sess, &ip);
-    match c
-        .st
-        .engine
-        .check_confirmation_password(c.sess.customer(), pw, &actor, "issue")
-        .await
-    {
-        Ok(check) => {
-            if !errors.confirmation_passed(&c.st, lang, check) {
-                return Ok(confirm_page(&c, &draft, &errors));
-            }
-        }
-        Err(e) => return Ok(c.error(e)),
+    // The confirmation password and the メール通知パスワード, judged as one attempt.
+    let check = c
+        .check_with_mail_password(&key, pw, mail_pw, &ip, "issue")
+        .await?;
+    if !check_passed(&c.st, lang, &mut errors, check) {
+        return Ok(confirm_page(&c, &draft, None, &errors).await);
     }
     let email = draft.get("email").and_then(Value::as_str).unwrap_or("");
     let act_hash = draft.get("act_hash").and_then(Value::as_str).unwrap_or("");
@@ -347,18 +373,26 @@ pub async fn issue_commit(
         }
         Err(e) => return Ok(c.error(e)),
     };
-    let done = json!({
-        "kind": "issue",
-        "email": email,
-        "request_key": key,
-        "issued_user_id": issued.user_id,
-        "service_id": issued.service_id,
-    });
-    let st = c.st.clone();
-    if let Err(e) = session::set_draft(&st, &mut c.sess, Some(done)).await {
-        return Ok(c.error(e));
+    c.issued(json!(email), &key, &issued.user_id, &issued.service_id)
+        .await
+}
+
+impl Ctx {
+    /// Remember the issuance in the session and go to its complete screen.
+    async fn issued(&mut self, email: Value, key: &str, user_id: &str, service_id: &str) -> Page {
+        let done = json!({
+            "kind": "issue",
+            "email": email,
+            "request_key": key,
+            "issued_user_id": user_id,
+            "service_id": service_id,
+        });
+        let st = self.st.clone();
+        if let Err(e) = session::set_draft(&st, &mut self.sess, Some(done)).await {
+            return Ok(self.error(e));
+        }
+        Ok(see_other("/otp/issue/complete"))
     }
-    Ok(see_other("/otp/issue/complete"))
 }
 
 pub async fn issue_cancel(
