@@ -502,13 +502,15 @@ async fn swap_in(target: &Path, staged: &Path) -> anyhow::Result<Option<PathBuf>
         let aside = target.with_file_name(format!("{name}.before-restore-{}", unix_now()));
         std::fs::rename(target, &aside)
             .with_context(|| format!("cannot move {} aside", target.display()))?;
-        for suffix in ["-wal", "-shm"] {
-            let companion = with_suffix(target, suffix);
-            if companion.exists() {
-                std::fs::rename(&companion, with_suffix(&aside, suffix))
-                    .with_context(|| format!("cannot move {} aside", companion.display()))?;
-            }
+        // Its write-ahead log holds committed data: it goes aside with it. The `-shm` index is
+        // rebuilt from the log by whoever opens it next (no process has the database open: see
+        // above), so it is dropped rather than kept beside a file that may have no log.
+        let wal = with_suffix(target, "-wal");
+        if wal.exists() {
+            std::fs::rename(&wal, with_suffix(&aside, "-wal"))
+                .with_context(|| format!("cannot move {} aside", wal.display()))?;
         }
+        let _ = std::fs::remove_file(with_suffix(target, "-shm"));
         Some(aside)
     } else {
         None

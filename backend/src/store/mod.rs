@@ -275,9 +275,23 @@ impl Store {
         tx.commit().await
     }
 
+    /// Close both pools, every connection with them (the file handles too: a backup or a
+    /// restore switches the file's journal mode next, which needs them all gone).
+    ///
+    /// One `Pool::close` is not enough (sqlx 0.8.6): a connection on its way back through
+    /// `after_release` while the pool closes lands in the idle queue after `close` emptied it
+    /// and, on a one-connection pool, `close` returns with it still open. Closing again closes
+    /// what landed there.
     pub async fn close(&self) {
-        self.read.close().await;
-        self.write.close().await;
+        for pool in [&self.read, &self.write] {
+            for _ in 0..50 {
+                pool.close().await;
+                if pool.size() == 0 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
     }
 
     /// Begin a write transaction.
