@@ -201,7 +201,7 @@ async fn takeover_with_phished_passwords_cannot_issue_to_a_new_address(db: Db) {
         .iter()
         .all(|a| !a.detail.as_deref().unwrap_or("").contains(&code)));
     staff(env, "op0001", "operator").await;
-    let s = Browser::new(&srv.base);
+    let s = srv.browser();
     s.staff_login("op0001").await;
     let p = s.get(&format!("/staff/customers/{cid}")).await;
     assert_eq!(p.status, 200, "{}", p.body);

@@ -716,7 +716,7 @@ impl Browser {
     }
 
     /// Log in with the password and the member's current code.
-    async fn staff_login(&self, login: &str) -> Resp {
+    pub(crate) async fn staff_login(&self, login: &str) -> Resp {
         let code = self.staff_code(login).await;
         let form = self.get("/staff/login").await;
         assert_eq!(form.status, 200);

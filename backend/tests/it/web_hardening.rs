@@ -302,7 +302,8 @@ async fn staff_sessions_end_after_eight_hours_however_active(db: Db) {
         .engine
         .create_staff("shift01", "Support", "operator", z("staff-password-123"))
         .await
-        .unwrap();
+        .unwrap()
+        .id;
     let id = "staff-session-id-0123456789abcdef";
     let now = env.now() as i64;
     env.engine
