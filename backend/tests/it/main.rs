@@ -4,6 +4,7 @@ mod app_api;
 mod backup;
 mod engine_suite;
 mod faults;
+mod first_run;
 mod hardening;
 mod host_api;
 mod mail_password;
