@@ -564,8 +564,8 @@ mod tests {
             "ja",
             "staff read Japanese"
         );
-        let parsed: Config = toml::from_str("[staff]\nlanguage = \"en\"\n").unwrap();
-        assert_eq!(parsed.staff.language, "en");
+        let staff: Config = toml::from_str("[staff]\nlanguage = \"en\"\n").unwrap();
+        assert_eq!(staff.staff.language, "en");
         let mut cfg = Config::default();
         cfg.apply_env(|k| (k == "OTP_STAFF_LANGUAGE").then(|| "en".to_owned()))
             .unwrap();
