@@ -395,6 +395,7 @@ fn show_second_factor(
 /// once, on standard output only.
 async fn demo(cfg: &Config, force: bool) -> anyhow::Result<()> {
     use backend::ops::demo;
+    demo::check_database(&cfg.database_url(), force)?;
     let (st, _) = backend::build_default(cfg).await?;
     let d = demo::seed(&st.engine, force).await?;
     let base = cfg.public_url();

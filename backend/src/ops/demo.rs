@@ -88,7 +88,21 @@ pub async fn present(engine: &Engine) -> anyhow::Result<bool> {
         || store.staff_by_login(DEMO_STAFF).await?.is_some())
 }
 
-/// Seed the demo customer and staff supervisor, under the rule in the module's docs.
+/// The part of the rule that needs no database: not PostgreSQL unless forced. Checked before
+/// anything connects, so a mistaken `demo` against a production database does not even
+/// migrate it.
+///
+/// # Errors
+/// [`DemoRefused::Postgres`].
+pub fn check_database(database_url: &str, force: bool) -> Result<(), DemoRefused> {
+    if !force && DbKind::of_url(database_url) == Some(DbKind::Postgres) {
+        return Err(DemoRefused::Postgres);
+    }
+    Ok(())
+}
+
+/// Seed the demo customer and staff supervisor, under the rule in the module's docs (the
+/// caller has run [`check_database`] before opening the store).
 ///
 /// # Errors
 /// [`DemoRefused`] (as the error's root), or the engine's refusal.
@@ -97,9 +111,6 @@ pub async fn seed(engine: &Engine, force: bool) -> anyhow::Result<Demo> {
         return Err(DemoRefused::Exists.into());
     }
     if !force {
-        if engine.store().kind() == DbKind::Postgres {
-            return Err(DemoRefused::Postgres.into());
-        }
         let (customers, staff) = engine.store().account_counts().await?;
         if customers > 0 || staff > 0 {
             return Err(DemoRefused::InUse { customers, staff }.into());

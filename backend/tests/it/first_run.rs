@@ -214,6 +214,18 @@ async fn demo_refuses_postgres_and_databases_in_use_unless_forced() {
         !ok && err.contains("PostgreSQL") && err.contains("--force"),
         "{out}{err}"
     );
+    // Refused before it connects: the database is not even migrated.
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&db.url)
+        .await
+        .unwrap();
+    let (tables,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'public'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(tables, 0, "nothing was created in the refused database");
+    drop(conn);
     let p = Proc::start(&db, &[]).await;
     let startup = p.logs.lock().unwrap().join("\n");
     assert!(startup.contains("customer add --login-id"), "{startup}");
