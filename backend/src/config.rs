@@ -257,6 +257,9 @@ impl Config {
         if let Some(v) = get("OTP_SERVICE_ID") {
             self.service_id = v;
         }
+        if let Some(v) = get("OTP_STAFF_LANGUAGE") {
+            self.staff.language = v;
+        }
         Ok(())
     }
 
@@ -375,6 +378,8 @@ pub struct StaffConfig {
     pub audit_page_size: i64,
     /// A staff session ends this long after login however active it is (seconds): a shift.
     pub session_max_secs: u64,
+    /// The console's language until a member switches (`ja` or `en`; `OTP_STAFF_LANGUAGE`).
+    pub language: String,
 }
 
 impl Default for StaffConfig {
@@ -384,6 +389,7 @@ impl Default for StaffConfig {
             four_eyes: false,
             audit_page_size: 25,
             session_max_secs: 8 * 3600,
+            language: "ja".into(),
         }
     }
 }
@@ -553,6 +559,17 @@ mod tests {
             toml::from_str("[policy]\nmax_failures = 3\nlock_seconds = 900\n[totp]\ndigits = 8\n")
                 .unwrap();
         assert_eq!(parsed.policy.max_failures, 3);
+        assert_eq!(
+            Config::default().staff.language,
+            "ja",
+            "staff read Japanese"
+        );
+        let staff: Config = toml::from_str("[staff]\nlanguage = \"en\"\n").unwrap();
+        assert_eq!(staff.staff.language, "en");
+        let mut cfg = Config::default();
+        cfg.apply_env(|k| (k == "OTP_STAFF_LANGUAGE").then(|| "en".to_owned()))
+            .unwrap();
+        assert_eq!(cfg.staff.language, "en");
         assert_eq!(parsed.totp_params().unwrap().digits, 8);
     }
 }

@@ -1,6 +1,6 @@
 //! `otp-backend`: the server and its administration commands.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, IsTerminal as _, Write};
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -62,6 +62,14 @@ enum Command {
     },
     /// Check the configured database (SQLite or PostgreSQL) and master keys; changes nothing.
     Check,
+    /// Create a demo customer and a demo staff supervisor to try the system with, and print
+    /// their passwords (and the staff member's second factor) once. Only into an empty SQLite
+    /// database unless --force; never into a production database.
+    Demo {
+        /// Create them even in PostgreSQL or in a database that already has accounts.
+        #[arg(long)]
+        force: bool,
+    },
     /// Exit 0 when the server answers 200 on /healthz (a container HEALTHCHECK).
     Healthcheck {
         /// Default: http://<listen>/healthz (a wildcard address is asked on loopback).
@@ -157,7 +165,12 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cli.command, cfg)) {
+    // How the hints and messages should spell this binary's commands.
+    let me = match &cli.config {
+        Some(path) => format!("otp-backend --config {}", path.display()),
+        None => "otp-backend".to_owned(),
+    };
+    match rt.block_on(run(cli.command, cfg, &me)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -166,11 +179,14 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// Logs go to standard error; colour (ANSI escapes) only when that is a terminal, so a log file,
+/// a pipe or the journal gets plain text.
 fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("OTP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -179,9 +195,13 @@ fn init_tracing(json: bool) {
     }
 }
 
+/// One line of standard input (a password). The prompt is shown only when a person is typing
+/// (standard input is a terminal); from a pipe or a file nothing is written.
 fn read_secret_line(prompt: &str) -> anyhow::Result<Zeroizing<String>> {
-    eprint!("{prompt}: ");
-    std::io::stderr().flush().ok();
+    if std::io::stdin().is_terminal() {
+        eprint!("{prompt}: ");
+        std::io::stderr().flush().ok();
+    }
     let mut line = Zeroizing::new(String::new());
     std::io::stdin().lock().read_line(&mut line)?;
     let trimmed = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
@@ -191,9 +211,10 @@ fn read_secret_line(prompt: &str) -> anyhow::Result<Zeroizing<String>> {
     Ok(trimmed)
 }
 
-async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
+async fn run(command: Command, cfg: Config, me: &str) -> anyhow::Result<()> {
     match command {
-        Command::Serve => serve(cfg).await,
+        Command::Serve => serve(cfg, me).await,
+        Command::Demo { force } => demo(&cfg, force).await,
         Command::Migrate => {
             backend::open_store(&cfg).await?;
             println!("database {} is up to date", cfg.database_display());
@@ -370,6 +391,58 @@ fn show_second_factor(
     Ok(())
 }
 
+/// `demo`: seed the demo accounts (the rule is `ops::demo`'s) and show what to log in with,
+/// once, on standard output only.
+async fn demo(cfg: &Config, force: bool) -> anyhow::Result<()> {
+    use backend::ops::demo;
+    demo::check_database(&cfg.database_url(), force)?;
+    let (st, _) = backend::build_default(cfg).await?;
+    let d = demo::seed(&st.engine, force).await?;
+    let base = cfg.public_url();
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "DEMO accounts created in {} (customer id {}, staff id {}).\n\
+         They are for trying the system only: never use them in production.\n\
+         The passwords are shown only now.\n",
+        cfg.database_display(),
+        d.customer_id,
+        d.staff_id
+    )?;
+    writeln!(out, "Customer (internet banking, {base}/login)")?;
+    writeln!(out, "  login ID               {}", demo::DEMO_CUSTOMER)?;
+    writeln!(
+        out,
+        "  login password         {}",
+        d.login_password.as_str()
+    )?;
+    writeln!(
+        out,
+        "  confirmation password  {}",
+        d.confirmation_password.as_str()
+    )?;
+    writeln!(out, "  e-mail on file         {}", demo::DEMO_EMAIL)?;
+    if cfg.mail.smtp_host.is_none() {
+        writeln!(
+            out,
+            "  (mail is written as .eml files to {})",
+            cfg.data_dir.join("outbox").display()
+        )?;
+    }
+    writeln!(out, "\nStaff supervisor (console, {base}/staff/login)")?;
+    writeln!(out, "  login ID               {}", demo::DEMO_STAFF)?;
+    writeln!(
+        out,
+        "  password               {}",
+        d.staff_password.as_str()
+    )?;
+    out.flush()?;
+    drop(out);
+    show_second_factor(demo::DEMO_STAFF, &d.second_factor)?;
+    println!("Start the server with `serve` and open {base}/login.");
+    Ok(())
+}
+
 /// `staff disable` / `staff enable`: audited as the CLI.
 async fn staff_set_disabled(
     cfg: &Config,
@@ -392,8 +465,22 @@ async fn staff_set_disabled(
     Ok(())
 }
 
-async fn serve(cfg: Config) -> anyhow::Result<()> {
+async fn serve(cfg: Config, me: &str) -> anyhow::Result<()> {
     let (state, startup) = backend::build_default(&cfg).await?;
+    // A first run: say how to add the first customer and staff member (or the demo).
+    let (customers, staff) = state.engine.store().account_counts().await?;
+    for hint in
+        backend::ops::demo::first_run_hints(me, customers, staff, state.engine.store().kind())
+    {
+        tracing::info!("{hint}");
+    }
+    if backend::ops::demo::present(&state.engine).await? {
+        tracing::warn!(
+            customer = backend::ops::demo::DEMO_CUSTOMER,
+            staff = backend::ops::demo::DEMO_STAFF,
+            "this database holds the demo accounts: for trying the system only, never production"
+        );
+    }
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;

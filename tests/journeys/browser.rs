@@ -41,8 +41,7 @@ async fn mail(
                 if let Some(m) = mails
                     .iter()
                     .map(|m| parse_mail(m))
-                    .filter(|m| m.body.contains(has.as_str()))
-                    .last()
+                    .rfind(|m| m.body.contains(has.as_str()))
                 {
                     break m;
                 }

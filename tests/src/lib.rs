@@ -298,6 +298,9 @@ pub fn config(db: &TestDb, port: u16, smtp_port: Option<u16>) -> Config {
         },
         ..Config::default()
     };
+    // The staff journey reads the console in English first, then switches (the console's
+    // default, Japanese, is tested in the backend's staff tests).
+    cfg.staff.language = "en".into();
     cfg.mail = MailConfig {
         smtp_host: smtp_port.map(|_| "127.0.0.1".to_owned()),
         smtp_port,

@@ -1,7 +1,8 @@
 //! Every rule of the system (DESIGN §4, §5), free of HTTP and SQL: the token lifecycle here
 //! (states, events, the transition function, errors); verification in [`verify`]; the one
 //! lockout rule in [`throttle`]; issuance and setup rules in [`issuance`]; one check per input
-//! field in [`fields`]; staff roles and the four-eyes policy in [`staff`].
+//! field in [`fields`]; staff roles and the four-eyes policy in [`staff`]; a transfer's
+//! reference in [`transfer`].
 //!
 //! Nothing here reads a clock: every function takes `now` (unix seconds). The store applies the
 //! decisions made here with conditional statements, so that two processes deciding at once
@@ -18,6 +19,7 @@ pub mod issuance;
 pub mod mail_password;
 pub mod staff;
 pub mod throttle;
+pub mod transfer;
 pub mod verify;
 
 pub use issuance::{issuance_expired, may_issue, IssueBlock, SetupRefusal};

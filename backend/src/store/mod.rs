@@ -58,6 +58,17 @@ pub enum DbKind {
 }
 
 impl DbKind {
+    /// The dialect of a database URL: `sqlite:…`, or `postgres:…` / `postgresql:…`.
+    pub fn of_url(url: &str) -> Option<DbKind> {
+        if url.starts_with("sqlite:") {
+            Some(DbKind::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Some(DbKind::Postgres)
+        } else {
+            None
+        }
+    }
+
     /// The `n`th (1-based) bind parameter of a generated statement whose parameters appear in
     /// order. SQLite gets anonymous `?`: sqlx looks every named parameter up by number, a linear
     /// scan in SQLite, which is quadratic over a multi-row statement's hundreds of parameters.
@@ -156,13 +167,7 @@ impl Store {
     /// An unsupported or malformed URL.
     pub fn connect(url: &str, opts: &ConnectOpts) -> Result<Store> {
         sqlx::any::install_default_drivers();
-        let kind = if url.starts_with("sqlite:") {
-            DbKind::Sqlite
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            DbKind::Postgres
-        } else {
-            return Err(StoreError::UnsupportedUrl);
-        };
+        let kind = DbKind::of_url(url).ok_or(StoreError::UnsupportedUrl)?;
         let connect_opts = AnyConnectOptions::from_str(url)?.disable_statement_logging();
         let base = || {
             AnyPoolOptions::new()

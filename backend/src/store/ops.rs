@@ -171,4 +171,17 @@ impl Store {
             .await?;
         Ok(n)
     }
+
+    /// How many customers and staff accounts the database holds (the first-run hints, and the
+    /// demo's rule that it seeds only an empty database).
+    ///
+    /// # Errors
+    /// Database unavailable.
+    pub async fn account_counts(&self) -> Result<(i64, i64)> {
+        let (customers, staff): (i64, i64) =
+            sqlx::query_as("SELECT (SELECT COUNT(*) FROM customers), (SELECT COUNT(*) FROM staff)")
+                .fetch_one(&self.read)
+                .await?;
+        Ok((customers, staff))
+    }
 }

@@ -119,7 +119,7 @@ pub fn app(state: AppState) -> Router {
         .nest("/host/v1", host_api::router(state.clone()))
         .nest("/app/v1", app_api::router())
         .merge(pages::router())
-        .merge(staff::router())
+        .merge(staff::router(state.clone()))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -52,11 +52,11 @@ fn other_than(code: &str) -> String {
     format!("{first}{}", &code[1..])
 }
 
-async fn outbox(env: &Env) -> Vec<MailRow> {
+pub(crate) async fn outbox(env: &Env) -> Vec<MailRow> {
     env.engine.store().outbox(1000).await.unwrap()
 }
 
-async fn login(b: &Browser, login: &str) {
+pub(crate) async fn login(b: &Browser, login: &str) {
     let form = b.get("/login").await;
     let r = b
         .post(
@@ -484,7 +484,7 @@ async fn resend(b: &Browser, page: &Resp) -> Resp {
     .await
 }
 
-async fn transfer_confirm(b: &Browser, payee: &str, amount: &str) -> Resp {
+pub(crate) async fn transfer_confirm(b: &Browser, payee: &str, amount: &str) -> Resp {
     let input = b.get("/transfer").await;
     let r = b
         .post(

@@ -136,7 +136,7 @@ async fn run(args: &[&str], envs: &[(&str, String)]) -> (bool, String) {
 }
 
 /// Run the binary with `stdin`, in `cwd`; (success, stdout, stderr).
-async fn run_with_stdin(
+pub(crate) async fn run_with_stdin(
     args: &[&str],
     envs: &[(&str, String)],
     stdin: &str,

@@ -30,6 +30,7 @@ both_dbs!(
     reprovisioned_token_works_in_the_app_core_and_old_codes_are_refused,
     disabled_staff_cannot_log_in_and_their_sessions_end,
     the_console_speaks_japanese_on_request,
+    the_console_defaults_to_the_configured_language,
     the_export_has_every_event,
 );
 
@@ -1648,6 +1649,55 @@ async fn the_console_speaks_japanese_on_request(db: Db) {
     }
     let p = op.get(&page).await;
     assert!(p.body.contains("<html lang=\"en\">") && p.body.contains(">Active</dd>"));
+}
+
+/// With no `staff_lang` cookie the console answers in `staff.language`: Japanese by default,
+/// English when configured `en`; the switch still turns it to the other and back. A language
+/// the console does not speak stops start-up, naming the setting.
+async fn the_console_defaults_to_the_configured_language(db: Db) {
+    let srv = Server::start(db, |c| c.staff = backend::config::StaffConfig::default()).await;
+    let b = srv.browser();
+    let form = b.get("/staff/login").await;
+    assert_eq!(form.status, 200);
+    assert!(form.body.contains("<html lang=\"ja\">"), "{}", form.body);
+    assert!(form.body.contains("<h1>スタッフログイン</h1>"));
+    let switch = form.input_href("lang-switch");
+    assert_eq!(switch, "/staff/lang?to=en&back=/staff/login");
+    b.get(&switch).await;
+    let form = b.get("/staff/login").await;
+    assert!(form.body.contains("<html lang=\"en\">") && form.body.contains("<h1>Staff login</h1>"));
+    // Refusals before any handler (web::text_guard) follow the default too.
+    let r = Browser::new(&srv.base).get("/staff?q=%01").await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("<html lang=\"ja\">"), "{}", r.body);
+    assert!(r.body.contains("制御文字"), "{}", r.body);
+
+    let srv = Server::start(db, |c| c.staff.language = "en".into()).await;
+    let b = srv.browser();
+    let form = b.get("/staff/login").await;
+    assert!(form.body.contains("<html lang=\"en\">") && form.body.contains("<h1>Staff login</h1>"));
+    let switch = form.input_href("lang-switch");
+    assert_eq!(switch, "/staff/lang?to=ja&back=/staff/login");
+    b.get(&switch).await;
+    let form = b.get("/staff/login").await;
+    assert!(
+        form.body.contains("<h1>スタッフログイン</h1>"),
+        "{}",
+        form.body
+    );
+
+    let test_db = TestDb::new(db).await;
+    let mut cfg = config_for(&test_db);
+    cfg.staff.language = "fr".into();
+    let err = backend::build(&cfg, Box::new(backend::engine::ManualClock::new(T0)))
+        .await
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("staff.language") && err.contains("OTP_STAFF_LANGUAGE"),
+        "{err}"
+    );
 }
 
 /// The CSV export is the whole trail, not its newest page: more events than one read holds

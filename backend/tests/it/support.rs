@@ -108,6 +108,12 @@ pub fn config_for(db: &TestDb) -> Config {
             metrics_key: Some(Sensitive(METRICS_KEY.into())),
             ..Default::default()
         },
+        // The tests read the console in English (its default is Japanese; see
+        // staff::the_console_defaults_to_the_configured_language).
+        staff: backend::config::StaffConfig {
+            language: "en".into(),
+            ..Default::default()
+        },
         ..Config::default()
     }
 }

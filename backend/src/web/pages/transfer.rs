@@ -321,6 +321,7 @@ pub async fn commit(
     let mut finished = d.clone();
     if let Value::Object(m) = &mut finished {
         m.insert("done_id".into(), json!(done.id));
+        m.insert("reference".into(), json!(done.reference));
     }
     c.save(Some(finished)).await?;
     Ok(see_other("/transfer/done"))
@@ -339,7 +340,7 @@ pub async fn done(State(st): State<AppState>, headers: HeaderMap) -> Page {
         json!({
             "payee": d.get("payee"),
             "amount": format_yen(d.get("amount").and_then(Value::as_i64).unwrap_or(0)),
-            "reference": d.get("done_id"),
+            "reference": d.get("reference"),
         }),
         &FieldErrors::default(),
     ))

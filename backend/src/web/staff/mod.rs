@@ -5,9 +5,9 @@
 //! revoke, reprovision; with `staff.four_eyes`, revoke and reprovision wait for a second
 //! supervisor on `/staff/approvals`.
 //!
-//! Server-rendered HTML from minijinja templates embedded in the binary, in English with a
-//! Japanese switch (`/staff/lang`, remembered in the `staff_lang` cookie; see [`i18n`]), no
-//! inline script; the customer screens' security headers
+//! Server-rendered HTML from minijinja templates embedded in the binary, in the configured
+//! language (`staff.language`, Japanese unless set to English) with a switch to the other
+//! (`/staff/lang`, remembered in the `staff_lang` cookie; see [`i18n`]), no inline script; the customer screens' security headers
 //! (`pages::page_headers`: CSP, no-store, frame and referrer rules) on every response. Handlers
 //! stay thin: parse, call the engine (`engine::staff`, which also enforces the roles), render.
 //! No page, export or log shows a secret, a code or a password; the one exception the issue
@@ -49,6 +49,8 @@ use crate::web::pages::i18n::Lang;
 pub struct Console {
     env: Environment<'static>,
     pub cfg: StaffConfig,
+    /// The language of a request without the `staff_lang` cookie (`staff.language`).
+    pub lang: Lang,
 }
 
 impl std::fmt::Debug for Console {
@@ -114,6 +116,12 @@ impl Console {
         if !(5..=500).contains(&cfg.audit_page_size) {
             anyhow::bail!("staff.audit_page_size must be 5..=500");
         }
+        let Some(lang) = Lang::parse(&cfg.language) else {
+            anyhow::bail!(
+                "staff.language (OTP_STAFF_LANGUAGE) must be \"ja\" or \"en\", not {:?}",
+                cfg.language
+            );
+        };
         let mut env = Environment::new();
         for (name, src) in TEMPLATES {
             env.add_template(name, src)?;
@@ -142,6 +150,7 @@ impl Console {
         Ok(Console {
             env,
             cfg: cfg.clone(),
+            lang,
         })
     }
 
@@ -161,7 +170,7 @@ impl Console {
 }
 
 /// The console's routes (merged at the root, all under `/staff`).
-pub fn router() -> Router<AppState> {
+pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/staff", get(customer::search))
         .route("/staff/login", get(login::login_form).post(login::login))
@@ -190,14 +199,14 @@ pub fn router() -> Router<AppState> {
         .route("/staff/approvals/{id}/cancel", post(approvals::cancel))
         .route("/staff/static/staff.css", get(css))
         .route("/staff/lang", get(switch_lang))
-        .layer(middleware::from_fn(with_lang))
+        .layer(middleware::from_fn_with_state(state, with_lang))
         .layer(middleware::from_fn(super::pages::page_headers))
 }
 
 const LANG_COOKIE: &str = "staff_lang";
 
-/// A request's language (the `staff_lang` cookie; English by default) and, for a GET, where it
-/// is (the language switch comes back there).
+/// A request's language (see [`request_lang`]) and, for a GET, where it is (the language switch
+/// comes back there).
 #[derive(Clone)]
 struct ReqLang {
     lang: Lang,
@@ -208,10 +217,16 @@ tokio::task_local! {
     static REQ_LANG: ReqLang;
 }
 
-async fn with_lang(req: Request, next: Next) -> Response {
-    let lang = session::cookie(req.headers(), LANG_COOKIE)
+/// A request's language: the one its `staff_lang` cookie chose with the switch, else the
+/// configured default (`staff.language`).
+fn request_lang(st: &AppState, headers: &HeaderMap) -> Lang {
+    session::cookie(headers, LANG_COOKIE)
         .and_then(|v| Lang::parse(&v))
-        .unwrap_or(Lang::En);
+        .unwrap_or(st.staff.lang)
+}
+
+async fn with_lang(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let lang = request_lang(&st, req.headers());
     let here = match (req.method(), req.uri().path_and_query()) {
         (&axum::http::Method::GET, Some(pq)) => pq.as_str().to_owned(),
         _ => "/staff".to_owned(),
@@ -328,9 +343,7 @@ fn message(
 /// The refusal of text no field accepts (control characters, invalid UTF-8, over-long): 400,
 /// in the console's language (see `web::text_guard`, which runs before the console's layers).
 pub(crate) fn text_refused(st: &AppState, headers: &HeaderMap) -> Response {
-    let lang = session::cookie(headers, LANG_COOKIE)
-        .and_then(|v| Lang::parse(&v))
-        .unwrap_or(Lang::En);
+    let lang = request_lang(st, headers);
     let here = ReqLang {
         lang,
         here: "/staff".to_owned(),
