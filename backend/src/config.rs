@@ -153,6 +153,7 @@ pub struct Config {
     pub mail: MailConfig,
     pub web: WebConfig,
     pub staff: StaffConfig,
+    pub bank: BankConfig,
 }
 
 impl Default for Config {
@@ -177,6 +178,7 @@ impl Default for Config {
             mail: MailConfig::default(),
             web: WebConfig::default(),
             staff: StaffConfig::default(),
+            bank: BankConfig::default(),
         }
     }
 }
@@ -300,6 +302,7 @@ impl Config {
             ));
         }
         self.mail.validate().map_err(ConfigError::Invalid)?;
+        self.bank.validate().map_err(ConfigError::Invalid)?;
         if self.web.session_idle_secs < 60 || self.web.link_ttl_days == 0 {
             return Err(ConfigError::Invalid(
                 "web.session_idle_secs must be >= 60 and web.link_ttl_days >= 1".into(),
@@ -391,6 +394,96 @@ impl Default for StaffConfig {
             session_max_secs: 8 * 3600,
             language: "ja".into(),
         }
+    }
+}
+
+/// What kind of institution the bank is: it decides how its screens and mails refer to
+/// it (the manual's 当組合 is a credit union's word; a bank says 当行, a shinkin bank 当金庫).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BankKind {
+    #[default]
+    Bank,
+    CreditUnion,
+    Shinkin,
+}
+
+/// `[bank]`: the institution's name, how it calls itself and how customers reach it. One
+/// setting, used by every screen and every mail (`{bank}`, `{we}`, `{contact}` in their
+/// words; see [`BankConfig::fill`]).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BankConfig {
+    /// The name in Japanese, as the header and the mails show it.
+    pub name: String,
+    /// The name in English.
+    pub name_en: String,
+    pub kind: BankKind,
+    /// Where a customer calls for help (a locked token, a mail they did not expect), in
+    /// Japanese: number and hours.
+    pub contact: String,
+    /// The same in English.
+    pub contact_en: String,
+}
+
+impl Default for BankConfig {
+    fn default() -> Self {
+        BankConfig {
+            name: "OTPバンク".into(),
+            name_en: "OTP Bank".into(),
+            kind: BankKind::Bank,
+            contact:
+                "OTPバンク インターネットバンキング サポートデスク 0120-000-000（平日 9:00～17:00）"
+                    .into(),
+            contact_en:
+                "OTP Bank internet banking support desk, 0120-000-000 (weekdays 9:00-17:00 JST)"
+                    .into(),
+        }
+    }
+}
+
+impl BankConfig {
+    /// # Errors
+    /// An empty or over-long name or contact line, or one with control characters.
+    pub fn validate(&self) -> Result<(), String> {
+        for (key, v, max) in [
+            ("bank.name", &self.name, 40),
+            ("bank.name_en", &self.name_en, 80),
+            ("bank.contact", &self.contact, 200),
+            ("bank.contact_en", &self.contact_en, 200),
+        ] {
+            let n = v.trim().chars().count();
+            if n == 0 || n > max || v.chars().any(char::is_control) {
+                return Err(format!("{key} must be 1-{max} characters on one line"));
+            }
+        }
+        Ok(())
+    }
+
+    /// How the institution refers to itself: 当組合 / 当行 / 当金庫 (`en`: "us").
+    pub fn we(&self, en: bool) -> &'static str {
+        match (self.kind, en) {
+            (_, true) => "us",
+            (BankKind::Bank, false) => "当行",
+            (BankKind::CreditUnion, false) => "当組合",
+            (BankKind::Shinkin, false) => "当金庫",
+        }
+    }
+
+    /// `text` with `{bank}`, `{we}` and `{contact}` replaced by this institution's words, in
+    /// Japanese or (`en`) English.
+    pub fn fill(&self, text: &str, en: bool) -> String {
+        if !text.contains('{') {
+            return text.to_owned();
+        }
+        let (name, contact) = if en {
+            (&self.name_en, &self.contact_en)
+        } else {
+            (&self.name, &self.contact)
+        };
+        text.replace("{bank}", name)
+            .replace("{we}", self.we(en))
+            .replace("{contact}", contact)
     }
 }
 

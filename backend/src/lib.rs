@@ -196,6 +196,7 @@ pub async fn build(cfg: &Config, clock: Box<dyn Clock>) -> anyhow::Result<(AppSt
             max_batch: cfg.verify.max_batch,
             verify_workers: workers,
             four_eyes: domain::staff::FourEyes(cfg.staff.four_eyes),
+            bank: cfg.bank.clone(),
             links: mail::LinkSettings {
                 public_url: cfg.public_url(),
                 link_ttl_days: cfg.web.link_ttl_days,
@@ -210,7 +211,11 @@ pub async fn build(cfg: &Config, clock: Box<dyn Clock>) -> anyhow::Result<(AppSt
             host_keys: Arc::new(host_keys),
             body_limit: cfg.body_limit,
             app_api: Arc::new(web::app_api::AppApi::new(&cfg.issuer, &cfg.app_api)),
-            site: Arc::new(web::pages::Site::new(&cfg.web, &cfg.public_url())?),
+            site: Arc::new(web::pages::Site::new(
+                &cfg.web,
+                &cfg.bank,
+                &cfg.public_url(),
+            )?),
             staff: Arc::new(web::staff::Console::new(&cfg.staff)?),
         },
         Startup {

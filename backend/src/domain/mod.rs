@@ -264,6 +264,8 @@ pub enum DomainError {
     UnknownCustomer,
     #[error("no such token")]
     UnknownToken,
+    #[error("this server does not serve that service ID")]
+    UnknownService,
     #[error("customer login ID already exists")]
     CustomerExists,
     #[error("stored data is inconsistent: {0}")]
@@ -278,6 +280,7 @@ impl DomainError {
             DomainError::NextDay(_) => "REISSUE_NEXT_DAY",
             DomainError::UnknownCustomer => "UNKNOWN_CUSTOMER",
             DomainError::UnknownToken => "UNKNOWN_USER_ID",
+            DomainError::UnknownService => "UNKNOWN_SERVICE_ID",
             DomainError::CustomerExists => "CUSTOMER_EXISTS",
             DomainError::Corrupt(_) => "INTERNAL",
         }

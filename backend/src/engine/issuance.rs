@@ -205,6 +205,7 @@ impl Engine {
         };
         let url = crate::mail::enqueue_issuance(
             tx,
+            &self.inner.cfg.bank,
             &self.inner.cfg.links,
             customer_id,
             token_id,
@@ -220,6 +221,7 @@ impl Engine {
         if let Some(to) = registered.filter(|r| !r.eq_ignore_ascii_case(email)) {
             crate::mail::enqueue_issued_elsewhere(
                 tx,
+                &self.inner.cfg.bank,
                 customer_id,
                 &to,
                 email,

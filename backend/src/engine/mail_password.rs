@@ -111,6 +111,7 @@ impl Engine {
         };
         crate::mail::enqueue_mail_password(
             &mut tx,
+            &self.config().bank,
             customer_id,
             &to,
             &code,
@@ -249,7 +250,7 @@ impl Engine {
             .ok_or(DomainError::UnknownCustomer)?;
         tx.set_customer_email(customer_id, new_email).await?;
         if let Some(old) = c.email.filter(|o| !o.eq_ignore_ascii_case(new_email)) {
-            let mail = crate::mail::compose::email_changed(new_email, now);
+            let mail = crate::mail::compose::email_changed(&self.config().bank, new_email, now);
             tx.enqueue_mail(&crate::store::NewMail {
                 dedupe_key: &format!("email_changed:{customer_id}:{now}"),
                 kind: "notice_email_changed",

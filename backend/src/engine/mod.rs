@@ -136,6 +136,8 @@ pub struct EngineConfig {
     pub verify_workers: usize,
     /// Whether revoke and reprovision wait for a second supervisor.
     pub four_eyes: crate::domain::staff::FourEyes,
+    /// The institution's name, self-reference and contact line, for the mails.
+    pub bank: crate::config::BankConfig,
 }
 
 struct Inner {

@@ -38,13 +38,17 @@ impl Engine {
     ) -> Result<Provisioned> {
         let now_u = self.now();
         let now = now_i64(now_u);
-        let row = self
-            .inner
-            .store
-            .token_by_user_id(user_id.as_str())
-            .await?
-            .filter(|r| r.service_id == service_id.as_str())
-            .ok_or(DomainError::UnknownToken)?;
+        let row = self.inner.store.token_by_user_id(user_id.as_str()).await?;
+        let row = match row {
+            Some(r) if r.service_id == service_id.as_str() => r,
+            // The field that is wrong is named, and the answer tells nothing of the user ID: a
+            // service ID this server does not serve is refused as such whether or not the user
+            // ID exists (a token issued under an earlier service ID still matches above).
+            _ if *service_id != self.inner.cfg.service_id => {
+                return Err(DomainError::UnknownService.into())
+            }
+            _ => return Err(DomainError::UnknownToken.into()),
+        };
         let audit = |outcome: &'static str| NewAudit {
             customer_id: Some(row.customer_id),
             user_id: Some(user_id.as_str()),

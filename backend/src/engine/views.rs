@@ -13,6 +13,10 @@ pub struct TokenStatus {
     pub service_id: String,
     pub state: TokenState,
     pub locked: bool,
+    /// When a lock lifts by itself (unix seconds); `None` when not locked, or when only staff
+    /// can lift it (`policy.lock_seconds` unset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locked_until: Option<i64>,
     pub failures: i64,
     pub algorithm: String,
     pub digits: i64,
@@ -45,11 +49,16 @@ pub(crate) fn status_of(row: &TokenRow, policy: &Policy, now: i64) -> Result<Tok
     if domain::issuance_expired(state, row.expires_at, now) {
         state = TokenState::Voided;
     }
+    let locked = policy.is_locked(row.locked_at, now);
     Ok(TokenStatus {
         user_id: row.user_id.clone(),
         service_id: row.service_id.clone(),
         state,
-        locked: policy.is_locked(row.locked_at, now),
+        locked,
+        locked_until: row
+            .locked_at
+            .filter(|_| locked)
+            .and_then(|at| policy.token_throttle().until(at)),
         failures: row.failures,
         algorithm: row.algorithm.clone(),
         digits: row.digits,

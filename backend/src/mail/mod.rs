@@ -25,6 +25,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use crate::config::BankConfig;
 pub use crate::config::{MailConfig, SmtpTls};
 use crate::store::{MailRow, NewMail, Store, StoreError, TokenRow, Tx};
 
@@ -60,6 +61,7 @@ pub fn link_code_hash(code: &str) -> String {
 #[allow(clippy::too_many_arguments)] // reason: one issuance's facts, named at the single call
 pub async fn enqueue_issuance(
     tx: &mut Tx<'_>,
+    bank: &BankConfig,
     links: &LinkSettings,
     customer_id: i64,
     token_id: i64,
@@ -81,7 +83,7 @@ pub async fn enqueue_issuance(
         links.public_url.trim_end_matches('/'),
         code.as_str()
     ));
-    let mail = compose::issuance(&url, service_id, user_id, expires_at);
+    let mail = compose::issuance(bank, &url, service_id, user_id, expires_at);
     tx.enqueue_mail(&NewMail {
         // A resend is a new mail; an issuance's mail is sent once, whatever retries it.
         dedupe_key: &if resend {
@@ -109,6 +111,7 @@ pub async fn enqueue_issuance(
 /// The database refused the write.
 pub async fn enqueue_notice(
     tx: &mut Tx<'_>,
+    bank: &BankConfig,
     row: &TokenRow,
     notice: Notice,
     event: &str,
@@ -119,7 +122,7 @@ pub async fn enqueue_notice(
         .await?
         .and_then(|c| c.email)
         .unwrap_or_else(|| row.email.clone());
-    let mail = compose::notice(notice, &row.user_id, now);
+    let mail = compose::notice(bank, notice, &row.user_id, now);
     tx.enqueue_mail(&NewMail {
         dedupe_key: &format!("{}:{}:{event}", notice.kind(), row.user_id),
         kind: notice.kind(),
@@ -142,6 +145,7 @@ pub async fn enqueue_notice(
 #[allow(clippy::too_many_arguments)] // reason: one mail's facts, named at the single call
 pub async fn enqueue_mail_password(
     tx: &mut Tx<'_>,
+    bank: &BankConfig,
     customer_id: i64,
     to: &str,
     code: &str,
@@ -150,7 +154,7 @@ pub async fn enqueue_mail_password(
     now: i64,
     expires_at: i64,
 ) -> Result<(), StoreError> {
-    let mail = compose::mail_password(code, what, now, expires_at);
+    let mail = compose::mail_password(bank, code, what, now, expires_at);
     tx.enqueue_mail(&NewMail {
         dedupe_key: dedupe,
         kind: "mail_password",
@@ -171,13 +175,14 @@ pub async fn enqueue_mail_password(
 /// The database refused the write.
 pub async fn enqueue_issued_elsewhere(
     tx: &mut Tx<'_>,
+    bank: &BankConfig,
     customer_id: i64,
     to: &str,
     new_email: &str,
     user_id: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    let mail = compose::issued_elsewhere(new_email, user_id, now);
+    let mail = compose::issued_elsewhere(bank, new_email, user_id, now);
     tx.enqueue_mail(&NewMail {
         dedupe_key: &format!("issued_elsewhere:{user_id}"),
         kind: "notice_issued",

@@ -3,6 +3,7 @@
 //! - `POST /app/v1/setup` — body [`protocol::SetupRequest`]; answers [`protocol::SetupResponse`]
 //!   (the secret, its parameters, the server time), exactly once per token. Refusals are
 //!   `{code, message, attempts_left?, retry_after_secs?}` with the engine's stable codes:
+//!   `UNKNOWN_SERVICE_ID` (404: not this server's service ID, whatever the user ID),
 //!   `UNKNOWN_USER_ID` (404), `LINK_NOT_OPENED` (409), `ISSUANCE_EXPIRED` (410),
 //!   `WRONG_ACTIVATION_PASSWORD` (401, with `attempts_left`), `ISSUANCE_DEAD` (410),
 //!   `ALREADY_PROVISIONED` (409), `TOKEN_NOT_USABLE` (409), `RATE_LIMITED` (429, with
@@ -249,7 +250,10 @@ async fn setup(
         )
         .await);
     }
-    let password = Zeroizing::new(req.activation_password.expose().clone());
+    // Full-width digits, as a Japanese input method types them, count as digits.
+    let password = Zeroizing::new(crate::domain::fields::half_width_digits(
+        req.activation_password.expose(),
+    ));
     let provisioned = match st
         .engine
         .provision(&req.service_id, &req.user_id, password, &req.device, &actor)
@@ -257,7 +261,10 @@ async fn setup(
     {
         Ok(p) => p,
         Err(e) => {
-            if matches!(e, EngineError::Domain(DomainError::UnknownToken)) {
+            if matches!(
+                e,
+                EngineError::Domain(DomainError::UnknownToken | DomainError::UnknownService)
+            ) {
                 st.engine
                     .audit_app_refusal(req.user_id.as_str(), e.code(), &actor)
                     .await;

@@ -49,9 +49,9 @@ pub fn status_of(e: &EngineError) -> StatusCode {
     use EngineError as E;
     match e {
         E::Invalid { .. } | E::CodeFormat(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        E::Domain(DomainError::UnknownToken | DomainError::UnknownCustomer) => {
-            StatusCode::NOT_FOUND
-        }
+        E::Domain(
+            DomainError::UnknownToken | DomainError::UnknownCustomer | DomainError::UnknownService,
+        ) => StatusCode::NOT_FOUND,
         E::Domain(DomainError::Corrupt(_)) => StatusCode::INTERNAL_SERVER_ERROR,
         E::Domain(_) => StatusCode::CONFLICT,
         E::Forbidden { .. } => StatusCode::FORBIDDEN,

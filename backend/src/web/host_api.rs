@@ -102,6 +102,11 @@ fn z(s: &Sensitive<String>) -> Zeroizing<String> {
     Zeroizing::new(s.expose().clone())
 }
 
+/// A field of digits only (codes, activation passwords): full-width digits count as digits.
+fn digits(s: &Sensitive<String>) -> Zeroizing<String> {
+    Zeroizing::new(crate::domain::fields::half_width_digits(s.expose()))
+}
+
 async fn create_customer(
     State(st): State<AppState>,
     Extension(host): Extension<HostName>,
@@ -147,7 +152,7 @@ async fn issue_token(
         .issue_token(
             &login_id,
             &body.email,
-            z(&body.activation_password),
+            digits(&body.activation_password),
             &actor(&host, ip),
         )
         .await?;
@@ -182,7 +187,9 @@ async fn run_verify(
     actor: Actor,
 ) -> Result<Json<VerifyReport>, ApiError> {
     Ok(Json(
-        st.engine.verify(user_id, z(code), purpose, actor).await?,
+        st.engine
+            .verify(user_id, digits(code), purpose, actor)
+            .await?,
     ))
 }
 

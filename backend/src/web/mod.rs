@@ -138,6 +138,11 @@ pub fn app(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(15),
         ))
+        // What the framework answers by itself on the customer's paths, as the screens' pages.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            pages::error_pages,
+        ))
         // Logs method, path, status and latency; never bodies or headers (which hold keys).
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)

@@ -183,8 +183,9 @@ fn refuse(st: &AppState, parts: &Parts, bad: &BadText) -> Response {
     }
 }
 
-/// A body over the limit (or one that broke off), answered as the handlers' extractors would.
-fn too_large(parts: &Parts) -> Response {
+/// A body over the limit (or one that broke off): 413 in the caller's language, JSON on the
+/// APIs, the console's or the screens' message page elsewhere.
+fn too_large(st: &AppState, parts: &Parts) -> Response {
     match area(parts.uri.path()) {
         Area::Api => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -192,7 +193,8 @@ fn too_large(parts: &Parts) -> Response {
             "the body is too large",
         )
         .into_response(),
-        _ => (StatusCode::PAYLOAD_TOO_LARGE, "the request is too large").into_response(),
+        Area::Staff => super::staff::too_large(st, &parts.headers),
+        Area::Screens => super::pages::too_large(st, &parts.headers),
     }
 }
 
@@ -231,7 +233,7 @@ pub(crate) async fn refuse_bad_text(
     }
     let bytes: Bytes = match axum::body::to_bytes(body, st.body_limit).await {
         Ok(b) => b,
-        Err(_) => return too_large(&parts),
+        Err(_) => return too_large(&st, &parts),
     };
     let checked = if form {
         check_urlencoded(&bytes)

@@ -80,6 +80,7 @@ impl Engine {
         let expired = tx.expire_download_links(row.id, now).await?;
         crate::mail::enqueue_issuance(
             &mut tx,
+            &self.config().bank,
             &self.config().links,
             row.customer_id,
             row.id,

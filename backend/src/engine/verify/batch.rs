@@ -98,7 +98,7 @@ pub(super) async fn process_batch(
             .await?;
         }
         if let (Some((notice, key)), Some(row)) = (p.notice, p.row.as_ref()) {
-            crate::mail::enqueue_notice(&mut tx, row, notice, &key, now).await?;
+            crate::mail::enqueue_notice(&mut tx, &inner.cfg.bank, row, notice, &key, now).await?;
         }
         out.push(p.report);
     }

@@ -146,8 +146,37 @@ pub async fn login(
     }
 }
 
-fn render_otp(st: &AppState, lang: Lang, sess: &Session, errors: &FieldErrors) -> Response {
+/// The OTP authentication screen. With the token locked it says so instead of asking for a
+/// code: what happened, when the lock lifts (or that the bank must lift it), the bank's contact
+/// line, and the way out (log out); the customer is never left on a form that cannot succeed.
+async fn render_otp(st: &AppState, lang: Lang, sess: &Session, errors: &FieldErrors) -> Response {
+    let overview = match st.engine.overview(sess.customer()).await {
+        Ok(o) => o,
+        Err(e) => return engine_error_page(st, lang, Some(sess), e),
+    };
     let mut ctx = base_ctx(lang, "/login/otp", Some(sess), None, "otp_auth_title");
+    if let Some(t) = overview.token.as_ref().filter(|t| t.locked) {
+        let when = t.locked_until.map(|until| {
+            let at = chrono::DateTime::from_timestamp(until, 0)
+                .unwrap_or_default()
+                .with_timezone(&crate::domain::jst());
+            let at = match lang {
+                Lang::Ja => at.format("%Y年%m月%d日 %H:%M").to_string(),
+                Lang::En => at.format("%Y-%m-%d %H:%M (Japan time)").to_string(),
+            };
+            msg(lang, "otp_locked_until").replace("{at}", &at)
+        });
+        ctx.insert("lock".into(), json!(true));
+        // `notice` (not `lock.…`): the site fills the bank's words into it.
+        ctx.insert(
+            "notice".into(),
+            json!(when.unwrap_or_else(|| msg(lang, "otp_locked_call"))),
+        );
+        ctx.insert("title".into(), json!(msg(lang, "otp_locked_title")));
+        let mut res = st.site.render("login_otp.html", Value::Object(ctx));
+        *res.status_mut() = StatusCode::FORBIDDEN;
+        return res;
+    }
     ctx.insert("errors".into(), errors.to_value());
     let mut res = st.site.render("login_otp.html", Value::Object(ctx));
     if !errors.is_empty() {
@@ -168,7 +197,7 @@ async fn otp_session(st: &AppState, headers: &HeaderMap) -> Result<Session, Resp
 
 pub async fn otp_form(State(st): State<AppState>, headers: HeaderMap) -> Response {
     match otp_session(&st, &headers).await {
-        Ok(sess) => render_otp(&st, lang_of(&headers), &sess, &FieldErrors::default()),
+        Ok(sess) => render_otp(&st, lang_of(&headers), &sess, &FieldErrors::default()).await,
         Err(r) => r,
     }
 }
@@ -215,7 +244,7 @@ pub async fn otp(
         }
     };
     if !passed {
-        return render_otp(&st, lang, &sess, &errors);
+        return render_otp(&st, lang, &sess, &errors).await;
     }
     if let Err(e) = session::destroy(&st, &sess).await {
         return engine_error_page(&st, lang, None, e);

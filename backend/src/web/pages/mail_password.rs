@@ -22,18 +22,7 @@ use crate::web::{AppState, ClientIp};
 /// The field's name in every form.
 pub const FIELD: &str = "mail_password";
 
-/// Full-width digits (U+FF10..U+FF19, as a Japanese IME types them) as ASCII digits; every
-/// other character as it is. What NFKC does to digits, without a Unicode table.
-pub fn half_width_digits(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            '\u{FF10}'..='\u{FF19}' => {
-                char::from_u32(u32::from(c) - 0xFF10 + u32::from('0')).unwrap_or(c)
-            }
-            c => c,
-        })
-        .collect()
-}
+pub use crate::domain::fields::half_width_digits;
 
 /// The mailed password typed into the form, normalised; a format error goes in `errors`.
 pub fn read_field(
@@ -247,17 +236,6 @@ fn needs_mail(sess: &Session) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn full_width_digits_become_ascii_and_nothing_else_changes() {
-        assert_eq!(half_width_digits("０１２３４５６７８９"), "0123456789");
-        assert_eq!(half_width_digits("12３４"), "1234");
-        assert_eq!(
-            half_width_digits("ａ1"),
-            "ａ1",
-            "only digits are normalised"
-        );
-    }
 
     #[test]
     fn the_address_is_masked() {

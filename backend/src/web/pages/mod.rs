@@ -30,13 +30,17 @@ use serde_json::{json, Map, Value};
 use self::i18n::{catalogue, msg, Lang};
 pub use self::session::Session;
 use super::AppState;
-use crate::config::WebConfig;
+use crate::config::{BankConfig, WebConfig};
 use crate::engine::EngineError;
 
 /// Templates and settings of the screens.
 pub struct Site {
     env: Environment<'static>,
     pub cfg: WebConfig,
+    /// The institution the screens speak for (`{bank}`, `{we}`, `{contact}` in the words).
+    pub bank: BankConfig,
+    /// The catalogues with the institution's words filled in: Japanese, English.
+    words: [BTreeMap<&'static str, String>; 2],
     /// Cookies get `Secure` (served over TLS).
     pub secure: bool,
 }
@@ -151,7 +155,7 @@ const STATIC: &[(&str, &str, &str)] = &[
 impl Site {
     /// # Errors
     /// A setting out of range, or a template that does not parse (caught by the tests).
-    pub fn new(cfg: &WebConfig, public_url: &str) -> anyhow::Result<Site> {
+    pub fn new(cfg: &WebConfig, bank: &BankConfig, public_url: &str) -> anyhow::Result<Site> {
         if cfg.session_max_secs < cfg.session_idle_secs || cfg.session_max_secs > 7 * 86_400 {
             anyhow::bail!("web.session_max_secs must be session_idle_secs..=604800");
         }
@@ -162,15 +166,45 @@ impl Site {
         for (name, src) in TEMPLATES {
             env.add_template(name, src)?;
         }
+        let fill = |lang: Lang| {
+            catalogue(lang)
+                .into_iter()
+                .map(|(k, v)| (k, bank.fill(v, lang == Lang::En)))
+                .collect()
+        };
         Ok(Site {
             env,
             cfg: cfg.clone(),
+            bank: bank.clone(),
+            words: [fill(Lang::Ja), fill(Lang::En)],
             secure: public_url.starts_with("https://"),
         })
     }
 
     /// Render a template; a rendering failure is an internal error page.
-    pub fn render(&self, name: &str, ctx: Value) -> Response {
+    ///
+    /// The words are finished here, in one place: the catalogue (`t`) is this site's, with the
+    /// institution's name, self-reference and contact line in it, and so are the messages a
+    /// handler took from the catalogue (`title`, `message`, `link_text`, field `errors`,
+    /// `notice`). Values a customer typed are never filled.
+    pub fn render(&self, name: &str, mut ctx: Value) -> Response {
+        let en = ctx.get("lang").and_then(Value::as_str) == Some("en");
+        if let Value::Object(m) = &mut ctx {
+            m.insert("t".into(), json!(self.words[usize::from(en)]));
+            m.insert("contact".into(), json!(self.bank.fill("{contact}", en)));
+            for key in ["title", "message", "link_text", "notice"] {
+                if let Some(Value::String(s)) = m.get_mut(key) {
+                    *s = self.bank.fill(s, en);
+                }
+            }
+            if let Some(Value::Object(errors)) = m.get_mut("errors") {
+                for v in errors.values_mut() {
+                    if let Value::String(s) = v {
+                        *s = self.bank.fill(s, en);
+                    }
+                }
+            }
+        }
         match self.env.get_template(name).and_then(|t| t.render(&ctx)) {
             Ok(html) => Html(html).into_response(),
             Err(e) => {
@@ -278,6 +312,85 @@ pub(crate) fn text_refused(st: &AppState, headers: &HeaderMap) -> Response {
     res
 }
 
+/// Whether `path` is one the customer's browser may land on (not an API, the console, a probe
+/// or an asset): every error there is a page of the screens.
+fn customer_path(path: &str) -> bool {
+    ![
+        "/host/", "/app/", "/staff", "/static/", "/healthz", "/readyz", "/metrics",
+    ]
+    .iter()
+    .any(|p| path.starts_with(p))
+}
+
+/// Every error a customer can reach is a page in the bank's layout, in their language: what
+/// the framework answers by itself (an unknown path, a wrong method, a body that is not a
+/// form, a timeout) comes as plain English text and is replaced here. Answers that are pages
+/// already pass as they are.
+pub(crate) async fn error_pages(
+    axum::extract::State(st): axum::extract::State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if !customer_path(req.uri().path()) {
+        return next.run(req).await;
+    }
+    let headers = req.headers().clone();
+    let res = next.run(req).await;
+    let status = res.status();
+    let is_page = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || is_page {
+        return res;
+    }
+    let lang = lang_of(&headers);
+    let key = match status {
+        StatusCode::NOT_FOUND => "error_not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "error_method",
+        StatusCode::PAYLOAD_TOO_LARGE => "error_too_large",
+        StatusCode::REQUEST_TIMEOUT => "error_timeout",
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => "error_unavailable",
+        s if s.is_server_error() => "error_unavailable",
+        _ => "error_unreadable",
+    };
+    let mut page = message_page(
+        &st,
+        lang,
+        None,
+        status,
+        "error_title",
+        msg(lang, key),
+        Some(("/top", "to_top")),
+    );
+    // What the framework said it needs (Allow, Retry-After) stays.
+    for name in [header::ALLOW, header::RETRY_AFTER] {
+        if let Some(v) = res.headers().get(&name) {
+            page.headers_mut().insert(name, v.clone());
+        }
+    }
+    secure_headers(&mut page);
+    page
+}
+
+/// A body over the size limit (a pasted essay, a script's flood) as a screen: 413, in the
+/// customer's language, in the bank's layout (see `web::text_guard`).
+pub(crate) fn too_large(st: &AppState, headers: &HeaderMap) -> Response {
+    let lang = lang_of(headers);
+    let mut res = message_page(
+        st,
+        lang,
+        None,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "error_title",
+        msg(lang, "error_too_large"),
+        Some(("/top", "to_top")),
+    );
+    secure_headers(&mut res);
+    res
+}
+
 async fn static_file(Path(file): Path<String>) -> Response {
     match STATIC.iter().find(|(name, _, _)| *name == file) {
         Some((_, ctype, body)) => (
@@ -309,7 +422,7 @@ pub fn base_ctx(
     title_key: &str,
 ) -> Map<String, Value> {
     let mut m = Map::new();
-    m.insert("t".into(), json!(catalogue(lang)));
+    // `t`, the catalogue, is put in by `Site::render` (it holds the institution's words).
     m.insert("lang".into(), json!(lang.code()));
     m.insert("other_lang".into(), json!(lang.other().code()));
     m.insert(

@@ -54,7 +54,7 @@ pub async fn check_code(
     ip: &ClientIp,
     errors: &mut FieldErrors,
 ) -> Result<CodeCheck, Response> {
-    let code = Zeroizing::new(code.map_or("", |c| c.trim()).to_owned());
+    let code = Zeroizing::new(fields::half_width_digits(code.map_or("", |c| c.trim())));
     let digits = usize::from(st.engine.config().params.digits);
     if code.len() != digits || !code.bytes().all(|b| b.is_ascii_digit()) {
         errors.add(lang, "code", "err_code_format");
@@ -117,37 +117,53 @@ fn issue_block_key(b: IssueBlock) -> &'static str {
     }
 }
 
-/// BOP001: status, token information, notes, and the three links when the lifecycle allows.
+/// What BOP001 offers in each state: only the applications the lifecycle allows now (in the
+/// manual's order: issue, activate, deactivate), and for the steps that are not open yet, what
+/// the customer does next. Nothing is shown greyed out with a reason that does not fit.
+pub fn bop001_offer(
+    state: Option<TokenState>,
+    issue_block: Option<IssueBlock>,
+) -> (Vec<&'static str>, Vec<&'static str>) {
+    let (mut actions, mut notes) = (Vec::new(), Vec::new());
+    match issue_block {
+        None => actions.push("issue"),
+        Some(IssueBlock::NextDay { .. }) => notes.push("why_issue_next_day"),
+        Some(IssueBlock::LiveToken(_)) => {}
+    }
+    match state {
+        Some(TokenState::Issued | TokenState::LinkOpened) => notes.push("why_activate_setup"),
+        Some(TokenState::Provisioned) => actions.extend(["activate", "deactivate"]),
+        Some(TokenState::Active) => actions.push("deactivate"),
+        _ => {}
+    }
+    (actions, notes)
+}
+
+/// BOP001: status, token information, notes, and the applications the state allows.
 pub async fn bop001(State(st): State<AppState>, headers: HeaderMap) -> Page {
     let c = ctx(st, &headers).await?;
     let ov = c.overview().await?;
     let state = ov.token.as_ref().map(|t| t.state);
     let shown = ov.token.as_ref().filter(|t| t.state != TokenState::Voided);
-    let issue = match ov.issue_block {
-        None => json!({ "enabled": true }),
-        Some(b) => json!({ "enabled": false, "why": msg(c.lang, issue_block_key(b)) }),
-    };
-    let activate = match state {
-        Some(TokenState::Provisioned) => json!({ "enabled": true }),
-        Some(TokenState::Issued | TokenState::LinkOpened) => {
-            json!({ "enabled": false, "why": msg(c.lang, "why_activate_setup") })
-        }
-        Some(TokenState::Active) => {
-            json!({ "enabled": false, "why": msg(c.lang, "why_activate_active") })
-        }
-        _ => json!({ "enabled": false, "why": msg(c.lang, "why_activate_no_token") }),
-    };
-    let deactivate = match state {
-        Some(TokenState::Provisioned | TokenState::Active) => json!({ "enabled": true }),
-        _ => json!({ "enabled": false, "why": msg(c.lang, "why_deactivate") }),
-    };
+    let (actions, notes) = bop001_offer(state, ov.issue_block);
+    let actions: Vec<Value> = actions
+        .into_iter()
+        .map(|a| {
+            let (href, label) = match a {
+                "issue" => ("/otp/issue", "link_issue"),
+                "activate" => ("/otp/activate", "link_activate"),
+                _ => ("/otp/deactivate", "link_deactivate"),
+            };
+            json!({ "id": a, "href": href, "label": msg(c.lang, label) })
+        })
+        .collect();
+    let notes: Vec<String> = notes.into_iter().map(|k| msg(c.lang, k)).collect();
     let extra = json!({
         "status": msg(c.lang, status_key(state)),
         "locked": shown.is_some_and(|t| t.locked),
         "token": shown.map(|t| json!({ "service_id": t.service_id, "user_id": t.user_id })),
-        "issue": issue,
-        "activate": activate,
-        "deactivate": deactivate,
+        "actions": actions,
+        "action_notes": notes,
     });
     Ok(c.page(
         "bop001.html",
@@ -208,11 +224,15 @@ pub async fn issue_input(
     let lang = c.lang;
     let get = |k: &str| form.get(k).map_or("", |v| v.trim()).to_owned();
     let (email, email2) = (get("email"), get("email2"));
-    let pw = Zeroizing::new(form.get("activation_password").cloned().unwrap_or_default());
-    let pw2 = Zeroizing::new(
-        form.get("activation_password2")
-            .cloned()
-            .unwrap_or_default(),
+    // Digits only: full-width ones (as a Japanese input method types them) count as digits.
+    let digits = |k: &str| {
+        Zeroizing::new(fields::half_width_digits(
+            form.get(k).map_or("", |v| v.trim()),
+        ))
+    };
+    let (pw, pw2) = (
+        digits("activation_password"),
+        digits("activation_password2"),
     );
     let mut errors = FieldErrors::default();
     if email.is_empty() {

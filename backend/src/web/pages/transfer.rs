@@ -94,7 +94,8 @@ pub async fn input(
     let mut c = ctx(st, &headers).await?;
     c.csrf(&form)?;
     let payee = form.get("payee").map_or("", |v| v.trim()).to_owned();
-    let amount_text = form.get("amount").map_or("", |v| v.trim()).to_owned();
+    let amount_text =
+        crate::domain::fields::half_width_digits(form.get("amount").map_or("", |v| v.trim()));
     let mut errors = FieldErrors::default();
     if payee.is_empty() {
         errors.add(c.lang, "payee", "err_required");

@@ -38,6 +38,7 @@ const JA: &[(&str, &str)] = &[
     ("The form has expired or did not come from this console. Reload the page and try again.", "フォームの有効期限が切れたか、この画面から送信されたものではありません。画面を再読み込みしてから、もう一度お試し下さい。"),
     ("The service is temporarily unavailable. Try again shortly.", "ただいまサービスを利用できません。しばらくしてから、もう一度お試し下さい。"),
     ("Internal error. Quote this id to support: {id}", "システムエラーが発生しました。システム担当にこのIDをお伝え下さい: {id}"),
+    ("What was sent is too large. Go back, shorten the input and try again.", "送信された内容が大きすぎます。戻って入力内容を短くし、もう一度お試し下さい。"),
     ("The input contains characters that cannot be used (such as control characters), or is too long. Go back, check it and try again.", "入力内容に使用できない文字（制御文字など）が含まれているか、入力が長すぎます。戻って入力内容を確認し、もう一度お試し下さい。"),
     ("Back", "戻る"),
     // Search.

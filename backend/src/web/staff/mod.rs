@@ -343,20 +343,38 @@ fn message(
 /// The refusal of text no field accepts (control characters, invalid UTF-8, over-long): 400,
 /// in the console's language (see `web::text_guard`, which runs before the console's layers).
 pub(crate) fn text_refused(st: &AppState, headers: &HeaderMap) -> Response {
+    edge_refusal(
+        st,
+        headers,
+        StatusCode::BAD_REQUEST,
+        "The input contains characters that cannot be used (such as control characters), or is too long. Go back, check it and try again.",
+    )
+}
+
+/// A body over the size limit, as a console page (413).
+pub(crate) fn too_large(st: &AppState, headers: &HeaderMap) -> Response {
+    edge_refusal(
+        st,
+        headers,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "What was sent is too large. Go back, shorten the input and try again.",
+    )
+}
+
+/// A refusal made at the edge (before any handler): a console message page in the member's
+/// language, with the way back to the console.
+fn edge_refusal(
+    st: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    text: &'static str,
+) -> Response {
     let lang = request_lang(st, headers);
     let here = ReqLang {
         lang,
         here: "/staff".to_owned(),
     };
-    REQ_LANG.sync_scope(here, || {
-        message(
-            st,
-            None,
-            StatusCode::BAD_REQUEST,
-            "The input contains characters that cannot be used (such as control characters), or is too long. Go back, check it and try again.",
-            Some("/staff"),
-        )
-    })
+    REQ_LANG.sync_scope(here, || message(st, None, status, text, Some("/staff")))
 }
 
 /// An engine error as a page, with the status of `web::error::status_of` and the refusal's
