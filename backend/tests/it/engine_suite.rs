@@ -338,7 +338,8 @@ async fn activation_password_attempts(db: Db) {
         env.engine.token_status(&uid).await.unwrap().state,
         TokenState::Voided
     );
-    // Unknown service ID for a real user ID is as unknown as a wrong user ID.
+    // A service ID this server does not serve is named as the wrong field (issue 14 item 4),
+    // for a real user ID as for any other: the answer tells nothing about user IDs.
     let err = env
         .engine
         .provision(
@@ -350,7 +351,7 @@ async fn activation_password_attempts(db: Db) {
         )
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "UNKNOWN_USER_ID");
+    assert_eq!(err.code(), "UNKNOWN_SERVICE_ID");
     // The customer issues again (same day is fine: nothing was deactivated).
     env.issue("saburo1").await;
     let audit = env.audit(&uid).await;

@@ -350,14 +350,7 @@ async fn refuses_bad_requests() {
     );
 
     // Codes.
-    for bad in [
-        "12345",
-        "1234567",
-        "12345a",
-        "１２３４５６",
-        " 123456",
-        "123456789",
-    ] {
+    for bad in ["12345", "1234567", "12345a", " 123456", "123456789"] {
         let (st, v) = s
             .post(
                 &format!("/host/v1/tokens/{uid}/verify"),

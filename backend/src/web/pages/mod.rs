@@ -364,8 +364,12 @@ pub(crate) async fn error_pages(
         msg(lang, key),
         Some(("/top", "to_top")),
     );
-    // What the framework said it needs (Allow, Retry-After) stays.
-    for name in [header::ALLOW, header::RETRY_AFTER] {
+    // What the framework and the layers inside said (Allow, Retry-After, HSTS) stays.
+    for name in [
+        header::ALLOW,
+        header::RETRY_AFTER,
+        header::STRICT_TRANSPORT_SECURITY,
+    ] {
         if let Some(v) = res.headers().get(&name) {
             page.headers_mut().insert(name, v.clone());
         }
