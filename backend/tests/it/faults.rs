@@ -343,7 +343,15 @@ async fn a_full_disk_is_reported_and_survived_without_restart() {
             .map(|r| r.status().as_u16())
             .unwrap_or(0)
     };
-    assert_eq!(ready(http.clone(), p.base.clone()).await, 200);
+    // Ready once its first write went through (a loaded machine may take a moment).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while ready(http.clone(), p.base.clone()).await != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ready before the disk fills"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // Fill the disk to the last byte.
     let filler = disk.path().join("filler");
