@@ -68,6 +68,11 @@ impl HashGate {
     async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: HashJob = Box::new(move || {
+            // The request is gone (timed out, client left): its hash would only delay the
+            // ones still waiting behind it.
+            if tx.is_closed() {
+                return;
+            }
             let _ = tx.send(work());
         });
         match self.jobs.try_send(job) {

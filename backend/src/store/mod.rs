@@ -121,6 +121,35 @@ pub struct Store {
     /// to restart the log (see [`Store::spawn_checkpointer`]). Fair: once the checkpointer
     /// waits, new transactions wait behind it, so it cannot be starved by a busy writer.
     checkpoint_gate: std::sync::Arc<tokio::sync::RwLock<()>>,
+    /// When a commit last failed for want of space or on an I/O error (see
+    /// [`Store::write_probe`]).
+    commit_failed: CommitFailed,
+}
+
+/// When a commit last failed for want of space (or on an I/O error), shared by the store and
+/// its transactions.
+type CommitFailed = std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>;
+
+/// How long after a commit failed for want of space the store still reports that it cannot
+/// write, even if a small probe fits (a disk that is full to the last byte can still take a
+/// one-row write into log space a failed transaction left).
+const COMMIT_FAILURE_MEMORY: Duration = Duration::from_secs(3);
+
+/// Whether an error means the database could not write its data: a full disk, a quota, an I/O
+/// error (SQLite's SQLITE_FULL, SQLITE_IOERR; PostgreSQL's class 53 "insufficient resources"
+/// and 58 "system error").
+fn is_write_failure(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => {
+            let code = d.code().unwrap_or_default();
+            match code.parse::<i32>() {
+                Ok(n) => matches!(n & 0xff, 10 | 13),
+                Err(_) => code.starts_with("53") || code.starts_with("58"),
+            }
+        }
+        sqlx::Error::Io(_) => true,
+        _ => false,
+    }
 }
 
 /// Options for connecting.
@@ -233,6 +262,7 @@ impl Store {
             kind,
             writer_down: std::sync::Arc::default(),
             checkpoint_gate: std::sync::Arc::default(),
+            commit_failed: CommitFailed::default(),
         })
     }
 
@@ -277,7 +307,21 @@ impl Store {
         .bind(i64::try_from(now).unwrap_or(i64::MAX))
         .execute(&mut *tx.0)
         .await?;
-        tx.commit().await
+        tx.commit().await?;
+        let recent = self
+            .commit_failed
+            .lock()
+            .ok()
+            .and_then(|at| *at)
+            .is_some_and(|at| at.elapsed() < COMMIT_FAILURE_MEMORY);
+        if recent {
+            return Err(StoreError::Unavailable(sqlx::Error::Io(
+                std::io::Error::other(
+                    "a commit failed for want of space or on an I/O error just now",
+                ),
+            )));
+        }
+        Ok(())
     }
 
     /// Close both pools, every connection with them (the file handles too: a backup or a
@@ -287,7 +331,21 @@ impl Store {
     /// `after_release` while the pool closes lands in the idle queue after `close` emptied it
     /// and, on a one-connection pool, `close` returns with it still open. Closing again closes
     /// what landed there.
+    ///
+    /// On SQLite the write-ahead log is folded back and truncated first (best effort): a
+    /// stopped server, or a backup taken after it, leaves a small log, not one at its peak (a
+    /// RESTART checkpoint reuses the log file but never shrinks it, and the verification
+    /// worker's own connection may outlive the pools).
     pub async fn close(&self) {
+        if self.kind == DbKind::Sqlite && !self.write.is_closed() {
+            let _gate = self.checkpoint_gate.write().await;
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.write)
+                .await
+            {
+                tracing::debug!(error = %e, "closing checkpoint failed; the log stays as it is");
+            }
+        }
         for pool in [&self.read, &self.write] {
             for _ in 0..50 {
                 pool.close().await;
@@ -318,6 +376,7 @@ impl Store {
                 kind: self.kind,
                 audits: Vec::new(),
                 _gate: gate,
+                commit_failed: self.commit_failed.clone(),
             },
         ))
     }
@@ -448,6 +507,7 @@ impl Store {
                 kind: self.kind,
                 audits: Vec::new(),
                 _gate: gate,
+                commit_failed: self.commit_failed.clone(),
             },
         ))
     }
@@ -460,6 +520,7 @@ pub struct TxState {
     audits: Vec<PendingAudit>,
     /// Held until the transaction ends (SQLite only).
     _gate: Option<tokio::sync::OwnedRwLockReadGuard<()>>,
+    commit_failed: CommitFailed,
 }
 
 /// A write transaction. Dropping it without [`Tx::commit`] rolls back.
@@ -475,8 +536,20 @@ impl Tx<'_> {
     /// # Errors
     /// The commit failed; nothing was written.
     pub async fn commit(mut self) -> Result<()> {
-        self.flush_audits().await?;
-        self.0.commit().await?;
-        Ok(())
+        let failed = self.1.commit_failed.clone();
+        let res = async {
+            self.flush_audits().await?;
+            self.0.commit().await?;
+            Ok::<_, StoreError>(())
+        }
+        .await;
+        if let Err(StoreError::Unavailable(e)) = &res {
+            if is_write_failure(e) {
+                if let Ok(mut at) = failed.lock() {
+                    *at = Some(std::time::Instant::now());
+                }
+            }
+        }
+        res
     }
 }

@@ -96,6 +96,7 @@ fn files_in(dir: &Path) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_under_load_restores_with_every_used_code_still_refused() {
+    let _heavy = crate::support::HEAVY.lock().await;
     let env = Env::new(Db::Sqlite).await;
     let mut tokens = Vec::new();
     for i in 0..12 {

@@ -342,6 +342,7 @@ fn rss_bytes(pid: u32) -> u64 {
 /// retry, and the process stays under 200 MB.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_login_flood_does_not_grow_memory_without_bound() {
+    let _heavy = crate::support::HEAVY.lock().await;
     let db = crate::support::TestDb::new(Db::Sqlite).await;
     let server = crate::process::Proc::start(&db, &[]).await;
     let pid = server.pid();

@@ -118,6 +118,11 @@ pub fn config_for(db: &TestDb) -> Config {
     }
 }
 
+/// Held by the tests that load the machine on purpose (floods, sustained load, a full disk,
+/// SIGKILL under load): they run one at a time, so each measures its own server and not its
+/// neighbour's load. Ordinary tests run beside them as before.
+pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 pub struct Env {
     pub state: AppState,
     pub engine: Engine,
