@@ -99,6 +99,19 @@ fn private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
 pub async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
     prepare_data_dir(cfg)?;
     let store = Store::connect(&cfg.database_url(), &ConnectOpts::default())?;
+    // The pools answer "unavailable" after half a second (requests must not queue behind a
+    // database that is down), but opening the first connection of a busy server, TLS and
+    // password exchange included, can take longer: start-up waits for a first answer for a
+    // while, and the connection it opened stays in the pool for what follows.
+    let patience = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while let Err(e) = store.ping().await {
+        if std::time::Instant::now() >= patience {
+            return Err(e)
+                .with_context(|| format!("cannot reach database {}", cfg.database_display()));
+        }
+        tracing::debug!(error = %e, "database not reachable yet at start-up; retrying");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
     store
         .migrate()
         .await
