@@ -386,23 +386,23 @@ impl ProvisioningClient {
 /// failure. `None` for every other error. The handshake came before any request byte, so in
 /// both cases nothing was sent.
 fn tls_refusal(e: &reqwest::Error) -> Option<AppError> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = source {
-        // io::Error's `source()` skips the error it wraps, so look inside it explicitly.
-        let inner = err
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .map(|i| i as &(dyn std::error::Error + 'static));
-        for candidate in [Some(err), inner].into_iter().flatten() {
-            if let Some(tls) = candidate.downcast_ref::<rustls::Error>() {
-                return match tls {
-                    t if *t == PIN_MISMATCH => Some(AppError::PinMismatch),
-                    rustls::Error::InvalidCertificate(_) => Some(AppError::UntrustedServer),
-                    _ => None,
-                };
-            }
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return match tls {
+                t if *t == PIN_MISMATCH => Some(AppError::PinMismatch),
+                rustls::Error::InvalidCertificate(_) => Some(AppError::UntrustedServer),
+                _ => None,
+            };
         }
-        source = err.source();
+        // io::Error's `source()` skips the error it wraps (tokio-rustls wraps rustls' error in
+        // one, and the connector that in another), so step into it explicitly.
+        next = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
     }
     None
 }
