@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project. Installs what it needs first: Debian packages through apt
 # (this needs root: run as root, or have sudo), PostgreSQL (started here when none is reachable)
-# and oathtool (the RFC 6238 cross-check).
+# oathtool (the RFC 6238 cross-check) and PyPI's oath (the RFC 6287 OCRA cross-check).
 #
 #   scripts/test.sh            # everything
 #   SKIP_LINT=1 scripts/test.sh  # without fmt/clippy
@@ -17,10 +17,11 @@ as_root() {
 }
 
 # --- system packages -----------------------------------------------------------------------
-PACKAGES=(oathtool postgresql postgresql-client pkg-config build-essential keyutils
+PACKAGES=(oathtool python3-venv postgresql postgresql-client pkg-config build-essential keyutils
   chromium python3-aiosmtpd fonts-noto-cjk  # customer screens: browser journey, SMTP on loopback
   libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev librsvg2-dev libayatana-appindicator3-dev
-  libssl-dev xvfb xauth webkit2gtk-driver)  # the Tauri app: desktop build, Xvfb + WebKitWebDriver
+  libssl-dev xvfb xauth webkit2gtk-driver  # the Tauri app: desktop build, Xvfb + WebKitWebDriver
+  systemd prometheus python3-yaml)  # deploy/: systemd-analyze verify, promtool, the compose file
 log "installing system packages: ${PACKAGES[*]}"
 export DEBIAN_FRONTEND=noninteractive
 if ! as_root apt-get install -y --no-install-recommends "${PACKAGES[@]}" >/tmp/otp-apt.log 2>&1; then
@@ -66,6 +67,10 @@ for db in $(psql "$PG_ADMIN_URL" -Atqc "select datname from pg_database
   psql "$PG_ADMIN_URL" -qc "DROP DATABASE $db" >/dev/null 2>&1 || true
 done
 
+# --- deploy/: service unit, alert rules and their tests, dashboard queries, compose file -------
+log "deploy/: systemd-analyze verify, promtool check/test rules, compose and Containerfile"
+scripts/check-deploy.sh
+
 # --- the app's web UI (ui/): built before cargo, which embeds ui/dist into the app --------------
 node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' 2>/dev/null \
   || { echo "Node.js 20+ with npm is needed for ui/ (the machine's nodejs package)" >&2; exit 1; }
@@ -76,6 +81,17 @@ log "tauri-driver (WebDriver for the desktop app's journey)"
 cargo install tauri-driver --locked --version '^2' >/tmp/otp-tauri-driver.log 2>&1 \
   || { cat /tmp/otp-tauri-driver.log >&2; exit 1; }
 export TAURI_DRIVER=${CARGO_HOME:-$HOME/.cargo}/bin/tauri-driver
+
+# --- PyPI's oath: an independent RFC 6287 (OCRA) for protocol/tests/ocra.rs ----------------
+# Pinned; in a venv of its own so the system Python stays untouched. The cross-check test fails
+# (never skips) without it.
+OATH_VENV=${OTP_OATH_VENV:-/tmp/otp-oath-venv}
+log "PyPI oath==1.4.5 in $OATH_VENV (OCRA cross-check)"
+[ -x "$OATH_VENV/bin/python" ] || python3 -m venv "$OATH_VENV"
+"$OATH_VENV/bin/pip" install --disable-pip-version-check -q 'oath==1.4.5' >/tmp/otp-pip-oath.log 2>&1 \
+  || { cat /tmp/otp-pip-oath.log >&2; exit 1; }
+export OTP_OATH_PYTHON=$OATH_VENV/bin/python
+"$OTP_OATH_PYTHON" -c 'import oath' || { echo "oath missing after install" >&2; exit 1; }
 
 # --- Rust ---------------------------------------------------------------------------------
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}

@@ -294,6 +294,9 @@ impl AppError {
     ) -> AppError {
         match code {
             "UNKNOWN_USER_ID" => AppError::UnknownUserId,
+            // The server's word for a service ID it does not serve: the same refusal, and the
+            // same message naming the service ID, as the app's own directory gives.
+            "UNKNOWN_SERVICE_ID" => AppError::UnknownService,
             "LINK_NOT_OPENED" => AppError::LinkNotOpened,
             "ISSUANCE_EXPIRED" => AppError::IssuanceExpired,
             "WRONG_ACTIVATION_PASSWORD" => AppError::WrongActivationPassword {
@@ -447,6 +450,7 @@ mod tests {
         );
         for code in [
             "UNKNOWN_USER_ID",
+            "UNKNOWN_SERVICE_ID",
             "LINK_NOT_OPENED",
             "ISSUANCE_EXPIRED",
             "ISSUANCE_DEAD",

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use backend::config::{Argon2Config, Config, Hidden};
+use backend::config::{Argon2Config, Config, Sensitive};
 use backend::domain::{Outcome, Purpose};
 use backend::engine::{Actor, ManualClock};
 use protocol::{code_at_step, Secret, ServiceId, TotpParams, UserId};
@@ -66,6 +66,11 @@ fn parse_args() -> anyhow::Result<Args> {
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let dir = tempfile::tempdir()?;
+    // The server refuses a data directory others can read (tempdir makes it 0755).
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )?;
     // (admin URL, database) to drop at the end, on PostgreSQL.
     let mut pg_made: Option<(String, String)> = None;
     let url = match args.db.as_str() {
@@ -104,11 +109,11 @@ fn main() -> anyhow::Result<()> {
     };
     let cfg = Config {
         data_dir: dir.path().to_owned(),
-        database_url: Some(Hidden(url)),
-        master_key: Some(Hidden(format!("load:{}", "5a".repeat(32)))),
+        database_url: Some(Sensitive(url)),
+        master_key: Some(Sensitive(format!("load:{}", "5a".repeat(32)))),
         api_keys: vec![backend::config::ApiKey {
             name: "load".into(),
-            key: Hidden(API_KEY.into()),
+            key: Sensitive(API_KEY.into()),
         }],
         argon2: Argon2Config {
             memory_kib: 8,
@@ -130,13 +135,13 @@ fn main() -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let app = backend::web::app(state.clone());
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-        });
+        // The server's own accept loop (timeouts, connection cap), as `otp-backend serve` runs.
+        tokio::spawn(backend::web::serve::serve(
+            listener,
+            app,
+            cfg.max_connections,
+            std::future::pending(),
+        ));
         anyhow::Ok((state, addr))
     })?;
 

@@ -4,31 +4,16 @@
 //! Secrets in the configuration (database URL, API keys, master key) are held in types that
 //! print `[redacted]`, so showing the configuration never shows them.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
+use lettre::message::Mailbox;
+pub use protocol::Sensitive;
+
 use crate::domain::Policy;
-
-/// A configuration string that must not be printed.
-#[derive(Clone, Default, Deserialize)]
-#[serde(transparent)]
-pub struct Hidden(pub String);
-
-impl fmt::Debug for Hidden {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl Drop for Hidden {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.0);
-    }
-}
 
 /// A bearer API key for the bank's host.
 #[derive(Clone, Debug, Deserialize)]
@@ -36,7 +21,7 @@ impl Drop for Hidden {
 pub struct ApiKey {
     /// Shown in audit events as `host:<name>`.
     pub name: String,
-    pub key: Hidden,
+    pub key: Sensitive<String>,
 }
 
 /// TOTP profile for new tokens.
@@ -108,6 +93,16 @@ pub struct WebConfig {
     pub link_ttl_days: u32,
     pub app_store_url: String,
     pub play_store_url: String,
+    /// A customer session ends this long after login however active it is (seconds).
+    pub session_max_secs: u64,
+    /// Peers (load balancers, reverse proxies) whose forwarding header names the client, as
+    /// address blocks; empty: the socket's peer is the client (see `web::client_ip`).
+    pub trusted_proxies: Vec<crate::web::client_ip::Cidr>,
+    /// The header the trusted proxies write: `x-forwarded-for` or `forwarded`.
+    pub client_ip_header: crate::web::client_ip::ForwardedHeader,
+    /// `/metrics` answers only to `Authorization: Bearer <metrics_key>` (32+ characters);
+    /// without a key it is off (404).
+    pub metrics_key: Option<Sensitive<String>>,
 }
 
 impl Default for WebConfig {
@@ -119,6 +114,10 @@ impl Default for WebConfig {
             app_store_url: "https://apps.apple.com/jp/app/id0000000000".into(),
             play_store_url: "https://play.google.com/store/apps/details?id=jp.example.otpbank"
                 .into(),
+            session_max_secs: 12 * 3600,
+            trusted_proxies: Vec::new(),
+            client_ip_header: crate::web::client_ip::ForwardedHeader::default(),
+            metrics_key: None,
         }
     }
 }
@@ -130,11 +129,11 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…`; default: SQLite file `otp.db` in `data_dir`.
-    pub database_url: Option<Hidden>,
+    pub database_url: Option<Sensitive<String>>,
     /// Key file; default `master.key` in `data_dir`, created 0600 on first run.
     pub master_key_file: Option<PathBuf>,
     /// Keys given directly (`id:hex`, comma separated); overrides the key file.
-    pub master_key: Option<Hidden>,
+    pub master_key: Option<Sensitive<String>>,
     /// Host API keys. When none are configured, a key is generated into
     /// `data_dir/host-api.key` (0600) on first run.
     pub api_keys: Vec<ApiKey>,
@@ -143,14 +142,18 @@ pub struct Config {
     pub log_json: bool,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// Open client connections at most (`OTP_MAX_CONNECTIONS`); one more is answered 503. Kept
+    /// below the process's descriptor limit.
+    pub max_connections: usize,
     pub policy: Policy,
     pub totp: TotpConfig,
     pub verify: VerifyConfig,
     pub argon2: Argon2Config,
-    pub app_api: crate::web::app_api::AppApiConfig,
-    pub mail: crate::mail::MailConfig,
+    pub app_api: AppApiConfig,
+    pub mail: MailConfig,
     pub web: WebConfig,
-    pub staff: crate::web::staff::StaffConfig,
+    pub staff: StaffConfig,
+    pub bank: BankConfig,
 }
 
 impl Default for Config {
@@ -166,14 +169,16 @@ impl Default for Config {
             issuer: "OTP Bank".into(),
             log_json: false,
             body_limit: 16 * 1024,
+            max_connections: 4096,
             policy: Policy::default(),
             totp: TotpConfig::default(),
             verify: VerifyConfig::default(),
             argon2: Argon2Config::default(),
-            app_api: crate::web::app_api::AppApiConfig::default(),
-            mail: crate::mail::MailConfig::default(),
+            app_api: AppApiConfig::default(),
+            mail: MailConfig::default(),
             web: WebConfig::default(),
-            staff: crate::web::staff::StaffConfig::default(),
+            staff: StaffConfig::default(),
+            bank: BankConfig::default(),
         }
     }
 }
@@ -221,13 +226,13 @@ impl Config {
             self.data_dir = v.into();
         }
         if let Some(v) = get("OTP_DATABASE_URL") {
-            self.database_url = Some(Hidden(v));
+            self.database_url = Some(Sensitive(v));
         }
         if let Some(v) = get("OTP_MASTER_KEY_FILE") {
             self.master_key_file = Some(v.into());
         }
         if let Some(v) = get("OTP_MASTER_KEY") {
-            self.master_key = Some(Hidden(v));
+            self.master_key = Some(Sensitive(v));
         }
         if let Some(v) = get("OTP_API_KEYS") {
             // name:key,name:key
@@ -238,7 +243,7 @@ impl Config {
                 })?;
                 keys.push(ApiKey {
                     name: name.trim().to_owned(),
-                    key: Hidden(key.trim().to_owned()),
+                    key: Sensitive(key.trim().to_owned()),
                 });
             }
             self.api_keys = keys;
@@ -246,8 +251,16 @@ impl Config {
         if let Some(v) = get("OTP_LOG_JSON") {
             self.log_json = matches!(v.as_str(), "1" | "true" | "yes");
         }
+        if let Some(v) = get("OTP_MAX_CONNECTIONS") {
+            self.max_connections = v
+                .parse()
+                .map_err(|_| ConfigError::Env("OTP_MAX_CONNECTIONS", "expected a number".into()))?;
+        }
         if let Some(v) = get("OTP_SERVICE_ID") {
             self.service_id = v;
+        }
+        if let Some(v) = get("OTP_STAFF_LANGUAGE") {
+            self.staff.language = v;
         }
         Ok(())
     }
@@ -283,7 +296,13 @@ impl Config {
                 "body_limit must be 1 KiB..1 MiB".into(),
             ));
         }
+        if self.max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "max_connections must be at least 1".into(),
+            ));
+        }
         self.mail.validate().map_err(ConfigError::Invalid)?;
+        self.bank.validate().map_err(ConfigError::Invalid)?;
         if self.web.session_idle_secs < 60 || self.web.link_ttl_days == 0 {
             return Err(ConfigError::Invalid(
                 "web.session_idle_secs must be >= 60 and web.link_ttl_days >= 1".into(),
@@ -350,6 +369,235 @@ impl Config {
     }
 }
 
+/// `[staff]` in the configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StaffConfig {
+    /// A staff session idle this long ends (seconds); shorter than the customers'.
+    pub session_idle_secs: u64,
+    /// A revoke or reprovision takes effect only when a second supervisor approves it.
+    pub four_eyes: bool,
+    /// Audit events per page of the customer page's timeline.
+    pub audit_page_size: i64,
+    /// A staff session ends this long after login however active it is (seconds): a shift.
+    pub session_max_secs: u64,
+    /// The console's language until a member switches (`ja` or `en`; `OTP_STAFF_LANGUAGE`).
+    pub language: String,
+}
+
+impl Default for StaffConfig {
+    fn default() -> Self {
+        StaffConfig {
+            session_idle_secs: 300,
+            four_eyes: false,
+            audit_page_size: 25,
+            session_max_secs: 8 * 3600,
+            language: "ja".into(),
+        }
+    }
+}
+
+/// What kind of institution the bank is: it decides how its screens and mails refer to
+/// it (the manual's 当組合 is a credit union's word; a bank says 当行, a shinkin bank 当金庫).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BankKind {
+    #[default]
+    Bank,
+    CreditUnion,
+    Shinkin,
+}
+
+/// `[bank]`: the institution's name, how it calls itself and how customers reach it. One
+/// setting, used by every screen and every mail (`{bank}`, `{we}`, `{contact}` in their
+/// words; see [`BankConfig::fill`]).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BankConfig {
+    /// The name in Japanese, as the header and the mails show it.
+    pub name: String,
+    /// The name in English.
+    pub name_en: String,
+    pub kind: BankKind,
+    /// Where a customer calls for help (a locked token, a mail they did not expect), in
+    /// Japanese: number and hours.
+    pub contact: String,
+    /// The same in English.
+    pub contact_en: String,
+}
+
+impl Default for BankConfig {
+    fn default() -> Self {
+        BankConfig {
+            name: "OTPバンク".into(),
+            name_en: "OTP Bank".into(),
+            kind: BankKind::Bank,
+            contact:
+                "OTPバンク インターネットバンキング サポートデスク 0120-000-000（平日 9:00～17:00）"
+                    .into(),
+            contact_en:
+                "OTP Bank internet banking support desk, 0120-000-000 (weekdays 9:00-17:00 JST)"
+                    .into(),
+        }
+    }
+}
+
+impl BankConfig {
+    /// # Errors
+    /// An empty or over-long name or contact line, or one with control characters.
+    pub fn validate(&self) -> Result<(), String> {
+        for (key, v, max) in [
+            ("bank.name", &self.name, 40),
+            ("bank.name_en", &self.name_en, 80),
+            ("bank.contact", &self.contact, 200),
+            ("bank.contact_en", &self.contact_en, 200),
+        ] {
+            let n = v.trim().chars().count();
+            if n == 0 || n > max || v.chars().any(char::is_control) {
+                return Err(format!("{key} must be 1-{max} characters on one line"));
+            }
+        }
+        Ok(())
+    }
+
+    /// How the institution refers to itself: 当組合 / 当行 / 当金庫 (`en`: "us").
+    pub fn we(&self, en: bool) -> &'static str {
+        match (self.kind, en) {
+            (_, true) => "us",
+            (BankKind::Bank, false) => "当行",
+            (BankKind::CreditUnion, false) => "当組合",
+            (BankKind::Shinkin, false) => "当金庫",
+        }
+    }
+
+    /// `text` with `{bank}`, `{we}` and `{contact}` replaced by this institution's words, in
+    /// Japanese or (`en`) English.
+    pub fn fill(&self, text: &str, en: bool) -> String {
+        if !text.contains('{') {
+            return text.to_owned();
+        }
+        let (name, contact) = if en {
+            (&self.name_en, &self.contact_en)
+        } else {
+            (&self.name, &self.contact)
+        };
+        text.replace("{bank}", name)
+            .replace("{we}", self.we(en))
+            .replace("{contact}", contact)
+    }
+}
+
+/// `[app_api]`: rate limits of the app API.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppApiConfig {
+    /// Setup attempts per client (IPv4 address or IPv6 /64) in any window.
+    pub per_ip: u32,
+    /// Setup attempts per user ID in any window.
+    pub per_user_id: u32,
+    /// Window length in seconds (the window slides: it ends now).
+    pub window_secs: u64,
+    /// Most clients, and most user IDs, tracked at once; beyond it the least recently seen
+    /// are forgotten, so memory stays bounded under a flood.
+    pub max_keys: usize,
+}
+
+impl Default for AppApiConfig {
+    fn default() -> Self {
+        AppApiConfig {
+            per_ip: 10,
+            per_user_id: 5,
+            window_secs: 60,
+            max_keys: 100_000,
+        }
+    }
+}
+
+impl AppApiConfig {
+    /// # Errors
+    /// A zero limit or window, or a window longer than a day.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.per_ip == 0 || self.per_user_id == 0 || self.max_keys == 0 {
+            return Err("app_api.per_ip, per_user_id and max_keys must be at least 1".into());
+        }
+        if self.per_ip > 1000 || self.per_user_id > 1000 {
+            return Err("app_api.per_ip and per_user_id must be at most 1000".into());
+        }
+        if !(1..=86_400).contains(&self.window_secs) {
+            return Err("app_api.window_secs must be 1..=86400".into());
+        }
+        Ok(())
+    }
+}
+
+/// How the connection to the SMTP server is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain SMTP (a relay on the same host or network only).
+    None,
+    /// STARTTLS upgrade (submission, port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+}
+
+/// `[mail]` in the configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailConfig {
+    /// The sender, e.g. `OTP Bank <noreply@bank.example>`.
+    pub from: String,
+    /// SMTP server; unset: mails are written as `.eml` files to `data_dir/outbox`.
+    pub smtp_host: Option<String>,
+    pub smtp_port: Option<u16>,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<Sensitive<String>>,
+    /// First retry delay; doubles per attempt up to `retry_max_secs`.
+    pub retry_base_secs: u64,
+    pub retry_max_secs: u64,
+    /// How often the worker looks at the outbox, in milliseconds.
+    pub poll_ms: u64,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            from: "OTP Bank <noreply@bank.example>".into(),
+            smtp_host: None,
+            smtp_port: None,
+            tls: SmtpTls::default(),
+            username: None,
+            password: None,
+            retry_base_secs: 5,
+            retry_max_secs: 900,
+            poll_ms: 1000,
+        }
+    }
+}
+
+impl MailConfig {
+    /// # Errors
+    /// A sender that is not a mailbox, or a retry policy that is zero.
+    pub fn validate(&self) -> Result<(), String> {
+        self.from
+            .parse::<Mailbox>()
+            .map_err(|_| "mail.from must be an address like `Bank <noreply@bank.example>`")?;
+        if self.retry_base_secs == 0 || self.retry_max_secs < self.retry_base_secs {
+            return Err("mail.retry_base_secs must be >= 1 and <= mail.retry_max_secs".into());
+        }
+        if self.poll_ms == 0 {
+            return Err("mail.poll_ms must be >= 1".into());
+        }
+        if self.password.is_some() && self.username.is_none() {
+            return Err("mail.password needs mail.username".into());
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,7 +637,7 @@ mod tests {
         let short = Config {
             api_keys: vec![ApiKey {
                 name: "ib".into(),
-                key: Hidden("short".into()),
+                key: Sensitive("short".into()),
             }],
             ..Config::default()
         };
@@ -404,6 +652,17 @@ mod tests {
             toml::from_str("[policy]\nmax_failures = 3\nlock_seconds = 900\n[totp]\ndigits = 8\n")
                 .unwrap();
         assert_eq!(parsed.policy.max_failures, 3);
+        assert_eq!(
+            Config::default().staff.language,
+            "ja",
+            "staff read Japanese"
+        );
+        let staff: Config = toml::from_str("[staff]\nlanguage = \"en\"\n").unwrap();
+        assert_eq!(staff.staff.language, "en");
+        let mut cfg = Config::default();
+        cfg.apply_env(|k| (k == "OTP_STAFF_LANGUAGE").then(|| "en".to_owned()))
+            .unwrap();
+        assert_eq!(cfg.staff.language, "en");
         assert_eq!(parsed.totp_params().unwrap().digits, 8);
     }
 }

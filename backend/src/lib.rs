@@ -4,14 +4,13 @@
 //!
 //! Depends on `protocol` for the TOTP contract; must not depend on the app or the Tauri shell.
 
-pub mod banking;
 pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod engine;
 pub mod mail;
 pub mod metrics;
-pub mod staff_ops;
+pub mod ops;
 pub mod store;
 pub mod web;
 
@@ -34,13 +33,71 @@ pub struct Startup {
     pub created_host_key: bool,
 }
 
+/// The data directory holds the database (activation-password hashes, CSRF tokens, download
+/// links), the key files and the outbox: it is created 0700, and an existing one that group or
+/// others can read is refused, as a readable `master.key` is. The default SQLite file is
+/// created 0600 before SQLite opens it (its `-wal` and `-shm` files copy its mode).
+///
+/// # Errors
+/// The directory cannot be created, or is readable by group or others.
+pub fn prepare_data_dir(cfg: &Config) -> anyhow::Result<()> {
+    let dir = &cfg.data_dir;
+    if !dir.exists() {
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+        b.create(dir)
+            .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    }
+    refuse_if_shared(dir, "data directory", "chmod 700")?;
+    if cfg.database_url.is_none() {
+        let db = dir.join("otp.db");
+        if !db.exists() {
+            private_file(&db)
+                .with_context(|| format!("cannot create database file {}", db.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Refuse `path` when group or others may read (or write) it.
+fn refuse_if_shared(path: &std::path::Path, what: &str, fix: &str) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode & 0o077 != 0 {
+            anyhow::bail!(
+                "{what} {} is open to group or others (mode {mode:o}); {fix} it (the server will not start)",
+                path.display()
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, what, fix);
+    Ok(())
+}
+
+/// Create a file that only this user can read (0600).
+fn private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)
+}
+
 /// Connect to the database and run migrations.
 ///
 /// # Errors
-/// Unsupported URL, database unreachable, failed migration.
+/// A data directory open to others, unsupported URL, database unreachable, failed migration.
 pub async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
-    std::fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
+    prepare_data_dir(cfg)?;
     let store = Store::connect(&cfg.database_url(), &ConnectOpts::default())?;
     store
         .migrate()
@@ -70,10 +127,11 @@ pub async fn load_keys(cfg: &Config, store: &Store) -> anyhow::Result<(Keyring, 
     })
 }
 
-/// The host API keys: from the configuration, or else a generated key in `data_dir`.
+/// The host API keys: from the configuration, or else a generated key in `data_dir` (0600;
+/// refused, as `master.key` is, when group or others can read it).
 ///
 /// # Errors
-/// Unreadable or malformed key file.
+/// Unreadable, shared or malformed key file.
 pub fn load_host_keys(cfg: &Config) -> anyhow::Result<(Vec<HostKey>, bool)> {
     if !cfg.api_keys.is_empty() {
         return Ok((
@@ -90,16 +148,10 @@ pub fn load_host_keys(cfg: &Config) -> anyhow::Result<(Vec<HostKey>, bool)> {
         let mut raw = Zeroizing::new([0u8; 24]);
         rand::rngs::OsRng.fill_bytes(raw.as_mut());
         let line = Zeroizing::new(format!("default:{}\n", hex::encode(raw.as_ref())));
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        std::io::Write::write_all(&mut opts.open(&path)?, line.as_bytes())?;
+        std::io::Write::write_all(&mut private_file(&path)?, line.as_bytes())?;
         created = true;
     }
+    refuse_if_shared(&path, "host API key file", "chmod 600")?;
     let text = Zeroizing::new(
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
     );
@@ -143,6 +195,8 @@ pub async fn build(cfg: &Config, clock: Box<dyn Clock>) -> anyhow::Result<(AppSt
             service_id: protocol::ServiceId::parse(&cfg.service_id)?,
             max_batch: cfg.verify.max_batch,
             verify_workers: workers,
+            four_eyes: domain::staff::FourEyes(cfg.staff.four_eyes),
+            bank: cfg.bank.clone(),
             links: mail::LinkSettings {
                 public_url: cfg.public_url(),
                 link_ttl_days: cfg.web.link_ttl_days,
@@ -157,7 +211,11 @@ pub async fn build(cfg: &Config, clock: Box<dyn Clock>) -> anyhow::Result<(AppSt
             host_keys: Arc::new(host_keys),
             body_limit: cfg.body_limit,
             app_api: Arc::new(web::app_api::AppApi::new(&cfg.issuer, &cfg.app_api)),
-            site: Arc::new(web::pages::Site::new(&cfg.web, &cfg.public_url())?),
+            site: Arc::new(web::pages::Site::new(
+                &cfg.web,
+                &cfg.bank,
+                &cfg.public_url(),
+            )?),
             staff: Arc::new(web::staff::Console::new(&cfg.staff)?),
         },
         Startup {

@@ -1,7 +1,6 @@
 //! `otp-backend`: the server and its administration commands.
 
-use std::io::{BufRead, Write};
-use std::net::SocketAddr;
+use std::io::{BufRead, IsTerminal as _, Write};
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -46,6 +45,37 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Copy the SQLite database to FILE while the server runs (consistent, checked, 0600).
+    /// The master key is not in it: keep the key file backed up apart.
+    Backup {
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Check a backup (integrity, schema, that the configured master keys open every secret)
+    /// and only then put it in place of the SQLite database. Stop the server first.
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
+        /// Run every check, replace nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Check the configured database (SQLite or PostgreSQL) and master keys; changes nothing.
+    Check,
+    /// Create a demo customer and a demo staff supervisor to try the system with, and print
+    /// their passwords (and the staff member's second factor) once. Only into an empty SQLite
+    /// database unless --force; never into a production database.
+    Demo {
+        /// Create them even in PostgreSQL or in a database that already has accounts.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Exit 0 when the server answers 200 on /healthz (a container HEALTHCHECK).
+    Healthcheck {
+        /// Default: http://<listen>/healthz (a wildcard address is asked on loopback).
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -64,7 +94,8 @@ enum CustomerCommand {
 
 #[derive(Subcommand)]
 enum StaffCommand {
-    /// Add a staff member. Reads the password from standard input.
+    /// Add a staff member. Reads the password from standard input; prints the member's
+    /// second factor (an otpauth URI and its QR code) once, for their authenticator app.
     Add {
         #[arg(long)]
         login_id: String,
@@ -90,6 +121,15 @@ enum StaffCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Give a staff member a new second factor (a lost or replaced phone): the old one stops
+    /// working and their console sessions end. Prints the new one once.
+    Totp {
+        #[arg(long)]
+        login_id: String,
+        /// Why (kept in the audit trail).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -102,6 +142,10 @@ enum KeysCommand {
 }
 
 fn main() -> std::process::ExitCode {
+    // Everything this process creates (the database and its -wal/-shm, the outbox, key files)
+    // is for this user alone, whatever the umask of the shell or unit that started it.
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     let cfg = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
@@ -121,7 +165,12 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cli.command, cfg)) {
+    // How the hints and messages should spell this binary's commands.
+    let me = match &cli.config {
+        Some(path) => format!("otp-backend --config {}", path.display()),
+        None => "otp-backend".to_owned(),
+    };
+    match rt.block_on(run(cli.command, cfg, &me)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -130,11 +179,14 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// Logs go to standard error; colour (ANSI escapes) only when that is a terminal, so a log file,
+/// a pipe or the journal gets plain text.
 fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("OTP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -143,9 +195,13 @@ fn init_tracing(json: bool) {
     }
 }
 
+/// One line of standard input (a password). The prompt is shown only when a person is typing
+/// (standard input is a terminal); from a pipe or a file nothing is written.
 fn read_secret_line(prompt: &str) -> anyhow::Result<Zeroizing<String>> {
-    eprint!("{prompt}: ");
-    std::io::stderr().flush().ok();
+    if std::io::stdin().is_terminal() {
+        eprint!("{prompt}: ");
+        std::io::stderr().flush().ok();
+    }
     let mut line = Zeroizing::new(String::new());
     std::io::stdin().lock().read_line(&mut line)?;
     let trimmed = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
@@ -155,9 +211,10 @@ fn read_secret_line(prompt: &str) -> anyhow::Result<Zeroizing<String>> {
     Ok(trimmed)
 }
 
-async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
+async fn run(command: Command, cfg: Config, me: &str) -> anyhow::Result<()> {
     match command {
-        Command::Serve => serve(cfg).await,
+        Command::Serve => serve(cfg, me).await,
+        Command::Demo { force } => demo(&cfg, force).await,
         Command::Migrate => {
             backend::open_store(&cfg).await?;
             println!("database {} is up to date", cfg.database_display());
@@ -199,13 +256,25 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
         } => {
             let password = read_secret_line("password")?;
             let (st, _) = backend::build_default(&cfg).await?;
-            let id = st
+            let created = st
                 .engine
                 .create_staff(&login_id, &name, &role, password)
                 .await
                 .map_err(|e| anyhow::anyhow!("{} ({})", e, e.code()))?;
-            println!("staff {login_id} ({role}) created (id {id})");
-            Ok(())
+            println!("staff {login_id} ({role}) created (id {})", created.id);
+            show_second_factor(&login_id, &created.second_factor)
+        }
+        Command::Staff {
+            command: StaffCommand::Totp { login_id, reason },
+        } => {
+            let (st, _) = backend::build_default(&cfg).await?;
+            let factor = st
+                .engine
+                .renew_staff_totp(&login_id, &reason, &Actor::cli())
+                .await
+                .map_err(|e| anyhow::anyhow!("{} ({})", e, e.code()))?;
+            println!("staff {login_id}: new second factor; the old one no longer works");
+            show_second_factor(&login_id, &factor)
         }
         Command::Staff {
             command: StaffCommand::Disable { login_id, reason },
@@ -213,13 +282,71 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
         Command::Staff {
             command: StaffCommand::Enable { login_id, reason },
         } => staff_set_disabled(&cfg, &login_id, false, &reason).await,
+        Command::Backup { to } => {
+            let b = backend::ops::backup::backup(&cfg, &to).await?;
+            println!(
+                "backup written to {} ({} bytes in {} ms; {} token(s), {}; schema version {})",
+                b.path.display(),
+                b.bytes,
+                b.took.as_millis(),
+                b.tokens,
+                backend::ops::backup::describe_keys(&b.secrets_by_key),
+                b.schema_version.unwrap_or(0)
+            );
+            println!(
+                "the master key is not in the backup: keep a copy of it apart from the backups"
+            );
+            Ok(())
+        }
+        Command::Restore { from, dry_run } => {
+            let r = backend::ops::backup::restore(&cfg, &from, dry_run).await?;
+            println!(
+                "{} checks out: integrity ok, schema version {} ({} migration(s) applied), {} token(s), {} opened with the configured master keys",
+                from.display(),
+                r.check.schema_version.unwrap_or(0),
+                r.check.migrated,
+                r.check.tokens,
+                backend::ops::backup::describe_keys(&r.check.secrets_by_key)
+            );
+            if r.dry_run {
+                println!("dry run: nothing was replaced");
+            } else {
+                println!("restored into {}", r.target.display());
+                if let Some(p) = r.previous {
+                    println!("the database it replaced is kept at {}", p.display());
+                }
+            }
+            Ok(())
+        }
+        Command::Check => {
+            let c = backend::ops::backup::check(&cfg).await?;
+            println!(
+                "database {}: schema version {}, {} token(s), {} opened with the configured master keys",
+                cfg.database_display(),
+                c.schema_version.unwrap_or(0),
+                c.tokens,
+                backend::ops::backup::describe_keys(&c.secrets_by_key)
+            );
+            Ok(())
+        }
+        Command::Healthcheck { url } => {
+            let url = url.unwrap_or_else(|| backend::ops::health::default_url(cfg.listen));
+            backend::ops::health::probe(&url, std::time::Duration::from_secs(3))
+        }
         Command::Keys { command } => {
             let (st, _) = backend::build_default(&cfg).await?;
             let engine = &st.engine;
             if let KeysCommand::Rotate = command {
                 let new_id = engine.keys().add_key().context("adding a key")?;
                 engine.check_keys().await?;
-                let n = engine
+                let mut n = engine
+                    .reseal_all()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e} ({})", e.code()))?;
+                // A running server that sealed a secret just before it saw the new key (its
+                // check is in the sealing transaction): look once more after it has.
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                n += engine
                     .reseal_all()
                     .await
                     .map_err(|e| anyhow::anyhow!("{e} ({})", e.code()))?;
@@ -232,6 +359,88 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Print a staff member's second factor, the one time it is shown: a QR code for their
+/// authenticator app (drawn with Unicode half blocks, light on dark terminals too) and the
+/// otpauth URI to type in instead. It goes to standard output only, never to the log.
+fn show_second_factor(
+    login_id: &str,
+    factor: &backend::engine::staff::SecondFactor,
+) -> anyhow::Result<()> {
+    use qrcode::render::unicode::Dense1x2;
+    let uri = factor.uri();
+    let qr = qrcode::QrCode::new(uri.as_bytes()).context("drawing the QR code")?;
+    let drawing = Zeroizing::new(
+        qr.render::<Dense1x2>()
+            .dark_color(Dense1x2::Light)
+            .light_color(Dense1x2::Dark)
+            .quiet_zone(true)
+            .build(),
+    );
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "\nSecond factor for {login_id}: scan this QR code with the staff member's authenticator app\n\
+         (any TOTP app: SHA-1, 6 digits, 30 s). It is shown only now and cannot be shown again;\n\
+         the console asks for its code at every login.\n"
+    )?;
+    writeln!(out, "{}", drawing.as_str())?;
+    writeln!(out, "or enter this key URI by hand:\n{}\n", uri.as_str())?;
+    out.flush()?;
+    Ok(())
+}
+
+/// `demo`: seed the demo accounts (the rule is `ops::demo`'s) and show what to log in with,
+/// once, on standard output only.
+async fn demo(cfg: &Config, force: bool) -> anyhow::Result<()> {
+    use backend::ops::demo;
+    demo::check_database(&cfg.database_url(), force)?;
+    let (st, _) = backend::build_default(cfg).await?;
+    let d = demo::seed(&st.engine, force).await?;
+    let base = cfg.public_url();
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "DEMO accounts created in {} (customer id {}, staff id {}).\n\
+         They are for trying the system only: never use them in production.\n\
+         The passwords are shown only now.\n",
+        cfg.database_display(),
+        d.customer_id,
+        d.staff_id
+    )?;
+    writeln!(out, "Customer (internet banking, {base}/login)")?;
+    writeln!(out, "  login ID               {}", demo::DEMO_CUSTOMER)?;
+    writeln!(
+        out,
+        "  login password         {}",
+        d.login_password.as_str()
+    )?;
+    writeln!(
+        out,
+        "  confirmation password  {}",
+        d.confirmation_password.as_str()
+    )?;
+    writeln!(out, "  e-mail on file         {}", demo::DEMO_EMAIL)?;
+    if cfg.mail.smtp_host.is_none() {
+        writeln!(
+            out,
+            "  (mail is written as .eml files to {})",
+            cfg.data_dir.join("outbox").display()
+        )?;
+    }
+    writeln!(out, "\nStaff supervisor (console, {base}/staff/login)")?;
+    writeln!(out, "  login ID               {}", demo::DEMO_STAFF)?;
+    writeln!(
+        out,
+        "  password               {}",
+        d.staff_password.as_str()
+    )?;
+    out.flush()?;
+    drop(out);
+    show_second_factor(demo::DEMO_STAFF, &d.second_factor)?;
+    println!("Start the server with `serve` and open {base}/login.");
+    Ok(())
 }
 
 /// `staff disable` / `staff enable`: audited as the CLI.
@@ -256,8 +465,22 @@ async fn staff_set_disabled(
     Ok(())
 }
 
-async fn serve(cfg: Config) -> anyhow::Result<()> {
+async fn serve(cfg: Config, me: &str) -> anyhow::Result<()> {
     let (state, startup) = backend::build_default(&cfg).await?;
+    // A first run: say how to add the first customer and staff member (or the demo).
+    let (customers, staff) = state.engine.store().account_counts().await?;
+    for hint in
+        backend::ops::demo::first_run_hints(me, customers, staff, state.engine.store().kind())
+    {
+        tracing::info!("{hint}");
+    }
+    if backend::ops::demo::present(&state.engine).await? {
+        tracing::warn!(
+            customer = backend::ops::demo::DEMO_CUSTOMER,
+            staff = backend::ops::demo::DEMO_STAFF,
+            "this database holds the demo accounts: for trying the system only, never production"
+        );
+    }
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
@@ -285,12 +508,19 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     tracing::info!(mail = %mailer.describe(), public_url = %cfg.public_url(), "mail outbox worker started");
     mailer.spawn();
     let app = backend::web::app(state);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    // Slow clients must not run the process out of descriptors (issue 13): lift the soft limit
+    // to the hard one and keep the connection cap below it.
+    let nofile = backend::web::serve::raise_nofile_limit();
+    let max_connections =
+        backend::web::serve::connection_cap(cfg.max_connections, nofile.map(|(_, after)| after));
+    tracing::info!(
+        open_files_before = nofile.map(|(b, _)| b),
+        open_files = nofile.map(|(_, a)| a),
+        max_connections,
+        header_read_timeout_secs = backend::web::serve::HEADER_READ_TIMEOUT.as_secs(),
+        "connection limits"
+    );
+    backend::web::serve::serve(listener, app, max_connections, shutdown_signal()).await?;
     tracing::info!("in-flight requests finished; closing the database");
     engine.store().close().await;
     Ok(())

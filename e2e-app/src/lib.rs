@@ -241,6 +241,30 @@ impl Backend {
     ///
     /// # Errors
     /// No mail within the timeout, or no link in it.
+    /// The メール通知パスワード mailed for issuance (issue 19), from the `.eml` outbox.
+    pub async fn mailed_password_from_mail(&self, timeout: Duration) -> Result<String> {
+        let outbox = self.data_dir.join("outbox");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(entries) = std::fs::read_dir(&outbox) {
+                for entry in entries.flatten() {
+                    let raw = std::fs::read_to_string(entry.path())?;
+                    let body = mail_body_text(&raw);
+                    let mut lines = body.lines();
+                    if lines.by_ref().any(|l| l.contains("■メール通知パスワード")) {
+                        if let Some(code) = lines.next() {
+                            return Ok(code.trim().to_owned());
+                        }
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("no メール通知パスワード mail in {}", outbox.display());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     pub async fn download_url_from_mail(&self, timeout: Duration) -> Result<String> {
         let outbox = self.data_dir.join("outbox");
         let deadline = Instant::now() + timeout;

@@ -118,6 +118,10 @@ async fn issue_in_the_bank_set_up_in_the_app_activate_with_its_code_then_delete(
         .await?;
     assert_eq!(page.path, "/otp/issue/confirm", "{}", page.body);
     let (csrf, key) = (page.input_value("csrf")?, page.input_value("request_key")?);
+    // The メール通知パスワード, mailed to the registered address (issue 19).
+    let mailed = backend
+        .mailed_password_from_mail(Duration::from_secs(30))
+        .await?;
     let page = bank
         .post(
             "/otp/issue/confirm",
@@ -125,6 +129,7 @@ async fn issue_in_the_bank_set_up_in_the_app_activate_with_its_code_then_delete(
                 ("csrf", &csrf),
                 ("request_key", &key),
                 ("confirmation_password", customer.confirmation),
+                ("mail_password", &mailed),
             ],
         )
         .await?;

@@ -232,6 +232,12 @@ impl Code {
         Ok(Code(Zeroizing::new(s.to_owned())))
     }
 
+    /// Wraps digits this crate computed itself (OCRA codes of 4–10 digits; [`Code::parse`] is
+    /// for codes that come from outside).
+    pub(crate) fn from_computed(digits: Zeroizing<String>) -> Code {
+        Code(digits)
+    }
+
     /// The digits. Named plainly because the app must display the code.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -327,7 +333,7 @@ pub fn match_step(
 ///
 /// Tracks the newest fresh and newest any match with constant-time selects, so the control flow
 /// is the same whichever candidates match.
-fn match_candidates(
+pub(crate) fn match_candidates(
     code: &Code,
     candidates: impl IntoIterator<Item = (u64, Code)>,
     last_accepted: Option<u64>,

@@ -1,5 +1,8 @@
 //! Provisioning DTOs shared by the app and the backend (JSON, `snake_case` field names).
 //!
+//! This module is `v1` (`POST /app/v1/setup`: the activation password and the secret inside
+//! TLS); [`v2`] is the PAKE setup of issue 18, which replaces it.
+//!
 //! These types are the HTTP contract of the initial setup: the app sends a [`SetupRequest`] and
 //! receives a [`SetupResponse`] carrying the new token's secret. Identifiers and TOTP parameters
 //! are validated while deserializing, so a handler that received one of these holds well-formed
@@ -12,6 +15,8 @@ use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 use crate::ids::{ServiceId, UserId};
 use crate::secret::{Secret, Sensitive};
 use crate::totp::TotpParams;
+
+pub mod v2;
 
 /// What the app reports about the device at setup (for the console and support; not trusted).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -109,8 +109,30 @@ await page.fill("#f-activation_password2", "4821");
 await page.click("button[type=submit].primary");
 await page.waitForURL("**/otp/issue/confirm");
 assert.equal((await page.textContent("#confirm-email")).trim(), "taro-phone@example.jp");
+// The メール通知パスワード went to the REGISTERED address, naming the new one (issue 19).
+const mailpw = await control("/mail?n=1&has=" + encodeURIComponent("■メール通知パスワード"));
+assert.ok(mailpw.to.includes("taro@example.jp"), `to the registered address: ${mailpw.to}`);
+assert.ok(mailpw.body.includes("taro-phone@example.jp"), "the mail names the new address");
+assert.match(mailpw.mail_password, /^\d{8}$/);
+assert.match(await page.textContent("#mail-password-sent-to"), /t\*\*\*@example\.jp/);
 await shot("issue-confirm");
+// Only the confirmation password (what a phisher has): refused.
 await page.fill("#f-confirmation_password", "conf123");
+await page.click("#commit");
+await settle();
+assert.ok(page.url().endsWith("/otp/issue/confirm"), "not issued without the mailed password");
+assert.match(await page.textContent("#e-mail_password"), /入力して下さい/);
+await page.screenshot({ path: `${ART}/issue-confirm-mailpw-error-ja.png`, fullPage: true });
+await errorsInEnglish("issue-confirm-mailpw-error", async () => {
+  await page.fill("#f-confirmation_password", "conf123");
+  await page.click("#commit");
+  await settle();
+  assert.match(await page.textContent("#e-mail_password"), /required/);
+});
+// With it, typed on the software keyboard (digits).
+await page.fill("#f-confirmation_password", "conf123");
+await typeWithSoftKeyboard("f-mail_password", mailpw.mail_password);
+assert.equal(await page.inputValue("#f-mail_password"), mailpw.mail_password);
 await page.click("#commit");
 await page.waitForURL("**/otp/issue/complete");
 const userId = (await page.textContent("#user-id")).trim();
@@ -118,7 +140,7 @@ assert.match(userId, /^\d{12}$/);
 await shot("issue-complete");
 
 // 3. The mail arrives at the SMTP server; its link is opened on the phone.
-const mail = await control("/mail?n=1");
+const mail = await control("/mail?n=2&has=/dl/");
 assert.ok(mail.body.includes(userId), "the mail names the user ID");
 assert.ok(mail.url.startsWith(BASE + "/dl/"));
 await page.goto(mail.url);
@@ -201,6 +223,37 @@ await page.fill("#f-login_id", "taro2026");
 await page.fill("#f-password", "loginpass1");
 await page.click("button[type=submit].primary");
 await page.waitForURL("**/top");
+
+// 9. Without OTP, a new payee needs a メール通知パスワード with the payee and amount in it.
+await page.click("nav.global a[href='/transfer']");
+await page.waitForURL("**/transfer");
+await page.fill("#f-payee", "はじめて商店");
+await page.fill("#f-amount", "32000");
+await page.click("button[type=submit].primary");
+await page.waitForURL("**/transfer/confirm");
+const tmail = await control("/mail?n=1&has=" + encodeURIComponent("はじめて商店"));
+assert.ok(tmail.body.includes("32,000円"), "the amount is in the mail");
+await shot("transfer-confirm-mailpw");
+await page.fill("#f-confirmation_password", "conf123");
+await page.fill("#f-mail_password", tmail.mail_password.replace(/\d/g, (d) => String.fromCharCode(0xff10 + Number(d))));
+await page.click("button[form=transfer-form]");
+await page.waitForURL("**/transfer/done");
+
+// 10. Changing the registered e-mail address: the mailed password goes to the current one.
+await page.goto(BASE + "/settings/email");
+await shot("email-input");
+await page.fill("#f-email", "taro-new@example.jp");
+await page.fill("#f-email2", "taro-new@example.jp");
+await page.click("button[type=submit].primary");
+await page.waitForURL("**/settings/email/confirm");
+const emailmail = await control("/mail?n=1&has=taro-new%40example.jp");
+assert.ok(emailmail.to.includes("taro@example.jp"), "to the current registered address");
+await shot("email-confirm");
+await page.fill("#f-confirmation_password", "conf123");
+await page.fill("#f-mail_password", emailmail.mail_password);
+await page.click("#commit");
+await page.waitForURL("**/settings/email/done");
+await shot("email-done");
 
 // A desktop-sized look at BOP001.
 await page.setViewportSize({ width: 1280, height: 900 });

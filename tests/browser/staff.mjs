@@ -1,6 +1,7 @@
 // The support staff console (issue 7) in Debian's chromium, driven by playwright-core. Started
 // by tests/journeys/staff_browser.rs with BASE_URL (four-eyes off), BASE4_URL (four-eyes on),
-// CONTROL_URL (where a generated activation password is reported, never printed) and ARTIFACTS
+// CONTROL_URL (where a generated activation password is reported, never printed, and where each
+// staff member's current code comes from) and ARTIFACTS
 // (screenshots). Every action, both roles. Prints "STAFF JOURNEY OK"; a failed expectation throws.
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
@@ -30,10 +31,23 @@ async function shot(page, name) {
   await page.screenshot({ path: `${ART}/${name}.png`, fullPage: true });
 }
 
+// The member's current code from their authenticator app (the test's control server holds the
+// secrets and the test clock).
+async function staffCode(base, id) {
+  const r = await fetch(CONTROL + "/staff-code", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ base: base === BASE4 ? "4" : "1", login: id }),
+  });
+  assert.equal(r.status, 200);
+  return (await r.json()).code;
+}
+
 async function login(page, base, id) {
   await page.goto(base + "/staff/login");
   await page.fill("#f-login_id", id);
   await page.fill("#f-password", PW);
+  await page.fill("#f-code", await staffCode(base, id));
   await page.click("button[type=submit].primary");
   await page.waitForURL(base + "/staff");
   assert.match(await page.textContent("#staff-who"), new RegExp(id));
@@ -72,6 +86,7 @@ async function submit(page, form, reason) {
   // Nor does the customer's password work there.
   await page.fill("#f-login_id", "plain001");
   await page.fill("#f-password", "loginpass1");
+  await page.fill("#f-code", "123456");
   await page.click("button[type=submit].primary");
   await page.waitForSelector("#login-error");
   await page.context().close();
@@ -82,6 +97,14 @@ async function submit(page, form, reason) {
   const page = await newPage();
   await page.goto(BASE + "/staff/login");
   await shot(page, "login");
+  // The password alone is not enough: a wrong code is refused like a wrong password.
+  await page.fill("#f-login_id", "op0001");
+  await page.fill("#f-password", PW);
+  await page.fill("#f-code", "000000");
+  await page.click("button[type=submit].primary");
+  await page.waitForSelector("#login-error");
+  assert.match(await page.textContent("#login-error"), /password or code is incorrect/);
+  await shot(page, "login-wrong-code");
   await login(page, BASE, "op0001");
   await open(page, BASE, "lock0001");
   assert.match(await page.textContent("#token-lock"), /Locked/);

@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use tests::{download_url, free_port, parse_mail, Db, SmtpServer, TestEnv};
+use tests::{download_url, free_port, mailed_password_in, parse_mail, Db, SmtpServer, TestEnv};
 
 struct Control {
     env: TestEnv,
@@ -30,11 +30,33 @@ async fn mail(
     Query(q): Query<std::collections::HashMap<String, String>>,
 ) -> Json<Value> {
     let n: usize = q.get("n").and_then(|n| n.parse().ok()).unwrap_or(1);
-    let mails = c.smtp.wait_for(n, Duration::from_secs(30)).await;
-    let m = parse_mail(&mails[n - 1]);
-    Json(
-        json!({ "to": m.to, "subject": m.subject, "body": m.body, "url": m.body.contains("/dl/").then(|| download_url(&m)) }),
-    )
+    // `has`: the newest mail whose text holds it, among at least `n` (mails of one transaction
+    // may land in either order).
+    let m = match q.get("has") {
+        None => parse_mail(&c.smtp.wait_for(n, Duration::from_secs(30)).await[n - 1]),
+        Some(has) => {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                let mails = c.smtp.wait_for(n, Duration::from_secs(30)).await;
+                if let Some(m) = mails
+                    .iter()
+                    .map(|m| parse_mail(m))
+                    .rfind(|m| m.body.contains(has.as_str()))
+                {
+                    break m;
+                }
+                assert!(std::time::Instant::now() < deadline, "no mail with {has}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    Json(json!({
+        "to": m.to,
+        "subject": m.subject,
+        "body": m.body,
+        "url": m.body.contains("/dl/").then(|| download_url(&m)),
+        "mail_password": mailed_password_in(&m.body),
+    }))
 }
 
 /// The app's side of setup, as the app does it: the provisioning API (`POST /app/v1/setup`)
@@ -126,7 +148,12 @@ async fn journey_in_chromium_with_screenshots() {
     // What the browser did is in the database too.
     let store = ctl.env.engine.store();
     let customer = store.customer_by_login("taro2026").await.unwrap().unwrap();
-    assert_eq!(store.transfers(customer.id).await.unwrap().len(), 1);
+    assert_eq!(store.transfers(customer.id).await.unwrap().len(), 2);
+    assert_eq!(
+        customer.email.as_deref(),
+        Some("taro-new@example.jp"),
+        "the registered address was changed with a mailed password"
+    );
     let ov = ctl.env.engine.overview(customer.id).await.unwrap();
     assert_eq!(
         ov.token.unwrap().state,
@@ -137,6 +164,7 @@ async fn journey_in_chromium_with_screenshots() {
         "bop001-none",
         "issue-input",
         "issue-confirm",
+        "issue-confirm-mailpw-error",
         "issue-complete",
         "download",
         "bok001",
@@ -145,6 +173,10 @@ async fn journey_in_chromium_with_screenshots() {
         "transfer-confirm",
         "bos001",
         "bos002",
+        "transfer-confirm-mailpw",
+        "email-input",
+        "email-confirm",
+        "email-done",
     ] {
         for lang in ["ja", "en"] {
             let p = artifacts.join(format!("{name}-{lang}.png"));

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tests::{download_url, free_port, parse_mail, Db, SmtpServer, TestEnv};
+use tests::{download_url, free_port, parse_mail, Db, MailTap, SmtpServer, TestEnv};
 
 use crate::both_dbs;
 
@@ -18,13 +18,25 @@ async fn issuance_mail_arrives_with_link_and_ids_never_the_password(db: Db) {
     let smtp = SmtpServer::start(free_port(), dir.path());
     let env = TestEnv::start(db, Some(smtp.port)).await;
     env.customer("taro01", "taro@example.jp").await;
-    let c = env.client();
+    let mut c = env.client();
+    c.mail = MailTap::Maildir(smtp.maildir.clone());
     c.login("taro01", "loginpass1").await;
     let complete = c.issue("phone@example.jp", "48213").await;
     let user_id = complete.text_of("user-id").unwrap();
-    let mails = smtp.wait_for(1, Duration::from_secs(20)).await;
-    assert_eq!(mails.len(), 1, "exactly one mail for one issuance");
-    let m = parse_mail(&mails[0]);
+    // The メール通知パスワード to the registered address, the issuance mail to the phone, and
+    // the notice of it to the registered address (issue 19).
+    let mails = smtp.wait_for(3, Duration::from_secs(20)).await;
+    let mails: Vec<_> = mails.iter().map(|m| parse_mail(m)).collect();
+    let to_phone: Vec<_> = mails
+        .iter()
+        .filter(|m| m.to.contains("phone@example.jp"))
+        .collect();
+    assert_eq!(
+        to_phone.len(),
+        1,
+        "exactly one mail to the phone for one issuance"
+    );
+    let m = to_phone[0].clone();
     assert!(
         m.to.contains("phone@example.jp"),
         "to the smartphone address: {}",
@@ -51,16 +63,26 @@ async fn issuance_mail_arrives_with_link_and_ids_never_the_password(db: Db) {
     assert!(code.len() >= 32, "at least 128 random bits: {code}");
     // The outbox keeps no copy of the link once sent. The SMTP server has the mail before the
     // worker records it as sent: wait for that (up to 10 s).
-    let mut rows = env.engine.store().outbox(10).await.unwrap();
+    let issuance = || async {
+        env.engine
+            .store()
+            .outbox(10)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|r| r.kind == "issuance")
+            .unwrap()
+    };
+    let mut row = issuance().await;
     for _ in 0..200 {
-        if rows[0].sent_at.is_some() {
+        if row.sent_at.is_some() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-        rows = env.engine.store().outbox(10).await.unwrap();
+        row = issuance().await;
     }
-    assert!(rows[0].sent_at.is_some(), "recorded as sent");
-    assert!(rows[0].body.is_empty(), "no copy of the link kept");
+    assert!(row.sent_at.is_some(), "recorded as sent");
+    assert!(row.body.is_empty(), "no copy of the link kept");
 }
 
 async fn mail_waits_for_a_down_server_and_is_sent_once_across_a_restart(db: Db) {
@@ -74,23 +96,21 @@ async fn mail_waits_for_a_down_server_and_is_sent_once_across_a_restart(db: Db) 
     c.issue("hanako-phone@example.jp", "1234").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let rows = env.engine.store().outbox(10).await.unwrap();
-    assert_eq!(rows.len(), 1);
-    assert!(
-        rows[0].sent_at.is_none(),
-        "not sent while the server is down"
-    );
-    assert!(rows[0].attempts >= 1, "an attempt was made and failed");
-    assert!(rows[0].last_error.is_some());
+    // The メール通知パスワード (read from the outbox), the issuance mail and its notice.
+    assert_eq!(rows.len(), 3);
+    let row = rows.iter().find(|r| r.kind == "issuance").unwrap();
+    assert!(row.sent_at.is_none(), "not sent while the server is down");
+    assert!(row.attempts >= 1, "an attempt was made and failed");
+    assert!(row.last_error.is_some());
     // The server comes up: the mail is delivered by the retry.
     let smtp = SmtpServer::start(port, dir.path());
-    let mails = smtp.wait_for(1, Duration::from_secs(20)).await;
-    let first = parse_mail(&mails[0]);
-    assert!(first.body.contains("/dl/"));
+    let mails = smtp.wait_for(3, Duration::from_secs(20)).await;
+    assert!(mails.iter().any(|m| parse_mail(m).body.contains("/dl/")));
     // Restart the backend on the same database: nothing is sent again.
     let (tdb, cfg, clock) = env.shutdown().await;
     let env = TestEnv::start_with(tdb, cfg, clock).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(smtp.mails().len(), 1, "never sent twice after a restart");
+    assert_eq!(smtp.mails().len(), 3, "never sent twice after a restart");
     drop(env);
 }
 
@@ -99,15 +119,21 @@ async fn notices_reach_the_customer(db: Db) {
     let smtp = SmtpServer::start(free_port(), dir.path());
     let env = TestEnv::start(db, Some(smtp.port)).await;
     env.customer("jiro0001", "jiro@example.jp").await;
-    let c = env.client();
+    let mut c = env.client();
+    c.mail = MailTap::Maildir(smtp.maildir.clone());
     c.login("jiro0001", "loginpass1").await;
     let user_id = c
         .issue("jiro-phone@example.jp", "5678")
         .await
         .text_of("user-id")
         .unwrap();
-    let mails = smtp.wait_for(1, Duration::from_secs(20)).await;
-    let url = download_url(&parse_mail(&mails[0]));
+    let mails = smtp.wait_for(3, Duration::from_secs(20)).await;
+    let url = mails
+        .iter()
+        .map(|m| parse_mail(m))
+        .find(|m| m.body.contains("/dl/"))
+        .map(|m| download_url(&m))
+        .unwrap();
     assert_eq!(c.get(url.trim_start_matches(&env.base)).await.status, 200);
     let secret = env.provision(&user_id, "5678").await;
     env.next_step();
@@ -142,7 +168,7 @@ async fn notices_reach_the_customer(db: Db) {
         .await;
     assert_eq!(r.status, 422);
     assert!(r.field_error("code").unwrap().contains("使用済み"));
-    let mails = smtp.wait_for(3, Duration::from_secs(20)).await;
+    let mails = smtp.wait_for(5, Duration::from_secs(20)).await;
     let subjects: Vec<String> = mails.iter().map(|m| parse_mail(m).subject).collect();
     assert!(
         subjects.iter().any(|s| s.contains("利用開始")),
@@ -179,7 +205,7 @@ async fn notices_reach_the_customer(db: Db) {
         )
         .await;
     }
-    let mails = smtp.wait_for(4, Duration::from_secs(20)).await;
+    let mails = smtp.wait_for(6, Duration::from_secs(20)).await;
     assert!(mails
         .iter()
         .any(|m| parse_mail(m).subject.contains("ロック")));
@@ -203,12 +229,15 @@ async fn without_smtp_mail_is_written_to_eml_files() {
         let files: Vec<_> = std::fs::read_dir(&dir)
             .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
             .unwrap_or_default();
-        if let Some(f) = files
+        if files
             .iter()
-            .find(|p| p.extension().is_some_and(|e| e == "eml"))
+            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+            .any(|f| {
+                parse_mail(&std::fs::read_to_string(f).unwrap())
+                    .body
+                    .contains("/dl/")
+            })
         {
-            let m = parse_mail(&std::fs::read_to_string(f).unwrap());
-            assert!(m.body.contains("/dl/"));
             break;
         }
         assert!(

@@ -60,7 +60,8 @@ async fn full_lifecycle_over_http(db: Db) {
         .await;
     assert_eq!(early.err().map(|e| e.code()), Some("LINK_NOT_OPENED"));
     // Open the link from the mail (written as a file: no SMTP in this test).
-    let url = tests::download_url(&env.file_mails(1).await[0]);
+    let mails = env.file_mails(3).await;
+    let url = tests::download_url(mails.iter().find(|m| m.body.contains("/dl/")).unwrap());
     let path = url.trim_start_matches(&env.base).to_owned();
     let android = c
         .http
@@ -313,6 +314,7 @@ async fn issuance_double_submit_issues_one_token_and_one_mail(db: Db) {
         ("csrf", confirm.csrf()),
         ("request_key", confirm.input_value("request_key")),
         ("confirmation_password", "conf123".to_owned()),
+        ("mail_password", c.mail.next_mailed_password(0).await),
     ];
     let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
     // Two submits at once, then a third after.
@@ -329,7 +331,15 @@ async fn issuance_double_submit_issues_one_token_and_one_mail(db: Db) {
             r.body
         );
     }
-    let outbox = env.engine.store().outbox(10).await.unwrap();
+    let outbox: Vec<_> = env
+        .engine
+        .store()
+        .outbox(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.kind == "issuance")
+        .collect();
     assert_eq!(outbox.len(), 1, "one mail");
     let customer = env
         .engine
@@ -419,6 +429,7 @@ async fn every_issuance_field_rule_has_its_message_and_values_are_kept() {
     let confirm = c.get("/otp/issue/confirm").await;
     assert!(confirm.body.contains("a@example.jp"), "the e-mail is shown");
     let key = confirm.input_value("request_key");
+    let mailed = c.mail.next_mailed_password(0).await;
     for (pw, want) in [
         ("", "入力して下さい"),
         ("abc", "半角英数字6～12桁"),
@@ -432,6 +443,7 @@ async fn every_issuance_field_rule_has_its_message_and_values_are_kept() {
                     ("csrf", &csrf),
                     ("request_key", &key),
                     ("confirmation_password", pw),
+                    ("mail_password", &mailed),
                 ],
             )
             .await;
@@ -444,8 +456,14 @@ async fn every_issuance_field_rule_has_its_message_and_values_are_kept() {
         );
     }
     assert!(
-        env.engine.store().outbox(10).await.unwrap().is_empty(),
-        "nothing issued on error"
+        env.engine
+            .store()
+            .outbox(10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.kind == "mail_password"),
+        "nothing issued on error (only the メール通知パスワード was mailed)"
     );
     // 戻る keeps the e-mail; 申込を中止する forgets it.
     assert!(c
@@ -507,11 +525,12 @@ async fn login_errors_csrf_timeout_headers_and_logout() {
         )
         .await;
     assert!(r.field_error("login_id").is_some() && r.field_error("password").is_some());
+    // Each login form carries a fresh double-submit token: use the one the refusal gave.
     let r = c
         .post(
             "/login",
             &[
-                ("csrf", &form.csrf()),
+                ("csrf", &r.csrf()),
                 ("login_id", "login001"),
                 ("password", "nope-nope"),
             ],

@@ -1,7 +1,8 @@
 //! The staff console (issue 7) in a real browser: Playwright (`tests/browser/staff.mjs`)
 //! driving Debian's chromium through every action with both roles, on two backends (the
 //! four-eyes rule off, and on). The script reports a reprovision's generated activation
-//! password to a small control server (never to its output); this test then checks what the
+//! password to a small control server (never to its output), and asks it for each staff
+//! member's current code (their second factor) at login; this test then checks what the
 //! browser did in the databases, and sets the reprovisioned token up with that password while
 //! the old device's codes are refused. Screenshots go to `tests/artifacts/staff/`.
 
@@ -17,7 +18,7 @@ use backend::domain::{Outcome, Purpose, TokenState};
 use backend::engine::Actor;
 use serde_json::{json, Value};
 
-use tests::{free_port, Db, TestDb, TestEnv};
+use tests::{free_port, Db, StaffCodes, TestDb, TestEnv};
 
 const STAFF_PW: &str = "staff-password-123";
 
@@ -69,10 +70,18 @@ async fn active(env: &TestEnv, login: &str) -> (String, protocol::Secret) {
 }
 
 async fn staff(env: &TestEnv, login: &str, role: &str) -> i64 {
-    env.engine
-        .create_staff(login, login, role, tests::z(STAFF_PW))
-        .await
-        .unwrap()
+    env.staff(login, role, STAFF_PW).await
+}
+
+/// The current code of a staff member, for the browser's login form: `{"base": "1" | "4",
+/// "login": …}` (backend 1 or the four-eyes backend).
+async fn staff_code(
+    State(codes): State<Arc<[StaffCodes; 2]>>,
+    Json(v): Json<Value>,
+) -> Json<Value> {
+    let which = usize::from(v["base"].as_str() == Some("4"));
+    let code = codes[which].code(v["login"].as_str().unwrap()).await;
+    Json(json!({ "code": code }))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,9 +135,15 @@ async fn staff_console_in_chromium_every_action_both_roles() {
     let (four_uid, _) = active(&env4, "four0001").await;
 
     let reported = Arc::new(Mutex::new(Reported::default()));
+    let codes = Arc::new([env.staff_codes(), env4.staff_codes()]);
     let app = Router::new()
         .route("/generated", post(generated))
-        .with_state(reported.clone());
+        .with_state(reported.clone())
+        .merge(
+            Router::new()
+                .route("/staff-code", post(staff_code))
+                .with_state(codes),
+        );
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .unwrap();

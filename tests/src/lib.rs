@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use backend::config::{Argon2Config, Config, Hidden};
+use backend::config::{Argon2Config, Config, Sensitive};
 use backend::engine::{Actor, Engine, ManualClock};
 use backend::mail::{MailConfig, MailWorker, SmtpTls};
 use backend::web::AppState;
@@ -230,6 +230,11 @@ pub struct TestDb {
 impl TestDb {
     pub async fn new(db: Db) -> TestDb {
         let dir = tempfile::tempdir().unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // The server refuses a data directory others can read (tempdir makes it 0755).
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
         match db {
             Db::Sqlite => TestDb {
                 url: format!("sqlite://{}?mode=rwc", dir.path().join("otp.db").display()),
@@ -273,17 +278,18 @@ pub struct TestEnv {
     pub db: TestDb,
     server: tokio::task::JoinHandle<()>,
     mailer: Option<tokio::task::JoinHandle<()>>,
+    staff_secrets: Arc<std::sync::Mutex<std::collections::HashMap<String, protocol::Secret>>>,
 }
 
 pub fn config(db: &TestDb, port: u16, smtp_port: Option<u16>) -> Config {
     let mut cfg = Config {
         listen: SocketAddr::from(([127, 0, 0, 1], port)),
         data_dir: db.dir.path().to_owned(),
-        database_url: Some(Hidden(db.url.clone())),
-        master_key: Some(Hidden(MASTER_KEY.into())),
+        database_url: Some(Sensitive(db.url.clone())),
+        master_key: Some(Sensitive(MASTER_KEY.into())),
         api_keys: vec![backend::config::ApiKey {
             name: "ib".into(),
-            key: Hidden("host-test-key-0123456789abcdef0123456789".into()),
+            key: Sensitive("host-test-key-0123456789abcdef0123456789".into()),
         }],
         argon2: Argon2Config {
             memory_kib: 8,
@@ -292,6 +298,9 @@ pub fn config(db: &TestDb, port: u16, smtp_port: Option<u16>) -> Config {
         },
         ..Config::default()
     };
+    // The staff journey reads the console in English first, then switches (the console's
+    // default, Japanese, is tested in the backend's staff tests).
+    cfg.staff.language = "en".into();
     cfg.mail = MailConfig {
         smtp_host: smtp_port.map(|_| "127.0.0.1".to_owned()),
         smtp_port,
@@ -347,6 +356,7 @@ impl TestEnv {
             db,
             server,
             mailer: Some(mailer),
+            staff_secrets: Arc::default(),
         }
     }
 
@@ -378,6 +388,10 @@ impl TestEnv {
     /// A browser-like client (keeps cookies, does not follow redirects).
     pub fn client(&self) -> Client {
         Client {
+            mail: match self.cfg.mail.smtp_host {
+                None => MailTap::Files(self.cfg.data_dir.join("outbox")),
+                Some(_) => MailTap::Outbox(self.engine.store().clone()),
+            },
             base: self.base.clone(),
             http: reqwest::Client::builder()
                 .cookie_store(true)
@@ -453,6 +467,74 @@ impl TestEnv {
     }
 }
 
+/// A staff member's second factor as their authenticator app has it, and their current code
+/// on the test clock.
+#[derive(Clone)]
+pub struct StaffCodes {
+    store: backend::store::Store,
+    clock: Arc<ManualClock>,
+    secrets: Arc<std::sync::Mutex<std::collections::HashMap<String, protocol::Secret>>>,
+}
+
+impl StaffCodes {
+    /// The member's code now; when they have used this step already, the clock moves on to
+    /// the next staff step first (a code works once).
+    ///
+    /// # Panics
+    /// For a login `TestEnv::staff` did not make.
+    pub async fn code(&self, login: &str) -> String {
+        use backend::domain::staff::STAFF_TOTP;
+        use backend::engine::Clock;
+        let secret = self
+            .secrets
+            .lock()
+            .unwrap()
+            .get(login)
+            .cloned()
+            .expect("a staff member made by TestEnv::staff");
+        let used = self
+            .store
+            .staff_by_login(login)
+            .await
+            .unwrap()
+            .and_then(|r| r.totp_last_step)
+            .unwrap_or(-1);
+        while i64::try_from(STAFF_TOTP.step_at(self.clock.now())).unwrap() <= used {
+            self.clock.advance(u64::from(STAFF_TOTP.period));
+        }
+        protocol::code_at(&secret, &STAFF_TOTP, self.clock.now())
+            .as_str()
+            .to_owned()
+    }
+}
+
+impl TestEnv {
+    /// A staff member with `password`; the second factor `create_staff` shows once is kept
+    /// (read back from its otpauth URI) for [`TestEnv::staff_codes`]. Returns the member's id.
+    pub async fn staff(&self, login: &str, role: &str, password: &str) -> i64 {
+        let created = self
+            .engine
+            .create_staff(login, login, role, z(password))
+            .await
+            .unwrap();
+        let key = protocol::KeyUri::parse(&created.second_factor.uri()).unwrap();
+        self.staff_secrets
+            .lock()
+            .unwrap()
+            .insert(login.to_owned(), key.secret);
+        created.id
+    }
+
+    /// Where the staff members' current codes come from.
+    pub fn staff_codes(&self) -> StaffCodes {
+        StaffCodes {
+            store: self.engine.store().clone(),
+            clock: self.clock.clone(),
+            secrets: self.staff_secrets.clone(),
+        }
+    }
+}
+
 pub fn z(s: &str) -> Zeroizing<String> {
     Zeroizing::new(s.to_owned())
 }
@@ -501,6 +583,91 @@ impl Page {
 pub struct Client {
     pub base: String,
     pub http: reqwest::Client,
+    /// Where the customer reads the メール通知パスワード.
+    pub mail: MailTap,
+}
+
+/// Where a test reads the mails the backend sent, for the メール通知パスワード (issue 19).
+#[derive(Clone)]
+pub enum MailTap {
+    /// `.eml` files (no SMTP configured).
+    Files(PathBuf),
+    /// The loopback SMTP server's maildir.
+    Maildir(PathBuf),
+    /// Mail still waiting in the outbox (the SMTP server is down).
+    Outbox(backend::store::Store),
+}
+
+/// The メール通知パスワード in a mail's text.
+pub fn mailed_password_in(body: &str) -> Option<String> {
+    let mut lines = body.lines();
+    lines
+        .by_ref()
+        .find(|l| l.contains("■メール通知パスワード"))?;
+    lines.next().map(|l| l.trim().to_owned())
+}
+
+fn mails_in(dir: &Path) -> Vec<Mail> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| {
+                    let t = e.metadata().and_then(|m| m.modified()).ok();
+                    (t, e.path())
+                })
+                .filter(|(_, p)| p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+        .into_iter()
+        .filter_map(|(_, p)| std::fs::read_to_string(p).ok())
+        .map(|t| parse_mail(&t))
+        .collect()
+}
+
+impl MailTap {
+    /// Every メール通知パスワード received so far, oldest first.
+    pub async fn mailed_passwords(&self) -> Vec<String> {
+        match self {
+            MailTap::Files(dir) => mails_in(dir)
+                .iter()
+                .filter_map(|m| mailed_password_in(&m.body))
+                .collect(),
+            MailTap::Maildir(dir) => {
+                let mut all = mails_in(&dir.join("cur"));
+                all.extend(mails_in(&dir.join("new")));
+                all.iter()
+                    .filter_map(|m| mailed_password_in(&m.body))
+                    .collect()
+            }
+            MailTap::Outbox(store) => store
+                .outbox(10_000)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|m| m.kind == "mail_password")
+                .filter_map(|m| mailed_password_in(&m.body))
+                .collect(),
+        }
+    }
+
+    /// Wait for more than `seen` mailed passwords; returns the newest.
+    pub async fn next_mailed_password(&self, seen: usize) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let all = self.mailed_passwords().await;
+            if all.len() > seen {
+                return all.last().unwrap().clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no new メール通知パスワード arrived"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 impl Client {
@@ -554,8 +721,10 @@ impl Client {
         .await
     }
 
-    /// Walk the three issuance steps; returns the complete page.
+    /// Walk the three issuance steps, with the メール通知パスワード from `self.mail`; returns
+    /// the complete page.
     pub async fn issue(&self, email: &str, activation_password: &str) -> Page {
+        let seen = self.mail.mailed_passwords().await.len();
         let input = self.get("/otp/issue").await;
         assert_eq!(input.status, 200, "issuance input:\n{}", input.body);
         let r = self
@@ -572,6 +741,7 @@ impl Client {
             .await;
         assert_eq!(r.location.as_deref(), Some("/otp/issue/confirm"));
         let confirm = self.get("/otp/issue/confirm").await;
+        let mailed = self.mail.next_mailed_password(seen).await;
         let r = self
             .post(
                 "/otp/issue/confirm",
@@ -579,6 +749,7 @@ impl Client {
                     ("csrf", &confirm.csrf()),
                     ("request_key", &confirm.input_value("request_key")),
                     ("confirmation_password", "conf123"),
+                    ("mail_password", &mailed),
                 ],
             )
             .await;

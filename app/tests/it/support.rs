@@ -10,7 +10,7 @@ use app::{
     Directory, KeyringStore, MemoryStore, ProvisioningClient, SecretStore, SetupInput, Timeouts,
     Vault,
 };
-use backend::config::{ApiKey, Argon2Config, Config, Hidden};
+use backend::config::{ApiKey, Argon2Config, Config};
 use backend::engine::{Clock, Engine};
 use protocol::{DeviceInfo, Sensitive};
 use serde_json::{json, Value};
@@ -48,16 +48,21 @@ pub struct Backend {
 impl Backend {
     pub async fn start(skew: i64, tweak: impl FnOnce(&mut Config)) -> Backend {
         let dir = tempfile::tempdir().unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // The server refuses a data directory others can read (tempdir makes it 0755).
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
         let mut cfg = Config {
             data_dir: dir.path().to_owned(),
-            database_url: Some(Hidden(format!(
+            database_url: Some(Sensitive(format!(
                 "sqlite://{}?mode=rwc",
                 dir.path().join("otp.db").display()
             ))),
-            master_key: Some(Hidden(MASTER_KEY.into())),
+            master_key: Some(Sensitive(MASTER_KEY.into())),
             api_keys: vec![ApiKey {
                 name: "ib".into(),
-                key: Hidden(API_KEY.into()),
+                key: Sensitive(API_KEY.into()),
             }],
             argon2: Argon2Config {
                 memory_kib: 8,

@@ -19,85 +19,17 @@ use std::time::Duration;
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use serde::Deserialize;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::config::Hidden;
+use crate::config::BankConfig;
+pub use crate::config::{MailConfig, SmtpTls};
 use crate::store::{MailRow, NewMail, Store, StoreError, TokenRow, Tx};
 
 use self::compose::Notice;
-
-/// How the connection to the SMTP server is secured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum SmtpTls {
-    /// Plain SMTP (a relay on the same host or network only).
-    None,
-    /// STARTTLS upgrade (submission, port 587).
-    #[default]
-    Starttls,
-    /// TLS from the first byte (port 465).
-    Tls,
-}
-
-/// `[mail]` in the configuration.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct MailConfig {
-    /// The sender, e.g. `OTP Bank <noreply@bank.example>`.
-    pub from: String,
-    /// SMTP server; unset: mails are written as `.eml` files to `data_dir/outbox`.
-    pub smtp_host: Option<String>,
-    pub smtp_port: Option<u16>,
-    pub tls: SmtpTls,
-    pub username: Option<String>,
-    pub password: Option<Hidden>,
-    /// First retry delay; doubles per attempt up to `retry_max_secs`.
-    pub retry_base_secs: u64,
-    pub retry_max_secs: u64,
-    /// How often the worker looks at the outbox, in milliseconds.
-    pub poll_ms: u64,
-}
-
-impl Default for MailConfig {
-    fn default() -> Self {
-        MailConfig {
-            from: "OTP Bank <noreply@bank.example>".into(),
-            smtp_host: None,
-            smtp_port: None,
-            tls: SmtpTls::default(),
-            username: None,
-            password: None,
-            retry_base_secs: 5,
-            retry_max_secs: 900,
-            poll_ms: 1000,
-        }
-    }
-}
-
-impl MailConfig {
-    /// # Errors
-    /// A sender that is not a mailbox, or a retry policy that is zero.
-    pub fn validate(&self) -> Result<(), String> {
-        self.from
-            .parse::<Mailbox>()
-            .map_err(|_| "mail.from must be an address like `Bank <noreply@bank.example>`")?;
-        if self.retry_base_secs == 0 || self.retry_max_secs < self.retry_base_secs {
-            return Err("mail.retry_base_secs must be >= 1 and <= mail.retry_max_secs".into());
-        }
-        if self.poll_ms == 0 {
-            return Err("mail.poll_ms must be >= 1".into());
-        }
-        if self.password.is_some() && self.username.is_none() {
-            return Err("mail.password needs mail.username".into());
-        }
-        Ok(())
-    }
-}
 
 /// What the engine needs to write an issuance mail: where the link points and how long it lives.
 #[derive(Debug, Clone)]
@@ -129,6 +61,7 @@ pub fn link_code_hash(code: &str) -> String {
 #[allow(clippy::too_many_arguments)] // reason: one issuance's facts, named at the single call
 pub async fn enqueue_issuance(
     tx: &mut Tx<'_>,
+    bank: &BankConfig,
     links: &LinkSettings,
     customer_id: i64,
     token_id: i64,
@@ -136,21 +69,28 @@ pub async fn enqueue_issuance(
     service_id: &str,
     user_id: &str,
     now: i64,
+    resend: bool,
 ) -> Result<Zeroizing<String>, StoreError> {
     let mut raw = Zeroizing::new([0u8; 20]);
     rand::rngs::OsRng.fill_bytes(raw.as_mut());
     let code = Zeroizing::new(hex::encode(raw.as_ref()));
     let expires_at = now + i64::from(links.link_ttl_days) * 86_400;
-    tx.insert_download_link(token_id, &link_code_hash(&code), now, expires_at)
+    let link_id = tx
+        .insert_download_link(token_id, &link_code_hash(&code), now, expires_at)
         .await?;
     let url = Zeroizing::new(format!(
         "{}/dl/{}",
         links.public_url.trim_end_matches('/'),
         code.as_str()
     ));
-    let mail = compose::issuance(&url, service_id, user_id, expires_at);
+    let mail = compose::issuance(bank, &url, service_id, user_id, expires_at);
     tx.enqueue_mail(&NewMail {
-        dedupe_key: &format!("issue:{user_id}"),
+        // A resend is a new mail; an issuance's mail is sent once, whatever retries it.
+        dedupe_key: &if resend {
+            format!("resend:{user_id}:{link_id}")
+        } else {
+            format!("issue:{user_id}")
+        },
         kind: "issuance",
         customer_id: Some(customer_id),
         user_id: Some(user_id),
@@ -171,6 +111,7 @@ pub async fn enqueue_issuance(
 /// The database refused the write.
 pub async fn enqueue_notice(
     tx: &mut Tx<'_>,
+    bank: &BankConfig,
     row: &TokenRow,
     notice: Notice,
     event: &str,
@@ -181,7 +122,7 @@ pub async fn enqueue_notice(
         .await?
         .and_then(|c| c.email)
         .unwrap_or_else(|| row.email.clone());
-    let mail = compose::notice(notice, &row.user_id, now);
+    let mail = compose::notice(bank, notice, &row.user_id, now);
     tx.enqueue_mail(&NewMail {
         dedupe_key: &format!("{}:{}:{event}", notice.kind(), row.user_id),
         kind: notice.kind(),
@@ -196,9 +137,70 @@ pub async fn enqueue_notice(
     Ok(())
 }
 
+/// Put a メール通知パスワード mail in the outbox, in the transaction that stores its hash. It goes
+/// to the customer's registered address `to`; `dedupe` makes each send one mail.
+///
+/// # Errors
+/// The database refused the write.
+#[allow(clippy::too_many_arguments)] // reason: one mail's facts, named at the single call
+pub async fn enqueue_mail_password(
+    tx: &mut Tx<'_>,
+    bank: &BankConfig,
+    customer_id: i64,
+    to: &str,
+    code: &str,
+    what: compose::MailPasswordFor<'_>,
+    dedupe: &str,
+    now: i64,
+    expires_at: i64,
+) -> Result<(), StoreError> {
+    let mail = compose::mail_password(bank, code, what, now, expires_at);
+    tx.enqueue_mail(&NewMail {
+        dedupe_key: dedupe,
+        kind: "mail_password",
+        customer_id: Some(customer_id),
+        user_id: None,
+        to_addr: to,
+        subject: &mail.subject,
+        body: &mail.body,
+        now,
+    })
+    .await?;
+    Ok(())
+}
+
+/// Tell the registered address `to` that a token was issued to `new_email` (when they differ).
+///
+/// # Errors
+/// The database refused the write.
+pub async fn enqueue_issued_elsewhere(
+    tx: &mut Tx<'_>,
+    bank: &BankConfig,
+    customer_id: i64,
+    to: &str,
+    new_email: &str,
+    user_id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let mail = compose::issued_elsewhere(bank, new_email, user_id, now);
+    tx.enqueue_mail(&NewMail {
+        dedupe_key: &format!("issued_elsewhere:{user_id}"),
+        kind: "notice_issued",
+        customer_id: Some(customer_id),
+        user_id: Some(user_id),
+        to_addr: to,
+        subject: &mail.subject,
+        body: &mail.body,
+        now,
+    })
+    .await?;
+    Ok(())
+}
+
 enum Transport {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
-    Files(AsyncFileTransport<Tokio1Executor>),
+    /// The outbox directory (0700); each mail one `.eml` file (0600).
+    Files(PathBuf),
 }
 
 /// The outbox worker.
@@ -251,8 +253,12 @@ impl MailWorker {
             }
             None => {
                 let dir: PathBuf = data_dir.join("outbox");
-                std::fs::create_dir_all(&dir)?;
-                Transport::Files(AsyncFileTransport::<Tokio1Executor>::new(dir))
+                let mut b = std::fs::DirBuilder::new();
+                b.recursive(true);
+                #[cfg(unix)]
+                std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+                b.create(&dir)?;
+                Transport::Files(dir)
             }
         };
         Ok(MailWorker {
@@ -352,8 +358,17 @@ impl MailWorker {
             Transport::Smtp(t) => {
                 t.send(msg).await?;
             }
-            Transport::Files(t) => {
-                let id = t.send(msg).await?;
+            Transport::Files(dir) => {
+                // Named by the outbox row, so a retry after a crash mid-write rewrites the
+                // same file; 0600: an issuance mail holds a download link.
+                let id = format!("{}-{}", row.created_at, row.id);
+                let mut opts = tokio::fs::OpenOptions::new();
+                opts.write(true).create(true).truncate(true);
+                #[cfg(unix)]
+                opts.mode(0o600);
+                let mut f = opts.open(dir.join(format!("{id}.eml"))).await?;
+                tokio::io::AsyncWriteExt::write_all(&mut f, &msg.formatted()).await?;
+                f.sync_all().await?;
                 // The development default: say where the mail is and, for an issuance, the link.
                 let link = row
                     .body
@@ -399,7 +414,7 @@ mod tests {
         MailConfig::default().validate().unwrap();
         let cfg = MailConfig {
             username: Some("u".into()),
-            password: Some(Hidden("smtp-secret".into())),
+            password: Some(crate::config::Sensitive("smtp-secret".into())),
             ..MailConfig::default()
         };
         assert!(!format!("{cfg:?}").contains("smtp-secret"));

@@ -5,7 +5,10 @@
 
 use sqlx::FromRow;
 
-use super::{AuditRow, CustomerRow, Result, Store, TokenRow, Tx, TOKEN_COLUMNS};
+use crate::crypto::Sealed;
+
+use super::tokens::TOKEN_COLUMNS;
+use super::{AuditRow, CustomerRow, Result, Store, TokenRow, Tx};
 
 /// A staff account. No `Debug`: it carries the password hash.
 #[derive(Clone, FromRow)]
@@ -18,7 +21,27 @@ pub struct StaffRow {
     pub created_at: i64,
     /// When the account was disabled; it cannot log in while set.
     pub disabled_at: Option<i64>,
+    /// The second factor's secret, sealed (migration 0012); `None`: no second factor yet.
+    pub totp_key_id: Option<String>,
+    pub totp_enc: Option<Vec<u8>>,
+    pub totp_format: Option<i64>,
+    /// The last step whose code was accepted (or spent by a failed login).
+    pub totp_last_step: Option<i64>,
 }
+
+impl StaffRow {
+    /// The sealed second-factor secret, if the member has one.
+    pub fn sealed_totp(&self) -> Option<Sealed> {
+        Some(Sealed {
+            key_id: self.totp_key_id.clone()?,
+            format: self.totp_format?,
+            blob: self.totp_enc.clone()?,
+        })
+    }
+}
+
+const STAFF_COLUMNS: &str = "id, login_id, name, role, password_hash, created_at, disabled_at, \
+    totp_key_id, totp_enc, totp_format, totp_last_step";
 
 /// A staff session. `id_hash` is the SHA-256 of the cookie value.
 #[derive(Debug, Clone, FromRow)]
@@ -63,20 +86,33 @@ pub struct NewStaffRequest<'a> {
 
 impl Store {
     pub async fn staff_by_login(&self, login_id: &str) -> Result<Option<StaffRow>> {
-        Ok(sqlx::query_as::<_, StaffRow>(
-            "SELECT id, login_id, name, role, password_hash, created_at, disabled_at FROM staff WHERE login_id = $1",
-        )
+        Ok(sqlx::query_as::<_, StaffRow>(&format!(
+            "SELECT {STAFF_COLUMNS} FROM staff WHERE login_id = $1"
+        ))
         .bind(login_id)
         .fetch_optional(&self.read)
         .await?)
     }
 
     pub async fn staff_by_id(&self, id: i64) -> Result<Option<StaffRow>> {
-        Ok(sqlx::query_as::<_, StaffRow>(
-            "SELECT id, login_id, name, role, password_hash, created_at, disabled_at FROM staff WHERE id = $1",
-        )
+        Ok(sqlx::query_as::<_, StaffRow>(&format!(
+            "SELECT {STAFF_COLUMNS} FROM staff WHERE id = $1"
+        ))
         .bind(id)
         .fetch_optional(&self.read)
+        .await?)
+    }
+
+    /// Up to `limit` staff members whose second factor is sealed under a key other than
+    /// `key_id`.
+    pub async fn staff_not_under_key(&self, key_id: &str, limit: i64) -> Result<Vec<StaffRow>> {
+        Ok(sqlx::query_as::<_, StaffRow>(&format!(
+            "SELECT {STAFF_COLUMNS} FROM staff WHERE totp_key_id IS NOT NULL AND totp_key_id <> $1 \
+             ORDER BY id LIMIT $2"
+        ))
+        .bind(key_id)
+        .bind(limit)
+        .fetch_all(&self.read)
         .await?)
     }
 
@@ -226,6 +262,93 @@ impl Store {
 }
 
 impl Tx<'_> {
+    /// # Errors
+    /// [`StoreError::Conflict`] when the login ID exists.
+    pub async fn insert_staff(
+        &mut self,
+        login_id: &str,
+        name: &str,
+        role: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<i64> {
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO staff (login_id, name, role, password_hash, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(login_id)
+        .bind(name)
+        .bind(role)
+        .bind(password_hash)
+        .bind(now)
+        .fetch_one(&mut *self.0)
+        .await?;
+        Ok(id)
+    }
+
+    /// The staff member as this transaction sees it (the last accepted step is decided on it).
+    pub async fn staff(&mut self, id: i64) -> Result<Option<StaffRow>> {
+        Ok(sqlx::query_as::<_, StaffRow>(&format!(
+            "SELECT {STAFF_COLUMNS} FROM staff WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *self.0)
+        .await?)
+    }
+
+    /// Give a staff member a new second factor (sealed), forgetting the old one's last step.
+    pub async fn set_staff_totp(&mut self, staff_id: i64, sealed: &Sealed) -> Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE staff SET totp_key_id = $1, totp_enc = $2, totp_format = $3, \
+             totp_last_step = NULL WHERE id = $4",
+        )
+        .bind(&sealed.key_id)
+        .bind(&sealed.blob)
+        .bind(sealed.format)
+        .bind(staff_id)
+        .execute(&mut *self.0)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    /// Spend a step of a staff member's codes, only if it is newer than the last one spent:
+    /// the compare-and-set that makes a code work once (RFC 6238 §5.2), even when two logins
+    /// send it at the same moment. Returns whether it was spent here.
+    pub async fn spend_staff_step(&mut self, staff_id: i64, step: i64) -> Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE staff SET totp_last_step = $1 WHERE id = $2 \
+             AND (totp_last_step IS NULL OR totp_last_step < $1)",
+        )
+        .bind(step)
+        .bind(staff_id)
+        .execute(&mut *self.0)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    /// Replace a staff member's sealed second factor if it is still sealed under `old_key_id`.
+    pub async fn reseal_staff_totp(
+        &mut self,
+        staff_id: i64,
+        old_key_id: &str,
+        sealed: &Sealed,
+    ) -> Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE staff SET totp_key_id = $1, totp_enc = $2, totp_format = $3 \
+             WHERE id = $4 AND totp_key_id = $5",
+        )
+        .bind(&sealed.key_id)
+        .bind(&sealed.blob)
+        .bind(sealed.format)
+        .bind(staff_id)
+        .bind(old_key_id)
+        .execute(&mut *self.0)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
     /// Disable a staff account at `now`, or (`None`) enable it again. `Some(id)` when the account
     /// changed; `None` when no account has this login ID or it was already so.
     pub async fn set_staff_disabled(

@@ -3,6 +3,7 @@
 //! - `POST /app/v1/setup` — body [`protocol::SetupRequest`]; answers [`protocol::SetupResponse`]
 //!   (the secret, its parameters, the server time), exactly once per token. Refusals are
 //!   `{code, message, attempts_left?, retry_after_secs?}` with the engine's stable codes:
+//!   `UNKNOWN_SERVICE_ID` (404: not this server's service ID, whatever the user ID),
 //!   `UNKNOWN_USER_ID` (404), `LINK_NOT_OPENED` (409), `ISSUANCE_EXPIRED` (410),
 //!   `WRONG_ACTIVATION_PASSWORD` (401, with `attempts_left`), `ISSUANCE_DEAD` (410),
 //!   `ALREADY_PROVISIONED` (409), `TOKEN_NOT_USABLE` (409), `RATE_LIMITED` (429, with
@@ -11,18 +12,24 @@
 //!
 //! Every answer carries `Cache-Control: no-store` (one of them holds a secret).
 //!
-//! Rate limits are fixed windows kept in this process's memory, per client IP and per user ID
-//! ([`AppApiConfig`]). With several backend instances each enforces its own limits, so the
-//! effective limit is multiplied by the number of instances; the engine's rule that five wrong
-//! activation passwords kill an issuance holds across instances regardless (it is in the
-//! database).
+//! Rate limits are sliding windows kept in this process's memory, per client and per user ID
+//! ([`AppApiConfig`]): at most `per_ip` (`per_user_id`) attempts in any `window_secs`, so a
+//! burst across a window boundary gets no more than the limit, and `Retry-After` says when the
+//! oldest counted attempt leaves the window. The client is the socket's peer, or behind a
+//! trusted proxy the address it reports (`web.trusted_proxies`, see [`super::client_ip`]); an
+//! IPv6 client counts as its /64. When the table is full the least recently seen clients are
+//! forgotten (a flood of new addresses costs the flooder, not every other customer). Per user
+//! ID limits are the main defence: an address is cheap, a user ID is the target. With several
+//! backend instances each enforces its own limits, so the effective limit is multiplied by the
+//! number of instances; the engine's rule that five wrong activation passwords kill an
+//! issuance holds across instances regardless (it is in the database).
 //!
 //! Auditing: the engine audits every setup it evaluates (never the password). This transport
 //! adds the attempts the engine cannot attribute: an unknown user ID, and the first refusal by a
-//! rate limit per key and window (later ones in the same window are only counted in the log, so
-//! a flood cannot turn into a flood of database writes).
+//! rate limit per key and window length (later ones are only counted in the log, so a flood
+//! cannot turn into a flood of database writes).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use axum::extract::State;
@@ -30,69 +37,41 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
-use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use protocol::{SetupRequest, SetupResponse, TimeResponse, WireSecret};
 
 use super::error::{ApiError, ApiJson};
 use super::{AppState, ClientIp};
+pub use crate::config::AppApiConfig;
 use crate::domain::DomainError;
 use crate::engine::{Actor, EngineError};
 
-/// `[app_api]`: rate limits of the app API.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(default, deny_unknown_fields)]
-pub struct AppApiConfig {
-    /// Setup attempts per client IP and window.
-    pub per_ip: u32,
-    /// Setup attempts per user ID and window.
-    pub per_user_id: u32,
-    /// Window length in seconds.
-    pub window_secs: u64,
-    /// Most keys (IPs + user IDs) tracked in one window; beyond it new keys are refused until
-    /// the window ends (fail closed), so memory stays bounded under a flood.
-    pub max_keys: usize,
-}
-
-impl Default for AppApiConfig {
-    fn default() -> Self {
-        AppApiConfig {
-            per_ip: 10,
-            per_user_id: 5,
-            window_secs: 60,
-            max_keys: 100_000,
-        }
-    }
-}
-
-impl AppApiConfig {
-    /// # Errors
-    /// A zero limit or window, or a window longer than a day.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.per_ip == 0 || self.per_user_id == 0 || self.max_keys == 0 {
-            return Err("app_api.per_ip, per_user_id and max_keys must be at least 1".into());
-        }
-        if !(1..=86_400).contains(&self.window_secs) {
-            return Err("app_api.window_secs must be 1..=86400".into());
-        }
-        Ok(())
-    }
-}
-
-/// What the app API needs beyond the engine: the issuer shown in the app, and the limiter.
+/// What the app API needs beyond the engine: the issuer shown in the app, and the limiters.
 #[derive(Debug)]
 pub struct AppApi {
     issuer: String,
-    limiter: RateLimiter,
+    cfg: AppApiConfig,
+    /// Per client address (IPv6 per /64).
+    by_ip: RateLimiter,
+    /// Per user ID: apart from the addresses, so a flood of addresses cannot push a user ID's
+    /// count out of the table.
+    by_user: RateLimiter,
 }
 
 impl AppApi {
     pub fn new(issuer: &str, cfg: &AppApiConfig) -> Self {
         AppApi {
             issuer: issuer.to_owned(),
-            limiter: RateLimiter::new(cfg.clone()),
+            cfg: cfg.clone(),
+            by_ip: RateLimiter::new(cfg.window_secs, cfg.max_keys),
+            by_user: RateLimiter::new(cfg.window_secs, cfg.max_keys),
         }
+    }
+
+    /// Clients and user IDs tracked now (for tests and metrics).
+    pub fn tracked_keys(&self) -> usize {
+        self.by_ip.tracked_keys() + self.by_user.tracked_keys()
     }
 }
 
@@ -101,65 +80,101 @@ impl AppApi {
 pub enum Admission {
     Allowed,
     /// Refused; retry after this many seconds. `first` marks the first refusal of this key in
-    /// this window (the one that is audited).
+    /// a window's length (the one that is audited).
     Limited {
         retry_after: u64,
         first: bool,
     },
 }
 
-/// Fixed-window counters keyed by string, for the current window only: when the window moves
-/// on, all counts are dropped, so the map never holds more than one window's keys (at most
-/// `max_keys`).
+/// Sliding-window limits keyed by string: each key keeps the times of its last `limit`
+/// admitted attempts, and an attempt is admitted when fewer than `limit` of them fall in the
+/// window ending now. Refused attempts are not recorded (they do not push the wait further
+/// out). The table holds at most `max_keys` keys: when a new key finds it full, keys with no
+/// attempt left in the window go first, then the least recently seen tenth.
 #[derive(Debug)]
 pub struct RateLimiter {
-    cfg: AppApiConfig,
-    state: Mutex<Windows>,
+    window_secs: u64,
+    max_keys: usize,
+    state: Mutex<HashMap<String, Entry>>,
 }
 
 #[derive(Debug, Default)]
-struct Windows {
-    window: u64,
-    counts: HashMap<String, u32>,
+struct Entry {
+    /// Admission times, oldest first; at most `limit` of them.
+    admitted: VecDeque<u64>,
+    last_seen: u64,
+    /// When a refusal of this key was last audited.
+    audited_refusal: Option<u64>,
 }
 
 impl RateLimiter {
-    pub fn new(cfg: AppApiConfig) -> Self {
+    pub fn new(window_secs: u64, max_keys: usize) -> Self {
         RateLimiter {
-            cfg,
-            state: Mutex::new(Windows::default()),
+            window_secs: window_secs.max(1),
+            max_keys: max_keys.max(1),
+            state: Mutex::new(HashMap::new()),
         }
     }
 
     /// Counts an attempt for `key` at `now` (Unix seconds) against `limit`.
     pub fn check(&self, key: &str, limit: u32, now: u64) -> Admission {
-        let window_secs = self.cfg.window_secs.max(1);
-        let window = now / window_secs;
-        let retry_after = (window + 1) * window_secs - now;
+        let window = self.window_secs;
+        let limit = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
         // A poisoned lock only means another request panicked mid-update of plain counters.
-        let mut st = self
+        let mut map = self
             .state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if st.window != window {
-            st.window = window;
-            st.counts.clear();
+        if !map.contains_key(key) && map.len() >= self.max_keys {
+            self.make_room(&mut map, now);
         }
-        if !st.counts.contains_key(key) && st.counts.len() >= self.cfg.max_keys {
-            return Admission::Limited {
-                retry_after,
-                first: false,
-            };
+        let e = map.entry(key.to_owned()).or_default();
+        e.last_seen = e.last_seen.max(now);
+        while e
+            .admitted
+            .front()
+            .is_some_and(|t| t.saturating_add(window) <= now)
+        {
+            e.admitted.pop_front();
         }
-        let count = st.counts.entry(key.to_owned()).or_insert(0);
-        *count = count.saturating_add(1);
-        if *count > limit {
-            Admission::Limited {
-                retry_after,
-                first: *count == limit.saturating_add(1),
-            }
-        } else {
-            Admission::Allowed
+        if e.admitted.len() < limit {
+            e.admitted.push_back(now);
+            return Admission::Allowed;
+        }
+        let oldest = e.admitted.front().copied().unwrap_or(now);
+        let retry_after = oldest.saturating_add(window).saturating_sub(now).max(1);
+        let first = e
+            .audited_refusal
+            .is_none_or(|t| t.saturating_add(window) <= now);
+        if first {
+            e.audited_refusal = Some(now);
+        }
+        Admission::Limited { retry_after, first }
+    }
+
+    /// Forget keys with nothing in the window; if that is not enough, the least recently seen
+    /// tenth of the table (so the next inserts are cheap: the scan is paid once per tenth).
+    fn make_room(&self, map: &mut HashMap<String, Entry>, now: u64) {
+        let window = self.window_secs;
+        map.retain(|_, e| {
+            e.admitted
+                .back()
+                .is_some_and(|t| t.saturating_add(window) > now)
+                || e.audited_refusal
+                    .is_some_and(|t| t.saturating_add(window) > now)
+        });
+        if map.len() < self.max_keys {
+            return;
+        }
+        let evict = (self.max_keys / 10).max(1);
+        let mut seen: Vec<(u64, String)> =
+            map.iter().map(|(k, e)| (e.last_seen, k.clone())).collect();
+        if evict < seen.len() {
+            seen.select_nth_unstable(evict - 1);
+        }
+        for (_, k) in seen.into_iter().take(evict) {
+            map.remove(&k);
         }
     }
 
@@ -168,9 +183,14 @@ impl RateLimiter {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .counts
             .len()
     }
+}
+
+/// The rate-limit key of a client address (see [`super::client_ip::limit_key`]).
+fn client_key(ip: Option<&str>) -> String {
+    ip.and_then(|s| s.parse().ok())
+        .map_or_else(|| "ip:unknown".to_owned(), super::client_ip::limit_key)
 }
 
 /// Routes, relative to `/app/v1`.
@@ -206,11 +226,10 @@ async fn setup(
 ) -> Result<Json<SetupResponse>, ApiError> {
     let now = st.engine.now();
     let actor = Actor::new("app", ip.clone());
-    let limiter = &st.app_api.limiter;
-    let ip_key = format!("ip:{}", ip.as_deref().unwrap_or("unknown"));
+    let api = &st.app_api;
+    let ip_key = client_key(ip.as_deref());
     let user_id = body.as_ref().ok().map(|b| b.0.user_id.as_str().to_owned());
-    if let Admission::Limited { retry_after, first } =
-        limiter.check(&ip_key, limiter.cfg.per_ip, now)
+    if let Admission::Limited { retry_after, first } = api.by_ip.check(&ip_key, api.cfg.per_ip, now)
     {
         return Err(
             refuse_limited(&st, user_id.as_deref(), &ip_key, retry_after, first, &actor).await,
@@ -219,7 +238,7 @@ async fn setup(
     let ApiJson(req) = body?;
     let user_key = format!("user:{}", req.user_id.as_str());
     if let Admission::Limited { retry_after, first } =
-        limiter.check(&user_key, limiter.cfg.per_user_id, now)
+        api.by_user.check(&user_key, api.cfg.per_user_id, now)
     {
         return Err(refuse_limited(
             &st,
@@ -231,7 +250,10 @@ async fn setup(
         )
         .await);
     }
-    let password = Zeroizing::new(req.activation_password.expose().clone());
+    // Full-width digits, as a Japanese input method types them, count as digits.
+    let password = Zeroizing::new(crate::domain::fields::half_width_digits(
+        req.activation_password.expose(),
+    ));
     let provisioned = match st
         .engine
         .provision(&req.service_id, &req.user_id, password, &req.device, &actor)
@@ -239,7 +261,10 @@ async fn setup(
     {
         Ok(p) => p,
         Err(e) => {
-            if matches!(e, EngineError::Domain(DomainError::UnknownToken)) {
+            if matches!(
+                e,
+                EngineError::Domain(DomainError::UnknownToken | DomainError::UnknownService)
+            ) {
                 st.engine
                     .audit_app_refusal(req.user_id.as_str(), e.code(), &actor)
                     .await;
@@ -287,36 +312,28 @@ async fn time(State(st): State<AppState>) -> Json<TimeResponse> {
 mod tests {
     use super::*;
 
-    fn limiter(per_ip: u32, max_keys: usize) -> RateLimiter {
-        RateLimiter::new(AppApiConfig {
-            per_ip,
-            per_user_id: 2,
-            window_secs: 60,
-            max_keys,
-        })
-    }
-
     #[test]
-    fn fixed_window_counts_and_resets() {
-        let l = limiter(3, 100);
-        let t = 6_000; // start of a window
-        for _ in 0..3 {
-            assert_eq!(l.check("ip:a", 3, t + 10), Admission::Allowed);
+    fn sliding_window_counts_and_frees_one_slot_at_a_time() {
+        let l = RateLimiter::new(60, 100);
+        let t = 6_000;
+        for i in 0..3 {
+            assert_eq!(l.check("ip:a", 3, t + i * 10), Admission::Allowed);
         }
         assert_eq!(
-            l.check("ip:a", 3, t + 10),
+            l.check("ip:a", 3, t + 25),
             Admission::Limited {
-                retry_after: 50,
+                retry_after: 35,
                 first: true
             },
-            "the fourth attempt in the window is refused until the window ends"
+            "the fourth attempt within 60 s waits until the first leaves the window"
         );
         assert_eq!(
             l.check("ip:a", 3, t + 59),
             Admission::Limited {
                 retry_after: 1,
                 first: false
-            }
+            },
+            "refusals are audited once per window length"
         );
         assert_eq!(
             l.check("ip:b", 3, t + 59),
@@ -326,23 +343,73 @@ mod tests {
         assert_eq!(
             l.check("ip:a", 3, t + 60),
             Admission::Allowed,
-            "a new window"
+            "the first left"
         );
-        assert_eq!(l.tracked_keys(), 1, "old windows' keys are dropped");
+        assert_eq!(
+            l.check("ip:a", 3, t + 61),
+            Admission::Limited {
+                retry_after: 9,
+                first: false
+            },
+            "only one slot freed: the second attempt (t+10) is still in the window"
+        );
+    }
+
+    /// Issue 14 item 9: fixed windows let a burst at the end of one window and another at the
+    /// start of the next through (twice the limit within two seconds).
+    #[test]
+    fn a_burst_across_a_window_boundary_gets_only_the_limit() {
+        let l = RateLimiter::new(60, 100);
+        let t = 6_000; // a multiple of 60: where a fixed window would start
+        for _ in 0..10 {
+            assert_eq!(l.check("ip:a", 10, t - 1), Admission::Allowed);
+        }
+        let mut admitted = 0;
+        for _ in 0..10 {
+            if l.check("ip:a", 10, t) == Admission::Allowed {
+                admitted += 1;
+            }
+        }
+        assert_eq!(admitted, 0, "no more than 10 attempts in any 60 seconds");
+        assert_eq!(
+            l.check("ip:a", 10, t),
+            Admission::Limited {
+                retry_after: 59,
+                first: false
+            },
+            "Retry-After is when the burst leaves the window"
+        );
+        assert_eq!(l.check("ip:a", 10, t + 59), Admission::Allowed);
     }
 
     #[test]
-    fn memory_is_bounded_and_fails_closed() {
-        let l = limiter(10, 2);
-        assert_eq!(l.check("a", 10, 0), Admission::Allowed);
-        assert_eq!(l.check("b", 10, 0), Admission::Allowed);
-        assert!(
-            matches!(l.check("c", 10, 0), Admission::Limited { .. }),
-            "a full table refuses new keys instead of growing"
+    fn a_full_table_forgets_the_least_recently_seen_instead_of_refusing_everyone() {
+        let l = RateLimiter::new(60, 3);
+        assert_eq!(l.check("a", 1, 0), Admission::Allowed);
+        assert_eq!(l.check("b", 1, 1), Admission::Allowed);
+        assert_eq!(l.check("c", 1, 2), Admission::Allowed);
+        assert!(matches!(l.check("b", 1, 3), Admission::Limited { .. }));
+        assert_eq!(
+            l.check("d", 1, 4),
+            Admission::Allowed,
+            "a new client is served when the table is full"
         );
-        assert_eq!(l.check("a", 10, 1), Admission::Allowed, "known keys go on");
-        assert_eq!(l.tracked_keys(), 2);
-        assert_eq!(l.check("c", 10, 60), Admission::Allowed, "next window");
+        assert_eq!(l.tracked_keys(), 3, "memory stays bounded");
+        assert!(
+            matches!(l.check("b", 1, 5), Admission::Limited { .. }),
+            "a recently seen key keeps its count"
+        );
+        assert_eq!(
+            l.check("a", 1, 6),
+            Admission::Allowed,
+            "the least recently seen key was the one forgotten"
+        );
+        // Keys whose window has passed go before anyone still limited.
+        let l = RateLimiter::new(60, 2);
+        assert_eq!(l.check("old", 1, 0), Admission::Allowed);
+        assert_eq!(l.check("busy", 1, 100), Admission::Allowed);
+        assert_eq!(l.check("new", 1, 101), Admission::Allowed);
+        assert!(matches!(l.check("busy", 1, 102), Admission::Limited { .. }));
     }
 
     #[test]

@@ -44,22 +44,30 @@ impl ApiError {
     }
 }
 
+/// The one mapping from engine errors to HTTP statuses, for the APIs and the screens alike.
+pub fn status_of(e: &EngineError) -> StatusCode {
+    use EngineError as E;
+    match e {
+        E::Invalid { .. } | E::CodeFormat(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        E::Domain(
+            DomainError::UnknownToken | DomainError::UnknownCustomer | DomainError::UnknownService,
+        ) => StatusCode::NOT_FOUND,
+        E::Domain(DomainError::Corrupt(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+        E::Domain(_) => StatusCode::CONFLICT,
+        E::Forbidden { .. } => StatusCode::FORBIDDEN,
+        E::Stale | E::Conflict { .. } => StatusCode::CONFLICT,
+        E::NotFound { .. } => StatusCode::NOT_FOUND,
+        E::LinkNotOpened | E::AlreadyProvisioned | E::TokenNotUsable => StatusCode::CONFLICT,
+        E::IssuanceExpired | E::IssuanceDead => StatusCode::GONE,
+        E::WrongActivationPassword { .. } => StatusCode::UNAUTHORIZED,
+        E::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        E::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
-        use EngineError as E;
-        let status = match &e {
-            E::Invalid { .. } | E::CodeFormat(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            E::Domain(DomainError::UnknownToken | DomainError::UnknownCustomer) => {
-                StatusCode::NOT_FOUND
-            }
-            E::Domain(DomainError::Corrupt(_)) => StatusCode::INTERNAL_SERVER_ERROR,
-            E::Domain(_) => StatusCode::CONFLICT,
-            E::LinkNotOpened | E::AlreadyProvisioned | E::TokenNotUsable => StatusCode::CONFLICT,
-            E::IssuanceExpired | E::IssuanceDead => StatusCode::GONE,
-            E::WrongActivationPassword { .. } => StatusCode::UNAUTHORIZED,
-            E::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            E::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        let status = status_of(&e);
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             let id = error_id();
             // The log gets the cause; the client gets only the id to quote.
@@ -67,7 +75,7 @@ impl From<EngineError> for ApiError {
             return ApiError::new(status, "INTERNAL", format!("internal error (id {id})"));
         }
         let mut err = ApiError::new(status, e.code(), e.to_string());
-        if let E::WrongActivationPassword { attempts_left } = e {
+        if let EngineError::WrongActivationPassword { attempts_left } = e {
             err.body.attempts_left = Some(attempts_left);
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {

@@ -16,7 +16,7 @@ use protocol::Sensitive;
 use super::error::{ApiError, ApiJson};
 use super::{AppState, ClientIp, HostKey};
 use crate::domain::Purpose;
-use crate::engine::{Actor, EngineError, Issued, TokenStatus, VerifyReport};
+use crate::engine::{Actor, Issued, TokenStatus, VerifyReport};
 
 /// The OpenAPI 3.1 document of this API.
 pub const OPENAPI: &str = include_str!("../../openapi.json");
@@ -102,6 +102,11 @@ fn z(s: &Sensitive<String>) -> Zeroizing<String> {
     Zeroizing::new(s.expose().clone())
 }
 
+/// A field of digits only (codes, activation passwords): full-width digits count as digits.
+fn digits(s: &Sensitive<String>) -> Zeroizing<String> {
+    Zeroizing::new(crate::domain::fields::half_width_digits(s.expose()))
+}
+
 async fn create_customer(
     State(st): State<AppState>,
     Extension(host): Extension<HostName>,
@@ -147,7 +152,7 @@ async fn issue_token(
         .issue_token(
             &login_id,
             &body.email,
-            z(&body.activation_password),
+            digits(&body.activation_password),
             &actor(&host, ip),
         )
         .await?;
@@ -182,7 +187,9 @@ async fn run_verify(
     actor: Actor,
 ) -> Result<Json<VerifyReport>, ApiError> {
     Ok(Json(
-        st.engine.verify(user_id, z(code), purpose, actor).await?,
+        st.engine
+            .verify(user_id, digits(code), purpose, actor)
+            .await?,
     ))
 }
 
@@ -243,18 +250,9 @@ async fn unlock(
     Path(user_id): Path<String>,
     ApiJson(body): ApiJson<UnlockBody>,
 ) -> Result<Json<TokenStatus>, ApiError> {
-    let reason = body.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(EngineError::Invalid {
-            field: "reason",
-            code: "INVALID_REASON",
-            message: "reason is required (1-500 characters)".into(),
-        }
-        .into());
-    }
     Ok(Json(
         st.engine
-            .unlock(&user_id, &actor(&host, ip), reason)
+            .unlock(&user_id, &actor(&host, ip), &body.reason)
             .await?,
     ))
 }

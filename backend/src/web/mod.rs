@@ -1,22 +1,29 @@
 //! HTTP transports over the engine. Handlers are thin: parse, call the engine, map the error.
 //!
 //! - `/host/v1/…`: the JSON API the bank's internet-banking host calls (bearer API keys);
-//! - `/healthz`, `/readyz`, `/metrics`: operations.
+//! - `/healthz`, `/readyz`: operations, open to anyone (they say only "ok" or "ready");
+//! - `/metrics`: operations, only with `Authorization: Bearer <web.metrics_key>` (off without
+//!   a key): the counters tell an outsider the bank's traffic and failure rates.
+//!
+//! With an `https://` `web.public_url` every response carries `Strict-Transport-Security`.
 
 pub mod app_api;
+pub mod client_ip;
 pub mod error;
 pub mod host_api;
 pub mod pages;
+pub mod serve;
 pub mod staff;
+mod text_guard;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRef, FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use sha2::{Digest, Sha256};
@@ -73,18 +80,34 @@ pub struct AppState {
     pub staff: Arc<staff::Console>,
 }
 
-/// The client's address, when the server was started with connect info.
+/// The client's address, when the server was started with connect info: the peer, or the
+/// address a trusted proxy reports for it ([`client_ip`]).
 #[derive(Debug, Clone)]
 pub struct ClientIp(pub Option<String>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl ClientIp {
+    /// The address itself, for rate limits.
+    pub fn addr(parts: &Parts, st: &AppState) -> Option<std::net::IpAddr> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>()?.0.ip();
+        let web = &st.site.cfg;
+        Some(client_ip::resolve(
+            peer,
+            &parts.headers,
+            &web.trusted_proxies,
+            web.client_ip_header,
+        ))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp
+where
+    AppState: FromRef<S>,
+{
     type Rejection = std::convert::Infallible;
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let st = AppState::from_ref(state);
         Ok(ClientIp(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string()),
+            ClientIp::addr(parts, &st).map(|ip| ip.to_string()),
         ))
     }
 }
@@ -96,36 +119,98 @@ pub fn app(state: AppState) -> Router {
         .nest("/host/v1", host_api::router(state.clone()))
         .nest("/app/v1", app_api::router())
         .merge(pages::router())
-        .merge(staff::router())
+        .merge(staff::router(state.clone()))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        // Every text field, query value and path segment is checked once, here, before any
+        // handler or database sees it.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            text_guard::refuse_bad_text,
+        ))
+        .layer(axum::middleware::map_response_with_state(
+            state.clone(),
+            strict_transport,
+        ))
         .layer(DefaultBodyLimit::max(limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(15),
+        ))
+        // What the framework answers by itself on the customer's paths, as the screens' pages.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            pages::error_pages,
         ))
         // Logs method, path, status and latency; never bodies or headers (which hold keys).
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }
 
+/// Ready when the database answers and takes a write: a full disk or a read-only database
+/// answers `SELECT 1` happily while every verification fails.
 async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
-    match st.engine.store().ping().await {
-        Ok(()) => (StatusCode::OK, "ready").into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
-        }
+    let store = st.engine.store();
+    if let Err(e) = store.ping().await {
+        tracing::warn!(error = %e, "readiness check failed: database unreachable");
+        return (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response();
     }
+    if let Err(e) = store.write_probe(st.engine.now()).await {
+        tracing::warn!(error = %e, "readiness check failed: the database cannot write");
+        return (StatusCode::SERVICE_UNAVAILABLE, "database cannot write").into_response();
+    }
+    (StatusCode::OK, "ready").into_response()
 }
 
-async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
+/// HSTS when the public URL is https: browsers then never try plain HTTP (nor let a user
+/// click through a certificate warning) for a year.
+async fn strict_transport(State(st): State<AppState>, mut res: Response) -> Response {
+    if st.site.secure {
+        res.headers_mut().insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    res
+}
+
+async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(key) = st.site.cfg.metrics_key.as_ref() else {
+        return (
+            StatusCode::NOT_FOUND,
+            "metrics are off: set web.metrics_key",
+        )
+            .into_response();
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Digests of both, compared in constant time (length included).
+    let ok: bool = subtle::ConstantTimeEq::ct_eq(
+        Sha256::digest(presented.as_bytes()).as_slice(),
+        Sha256::digest(key.0.as_bytes()).as_slice(),
+    )
+    .into();
+    if !ok {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "metrics need Authorization: Bearer <web.metrics_key>",
+        )
+            .into_response();
+    }
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        st.engine.metrics().render(),
+        st.engine
+            .metrics()
+            .render_with_store(st.engine.store(), st.engine.now())
+            .await,
     )
+        .into_response()
 }

@@ -239,7 +239,7 @@ async fn rate_limits_per_user_and_per_ip(db: Db) {
     })
     .await;
     let uid = s.issued("saburo1").await;
-    // Per user ID: 3 attempts, then 429 with Retry-After until the window ends.
+    // Per user ID: 3 attempts, then 429 with Retry-After until the first leaves the window.
     for _ in 0..3 {
         let (st, _, v) = s.setup(&uid, "1234").await;
         assert_eq!(code_of(&v), "LINK_NOT_OPENED", "{st}");
@@ -249,9 +249,9 @@ async fn rate_limits_per_user_and_per_ip(db: Db) {
         (st, code_of(&v)),
         (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED")
     );
-    // T0 is 30 s into a 60 s window.
-    assert_eq!(h[reqwest::header::RETRY_AFTER], "30");
-    assert_eq!(v["retry_after_secs"].as_u64(), Some(30));
+    // The window slides: the attempts at T0 leave it 60 s later.
+    assert_eq!(h[reqwest::header::RETRY_AFTER], "60");
+    assert_eq!(v["retry_after_secs"].as_u64(), Some(60));
     let (st, _, _) = s.setup(&uid, "1234").await;
     assert_eq!(st, StatusCode::TOO_MANY_REQUESTS);
     let limited: Vec<_> = s
@@ -281,8 +281,11 @@ async fn rate_limits_per_user_and_per_ip(db: Db) {
         "the ninth attempt from one IP in a window"
     );
 
-    // The next window lets the customer in again.
-    s.env.clock.advance(30);
+    // A minute later the customer is let in again (a second earlier, not yet).
+    s.env.clock.advance(59);
+    let (st, _, _) = s.setup(&uid, "1234").await;
+    assert_eq!(st, StatusCode::TOO_MANY_REQUESTS);
+    s.env.clock.advance(1);
     let (st, _, v) = s.setup(&uid, "1234").await;
     assert_eq!((st, code_of(&v)), (StatusCode::CONFLICT, "LINK_NOT_OPENED"));
 }

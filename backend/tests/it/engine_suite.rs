@@ -1,8 +1,8 @@
 //! The store and engine suite, run against SQLite and PostgreSQL alike.
 
-use backend::banking::{Login, PasswordCheck};
 use backend::domain::{DomainError, Outcome, Purpose, TokenState};
 use backend::engine::{Actor, Clock, EngineError};
+use backend::engine::{Login, PasswordCheck};
 use protocol::{ServiceId, UserId};
 
 use crate::both_dbs;
@@ -338,7 +338,8 @@ async fn activation_password_attempts(db: Db) {
         env.engine.token_status(&uid).await.unwrap().state,
         TokenState::Voided
     );
-    // Unknown service ID for a real user ID is as unknown as a wrong user ID.
+    // A service ID this server does not serve is named as the wrong field (issue 14 item 4),
+    // for a real user ID as for any other: the answer tells nothing about user IDs.
     let err = env
         .engine
         .provision(
@@ -350,7 +351,7 @@ async fn activation_password_attempts(db: Db) {
         )
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "UNKNOWN_USER_ID");
+    assert_eq!(err.code(), "UNKNOWN_SERVICE_ID");
     // The customer issues again (same day is fine: nothing was deactivated).
     env.issue("saburo1").await;
     let audit = env.audit(&uid).await;
@@ -534,8 +535,13 @@ async fn secrets_sealed_and_keys_rotate(db: Db) {
         dir: tempfile::tempdir().unwrap(),
         pg_name: None,
     };
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // The server refuses a data directory others can read (tempdir makes it 0755).
+        std::fs::set_permissions(db2.dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
     let mut cfg = config_for(&db2);
-    cfg.master_key = Some(backend::config::Hidden(two_keys));
+    cfg.master_key = Some(backend::config::Sensitive(two_keys));
     let (state2, _) = backend::build_default(&cfg).await.unwrap();
     let n = state2.engine.reseal_all().await.unwrap();
     assert_eq!(n, 1);
@@ -564,7 +570,7 @@ async fn secrets_sealed_and_keys_rotate(db: Db) {
 
     // Start-up refuses a key set that lacks a key in use, and a wrong key under a known id.
     let mut only_old = config_for(&db2);
-    only_old.master_key = Some(backend::config::Hidden(MASTER_KEY.into()));
+    only_old.master_key = Some(backend::config::Sensitive(MASTER_KEY.into()));
     let err = backend::build_default(&only_old)
         .await
         .err()
@@ -575,7 +581,7 @@ async fn secrets_sealed_and_keys_rotate(db: Db) {
         "{err}"
     );
     let mut wrong = config_for(&db2);
-    wrong.master_key = Some(backend::config::Hidden(format!(
+    wrong.master_key = Some(backend::config::Sensitive(format!(
         "test2:{}",
         "03".repeat(32)
     )));

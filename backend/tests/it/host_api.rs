@@ -165,7 +165,8 @@ async fn journey_over_http() {
         .await;
     assert_eq!(
         (st, code_of(&v)),
-        (StatusCode::UNPROCESSABLE_ENTITY, "INVALID_REASON")
+        (StatusCode::UNPROCESSABLE_ENTITY, "REASON_REQUIRED"),
+        "one reason rule (domain::fields::reason) for every transport"
     );
     let (st, v) = s
         .post(
@@ -200,6 +201,7 @@ async fn journey_over_http() {
     let text = s
         .http
         .get(format!("{}/metrics", s.base))
+        .bearer_auth(METRICS_KEY)
         .send()
         .await
         .unwrap()
@@ -348,14 +350,7 @@ async fn refuses_bad_requests() {
     );
 
     // Codes.
-    for bad in [
-        "12345",
-        "1234567",
-        "12345a",
-        "１２３４５６",
-        " 123456",
-        "123456789",
-    ] {
+    for bad in ["12345", "1234567", "12345a", " 123456", "123456789"] {
         let (st, v) = s
             .post(
                 &format!("/host/v1/tokens/{uid}/verify"),
@@ -485,7 +480,19 @@ async fn refuses_bad_requests() {
         .await;
     assert_eq!(
         (st, code_of(&v)),
-        (StatusCode::UNPROCESSABLE_ENTITY, "NOT_LOCKED")
+        (StatusCode::UNPROCESSABLE_ENTITY, "REASON_REQUIRED"),
+        "the host API's reasons follow the one reason rule (3-500 characters)"
+    );
+    let (st, v) = s
+        .post(
+            &format!("/host/v1/tokens/{uid}/unlock"),
+            json!({"reason": "caller verified"}),
+        )
+        .await;
+    assert_eq!(
+        (st, code_of(&v)),
+        (StatusCode::CONFLICT, "NOT_LOCKED"),
+        "not locked is a conflict with the token's state, not a bad field"
     );
 }
 

@@ -27,9 +27,32 @@ impl Proc {
 
     /// Start with `remove` taken out of the environment the defaults set.
     async fn start_without(db: &TestDb, extra: &[(&str, &str)], remove: &[&str]) -> Proc {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("serve")
-            .env("OTP_LISTEN", "127.0.0.1:0")
+        Proc::start_opts(db, extra, remove, None).await
+    }
+
+    /// Start with `remove` taken out of the environment, and, given `nofile_soft`, with the
+    /// soft limit on open files lowered to it (as a distribution's default 1,024 would be).
+    pub(crate) async fn start_opts(
+        db: &TestDb,
+        extra: &[(&str, &str)],
+        remove: &[&str],
+        nofile_soft: Option<u64>,
+    ) -> Proc {
+        let mut cmd = match nofile_soft {
+            None => {
+                let mut c = Command::new(BIN);
+                c.arg("serve");
+                c
+            }
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -Sn {n} && exec \"$0\" serve"))
+                    .arg(BIN);
+                c
+            }
+        };
+        cmd.env("OTP_LISTEN", "127.0.0.1:0")
             .env("OTP_DATA_DIR", db.dir.path())
             .env("OTP_DATABASE_URL", &db.url)
             .env("OTP_MASTER_KEY", MASTER_KEY)
@@ -67,12 +90,30 @@ impl Proc {
         Proc { child, base, logs }
     }
 
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id().unwrap_or(0)
+    }
+
     async fn verify(&self, http: &reqwest::Client, uid: &str, code: &str) -> (u16, Value) {
         verify_at(http, &self.base, uid, code).await
     }
+
+    /// Kill the process with SIGKILL (no shutdown of any kind) and wait for it.
+    pub(crate) async fn kill9(mut self) {
+        let _ = std::process::Command::new("kill")
+            .arg("-KILL")
+            .arg(self.pid().to_string())
+            .status();
+        let _ = self.child.wait().await;
+    }
 }
 
-async fn verify_at(http: &reqwest::Client, base: &str, uid: &str, code: &str) -> (u16, Value) {
+pub(crate) async fn verify_at(
+    http: &reqwest::Client,
+    base: &str,
+    uid: &str,
+    code: &str,
+) -> (u16, Value) {
     {
         let res = http
             .post(format!("{base}/host/v1/tokens/{uid}/verify"))
@@ -95,7 +136,7 @@ async fn run(args: &[&str], envs: &[(&str, String)]) -> (bool, String) {
 }
 
 /// Run the binary with `stdin`, in `cwd`; (success, stdout, stderr).
-async fn run_with_stdin(
+pub(crate) async fn run_with_stdin(
     args: &[&str],
     envs: &[(&str, String)],
     stdin: &str,
@@ -229,6 +270,11 @@ async fn database_goes_away_and_comes_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn startup_refuses_missing_or_wrong_master_key() {
     let dir = tempfile::tempdir().unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // The server refuses a data directory others can read (tempdir makes it 0755).
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
     let data = dir.path().to_str().unwrap().to_owned();
     let base = [
         ("OTP_DATA_DIR", data.clone()),
@@ -500,7 +546,7 @@ async fn keys_rotate_while_a_server_runs() {
     let p = Proc::start_without(&db, &[], &["OTP_MASTER_KEY"]).await;
     let mut cfg = backend::config::Config::load(None).unwrap();
     cfg.data_dir = db.dir.path().to_owned();
-    cfg.database_url = Some(backend::config::Hidden(db.url.clone()));
+    cfg.database_url = Some(backend::config::Sensitive(db.url.clone()));
     cfg.argon2 = backend::config::Argon2Config {
         memory_kib: 8,
         iterations: 1,
@@ -646,6 +692,41 @@ async fn cli_adds_customers_and_staff_and_serve_says_where_things_are() {
     )
     .await;
     assert!(ok && out.contains("supervisor"), "{err}");
+    // The second factor, shown once: a QR code drawn in the terminal and the otpauth URI.
+    let uri = out
+        .lines()
+        .find(|l| l.starts_with("otpauth://"))
+        .unwrap_or_else(|| panic!("an otpauth URI in {out}"));
+    let key = protocol::KeyUri::parse(uri).unwrap();
+    assert_eq!(key.account, "ops0001");
+    assert_eq!(key.params, backend::domain::staff::STAFF_TOTP);
+    assert!(
+        out.contains('\u{2588}') && out.contains('\u{2580}'),
+        "a QR code in Unicode half blocks: {out}"
+    );
+    assert!(!err.contains(uri), "the URI goes to standard output only");
+    // A new one (a lost phone) replaces it.
+    let (ok, out2, err) = run_with_stdin(
+        &[
+            "staff",
+            "totp",
+            "--login-id",
+            "ops0001",
+            "--reason",
+            "phone lost",
+        ],
+        &fast,
+        "",
+        None,
+    )
+    .await;
+    assert!(ok, "{err}");
+    let uri2 = out2.lines().find(|l| l.starts_with("otpauth://")).unwrap();
+    assert_ne!(
+        protocol::KeyUri::parse(uri2).unwrap().secret,
+        key.secret,
+        "a new secret"
+    );
     let (ok, _, err) = run_with_stdin(
         &["staff", "add", "--login-id", "ops0002", "--role", "admin"],
         &fast,

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use backend::config::{Argon2Config, Config, Hidden};
+use backend::config::{Argon2Config, Config, Sensitive};
 use backend::engine::{Actor, Engine, ManualClock};
 use backend::web::AppState;
 use protocol::{code_at_step, DeviceInfo, Secret, ServiceId, TotpParams, UserId};
@@ -17,6 +17,8 @@ pub const T0: u64 = 1_795_575_630;
 pub const MASTER_KEY: &str =
     "test1:0101010101010101010101010101010101010101010101010101010101010101";
 pub const API_KEY: &str = "host-test-key-0123456789abcdef0123456789";
+/// `web.metrics_key` of every test configuration.
+pub const METRICS_KEY: &str = "metrics-test-key-0123456789abcdef0123";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Db {
@@ -39,6 +41,11 @@ pub fn pg_admin_url() -> String {
 impl TestDb {
     pub async fn new(db: Db) -> TestDb {
         let dir = tempfile::tempdir().unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // The server refuses a data directory others can read (tempdir makes it 0755).
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
         match db {
             Db::Sqlite => TestDb {
                 url: format!("sqlite://{}?mode=rwc", dir.path().join("otp.db").display()),
@@ -86,16 +93,26 @@ fn rand_bytes() -> [u8; 6] {
 pub fn config_for(db: &TestDb) -> Config {
     Config {
         data_dir: db.dir.path().to_owned(),
-        database_url: Some(Hidden(db.url.clone())),
-        master_key: Some(Hidden(MASTER_KEY.into())),
+        database_url: Some(Sensitive(db.url.clone())),
+        master_key: Some(Sensitive(MASTER_KEY.into())),
         api_keys: vec![backend::config::ApiKey {
             name: "ib".into(),
-            key: Hidden(API_KEY.into()),
+            key: Sensitive(API_KEY.into()),
         }],
         argon2: Argon2Config {
             memory_kib: 8,
             iterations: 1,
             parallelism: 1,
+        },
+        web: backend::config::WebConfig {
+            metrics_key: Some(Sensitive(METRICS_KEY.into())),
+            ..Default::default()
+        },
+        // The tests read the console in English (its default is Japanese; see
+        // staff::the_console_defaults_to_the_configured_language).
+        staff: backend::config::StaffConfig {
+            language: "en".into(),
+            ..Default::default()
         },
         ..Config::default()
     }
@@ -108,6 +125,8 @@ pub struct Env {
     pub db: TestDb,
     #[allow(dead_code)] // reason: kept for tests that restart with the same configuration
     pub cfg: Config,
+    /// The second-factor secrets of the staff members a test made, by login ID.
+    pub staff_secrets: Arc<std::sync::Mutex<std::collections::HashMap<String, Secret>>>,
 }
 
 impl Env {
@@ -129,6 +148,7 @@ impl Env {
             clock,
             db,
             cfg,
+            staff_secrets: Arc::default(),
         }
     }
 

@@ -14,9 +14,9 @@ use super::i18n::{msg, Lang};
 use super::otp::{check_code, status_key, CodeCheck};
 use super::session::{self, Loaded, Session, FULL, OTP};
 use super::{base_ctx, csrf_refused, engine_error_page, lang_of, see_other, FieldErrors};
-use crate::banking::Login;
 use crate::domain::Purpose;
 use crate::engine::Actor;
+use crate::engine::Login;
 use crate::web::{AppState, ClientIp};
 
 fn with_cookie(mut res: Response, cookie: Option<HeaderValue>) -> Response {
@@ -26,14 +26,14 @@ fn with_cookie(mut res: Response, cookie: Option<HeaderValue>) -> Response {
     res
 }
 
-/// `/lang?to=en&back=/path`: remember the language, go back.
+/// `/lang?to=en&back=/path`: remember the language, go back: only to one of the screens'
+/// own paths ([`super::screen_path`]), anything else goes to `/top`.
 pub async fn switch_lang(Query(q): Query<HashMap<String, String>>) -> Response {
     let lang = q.get("to").and_then(|l| Lang::parse(l)).unwrap_or(Lang::Ja);
-    // Only a local path: never an open redirect.
     let back = q
         .get("back")
-        .filter(|b| b.starts_with('/') && !b.starts_with("//") && !b.contains('\\'))
-        .map_or("/top", String::as_str);
+        .and_then(|b| super::screen_path(b))
+        .unwrap_or("/top");
     let mut res = see_other(back);
     if let Ok(v) = HeaderValue::from_str(&format!(
         "lang={}; Path=/; SameSite=Strict; Max-Age=31536000",
@@ -44,15 +44,17 @@ pub async fn switch_lang(Query(q): Query<HashMap<String, String>>) -> Response {
     res
 }
 
+/// The login form with a fresh double-submit CSRF token (its cookie set on the response).
 fn render_login(
     st: &AppState,
     lang: Lang,
-    sess: &Session,
     notice: Option<String>,
     errors: &FieldErrors,
     login_id: &str,
 ) -> Response {
-    let mut ctx = base_ctx(lang, "/login", Some(sess), None, "login_title");
+    let (csrf, cookie) = session::login_csrf(st);
+    let mut ctx = base_ctx(lang, "/login", None, None, "login_title");
+    ctx.insert("csrf".into(), json!(csrf));
     ctx.insert("notice".into(), json!(notice));
     ctx.insert("errors".into(), errors.to_value());
     ctx.insert("values".into(), json!({ "login_id": login_id }));
@@ -60,22 +62,20 @@ fn render_login(
     if !errors.is_empty() {
         *res.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
     }
-    res
+    with_cookie(res, Some(cookie))
 }
 
+/// The login form. Writes nothing: no session exists before a login (a stream of visits
+/// costs the database nothing); the form's CSRF token is a double-submit cookie.
 pub async fn login_form(
     State(st): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let lang = lang_of(&headers);
-    let (sess, cookie, timed_out) = match session::load(&st, &headers).await {
+    let timed_out = match session::load(&st, &headers).await {
         Ok(Loaded::Live(s)) if s.is_full() => return see_other("/top"),
-        Ok(Loaded::Live(s)) => (s, None, false),
-        Ok(other) => match session::create(&st, None, session::ANON).await {
-            Ok((s, c)) => (s, Some(c), matches!(other, Loaded::Expired)),
-            Err(e) => return engine_error_page(&st, lang, None, e),
-        },
+        Ok(other) => matches!(other, Loaded::Expired),
         Err(e) => return engine_error_page(&st, lang, None, e),
     };
     let notice = if timed_out || q.contains_key("timeout") {
@@ -85,10 +85,7 @@ pub async fn login_form(
     } else {
         None
     };
-    with_cookie(
-        render_login(&st, lang, &sess, notice, &FieldErrors::default(), ""),
-        cookie,
-    )
+    render_login(&st, lang, notice, &FieldErrors::default(), "")
 }
 
 pub async fn login(
@@ -98,13 +95,8 @@ pub async fn login(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let lang = lang_of(&headers);
-    let sess = match session::load(&st, &headers).await {
-        Ok(Loaded::Live(s)) => s,
-        Ok(_) => return csrf_refused(&st, lang, None),
-        Err(e) => return engine_error_page(&st, lang, None, e),
-    };
-    if !sess.csrf_ok(&form) {
-        return csrf_refused(&st, lang, Some(&sess));
+    if !session::login_csrf_ok(&st, &headers, &form) {
+        return csrf_refused(&st, lang, None);
     }
     let login_id = form.get("login_id").map_or("", |s| s.trim());
     let password = Zeroizing::new(form.get("password").cloned().unwrap_or_default());
@@ -116,41 +108,75 @@ pub async fn login(
         errors.add(lang, "password", "err_login_password");
     }
     if !errors.is_empty() {
-        return render_login(&st, lang, &sess, None, &errors, login_id);
+        return render_login(&st, lang, None, &errors, login_id);
     }
     let actor = Actor::new("customer", ip.0.clone());
     let customer = match st.engine.customer_login(login_id, password, &actor).await {
         Ok(Login::Ok(c)) => c,
         Ok(Login::Invalid) => {
             errors.add(lang, "login_id", "login_failed");
-            return render_login(&st, lang, &sess, None, &errors, login_id);
+            return render_login(&st, lang, None, &errors, login_id);
         }
         Ok(Login::Locked { until }) => {
             errors.add_locked(&st, lang, "login_id", "login_locked", until);
-            return render_login(&st, lang, &sess, None, &errors, login_id);
+            return render_login(&st, lang, None, &errors, login_id);
         }
-        Err(e) => return engine_error_page(&st, lang, Some(&sess), e),
+        Err(e) => return engine_error_page(&st, lang, None, e),
     };
     let overview = match st.engine.overview(customer.id).await {
         Ok(o) => o,
-        Err(e) => return engine_error_page(&st, lang, Some(&sess), e),
+        Err(e) => return engine_error_page(&st, lang, None, e),
     };
-    // A new session id at login (no fixation); the old one is gone.
-    if let Err(e) = session::destroy(&st, &sess).await {
-        return engine_error_page(&st, lang, None, e);
+    // A new session id at login (no fixation); a session left from before is gone.
+    if let Ok(Loaded::Live(old)) = session::load(&st, &headers).await {
+        if let Err(e) = session::destroy(&st, &old).await {
+            return engine_error_page(&st, lang, None, e);
+        }
     }
     let stage = if overview.otp_active() { OTP } else { FULL };
     match session::create(&st, Some(customer.id), stage).await {
-        Ok((_, cookie)) => with_cookie(
-            see_other(if stage == OTP { "/login/otp" } else { "/top" }),
-            Some(cookie),
-        ),
+        Ok((_, cookie)) => {
+            let res = with_cookie(
+                see_other(if stage == OTP { "/login/otp" } else { "/top" }),
+                Some(cookie),
+            );
+            with_cookie(res, Some(session::clear_login_csrf(&st)))
+        }
         Err(e) => engine_error_page(&st, lang, None, e),
     }
 }
 
-fn render_otp(st: &AppState, lang: Lang, sess: &Session, errors: &FieldErrors) -> Response {
+/// The OTP authentication screen. With the token locked it says so instead of asking for a
+/// code: what happened, when the lock lifts (or that the bank must lift it), the bank's contact
+/// line, and the way out (log out); the customer is never left on a form that cannot succeed.
+async fn render_otp(st: &AppState, lang: Lang, sess: &Session, errors: &FieldErrors) -> Response {
+    let overview = match st.engine.overview(sess.customer()).await {
+        Ok(o) => o,
+        Err(e) => return engine_error_page(st, lang, Some(sess), e),
+    };
     let mut ctx = base_ctx(lang, "/login/otp", Some(sess), None, "otp_auth_title");
+    if let Some(t) = overview.token.as_ref().filter(|t| t.locked) {
+        let when = t.locked_until.map(|until| {
+            let at = chrono::DateTime::from_timestamp(until, 0)
+                .unwrap_or_default()
+                .with_timezone(&crate::domain::jst());
+            let at = match lang {
+                Lang::Ja => at.format("%Y年%m月%d日 %H:%M").to_string(),
+                Lang::En => at.format("%Y-%m-%d %H:%M (Japan time)").to_string(),
+            };
+            msg(lang, "otp_locked_until").replace("{at}", &at)
+        });
+        ctx.insert("lock".into(), json!(true));
+        // `notice` (not `lock.…`): the site fills the bank's words into it.
+        ctx.insert(
+            "notice".into(),
+            json!(when.unwrap_or_else(|| msg(lang, "otp_locked_call"))),
+        );
+        ctx.insert("title".into(), json!(msg(lang, "otp_locked_title")));
+        let mut res = st.site.render("login_otp.html", Value::Object(ctx));
+        *res.status_mut() = StatusCode::FORBIDDEN;
+        return res;
+    }
     ctx.insert("errors".into(), errors.to_value());
     let mut res = st.site.render("login_otp.html", Value::Object(ctx));
     if !errors.is_empty() {
@@ -171,7 +197,7 @@ async fn otp_session(st: &AppState, headers: &HeaderMap) -> Result<Session, Resp
 
 pub async fn otp_form(State(st): State<AppState>, headers: HeaderMap) -> Response {
     match otp_session(&st, &headers).await {
-        Ok(sess) => render_otp(&st, lang_of(&headers), &sess, &FieldErrors::default()),
+        Ok(sess) => render_otp(&st, lang_of(&headers), &sess, &FieldErrors::default()).await,
         Err(r) => r,
     }
 }
@@ -218,7 +244,7 @@ pub async fn otp(
         }
     };
     if !passed {
-        return render_otp(&st, lang, &sess, &errors);
+        return render_otp(&st, lang, &sess, &errors).await;
     }
     if let Err(e) = session::destroy(&st, &sess).await {
         return engine_error_page(&st, lang, None, e);
@@ -239,6 +265,10 @@ pub async fn logout(
         Ok(Loaded::Live(sess)) => {
             if !sess.csrf_ok(&form) {
                 return csrf_refused(&st, lang, Some(&sess));
+            }
+            // Mailed passwords end at logout (issue 19).
+            if let Err(e) = st.engine.end_mail_passwords(&sess.id_hash).await {
+                return engine_error_page(&st, lang, None, e);
             }
             if let Err(e) = session::destroy(&st, &sess).await {
                 return engine_error_page(&st, lang, None, e);

@@ -9,7 +9,9 @@
 
 mod auth;
 mod download;
+mod email;
 pub mod i18n;
+mod mail_password;
 mod otp;
 mod session;
 mod transfer;
@@ -28,13 +30,17 @@ use serde_json::{json, Map, Value};
 use self::i18n::{catalogue, msg, Lang};
 pub use self::session::Session;
 use super::AppState;
-use crate::config::WebConfig;
+use crate::config::{BankConfig, WebConfig};
 use crate::engine::EngineError;
 
 /// Templates and settings of the screens.
 pub struct Site {
     env: Environment<'static>,
     pub cfg: WebConfig,
+    /// The institution the screens speak for (`{bank}`, `{we}`, `{contact}` in the words).
+    pub bank: BankConfig,
+    /// The catalogues with the institution's words filled in: Japanese, English.
+    words: [BTreeMap<&'static str, String>; 2],
     /// Cookies get `Secure` (served over TLS).
     pub secure: bool,
 }
@@ -108,6 +114,26 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../templates/download.html"),
     ),
     (
+        "mail_password_field.html",
+        include_str!("../../../templates/mail_password_field.html"),
+    ),
+    (
+        "mail_password_resend.html",
+        include_str!("../../../templates/mail_password_resend.html"),
+    ),
+    (
+        "email_input.html",
+        include_str!("../../../templates/email_input.html"),
+    ),
+    (
+        "email_confirm.html",
+        include_str!("../../../templates/email_confirm.html"),
+    ),
+    (
+        "email_done.html",
+        include_str!("../../../templates/email_done.html"),
+    ),
+    (
         "message.html",
         include_str!("../../../templates/message.html"),
     ),
@@ -128,21 +154,57 @@ const STATIC: &[(&str, &str, &str)] = &[
 
 impl Site {
     /// # Errors
-    /// A template that does not parse (caught by the tests at build time).
-    pub fn new(cfg: &WebConfig, public_url: &str) -> anyhow::Result<Site> {
+    /// A setting out of range, or a template that does not parse (caught by the tests).
+    pub fn new(cfg: &WebConfig, bank: &BankConfig, public_url: &str) -> anyhow::Result<Site> {
+        if cfg.session_max_secs < cfg.session_idle_secs || cfg.session_max_secs > 7 * 86_400 {
+            anyhow::bail!("web.session_max_secs must be session_idle_secs..=604800");
+        }
+        if cfg.metrics_key.as_ref().is_some_and(|k| k.0.len() < 32) {
+            anyhow::bail!("web.metrics_key must be at least 32 characters");
+        }
         let mut env = Environment::new();
         for (name, src) in TEMPLATES {
             env.add_template(name, src)?;
         }
+        let fill = |lang: Lang| {
+            catalogue(lang)
+                .into_iter()
+                .map(|(k, v)| (k, bank.fill(v, lang == Lang::En)))
+                .collect()
+        };
         Ok(Site {
             env,
             cfg: cfg.clone(),
+            bank: bank.clone(),
+            words: [fill(Lang::Ja), fill(Lang::En)],
             secure: public_url.starts_with("https://"),
         })
     }
 
     /// Render a template; a rendering failure is an internal error page.
-    pub fn render(&self, name: &str, ctx: Value) -> Response {
+    ///
+    /// The words are finished here, in one place: the catalogue (`t`) is this site's, with the
+    /// institution's name, self-reference and contact line in it, and so are the messages a
+    /// handler took from the catalogue (`title`, `message`, `link_text`, field `errors`,
+    /// `notice`). Values a customer typed are never filled.
+    pub fn render(&self, name: &str, mut ctx: Value) -> Response {
+        let en = ctx.get("lang").and_then(Value::as_str) == Some("en");
+        if let Value::Object(m) = &mut ctx {
+            m.insert("t".into(), json!(self.words[usize::from(en)]));
+            m.insert("contact".into(), json!(self.bank.fill("{contact}", en)));
+            for key in ["title", "message", "link_text", "notice"] {
+                if let Some(Value::String(s)) = m.get_mut(key) {
+                    *s = self.bank.fill(s, en);
+                }
+            }
+            if let Some(Value::Object(errors)) = m.get_mut("errors") {
+                for v in errors.values_mut() {
+                    if let Value::String(s) = v {
+                        *s = self.bank.fill(s, en);
+                    }
+                }
+            }
+        }
         match self.env.get_template(name).and_then(|t| t.render(&ctx)) {
             Ok(html) => Html(html).into_response(),
             Err(e) => {
@@ -181,6 +243,13 @@ pub fn router() -> Router<AppState> {
         )
         .route("/transfer/done", get(transfer::done))
         .route("/dl/{code}", get(download::open))
+        .route("/mail-password/resend", post(mail_password::resend))
+        .route("/settings/email", get(email::input_form).post(email::input))
+        .route(
+            "/settings/email/confirm",
+            get(email::confirm_form).post(email::commit),
+        )
+        .route("/settings/email/done", get(email::done))
         .layer(middleware::from_fn(page_headers));
     Router::new()
         .merge(pages)
@@ -190,6 +259,12 @@ pub fn router() -> Router<AppState> {
 /// Security headers for every screen; `no-store` so no page (or its CSRF token) is cached.
 pub(crate) async fn page_headers(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
+    secure_headers(&mut res);
+    res
+}
+
+/// The screens' security headers on `res`.
+fn secure_headers(res: &mut Response) {
     let h = res.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -218,6 +293,105 @@ pub(crate) async fn page_headers(req: Request, next: Next) -> Response {
         "cross-origin-opener-policy",
         HeaderValue::from_static("same-origin"),
     );
+}
+
+/// The refusal of text no field accepts (control characters, invalid UTF-8, over-long), as a
+/// screen: 400, in the customer's language (see `web::text_guard`).
+pub(crate) fn text_refused(st: &AppState, headers: &HeaderMap) -> Response {
+    let lang = lang_of(headers);
+    let mut res = message_page(
+        st,
+        lang,
+        None,
+        StatusCode::BAD_REQUEST,
+        "error_title",
+        msg(lang, "error_bad_text"),
+        Some(("/top", "to_top")),
+    );
+    secure_headers(&mut res);
+    res
+}
+
+/// Whether `path` is one the customer's browser may land on (not an API, the console, a probe
+/// or an asset): every error there is a page of the screens.
+fn customer_path(path: &str) -> bool {
+    ![
+        "/host/", "/app/", "/staff", "/static/", "/healthz", "/readyz", "/metrics",
+    ]
+    .iter()
+    .any(|p| path.starts_with(p))
+}
+
+/// Every error a customer can reach is a page in the bank's layout, in their language: what
+/// the framework answers by itself (an unknown path, a wrong method, a body that is not a
+/// form, a timeout) comes as plain English text and is replaced here. Answers that are pages
+/// already pass as they are.
+pub(crate) async fn error_pages(
+    axum::extract::State(st): axum::extract::State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if !customer_path(req.uri().path()) {
+        return next.run(req).await;
+    }
+    let headers = req.headers().clone();
+    let res = next.run(req).await;
+    let status = res.status();
+    let is_page = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || is_page {
+        return res;
+    }
+    let lang = lang_of(&headers);
+    let key = match status {
+        StatusCode::NOT_FOUND => "error_not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "error_method",
+        StatusCode::PAYLOAD_TOO_LARGE => "error_too_large",
+        StatusCode::REQUEST_TIMEOUT => "error_timeout",
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => "error_unavailable",
+        s if s.is_server_error() => "error_unavailable",
+        _ => "error_unreadable",
+    };
+    let mut page = message_page(
+        &st,
+        lang,
+        None,
+        status,
+        "error_title",
+        msg(lang, key),
+        Some(("/top", "to_top")),
+    );
+    // What the framework and the layers inside said (Allow, Retry-After, HSTS) stays.
+    for name in [
+        header::ALLOW,
+        header::RETRY_AFTER,
+        header::STRICT_TRANSPORT_SECURITY,
+    ] {
+        if let Some(v) = res.headers().get(&name) {
+            page.headers_mut().insert(name, v.clone());
+        }
+    }
+    secure_headers(&mut page);
+    page
+}
+
+/// A body over the size limit (a pasted essay, a script's flood) as a screen: 413, in the
+/// customer's language, in the bank's layout (see `web::text_guard`).
+pub(crate) fn too_large(st: &AppState, headers: &HeaderMap) -> Response {
+    let lang = lang_of(headers);
+    let mut res = message_page(
+        st,
+        lang,
+        None,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "error_title",
+        msg(lang, "error_too_large"),
+        Some(("/top", "to_top")),
+    );
+    secure_headers(&mut res);
     res
 }
 
@@ -252,7 +426,7 @@ pub fn base_ctx(
     title_key: &str,
 ) -> Map<String, Value> {
     let mut m = Map::new();
-    m.insert("t".into(), json!(catalogue(lang)));
+    // `t`, the catalogue, is put in by `Site::render` (it holds the institution's words).
     m.insert("lang".into(), json!(lang.code()));
     m.insert("other_lang".into(), json!(lang.other().code()));
     m.insert(
@@ -274,6 +448,41 @@ pub fn base_ctx(
     m.insert("errors".into(), json!({}));
     m.insert("values".into(), json!({}));
     m
+}
+
+/// The screens a language switch may return to (every path `base_ctx` is given).
+const SCREEN_PATHS: &[&str] = &[
+    "/",
+    "/top",
+    "/login",
+    "/login/otp",
+    "/otp",
+    "/otp/issue",
+    "/otp/issue/confirm",
+    "/otp/issue/complete",
+    "/otp/activate",
+    "/otp/activate/done",
+    "/otp/deactivate",
+    "/otp/deactivate/done",
+    "/transfer",
+    "/transfer/confirm",
+    "/transfer/done",
+];
+
+/// `p` when it is one of the screens' own paths: an allow-list, not a filter of bad
+/// characters, because browsers forgive too much (`/\t/host` is followed as `//host`) and a
+/// CR or LF cannot go into a `Location` header at all. The download page (`/dl/<code>`) is
+/// allowed with a code of URL-safe characters only.
+pub(crate) fn screen_path(p: &str) -> Option<&str> {
+    if SCREEN_PATHS.contains(&p) {
+        return Some(p);
+    }
+    let code = p.strip_prefix("/dl/")?;
+    let ok = (1..=128).contains(&code.len())
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then_some(p)
 }
 
 /// Percent-encode a path for a query value (only what a path of ours can hold needs it).
@@ -357,9 +566,9 @@ impl FieldErrors {
         &mut self,
         st: &AppState,
         lang: Lang,
-        check: crate::banking::PasswordCheck,
+        check: crate::engine::PasswordCheck,
     ) -> bool {
-        use crate::banking::PasswordCheck;
+        use crate::engine::PasswordCheck;
         let field = "confirmation_password";
         match check {
             PasswordCheck::Right => return true,

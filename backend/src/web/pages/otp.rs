@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Form;
@@ -12,11 +12,11 @@ use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 use super::i18n::{msg, Lang};
+use super::mail_password::{check_passed, read_field};
 use super::session::{self, Session};
 use super::{ctx, engine_error_page, message_page, see_other, Ctx, FieldErrors};
-use crate::banking::Overview;
-use crate::domain::{DomainError, IssueBlock, Outcome, Purpose, TokenState};
-use crate::engine::{rules, EngineError};
+use crate::domain::{fields, DomainError, IssueBlock, Outcome, Purpose, TokenState};
+use crate::engine::{EngineError, MailSend, Overview};
 use crate::web::{AppState, ClientIp};
 
 /// The message key of BOP001's status label (DESIGN §4).
@@ -54,7 +54,7 @@ pub async fn check_code(
     ip: &ClientIp,
     errors: &mut FieldErrors,
 ) -> Result<CodeCheck, Response> {
-    let code = Zeroizing::new(code.map_or("", |c| c.trim()).to_owned());
+    let code = Zeroizing::new(fields::half_width_digits(code.map_or("", |c| c.trim())));
     let digits = usize::from(st.engine.config().params.digits);
     if code.len() != digits || !code.bytes().all(|b| b.is_ascii_digit()) {
         errors.add(lang, "code", "err_code_format");
@@ -117,37 +117,53 @@ fn issue_block_key(b: IssueBlock) -> &'static str {
     }
 }
 
-/// BOP001: status, token information, notes, and the three links when the lifecycle allows.
+/// What BOP001 offers in each state: only the applications the lifecycle allows now (in the
+/// manual's order: issue, activate, deactivate), and for the steps that are not open yet, what
+/// the customer does next. Nothing is shown greyed out with a reason that does not fit.
+pub fn bop001_offer(
+    state: Option<TokenState>,
+    issue_block: Option<IssueBlock>,
+) -> (Vec<&'static str>, Vec<&'static str>) {
+    let (mut actions, mut notes) = (Vec::new(), Vec::new());
+    match issue_block {
+        None => actions.push("issue"),
+        Some(IssueBlock::NextDay { .. }) => notes.push("why_issue_next_day"),
+        Some(IssueBlock::LiveToken(_)) => {}
+    }
+    match state {
+        Some(TokenState::Issued | TokenState::LinkOpened) => notes.push("why_activate_setup"),
+        Some(TokenState::Provisioned) => actions.extend(["activate", "deactivate"]),
+        Some(TokenState::Active) => actions.push("deactivate"),
+        _ => {}
+    }
+    (actions, notes)
+}
+
+/// BOP001: status, token information, notes, and the applications the state allows.
 pub async fn bop001(State(st): State<AppState>, headers: HeaderMap) -> Page {
     let c = ctx(st, &headers).await?;
     let ov = c.overview().await?;
     let state = ov.token.as_ref().map(|t| t.state);
     let shown = ov.token.as_ref().filter(|t| t.state != TokenState::Voided);
-    let issue = match ov.issue_block {
-        None => json!({ "enabled": true }),
-        Some(b) => json!({ "enabled": false, "why": msg(c.lang, issue_block_key(b)) }),
-    };
-    let activate = match state {
-        Some(TokenState::Provisioned) => json!({ "enabled": true }),
-        Some(TokenState::Issued | TokenState::LinkOpened) => {
-            json!({ "enabled": false, "why": msg(c.lang, "why_activate_setup") })
-        }
-        Some(TokenState::Active) => {
-            json!({ "enabled": false, "why": msg(c.lang, "why_activate_active") })
-        }
-        _ => json!({ "enabled": false, "why": msg(c.lang, "why_activate_no_token") }),
-    };
-    let deactivate = match state {
-        Some(TokenState::Provisioned | TokenState::Active) => json!({ "enabled": true }),
-        _ => json!({ "enabled": false, "why": msg(c.lang, "why_deactivate") }),
-    };
+    let (actions, notes) = bop001_offer(state, ov.issue_block);
+    let actions: Vec<Value> = actions
+        .into_iter()
+        .map(|a| {
+            let (href, label) = match a {
+                "issue" => ("/otp/issue", "link_issue"),
+                "activate" => ("/otp/activate", "link_activate"),
+                _ => ("/otp/deactivate", "link_deactivate"),
+            };
+            json!({ "id": a, "href": href, "label": msg(c.lang, label) })
+        })
+        .collect();
+    let notes: Vec<String> = notes.into_iter().map(|k| msg(c.lang, k)).collect();
     let extra = json!({
         "status": msg(c.lang, status_key(state)),
         "locked": shown.is_some_and(|t| t.locked),
         "token": shown.map(|t| json!({ "service_id": t.service_id, "user_id": t.user_id })),
-        "issue": issue,
-        "activate": activate,
-        "deactivate": deactivate,
+        "actions": actions,
+        "action_notes": notes,
     });
     Ok(c.page(
         "bop001.html",
@@ -196,6 +212,7 @@ pub async fn issue_form(State(st): State<AppState>, headers: HeaderMap) -> Page 
 pub async fn issue_input(
     State(st): State<AppState>,
     headers: HeaderMap,
+    ip: ClientIp,
     Form(form): Form<HashMap<String, String>>,
 ) -> Page {
     let mut c = ctx(st, &headers).await?;
@@ -207,16 +224,20 @@ pub async fn issue_input(
     let lang = c.lang;
     let get = |k: &str| form.get(k).map_or("", |v| v.trim()).to_owned();
     let (email, email2) = (get("email"), get("email2"));
-    let pw = Zeroizing::new(form.get("activation_password").cloned().unwrap_or_default());
-    let pw2 = Zeroizing::new(
-        form.get("activation_password2")
-            .cloned()
-            .unwrap_or_default(),
+    // Digits only: full-width ones (as a Japanese input method types them) count as digits.
+    let digits = |k: &str| {
+        Zeroizing::new(fields::half_width_digits(
+            form.get(k).map_or("", |v| v.trim()),
+        ))
+    };
+    let (pw, pw2) = (
+        digits("activation_password"),
+        digits("activation_password2"),
     );
     let mut errors = FieldErrors::default();
     if email.is_empty() {
         errors.add(lang, "email", "err_required");
-    } else if !rules::email(&email) {
+    } else if !fields::is_email(&email) {
         errors.add(lang, "email", "err_email");
     }
     if email2.is_empty() {
@@ -226,7 +247,7 @@ pub async fn issue_input(
     }
     if pw.is_empty() {
         errors.add(lang, "activation_password", "err_required");
-    } else if !rules::activation_password(&pw) {
+    } else if !fields::is_activation_password(&pw) {
         errors.add(lang, "activation_password", "err_activation_password");
     }
     if pw2.is_empty() {
@@ -247,7 +268,14 @@ pub async fn issue_input(
         "email": email,
         "act_hash": act_hash,
         "request_key": hex::encode(rand::random::<[u8; 16]>()),
+        "mail_password": true,
     });
+    // The メール通知パスワード goes to the registered address (issue 19), never to the new one.
+    match c.send_mail_password(&draft, &ip).await? {
+        MailSend::Sent { .. } => {}
+        MailSend::NoAddress => return Ok(c.refuse("err_mail_no_address")),
+        MailSend::LimitReached => return Ok(c.refuse("mail_password_resend_limit")),
+    }
     let st = c.st.clone();
     if let Err(e) = session::set_draft(&st, &mut c.sess, Some(draft)).await {
         return Ok(c.error(e));
@@ -255,7 +283,13 @@ pub async fn issue_input(
     Ok(see_other("/otp/issue/confirm"))
 }
 
-fn confirm_page(c: &Ctx, draft: &Value, errors: &FieldErrors) -> Response {
+async fn confirm_page(
+    c: &Ctx,
+    draft: &Value,
+    notice: Option<&str>,
+    errors: &FieldErrors,
+) -> Response {
+    let mail = c.mail_password_panel(notice).await;
     c.page(
         "issue_confirm.html",
         "/otp/issue/confirm",
@@ -264,16 +298,29 @@ fn confirm_page(c: &Ctx, draft: &Value, errors: &FieldErrors) -> Response {
         json!({
             "email": draft.get("email"),
             "request_key": draft.get("request_key"),
+            "mail": mail,
         }),
         errors,
     )
 }
 
-pub async fn issue_confirm_form(State(st): State<AppState>, headers: HeaderMap) -> Page {
+pub async fn issue_confirm_form(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Page {
     let c = ctx(st, &headers).await?;
     match issue_draft(&c.sess) {
         Some(d) if d.get("issued_user_id").is_some() => Ok(see_other("/otp/issue/complete")),
-        Some(d) => Ok(confirm_page(&c, d, &FieldErrors::default())),
+        // A draft from before mailed passwords (issue 19): its input step again.
+        Some(d) if d.get("mail_password").is_none() => Ok(see_other("/otp/issue")),
+        Some(d) => Ok(confirm_page(
+            &c,
+            d,
+            q.get("mail").map(String::as_str),
+            &FieldErrors::default(),
+        )
+        .await),
         None => Ok(see_other("/otp/issue")),
     }
 }
@@ -311,25 +358,23 @@ pub async fn issue_commit(
     let mut errors = FieldErrors::default();
     if pw.is_empty() {
         errors.add(lang, "confirmation_password", "err_required");
-    } else if !rules::confirmation_password(&pw) {
+    } else if !fields::is_confirmation_password(&pw) {
         errors.add(lang, "confirmation_password", "err_confirmation_format");
     }
+    let mail_pw = read_field(&form, lang, &mut errors);
     if !errors.is_empty() {
-        return Ok(confirm_page(&c, &draft, &errors));
+        return Ok(confirm_page(&c, &draft, None, &errors).await);
+    }
+    if draft.get("mail_password").is_none() {
+        return Ok(see_other("/otp/issue"));
     }
     let actor = session::actor(&c.sess, &ip);
-    match c
-        .st
-        .engine
-        .check_confirmation_password(c.sess.customer(), pw, &actor, "issue")
-        .await
-    {
-        Ok(check) => {
-            if !errors.confirmation_passed(&c.st, lang, check) {
-                return Ok(confirm_page(&c, &draft, &errors));
-            }
-        }
-        Err(e) => return Ok(c.error(e)),
+    // The confirmation password and the メール通知パスワード, judged as one attempt.
+    let check = c
+        .check_with_mail_password(&key, pw, mail_pw, &ip, "issue")
+        .await?;
+    if !check_passed(&c.st, lang, &mut errors, check) {
+        return Ok(confirm_page(&c, &draft, None, &errors).await);
     }
     let email = draft.get("email").and_then(Value::as_str).unwrap_or("");
     let act_hash = draft.get("act_hash").and_then(Value::as_str).unwrap_or("");
@@ -348,18 +393,26 @@ pub async fn issue_commit(
         }
         Err(e) => return Ok(c.error(e)),
     };
-    let done = json!({
-        "kind": "issue",
-        "email": email,
-        "request_key": key,
-        "issued_user_id": issued.user_id,
-        "service_id": issued.service_id,
-    });
-    let st = c.st.clone();
-    if let Err(e) = session::set_draft(&st, &mut c.sess, Some(done)).await {
-        return Ok(c.error(e));
+    c.issued(json!(email), &key, &issued.user_id, &issued.service_id)
+        .await
+}
+
+impl Ctx {
+    /// Remember the issuance in the session and go to its complete screen.
+    async fn issued(&mut self, email: Value, key: &str, user_id: &str, service_id: &str) -> Page {
+        let done = json!({
+            "kind": "issue",
+            "email": email,
+            "request_key": key,
+            "issued_user_id": user_id,
+            "service_id": service_id,
+        });
+        let st = self.st.clone();
+        if let Err(e) = session::set_draft(&st, &mut self.sess, Some(done)).await {
+            return Ok(self.error(e));
+        }
+        Ok(see_other("/otp/issue/complete"))
     }
-    Ok(see_other("/otp/issue/complete"))
 }
 
 pub async fn issue_cancel(
@@ -522,7 +575,7 @@ pub async fn bos001(
     let mut errors = FieldErrors::default();
     if pw.is_empty() {
         errors.add(lang, "confirmation_password", "err_required");
-    } else if !rules::confirmation_password(&pw) {
+    } else if !fields::is_confirmation_password(&pw) {
         errors.add(lang, "confirmation_password", "err_confirmation_format");
     }
     let code = form.get("code").map_or("", |v| v.trim());

@@ -1,7 +1,10 @@
 //! Web sessions: a random id in an HttpOnly, SameSite=Strict cookie (Secure over TLS); the
 //! database keeps only its SHA-256, so sessions survive restarts and work across instances.
-//! A session idle longer than `web.session_idle_secs` is over. The id is renewed at login.
-//! Every session carries a CSRF token that each form posts back.
+//! A session idle longer than `web.session_idle_secs` is over, and so is one older than
+//! `web.session_max_secs` (12 h: an absolute lifetime, however active). A session row is
+//! written only by a login (never by a visit: `GET /login` writes nothing, its form's CSRF
+//! token is a double-submit cookie), and the id is renewed at each login step. Every session
+//! carries a CSRF token that each form posts back.
 
 use std::collections::HashMap;
 
@@ -17,8 +20,8 @@ use crate::engine::{Actor, EngineError};
 use crate::store::SessionRow;
 use crate::web::AppState;
 
-/// Session stages.
-pub const ANON: &str = "anon";
+/// Session stages (a session exists only after a login: rows of the former "anon" stage, from
+/// before that rule, load as not logged in and age out).
 /// Login password accepted; the OTP authentication screen is pending.
 pub const OTP: &str = "otp";
 pub const FULL: &str = "full";
@@ -88,6 +91,46 @@ fn cookie_name(st: &AppState) -> &'static str {
     }
 }
 
+/// The login form's double-submit CSRF cookie (there is no session before login).
+fn login_csrf_name(st: &AppState) -> &'static str {
+    if st.site.secure {
+        "__Host-login_csrf"
+    } else {
+        "login_csrf"
+    }
+}
+
+/// A fresh CSRF token for the login form and the cookie that pairs with it.
+pub fn login_csrf(st: &AppState) -> (String, HeaderValue) {
+    let token = random_hex(32);
+    let secure = if st.site.secure { "; Secure" } else { "" };
+    let cookie = HeaderValue::from_str(&format!(
+        "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=1800{secure}",
+        login_csrf_name(st)
+    ))
+    .unwrap_or(HeaderValue::from_static("login_csrf=; Path=/; Max-Age=0"));
+    (token, cookie)
+}
+
+/// Whether the login form posted back the token of its cookie (constant-time comparison).
+pub fn login_csrf_ok(st: &AppState, headers: &HeaderMap, form: &HashMap<String, String>) -> bool {
+    let (Some(expected), Some(posted)) = (cookie(headers, login_csrf_name(st)), form.get("csrf"))
+    else {
+        return false;
+    };
+    !posted.is_empty() && bool::from(expected.as_bytes().ct_eq(posted.as_bytes()))
+}
+
+/// The cookie that removes the login form's CSRF cookie.
+pub fn clear_login_csrf(st: &AppState) -> HeaderValue {
+    let secure = if st.site.secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}",
+        login_csrf_name(st)
+    ))
+    .unwrap_or(HeaderValue::from_static("login_csrf=; Path=/; Max-Age=0"))
+}
+
 fn hash_id(id: &str) -> String {
     hex::encode(Sha256::digest(id.as_bytes()))
 }
@@ -106,6 +149,10 @@ fn idle(st: &AppState) -> i64 {
     i64::try_from(st.site.cfg.session_idle_secs).unwrap_or(600)
 }
 
+fn max_age(st: &AppState) -> i64 {
+    i64::try_from(st.site.cfg.session_max_secs).unwrap_or(12 * 3600)
+}
+
 /// Find the request's session and mark it seen; one idle too long is over (and deleted).
 ///
 /// # Errors
@@ -120,7 +167,10 @@ pub async fn load(st: &AppState, headers: &HeaderMap) -> Result<Loaded, EngineEr
         return Ok(Loaded::None);
     };
     let now = now(st);
-    if !store.touch_session(&id_hash, now, now - idle(st)).await? {
+    if !store
+        .touch_session(&id_hash, now, now - idle(st), now - max_age(st))
+        .await?
+    {
         store.delete_session(&id_hash).await?;
         return Ok(if row.customer_id.is_some() {
             Loaded::Expired
@@ -157,7 +207,9 @@ pub async fn create(
         draft: None,
     };
     let store = st.engine.store();
-    store.purge_sessions(now(st) - idle(st)).await?;
+    store
+        .purge_sessions(now(st) - idle(st), now(st) - max_age(st))
+        .await?;
     store.insert_session(&row).await?;
     let secure = if st.site.secure { "; Secure" } else { "" };
     let cookie = HeaderValue::from_str(&format!(

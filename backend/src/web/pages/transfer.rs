@@ -4,18 +4,21 @@
 
 use std::collections::HashMap;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Form;
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
+use super::mail_password::{check_passed, read_field};
 use super::otp::{check_code, CodeCheck};
 use super::session;
 use super::{ctx, see_other, Ctx, FieldErrors};
+use crate::domain::fields;
+use crate::domain::mail_password::{needs_mail_password, Operation};
 use crate::domain::Purpose;
-use crate::engine::rules;
+use crate::engine::MailSend;
 use crate::web::{AppState, ClientIp};
 
 const MAX_AMOUNT: i64 = 10_000_000;
@@ -85,12 +88,14 @@ pub async fn input_form(State(st): State<AppState>, headers: HeaderMap) -> Page 
 pub async fn input(
     State(st): State<AppState>,
     headers: HeaderMap,
+    ip: ClientIp,
     Form(form): Form<HashMap<String, String>>,
 ) -> Page {
     let mut c = ctx(st, &headers).await?;
     c.csrf(&form)?;
     let payee = form.get("payee").map_or("", |v| v.trim()).to_owned();
-    let amount_text = form.get("amount").map_or("", |v| v.trim()).to_owned();
+    let amount_text =
+        crate::domain::fields::half_width_digits(form.get("amount").map_or("", |v| v.trim()));
     let mut errors = FieldErrors::default();
     if payee.is_empty() {
         errors.add(c.lang, "payee", "err_required");
@@ -115,17 +120,65 @@ pub async fn input(
             &errors,
         ));
     };
-    c.save(Some(json!({
+    // A payee not used before by a customer without an active token: a メール通知パスワード
+    // with the payee and amount in it, to the registered address (issue 19).
+    let otp = c.otp_user().await?.is_some();
+    let known_payee =
+        c.st.engine
+            .store()
+            .payee_used(c.sess.customer(), &payee)
+            .await
+            .map_err(|e| c.error(e.into()))?;
+    let mail = needs_mail_password(Operation::Transfer { known_payee }, otp);
+    let draft = json!({
         "kind": "transfer",
         "payee": payee,
         "amount": amount,
         "request_key": hex::encode(rand::random::<[u8; 16]>()),
-    })))
-    .await?;
+        "mail_password": mail,
+    });
+    if mail {
+        match c.send_mail_password(&draft, &ip).await? {
+            MailSend::Sent { .. } => {}
+            refused @ (MailSend::NoAddress | MailSend::LimitReached) => {
+                let mut errors = FieldErrors::default();
+                let key = if refused == MailSend::NoAddress {
+                    "err_mail_no_address"
+                } else {
+                    "mail_password_resend_limit"
+                };
+                errors.add(c.lang, "payee", key);
+                return Ok(c.page(
+                    "transfer_input.html",
+                    "/transfer",
+                    None,
+                    "transfer_title_input",
+                    json!({ "values": { "payee": payee, "amount": amount_text } }),
+                    &errors,
+                ));
+            }
+        }
+    }
+    c.save(Some(draft)).await?;
     Ok(see_other("/transfer/confirm"))
 }
 
-fn confirm_page(c: &Ctx, d: &Value, otp: bool, errors: &FieldErrors) -> Response {
+fn needs_mail(d: &Value) -> bool {
+    d.get("mail_password").and_then(Value::as_bool) == Some(true)
+}
+
+async fn confirm_page(
+    c: &Ctx,
+    d: &Value,
+    otp: bool,
+    notice: Option<&str>,
+    errors: &FieldErrors,
+) -> Response {
+    let mail = if needs_mail(d) {
+        c.mail_password_panel(notice).await
+    } else {
+        Value::Bool(false)
+    };
     c.page(
         "transfer_confirm.html",
         "/transfer/confirm",
@@ -136,12 +189,17 @@ fn confirm_page(c: &Ctx, d: &Value, otp: bool, errors: &FieldErrors) -> Response
             "amount": format_yen(d.get("amount").and_then(Value::as_i64).unwrap_or(0)),
             "request_key": d.get("request_key"),
             "otp": otp,
+            "mail": mail,
         }),
         errors,
     )
 }
 
-pub async fn confirm_form(State(st): State<AppState>, headers: HeaderMap) -> Page {
+pub async fn confirm_form(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Page {
     let c = ctx(st, &headers).await?;
     let Some(d) = c.draft() else {
         return Ok(see_other("/transfer"));
@@ -150,7 +208,14 @@ pub async fn confirm_form(State(st): State<AppState>, headers: HeaderMap) -> Pag
         return Ok(see_other("/transfer/done"));
     }
     let otp = c.otp_user().await?.is_some();
-    Ok(confirm_page(&c, &d, otp, &FieldErrors::default()))
+    Ok(confirm_page(
+        &c,
+        &d,
+        otp,
+        q.get("mail").map(String::as_str),
+        &FieldErrors::default(),
+    )
+    .await)
 }
 
 /// 確定する: once per request key; a double submit shows the first result.
@@ -192,22 +257,38 @@ pub async fn commit(
     let mut errors = FieldErrors::default();
     if pw.is_empty() {
         errors.add(lang, "confirmation_password", "err_required");
-    } else if !rules::confirmation_password(&pw) {
+    } else if !fields::is_confirmation_password(&pw) {
         errors.add(lang, "confirmation_password", "err_confirmation_format");
     }
     if otp_user.is_some() && form.get("code").is_none_or(|v| v.trim().is_empty()) {
         errors.add(lang, "code", "err_required");
     }
+    let mail = needs_mail(&d);
+    let mail_pw = if mail {
+        read_field(&form, lang, &mut errors)
+    } else {
+        Zeroizing::new(String::new())
+    };
     if !errors.is_empty() {
-        return Ok(confirm_page(&c, &d, otp_user.is_some(), &errors));
+        return Ok(confirm_page(&c, &d, otp_user.is_some(), None, &errors).await);
     }
     let actor = session::actor(&c.sess, &ip);
-    let check = engine
-        .check_confirmation_password(c.sess.customer(), pw, &actor, "transfer")
-        .await
-        .map_err(|e| c.error(e))?;
-    if !errors.confirmation_passed(&c.st, lang, check) {
-        return Ok(confirm_page(&c, &d, otp_user.is_some(), &errors));
+    if mail {
+        // The confirmation password and the メール通知パスワード, judged as one attempt.
+        let check = c
+            .check_with_mail_password(&key, pw, mail_pw, &ip, "transfer")
+            .await?;
+        if !check_passed(&c.st, lang, &mut errors, check) {
+            return Ok(confirm_page(&c, &d, otp_user.is_some(), None, &errors).await);
+        }
+    } else {
+        let check = engine
+            .check_confirmation_password(c.sess.customer(), pw, &actor, "transfer")
+            .await
+            .map_err(|e| c.error(e))?;
+        if !errors.confirmation_passed(&c.st, lang, check) {
+            return Ok(confirm_page(&c, &d, otp_user.is_some(), None, &errors).await);
+        }
     }
     if let Some(user_id) = &otp_user {
         let check = check_code(
@@ -222,7 +303,7 @@ pub async fn commit(
         )
         .await?;
         if let CodeCheck::Failed = check {
-            return Ok(confirm_page(&c, &d, true, &errors));
+            return Ok(confirm_page(&c, &d, true, None, &errors).await);
         }
     }
     let payee = d.get("payee").and_then(Value::as_str).unwrap_or("");
@@ -241,6 +322,7 @@ pub async fn commit(
     let mut finished = d.clone();
     if let Value::Object(m) = &mut finished {
         m.insert("done_id".into(), json!(done.id));
+        m.insert("reference".into(), json!(done.reference));
     }
     c.save(Some(finished)).await?;
     Ok(see_other("/transfer/done"))
@@ -259,7 +341,7 @@ pub async fn done(State(st): State<AppState>, headers: HeaderMap) -> Page {
         json!({
             "payee": d.get("payee"),
             "amount": format_yen(d.get("amount").and_then(Value::as_i64).unwrap_or(0)),
-            "reference": d.get("done_id"),
+            "reference": d.get("reference"),
         }),
         &FieldErrors::default(),
     ))

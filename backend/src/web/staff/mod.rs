@@ -5,17 +5,21 @@
 //! revoke, reprovision; with `staff.four_eyes`, revoke and reprovision wait for a second
 //! supervisor on `/staff/approvals`.
 //!
-//! Server-rendered HTML from minijinja templates embedded in the binary, in English with a
-//! Japanese switch (`/staff/lang`, remembered in the `staff_lang` cookie; see [`i18n`]), no
-//! inline script; the customer screens' security headers
+//! Server-rendered HTML from minijinja templates embedded in the binary, in the configured
+//! language (`staff.language`, Japanese unless set to English) with a switch to the other
+//! (`/staff/lang`, remembered in the `staff_lang` cookie; see [`i18n`]), no inline script; the customer screens' security headers
 //! (`pages::page_headers`: CSP, no-store, frame and referrer rules) on every response. Handlers
-//! stay thin: parse, call the engine (`staff_ops`, which also enforces the roles), render.
+//! stay thin: parse, call the engine (`engine::staff`, which also enforces the roles), render.
 //! No page, export or log shows a secret, a code or a password; the one exception the issue
 //! asks for is a reprovision's generated activation password, shown once on the response to
 //! the POST that generated it.
 
+mod actions;
+mod approvals;
 mod csv;
+mod customer;
 mod i18n;
+mod login;
 mod session;
 
 use std::collections::HashMap;
@@ -27,46 +31,26 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use minijinja::Environment;
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
 use self::i18n::{error_text, tr, tr_with};
 use self::session::{Loaded, StaffSession};
 use super::{AppState, ClientIp};
+pub use crate::config::StaffConfig;
 use crate::domain::TokenState;
-use crate::engine::EngineError;
-use crate::staff_ops::{
-    CustomerFile, PasswordChoice, Permission, RequestView, StaffDone, StaffTokenView, TimelinePage,
+use crate::engine::staff::{
+    CustomerFile, PasswordChoice, Permission, RequestView, StaffDone, TimelinePage,
 };
+use crate::engine::{EngineError, StaffTokenView};
 use crate::web::pages::i18n::Lang;
-
-/// `[staff]` in the configuration.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct StaffConfig {
-    /// A staff session idle this long ends (seconds); shorter than the customers'.
-    pub session_idle_secs: u64,
-    /// A revoke or reprovision takes effect only when a second supervisor approves it.
-    pub four_eyes: bool,
-    /// Audit events per page of the customer page's timeline.
-    pub audit_page_size: i64,
-}
-
-impl Default for StaffConfig {
-    fn default() -> Self {
-        StaffConfig {
-            session_idle_secs: 300,
-            four_eyes: false,
-            audit_page_size: 25,
-        }
-    }
-}
 
 /// The console's templates and settings.
 pub struct Console {
     env: Environment<'static>,
     pub cfg: StaffConfig,
+    /// The language of a request without the `staff_lang` cookie (`staff.language`).
+    pub lang: Lang,
 }
 
 impl std::fmt::Debug for Console {
@@ -126,9 +110,18 @@ impl Console {
         if !(60..=3600).contains(&cfg.session_idle_secs) {
             anyhow::bail!("staff.session_idle_secs must be 60..=3600");
         }
+        if cfg.session_max_secs < cfg.session_idle_secs || cfg.session_max_secs > 86_400 {
+            anyhow::bail!("staff.session_max_secs must be session_idle_secs..=86400");
+        }
         if !(5..=500).contains(&cfg.audit_page_size) {
             anyhow::bail!("staff.audit_page_size must be 5..=500");
         }
+        let Some(lang) = Lang::parse(&cfg.language) else {
+            anyhow::bail!(
+                "staff.language (OTP_STAFF_LANGUAGE) must be \"ja\" or \"en\", not {:?}",
+                cfg.language
+            );
+        };
         let mut env = Environment::new();
         for (name, src) in TEMPLATES {
             env.add_template(name, src)?;
@@ -157,6 +150,7 @@ impl Console {
         Ok(Console {
             env,
             cfg: cfg.clone(),
+            lang,
         })
     }
 
@@ -176,31 +170,43 @@ impl Console {
 }
 
 /// The console's routes (merged at the root, all under `/staff`).
-pub fn router() -> Router<AppState> {
+pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
-        .route("/staff", get(search))
-        .route("/staff/login", get(login_form).post(login))
-        .route("/staff/logout", post(logout))
-        .route("/staff/customers/{id}", get(customer))
-        .route("/staff/customers/{id}/audit.csv", get(audit_csv))
-        .route("/staff/customers/{id}/unlock", post(unlock))
-        .route("/staff/customers/{id}/resend", post(resend))
-        .route("/staff/customers/{id}/revoke", post(revoke))
-        .route("/staff/customers/{id}/reprovision", post(reprovision))
-        .route("/staff/approvals", get(approvals))
-        .route("/staff/approvals/{id}/approve", post(approve))
-        .route("/staff/approvals/{id}/reject", post(reject))
-        .route("/staff/approvals/{id}/cancel", post(cancel))
+        .route("/staff", get(customer::search))
+        .route("/staff/login", get(login::login_form).post(login::login))
+        .route("/staff/logout", post(login::logout))
+        .route("/staff/customers/{id}", get(customer::customer))
+        .route("/staff/customers/{id}/audit.csv", get(customer::audit_csv))
+        .route(
+            "/staff/customers/{id}/unlock",
+            post(actions::token_action::<{ actions::UNLOCK }>),
+        )
+        .route(
+            "/staff/customers/{id}/resend",
+            post(actions::token_action::<{ actions::RESEND }>),
+        )
+        .route(
+            "/staff/customers/{id}/revoke",
+            post(actions::token_action::<{ actions::REVOKE }>),
+        )
+        .route(
+            "/staff/customers/{id}/reprovision",
+            post(actions::reprovision),
+        )
+        .route("/staff/approvals", get(approvals::approvals))
+        .route("/staff/approvals/{id}/approve", post(approvals::approve))
+        .route("/staff/approvals/{id}/reject", post(approvals::reject))
+        .route("/staff/approvals/{id}/cancel", post(approvals::cancel))
         .route("/staff/static/staff.css", get(css))
         .route("/staff/lang", get(switch_lang))
-        .layer(middleware::from_fn(with_lang))
+        .layer(middleware::from_fn_with_state(state, with_lang))
         .layer(middleware::from_fn(super::pages::page_headers))
 }
 
 const LANG_COOKIE: &str = "staff_lang";
 
-/// A request's language (the `staff_lang` cookie; English by default) and, for a GET, where it
-/// is (the language switch comes back there).
+/// A request's language (see [`request_lang`]) and, for a GET, where it is (the language switch
+/// comes back there).
 #[derive(Clone)]
 struct ReqLang {
     lang: Lang,
@@ -211,10 +217,16 @@ tokio::task_local! {
     static REQ_LANG: ReqLang;
 }
 
-async fn with_lang(req: Request, next: Next) -> Response {
-    let lang = session::cookie(req.headers(), LANG_COOKIE)
+/// A request's language: the one its `staff_lang` cookie chose with the switch, else the
+/// configured default (`staff.language`).
+fn request_lang(st: &AppState, headers: &HeaderMap) -> Lang {
+    session::cookie(headers, LANG_COOKIE)
         .and_then(|v| Lang::parse(&v))
-        .unwrap_or(Lang::En);
+        .unwrap_or(st.staff.lang)
+}
+
+async fn with_lang(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let lang = request_lang(&st, req.headers());
     let here = match (req.method(), req.uri().path_and_query()) {
         (&axum::http::Method::GET, Some(pq)) => pq.as_str().to_owned(),
         _ => "/staff".to_owned(),
@@ -328,8 +340,45 @@ fn message(
     st.staff.render("staff/message.html", ctx, status)
 }
 
-/// An engine error as a page: forbidden → 403; a refusal → 422 with its message; unavailable
-/// → 503; anything else → 500 with an id to quote (the cause goes to the log only).
+/// The refusal of text no field accepts (control characters, invalid UTF-8, over-long): 400,
+/// in the console's language (see `web::text_guard`, which runs before the console's layers).
+pub(crate) fn text_refused(st: &AppState, headers: &HeaderMap) -> Response {
+    edge_refusal(
+        st,
+        headers,
+        StatusCode::BAD_REQUEST,
+        "The input contains characters that cannot be used (such as control characters), or is too long. Go back, check it and try again.",
+    )
+}
+
+/// A body over the size limit, as a console page (413).
+pub(crate) fn too_large(st: &AppState, headers: &HeaderMap) -> Response {
+    edge_refusal(
+        st,
+        headers,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "What was sent is too large. Go back, shorten the input and try again.",
+    )
+}
+
+/// A refusal made at the edge (before any handler): a console message page in the member's
+/// language, with the way back to the console.
+fn edge_refusal(
+    st: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    text: &'static str,
+) -> Response {
+    let lang = request_lang(st, headers);
+    let here = ReqLang {
+        lang,
+        here: "/staff".to_owned(),
+    };
+    REQ_LANG.sync_scope(here, || message(st, None, status, text, Some("/staff")))
+}
+
+/// An engine error as a page, with the status of `web::error::status_of` and the refusal's
+/// message; an internal error shows only an id to quote (the cause goes to the log only).
 fn error_page(
     st: &AppState,
     sess: Option<&StaffSession>,
@@ -337,19 +386,6 @@ fn error_page(
     back: Option<&str>,
 ) -> Response {
     match &e {
-        EngineError::Invalid {
-            code,
-            message: text,
-            ..
-        } => {
-            let status = if *code == "STAFF_FORBIDDEN" {
-                StatusCode::FORBIDDEN
-            } else {
-                StatusCode::UNPROCESSABLE_ENTITY
-            };
-            let text = error_text(lang(), code, text);
-            message(st, sess, status, &text, back)
-        }
         EngineError::Domain(crate::domain::DomainError::Corrupt(_)) | EngineError::Internal(_) => {
             let id = session::random_hex(6);
             tracing::error!(error_id = %id, code = e.code(), error = %e, "staff request failed");
@@ -374,7 +410,7 @@ fn error_page(
         ),
         other => {
             let text = error_text(lang(), other.code(), &other.to_string());
-            message(st, sess, StatusCode::UNPROCESSABLE_ENTITY, &text, back)
+            message(st, sess, crate::web::error::status_of(other), &text, back)
         }
     }
 }
@@ -418,600 +454,4 @@ fn with_cookies(mut res: Response, cookies: Vec<HeaderValue>) -> Response {
         res.headers_mut().append(header::SET_COOKIE, c);
     }
     res
-}
-
-// --- login -----------------------------------------------------------------------------------
-
-fn render_login(
-    st: &AppState,
-    csrf: &str,
-    notice: Option<&str>,
-    error: Option<&str>,
-    login_id: &str,
-) -> Response {
-    let mut ctx = base_ctx("Staff login", None);
-    ctx.insert("csrf".into(), json!(csrf));
-    ctx.insert("notice".into(), json!(notice));
-    ctx.insert("error".into(), json!(error));
-    ctx.insert("login_id".into(), json!(login_id));
-    let status = if error.is_some() {
-        StatusCode::UNAUTHORIZED
-    } else {
-        StatusCode::OK
-    };
-    let res = st.staff.render("staff/login.html", ctx, status);
-    // A fresh double-submit token for the next attempt.
-    with_cookies(
-        res,
-        vec![session::set_cookie(
-            st,
-            session::login_csrf_cookie_name(st),
-            csrf,
-            Some(1800),
-        )],
-    )
-}
-
-async fn login_form(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    if let Ok(Loaded::Live(_)) = session::load(&st, &headers).await {
-        return see_other("/staff");
-    }
-    let notice = if q.contains_key("timeout") {
-        Some("Your session ended after a period of inactivity. Log in again.")
-    } else if q.contains_key("bye") {
-        Some("You have logged out.")
-    } else {
-        None
-    };
-    render_login(&st, &session::random_hex(32), notice, None, "")
-}
-
-async fn login(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    ip: ClientIp,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    use subtle::ConstantTimeEq;
-    let expected = session::cookie(&headers, session::login_csrf_cookie_name(&st));
-    let posted = field(&form, "csrf");
-    let csrf_ok = expected
-        .is_some_and(|e| !posted.is_empty() && bool::from(e.as_bytes().ct_eq(posted.as_bytes())));
-    if !csrf_ok {
-        tracing::warn!("staff login CSRF token missing or wrong; form refused");
-        return message(
-            &st,
-            None,
-            StatusCode::FORBIDDEN,
-            "The login form has expired. Reload the page and try again.",
-            Some("/staff/login"),
-        );
-    }
-    let login_id = field(&form, "login_id").trim().to_owned();
-    let password = Zeroizing::new(field(&form, "password").to_owned());
-    let fresh = session::random_hex(32);
-    if login_id.is_empty() || password.is_empty() {
-        return render_login(
-            &st,
-            &fresh,
-            None,
-            Some("Enter your staff login ID and password."),
-            &login_id,
-        );
-    }
-    let member = match st
-        .engine
-        .staff_login(&login_id, password, ip.0.clone())
-        .await
-    {
-        Ok(Some(m)) => m,
-        Ok(None) => {
-            return render_login(
-                &st,
-                &fresh,
-                None,
-                Some("The login ID or password is incorrect."),
-                &login_id,
-            )
-        }
-        Err(e) => return error_page(&st, None, e, Some("/staff/login")),
-    };
-    // A session left from before (another account on this browser) ends: no fixation.
-    if let Ok(Loaded::Live(old)) = session::load(&st, &headers).await {
-        let _ = session::destroy(&st, &old).await;
-    }
-    match session::create(&st, member).await {
-        Ok((_, cookie)) => with_cookies(
-            see_other("/staff"),
-            vec![
-                cookie,
-                session::set_cookie(&st, session::login_csrf_cookie_name(&st), "", Some(0)),
-            ],
-        ),
-        Err(e) => error_page(&st, None, e, None),
-    }
-}
-
-async fn logout(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    let sess = match require_post(&st, &headers, &form).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    match session::destroy(&st, &sess).await {
-        Ok(clear) => with_cookies(see_other("/staff/login?bye=1"), vec![clear]),
-        Err(e) => error_page(&st, None, e, None),
-    }
-}
-
-// --- search and the customer page -------------------------------------------------------------
-
-async fn search(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    ip: ClientIp,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    let sess = match require(&st, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let query = q.get("q").map_or("", |s| s.trim());
-    let mut ctx = base_ctx("Customer search", Some(&sess));
-    ctx.insert("q".into(), json!(query));
-    if !query.is_empty() {
-        match st.engine.staff_search(&sess.member, query, ip.0).await {
-            Ok(rows) => {
-                let rows: Vec<Value> = rows
-                    .iter()
-                    .map(|c| {
-                        json!({
-                            "id": c.id,
-                            "login_id": c.login_id,
-                            "name": c.name,
-                            "email": c.email,
-                        })
-                    })
-                    .collect();
-                ctx.insert("results".into(), json!(rows));
-            }
-            Err(e) => return error_page(&st, Some(&sess), e, Some("/staff")),
-        }
-    }
-    st.staff.render("staff/search.html", ctx, StatusCode::OK)
-}
-
-fn token_json(t: &StaffTokenView) -> Value {
-    let label = match t.state {
-        TokenState::Issued => "Issued (mail sent, link not opened)",
-        TokenState::LinkOpened => "Issued (link opened, app not set up)",
-        TokenState::Provisioned => "Set up (waiting for the first code)",
-        TokenState::Active => "Active",
-        TokenState::Deactivated => "Deactivated by the customer",
-        TokenState::Revoked => "Revoked by staff",
-        TokenState::Voided => "Void (expired or replaced before setup)",
-    };
-    let mut v = json!(t);
-    v["state_label"] = json!(label);
-    v["live"] = json!(t.state.is_live());
-    v["awaiting_setup"] = json!(matches!(
-        t.state,
-        TokenState::Issued | TokenState::LinkOpened
-    ));
-    v
-}
-
-fn request_json(r: &RequestView) -> Value {
-    json!(r)
-}
-
-fn done_text(key: &str) -> Option<&'static str> {
-    Some(match key {
-        "unlocked" => "The token was unlocked.",
-        "resent" => "The setup mail was sent again with a fresh download link; earlier links no longer work.",
-        "revoked" => "The token was revoked: it no longer verifies codes.",
-        "revoke_requested" => "Revocation requested: it takes effect when a second supervisor approves it.",
-        "reprovision_requested" => "Reprovisioning requested: it takes effect when a second supervisor approves it.",
-        _ => return None,
-    })
-}
-
-async fn customer_page(
-    st: &AppState,
-    sess: &StaffSession,
-    id: i64,
-    before: Option<i64>,
-    done: Option<&str>,
-    ip: Option<String>,
-) -> Response {
-    let back = Some("/staff");
-    let page = st.staff.cfg.audit_page_size;
-    let timeline = TimelinePage {
-        before_id: before,
-        limit: page,
-    };
-    let file: CustomerFile = match st
-        .engine
-        .staff_customer(&sess.member, id, timeline, ip)
-        .await
-    {
-        Ok(f) => f,
-        Err(e) => return error_page(st, Some(sess), e, back),
-    };
-    let audit = &file.timeline;
-    let older = (i64::try_from(audit.len()).unwrap_or(0) == page)
-        .then(|| audit.last().map(|a| a.id))
-        .flatten();
-    let title = tr_with(lang(), "Customer {login}", &[("login", &file.login_id)]);
-    let mut ctx = base_ctx(&title, Some(sess));
-    ctx.insert(
-        "customer".into(),
-        json!({
-            "id": file.id,
-            "login_id": file.login_id,
-            "name": file.name,
-            "email": file.email,
-            "reissue_waived": file.reissue_waived,
-            "created_at": file.created_at,
-        }),
-    );
-    let tokens: Vec<Value> = file.tokens.iter().map(token_json).collect();
-    ctx.insert(
-        "current".into(),
-        tokens.first().cloned().unwrap_or(Value::Null),
-    );
-    ctx.insert("history".into(), json!(tokens.get(1..).unwrap_or(&[])));
-    ctx.insert(
-        "pending".into(),
-        file.pending.as_ref().map_or(Value::Null, request_json),
-    );
-    ctx.insert("audit".into(), json!(audit));
-    ctx.insert("older".into(), json!(older));
-    ctx.insert("first_page".into(), json!(before.is_some()));
-    ctx.insert("done".into(), json!(done.and_then(done_text)));
-    ctx.insert("four_eyes".into(), json!(st.staff.cfg.four_eyes));
-    ctx.insert(
-        "can".into(),
-        json!({
-            "revoke": sess.member.role.may(Permission::Revoke),
-            "reprovision": sess.member.role.may(Permission::Reprovision),
-        }),
-    );
-    st.staff.render("staff/customer.html", ctx, StatusCode::OK)
-}
-
-async fn customer(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    ip: ClientIp,
-    Path(id): Path<i64>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    let sess = match require(&st, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let before = q.get("before").and_then(|b| b.parse().ok());
-    customer_page(
-        &st,
-        &sess,
-        id,
-        before,
-        q.get("done").map(String::as_str),
-        ip.0,
-    )
-    .await
-}
-
-async fn audit_csv(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    ip: ClientIp,
-    Path(id): Path<i64>,
-) -> Response {
-    let sess = match require(&st, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let back = format!("/staff/customers/{id}");
-    let rows = match st.engine.staff_audit_all(&sess.member, id).await {
-        Ok(r) => r,
-        Err(e) => return error_page(&st, Some(&sess), e, Some(&back)),
-    };
-    if let Err(e) = st
-        .engine
-        .staff_audit_export(&sess.member, id, rows.len(), ip.0.clone())
-        .await
-    {
-        return error_page(&st, Some(&sess), e, Some(&back));
-    }
-    let body = csv::audit_csv(&rows, fmt_time);
-    let disposition = format!("attachment; filename=\"audit-customer-{id}.csv\"");
-    let mut res = ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response();
-    if let Ok(v) = HeaderValue::from_str(&disposition) {
-        res.headers_mut().insert(header::CONTENT_DISPOSITION, v);
-    }
-    res
-}
-
-// --- actions ---------------------------------------------------------------------------------
-
-/// After an action: back to the customer page saying what happened, or the refusal.
-fn after_action(
-    st: &AppState,
-    sess: &StaffSession,
-    id: i64,
-    res: Result<&str, EngineError>,
-) -> Response {
-    let back = format!("/staff/customers/{id}");
-    match res {
-        Ok(done) => see_other(&format!("{back}?done={done}")),
-        Err(e) => error_page(st, Some(sess), e, Some(&back)),
-    }
-}
-
-async fn unlock(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    ip: ClientIp,
-    Path(id): Path<i64>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    let sess = match require_post(&st, &headers, &form).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let res = st
-        .engine
-        .staff_unlock(
-            &sess.member,
-            id,
-            field(&form, "user_id"),
-            field(&form, "reason"),
-            ip.0.clone(),
-        )
-        .await
-        .map(|()| "unlocked");
-    after_action(&st, &sess, id, res)
-}
-
-async fn resend(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    ip: ClientIp,
-    Path(id): Path<i64>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    let sess = match require_post(&st, &headers, &form).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let res = st
-        .engine
-        .staff_resend_setup(
-            &sess.member,
-            id,
-            field(&form, "user_id"),
-            field(&form, "reason"),
-            ip.0.clone(),
-        )
-        .await
-        .map(|()| "resent");
-    after_action(&st, &sess, id, res)
-}
-
-async fn revoke(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    ip: ClientIp,
-    Path(id): Path<i64>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    let sess = match require_post(&st, &headers, &form).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let res = st
-        .engine
-        .staff_revoke(
-            &sess.member,
-            id,
-            field(&form, "user_id"),
-            field(&form, "reason"),
-            st.staff.cfg.four_eyes,
-            ip.0.clone(),
-        )
-        .await
-        .map(|d| match d {
-            StaffDone::Applied { .. } => "revoked",
-            StaffDone::Requested { .. } => "revoke_requested",
-        });
-    after_action(&st, &sess, id, res)
-}
-
-async fn reprovision(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    ip: ClientIp,
-    Path(id): Path<i64>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    let sess = match require_post(&st, &headers, &form).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let back = format!("/staff/customers/{id}");
-    let choice = match field(&form, "mode") {
-        "customer" => PasswordChoice::Customer,
-        "generated" => PasswordChoice::Generated,
-        _ => {
-            return message(
-                &st,
-                Some(&sess),
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &format!(
-                    "{} (MODE_REQUIRED)",
-                    tr(
-                        lang(),
-                        "Choose how the customer's new activation password is set."
-                    )
-                ),
-                Some(&back),
-            )
-        }
-    };
-    let expected = Some(field(&form, "expected_user_id")).filter(|s| !s.is_empty());
-    let email = Some(field(&form, "email")).filter(|s| !s.trim().is_empty());
-    let res = st
-        .engine
-        .staff_reprovision(
-            &sess.member,
-            id,
-            expected,
-            field(&form, "reason"),
-            choice,
-            email,
-            st.staff.cfg.four_eyes,
-            ip.0.clone(),
-        )
-        .await;
-    let done = match res {
-        Ok(d) => d,
-        Err(e) => return error_page(&st, Some(&sess), e, Some(&back)),
-    };
-    let mut ctx = base_ctx("Reprovisioning", Some(&sess));
-    ctx.insert("customer_id".into(), json!(id));
-    ctx.insert("mode".into(), json!(choice.as_str()));
-    match &done.done {
-        StaffDone::Applied { new_user_id } => {
-            ctx.insert("applied".into(), json!(true));
-            ctx.insert("new_user_id".into(), json!(new_user_id));
-        }
-        StaffDone::Requested { request_id } => {
-            ctx.insert("applied".into(), json!(false));
-            ctx.insert("request_id".into(), json!(request_id));
-        }
-    }
-    // Shown once, on this response only (no-store); never stored in clear, never logged.
-    ctx.insert(
-        "generated_password".into(),
-        json!(done.generated_password.as_deref().map(String::as_str)),
-    );
-    st.staff
-        .render("staff/reprovisioned.html", ctx, StatusCode::OK)
-}
-
-// --- four-eyes approvals ---------------------------------------------------------------------
-
-async fn approvals(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    let sess = match require(&st, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let pending = match st.engine.staff_pending(&sess.member).await {
-        Ok(p) => p,
-        Err(e) => return error_page(&st, Some(&sess), e, Some("/staff")),
-    };
-    let rows: Vec<Value> = pending
-        .iter()
-        .map(|r| {
-            let mut v = request_json(r);
-            v["mine"] = json!(r.requested_by == sess.member.id);
-            v
-        })
-        .collect();
-    let done = q.get("done").map(|d| match d.as_str() {
-        "approved" => "The request was approved and has taken effect.",
-        "rejected" => "The request was rejected.",
-        _ => "The request was withdrawn.",
-    });
-    let mut ctx = base_ctx("Pending approvals", Some(&sess));
-    ctx.insert("requests".into(), json!(rows));
-    ctx.insert("done".into(), json!(done));
-    ctx.insert("four_eyes".into(), json!(st.staff.cfg.four_eyes));
-    st.staff.render("staff/approvals.html", ctx, StatusCode::OK)
-}
-
-async fn approve(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    ip: ClientIp,
-    Path(id): Path<i64>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    let sess = match require_post(&st, &headers, &form).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    match st
-        .engine
-        .staff_approve(&sess.member, id, ip.0.clone())
-        .await
-    {
-        Ok(_) => see_other("/staff/approvals?done=approved"),
-        Err(e) => error_page(&st, Some(&sess), e, Some("/staff/approvals")),
-    }
-}
-
-async fn decline(
-    st: &AppState,
-    headers: &HeaderMap,
-    ip: ClientIp,
-    id: i64,
-    form: &HashMap<String, String>,
-    cancel: bool,
-) -> Response {
-    let sess = match require_post(st, headers, form).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    match st
-        .engine
-        .staff_decline(
-            &sess.member,
-            id,
-            cancel,
-            field(form, "reason"),
-            ip.0.clone(),
-        )
-        .await
-    {
-        Ok(()) => see_other(if cancel {
-            "/staff/approvals?done=cancelled"
-        } else {
-            "/staff/approvals?done=rejected"
-        }),
-        Err(e) => error_page(st, Some(&sess), e, Some("/staff/approvals")),
-    }
-}
-
-async fn reject(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    ip: ClientIp,
-    Path(id): Path<i64>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    decline(&st, &headers, ip, id, &form, false).await
-}
-
-async fn cancel(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    ip: ClientIp,
-    Path(id): Path<i64>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    decline(&st, &headers, ip, id, &form, true).await
 }

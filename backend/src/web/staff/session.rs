@@ -1,7 +1,8 @@
 //! Staff sessions, kept apart from customer sessions: their own table and cookie, the same
 //! cookie rules (a random id in an HttpOnly, SameSite=Strict cookie, Secure and `__Host-` over
-//! TLS; the database keeps only its SHA-256; a new id at every login) and a shorter idle
-//! timeout (`staff.session_idle_secs`). Every session carries a CSRF token that each form posts
+//! TLS; the database keeps only its SHA-256; a new id at every login), a shorter idle
+//! timeout (`staff.session_idle_secs`) and a shorter absolute lifetime (`staff.session_max_secs`,
+//! 8 h: a shift, however active). Every session carries a CSRF token that each form posts
 //! back; the login form, before any session, uses a double-submit cookie.
 
 use std::collections::HashMap;
@@ -11,8 +12,8 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::engine::staff::StaffMember;
 use crate::engine::EngineError;
-use crate::staff_ops::StaffMember;
 use crate::store::StaffSessionRow;
 use crate::web::AppState;
 
@@ -113,9 +114,11 @@ pub async fn load(st: &AppState, headers: &HeaderMap) -> Result<Loaded, EngineEr
         return Ok(Loaded::None);
     };
     let now = now(st);
-    if !store
-        .touch_staff_session(&id_hash, now, now - idle(st))
-        .await?
+    let max_age = i64::try_from(st.staff.cfg.session_max_secs).unwrap_or(8 * 3600);
+    if row.created_at <= now - max_age
+        || !store
+            .touch_staff_session(&id_hash, now, now - idle(st))
+            .await?
     {
         store.delete_staff_session(&id_hash).await?;
         return Ok(Loaded::Expired);

@@ -1,0 +1,108 @@
+//! Master keys (DESIGN §7): refusing to serve with secrets we cannot open, and re-sealing every
+//! secret under the current key.
+
+use crate::store::{NewAudit, Tx};
+
+use super::EngineError;
+
+use super::{now_i64, Engine, Result};
+
+impl Engine {
+    /// Check the master keys against the database before serving (refuse to serve with secrets
+    /// we cannot decrypt), and record a check value for the current key.
+    ///
+    /// # Errors
+    /// A key in use that we do not have, or a key whose check value does not open.
+    pub async fn check_keys(&self) -> anyhow::Result<()> {
+        let store = &self.inner.store;
+        let keys = &self.inner.keys;
+        let have = keys.key_ids();
+        for (key_id, check) in store.key_checks().await? {
+            if have.contains(&key_id) {
+                keys.verify_check(&key_id, &check).map_err(|_| {
+                    anyhow::anyhow!("master key {key_id} does not match the key that sealed this database's secrets (wrong key file or OTP_MASTER_KEY)")
+                })?;
+            }
+        }
+        for (key_id, n) in store.keys_in_use().await? {
+            if !have.contains(&key_id) {
+                anyhow::bail!("{n} token secret(s) are sealed under master key {key_id}, which is not configured; restore the key file or set OTP_MASTER_KEY");
+            }
+        }
+        let current = keys.current_id();
+        let check = keys.key_check(&current)?;
+        let mut tx = store.begin().await?;
+        tx.insert_key_check(&current, &check, now_i64(self.now()))
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Re-seal every secret under the current key, a row at a time (each its own small
+    /// transaction, so verification goes on meanwhile). Returns how many were re-sealed.
+    ///
+    /// # Errors
+    /// Database or crypto failures; rows done so far stay done, and a rerun continues.
+    pub async fn reseal_all(&self) -> Result<u64> {
+        let current = self.inner.keys.current_id();
+        let mut done = 0u64;
+        loop {
+            let rows = self.inner.store.tokens_not_under_key(&current, 500).await?;
+            if rows.is_empty() {
+                // Staff members' second factors are sealed under the same keys.
+                return Ok(done + self.reseal_staff_totps().await?);
+            }
+            for row in rows {
+                let Some(sealed) = row.sealed() else { continue };
+                let secret = self.inner.keys.open(&row.user_id, &sealed)?;
+                let resealed = self.inner.keys.seal(&row.user_id, &secret)?;
+                let mut tx = self.inner.store.begin().await?;
+                if tx.reseal(row.id, &sealed.key_id, &resealed).await? {
+                    tx.audit(&NewAudit {
+                        at: now_i64(self.now()),
+                        actor: "cli",
+                        customer_id: Some(row.customer_id),
+                        user_id: Some(&row.user_id),
+                        action: "key_rotate",
+                        outcome: "ok",
+                        detail: Some(
+                            serde_json::json!({ "from": sealed.key_id, "to": resealed.key_id })
+                                .to_string(),
+                        ),
+                        ..Default::default()
+                    })
+                    .await?;
+                    tx.commit().await?;
+                    done += 1;
+                }
+            }
+        }
+    }
+
+    /// Make sure this process seals under the newest master key the database knows (issue 12,
+    /// item 6): after `keys rotate` in another process, the key file is read again here before
+    /// the next secret is sealed. A newest key this process cannot get refuses the seal
+    /// (`Unavailable`, logged) rather than sealing under a retired key.
+    pub(crate) async fn sealing_key_ready(&self, tx: &mut Tx<'_>) -> Result<()> {
+        let Some(newest) = tx.newest_key_id().await? else {
+            return Ok(());
+        };
+        let keys = &self.inner.keys;
+        if keys.current_id() == newest {
+            return Ok(());
+        }
+        if let Err(e) = keys.reload() {
+            tracing::error!(error = %e, "could not re-read the master keys");
+        }
+        if keys.current_id() == newest {
+            tracing::info!(key_id = %newest, "sealing under the rotated master key");
+            return Ok(());
+        }
+        tracing::error!(
+            newest = %newest,
+            current = %keys.current_id(),
+            "the database's newest master key is not this process's current key; refusing to seal under a retired key"
+        );
+        Err(EngineError::Unavailable)
+    }
+}

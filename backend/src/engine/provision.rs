@@ -1,0 +1,159 @@
+//! The app's initial setup (DESIGN §4): the secret is handed out once, only after the mailed
+//! link was opened, only with the right activation password, each attempt counted before the
+//! password is checked.
+
+use zeroize::Zeroizing;
+
+use protocol::{DeviceInfo, Secret, ServiceId, TotpParams, UserId};
+
+use crate::domain::issuance::{setup_refusal, SetupView};
+use crate::domain::{DomainError, TokenState};
+use crate::store::NewAudit;
+
+use super::{now_i64, snapshot, Actor, Engine, EngineError, Result};
+
+/// What provisioning returns to the app: the secret, once.
+#[derive(Debug)]
+pub struct Provisioned {
+    pub secret: Secret,
+    pub params: TotpParams,
+    pub service_id: ServiceId,
+    pub user_id: UserId,
+    pub server_time: u64,
+}
+
+impl Engine {
+    /// The app's initial setup: hand out the secret once (DESIGN §4).
+    ///
+    /// # Errors
+    /// Unknown IDs, link not opened, expired or dead issuance, wrong activation password,
+    /// already provisioned.
+    pub async fn provision(
+        &self,
+        service_id: &ServiceId,
+        user_id: &UserId,
+        activation_password: Zeroizing<String>,
+        device: &DeviceInfo,
+        actor: &Actor,
+    ) -> Result<Provisioned> {
+        let now_u = self.now();
+        let now = now_i64(now_u);
+        let row = self.inner.store.token_by_user_id(user_id.as_str()).await?;
+        let row = match row {
+            Some(r) if r.service_id == service_id.as_str() => r,
+            // The field that is wrong is named, and the answer tells nothing of the user ID: a
+            // service ID this server does not serve is refused as such whether or not the user
+            // ID exists (a token issued under an earlier service ID still matches above).
+            _ if *service_id != self.inner.cfg.service_id => {
+                return Err(DomainError::UnknownService.into())
+            }
+            _ => return Err(DomainError::UnknownToken.into()),
+        };
+        let audit = |outcome: &'static str| NewAudit {
+            customer_id: Some(row.customer_id),
+            user_id: Some(user_id.as_str()),
+            detail: None,
+            ..actor.audit("provision", outcome, now)
+        };
+        let max = self.policy().max_activation_failures;
+        // Count the attempt before the password is checked, deciding on the state read in the
+        // transaction that counts it: at most `max` passwords are ever checked, and once they
+        // are spent every attempt, the right one included, hears the same refusal.
+        let mut attempts = None;
+        for _ in 0..8 {
+            let mut tx = self.inner.store.begin().await?;
+            let row = tx
+                .token(user_id.as_str())
+                .await?
+                .ok_or(DomainError::UnknownToken)?;
+            let view = SetupView {
+                state: row.state()?,
+                expires_at: row.expires_at,
+                void_reason: row.void_reason.as_deref(),
+                attempts: row.activation_failures,
+            };
+            if let Some(refusal) = setup_refusal(view, max, now) {
+                let err = EngineError::from(refusal);
+                tx.audit(&audit(err.code())).await?;
+                tx.commit().await?;
+                return Err(err);
+            }
+            if tx
+                .count_activation_attempt(row.id, row.activation_failures)
+                .await?
+            {
+                tx.commit().await?;
+                attempts = Some(row.activation_failures + 1);
+                break;
+            }
+        }
+        let attempts = attempts.ok_or(EngineError::Unavailable)?;
+        let ok = self
+            .password_ok(activation_password, row.activation_password_hash.clone())
+            .await?;
+        let mut tx = self.inner.store.begin().await?;
+        if !ok {
+            let max = i64::from(max);
+            let err = if attempts >= max {
+                tx.void(row.id, TokenState::LinkOpened, "activation_failures", now)
+                    .await?;
+                EngineError::IssuanceDead
+            } else {
+                EngineError::WrongActivationPassword {
+                    attempts_left: u32::try_from(max - attempts).unwrap_or(0),
+                }
+            };
+            tx.audit(&audit(err.code())).await?;
+            tx.commit().await?;
+            return Err(err);
+        }
+        self.sealing_key_ready(&mut tx).await?;
+        let params = snapshot(&row)?.params;
+        let secret = Secret::generate(params.algorithm);
+        let sealed = self.inner.keys.seal(user_id.as_str(), &secret)?;
+        let device_json =
+            serde_json::to_string(device).map_err(|e| EngineError::Internal(e.into()))?;
+        if !tx.provision(row.id, &sealed, &device_json, now).await? {
+            // Someone else provisioned (or voided) it between our read and this write.
+            return Err(EngineError::AlreadyProvisioned);
+        }
+        tx.audit(&NewAudit {
+            detail: Some(
+                serde_json::json!({ "platform": device.platform, "model": device.model })
+                    .to_string(),
+            ),
+            ..audit("ok")
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(Provisioned {
+            secret,
+            params,
+            service_id: service_id.clone(),
+            user_id: user_id.clone(),
+            server_time: now_u,
+        })
+    }
+
+    /// Audit a setup attempt that [`Engine::provision`] did not audit itself: one naming no
+    /// known token, or one the app API's rate limit refused. Best effort: a failure to write is
+    /// logged, and the refusal stands either way.
+    pub async fn audit_app_refusal(&self, user_id: &str, outcome: &str, actor: &Actor) {
+        let customer_id = match self.inner.store.token_by_user_id(user_id).await {
+            Ok(row) => row.map(|r| r.customer_id),
+            Err(_) => None,
+        };
+        let now = now_i64(self.now());
+        let res = self
+            .audit_now(NewAudit {
+                customer_id,
+                user_id: Some(user_id),
+                detail: None,
+                ..actor.audit("provision", outcome, now)
+            })
+            .await;
+        if let Err(e) = res {
+            tracing::warn!(error = %e, outcome, "could not audit an app API refusal");
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Deciding one verification against its token's working state, updating that state as the
+//! store will (the domain decides; the lockout rule is `domain::throttle`).
+
+use protocol::Code;
+
+use crate::domain::{self, Decision, DomainError, Event, Outcome, Purpose};
+use crate::engine::{now_i64, snapshot, EngineError, Inner, Result};
+use crate::mail::compose::Notice;
+use crate::store::{TokenRow, TokenUpdate};
+
+use super::{Job, VerifyReport};
+
+/// What the plan decided for one job; written (audit, notice) only once its token's update
+/// has landed.
+pub(super) struct Planned {
+    pub(super) report: Result<VerifyReport>,
+    /// The row as it was when decided (for audit and notices).
+    pub(super) row: Option<TokenRow>,
+    /// (action, outcome, detail) audit events, in order.
+    pub(super) audits: Vec<(&'static str, &'static str, Option<String>)>,
+    pub(super) notice: Option<(Notice, String)>,
+}
+
+/// A token's state while a batch is planned: the row as read, and as the batch leaves it.
+pub(super) struct Working {
+    pub(super) original: TokenRow,
+    pub(super) current: TokenRow,
+}
+
+fn action_of(purpose: Purpose) -> &'static str {
+    match purpose {
+        Purpose::Login => "verify_login",
+        Purpose::Transfer => "verify_transfer",
+        Purpose::Activation => "activate",
+        Purpose::Deactivation => "deactivate",
+    }
+}
+
+/// Decide one job against the token's working state, updating that state as the store will.
+pub(super) fn plan_one(
+    inner: &Inner,
+    job: &Job,
+    work: Option<&mut Working>,
+    now_u: u64,
+) -> Planned {
+    let now = now_i64(now_u);
+    let policy = &inner.cfg.policy;
+    let action = action_of(job.purpose);
+    let Some(work) = work else {
+        return Planned {
+            report: Err(DomainError::UnknownToken.into()),
+            row: None,
+            audits: vec![(action, "unknown_token", None)],
+            notice: None,
+        };
+    };
+    let row = &mut work.current;
+    let planned = |report, audits, notice, row: &TokenRow| Planned {
+        report,
+        row: Some(row.clone()),
+        audits,
+        notice,
+    };
+    let snap = match snapshot(row) {
+        Ok(s) => s,
+        Err(e) => return planned(Err(e), vec![], None, row),
+    };
+    let Ok(code) = Code::parse(&job.code, snap.params.digits) else {
+        return planned(
+            Err(EngineError::CodeFormat(snap.params.digits)),
+            vec![],
+            None,
+            row,
+        );
+    };
+    let decision = match row.sealed() {
+        Some(sealed) if job.purpose.accepts(snap.state) => {
+            match inner.keys.open(&row.user_id, &sealed) {
+                Ok(secret) => domain::decide(&snap, &secret, &code, job.purpose, policy, now_u),
+                Err(e) => return planned(Err(e.into()), vec![], None, row),
+            }
+        }
+        _ => Decision::NotActive,
+    };
+    let report = |result, attempts_left, row: &TokenRow| VerifyReport {
+        result,
+        attempts_left,
+        state: row.state().unwrap_or(snap.state),
+        locked: policy.is_locked(row.locked_at, now),
+    };
+    match decision {
+        Decision::Accept { step, drift } => {
+            let next = match job.purpose.event() {
+                Some(ev) => match domain::transition(snap.state, ev) {
+                    Ok(next) => next,
+                    Err(e) => return planned(Err(e.into()), vec![], None, row),
+                },
+                None => snap.state,
+            };
+            row.last_step = i64::try_from(step).unwrap_or(i64::MAX);
+            row.drift = drift;
+            row.failures = 0;
+            row.locked_at = None;
+            row.last_used_at = Some(now);
+            row.state = next.as_str().to_owned();
+            let notice = match job.purpose.event() {
+                Some(Event::Activate) => {
+                    row.activated_at = Some(now);
+                    Some((Notice::Activated, now.to_string()))
+                }
+                Some(Event::Deactivate) => {
+                    row.deactivated_at = Some(now);
+                    Some((Notice::Deactivated, now.to_string()))
+                }
+                _ => None,
+            };
+            let r = report(Outcome::Ok, None, row);
+            planned(Ok(r), vec![(action, "ok", None)], notice, row)
+        }
+        // OWASP ASVS V2.8.5: a reused code is refused, logged and the customer told.
+        Decision::Replay { step } => planned(
+            Ok(report(Outcome::Replayed, None, row)),
+            vec![(action, "replayed", None)],
+            Some((Notice::Replayed, step.to_string())),
+            row,
+        ),
+        Decision::Locked => planned(
+            Ok(report(Outcome::Locked, None, row)),
+            vec![(action, "locked", None)],
+            None,
+            row,
+        ),
+        Decision::NotActive => planned(
+            Ok(report(Outcome::NotActive, None, row)),
+            vec![(action, "not_active", None)],
+            None,
+            row,
+        ),
+        Decision::Fail => {
+            let max = i64::from(policy.max_failures);
+            // A lifted timed lock starts the count again.
+            row.failures = if row.locked_at.is_some() {
+                1
+            } else {
+                row.failures + 1
+            };
+            if row.failures >= max {
+                row.locked_at = Some(now);
+                let detail = serde_json::json!({ "failures": row.failures }).to_string();
+                let r = report(Outcome::Locked, Some(0), row);
+                planned(
+                    Ok(r),
+                    vec![(action, "invalid", None), ("lock", "locked", Some(detail))],
+                    Some((Notice::Locked, now.to_string())),
+                    row,
+                )
+            } else {
+                row.locked_at = None;
+                let left = u32::try_from((max - row.failures).max(0)).unwrap_or(0);
+                let r = report(Outcome::Invalid, Some(left), row);
+                planned(Ok(r), vec![(action, "invalid", None)], None, row)
+            }
+        }
+    }
+}
+
+/// The update that makes a token what the plan left it, if it is still what was read.
+pub(super) fn token_update(w: &Working) -> TokenUpdate {
+    let (o, c) = (&w.original, &w.current);
+    TokenUpdate {
+        id: c.id,
+        last_step: c.last_step,
+        drift: c.drift,
+        failures: c.failures,
+        locked_at: c.locked_at,
+        state: c.state.clone(),
+        last_used_at: c.last_used_at,
+        activated_at: c.activated_at,
+        deactivated_at: c.deactivated_at,
+        expect_last_step: o.last_step,
+        expect_failures: o.failures,
+        expect_state: o.state.clone(),
+        expect_locked_at: o.locked_at,
+    }
+}

@@ -1,0 +1,8 @@
+//! Operations: online backup and checked restore of the SQLite database (`backup`), the
+//! container healthcheck (`health`), and a newcomer's first run: start-up hints and the demo
+//! accounts (`demo`). The service unit, dashboards, alert rules and container
+//! build are in `deploy/`; the runbook is the README's.
+
+pub mod backup;
+pub mod demo;
+pub mod health;

@@ -1,0 +1,88 @@
+//! Master keys in use: which key sealed which secrets, key check values, re-sealing.
+
+use crate::crypto::Sealed;
+
+use super::{tokens::TOKEN_COLUMNS, Result, Store, TokenRow, Tx};
+
+impl Store {
+    /// Key ids that seal at least one secret (a token's, or a staff member's second factor),
+    /// with how many.
+    pub async fn keys_in_use(&self) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT k, COUNT(*) FROM ( \
+               SELECT secret_key_id AS k FROM tokens WHERE secret_key_id IS NOT NULL \
+               UNION ALL SELECT totp_key_id AS k FROM staff WHERE totp_key_id IS NOT NULL \
+             ) s GROUP BY k ORDER BY k",
+        )
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    pub async fn key_checks(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        Ok(
+            sqlx::query_as("SELECT key_id, check_enc FROM master_keys ORDER BY key_id")
+                .fetch_all(&self.read)
+                .await?,
+        )
+    }
+
+    /// Up to `limit` tokens whose secret is sealed under a key other than `key_id`.
+    pub async fn tokens_not_under_key(&self, key_id: &str, limit: i64) -> Result<Vec<TokenRow>> {
+        Ok(sqlx::query_as::<_, TokenRow>(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE secret_key_id IS NOT NULL AND secret_key_id <> $1 \
+             ORDER BY id LIMIT $2"
+        ))
+        .bind(key_id)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?)
+    }
+}
+
+impl Tx<'_> {
+    /// Replace a token's sealed secret if it is still sealed under `old_key_id`.
+    pub async fn reseal(
+        &mut self,
+        token_id: i64,
+        old_key_id: &str,
+        sealed: &Sealed,
+    ) -> Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE tokens SET secret_key_id = $1, secret_enc = $2, secret_format = $3 \
+             WHERE id = $4 AND secret_key_id = $5",
+        )
+        .bind(&sealed.key_id)
+        .bind(&sealed.blob)
+        .bind(sealed.format)
+        .bind(token_id)
+        .bind(old_key_id)
+        .execute(&mut *self.0)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    /// The newest master key the database knows: the one every new secret must be sealed
+    /// under (a rotation records it before it re-seals anything).
+    pub async fn newest_key_id(&mut self) -> Result<Option<String>> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT key_id FROM master_keys ORDER BY created_at DESC, key_id DESC LIMIT 1",
+        )
+        .fetch_optional(&mut *self.0)
+        .await?;
+        Ok(row.map(|(k,)| k))
+    }
+
+    pub async fn insert_key_check(&mut self, key_id: &str, check: &[u8], now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO master_keys (key_id, check_enc, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (key_id) DO NOTHING",
+        )
+        .bind(key_id)
+        .bind(check)
+        .bind(now)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,482 @@
+//! Durable storage on SQLite (embedded default) or PostgreSQL (scale-out), through sqlx.
+//!
+//! One set of runtime queries (`sqlx::query_as` + `FromRow`) serves both databases through
+//! sqlx's `Any` driver: the SQL is kept to what both dialects share (`$n` parameters, which
+//! SQLite also understands; `RETURNING`; partial indexes; integers for times and flags), and a
+//! single store test suite runs against both. Compile-checked macros would need one copy of
+//! every query per dialect and a live database at build time; the shared test suite is the
+//! cheaper guard. Migrations are per dialect (`migrations/sqlite`, `migrations/postgres`).
+//!
+//! All SQL lives here. Replay protection and failure counting are single conditional UPDATEs
+//! whose row count decides, so they hold across processes sharing one PostgreSQL. On SQLite all
+//! writes go through one connection (SQLite has one writer anyway; this avoids the busy-snapshot
+//! errors a deferred transaction gets when it upgrades to a write).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, ConnectOptions, Executor, Transaction};
+
+use crate::domain::DomainError;
+
+mod audit;
+mod customers;
+mod keys;
+mod links;
+mod mail_passwords;
+mod ops;
+mod outbox;
+mod sessions;
+mod staff;
+mod throttles;
+mod tokens;
+mod transfers;
+
+pub use audit::{AuditRow, NewAudit};
+pub use customers::{CustomerRow, NewCustomer};
+pub use links::LinkRow;
+pub use mail_passwords::{MailPasswordRow, NewMailPassword};
+pub use ops::{AppliedMigration, OutboxStats, SealedSecret};
+pub use outbox::{MailRow, NewMail};
+pub use sessions::SessionRow;
+pub use staff::{NewStaffRequest, StaffRequestRow, StaffRow, StaffSessionRow};
+pub use throttles::ThrottleKey;
+pub use tokens::{NewToken, TokenRow, TokenUpdate};
+pub use transfers::TransferRow;
+
+use audit::PendingAudit;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbKind {
+    Sqlite,
+    Postgres,
+}
+
+impl DbKind {
+    /// The dialect of a database URL: `sqlite:…`, or `postgres:…` / `postgresql:…`.
+    pub fn of_url(url: &str) -> Option<DbKind> {
+        if url.starts_with("sqlite:") {
+            Some(DbKind::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Some(DbKind::Postgres)
+        } else {
+            None
+        }
+    }
+
+    /// The `n`th (1-based) bind parameter of a generated statement whose parameters appear in
+    /// order. SQLite gets anonymous `?`: sqlx looks every named parameter up by number, a linear
+    /// scan in SQLite, which is quadratic over a multi-row statement's hundreds of parameters.
+    fn param(self, n: usize) -> String {
+        match self {
+            DbKind::Sqlite => "?".to_owned(),
+            DbKind::Postgres => format!("${n}"),
+        }
+    }
+}
+
+/// Store errors: either the database is unavailable, or a constraint said no.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("unique constraint violated: {0}")]
+    Conflict(String),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL (use sqlite:// or postgres://)")]
+    UnsupportedUrl,
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        // One helper turns unique violations into conflicts for every caller.
+        if let sqlx::Error::Database(db) = &e {
+            if db.is_unique_violation() {
+                return StoreError::Conflict(db.constraint().unwrap_or("unique").to_owned());
+            }
+        }
+        StoreError::Unavailable(e)
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The store: a read pool and a write pool (the same pool on PostgreSQL).
+#[derive(Clone, Debug)]
+pub struct Store {
+    read: AnyPool,
+    write: AnyPool,
+    kind: DbKind,
+    /// When a dedicated writer last failed to connect, and why (see [`Store::dedicated_writer`]).
+    writer_down: std::sync::Arc<std::sync::Mutex<Option<(std::time::Instant, String)>>>,
+    /// SQLite: every write transaction holds this shared; the checkpointer takes it exclusive
+    /// to restart the log (see [`Store::spawn_checkpointer`]). Fair: once the checkpointer
+    /// waits, new transactions wait behind it, so it cannot be starved by a busy writer.
+    checkpoint_gate: std::sync::Arc<tokio::sync::RwLock<()>>,
+}
+
+/// Options for connecting.
+#[derive(Debug, Clone)]
+pub struct ConnectOpts {
+    pub max_connections: u32,
+    /// How long a request waits for a connection before it is answered "unavailable". Under a
+    /// second, so that during a database outage every answer (and `/readyz`) comes within one
+    /// instead of hanging on connection attempts. SQLite's write pool waits at least
+    /// [`SQLITE_WRITE_QUEUE`] (there it queues for the one writer; it is never an outage).
+    pub acquire_timeout: Duration,
+}
+
+impl Default for ConnectOpts {
+    fn default() -> Self {
+        ConnectOpts {
+            max_connections: 16,
+            acquire_timeout: Duration::from_millis(500),
+        }
+    }
+}
+
+/// How long SQLite's write pool lets a request queue for its one connection.
+pub const SQLITE_WRITE_QUEUE: Duration = Duration::from_secs(5);
+
+/// After a dedicated writer failed to connect, further attempts within this time fail at once
+/// with the same cause, so verifications queued behind a failed attempt are answered at once
+/// rather than each waiting out a new connection attempt.
+const WRITER_RETRY_AFTER: Duration = Duration::from_millis(1000);
+
+/// SQLite write-ahead log pages (4 KiB each) past which the background checkpointer makes the
+/// log start again from its beginning (RESTART): 4 MiB. With readers always active a PASSIVE
+/// checkpoint copies pages back but the log never restarts, and grows without bound.
+const WAL_RESTART_PAGES: i64 = 1024;
+
+/// What is left of the log file after a checkpoint resets it (bytes).
+const WAL_SIZE_LIMIT: i64 = 4 * 1024 * 1024;
+
+impl Store {
+    /// Connect (lazily: a database that is down now fails requests, not start-up, unless
+    /// `migrate` is called).
+    ///
+    /// # Errors
+    /// An unsupported or malformed URL.
+    pub fn connect(url: &str, opts: &ConnectOpts) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let kind = DbKind::of_url(url).ok_or(StoreError::UnsupportedUrl)?;
+        let connect_opts = AnyConnectOptions::from_str(url)?.disable_statement_logging();
+        let base = || {
+            AnyPoolOptions::new()
+                .acquire_timeout(opts.acquire_timeout)
+                // No ping before every acquire: a dead connection fails the statement, the
+                // request answers "unavailable" and the pool replaces it. The ping was a round
+                // trip per group commit.
+                .test_before_acquire(false)
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        if kind == DbKind::Sqlite {
+                            // WAL lets readers run beside the writer; synchronous=FULL makes every
+                            // commit durable (fsync'd) before it returns.
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute("PRAGMA synchronous = FULL").await?;
+                            conn.execute("PRAGMA busy_timeout = 5000").await?;
+                            // Checkpoints run in the background (Store::spawn_checkpointer),
+                            // not inside a committing verification batch; this bound (16 MiB)
+                            // is only the safety net should that task fall behind or stop.
+                            conn.execute("PRAGMA wal_autocheckpoint = 4000").await?;
+                            // A log that was reset is truncated to this, not left at its peak.
+                            conn.execute(
+                                format!("PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}").as_str(),
+                            )
+                            .await?;
+                            conn.execute("PRAGMA foreign_keys = ON").await?;
+                            // Sorts and UPDATE ... FROM (VALUES ...) use scratch tables: keep them
+                            // in memory, not in temporary files created and deleted per batch.
+                            conn.execute("PRAGMA temp_store = MEMORY").await?;
+                        }
+                        Ok(())
+                    })
+                })
+        };
+        let read = base()
+            .max_connections(opts.max_connections)
+            .connect_lazy_with(connect_opts.clone());
+        let write = match kind {
+            DbKind::Sqlite => base()
+                .max_connections(1)
+                .acquire_timeout(opts.acquire_timeout.max(SQLITE_WRITE_QUEUE))
+                // When a COMMIT fails on SQLite (SQLITE_FULL, SQLITE_IOERR) SQLite has already
+                // rolled the transaction back, so sqlx's ROLLBACK fails too and the connection
+                // stays marked as inside a transaction: every later BEGIN on it fails ("non-zero
+                // transaction depth") and, this pool having one connection, every write answers
+                // 503 until a restart (issue 13, after a full disk). A connection that cannot
+                // begin a transaction is closed on its way back, and a fresh one opened.
+                .after_release(|conn, _| {
+                    Box::pin(async move {
+                        use sqlx::Connection as _;
+                        Ok(match conn.begin_with("BEGIN DEFERRED").await {
+                            Ok(tx) => tx.rollback().await.is_ok(),
+                            Err(_) => false,
+                        })
+                    })
+                })
+                .connect_lazy_with(connect_opts),
+            DbKind::Postgres => read.clone(),
+        };
+        Ok(Store {
+            read,
+            write,
+            kind,
+            writer_down: std::sync::Arc::default(),
+            checkpoint_gate: std::sync::Arc::default(),
+        })
+    }
+
+    pub fn kind(&self) -> DbKind {
+        self.kind
+    }
+
+    /// Run the embedded migrations for this dialect.
+    ///
+    /// # Errors
+    /// Database unreachable or a migration failed.
+    pub async fn migrate(&self) -> Result<()> {
+        let migrator = match self.kind {
+            DbKind::Sqlite => &SQLITE_MIGRATIONS,
+            DbKind::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.write).await?;
+        Ok(())
+    }
+
+    /// Whether the database answers.
+    ///
+    /// # Errors
+    /// Database unreachable.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    /// Whether the database takes a write: one committed upsert of a one-row table, through
+    /// the same write path as every other transaction. A full disk, a read-only file or a
+    /// standby answers `SELECT 1` but fails here.
+    ///
+    /// # Errors
+    /// The write failed.
+    pub async fn write_probe(&self, now: u64) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO readiness_probe (id, at) VALUES (1, $1) \
+             ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+        )
+        .bind(i64::try_from(now).unwrap_or(i64::MAX))
+        .execute(&mut *tx.0)
+        .await?;
+        tx.commit().await
+    }
+
+    /// Close both pools, every connection with them (the file handles too: a backup or a
+    /// restore switches the file's journal mode next, which needs them all gone).
+    ///
+    /// One `Pool::close` is not enough (sqlx 0.8.6): a connection on its way back through
+    /// `after_release` while the pool closes lands in the idle queue after `close` emptied it
+    /// and, on a one-connection pool, `close` returns with it still open. Closing again closes
+    /// what landed there.
+    pub async fn close(&self) {
+        for pool in [&self.read, &self.write] {
+            for _ in 0..50 {
+                pool.close().await;
+                if pool.size() == 0 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+
+    /// Begin a write transaction.
+    ///
+    /// # Errors
+    /// Database unreachable.
+    pub async fn begin(&self) -> Result<Tx<'static>> {
+        let gate = self.gate().await;
+        let tx = match self.kind {
+            // IMMEDIATE takes SQLite's write lock at once (waiting under busy_timeout), so a
+            // transaction that reads before it writes never fails on a snapshot another writer
+            // moved on.
+            DbKind::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
+            DbKind::Postgres => self.write.begin().await?,
+        };
+        Ok(Tx(
+            tx,
+            TxState {
+                kind: self.kind,
+                audits: Vec::new(),
+                _gate: gate,
+            },
+        ))
+    }
+
+    /// The checkpoint gate, shared, for a write transaction (SQLite only).
+    async fn gate(&self) -> Option<tokio::sync::OwnedRwLockReadGuard<()>> {
+        match self.kind {
+            DbKind::Sqlite => Some(self.checkpoint_gate.clone().read_owned().await),
+            DbKind::Postgres => None,
+        }
+    }
+
+    /// On SQLite, keep the write-ahead log small from a background task, so commits on the
+    /// verification path do not pay for checkpoints. Every quarter second a PASSIVE checkpoint
+    /// (never blocks anyone) copies the log back into the database. That alone does not bound
+    /// the log: the writer starts it again from its beginning only when no reader uses it, and
+    /// under steady load some reader always does (each started while the log had pages not yet
+    /// copied back), so it grows (to ~80 MB in issue 13). So past [`WAL_RESTART_PAGES`] a
+    /// RESTART checkpoint runs with write transactions held at the checkpoint gate, for the few
+    /// milliseconds the readers of old snapshots take to finish (new ones read the database
+    /// file), after which the next commit
+    /// writes the log from its start (the file kept at most [`WAL_SIZE_LIMIT`]); and a log that
+    /// has stopped growing is emptied (TRUNCATE), which is also what gives the space back after
+    /// a full disk. No-op on PostgreSQL.
+    pub fn spawn_checkpointer(&self) {
+        if self.kind != DbKind::Sqlite {
+            return;
+        }
+        let pool = self.read.clone();
+        let gate = self.checkpoint_gate.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last_log = -1;
+            loop {
+                tick.tick().await;
+                if pool.is_closed() {
+                    return;
+                }
+                // (busy, pages in the log, pages copied back).
+                let log = match sqlx::query_as::<_, (i64, i64, i64)>(
+                    "PRAGMA wal_checkpoint(PASSIVE)",
+                )
+                .fetch_one(&pool)
+                .await
+                {
+                    Ok((_, log, _)) => log,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "background WAL checkpoint failed; retrying");
+                        // A full disk, say: try to empty the log as soon as it is quiet.
+                        last_log
+                    }
+                };
+                let idle = log > 0 && log == last_log;
+                last_log = log;
+                let mode = if log >= WAL_RESTART_PAGES {
+                    "RESTART"
+                } else if idle {
+                    "TRUNCATE"
+                } else {
+                    continue;
+                };
+                // No write transaction runs meanwhile (SQLite's own lock is not fair: a
+                // checkpoint waiting for it can lose to a busy writer for seconds on end).
+                let exclusive = gate.write().await;
+                let done =
+                    sqlx::query_as::<_, (i64, i64, i64)>(&format!("PRAGMA wal_checkpoint({mode})"))
+                        .fetch_one(&pool)
+                        .await;
+                drop(exclusive);
+                match done {
+                    Ok((0, _, _)) if mode == "TRUNCATE" => last_log = 0,
+                    Ok(_) => {}
+                    Err(e) => tracing::debug!(error = %e, mode, "WAL checkpoint failed; retrying"),
+                }
+            }
+        });
+    }
+
+    /// A write connection of its own, out of the pool (for a long-lived worker). After a failed
+    /// attempt, attempts within [`WRITER_RETRY_AFTER`] fail at once with the same cause.
+    ///
+    /// # Errors
+    /// Database unreachable: the real cause (refused, timed out, …).
+    pub async fn dedicated_writer(&self) -> Result<sqlx::AnyConnection> {
+        if let Some(cause) = self.recent_writer_failure() {
+            return Err(StoreError::Unavailable(sqlx::Error::Io(
+                std::io::Error::other(cause),
+            )));
+        }
+        match self.write.acquire().await {
+            Ok(conn) => {
+                if let Ok(mut down) = self.writer_down.lock() {
+                    *down = None;
+                }
+                Ok(conn.detach())
+            }
+            Err(e) => {
+                if let Ok(mut down) = self.writer_down.lock() {
+                    *down = Some((std::time::Instant::now(), e.to_string()));
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    fn recent_writer_failure(&self) -> Option<String> {
+        let down = self.writer_down.lock().ok()?;
+        let (at, cause) = down.as_ref()?;
+        (at.elapsed() < WRITER_RETRY_AFTER)
+            .then(|| format!("database unreachable ({cause}); retrying shortly"))
+    }
+
+    /// Begin a write transaction on a connection from [`Store::dedicated_writer`].
+    ///
+    /// # Errors
+    /// Database unreachable.
+    pub async fn begin_on<'c>(&self, conn: &'c mut sqlx::AnyConnection) -> Result<Tx<'c>> {
+        use sqlx::Connection as _;
+        let gate = self.gate().await;
+        let tx = match self.kind {
+            DbKind::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
+            DbKind::Postgres => conn.begin().await?,
+        };
+        Ok(Tx(
+            tx,
+            TxState {
+                kind: self.kind,
+                audits: Vec::new(),
+                _gate: gate,
+            },
+        ))
+    }
+}
+
+/// What a transaction holds besides the connection: the dialect, and audit events not yet
+/// inserted.
+pub struct TxState {
+    kind: DbKind,
+    audits: Vec<PendingAudit>,
+    /// Held until the transaction ends (SQLite only).
+    _gate: Option<tokio::sync::OwnedRwLockReadGuard<()>>,
+}
+
+/// A write transaction. Dropping it without [`Tx::commit`] rolls back.
+///
+/// Group commit wants few statements per verification: audit events are collected and inserted
+/// with multi-row INSERTs just before COMMIT (still inside the transaction, so an event is
+/// durable exactly when the state it describes is).
+pub struct Tx<'c>(Transaction<'c, Any>, TxState);
+
+impl Tx<'_> {
+    /// Write the pending audit events, then commit.
+    ///
+    /// # Errors
+    /// The commit failed; nothing was written.
+    pub async fn commit(mut self) -> Result<()> {
+        self.flush_audits().await?;
+        self.0.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,128 @@
+//! The mail outbox (DESIGN §7): written in the transaction of the event it reports, sent
+//! by the mail worker with retries.
+
+use sqlx::FromRow;
+
+use super::{Result, Store, Tx};
+
+/// A mail to put in the outbox.
+#[derive(Debug, Clone)]
+pub struct NewMail<'a> {
+    /// One mail per event: the insert is ignored when this key exists.
+    pub dedupe_key: &'a str,
+    pub kind: &'a str,
+    pub customer_id: Option<i64>,
+    pub user_id: Option<&'a str>,
+    pub to_addr: &'a str,
+    pub subject: &'a str,
+    pub body: &'a str,
+    pub now: i64,
+}
+
+/// A row of the outbox. No `Debug`: an unsent issuance mail's body holds a download-link code.
+#[derive(Clone, FromRow)]
+pub struct MailRow {
+    pub id: i64,
+    pub dedupe_key: String,
+    pub kind: String,
+    pub customer_id: Option<i64>,
+    pub user_id: Option<String>,
+    pub to_addr: String,
+    pub subject: String,
+    pub body: String,
+    pub created_at: i64,
+    pub next_attempt_at: i64,
+    pub claimed_until: Option<i64>,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub sent_at: Option<i64>,
+}
+
+const MAIL_COLUMNS: &str = "id, dedupe_key, kind, customer_id, user_id, to_addr, subject, body, \
+    created_at, next_attempt_at, claimed_until, attempts, last_error, sent_at";
+
+impl Store {
+    /// Mail due for sending at `now`: unsent, not in backoff, not claimed by a live worker.
+    pub async fn due_mail(&self, now: i64, limit: i64) -> Result<Vec<MailRow>> {
+        Ok(sqlx::query_as::<_, MailRow>(&format!(
+            "SELECT {MAIL_COLUMNS} FROM mail_outbox WHERE sent_at IS NULL AND next_attempt_at <= $1 \
+             AND (claimed_until IS NULL OR claimed_until < $1) ORDER BY id LIMIT $2"
+        ))
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    /// Claim a mail for sending until `until`; false when another worker has it or it was sent.
+    pub async fn claim_mail(&self, id: i64, now: i64, until: i64) -> Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE mail_outbox SET claimed_until = $1, attempts = attempts + 1 \
+             WHERE id = $2 AND sent_at IS NULL AND (claimed_until IS NULL OR claimed_until < $3)",
+        )
+        .bind(until)
+        .bind(id)
+        .bind(now)
+        .execute(&self.write)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    /// Record a sent mail and clear its body (it may hold a download-link code).
+    pub async fn mail_sent(&self, id: i64, now: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE mail_outbox SET sent_at = $1, body = '', claimed_until = NULL, last_error = NULL WHERE id = $2",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Record a failed attempt; the mail is tried again from `next_attempt_at`.
+    pub async fn mail_failed(&self, id: i64, next_attempt_at: i64, error: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE mail_outbox SET next_attempt_at = $1, claimed_until = NULL, last_error = $2 WHERE id = $3",
+        )
+        .bind(next_attempt_at)
+        .bind(error)
+        .bind(id)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// The outbox, oldest first (operations and tests).
+    pub async fn outbox(&self, limit: i64) -> Result<Vec<MailRow>> {
+        Ok(sqlx::query_as::<_, MailRow>(&format!(
+            "SELECT {MAIL_COLUMNS} FROM mail_outbox ORDER BY id LIMIT $1"
+        ))
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?)
+    }
+}
+
+impl Tx<'_> {
+    /// Put a mail in the outbox; false when a mail for the same event is there already.
+    pub async fn enqueue_mail(&mut self, m: &NewMail<'_>) -> Result<bool> {
+        Ok(sqlx::query(
+            "INSERT INTO mail_outbox (dedupe_key, kind, customer_id, user_id, to_addr, subject, body, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (dedupe_key) DO NOTHING",
+        )
+        .bind(m.dedupe_key)
+        .bind(m.kind)
+        .bind(m.customer_id)
+        .bind(m.user_id)
+        .bind(m.to_addr)
+        .bind(m.subject)
+        .bind(m.body)
+        .bind(m.now)
+        .execute(&mut *self.0)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+}

@@ -1,0 +1,246 @@
+//! The server's accept loop: HTTP/1.1 over hyper, with the limits a public listener needs.
+//!
+//! `axum::serve` has no header-read timeout (hyper's needs a timer, which it does not set), no
+//! idle timeout and no bound on open connections: a thousand clients that send half a request
+//! line hold a descriptor each, forever, until `accept` fails with "Too many open files" and
+//! even `/healthz` goes unanswered. Here:
+//!
+//! - a request head must arrive within [`HEADER_READ_TIMEOUT`] of the connection opening, or of
+//!   the previous answer on a kept-alive connection (hyper starts the timer whenever it waits
+//!   for a head), so the same bound closes idle keep-alive connections;
+//! - at most `max_connections` are open; one more is answered `503` with `Retry-After` and
+//!   closed, so a client learns why instead of hanging in the backlog;
+//! - [`raise_nofile_limit`] lifts the soft descriptor limit to the hard one at start-up, and the
+//!   cap stays below it with room for the database and files ([`FD_RESERVE`]).
+//!
+//! Shutdown is graceful: the listener closes (new connections are refused at connect), idle
+//! connections close, in-flight requests finish.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+
+/// How long a client has to send a request head, counted from the connection's start or from
+/// the previous answer on a kept-alive connection (so it is also the idle keep-alive timeout).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Descriptors kept back from the connection cap: database connections (three files each on
+/// SQLite: the database, its log and its shared memory), the mail worker, logs.
+pub const FD_RESERVE: u64 = 256;
+
+/// Connections over the cap being refused at once, at most (each holds a descriptor for up to a
+/// second while its 503 is written); beyond that they are closed without an answer.
+const MAX_REFUSING: usize = 256;
+
+const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+Retry-After: 1\r\n\
+Connection: close\r\n\
+Content-Length: 45\r\n\
+\r\n\
+too many open connections; retry in a second\n";
+
+/// Raise this process's soft limit on open files to its hard limit. Returns (before, after)
+/// soft limits; `None` where the platform has no such limit or it cannot be read.
+pub fn raise_nofile_limit() -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+        let lim = getrlimit(Resource::Nofile);
+        // `None` is "unlimited".
+        let before = lim.current.unwrap_or(u64::MAX);
+        let hard = lim.maximum.unwrap_or(u64::MAX);
+        if before >= hard {
+            return Some((before, before));
+        }
+        match setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: lim.maximum,
+                maximum: lim.maximum,
+            },
+        ) {
+            Ok(()) => Some((before, hard)),
+            Err(e) => {
+                tracing::warn!(error = %e, soft = before, hard, "cannot raise the open-file limit");
+                Some((before, before))
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// The connection cap in force: the configured one, kept below the descriptor limit.
+pub fn connection_cap(configured: usize, nofile_soft: Option<u64>) -> usize {
+    match nofile_soft {
+        Some(soft) => {
+            let room = usize::try_from(soft.saturating_sub(FD_RESERVE)).unwrap_or(usize::MAX);
+            configured.min(room).max(1)
+        }
+        None => configured.max(1),
+    }
+}
+
+/// Serve `app` on `listener` until `shutdown` completes, then finish in-flight requests.
+///
+/// # Errors
+/// None today (accept errors are logged and retried); the signature leaves room.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    max_connections: usize,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let max_connections = max_connections.max(1);
+    let permits = Arc::new(Semaphore::new(max_connections));
+    let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
+    let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut last_warning: Option<Instant> = None;
+    let mut warn_once_a_second = |what: &str, error: Option<&std::io::Error>| {
+        if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            last_warning = Some(Instant::now());
+            match error {
+                Some(e) => tracing::warn!(error = %e, max_connections, "{what}"),
+                None => tracing::warn!(max_connections, "{what}"),
+            }
+        }
+    };
+    loop {
+        let (stream, addr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // A connection reset before it was accepted concerns that client only.
+                    if !matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::ConnectionReset
+                    ) {
+                        warn_once_a_second("accept failed; retrying", Some(&e));
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            warn_once_a_second(
+                "connection limit reached; refusing new connections with 503",
+                None,
+            );
+            if let Ok(slot) = refusing.clone().try_acquire_owned() {
+                tokio::spawn(async move {
+                    refuse(stream).await;
+                    drop(slot);
+                });
+            }
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let mut closing = closing_rx.clone();
+        tokio::spawn(async move {
+            serve_connection(stream, addr, app, &mut closing).await;
+            drop(permit);
+        });
+    }
+    // New connections are refused at connect from here on.
+    drop(listener);
+    let _ = closing_tx.send(true);
+    // Every open connection holds a permit: having them all back means all have finished.
+    let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
+    let _ = permits.acquire_many(all).await;
+    Ok(())
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    addr: SocketAddr,
+    app: Router,
+    closing: &mut tokio::sync::watch::Receiver<bool>,
+) {
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let mut req = req.map(Body::new);
+        req.extensions_mut().insert(ConnectInfo(addr));
+        app.clone().oneshot(req)
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true);
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let mut conn = std::pin::pin!(conn);
+    if *closing.borrow() {
+        conn.as_mut().graceful_shutdown();
+    }
+    tokio::select! {
+        res = conn.as_mut() => {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            return;
+        }
+        _ = closing.changed() => {}
+    }
+    // Shutting down: an idle connection closes now, a busy one after its answer.
+    conn.as_mut().graceful_shutdown();
+    let _ = conn.await;
+}
+
+/// Answer a connection over the cap with a 503 and close it. The request is drained briefly
+/// first: closing a socket with unread data sends a reset, which can destroy the answer before
+/// the client reads it.
+async fn refuse(mut stream: TcpStream) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(REFUSAL).await;
+        let _ = stream.shutdown().await;
+        let mut sink = [0u8; 1024];
+        while let Ok(n) = stream.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_stays_below_the_descriptor_limit() {
+        assert_eq!(connection_cap(4096, Some(1_048_576)), 4096);
+        assert_eq!(
+            connection_cap(4096, Some(1024)),
+            768,
+            "room is kept for the database"
+        );
+        assert_eq!(connection_cap(4096, Some(10)), 1, "never zero");
+        assert_eq!(connection_cap(50, None), 50);
+    }
+
+    #[test]
+    fn the_refusal_is_well_formed() {
+        let text = std::str::from_utf8(REFUSAL).unwrap_or_default();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or_default();
+        assert!(head.contains("Content-Length: 45"));
+        assert_eq!(body.len(), 45, "Content-Length matches the body");
+    }
+}

@@ -1,0 +1,375 @@
+//! `otp-backend backup` / `restore` / `check` on the real binary: an online backup taken
+//! while verifications run, restored into a fresh data directory, keeps every accepted code
+//! refused; a backup without its master key is refused before anything is replaced.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::process::Command;
+
+use crate::process::Proc;
+use crate::support::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_otp-backend");
+
+/// Run the binary to completion without any inherited key or configuration; (success,
+/// stdout, stderr).
+async fn cli(args: &[&str], envs: &[(&str, String)]) -> (bool, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_remove("OTP_CONFIG")
+        .env_remove("OTP_MASTER_KEY")
+        .env_remove("OTP_DATABASE_URL")
+        .env_remove("OTP_DATA_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().await.unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn verify(http: &reqwest::Client, base: &str, uid: &str, code: &str) -> (u16, Value) {
+    let res = http
+        .post(format!("{base}/host/v1/tokens/{uid}/verify"))
+        .bearer_auth(API_KEY)
+        .json(&json!({"code": code, "purpose": "transfer"}))
+        .send()
+        .await
+        .unwrap();
+    (
+        res.status().as_u16(),
+        res.json().await.unwrap_or(Value::Null),
+    )
+}
+
+fn real_step() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    protocol::TotpParams::default().step_at(now)
+}
+
+fn code_at(secret: &protocol::Secret, step: u64) -> String {
+    protocol::code_at_step(secret, &protocol::TotpParams::default(), step)
+        .as_str()
+        .to_owned()
+}
+
+/// A temporary directory only its owner can read (the server refuses any other as a data
+/// directory).
+fn private_tempdir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    dir
+}
+
+/// A data directory's SQLite database as a `TestDb` (for `Proc::start`).
+fn sqlite_db(dir: tempfile::TempDir) -> TestDb {
+    TestDb {
+        url: format!("sqlite://{}?mode=rwc", dir.path().join("otp.db").display()),
+        dir,
+        pg_name: None,
+    }
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_under_load_restores_with_every_used_code_still_refused() {
+    let env = Env::new(Db::Sqlite).await;
+    let mut tokens = Vec::new();
+    for i in 0..12 {
+        tokens.push(env.active_token(&format!("bkp{i:03}")).await);
+    }
+    // One token is kept unused until after the restore: the restored server must verify.
+    let (spare_uid, spare_secret) = env.active_token("bkpspare").await;
+    env.engine.store().close().await;
+    let server = Proc::start(&env.db, &[]).await;
+    let http = reqwest::Client::new();
+
+    // Accept one code per token (the next step's: it stays inside the window for 2+ minutes).
+    let step = real_step() + 1;
+    let mut used = Vec::new();
+    for (uid, secret) in &tokens {
+        let code = code_at(secret, step);
+        let (status, v) = verify(&http, &server.base, uid, &code).await;
+        assert_eq!((status, v["result"].as_str()), (200, Some("ok")), "{v}");
+        used.push((uid.clone(), code));
+    }
+
+    // Load: replays of those codes, each a group-committed write (audit row, mail).
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let mut load = Vec::new();
+    for w in 0..4 {
+        let (http, base, used) = (http.clone(), server.base.clone(), used.clone());
+        let (stop, answered) = (stop.clone(), answered.clone());
+        load.push(tokio::spawn(async move {
+            let mut bad = Vec::new();
+            let mut i = w;
+            while !stop.load(Ordering::SeqCst) {
+                let (uid, code) = &used[i % used.len()];
+                let (status, v) = verify(&http, &base, uid, code).await;
+                if (status, v["result"].as_str()) != (200, Some("replayed")) {
+                    bad.push(format!("{status} {v}"));
+                }
+                answered.fetch_add(1, Ordering::SeqCst);
+                i += 4;
+            }
+            bad
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let backups = private_tempdir();
+    let file = backups.path().join("otp-backup.db");
+    let file_s = file.to_str().unwrap().to_owned();
+    let live = [
+        (
+            "OTP_DATA_DIR",
+            env.db.dir.path().to_str().unwrap().to_owned(),
+        ),
+        ("OTP_DATABASE_URL", env.db.url.clone()),
+    ];
+    let before = answered.load(Ordering::SeqCst);
+    let (ok, out, err) = cli(&["backup", "--to", &file_s], &live).await;
+    let during = answered.load(Ordering::SeqCst) - before;
+    stop.store(true, Ordering::SeqCst);
+    assert!(ok, "backup: {err}");
+    assert!(out.contains("backup written to"), "{out}");
+    assert!(out.contains("master key is not in the backup"), "{out}");
+    for t in load {
+        let bad = t.await.unwrap();
+        assert!(bad.is_empty(), "verifications during the backup: {bad:?}");
+    }
+    assert!(
+        during > 0,
+        "verifications were answered while the backup ran"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600,
+            "a backup holds hashes and sealed secrets: owner only"
+        );
+    }
+    assert_eq!(
+        files_in(backups.path()),
+        ["otp-backup.db"],
+        "no partial or WAL files left beside it"
+    );
+    // A backup never overwrites.
+    let (ok, _, err) = cli(&["backup", "--to", &file_s], &live).await;
+    assert!(!ok && err.contains("never overwrites"), "{err}");
+
+    // Restore into a fresh data directory, with the master key kept apart.
+    let fresh = private_tempdir();
+    let fresh_env = [
+        ("OTP_DATA_DIR", fresh.path().to_str().unwrap().to_owned()),
+        ("OTP_MASTER_KEY", MASTER_KEY.to_owned()),
+    ];
+    let (ok, out, err) = cli(&["restore", "--from", &file_s], &fresh_env).await;
+    assert!(ok, "restore: {err}");
+    assert!(out.contains("restored into"), "{out}");
+    assert!(out.contains("13 secret(s) under master key test1"), "{out}");
+    drop(server);
+
+    let restored = sqlite_db(fresh);
+    let server = Proc::start(&restored, &[]).await;
+    for (uid, code) in &used {
+        let (status, v) = verify(&http, &server.base, uid, code).await;
+        assert_eq!(
+            (status, v["result"].as_str()),
+            (200, Some("replayed")),
+            "a code accepted before the backup is still refused after the restore: {v}"
+        );
+    }
+    let (status, v) = verify(
+        &http,
+        &server.base,
+        &spare_uid,
+        &code_at(&spare_secret, real_step()),
+    )
+    .await;
+    assert_eq!(
+        (status, v["result"].as_str()),
+        (200, Some("ok")),
+        "the restored server opens the secrets and verifies: {v}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_refuses_without_its_master_key_and_replaces_nothing() {
+    let env = Env::new(Db::Sqlite).await;
+    let _ = env.active_token("keyless1").await;
+    env.engine.store().close().await;
+    let backups = private_tempdir();
+    let file = backups.path().join("b.db");
+    let file_s = file.to_str().unwrap().to_owned();
+    // The backup itself needs no key.
+    let (ok, _, err) = cli(
+        &["backup", "--to", &file_s],
+        &[("OTP_DATABASE_URL", env.db.url.clone())],
+    )
+    .await;
+    assert!(ok, "{err}");
+
+    let fresh = private_tempdir();
+    let data = fresh.path().to_str().unwrap().to_owned();
+    let no_key = [("OTP_DATA_DIR", data.clone())];
+
+    // No key configured, no key file: refused, with what to do.
+    let (ok, _, err) = cli(&["restore", "--from", &file_s], &no_key).await;
+    assert!(!ok);
+    assert!(
+        err.contains("1 token secret(s) are sealed under master key(s) that are not configured (1 under test1)")
+            && err.contains("nothing was replaced")
+            && err.contains("master key file"),
+        "{err}"
+    );
+    assert!(
+        files_in(fresh.path()).is_empty(),
+        "nothing written, no key made: {:?}",
+        files_in(fresh.path())
+    );
+
+    // A wrong key with the right id.
+    let wrong = format!("test1:{}", "ab".repeat(32));
+    let (ok, _, err) = cli(
+        &["restore", "--from", &file_s],
+        &[no_key[0].clone(), ("OTP_MASTER_KEY", wrong)],
+    )
+    .await;
+    assert!(!ok);
+    assert!(err.contains("is not the key that sealed"), "{err}");
+    assert!(files_in(fresh.path()).is_empty());
+
+    // Copied into place by hand (no restore), the server refuses to start without the key
+    // and makes no new one.
+    std::fs::copy(&file, fresh.path().join("otp.db")).unwrap();
+    let (ok, _, err) = cli(
+        &["serve"],
+        &[no_key[0].clone(), ("OTP_LISTEN", "127.0.0.1:0".into())],
+    )
+    .await;
+    assert!(!ok);
+    assert!(
+        err.contains("master key") && err.contains("will not start"),
+        "{err}"
+    );
+    assert!(!fresh.path().join("master.key").exists());
+
+    // With the key, `check` and a dry run pass and change nothing; the restore replaces the
+    // hand copy and keeps it aside.
+    let with_key = [no_key[0].clone(), ("OTP_MASTER_KEY", MASTER_KEY.to_owned())];
+    let (ok, out, err) = cli(&["check"], &with_key).await;
+    assert!(
+        ok && out.contains("1 secret(s) under master key test1"),
+        "{out}{err}"
+    );
+    let (ok, out, err) = cli(&["restore", "--from", &file_s, "--dry-run"], &with_key).await;
+    assert!(ok && out.contains("nothing was replaced"), "{out}{err}");
+    assert_eq!(
+        files_in(fresh.path())
+            .into_iter()
+            .filter(|f| !f.ends_with("-wal") && !f.ends_with("-shm"))
+            .collect::<Vec<_>>(),
+        ["otp.db"],
+        "a dry run leaves the database as it was (SQLite's own -wal/-shm aside)"
+    );
+    let (ok, out, err) = cli(&["restore", "--from", &file_s], &with_key).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("the database it replaced is kept at"), "{out}");
+    let names: Vec<_> = files_in(fresh.path())
+        .into_iter()
+        .filter(|f| !f.ends_with("-wal"))
+        .collect();
+    assert!(
+        names.len() == 2 && names[1].starts_with("otp.db.before-restore-"),
+        "the restored database and the one it replaced (with its log, if it had one): {names:?}"
+    );
+    assert!(
+        !files_in(fresh.path()).iter().any(|f| f.ends_with("-shm")),
+        "no shared-memory index is left beside either"
+    );
+
+    // A server running on the data directory: refused, nothing replaced.
+    let db = TestDb {
+        url: format!(
+            "sqlite://{}?mode=rwc",
+            fresh.path().join("otp.db").display()
+        ),
+        dir: private_tempdir(),
+        pg_name: None,
+    };
+    let server = Proc::start(&db, &[]).await;
+    let (ok, _, err) = cli(&["restore", "--from", &file_s], &with_key).await;
+    assert!(!ok && err.contains("is in use"), "{err}");
+    drop(server);
+
+    // A damaged file and a backup from a newer version are refused before anything moves.
+    let junk = backups.path().join("junk.db");
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&junk, &bytes[..bytes.len() / 2]).unwrap();
+    let (ok, _, err) = cli(&["restore", "--from", junk.to_str().unwrap()], &with_key).await;
+    assert!(!ok && err.contains("nothing was replaced"), "{err}");
+    let newer = backups.path().join("newer.db");
+    std::fs::copy(&file, &newer).unwrap();
+    {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let mut c = sqlx::AnyConnection::connect(&format!("sqlite://{}", newer.display()))
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (9999, 'future', 1, x'00', 0)",
+        )
+        .execute(&mut c)
+        .await
+        .unwrap();
+        c.close().await.unwrap();
+    }
+    let (ok, _, err) = cli(&["restore", "--from", newer.to_str().unwrap()], &with_key).await;
+    assert!(!ok && err.contains("newer otp-backend"), "{err}");
+    let names = files_in(fresh.path());
+    assert!(
+        !names.iter().any(|n| n.contains(".restore-"))
+            && names
+                .iter()
+                .filter(|n| n.contains("before-restore"))
+                .count()
+                == 1,
+        "refused restores leave no staged copy and move nothing aside: {names:?}"
+    );
+
+    // PostgreSQL has its own tools.
+    let (ok, _, err) = cli(
+        &["backup", "--to", &file_s],
+        &[("OTP_DATABASE_URL", "postgres://otp@127.0.0.1/otp".into())],
+    )
+    .await;
+    assert!(!ok && err.contains("pg_dump"), "{err}");
+}

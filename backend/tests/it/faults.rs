@@ -1,0 +1,962 @@
+//! Faults the server must survive (issue 13), each against the real binary where the fault is
+//! about the process: slow clients, a write-ahead log under sustained load, a full disk, text
+//! that the databases refuse, a PostgreSQL outage, and SIGKILL under load.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::both_dbs;
+use crate::host_api::Server;
+use crate::process::{verify_at, Proc};
+use crate::support::*;
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The code of `secret` for the real clock (the binary runs on it).
+fn code_now(secret: &protocol::Secret) -> String {
+    protocol::code_at(secret, &protocol::TotpParams::default(), unix_now())
+        .as_str()
+        .to_owned()
+}
+
+/// This test process opens more than a thousand sockets: lift its own soft limit to the hard one.
+fn raise_own_nofile() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let lim = getrlimit(Resource::Nofile);
+    let _ = setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: lim.maximum,
+            maximum: lim.maximum,
+        },
+    );
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// Whether the server has closed `s`: reads hit end of file (or a reset) within `wait`.
+async fn closed_by_server(s: &mut TcpStream, wait: Duration) -> bool {
+    let deadline = Instant::now() + wait;
+    let mut buf = [0u8; 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Slow clients.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_do_not_exhaust_the_server() {
+    raise_own_nofile();
+    let env = Env::new(Db::Sqlite).await;
+    env.engine.store().close().await;
+    // A distribution's default soft limit: the server must lift it to the hard limit itself.
+    let p = Proc::start_opts(&env.db, &[], &[], Some(1024)).await;
+    let addr = p.base.trim_start_matches("http://").to_owned();
+    let opened = Instant::now();
+    let mut slow = Vec::new();
+    for i in 0..1100 {
+        let mut s = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(&addr))
+            .await
+            .unwrap_or_else(|_| panic!("connection {i} was not even accepted by the kernel"))
+            .unwrap();
+        s.write_all(b"GET /healthz HT").await.unwrap();
+        slow.push(s);
+    }
+    // Give the server the time to take every connection off its backlog.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let http = http();
+    for _ in 0..3 {
+        let t = Instant::now();
+        let res = http.get(format!("{}/healthz", p.base)).send().await;
+        let took = t.elapsed();
+        assert!(
+            matches!(&res, Ok(r) if r.status() == StatusCode::OK),
+            "/healthz answers beside 1,100 slow connections: {res:?}"
+        );
+        assert!(
+            took < Duration::from_secs(1),
+            "/healthz answers within 1 s beside 1,100 slow connections (took {took:?})"
+        );
+    }
+    // A kept-alive connection that goes idle after its answer.
+    let mut idle = TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let n = idle.read(&mut buf).await.unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "keep-alive request answered"
+    );
+    // The header-read timeout is 10 s; the idle connection's 10 s start after its answer.
+    let wait = Duration::from_millis(11_500).saturating_sub(opened.elapsed());
+    tokio::time::sleep(wait).await;
+    let mut still_open = 0;
+    for s in &mut slow {
+        if !closed_by_server(s, Duration::from_millis(20)).await {
+            still_open += 1;
+        }
+    }
+    assert_eq!(
+        still_open, 0,
+        "connections that never finish their request head are closed after 10 s"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        closed_by_server(&mut idle, Duration::from_millis(500)).await,
+        "an idle kept-alive connection is closed after 10 s without a new request"
+    );
+    drop(slow);
+    let logs = p.logs.lock().unwrap().join("\n");
+    assert!(
+        !logs.contains("Too many open files"),
+        "the server never ran out of descriptors: {logs}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_cap_are_refused_clearly() {
+    let env = Env::new(Db::Sqlite).await;
+    env.engine.store().close().await;
+    let p = Proc::start(&env.db, &[("OTP_MAX_CONNECTIONS", "32")]).await;
+    let addr = p.base.trim_start_matches("http://").to_owned();
+    let mut held = Vec::new();
+    for _ in 0..32 {
+        let mut s = TcpStream::connect(&addr).await.unwrap();
+        s.write_all(b"GET /healthz HT").await.unwrap();
+        held.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut extra = TcpStream::connect(&addr).await.unwrap();
+    let _ = extra
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(2), extra.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        read.is_ok() && text.starts_with("HTTP/1.1 503"),
+        "a connection over the cap gets a clear 503 and is closed: {text:?}"
+    );
+    assert!(text.to_ascii_lowercase().contains("retry-after"), "{text}");
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let res = http()
+        .get(format!("{}/healthz", p.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "room again once they close");
+    let logs = p.logs.lock().unwrap().join("\n");
+    assert!(
+        logs.contains("connection limit reached"),
+        "the refusal is logged: {logs}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. The write-ahead log stays bounded.
+
+/// The largest the SQLite write-ahead log may grow to under sustained load.
+const WAL_BOUND: u64 = 16 * 1024 * 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wal_stays_bounded_under_sustained_load() {
+    let env = Env::new(Db::Sqlite).await;
+    let mut tokens = Vec::new();
+    for i in 0..200 {
+        tokens.push(env.active_token(&format!("wal{i:05}")).await);
+    }
+    env.engine.store().close().await;
+    let p = Proc::start(&env.db, &[]).await;
+    let wal = env.db.dir.path().join("otp.db-wal");
+    let tokens = Arc::new(tokens);
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicUsize::new(0));
+    let http = http();
+    let mut tasks = Vec::new();
+    // Writers: every verification writes its audit row (ok once per step, then replayed).
+    for w in 0..48 {
+        let (tokens, stop, done, http, base) = (
+            tokens.clone(),
+            stop.clone(),
+            done.clone(),
+            http.clone(),
+            p.base.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut i = w;
+            while !stop.load(Ordering::Relaxed) {
+                let (uid, secret) = &tokens[i % tokens.len()];
+                let _ = verify_at(&http, &base, uid, &code_now(secret)).await;
+                done.fetch_add(1, Ordering::Relaxed);
+                i += 48;
+            }
+        }));
+    }
+    // Readers beside them (their snapshots are what hold a checkpoint back).
+    for r in 0..8 {
+        let (tokens, stop, http, base) =
+            (tokens.clone(), stop.clone(), http.clone(), p.base.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut i = r;
+            while !stop.load(Ordering::Relaxed) {
+                let (uid, _) = &tokens[i % tokens.len()];
+                let _ = http
+                    .get(format!("{base}/host/v1/tokens/{uid}"))
+                    .bearer_auth(API_KEY)
+                    .send()
+                    .await;
+                i += 8;
+            }
+        }));
+    }
+    let started = Instant::now();
+    let mut largest = 0u64;
+    while started.elapsed() < Duration::from_secs(60) {
+        let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        largest = largest.max(size);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let n = done.load(Ordering::Relaxed);
+    eprintln!(
+        "WAL test: {n} verifications in 60 s ({} /s), largest WAL {:.1} MiB",
+        n / 60,
+        largest as f64 / 1_048_576.0
+    );
+    assert!(n > 1000, "the load ran: {n} verifications");
+    assert!(
+        largest < WAL_BOUND,
+        "the write-ahead log stays under {} MiB through 60 s of load (reached {:.1} MiB)",
+        WAL_BOUND >> 20,
+        largest as f64 / 1_048_576.0
+    );
+    // Once the load stops, the log is truncated.
+    let mut size = u64::MAX;
+    for _ in 0..50 {
+        size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        if size <= 4 * 1024 * 1024 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        size <= 4 * 1024 * 1024,
+        "an idle server keeps its log small: {size} bytes"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. A full disk.
+
+/// An 8 MiB tmpfs mounted on a temporary directory, unmounted when dropped.
+struct SmallDisk {
+    dir: Option<tempfile::TempDir>,
+}
+
+impl SmallDisk {
+    fn mount() -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(
+            ok,
+            "mounting an 8 MiB tmpfs failed: this test needs root (as scripts/test.sh and CI run)"
+        );
+        SmallDisk { dir: Some(dir) }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.as_ref().unwrap().path()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.dir {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(dir.path())
+                .status();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_is_reported_and_survived_without_restart() {
+    let disk = SmallDisk::mount();
+    let url = format!("sqlite://{}?mode=rwc", disk.path().join("otp.db").display());
+    let env = Env::with_config(Db::Sqlite, |cfg| {
+        cfg.data_dir = disk.path().to_owned();
+        cfg.database_url = Some(backend::config::Sensitive(url.clone()));
+    })
+    .await;
+    let mut tokens = Vec::new();
+    for i in 0..40 {
+        tokens.push(env.active_token(&format!("disk{i:04}")).await);
+    }
+    env.engine.store().close().await;
+    let db = TestDb {
+        url: url.clone(),
+        dir: tempfile::tempdir().unwrap(),
+        pg_name: None,
+    };
+    let p = Proc::start(&db, &[("OTP_DATA_DIR", disk.path().to_str().unwrap())]).await;
+    let http = http();
+    let ready = |http: reqwest::Client, base: String| async move {
+        http.get(format!("{base}/readyz"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    };
+    assert_eq!(ready(http.clone(), p.base.clone()).await, 200);
+
+    // Fill the disk to the last byte.
+    let filler = disk.path().join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0x5au8; 64 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+        let small = [0x5au8; 512];
+        while f.write_all(&small).is_ok() {}
+        let _ = f.sync_all();
+    }
+    // Load until the store refuses (wrong codes: every one writes a failure and an audit row).
+    let mut refused = 0;
+    let started = Instant::now();
+    while refused == 0 && started.elapsed() < Duration::from_secs(30) {
+        let mut tasks = Vec::new();
+        for (uid, _) in tokens.iter().take(32) {
+            let (http, base, uid) = (http.clone(), p.base.clone(), uid.clone());
+            tasks.push(tokio::spawn(async move {
+                verify_at(&http, &base, &uid, "000000").await.0
+            }));
+        }
+        for t in tasks {
+            if t.await.unwrap() == 503 {
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused > 0, "a full disk makes writes fail (503)");
+    let mut status = 200;
+    for _ in 0..20 {
+        status = ready(http.clone(), p.base.clone()).await;
+        if status != 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_ne!(status, 200, "/readyz reports a store that cannot write");
+
+    // Free the space: the server must come back by itself.
+    std::fs::remove_file(&filler).unwrap();
+    let (uid, secret) = &tokens[39];
+    let mut back = None;
+    let mut last = (0, 0, Value::Null);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        let status = ready(http.clone(), p.base.clone()).await;
+        last = (status, 0, Value::Null);
+        if status == 200 {
+            let (st, v) = verify_at(&http, &p.base, uid, &code_now(secret)).await;
+            if st == 200 {
+                back = Some(v);
+                break;
+            }
+            last = (status, st, v);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let Some(v) = back else {
+        let logs = p.logs.lock().unwrap().join("\n");
+        let tail: String = logs
+            .chars()
+            .skip(logs.chars().count().saturating_sub(6000))
+            .collect();
+        panic!(
+            "ready again and verifying within 20 s of space being freed, no restart: \
+             last /readyz and verify {last:?}; logs:\n{tail}"
+        );
+    };
+    assert_eq!(v["result"], "ok", "{v}");
+    drop(p);
+    drop(disk);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Text the databases would refuse (or store): NUL and other control characters, lone
+// surrogates, over-long values, in every form field, JSON field, query value and path segment.
+
+/// Values no text field accepts, as raw bytes (a form carries bytes, not characters).
+fn bad_values() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("NUL", b"ab\0cd".to_vec()),
+        ("ESC", b"\x1b[2J".to_vec()),
+        ("DEL", b"a\x7fb".to_vec()),
+        ("C1 control", "a\u{85}b".as_bytes().to_vec()),
+        ("lone surrogate", vec![b'a', 0xED, 0xA0, 0x80, b'b']),
+        ("over-long", "あ".repeat(1100).into_bytes()),
+    ]
+}
+
+fn pct(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(*b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn form_body(fields: &[&str], bad_field: &str, bad: &[u8]) -> String {
+    fields
+        .iter()
+        .map(|f| {
+            let v: &[u8] = if *f == bad_field { bad } else { b"x1" };
+            format!("{f}={}", pct(v))
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Every form of the customer screens and the staff console, with every field it reads.
+const FORMS: &[(&str, &[&str])] = &[
+    ("/login", &["csrf", "login_id", "password"]),
+    ("/login/otp", &["csrf", "code"]),
+    ("/logout", &["csrf"]),
+    (
+        "/otp/issue",
+        &[
+            "csrf",
+            "email",
+            "email2",
+            "activation_password",
+            "activation_password2",
+        ],
+    ),
+    (
+        "/otp/issue/confirm",
+        &["csrf", "confirmation_password", "request_key", "act_hash"],
+    ),
+    ("/otp/issue/cancel", &["csrf", "request_key"]),
+    ("/otp/activate", &["csrf", "code", "kind"]),
+    (
+        "/otp/deactivate",
+        &["csrf", "confirmation_password", "code"],
+    ),
+    ("/transfer", &["csrf", "payee", "amount", "kind"]),
+    (
+        "/transfer/confirm",
+        &["csrf", "confirmation_password", "code", "request_key"],
+    ),
+    ("/staff/login", &["csrf", "login_id", "password"]),
+    ("/staff/logout", &["csrf"]),
+    ("/staff/customers/1/unlock", &["csrf", "user_id", "reason"]),
+    ("/staff/customers/1/resend", &["csrf", "user_id", "email"]),
+    (
+        "/staff/customers/1/revoke",
+        &["csrf", "expected_user_id", "reason"],
+    ),
+    (
+        "/staff/customers/1/reprovision",
+        &["csrf", "expected_user_id", "mode", "email", "reason"],
+    ),
+    ("/staff/approvals/1/approve", &["csrf", "reason"]),
+    ("/staff/approvals/1/reject", &["csrf", "reason"]),
+    ("/staff/approvals/1/cancel", &["csrf", "reason"]),
+];
+
+/// Query values that reach a handler.
+const QUERIES: &[(&str, &[&str])] = &[
+    ("/lang", &["to", "back"]),
+    ("/staff", &["q", "before"]),
+    ("/staff/lang", &["to", "back"]),
+];
+
+fn set_path(v: &mut Value, path: &[&str], to: Value) {
+    let mut cur = v;
+    for k in &path[..path.len() - 1] {
+        cur = &mut cur[*k];
+    }
+    cur[path[path.len() - 1]] = to;
+}
+
+async fn bad_text_is_refused_at_the_edge(db: Db) {
+    let s = Server::start(db).await;
+    let (uid, _) = s.env.active_token("edge001").await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut cases = 0;
+
+    for (path, fields) in FORMS {
+        for field in *fields {
+            for (what, bad) in bad_values() {
+                let res = http
+                    .post(format!("{}{path}", s.base))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(form_body(fields, field, &bad))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = res.status();
+                let text = res.text().await.unwrap();
+                assert_eq!(
+                    status,
+                    StatusCode::BAD_REQUEST,
+                    "{what} in {path} field {field} is refused at the edge: {text}"
+                );
+                if path.starts_with("/staff") {
+                    assert!(
+                        text.contains("cannot be used"),
+                        "the console says why: {text}"
+                    );
+                } else {
+                    assert!(
+                        text.contains("使用できない文字"),
+                        "customer screens say why, in Japanese: {text}"
+                    );
+                }
+                cases += 1;
+            }
+        }
+    }
+    for (path, keys) in QUERIES {
+        for key in *keys {
+            for (what, bad) in bad_values() {
+                let res = http
+                    .get(format!("{}{path}?{key}={}", s.base, pct(&bad)))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    res.status(),
+                    StatusCode::BAD_REQUEST,
+                    "{what} in {path}?{key} is refused"
+                );
+                cases += 1;
+            }
+        }
+    }
+    for (what, bad) in bad_values() {
+        let res = http
+            .get(format!("{}/dl/{}", s.base, pct(&bad)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{what} in a path");
+        assert!(res.text().await.unwrap().contains("使用できない文字"));
+        cases += 1;
+    }
+
+    // JSON: the host API and the app API.
+    let json_routes: Vec<(String, Value, Vec<Vec<&str>>)> = vec![
+        (
+            "/host/v1/customers".into(),
+            json!({"login_id": "edge002", "name": "Taro", "email": "t@example.jp",
+                   "login_password": "loginpass1", "confirmation_password": "conf123"}),
+            vec![
+                vec!["login_id"],
+                vec!["name"],
+                vec!["email"],
+                vec!["login_password"],
+                vec!["confirmation_password"],
+            ],
+        ),
+        (
+            "/host/v1/customers/edge001/tokens".into(),
+            json!({"email": "t@example.jp", "activation_password": "1234"}),
+            vec![vec!["email"], vec!["activation_password"]],
+        ),
+        (
+            format!("/host/v1/tokens/{uid}/verify"),
+            json!({"code": "123456", "purpose": "login"}),
+            vec![vec!["code"], vec!["purpose"]],
+        ),
+        (
+            format!("/host/v1/tokens/{uid}/activate"),
+            json!({"code": "123456"}),
+            vec![vec!["code"]],
+        ),
+        (
+            format!("/host/v1/tokens/{uid}/deactivate"),
+            json!({"code": "123456"}),
+            vec![vec!["code"]],
+        ),
+        (
+            format!("/host/v1/tokens/{uid}/unlock"),
+            json!({"reason": "customer called"}),
+            vec![vec!["reason"]],
+        ),
+        (
+            "/app/v1/setup".into(),
+            json!({"service_id": "10112231", "user_id": uid, "activation_password": "1234",
+                   "device": {"platform": "android", "model": "Pixel 8", "os_version": "15",
+                              "app_version": "1.0.0"}}),
+            vec![
+                vec!["service_id"],
+                vec!["user_id"],
+                vec!["activation_password"],
+                vec!["device", "platform"],
+                vec!["device", "model"],
+                vec!["device", "os_version"],
+                vec!["device", "app_version"],
+            ],
+        ),
+    ];
+    for (path, base, fields) in &json_routes {
+        for field in fields {
+            for (what, bad) in bad_values() {
+                let body = match String::from_utf8(bad.clone()) {
+                    Ok(text) => {
+                        let mut b = base.clone();
+                        set_path(&mut b, field, json!(text));
+                        b.to_string()
+                    }
+                    // A lone surrogate can only be written as a JSON escape.
+                    Err(_) => {
+                        let mut b = base.clone();
+                        set_path(&mut b, field, json!("SURROGATE"));
+                        b.to_string().replace("SURROGATE", "a\\ud800b")
+                    }
+                };
+                let res = http
+                    .post(format!("{}{path}", s.base))
+                    .bearer_auth(API_KEY)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = res.status();
+                let v: Value = res.json().await.unwrap_or(Value::Null);
+                assert!(
+                    status.is_client_error(),
+                    "{what} in {path} {field:?}: {status} {v}"
+                );
+                if what != "lone surrogate" {
+                    assert_eq!(
+                        (status, v["code"].as_str().unwrap_or("")),
+                        (StatusCode::BAD_REQUEST, "INVALID_TEXT"),
+                        "{what} in {path} {field:?}: {v}"
+                    );
+                }
+                cases += 1;
+            }
+        }
+    }
+    for (what, bad) in bad_values() {
+        for path in [
+            format!("/host/v1/customers/{}/tokens", pct(&bad)),
+            format!("/host/v1/tokens/{}", pct(&bad)),
+        ] {
+            let res = http
+                .post(format!("{}{path}", s.base))
+                .bearer_auth(API_KEY)
+                .json(&json!({"email": "t@example.jp", "activation_password": "1234"}))
+                .send()
+                .await
+                .unwrap();
+            let status = res.status();
+            let v: Value = res.json().await.unwrap_or(Value::Null);
+            assert_eq!(
+                (status, v["code"].as_str().unwrap_or("")),
+                (StatusCode::BAD_REQUEST, "INVALID_TEXT"),
+                "{what} in the path {path}: {v}"
+            );
+            cases += 1;
+        }
+    }
+    eprintln!("{cases} bad-text cases refused on {db:?}");
+    // Nothing reached the database: no customer with a bad name or login was made.
+    let res = http
+        .get(format!("{}/host/v1/tokens/{uid}", s.base))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "the server is well afterwards"
+    );
+    // Ordinary Japanese text still passes the edge.
+    let res = http
+        .post(format!("{}/host/v1/customers", s.base))
+        .bearer_auth(API_KEY)
+        .json(&json!({"login_id": "edge003", "name": "山田　太郎（ﾔﾏﾀﾞ）😀", "login_password": "loginpass1", "confirmation_password": "conf123"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+}
+
+both_dbs!(bad_text_is_refused_at_the_edge);
+
+// ---------------------------------------------------------------------------------------------
+// 5. A PostgreSQL outage, through a TCP proxy the test cuts.
+
+/// A TCP proxy to PostgreSQL. `cut` drops every proxied connection and swallows new ones (they
+/// connect, then hear nothing: a network partition, the slowest kind of outage).
+struct Proxy {
+    addr: SocketAddr,
+    down: Arc<AtomicBool>,
+    live: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+    swallowed: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let down = Arc::new(AtomicBool::new(false));
+        let live: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let swallowed: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let (d, l, sw) = (down.clone(), live.clone(), swallowed.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if d.load(Ordering::SeqCst) {
+                    sw.lock().unwrap().push(client);
+                    continue;
+                }
+                let upstream = upstream.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                l.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        Proxy {
+            addr,
+            down,
+            live,
+            swallowed,
+        }
+    }
+
+    fn cut(&self) {
+        self.down.store(true, Ordering::SeqCst);
+        for t in self.live.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.down.store(false, Ordering::SeqCst);
+        self.swallowed.lock().unwrap().clear();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_outage_is_answered_within_a_second() {
+    let env = Env::new(Db::Postgres).await;
+    let (uid, secret) = env.active_token("outage2").await;
+    env.engine.store().close().await;
+    // postgres://user:pass@host:port/name → the same through the proxy.
+    let url = env.db.url.clone();
+    let at = url.rfind('@').unwrap();
+    let slash = at + url[at..].find('/').unwrap();
+    let upstream = url[at + 1..slash].to_owned();
+    let proxy = Proxy::start(upstream).await;
+    let proxied = format!("{}{}{}", &url[..=at], proxy.addr, &url[slash..]);
+    let p = Proc::start(&env.db, &[("OTP_DATABASE_URL", proxied.as_str())]).await;
+    let http = http();
+    let (st, v) = verify_at(&http, &p.base, &uid, "000000").await;
+    assert_eq!(st, 200, "{v}");
+
+    proxy.cut();
+    let timed = |what: &'static str, fut: reqwest::RequestBuilder| async move {
+        let t = Instant::now();
+        let res = fut.send().await.unwrap();
+        let took = t.elapsed();
+        let status = res.status();
+        assert!(
+            took < Duration::from_secs(1),
+            "{what} answers within 1 s during an outage (took {took:?}, {status})"
+        );
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{what} during an outage"
+        );
+        took
+    };
+    let mut slowest = Duration::ZERO;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(4) {
+        for (what, req) in [
+            (
+                "verify",
+                http.post(format!("{}/host/v1/tokens/{uid}/verify", p.base))
+                    .bearer_auth(API_KEY)
+                    .json(&json!({"code": "000000", "purpose": "login"})),
+            ),
+            (
+                "token status",
+                http.get(format!("{}/host/v1/tokens/{uid}", p.base))
+                    .bearer_auth(API_KEY),
+            ),
+            ("/readyz", http.get(format!("{}/readyz", p.base))),
+        ] {
+            slowest = slowest.max(timed(what, req).await);
+        }
+    }
+    eprintln!("slowest answer during the outage: {slowest:?}");
+    let logs = p.logs.lock().unwrap().join("\n");
+    assert!(
+        logs.contains("verification batch failed"),
+        "the worker logged the outage: {logs}"
+    );
+    assert!(
+        !logs.contains("closed pool"),
+        "the worker logs the real cause, not a pool it never closed: {logs}"
+    );
+
+    proxy.restore();
+    let mut last = (0, Value::Null);
+    for _ in 0..50 {
+        last = verify_at(&http, &p.base, &uid, &code_now(&secret)).await;
+        if last.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(last.0, 200, "the server recovers by itself: {:?}", last.1);
+    assert_eq!(last.1["result"], "ok");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. SIGKILL under verification load: every accepted code stays accepted, with its audit row.
+
+async fn sigkill_under_load_keeps_every_accepted_code(db: Db) {
+    let env = Env::new(db).await;
+    let mut tokens = Vec::new();
+    for i in 0..150 {
+        tokens.push(env.active_token(&format!("kill{i:04}")).await);
+    }
+    env.engine.store().close().await;
+    let p = Proc::start(&env.db, &[]).await;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let tokens = Arc::new(tokens);
+    let accepted: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let mut tasks = Vec::new();
+    for w in 0..32 {
+        let (tokens, accepted, http, base) = (
+            tokens.clone(),
+            accepted.clone(),
+            http.clone(),
+            p.base.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut i = w;
+            loop {
+                let (uid, secret) = &tokens[i % tokens.len()];
+                let code = code_now(secret);
+                let res = http
+                    .post(format!("{base}/host/v1/tokens/{uid}/verify"))
+                    .bearer_auth(API_KEY)
+                    .json(&json!({"code": code, "purpose": "transfer"}))
+                    .send()
+                    .await;
+                let Ok(res) = res else { return };
+                let Ok(v) = res.json::<Value>().await else {
+                    return;
+                };
+                if v["result"] == "ok" {
+                    accepted.lock().unwrap().push((uid.clone(), code));
+                }
+                i += 32;
+            }
+        }));
+    }
+    // Kill while requests are in flight, once a good share of the tokens has been accepted.
+    let started = Instant::now();
+    while accepted.lock().unwrap().len() < 60 && started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    p.kill9().await;
+    for t in tasks {
+        let _ = t.await;
+    }
+    let accepted = accepted.lock().unwrap().clone();
+    assert!(
+        accepted.len() >= 60,
+        "the load ran: {} accepted",
+        accepted.len()
+    );
+
+    let p = Proc::start(&env.db, &[]).await;
+    for (uid, code) in &accepted {
+        let (st, v) = verify_at(&http, &p.base, uid, code).await;
+        assert_eq!(
+            (st, v["result"].as_str()),
+            (200, Some("replayed")),
+            "a code answered ok before the kill is refused as replayed after it: {v}"
+        );
+    }
+    let store =
+        backend::store::Store::connect(&env.db.url, &backend::store::ConnectOpts::default())
+            .unwrap();
+    for (uid, _) in &accepted {
+        let audit = store.audit_for_user(uid, 1000, None).await.unwrap();
+        assert!(
+            audit
+                .iter()
+                .any(|a| a.action == "verify_transfer" && a.outcome == "ok"),
+            "the accepted verification of {uid} has its audit row: {audit:?}"
+        );
+    }
+    eprintln!(
+        "SIGKILL test on {db:?}: {} accepted codes survived the kill",
+        accepted.len()
+    );
+    store.close().await;
+}
+
+both_dbs!(sigkill_under_load_keeps_every_accepted_code);

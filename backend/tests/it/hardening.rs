@@ -1,0 +1,405 @@
+//! Attacks from the hardening review (issue 12), each tried against the engine on both
+//! databases: a concurrent burst of password guesses must not pass the lock, and the right
+//! activation password must not be told apart once an issuance is dead.
+
+use std::collections::HashMap;
+
+use backend::config::Argon2Config;
+use backend::engine::{Actor, EngineError, Login, PasswordCheck};
+use protocol::{ServiceId, UserId};
+
+use crate::both_dbs;
+use crate::support::{device, host, z, Db, Env};
+
+both_dbs!(
+    burst_of_login_guesses_cannot_pass_or_clear_the_lock,
+    burst_of_confirmation_guesses_cannot_pass_or_clear_the_lock,
+    right_activation_password_is_not_revealed_after_the_issuance_dies,
+    running_servers_seal_under_the_rotated_key,
+);
+
+/// A real Argon2 cost, so that concurrent checks overlap as they do in production.
+async fn env_with_real_argon2(db: Db) -> Env {
+    Env::with_config(db, |c| {
+        c.argon2 = Argon2Config {
+            memory_kib: 19_456,
+            iterations: 2,
+            parallelism: 1,
+        }
+    })
+    .await
+}
+
+/// The password-related audit events of a customer, oldest first.
+async fn password_events(env: &Env, customer_id: i64) -> Vec<(String, String)> {
+    let mut rows = env
+        .engine
+        .store()
+        .audit_for_customer(customer_id, 10_000, None)
+        .await
+        .unwrap();
+    rows.sort_by_key(|r| r.id);
+    rows.into_iter().map(|r| (r.action, r.outcome)).collect()
+}
+
+/// A success recorded after the lock, with no unlock between, is a success that cleared (or
+/// ignored) a lock it did not see.
+fn no_success_after_lock(events: &[(String, String)], ok: &str) -> Result<(), String> {
+    let mut locked = false;
+    for (action, outcome) in events {
+        if action == "password_lock" && outcome == "locked" {
+            locked = true;
+        }
+        if outcome == ok && locked {
+            return Err(format!("a right password passed the lock: {events:?}"));
+        }
+    }
+    if !locked {
+        return Err(format!("the burst never locked: {events:?}"));
+    }
+    Ok(())
+}
+
+/// 59 wrong login passwords at once, then the right one (issue 12, item 1): the right one may
+/// pass only before the lock (the audit trail's order shows which), never after it, and the
+/// customer is locked at the end. Three rounds, so that a race that lets the right one clear
+/// the lock is caught whatever the scheduling.
+async fn burst_of_login_guesses_cannot_pass_or_clear_the_lock(db: Db) {
+    let env = env_with_real_argon2(db).await;
+    for round in 0..3 {
+        let login = format!("burst{round:02}");
+        env.customer(&login).await;
+        let id = env
+            .engine
+            .store()
+            .customer_by_login(&login)
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        let me = Actor::new("customer", Some("192.0.2.9".into()));
+        let mut tasks = Vec::new();
+        for i in 0..60 {
+            let engine = env.engine.clone();
+            let me = me.clone();
+            let login = login.clone();
+            let pw = if i == 59 { "loginpass1" } else { "wrongpass1" };
+            tasks.push(tokio::spawn(async move {
+                engine.customer_login(&login, z(pw), &me).await
+            }));
+            if i == 58 {
+                // The right one goes last, while the wrong ones are still being checked.
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
+        let mut answers: HashMap<&'static str, usize> = HashMap::new();
+        for t in tasks {
+            let a = match t.await.unwrap() {
+                Ok(Login::Ok(_)) => "ok",
+                Ok(Login::Invalid) => "invalid",
+                Ok(Login::Locked { .. }) => "locked",
+                Err(EngineError::Unavailable) => "busy",
+                Err(e) => panic!("unexpected {e:?}"),
+            };
+            *answers.entry(a).or_default() += 1;
+        }
+        assert!(
+            answers.get("locked").copied().unwrap_or(0) >= 1,
+            "round {round}: the burst meets the lock: {answers:?}"
+        );
+        no_success_after_lock(&password_events(&env, id).await, "ok").unwrap();
+        assert!(
+            matches!(
+                env.engine
+                    .customer_login(&login, z("loginpass1"), &me)
+                    .await
+                    .unwrap(),
+                Login::Locked { .. }
+            ),
+            "round {round}: after the burst the customer stays locked"
+        );
+    }
+}
+
+/// 39 wrong confirmation passwords at once, then the right one (issue 12, item 1): however the
+/// attempts interleave, at least ten wrong ones are counted after any success, so the burst
+/// ends locked; a success that cleared the lock it did not see would leave it open.
+async fn burst_of_confirmation_guesses_cannot_pass_or_clear_the_lock(db: Db) {
+    let env = env_with_real_argon2(db).await;
+    for round in 0..3 {
+        let login = format!("conf{round:02}");
+        env.customer(&login).await;
+        let id = env
+            .engine
+            .store()
+            .customer_by_login(&login)
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        let me = Actor::new("customer", Some("192.0.2.10".into()));
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let engine = env.engine.clone();
+            let me = me.clone();
+            let pw = if i == 39 { "conf123" } else { "wrong99" };
+            tasks.push(tokio::spawn(async move {
+                engine
+                    .check_confirmation_password(id, z(pw), &me, "transfer")
+                    .await
+            }));
+            if i == 38 {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let events = password_events(&env, id).await;
+        assert!(
+            events
+                .iter()
+                .any(|(a, o)| a == "password_lock" && o == "locked"),
+            "round {round}: the burst locks: {events:?}"
+        );
+        assert_eq!(
+            env.engine
+                .check_confirmation_password(id, z("conf123"), &me, "transfer")
+                .await
+                .ok()
+                .map(|c| matches!(c, PasswordCheck::Locked { .. })),
+            Some(true),
+            "round {round}: after the burst the confirmation password stays locked"
+        );
+    }
+}
+
+/// Nine wrong activation passwords, then the right one, from two engines sharing the database
+/// (issue 12, item 9): once five are spent the issuance is dead for everyone, and the right
+/// password hears the same `ISSUANCE_DEAD` as a wrong one, never `ALREADY_PROVISIONED`.
+async fn right_activation_password_is_not_revealed_after_the_issuance_dies(db: Db) {
+    let env = Env::new(db).await;
+    env.customer("actdead1").await;
+    let uid = env.issue("actdead1").await;
+    env.engine.open_link(&uid, &host()).await.unwrap();
+    let (other, _) = backend::build(&env.cfg, Box::new(env.clock.clone()))
+        .await
+        .unwrap();
+    let sid = ServiceId::parse("10112231").unwrap();
+    let user = UserId::parse(&uid).unwrap();
+    let app = Actor::new("app", None);
+    let mut codes = Vec::new();
+    for i in 0..9 {
+        let engine = if i % 2 == 0 {
+            &env.engine
+        } else {
+            &other.engine
+        };
+        let e = engine
+            .provision(&sid, &user, z("9999"), &device(), &app)
+            .await
+            .expect_err("a wrong password never provisions");
+        codes.push(e.code());
+    }
+    assert_eq!(
+        &codes[..5],
+        &[
+            "WRONG_ACTIVATION_PASSWORD",
+            "WRONG_ACTIVATION_PASSWORD",
+            "WRONG_ACTIVATION_PASSWORD",
+            "WRONG_ACTIVATION_PASSWORD",
+            "ISSUANCE_DEAD"
+        ],
+        "five attempts, the fifth kills it"
+    );
+    assert!(
+        codes[5..].iter().all(|c| *c == "ISSUANCE_DEAD"),
+        "{codes:?}"
+    );
+    let right = other
+        .engine
+        .provision(&sid, &user, z("1234"), &device(), &app)
+        .await
+        .expect_err("a dead issuance never provisions");
+    assert_eq!(
+        right.code(),
+        "ISSUANCE_DEAD",
+        "the right password after death hears what a wrong one hears"
+    );
+
+    // A concurrent burst spends at most five checks, and never provisions after death.
+    env.customer("actdead2").await;
+    let uid = env.issue("actdead2").await;
+    env.engine.open_link(&uid, &host()).await.unwrap();
+    let user = UserId::parse(&uid).unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let engine = if i % 2 == 0 {
+            env.engine.clone()
+        } else {
+            other.engine.clone()
+        };
+        let (sid, user, app) = (sid.clone(), user.clone(), app.clone());
+        let pw = if i == 9 { "1234" } else { "9999" };
+        tasks.push(tokio::spawn(async move {
+            engine
+                .provision(&sid, &user, z(pw), &device(), &app)
+                .await
+                .map(|_| "ok")
+                .map_err(|e| e.code())
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap());
+    }
+    for o in &outcomes {
+        assert!(
+            matches!(
+                o,
+                Ok("ok")
+                    | Err("WRONG_ACTIVATION_PASSWORD" | "ISSUANCE_DEAD" | "ALREADY_PROVISIONED")
+            ),
+            "{outcomes:?}"
+        );
+    }
+    let row = env
+        .engine
+        .store()
+        .token_by_user_id(&uid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        row.activation_failures <= 5,
+        "at most five attempts are ever counted: {}",
+        row.activation_failures
+    );
+    let provisioned = outcomes.contains(&Ok("ok"));
+    assert_eq!(
+        row.state == "provisioned",
+        provisioned,
+        "provisioned exactly when a setup answered ok: {outcomes:?}"
+    );
+}
+
+/// `keys rotate` while a server runs (issue 12, item 6): the running server seals new secrets
+/// under the new key from the moment it exists, so after the rotation no secret is left under
+/// the retired key and a server started without it comes up.
+async fn running_servers_seal_under_the_rotated_key(db: Db) {
+    let env = Env::with_config(db, |c| c.master_key = None).await;
+    env.customer("rotate01").await;
+    let uid = env.issue("rotate01").await;
+    env.engine.open_link(&uid, &host()).await.unwrap();
+    let old = env.engine.keys().current_id();
+
+    // Another process rotates (as `otp-backend keys rotate` does).
+    env.clock.advance(60);
+    let (rotator, _) = backend::build(&env.cfg, Box::new(env.clock.clone()))
+        .await
+        .unwrap();
+    let new = rotator.engine.keys().add_key().unwrap();
+    rotator.engine.check_keys().await.unwrap();
+    rotator.engine.reseal_all().await.unwrap();
+    assert_ne!(old, new);
+
+    // The server that was running all along sets up a token now.
+    env.provision(&uid).await;
+    let in_use = env.engine.store().keys_in_use().await.unwrap();
+    assert_eq!(
+        in_use,
+        vec![(new.clone(), 1)],
+        "the running server sealed under the new key, not the retired {old}"
+    );
+
+    // The retired key can go: a server with only the new key starts.
+    let path = env.cfg.master_key_path();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let only_new: String = text
+        .lines()
+        .filter(|l| l.starts_with(&format!("{new}:")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&path, only_new).unwrap();
+    backend::build(&env.cfg, Box::new(env.clock.clone()))
+        .await
+        .expect("a server without the retired key starts once nothing is sealed under it");
+}
+
+/// The resident memory of a process, from /proc (bytes).
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
+}
+
+/// 300 concurrent unauthenticated staff logins against the real server with the default
+/// Argon2 cost (19 MiB a hash) (issue 12, item 2): hashing is bounded, the rest are told to
+/// retry, and the process stays under 200 MB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_login_flood_does_not_grow_memory_without_bound() {
+    let db = crate::support::TestDb::new(Db::Sqlite).await;
+    let server = crate::process::Proc::start(&db, &[]).await;
+    let pid = server.pid();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let before = rss_bytes(pid);
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(before));
+    let watcher = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(rss_bytes(pid), std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let mut tasks = Vec::new();
+    for i in 0..300 {
+        let http = http.clone();
+        let url = format!("{}/staff/login", server.base);
+        tasks.push(tokio::spawn(async move {
+            http.post(url)
+                .header("cookie", "staff_login=flood0123456789")
+                .form(&[
+                    ("csrf", "flood0123456789"),
+                    ("login_id", &format!("nobody{i:03}")),
+                    ("password", "not-the-password-1"),
+                ])
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }));
+    }
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for t in tasks {
+        *statuses.entry(t.await.unwrap()).or_default() += 1;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    watcher.abort();
+    let peak = peak.load(std::sync::atomic::Ordering::SeqCst);
+    let after = rss_bytes(pid);
+    assert!(
+        peak < 200 * 1024 * 1024,
+        "peak RSS {} MB (before {} MB, after {} MB): password hashing must be bounded",
+        peak >> 20,
+        before >> 20,
+        after >> 20
+    );
+    assert!(
+        statuses.get(&401).copied().unwrap_or(0) >= 2,
+        "some attempts were checked and refused: {statuses:?}"
+    );
+    assert!(
+        statuses.keys().all(|s| matches!(s, 401 | 429 | 503 | 408)),
+        "every attempt is refused: wrong (401), the address locked after its wrong attempts \
+         (429, issue 12 item 3), busy (503) or timed out waiting (408): {statuses:?}"
+    );
+}
