@@ -41,9 +41,14 @@ fn shell_with(
         clipboard: Some(clipboard as Arc<dyn crate::Clipboard>),
         clipboard_clear_after: std::time::Duration::from_millis(300),
     };
-    let app = build(mock_builder(), config, |_| {})
+    let mut app = build(mock_builder(), config, |_| {})
         .build(mock_context(noop_assets()))
         .unwrap();
+    // Start the app as the event loop's first `Ready` does: this runs the setup hooks (the
+    // screen guard's start-up hook, the clipboard). `build` alone does not run them; on the mock
+    // runtime the iteration itself does nothing else. Deprecated only for use in a loop.
+    #[allow(deprecated)]
+    app.run_iteration(|_, _| {});
     let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
         .build()
         .unwrap();
