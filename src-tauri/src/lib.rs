@@ -202,13 +202,18 @@ pub fn run() {
         .plugin(tauri_plugin_biometric::init())
         .plugin(tauri_plugin_screen_guard::init());
     // Phones report going to the background and back; the lock starts counting then.
+    // `try_state`: without `OTP_APP_DATA_DIR` the Shell is managed in the setup hook, after the
+    // window exists, and `state` would panic on an event that came first.
     #[cfg(mobile)]
     let builder = builder.on_window_event(|window, event| {
+        let Some(shell) = window.try_state::<Shell>() else {
+            return;
+        };
         let now = app::codes::device_now_ms();
         match event {
-            tauri::WindowEvent::Suspended => window.state::<Shell>().app_hidden(now),
+            tauri::WindowEvent::Suspended => shell.app_hidden(now),
             tauri::WindowEvent::Resumed => {
-                if window.state::<Shell>().app_visible(now) {
+                if shell.app_visible(now) {
                     let _ = window.emit(APP_LOCKED_EVENT, ());
                 }
             }
