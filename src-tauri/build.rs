@@ -13,6 +13,17 @@ const COMMANDS: &[&str] = &[
     "delete_token",
     "import_otpauth",
     "take_setup_link",
+    "copy_code",
+    "lock_status",
+    "lock_unlock",
+    "lock_set",
+    "lock_change",
+    "lock_remove",
+    "lock_now",
+    "lock_reset",
+    "app_hidden",
+    "app_visible",
+    "lock_biometric",
 ];
 
 fn main() {

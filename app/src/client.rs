@@ -1,7 +1,10 @@
 //! The provisioning client: the app's side of the backend's app API (`/app/v1/…`).
 //!
-//! - reqwest with rustls (no OpenSSL, so it builds for Android and iOS);
-//! - service ID → backend base URL from a [`Directory`] bundled with the app
+//! - reqwest with rustls (no OpenSSL, so it builds for Android and iOS), the public roots
+//!   bundled (the same on every phone) and the backend's public keys pinned per service
+//!   ([`crate::pinning`]): a server whose key is not pinned is refused during the handshake,
+//!   before anything is sent;
+//! - service ID → backend base URL and pins from a [`Directory`] bundled with the app
 //!   (`app/directory.json`), which the caller may override (tests point it at loopback);
 //! - connect and request timeouts; redirects are not followed (a setup must reach the one
 //!   configured backend);
@@ -10,6 +13,7 @@
 //! - the server's stable error codes become [`AppError`] variants.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use protocol::{ApiErrorBody, ServiceId, SetupRequest, SetupResponse, TimeResponse};
@@ -17,14 +21,33 @@ use reqwest::StatusCode;
 
 use crate::codes::{device_now_ms, ClockOffset};
 use crate::error::AppError;
+use crate::pinning::{public_roots, Pin, PinnedVerifier, PIN_MISMATCH};
 
-/// The directory bundled with the app: service ID → backend base URL.
+/// The directory bundled with the app: service ID → backend base URL and key pins.
 pub const BUNDLED_DIRECTORY: &str = include_str!("../directory.json");
 
-/// Service ID → backend base URL (no trailing slash).
+/// One service's backend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Backend {
+    /// Base URL, no trailing slash.
+    url: String,
+    /// SHA-256 pins of the backend's public keys (current and backup).
+    pins: Vec<Pin>,
+}
+
+/// A directory entry as written in JSON: the URL alone (loopback `http://` for development
+/// and tests) or the URL with its pins.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum RawEntry {
+    Url(String),
+    Pinned { url: String, pins: Vec<String> },
+}
+
+/// Service ID → backend base URL (no trailing slash) and the pins of its public keys.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Directory {
-    entries: BTreeMap<String, String>,
+    entries: BTreeMap<String, Backend>,
 }
 
 impl Directory {
@@ -36,22 +59,40 @@ impl Directory {
         Directory::from_json(BUNDLED_DIRECTORY)
     }
 
-    /// A directory from JSON `{"<service id>": "<base url>", …}`.
+    /// A directory from JSON `{"<service id>": {"url": "<base url>", "pins": ["sha256/…", …]}}`
+    /// (or `"<service id>": "<base url>"` for a loopback `http://` backend).
     ///
     /// # Errors
-    /// [`AppError::InvalidServiceId`] / [`AppError::InsecureBackendUrl`] for a bad entry;
-    /// [`AppError::BadResponse`] if it is not such an object.
+    /// [`AppError::InvalidServiceId`] / [`AppError::InsecureBackendUrl`] for a bad entry, and
+    /// also [`AppError::InsecureBackendUrl`] for an `https://` entry without at least two
+    /// distinct pins (the key in use and a backup: with one pin, a lost key would need an app
+    /// update); [`AppError::BadResponse`] if it is not such an object.
     pub fn from_json(text: &str) -> Result<Directory, AppError> {
-        let raw: BTreeMap<String, String> =
+        let raw: BTreeMap<String, RawEntry> =
             serde_json::from_str(text).map_err(|_| AppError::BadResponse)?;
         let mut dir = Directory::default();
-        for (service, url) in raw {
-            dir.set(&ServiceId::parse(&service)?, &url)?;
+        for (service, entry) in raw {
+            let service = ServiceId::parse(&service)?;
+            let (url, pins) = match entry {
+                RawEntry::Url(url) => (url, Vec::new()),
+                RawEntry::Pinned { url, pins } => (url, pins),
+            };
+            let mut parsed = pins
+                .iter()
+                .map(|p| Pin::parse(p).ok_or(AppError::InsecureBackendUrl))
+                .collect::<Result<Vec<_>, _>>()?;
+            parsed.sort_unstable();
+            parsed.dedup();
+            if url.trim().starts_with("https://") && parsed.len() < 2 {
+                return Err(AppError::InsecureBackendUrl);
+            }
+            dir.set(&service, &url)?;
+            dir.set_pins(&service, parsed)?;
         }
         Ok(dir)
     }
 
-    /// Adds or replaces the backend for a service.
+    /// Adds or replaces the backend for a service (its pins are kept).
     ///
     /// # Errors
     /// [`AppError::InsecureBackendUrl`] unless the URL is `https://…`, or `http://` to a
@@ -62,7 +103,26 @@ impl Directory {
             return Err(AppError::InsecureBackendUrl);
         }
         self.entries
-            .insert(service_id.as_str().to_owned(), url.to_owned());
+            .entry(service_id.as_str().to_owned())
+            .and_modify(|b| b.url = url.to_owned())
+            .or_insert_with(|| Backend {
+                url: url.to_owned(),
+                pins: Vec::new(),
+            });
+        Ok(())
+    }
+
+    /// Replaces the pins of a service's backend. An `https://` backend without pins is refused
+    /// at connection time (pinning fails closed).
+    ///
+    /// # Errors
+    /// [`AppError::UnknownService`] when the service has no backend yet.
+    pub fn set_pins(&mut self, service_id: &ServiceId, pins: Vec<Pin>) -> Result<(), AppError> {
+        let backend = self
+            .entries
+            .get_mut(service_id.as_str())
+            .ok_or(AppError::UnknownService)?;
+        backend.pins = pins;
         Ok(())
     }
 
@@ -73,8 +133,34 @@ impl Directory {
     pub fn base_url(&self, service_id: &ServiceId) -> Result<&str, AppError> {
         self.entries
             .get(service_id.as_str())
-            .map(String::as_str)
+            .map(|b| b.url.as_str())
             .ok_or(AppError::UnknownService)
+    }
+
+    /// The pins of a service's backend.
+    ///
+    /// # Errors
+    /// [`AppError::UnknownService`].
+    pub fn pins(&self, service_id: &ServiceId) -> Result<&[Pin], AppError> {
+        self.entries
+            .get(service_id.as_str())
+            .map(|b| b.pins.as_slice())
+            .ok_or(AppError::UnknownService)
+    }
+
+    /// Pins per TLS host name: the union of the pins of every service on that host.
+    fn pins_by_host(&self) -> BTreeMap<String, Vec<Pin>> {
+        let mut by_host: BTreeMap<String, Vec<Pin>> = BTreeMap::new();
+        for backend in self.entries.values() {
+            let Some(host) = tls_host(&backend.url) else {
+                continue;
+            };
+            let pins = by_host.entry(host).or_default();
+            pins.extend(backend.pins.iter().copied());
+            pins.sort_unstable();
+            pins.dedup();
+        }
+        by_host
     }
 }
 
@@ -99,6 +185,20 @@ fn is_allowed_base_url(url: &str) -> bool {
         authority.split(':').next().unwrap_or("")
     };
     matches!(host, "127.0.0.1" | "::1" | "localhost")
+}
+
+/// The host of an `https://` URL as rustls names the server: a lower-case DNS name, or an IP
+/// address without brackets.
+fn tls_host(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    if parsed.scheme() != "https" {
+        return None;
+    }
+    Some(match parsed.host()? {
+        url::Host::Domain(d) => d.to_ascii_lowercase(),
+        url::Host::Ipv4(ip) => ip.to_string(),
+        url::Host::Ipv6(ip) => ip.to_string(),
+    })
 }
 
 /// Timeouts of the client.
@@ -153,7 +253,7 @@ impl ProvisioningClient {
         ProvisioningClient::with_timeouts(directory, Timeouts::default())
     }
 
-    /// A client with explicit timeouts.
+    /// A client with explicit timeouts, trusting the public roots.
     ///
     /// # Errors
     /// As [`ProvisioningClient::new`].
@@ -161,7 +261,29 @@ impl ProvisioningClient {
         directory: Directory,
         timeouts: Timeouts,
     ) -> Result<ProvisioningClient, AppError> {
+        ProvisioningClient::with_roots(directory, timeouts, public_roots())
+    }
+
+    /// A client that trusts `roots` instead of the public roots (a private CA: tests, staging).
+    /// Pins apply all the same.
+    ///
+    /// # Errors
+    /// As [`ProvisioningClient::new`].
+    pub fn with_roots(
+        directory: Directory,
+        timeouts: Timeouts,
+        roots: rustls::RootCertStore,
+    ) -> Result<ProvisioningClient, AppError> {
+        let verifier =
+            PinnedVerifier::new(roots, directory.pins_by_host()).map_err(|_| AppError::Network)?;
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(crate::pinning::provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|_| AppError::Network)?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth();
         let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
             .connect_timeout(timeouts.connect)
             .timeout(timeouts.request)
             .redirect(reqwest::redirect::Policy::none())
@@ -205,7 +327,9 @@ impl ProvisioningClient {
             .send()
             .await
             .map_err(|e| {
-                if e.is_connect() || e.is_builder() {
+                if let Some(refused) = tls_refusal(&e) {
+                    refused
+                } else if e.is_connect() || e.is_builder() {
                     AppError::Network
                 } else {
                     AppError::SetupOutcomeUnknown
@@ -257,7 +381,36 @@ impl ProvisioningClient {
     }
 }
 
+/// The error for a TLS handshake the app refused: [`AppError::PinMismatch`] when the chain was
+/// good but the key is not pinned, [`AppError::UntrustedServer`] for any other certificate
+/// failure. `None` for every other error. The handshake came before any request byte, so in
+/// both cases nothing was sent.
+fn tls_refusal(e: &reqwest::Error) -> Option<AppError> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return match tls {
+                t if *t == PIN_MISMATCH => Some(AppError::PinMismatch),
+                rustls::Error::InvalidCertificate(_) => Some(AppError::UntrustedServer),
+                _ => None,
+            };
+        }
+        // io::Error's `source()` skips the error it wraps (tokio-rustls wraps rustls' error in
+        // one, and the connector that in another), so step into it explicitly.
+        next = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    None
+}
+
 fn transport_error(e: reqwest::Error) -> AppError {
+    if let Some(refused) = tls_refusal(&e) {
+        return refused;
+    }
     if e.is_timeout() && !e.is_connect() {
         AppError::Timeout
     } else {
@@ -298,10 +451,50 @@ mod tests {
         let dir = Directory::bundled().unwrap();
         let url = dir.base_url(&"10112231".parse().unwrap()).unwrap();
         assert!(url.starts_with("https://"), "{url}");
+        let pins = dir.pins(&"10112231".parse().unwrap()).unwrap();
+        assert!(pins.len() >= 2, "a current and a backup pin: {pins:?}");
         assert_eq!(
             dir.base_url(&"12345678".parse().unwrap()),
             Err(AppError::UnknownService)
         );
+    }
+
+    #[test]
+    fn https_entries_need_a_current_and_a_backup_pin() {
+        let a = Pin::of_spki(b"a").to_text();
+        let b = Pin::of_spki(b"b").to_text();
+        let ok =
+            format!(r#"{{"10112231": {{"url": "https://bank.example", "pins": ["{a}", "{b}"]}}}}"#);
+        let dir = Directory::from_json(&ok).unwrap();
+        let s: ServiceId = "10112231".parse().unwrap();
+        assert_eq!(dir.pins(&s).unwrap().len(), 2);
+        assert_eq!(
+            dir.pins_by_host().get("bank.example").map(Vec::len),
+            Some(2),
+            "pins are looked up by the host the TLS layer sees"
+        );
+        for bad in [
+            r#"{"10112231": "https://bank.example"}"#.to_owned(),
+            format!(r#"{{"10112231": {{"url": "https://bank.example", "pins": ["{a}"]}}}}"#),
+            format!(r#"{{"10112231": {{"url": "https://bank.example", "pins": ["{a}", "{a}"]}}}}"#),
+            format!(
+                r#"{{"10112231": {{"url": "https://bank.example", "pins": ["{a}", "sha1/x"]}}}}"#
+            ),
+        ] {
+            assert_eq!(
+                Directory::from_json(&bad),
+                Err(AppError::InsecureBackendUrl),
+                "{bad}"
+            );
+        }
+        // Loopback http for development and tests needs no pins.
+        assert!(Directory::from_json(r#"{"10112231": "http://127.0.0.1:8080"}"#).is_ok());
+        assert_eq!(tls_host("https://[::1]:8443/x").as_deref(), Some("::1"));
+        assert_eq!(
+            tls_host("https://Bank.Example").as_deref(),
+            Some("bank.example")
+        );
+        assert_eq!(tls_host("http://127.0.0.1:80"), None);
     }
 
     #[test]

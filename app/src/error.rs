@@ -24,6 +24,12 @@ pub enum AppError {
     UnknownService,
     /// A backend URL in the directory is not `https://` (plain `http://` only to loopback).
     InsecureBackendUrl,
+    /// The server's certificate chain is good but its public key is not one of the keys
+    /// pinned for this service: someone may be in the middle. Nothing was sent.
+    PinMismatch,
+    /// The server's certificate is not valid (unknown issuer, expired, wrong name). Nothing
+    /// was sent.
+    UntrustedServer,
 
     // --- the server's refusals of setup (stable codes of the app API) ------------------------
     /// `UNKNOWN_USER_ID`: no token with this service and user ID.
@@ -90,6 +96,31 @@ pub enum AppError {
     /// No token with this ID.
     NoSuchToken,
 
+    // --- the app lock --------------------------------------------------------------------------
+    /// A PIN is set and was not given in this run: nothing is shown until it is.
+    AppLocked,
+    /// The app PIN is not 4–6 digits.
+    PinFormat,
+    /// A PIN is already set (change it with the current PIN instead).
+    LockAlreadySet,
+    /// No PIN is set.
+    LockNotSet,
+    /// A wrong PIN; the next attempt is taken after this many seconds.
+    WrongPin {
+        /// Seconds before the next attempt.
+        retry_after_secs: u64,
+        /// Wrong PINs left before the PIN is no longer taken.
+        attempts_left: u32,
+    },
+    /// An attempt before the delay of the last wrong PIN has passed (nothing was checked).
+    PinTryLater {
+        /// Seconds left.
+        retry_after_secs: u64,
+    },
+    /// Ten wrong PINs: the PIN is no longer taken; the token must be reprovisioned through the
+    /// bank.
+    PinLockedOut,
+
     // --- import ----------------------------------------------------------------------------------
     /// An `otpauth://` URI was refused; holds the protocol's `OTPAUTH_…` code.
     Import {
@@ -110,6 +141,8 @@ impl AppError {
             E::InvalidActivationPassword => "ACTIVATION_PASSWORD_FORMAT",
             E::UnknownService => "UNKNOWN_SERVICE_ID",
             E::InsecureBackendUrl => "INSECURE_BACKEND_URL",
+            E::PinMismatch => "CERTIFICATE_PIN_MISMATCH",
+            E::UntrustedServer => "UNTRUSTED_SERVER",
             E::UnknownUserId => "UNKNOWN_USER_ID",
             E::LinkNotOpened => "LINK_NOT_OPENED",
             E::IssuanceExpired => "ISSUANCE_EXPIRED",
@@ -132,6 +165,13 @@ impl AppError {
             E::MetadataIo => "METADATA_IO",
             E::DuplicateToken => "DUPLICATE_TOKEN",
             E::NoSuchToken => "NO_SUCH_TOKEN",
+            E::AppLocked => "APP_LOCKED",
+            E::PinFormat => "APP_PIN_FORMAT",
+            E::LockAlreadySet => "APP_LOCK_ALREADY_SET",
+            E::LockNotSet => "APP_LOCK_NOT_SET",
+            E::WrongPin { .. } => "APP_PIN_WRONG",
+            E::PinTryLater { .. } => "APP_PIN_WAIT",
+            E::PinLockedOut => "APP_PIN_LOCKED_OUT",
             E::Import { code } => code,
         }
     }
@@ -146,6 +186,8 @@ impl AppError {
             E::InvalidActivationPassword => "利用開始パスワードは半角数字4～8桁で入力してください。".into(),
             E::UnknownService => "このサービスIDには対応していません。サービスIDをご確認ください。".into(),
             E::InsecureBackendUrl => "接続先の設定が安全ではないため、接続できません。".into(),
+            E::PinMismatch => "接続先が銀行のサーバーであることを確認できなかったため、通信を中止しました。情報は送信されていません。公衆無線LANなどをご利用の場合は、別の回線でお試しください。".into(),
+            E::UntrustedServer => "接続先のサーバー証明書を確認できなかったため、通信を中止しました。情報は送信されていません。端末の日時と通信環境をご確認ください。".into(),
             E::UnknownUserId => "サービスIDまたはユーザーIDに誤りがあります。".into(),
             E::LinkNotOpened => "メールに記載のダウンロード用URLを開いてから、初期設定を行ってください。".into(),
             E::IssuanceExpired => "有効期限が切れています。お手数ですが、トークンの発行からやり直してください。".into(),
@@ -174,6 +216,17 @@ impl AppError {
             E::MetadataIo => "トークンの設定ファイルを読み書きできません。端末の空き容量をご確認ください。".into(),
             E::DuplicateToken => "このトークンはすでに登録されています。".into(),
             E::NoSuchToken => "指定のトークンは登録されていません。".into(),
+            E::AppLocked => "アプリがロックされています。暗証番号を入力してください。".into(),
+            E::PinFormat => "暗証番号は半角数字4～6桁で入力してください。".into(),
+            E::LockAlreadySet => "暗証番号はすでに設定されています。変更する場合は「暗証番号を変更」を選んでください。".into(),
+            E::LockNotSet => "暗証番号は設定されていません。".into(),
+            E::WrongPin { retry_after_secs, attempts_left } => format!(
+                "暗証番号が正しくありません。{retry_after_secs}秒後に再入力できます。あと{attempts_left}回間違えると、このアプリではトークンを利用できなくなります。"
+            ),
+            E::PinTryLater { retry_after_secs } => format!(
+                "暗証番号を続けて間違えたため、{retry_after_secs}秒お待ちください。"
+            ),
+            E::PinLockedOut => "暗証番号を規定回数以上間違えたため、このアプリではトークンを利用できません。お取引の銀行でトークンの再発行（再登録）を行い、初期設定からやり直してください。".into(),
             E::Import { .. } => "QRコードの内容がワンタイムパスワードの設定として正しくありません。".into(),
         }
     }
@@ -188,6 +241,8 @@ impl AppError {
             E::InvalidActivationPassword => "Enter the activation password as 4 to 8 digits.".into(),
             E::UnknownService => "This service ID is not supported. Please check the service ID.".into(),
             E::InsecureBackendUrl => "The server address is not secure, so the app will not connect.".into(),
+            E::PinMismatch => "The app could not confirm that it is talking to the bank's server, so it stopped. Nothing was sent. If you are on public Wi-Fi, please try another network.".into(),
+            E::UntrustedServer => "The server's certificate could not be verified, so the app stopped. Nothing was sent. Please check the device's date and your connection.".into(),
             E::UnknownUserId => "The service ID or user ID is not correct.".into(),
             E::LinkNotOpened => "Open the download link in the e-mail first, then set up the app.".into(),
             E::IssuanceExpired => "This token has expired. Please issue a new token.".into(),
@@ -216,6 +271,17 @@ impl AppError {
             E::MetadataIo => "The token settings file cannot be read or written. Please check the free space on the device.".into(),
             E::DuplicateToken => "This token is already registered.".into(),
             E::NoSuchToken => "There is no such token.".into(),
+            E::AppLocked => "The app is locked. Please enter your PIN.".into(),
+            E::PinFormat => "Enter the PIN as 4 to 6 digits.".into(),
+            E::LockAlreadySet => "A PIN is already set. To change it, choose Change PIN.".into(),
+            E::LockNotSet => "No PIN is set.".into(),
+            E::WrongPin { retry_after_secs, attempts_left } => format!(
+                "The PIN is not correct. You can try again in {retry_after_secs} second(s). After {attempts_left} more wrong PIN(s) the token can no longer be used in this app."
+            ),
+            E::PinTryLater { retry_after_secs } => format!(
+                "Too many wrong PINs. Please wait {retry_after_secs} second(s)."
+            ),
+            E::PinLockedOut => "The PIN was wrong too many times, so the token can no longer be used in this app. Please ask your bank to reissue (re-register) the token, then set up the app again.".into(),
             E::Import { .. } => "The QR code does not hold a valid one-time password setting.".into(),
         }
     }
@@ -285,6 +351,8 @@ mod tests {
             E::InvalidActivationPassword,
             E::UnknownService,
             E::InsecureBackendUrl,
+            E::PinMismatch,
+            E::UntrustedServer,
             E::UnknownUserId,
             E::LinkNotOpened,
             E::IssuanceExpired,
@@ -311,6 +379,18 @@ mod tests {
             E::MetadataIo,
             E::DuplicateToken,
             E::NoSuchToken,
+            E::AppLocked,
+            E::PinFormat,
+            E::LockAlreadySet,
+            E::LockNotSet,
+            E::WrongPin {
+                retry_after_secs: 4,
+                attempts_left: 7,
+            },
+            E::PinTryLater {
+                retry_after_secs: 3,
+            },
+            E::PinLockedOut,
             E::Import {
                 code: "OTPAUTH_BAD_SECRET",
             },

@@ -17,6 +17,17 @@
 //! default 3 days, reset by every use). A secret lost that way shows as
 //! [`AppError::SecretMissing`]; the customer sets the token up again.
 //!
+//! What binds the secret to this device (issue 12, item 8):
+//! - iOS: every entry is created with the access policy `WhenUnlockedThisDeviceOnly`, passed as
+//!   the `access-policy` entry modifier of the protected store ([`entry_modifiers`]): the item
+//!   is readable only while the phone is unlocked and is never restored from a backup to
+//!   another device (the crate's default, `WhenUnlocked`, would travel in an encrypted backup);
+//! - Android: the store encrypts its SharedPreferences file with an AES-GCM key generated
+//!   inside the Android Keystore, which never hands out key material (not exportable, by the
+//!   Keystore's design); a backup of the file is ciphertext that no other device can open. The
+//!   store takes no modifiers (it refuses any), so none are passed;
+//! - Linux (tests, development): the kernel keyring of the user; nothing leaves the machine.
+//!
 //! [`MemoryStore`] is for tests of logic and for the shell's mock builder; it never persists.
 
 use std::collections::HashMap;
@@ -63,10 +74,46 @@ fn keystore_error(e: &keyring_core::Error) -> AppError {
     }
 }
 
-/// The OS keystore through `keyring-core`. Entries are `(service, token id)`.
+/// The OS keystore through `keyring-core`. Entries are `(service, token id)`, created with the
+/// platform's [`entry_modifiers`].
 pub struct KeyringStore {
     store: Arc<CredentialStore>,
     service: String,
+    modifiers: HashMap<&'static str, &'static str>,
+}
+
+/// A target operating system, for [`entry_modifiers`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Os {
+    /// iOS: the protected (data-protection) Keychain.
+    Ios,
+    /// Android: SharedPreferences under an Android Keystore key.
+    Android,
+    /// Anything else (Linux, macOS for developers).
+    Other,
+}
+
+impl Os {
+    /// The OS this build runs on.
+    pub fn current() -> Os {
+        if cfg!(target_os = "ios") {
+            Os::Ios
+        } else if cfg!(target_os = "android") {
+            Os::Android
+        } else {
+            Os::Other
+        }
+    }
+}
+
+/// The entry modifiers every keystore entry is created with on `os` (see the module docs).
+pub fn entry_modifiers(os: Os) -> HashMap<&'static str, &'static str> {
+    match os {
+        // apple-native-keyring-store's protected store: kSecAttrAccessibleWhenUnlockedThisDeviceOnly.
+        Os::Ios => HashMap::from([("access-policy", "WhenUnlockedThisDeviceOnly")]),
+        // The Android store refuses every modifier; its key is non-exportable by construction.
+        Os::Android | Os::Other => HashMap::new(),
+    }
 }
 
 impl std::fmt::Debug for KeyringStore {
@@ -93,19 +140,27 @@ impl KeyringStore {
     /// target without a supported store.
     pub fn platform(service: &str) -> Result<KeyringStore, AppError> {
         let store = platform_store()?;
-        Ok(KeyringStore::with_store(store, service))
+        Ok(KeyringStore::with_store(store, service).with_modifiers(entry_modifiers(Os::current())))
     }
 
-    /// A keystore over any `keyring-core` store (e.g. its mock store, in tests).
+    /// A keystore over any `keyring-core` store (e.g. its mock store, in tests), without
+    /// modifiers.
     pub fn with_store(store: Arc<CredentialStore>, service: &str) -> KeyringStore {
         KeyringStore {
             store,
             service: service.to_owned(),
+            modifiers: HashMap::new(),
         }
     }
 
+    /// The same keystore, creating entries with `modifiers`.
+    pub fn with_modifiers(self, modifiers: HashMap<&'static str, &'static str>) -> KeyringStore {
+        KeyringStore { modifiers, ..self }
+    }
+
     fn entry(&self, id: &str) -> Result<Entry, AppError> {
-        Entry::new_in_store(&self.store, &self.service, id).map_err(|e| keystore_error(&e))
+        Entry::new_in_store_with_modifiers(&self.store, &self.service, id, &self.modifiers)
+            .map_err(|e| keystore_error(&e))
     }
 }
 
@@ -239,6 +294,78 @@ mod tests {
         assert!(s.delete("a").unwrap());
         assert!(!s.delete("a").unwrap(), "deleting nothing is not an error");
         assert!(!format!("{s:?}").contains("0123"));
+    }
+
+    /// A store that records the modifiers of every entry it builds, over keyring-core's mock.
+    struct Recording {
+        mock: Arc<CredentialStore>,
+        seen: Mutex<Vec<HashMap<String, String>>>,
+    }
+
+    impl keyring_core::api::CredentialStoreApi for Recording {
+        fn vendor(&self) -> String {
+            "recording".into()
+        }
+        fn id(&self) -> String {
+            "recording".into()
+        }
+        fn build(
+            &self,
+            service: &str,
+            user: &str,
+            modifiers: Option<&HashMap<&str, &str>>,
+        ) -> keyring_core::Result<Entry> {
+            let mods = modifiers
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            self.seen.lock().unwrap().push(mods);
+            self.mock.build(service, user, None)
+        }
+        fn as_any(&self) -> &dyn std::any::Any {
+            self
+        }
+    }
+
+    #[test]
+    fn ios_entries_are_device_bound_and_android_gets_no_modifiers() {
+        assert_eq!(
+            entry_modifiers(Os::Ios),
+            HashMap::from([("access-policy", "WhenUnlockedThisDeviceOnly")]),
+            "iOS items must not travel in a backup to another device (not the default WhenUnlocked)"
+        );
+        assert!(
+            entry_modifiers(Os::Android).is_empty(),
+            "the Android store refuses any modifier: passing one would break every entry"
+        );
+        assert!(entry_modifiers(Os::Other).is_empty());
+        assert_eq!(Os::current(), Os::Other, "these tests run on Linux");
+    }
+
+    #[test]
+    fn every_entry_is_built_with_the_platform_modifiers() {
+        let recording = Arc::new(Recording {
+            mock: keyring_core::mock::Store::new().unwrap(),
+            seen: Mutex::new(Vec::new()),
+        });
+        let store: Arc<CredentialStore> = recording.clone();
+        let s = KeyringStore::with_store(store, "test.service")
+            .with_modifiers(entry_modifiers(Os::Ios));
+        s.set("t1", b"0123456789abcdef").unwrap();
+        let _ = s.get("t1").unwrap();
+        s.delete("t1").unwrap();
+        let seen = recording.seen.lock().unwrap();
+        assert_eq!(seen.len(), 3, "set, get and delete each build an entry");
+        for mods in seen.iter() {
+            assert_eq!(
+                mods.get("access-policy").map(String::as_str),
+                Some("WhenUnlockedThisDeviceOnly"),
+                "{mods:?}"
+            );
+        }
     }
 
     #[test]

@@ -4,8 +4,11 @@
 //!   keyring 4 family, one store crate per target);
 //! - [`vault`]: the tokens: secrets in the keystore, metadata in a JSON file written atomically;
 //! - [`client`]: the provisioning client (reqwest + rustls) and the service directory;
+//! - [`pinning`]: the backend's public keys pinned per service (the client's TLS verifier);
 //! - [`codes`]: the code screen's numbers and the clock offset against the server;
 //! - [`import`]: `otpauth://` URIs as generic tokens;
+//! - [`lock`]: the app lock (PIN hash and failure count in the keystore, growing delays);
+//! - [`clipboard`]: when a copied code is cleared from the clipboard;
 //! - [`error`]: [`AppError`], with a stable code and Japanese and English texts.
 //!
 //! [`setup_token`] and [`check_clock`] join them for the shell. This crate must not depend on
@@ -13,10 +16,13 @@
 //! codes to display, never a secret).
 
 pub mod client;
+pub mod clipboard;
 pub mod codes;
 pub mod error;
 pub mod import;
 pub mod keystore;
+pub mod lock;
+pub mod pinning;
 pub mod vault;
 
 pub use client::{ClockReading, Directory, ProvisioningClient, Timeouts};

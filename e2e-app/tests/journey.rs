@@ -190,6 +190,14 @@ async fn issue_in_the_bank_set_up_in_the_app_activate_with_its_code_then_delete(
     app.find(Locator::Css("#agreed")).await?.click().await?;
     app.find(Locator::Css("#submit")).await?.click().await?;
 
+    // The end of setup offers the app lock; the PIN is set later, in the settings.
+    wait_css(&app, "#lock-offer", Duration::from_secs(30)).await?;
+    shot(&app, "02-lock-offer").await;
+    app.find(Locator::Css("#offer-later"))
+        .await?
+        .click()
+        .await?;
+
     let code_el = wait_css(
         &app,
         "#code[data-code]:not([data-code=''])",
@@ -206,7 +214,7 @@ async fn issue_in_the_bank_set_up_in_the_app_activate_with_its_code_then_delete(
         label.contains(&user_id),
         "the token's label names it: {label}"
     );
-    shot(&app, "02-code").await;
+    shot(&app, "03-code").await;
 
     // --- the secret is in the keystore, not in the metadata file ------------------------------
     let (token, metadata) = only_token(&app_dir)?;
@@ -285,13 +293,16 @@ async fn issue_in_the_bank_set_up_in_the_app_activate_with_its_code_then_delete(
         "BOP001 shows the token in use"
     );
 
+    // --- the app lock: set, lock, wrong PINs wait, unlock, asked at start, change, remove ---------
+    let app = app_lock_round(app, &driver, &app_bin, &app_dir, &keystore_service).await?;
+
     // --- delete the token in the app (after confirmation) -------------------------------------
     app.find(Locator::Css("#open-settings"))
         .await?
         .click()
         .await?;
     wait_css(&app, "#token-info", Duration::from_secs(10)).await?;
-    shot(&app, "03-settings").await;
+    shot(&app, "10-settings").await;
     app.find(Locator::Css("#delete")).await?.click().await?;
     wait_css(&app, "#confirm-delete", Duration::from_secs(10))
         .await?
@@ -303,7 +314,7 @@ async fn issue_in_the_bank_set_up_in_the_app_activate_with_its_code_then_delete(
         .await?;
     assert_eq!(notice, "トークンを削除しました。");
     wait_css(&app, "#setup-form", Duration::from_secs(10)).await?;
-    shot(&app, "04-deleted").await;
+    shot(&app, "11-deleted").await;
     assert!(
         store.get(&token_id)?.is_none(),
         "deleting removed the keystore entry"
@@ -315,4 +326,190 @@ async fn issue_in_the_bank_set_up_in_the_app_activate_with_its_code_then_delete(
     drop(driver);
     drop(xvfb);
     Ok(())
+}
+
+async fn fill(app: &Client, css: &str, text: &str) -> Result<()> {
+    let el = app.find(Locator::Css(css)).await?;
+    el.clear().await?;
+    el.send_keys(text).await?;
+    Ok(())
+}
+
+async fn click(app: &Client, css: &str) -> Result<()> {
+    app.find(Locator::Css(css)).await?.click().await?;
+    Ok(())
+}
+
+/// Waits until the unlock button is enabled again and returns how long that took.
+async fn wait_for_unlock_button(app: &Client) -> Result<Duration> {
+    let started = Instant::now();
+    loop {
+        let enabled = app
+            .find(Locator::Css("#unlock"))
+            .await?
+            .prop("disabled")
+            .await?
+            .as_deref()
+            != Some("true");
+        if enabled {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > Duration::from_secs(15) {
+            bail!("the unlock button stayed disabled");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Issue 17, item 1, on the real desktop app: from the code screen, back to the code screen
+/// with no PIN set. Restarts the app once (the PIN is asked at start), so it returns the client.
+async fn app_lock_round(
+    app: Client,
+    driver: &Driver,
+    app_bin: &std::path::Path,
+    app_dir: &std::path::Path,
+    keystore_service: &str,
+) -> Result<Client> {
+    const PIN: &str = "2468";
+    const NEW_PIN: &str = "135790";
+    click(&app, "#open-settings").await?;
+    wait_css(&app, "#security", Duration::from_secs(10)).await?;
+    click(&app, "#set-pin").await?;
+    wait_css(&app, "#pin-form[data-mode='set']", Duration::from_secs(10)).await?;
+    fill(&app, "#pin-next", PIN).await?;
+    fill(&app, "#pin-confirm", PIN).await?;
+    shot(&app, "04-pin-set").await;
+    click(&app, "#pin-submit").await?;
+    wait_css(
+        &app,
+        "#lock-state[data-enabled='true']",
+        Duration::from_secs(10),
+    )
+    .await?;
+
+    // The PIN is not stored: the keystore holds an Argon2id hash.
+    let store = app::KeyringStore::platform(keystore_service)?;
+    let record = store
+        .get(app::lock::LOCK_ENTRY)?
+        .context("the lock is in the OS keystore")?;
+    let record = String::from_utf8(record.to_vec())?;
+    assert!(
+        record.contains("$argon2id$") && !record.contains(PIN),
+        "hash only, never the PIN"
+    );
+
+    // Lock now; a wrong PIN costs 1 s, the next 2 s; the right PIN is refused while waiting.
+    click(&app, "#lock-now").await?;
+    wait_css(&app, "#lock-form", Duration::from_secs(10)).await?;
+    assert!(
+        app.find(Locator::Css("#code")).await.is_err(),
+        "no code while locked"
+    );
+    shot(&app, "05-locked").await;
+    for (n, wait) in [(1u64, "1秒後"), (2, "2秒後")] {
+        fill(&app, "#lock-pin", "9999").await?;
+        click(&app, "#unlock").await?;
+        let error = wait_css(
+            &app,
+            "#lock-error[data-code='APP_PIN_WRONG']",
+            Duration::from_secs(10),
+        )
+        .await?
+        .text()
+        .await?;
+        assert!(error.contains(wait), "wrong PIN {n}: {error}");
+        if n == 2 {
+            shot(&app, "06-wrong-pin-wait").await;
+        }
+        let waited = wait_for_unlock_button(&app).await?;
+        assert!(
+            waited >= Duration::from_millis(n * 1000 - 400),
+            "wrong PIN {n}: the next attempt waited {waited:?}"
+        );
+    }
+    fill(&app, "#lock-pin", PIN).await?;
+    click(&app, "#unlock").await?;
+    wait_css(
+        &app,
+        "#code[data-code]:not([data-code=''])",
+        Duration::from_secs(10),
+    )
+    .await?;
+    let audit = std::fs::read_to_string(app_dir.join(app::lock::AUDIT_FILE))?;
+    assert_eq!(
+        audit.matches("\"wrong_pin\"").count(),
+        2,
+        "wrong PINs are audited locally: {audit}"
+    );
+    assert!(!audit.contains(PIN) && !audit.contains("9999"), "{audit}");
+
+    // A new process asks for the PIN first.
+    app.close().await?;
+    let app = driver.launch(app_bin, &[]).await?;
+    wait_css(&app, "#lock-form", Duration::from_secs(30)).await?;
+    fill(&app, "#lock-pin", PIN).await?;
+    click(&app, "#unlock").await?;
+    wait_css(
+        &app,
+        "#code[data-code]:not([data-code=''])",
+        Duration::from_secs(10),
+    )
+    .await?;
+
+    // Change (needs the PIN), then remove (needs the new PIN).
+    click(&app, "#open-settings").await?;
+    wait_css(&app, "#security", Duration::from_secs(10)).await?;
+    click(&app, "#change-pin").await?;
+    wait_css(
+        &app,
+        "#pin-form[data-mode='change']",
+        Duration::from_secs(10),
+    )
+    .await?;
+    fill(&app, "#pin-current", PIN).await?;
+    fill(&app, "#pin-next", NEW_PIN).await?;
+    fill(&app, "#pin-confirm", NEW_PIN).await?;
+    click(&app, "#pin-submit").await?;
+    let notice = wait_css(&app, "#notice", Duration::from_secs(10))
+        .await?
+        .text()
+        .await?;
+    assert_eq!(notice, "暗証番号を変更しました。");
+    click(&app, "#remove-pin").await?;
+    wait_css(
+        &app,
+        "#pin-form[data-mode='remove']",
+        Duration::from_secs(10),
+    )
+    .await?;
+    fill(&app, "#pin-current", PIN).await?;
+    click(&app, "#pin-submit").await?;
+    wait_css(
+        &app,
+        "#pin-error[data-code='APP_PIN_WRONG']",
+        Duration::from_secs(10),
+    )
+    .await?;
+    shot(&app, "07-remove-wrong-pin").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    fill(&app, "#pin-current", NEW_PIN).await?;
+    click(&app, "#pin-submit").await?;
+    wait_css(
+        &app,
+        "#lock-state[data-enabled='false']",
+        Duration::from_secs(10),
+    )
+    .await?;
+    assert!(
+        store.get(app::lock::LOCK_ENTRY)?.is_none(),
+        "removing the PIN removes the keystore entry"
+    );
+    click(&app, "#back").await?;
+    wait_css(
+        &app,
+        "#code[data-code]:not([data-code=''])",
+        Duration::from_secs(10),
+    )
+    .await?;
+    Ok(app)
 }

@@ -3,19 +3,24 @@
 //! a secret (STYLE §3): codes, labels, parameters and seconds only.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
+use app::lock::{locks_after_background, AppLock};
 use app::{AppError, ClockWarning, ProvisioningClient, SecretStore, TokenKind, TokenMeta, Vault};
 use protocol::{DeviceInfo, Sensitive};
 use serde::Serialize;
 use tauri::State;
 use tokio::sync::{Mutex, MutexGuard};
+use zeroize::Zeroizing;
 
 use crate::error::ShellError;
+use crate::guard::{Clipboard, ScreenGuard};
 use crate::link::SetupLink;
 
 /// The shell's managed state: the vault (opened on first use, so a keystore that was locked at
-/// start-up is retried), the provisioning client, and a setup link waiting for the UI.
+/// start-up is retried), the provisioning client, a setup link waiting for the UI, the app
+/// lock's session, the clipboard and the screen guard.
 pub struct Shell {
     vault: Mutex<Option<Vault>>,
     data_dir: PathBuf,
@@ -23,6 +28,19 @@ pub struct Shell {
     client: Result<ProvisioningClient, AppError>,
     pending_link: std::sync::Mutex<Option<SetupLink>>,
     device: DeviceInfo,
+    session: std::sync::Mutex<Session>,
+    clipboard: OnceLock<Arc<dyn Clipboard>>,
+    clipboard_clear_after: Duration,
+    screen_guard: OnceLock<ScreenGuard>,
+}
+
+/// The app lock's state in this run.
+#[derive(Debug, Default)]
+struct Session {
+    /// The PIN (or biometrics) was given in this run, and the app has not locked since.
+    unlocked: bool,
+    /// When the app went to the background (device Unix ms), while it is there.
+    hidden_at_ms: Option<u64>,
 }
 
 impl Shell {
@@ -45,7 +63,72 @@ impl Shell {
                 os_version: String::new(),
                 app_version: env!("CARGO_PKG_VERSION").to_owned(),
             },
+            session: std::sync::Mutex::new(Session::default()),
+            clipboard: OnceLock::new(),
+            clipboard_clear_after: app::clipboard::CLEAR_AFTER,
+            screen_guard: OnceLock::new(),
         }
+    }
+
+    /// Sets how long a copied code stays on the clipboard (tests shorten it).
+    pub fn with_clipboard_clear_after(self, after: Duration) -> Shell {
+        Shell {
+            clipboard_clear_after: after,
+            ..self
+        }
+    }
+
+    /// Installs the clipboard (once; later calls are ignored).
+    pub fn set_clipboard(&self, clipboard: Arc<dyn Clipboard>) {
+        let _ = self.clipboard.set(clipboard);
+    }
+
+    /// Records what the screen guard did at start-up (once).
+    pub fn set_screen_guard(&self, guard: ScreenGuard) {
+        let _ = self.screen_guard.set(guard);
+    }
+
+    fn session(&self) -> std::sync::MutexGuard<'_, Session> {
+        self.session
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn lock(&self) -> Result<AppLock, ShellError> {
+        Ok(AppLock::new(self.store.clone()?, &self.data_dir))
+    }
+
+    /// Refuses with `APP_LOCKED` while a PIN is set and not given in this run.
+    fn ensure_unlocked(&self) -> Result<(), ShellError> {
+        if self.session().unlocked {
+            return Ok(());
+        }
+        if self.lock()?.status(app::codes::device_now_ms())?.enabled {
+            return Err(ShellError::App(AppError::AppLocked));
+        }
+        Ok(())
+    }
+
+    /// The app went to the background (the earliest time counts).
+    pub fn app_hidden(&self, now_ms: u64) {
+        let mut session = self.session();
+        session.hidden_at_ms.get_or_insert(now_ms);
+    }
+
+    /// The app is back; locks it when it was away for more than a minute. Returns whether the
+    /// app is locked now (a PIN is set and not given since).
+    pub fn app_visible(&self, now_ms: u64) -> bool {
+        let enabled = self
+            .lock()
+            .and_then(|l| Ok(l.status(now_ms)?.enabled))
+            .unwrap_or(false);
+        let mut session = self.session();
+        if let Some(hidden) = session.hidden_at_ms.take() {
+            if locks_after_background(hidden, now_ms) {
+                session.unlocked = false;
+            }
+        }
+        enabled && !session.unlocked
     }
 
     /// Records a setup link for [`take_setup_link`] (the newest wins).
@@ -77,6 +160,25 @@ impl Shell {
 pub struct AppInfo {
     version: &'static str,
     mobile: bool,
+    /// What the screen guard did at start-up (`None` until it ran).
+    screen_guard: Option<ScreenGuard>,
+}
+
+/// The app lock as the UI sees it.
+#[derive(Debug, Serialize)]
+pub struct LockView {
+    /// A PIN is set.
+    enabled: bool,
+    /// The PIN must be given before anything else.
+    locked: bool,
+    /// Consecutive wrong PINs.
+    failures: u32,
+    /// Seconds before the next PIN is taken.
+    retry_after_secs: u64,
+    /// Ten wrong PINs: the token must be reprovisioned through the bank.
+    locked_out: bool,
+    /// The device's biometrics may unlock (phones only).
+    biometric: bool,
 }
 
 /// A token as the UI lists it (no secret).
@@ -133,15 +235,17 @@ pub struct ClockView {
 }
 
 #[tauri::command]
-pub fn app_info() -> AppInfo {
+pub fn app_info(shell: State<'_, Shell>) -> AppInfo {
     AppInfo {
         version: env!("CARGO_PKG_VERSION"),
         mobile: cfg!(any(target_os = "android", target_os = "ios")),
+        screen_guard: shell.screen_guard.get().cloned(),
     }
 }
 
 #[tauri::command]
 pub async fn list_tokens(shell: State<'_, Shell>) -> Result<Vec<TokenView>, ShellError> {
+    shell.ensure_unlocked()?;
     Ok(shell
         .vault()
         .await?
@@ -153,6 +257,7 @@ pub async fn list_tokens(shell: State<'_, Shell>) -> Result<Vec<TokenView>, Shel
 
 #[tauri::command]
 pub async fn code_frame(shell: State<'_, Shell>, id: String) -> Result<CodeFrame, ShellError> {
+    shell.ensure_unlocked()?;
     let view = shell
         .vault()
         .await?
@@ -168,6 +273,7 @@ pub async fn code_frame(shell: State<'_, Shell>, id: String) -> Result<CodeFrame
 
 #[tauri::command]
 pub async fn check_clock(shell: State<'_, Shell>, id: String) -> Result<ClockView, ShellError> {
+    shell.ensure_unlocked()?;
     let client = shell.client()?;
     let mut vault = shell.vault().await?;
     let warning = app::check_clock(client, &mut vault, &id).await?;
@@ -185,6 +291,7 @@ pub async fn setup_token(
     activation_password: Sensitive<String>,
     agreed: bool,
 ) -> Result<TokenView, ShellError> {
+    shell.ensure_unlocked()?;
     if !agreed {
         return Err(ShellError::TermsNotAgreed);
     }
@@ -204,6 +311,7 @@ pub async fn setup_token(
 
 #[tauri::command]
 pub async fn delete_token(shell: State<'_, Shell>, id: String) -> Result<(), ShellError> {
+    shell.ensure_unlocked()?;
     Ok(shell.vault().await?.delete(&id)?)
 }
 
@@ -212,6 +320,7 @@ pub async fn import_otpauth(
     shell: State<'_, Shell>,
     uri: Sensitive<String>,
 ) -> Result<TokenView, ShellError> {
+    shell.ensure_unlocked()?;
     let key = app::import::parse_otpauth(uri.expose())?;
     let meta = shell
         .vault()
@@ -227,4 +336,159 @@ pub fn take_setup_link(shell: State<'_, Shell>) -> Option<SetupLink> {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .take()
+}
+
+/// Copies the token's current code to the clipboard, marked as a secret (kept out of clipboard
+/// history; Android 13+ hides it from the preview; iOS keeps it off other devices), and clears
+/// the clipboard after 30 s if it still holds that code (a newer copy is left alone).
+#[tauri::command]
+pub async fn copy_code(shell: State<'_, Shell>, id: String) -> Result<(), ShellError> {
+    shell.ensure_unlocked()?;
+    let view = shell
+        .vault()
+        .await?
+        .code_view(&id, app::codes::device_now())?;
+    let code = Zeroizing::new(view.code.as_str().to_owned());
+    let clipboard = shell
+        .clipboard
+        .get()
+        .cloned()
+        .ok_or(ShellError::Clipboard)?;
+    clipboard.write_secret(&code)?;
+    let after = shell.clipboard_clear_after;
+    tauri::async_runtime::spawn(async move {
+        tokio::time::sleep(after).await;
+        let current = clipboard.read().map(Zeroizing::new);
+        if app::clipboard::still_holds(current.as_deref().map(String::as_str), &code) {
+            let _ = clipboard.clear();
+        }
+    });
+    Ok(())
+}
+
+fn lock_view(shell: &Shell) -> Result<LockView, ShellError> {
+    let status = shell.lock()?.status(app::codes::device_now_ms())?;
+    let unlocked = shell.session().unlocked;
+    Ok(LockView {
+        enabled: status.enabled,
+        locked: status.enabled && !unlocked,
+        failures: status.failures,
+        retry_after_secs: status.retry_after_secs,
+        locked_out: status.locked_out,
+        biometric: status.enabled && cfg!(any(target_os = "android", target_os = "ios")),
+    })
+}
+
+#[tauri::command]
+pub fn lock_status(shell: State<'_, Shell>) -> Result<LockView, ShellError> {
+    lock_view(&shell)
+}
+
+#[tauri::command]
+pub fn lock_unlock(
+    shell: State<'_, Shell>,
+    pin: Sensitive<String>,
+) -> Result<LockView, ShellError> {
+    shell.lock()?.verify(&pin, app::codes::device_now_ms())?;
+    shell.session().unlocked = true;
+    lock_view(&shell)
+}
+
+#[tauri::command]
+pub fn lock_set(shell: State<'_, Shell>, pin: Sensitive<String>) -> Result<LockView, ShellError> {
+    shell.ensure_unlocked()?;
+    shell.lock()?.set(&pin, app::codes::device_now_ms())?;
+    shell.session().unlocked = true;
+    lock_view(&shell)
+}
+
+#[tauri::command]
+pub fn lock_change(
+    shell: State<'_, Shell>,
+    current: Sensitive<String>,
+    new: Sensitive<String>,
+) -> Result<LockView, ShellError> {
+    shell.ensure_unlocked()?;
+    shell
+        .lock()?
+        .change(&current, &new, app::codes::device_now_ms())?;
+    lock_view(&shell)
+}
+
+#[tauri::command]
+pub fn lock_remove(
+    shell: State<'_, Shell>,
+    current: Sensitive<String>,
+) -> Result<LockView, ShellError> {
+    shell.ensure_unlocked()?;
+    shell
+        .lock()?
+        .remove(&current, app::codes::device_now_ms())?;
+    lock_view(&shell)
+}
+
+/// Locks the app now (the lock button), if a PIN is set.
+#[tauri::command]
+pub fn lock_now(shell: State<'_, Shell>) -> Result<LockView, ShellError> {
+    shell.session().unlocked = false;
+    lock_view(&shell)
+}
+
+/// After ten wrong PINs: the customer chose to delete the tokens and the PIN, to set the app
+/// up again once the bank has reprovisioned the token. Refused unless locked out.
+#[tauri::command]
+pub async fn lock_reset(shell: State<'_, Shell>) -> Result<LockView, ShellError> {
+    let now = app::codes::device_now_ms();
+    let lock = shell.lock()?;
+    if !lock.status(now)?.locked_out {
+        return Err(ShellError::App(AppError::AppLocked));
+    }
+    {
+        let mut vault = shell.vault().await?;
+        let ids: Vec<String> = vault.tokens().iter().map(|t| t.id.clone()).collect();
+        for id in ids {
+            vault.delete(&id)?;
+        }
+    }
+    lock.reset_after_lockout(now)?;
+    shell.session().unlocked = true;
+    lock_view(&shell)
+}
+
+#[tauri::command]
+pub fn app_hidden(shell: State<'_, Shell>) {
+    shell.app_hidden(app::codes::device_now_ms());
+}
+
+/// Returns whether the app is locked now.
+#[tauri::command]
+pub fn app_visible(shell: State<'_, Shell>) -> bool {
+    shell.app_visible(app::codes::device_now_ms())
+}
+
+/// Phones: unlocks with the device's biometrics (tauri-plugin-biometric), unless locked out.
+#[cfg(mobile)]
+#[tauri::command]
+pub async fn lock_biometric<R: tauri::Runtime>(
+    app_handle: tauri::AppHandle<R>,
+    shell: State<'_, Shell>,
+) -> Result<LockView, ShellError> {
+    use tauri_plugin_biometric::BiometricExt;
+    let lock = shell.lock()?;
+    if lock.status(app::codes::device_now_ms())?.locked_out {
+        return Err(ShellError::App(AppError::PinLockedOut));
+    }
+    app_handle
+        .biometric()
+        .authenticate(
+            "ワンタイムパスワードを表示します".to_owned(),
+            tauri_plugin_biometric::AuthOptions {
+                allow_device_credential: false,
+                ..Default::default()
+            },
+        )
+        .map_err(|_| ShellError::BiometricFailed)?;
+    lock.biometric_unlock(app::codes::device_now_ms())?;
+    shell.session().unlocked = true;
+    lock_view(&shell)
 }

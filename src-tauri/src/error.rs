@@ -13,6 +13,12 @@ pub enum ShellError {
     /// Setup was sent without 「上記の内容に同意する」 ticked.
     #[error("the terms were not agreed to")]
     TermsNotAgreed,
+    /// The clipboard could not be written.
+    #[error("the clipboard is not available")]
+    Clipboard,
+    /// The biometric check failed or was cancelled (phones).
+    #[error("biometric authentication failed")]
+    BiometricFailed,
 }
 
 impl ShellError {
@@ -21,6 +27,8 @@ impl ShellError {
         match self {
             ShellError::App(e) => e.code(),
             ShellError::TermsNotAgreed => "TERMS_NOT_AGREED",
+            ShellError::Clipboard => "CLIPBOARD_UNAVAILABLE",
+            ShellError::BiometricFailed => "BIOMETRIC_FAILED",
         }
     }
 
@@ -29,6 +37,10 @@ impl ShellError {
         match self {
             ShellError::App(e) => e.message_ja(),
             ShellError::TermsNotAgreed => "「上記の内容に同意する」にチェックしてください。".into(),
+            ShellError::Clipboard => "コピーできませんでした。".into(),
+            ShellError::BiometricFailed => {
+                "生体認証を確認できませんでした。暗証番号を入力してください。".into()
+            }
         }
     }
 
@@ -37,6 +49,10 @@ impl ShellError {
         match self {
             ShellError::App(e) => e.message_en(),
             ShellError::TermsNotAgreed => "Please tick “I agree to the above”.".into(),
+            ShellError::Clipboard => "The code could not be copied.".into(),
+            ShellError::BiometricFailed => {
+                "Biometric authentication did not succeed. Please enter your PIN.".into()
+            }
         }
     }
 }

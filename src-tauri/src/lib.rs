@@ -15,23 +15,29 @@
 
 pub mod commands;
 pub mod error;
+pub mod guard;
 pub mod link;
 #[cfg(test)]
 mod tests;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use app::{AppError, Directory, KeyringStore, ProvisioningClient, SecretStore};
 use tauri::{Emitter, Manager, Runtime};
 
 pub use commands::Shell;
 pub use error::ShellError;
+pub use guard::{Clipboard, MemoryClipboard, ScreenGuard};
 pub use link::SetupLink;
 
 /// The event the UI listens to when a setup link arrives while it runs (it then calls
 /// `take_setup_link`).
 pub const SETUP_LINK_EVENT: &str = "setup-link";
+
+/// The event the UI gets when the app locked itself after a long absence (phones).
+pub const APP_LOCKED_EVENT: &str = "app-locked";
 
 /// What the shell is started with.
 pub struct ShellConfig {
@@ -43,6 +49,10 @@ pub struct ShellConfig {
     pub directory: Result<Directory, AppError>,
     /// A setup link the app was started with.
     pub link: Option<SetupLink>,
+    /// The clipboard; `None`: the system clipboard through the clipboard plugin.
+    pub clipboard: Option<Arc<dyn Clipboard>>,
+    /// How long a copied code stays on the clipboard.
+    pub clipboard_clear_after: Duration,
 }
 
 impl ShellConfig {
@@ -66,6 +76,8 @@ impl ShellConfig {
             store,
             directory,
             link: SetupLink::from_args(std::env::args().skip(1)),
+            clipboard: None,
+            clipboard_clear_after: app::clipboard::CLEAR_AFTER,
         }
     }
 }
@@ -90,6 +102,7 @@ where
     R: Runtime,
     F: FnOnce(&mut tauri::App<R>) + Send + 'static,
 {
+    #[cfg(not(mobile))]
     let builder = builder.invoke_handler(tauri::generate_handler![
         commands::app_info,
         commands::list_tokens,
@@ -99,20 +112,68 @@ where
         commands::delete_token,
         commands::import_otpauth,
         commands::take_setup_link,
+        commands::copy_code,
+        commands::lock_status,
+        commands::lock_unlock,
+        commands::lock_set,
+        commands::lock_change,
+        commands::lock_remove,
+        commands::lock_now,
+        commands::lock_reset,
+        commands::app_hidden,
+        commands::app_visible,
+    ]);
+    #[cfg(mobile)]
+    let builder = builder.invoke_handler(tauri::generate_handler![
+        commands::app_info,
+        commands::list_tokens,
+        commands::code_frame,
+        commands::check_clock,
+        commands::setup_token,
+        commands::delete_token,
+        commands::import_otpauth,
+        commands::take_setup_link,
+        commands::copy_code,
+        commands::lock_status,
+        commands::lock_unlock,
+        commands::lock_set,
+        commands::lock_change,
+        commands::lock_remove,
+        commands::lock_now,
+        commands::lock_reset,
+        commands::app_hidden,
+        commands::app_visible,
+        commands::lock_biometric,
     ]);
     let client = config.directory.and_then(ProvisioningClient::new);
+    let clipboard = config.clipboard;
+    let clear_after = config.clipboard_clear_after;
+    // Runs once the Shell is managed: the screen guard's start-up hook and the clipboard.
+    let start = move |app: &mut tauri::App<R>| {
+        let shell = app.state::<Shell>();
+        shell.set_screen_guard(guard::screen_guard_on_start());
+        shell.set_clipboard(clipboard.unwrap_or_else(|| guard::plugin_clipboard(app.handle())));
+    };
     match config.data_dir {
         // Known now (tests, `OTP_APP_DATA_DIR`): managed before the app is built.
         Some(dir) => builder
-            .manage(Shell::new(dir, config.store, client, config.link))
+            .manage(
+                Shell::new(dir, config.store, client, config.link)
+                    .with_clipboard_clear_after(clear_after),
+            )
             .setup(move |app| {
+                start(app);
                 on_setup(app);
                 Ok(())
             }),
         // The OS app data directory is known once the app exists.
         None => builder.setup(move |app| {
             let dir = app.path().app_data_dir()?;
-            app.manage(Shell::new(dir, config.store, client, config.link));
+            app.manage(
+                Shell::new(dir, config.store, client, config.link)
+                    .with_clipboard_clear_after(clear_after),
+            );
+            start(app);
             on_setup(app);
             Ok(())
         }),
@@ -136,7 +197,29 @@ pub fn run() {
         .plugin(tauri_plugin_clipboard_manager::init())
         .plugin(tauri_plugin_deep_link::init());
     #[cfg(mobile)]
-    let builder = builder.plugin(tauri_plugin_barcode_scanner::init());
+    let builder = builder
+        .plugin(tauri_plugin_barcode_scanner::init())
+        .plugin(tauri_plugin_biometric::init())
+        .plugin(tauri_plugin_screen_guard::init());
+    // Phones report going to the background and back; the lock starts counting then.
+    // `try_state`: without `OTP_APP_DATA_DIR` the Shell is managed in the setup hook, after the
+    // window exists, and `state` would panic on an event that came first.
+    #[cfg(mobile)]
+    let builder = builder.on_window_event(|window, event| {
+        let Some(shell) = window.try_state::<Shell>() else {
+            return;
+        };
+        let now = app::codes::device_now_ms();
+        match event {
+            tauri::WindowEvent::Suspended => shell.app_hidden(now),
+            tauri::WindowEvent::Resumed => {
+                if shell.app_visible(now) {
+                    let _ = window.emit(APP_LOCKED_EVENT, ());
+                }
+            }
+            _ => {}
+        }
+    });
     let builder = build(builder, config, |app| {
         use tauri_plugin_deep_link::DeepLinkExt;
         let handle = app.handle().clone();

@@ -10,9 +10,10 @@ use protocol::{code_at, Secret, TotpParams};
 use serde_json::{json, Value};
 use tauri::test::{mock_builder, mock_context, noop_assets, MockRuntime, INVOKE_KEY};
 use tauri::webview::InvokeRequest;
-use tauri::WebviewWindow;
+use tauri::{Manager, WebviewWindow};
 
-use crate::{build, AppError, SetupLink, ShellConfig};
+use crate::guard::Clipboard as _;
+use crate::{build, AppError, MemoryClipboard, SetupLink, ShellConfig};
 
 const SECRET_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 const URI: &str = "otpauth://totp/ACME%20Co:alice@example.com?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=ACME%20Co&period=30";
@@ -22,16 +23,32 @@ fn shell(
     store: Result<Arc<dyn SecretStore>, AppError>,
     link: Option<SetupLink>,
 ) -> (tauri::App<MockRuntime>, WebviewWindow<MockRuntime>) {
+    shell_with(dir, store, link, Arc::new(MemoryClipboard::default()))
+}
+
+fn shell_with(
+    dir: &Path,
+    store: Result<Arc<dyn SecretStore>, AppError>,
+    link: Option<SetupLink>,
+    clipboard: Arc<MemoryClipboard>,
+) -> (tauri::App<MockRuntime>, WebviewWindow<MockRuntime>) {
     let config = ShellConfig {
         data_dir: Some(dir.to_owned()),
         store,
         // Port 9 (discard) on loopback: nothing listens, so a request that is sent fails fast.
         directory: Directory::from_json(r#"{"10112231": "http://127.0.0.1:9"}"#),
         link,
+        clipboard: Some(clipboard as Arc<dyn crate::Clipboard>),
+        clipboard_clear_after: std::time::Duration::from_millis(300),
     };
-    let app = build(mock_builder(), config, |_| {})
+    let mut app = build(mock_builder(), config, |_| {})
         .build(mock_context(noop_assets()))
         .unwrap();
+    // Start the app as the event loop's first `Ready` does: this runs the setup hooks (the
+    // screen guard's start-up hook, the clipboard). `build` alone does not run them; on the mock
+    // runtime the iteration itself does nothing else. Deprecated only for use in a loop.
+    #[allow(deprecated)]
+    app.run_iteration(|_, _| {});
     let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
         .build()
         .unwrap();
@@ -215,6 +232,11 @@ fn a_keystore_that_cannot_open_is_reported_and_info_says_desktop() {
     assert!(!e["message_en"].as_str().unwrap().is_empty());
     let info = invoke(&w, "app_info", json!({})).unwrap();
     assert_eq!(info["mobile"], false, "the desktop build has no scanner");
+    assert_eq!(
+        info["screen_guard"],
+        json!({ "protection": "none" }),
+        "the screen guard's hook ran at start-up (a no-op on desktops)"
+    );
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
 }
 
@@ -227,5 +249,171 @@ fn a_directory_override_points_a_service_at_loopback_only() {
     assert_eq!(
         crate::merge_directory(&mut dir, r#"{"10112231": "http://bank.example"}"#),
         Err(AppError::InsecureBackendUrl)
+    );
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_copied_code_is_cleared_later_only_if_it_is_still_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = Arc::new(MemoryClipboard::default());
+    let (_app, w) = shell_with(
+        dir.path(),
+        Ok(Arc::new(MemoryStore::default())),
+        None,
+        clip.clone(),
+    );
+    let id = invoke(&w, "import_otpauth", json!({ "uri": URI })).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    assert_eq!(
+        invoke(&w, "copy_code", json!({ "id": id })).unwrap(),
+        Value::Null
+    );
+    let copied = clip.read().unwrap();
+    assert!(
+        copied.len() == 6 && copied.bytes().all(|b| b.is_ascii_digit()),
+        "{copied}"
+    );
+    wait_until("the code is cleared after the delay", || {
+        clip.read().is_none()
+    });
+
+    // Something else copied meanwhile is left alone.
+    invoke(&w, "copy_code", json!({ "id": id })).unwrap();
+    clip.put("the customer's own text");
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert_eq!(
+        clip.read().as_deref(),
+        Some("the customer's own text"),
+        "only the copied code is cleared"
+    );
+}
+
+#[test]
+fn with_a_pin_nothing_is_shown_until_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::default());
+    let clip = Arc::new(MemoryClipboard::default());
+    let (app1, w) = shell_with(dir.path(), Ok(store.clone()), None, clip.clone());
+    let id = invoke(&w, "import_otpauth", json!({ "uri": URI })).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let status = invoke(&w, "lock_status", json!({})).unwrap();
+    assert_eq!(status["enabled"], false);
+    assert_eq!(status["locked"], false);
+    assert_eq!(
+        invoke(&w, "lock_set", json!({ "pin": "12" })).unwrap_err()["code"],
+        "APP_PIN_FORMAT"
+    );
+    let status = invoke(&w, "lock_set", json!({ "pin": "314159" })).unwrap();
+    assert_eq!(status["enabled"], true);
+    assert_eq!(
+        status["locked"], false,
+        "setting the PIN does not lock this run"
+    );
+    invoke(&w, "code_frame", json!({ "id": id })).unwrap();
+
+    // Locked: every command that shows or changes a token refuses.
+    assert_eq!(invoke(&w, "lock_now", json!({})).unwrap()["locked"], true);
+    for (cmd, args) in [
+        ("list_tokens", json!({})),
+        ("code_frame", json!({ "id": id })),
+        ("copy_code", json!({ "id": id })),
+        ("check_clock", json!({ "id": id })),
+        ("delete_token", json!({ "id": id })),
+        ("import_otpauth", json!({ "uri": URI })),
+        ("lock_set", json!({ "pin": "1111" })),
+        ("lock_remove", json!({ "current": "314159" })),
+        ("lock_change", json!({ "current": "314159", "new": "2222" })),
+    ] {
+        let e = invoke(&w, cmd, args).unwrap_err();
+        assert_eq!(e["code"], "APP_LOCKED", "{cmd}: {e}");
+    }
+    assert!(clip.read().is_none());
+
+    let e = invoke(&w, "lock_unlock", json!({ "pin": "000000" })).unwrap_err();
+    assert_eq!(e["code"], "APP_PIN_WRONG");
+    assert!(e["message_ja"].as_str().unwrap().contains("1秒後"), "{e}");
+    let e = invoke(&w, "lock_unlock", json!({ "pin": "314159" })).unwrap_err();
+    assert_eq!(
+        e["code"], "APP_PIN_WAIT",
+        "the delay holds for the right PIN: {e}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let status = invoke(&w, "lock_unlock", json!({ "pin": "314159" })).unwrap();
+    assert_eq!(status["locked"], false);
+    assert_eq!(status["failures"], 0);
+    invoke(&w, "list_tokens", json!({})).unwrap();
+
+    // A new run starts locked.
+    drop(w);
+    drop(app1);
+    let (_app2, w) = shell_with(dir.path(), Ok(store.clone()), None, clip);
+    assert_eq!(
+        invoke(&w, "lock_status", json!({})).unwrap()["locked"],
+        true
+    );
+    assert_eq!(
+        invoke(&w, "list_tokens", json!({})).unwrap_err()["code"],
+        "APP_LOCKED"
+    );
+    invoke(&w, "lock_unlock", json!({ "pin": "314159" })).unwrap();
+    invoke(
+        &w,
+        "lock_change",
+        json!({ "current": "314159", "new": "2718" }),
+    )
+    .unwrap();
+    assert_eq!(
+        invoke(&w, "lock_remove", json!({ "current": "314159" })).unwrap_err()["code"],
+        "APP_PIN_WRONG",
+        "the old PIN no longer works"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let status = invoke(&w, "lock_remove", json!({ "current": "2718" })).unwrap();
+    assert_eq!(status["enabled"], false);
+    assert_eq!(
+        invoke(&w, "lock_now", json!({})).unwrap()["locked"],
+        false,
+        "no PIN, no lock"
+    );
+    invoke(&w, "list_tokens", json!({})).unwrap();
+    let audit = std::fs::read_to_string(dir.path().join(app::lock::AUDIT_FILE)).unwrap();
+    for event in [
+        "pin_set",
+        "wrong_pin",
+        "unlock",
+        "pin_changed",
+        "pin_removed",
+    ] {
+        assert!(audit.contains(event), "{event} in {audit}");
+    }
+}
+
+#[test]
+fn the_app_locks_again_only_after_a_minute_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, w) = shell(dir.path(), Ok(Arc::new(MemoryStore::default())), None);
+    invoke(&w, "lock_set", json!({ "pin": "4321" })).unwrap();
+    let shell = app.state::<crate::Shell>();
+    let t = 1_800_000_000_000;
+    shell.app_hidden(t);
+    assert!(!shell.app_visible(t + 60_000), "a minute away: still open");
+    shell.app_hidden(t + 100_000);
+    assert!(shell.app_visible(t + 160_001), "longer: locked");
+    assert_eq!(
+        invoke(&w, "list_tokens", json!({})).unwrap_err()["code"],
+        "APP_LOCKED"
     );
 }

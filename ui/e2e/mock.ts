@@ -18,6 +18,12 @@ export interface MockConfig {
   clockOffset?: number;
   scanResult?: string | null;
   importError?: ShellError;
+  /** An app PIN is set (the app starts locked). */
+  pin?: string;
+  /** Wrong PINs so far (10: locked out). */
+  pinFailures?: number;
+  /** What the screen guard reports. */
+  screenGuard?: string;
 }
 
 type W = Window & {
@@ -32,6 +38,73 @@ const cfg: MockConfig = w.__mockConfig ?? {};
 w.__calls = [];
 let tokens: TokenView[] = [...(cfg.tokens ?? [])];
 let link = cfg.link ?? null;
+const lock = {
+  pin: cfg.pin ?? null as string | null,
+  unlocked: !cfg.pin,
+  failures: cfg.pinFailures ?? 0,
+  notBefore: 0,
+};
+
+function lockView() {
+  const enabled = lock.pin !== null;
+  return {
+    enabled,
+    locked: enabled && !lock.unlocked,
+    failures: lock.failures,
+    retry_after_secs: Math.max(0, Math.ceil((lock.notBefore - Date.now()) / 1000)),
+    locked_out: lock.failures >= 10,
+    biometric: enabled && (cfg.mobile ?? false),
+  };
+}
+
+const LOCKED = { code: 'APP_LOCKED', message_ja: 'アプリがロックされています。暗証番号を入力してください。', message_en: 'The app is locked. Please enter your PIN.' };
+
+function ensureUnlocked() {
+  if (lock.pin !== null && !lock.unlocked) throw LOCKED;
+}
+
+/** The shell's PIN check: delays 1, 2, 4 … s, ten wrong and out. */
+function verifyPin(pin: string) {
+  if (lock.pin === null) throw { code: 'APP_LOCK_NOT_SET', message_ja: '暗証番号は設定されていません。', message_en: 'No PIN is set.' };
+  if (lock.failures >= 10)
+    throw {
+      code: 'APP_PIN_LOCKED_OUT',
+      message_ja: '暗証番号を規定回数以上間違えたため、このアプリではトークンを利用できません。',
+      message_en: 'The PIN was wrong too many times.',
+    };
+  const wait = Math.ceil((lock.notBefore - Date.now()) / 1000);
+  if (wait > 0)
+    throw { code: 'APP_PIN_WAIT', message_ja: `暗証番号を続けて間違えたため、${wait}秒お待ちください。`, message_en: `Too many wrong PINs. Please wait ${wait} second(s).` };
+  if (pin === lock.pin) {
+    lock.failures = 0;
+    lock.notBefore = 0;
+    return;
+  }
+  lock.failures += 1;
+  const delay = 2 ** (lock.failures - 1);
+  lock.notBefore = Date.now() + delay * 1000;
+  const left = 10 - lock.failures;
+  throw {
+    code: 'APP_PIN_WRONG',
+    message_ja: `暗証番号が正しくありません。${delay}秒後に再入力できます。あと${left}回間違えると、このアプリではトークンを利用できなくなります。`,
+    message_en: `The PIN is not correct. You can try again in ${delay} second(s). After ${left} more wrong PIN(s) the token can no longer be used in this app.`,
+  };
+}
+
+function frameFor(id: unknown) {
+  const token = tokens.find((t) => t.id === id);
+  if (!token) throw { code: 'NO_SUCH_TOKEN', message_ja: '指定のトークンは登録されていません。', message_en: 'No such token.' };
+  const now = Math.floor(Date.now() / 1000) + token.clock_offset_secs;
+  const step = Math.floor(now / token.period);
+  const off = token.clock_offset_secs;
+  return {
+    code: fakeCode(token.id, step, token.digits),
+    next_code: fakeCode(token.id, step + 1, token.digits),
+    seconds_left: token.period - (now % token.period),
+    period: token.period,
+    clock_warning: Math.abs(off) > 30 ? { offset_secs: off } : null,
+  };
+}
 
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -69,8 +142,9 @@ mockIPC(async (cmd, payload) => {
   w.__calls.push({ cmd, args });
   switch (cmd) {
     case 'app_info':
-      return { version: '0.1.0', mobile: cfg.mobile ?? false };
+      return { version: '0.1.0', mobile: cfg.mobile ?? false, screen_guard: { protection: cfg.screenGuard ?? 'none' } };
     case 'list_tokens':
+      ensureUnlocked();
       if (cfg.listError) throw cfg.listError;
       return tokens;
     case 'take_setup_link': {
@@ -79,20 +153,50 @@ mockIPC(async (cmd, payload) => {
       return l;
     }
     case 'code_frame': {
+      ensureUnlocked();
       if (cfg.frameError) throw cfg.frameError;
-      const token = tokens.find((t) => t.id === args.id);
-      if (!token) throw { code: 'NO_SUCH_TOKEN', message_ja: '指定のトークンは登録されていません。', message_en: 'No such token.' };
-      const now = Math.floor(Date.now() / 1000) + token.clock_offset_secs;
-      const step = Math.floor(now / token.period);
-      const off = token.clock_offset_secs;
-      return {
-        code: fakeCode(token.id, step, token.digits),
-        next_code: fakeCode(token.id, step + 1, token.digits),
-        seconds_left: token.period - (now % token.period),
-        period: token.period,
-        clock_warning: Math.abs(off) > 30 ? { offset_secs: off } : null,
-      };
+      return frameFor(args.id);
     }
+    case 'copy_code':
+      ensureUnlocked();
+      w.__clipboard = frameFor(args.id).code;
+      return null;
+    case 'lock_status':
+      return lockView();
+    case 'lock_unlock':
+      verifyPin(String(args.pin));
+      lock.unlocked = true;
+      return lockView();
+    case 'lock_set':
+      ensureUnlocked();
+      if (!/^\d{4,6}$/.test(String(args.pin)))
+        throw { code: 'APP_PIN_FORMAT', message_ja: '暗証番号は半角数字4～6桁で入力してください。', message_en: 'Enter the PIN as 4 to 6 digits.' };
+      lock.pin = String(args.pin);
+      lock.unlocked = true;
+      return lockView();
+    case 'lock_change':
+      ensureUnlocked();
+      verifyPin(String(args.current));
+      lock.pin = String(args.new);
+      return lockView();
+    case 'lock_remove':
+      ensureUnlocked();
+      verifyPin(String(args.current));
+      lock.pin = null;
+      return lockView();
+    case 'lock_now':
+      lock.unlocked = false;
+      return lockView();
+    case 'lock_reset':
+      tokens = [];
+      lock.pin = null;
+      lock.failures = 0;
+      lock.unlocked = true;
+      return lockView();
+    case 'app_hidden':
+      return null;
+    case 'app_visible':
+      return lockView().locked;
     case 'check_clock':
       return { offset_secs: cfg.clockOffset ?? 0, warning: Math.abs(cfg.clockOffset ?? 0) > 30 };
     case 'setup_token': {
@@ -123,9 +227,6 @@ mockIPC(async (cmd, payload) => {
       tokens.push(token);
       return token;
     }
-    case 'plugin:clipboard-manager|write_text':
-      w.__clipboard = String(args.text);
-      return null;
     case 'plugin:barcode-scanner|request_permissions':
       return { camera: 'granted' };
     case 'plugin:barcode-scanner|scan':

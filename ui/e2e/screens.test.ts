@@ -192,6 +192,8 @@ for (const size of SIZES) {
       expect(await page.locator('#progress').textContent()).toContain('送信しています');
       expect(await page.locator('#submit').isDisabled()).toBe(true);
       await shot(page, size, '04-setup-sending');
+      await page.locator('#lock-offer').waitFor({ timeout: 5000 });
+      await page.locator('#offer-later').click();
       await page.locator('#code').waitFor({ timeout: 5000 });
       const sent = await calls(page, 'setup_token');
       expect(sent).toEqual([
@@ -267,11 +269,12 @@ for (const size of SIZES) {
     });
 
     it('tap to copy puts the code on the clipboard', async () => {
-      const { page, ctx } = await open(size, { tokens: [token('tok-a')] });
+      const { page, ctx } = await open(size, { tokens: [token('tok-a')] }, { at: T50 });
       await page.locator('#code[data-code]').waitFor();
       const code = await page.locator('#code').getAttribute('data-code');
       await page.locator('#code').click();
-      await expect.poll(() => page.locator('#copied').textContent()).toBe('コピーしました');
+      await expect.poll(() => page.locator('#copied').textContent()).toBe('コピーしました（30秒後にクリップボードから消去します）');
+      expect(await calls(page, 'copy_code'), 'the shell copies (and later clears) the code').toEqual([{ id: 'tok-a' }]);
       expect(await page.evaluate(() => (window as unknown as { __clipboard: string }).__clipboard)).toBe(code);
       await shot(page, size, '09-code-copied');
       await ctx.close();
@@ -396,6 +399,128 @@ for (const size of SIZES) {
       await b.page.locator('#code[data-code]').waitFor();
       await shot(b.page, size, '19-dark-code');
       await b.ctx.close();
+    });
+
+    it('after setup the app offers a PIN, and sets one', async () => {
+      const { page, ctx } = await open(size, { link: { service_id: '10112231', user_id: '999800000009' } });
+      await page.locator('#activation_password').fill('4815');
+      await page.getByLabel('上記の内容に同意する').check();
+      await page.getByRole('button', { name: '送信' }).click();
+      await page.locator('#lock-offer').waitFor();
+      expect(await page.locator('h1').textContent()).toBe('アプリのロック');
+      await noHorizontalScroll(page);
+      await shot(page, size, '30-lock-offer');
+      await page.locator('#lang').click();
+      expect(await page.locator('#offer-later').textContent()).toBe('Not now');
+      await shot(page, size, '30-lock-offer-en');
+      await page.locator('#lang').click();
+      await page.locator('#offer-accept').click();
+      await page.locator('#pin-form[data-mode="set"]').waitFor();
+      await shot(page, size, '31-pin-set');
+      await page.locator('#pin-next').fill('2468');
+      await page.locator('#pin-confirm').fill('2469');
+      await page.locator('#pin-submit').click();
+      await page.locator('#pin-error[data-code="PIN_CONFIRM"]').waitFor();
+      expect(await calls(page, 'lock_set'), 'a mismatch never reaches the shell').toEqual([]);
+      await shot(page, size, '32-pin-mismatch');
+      await page.locator('#lang').click();
+      await shot(page, size, '32-pin-mismatch-en');
+      await page.locator('#lang').click();
+      await page.locator('#pin-next').fill('2468');
+      await page.locator('#pin-confirm').fill('2468');
+      await page.locator('#pin-submit').click();
+      await page.locator('#code[data-code]').waitFor();
+      expect(await page.locator('#notice').textContent()).toBe('暗証番号を設定しました。');
+      expect(await calls(page, 'lock_set')).toEqual([{ pin: '2468' }]);
+      await ctx.close();
+    });
+
+    it('settings: app security in both languages, and lock now', async () => {
+      const { page, ctx } = await open(size, { tokens: [token('tok-a')], pin: '2468', screenGuard: 'none' });
+      await page.locator('#lock-form').waitFor();
+      await page.locator('#lock-pin').fill('2468');
+      await page.locator('#unlock').click();
+      await page.locator('#code[data-code]').waitFor();
+      await page.locator('#open-settings').click();
+      await page.locator('#security').waitFor();
+      expect(await page.locator('#lock-state').getAttribute('data-enabled')).toBe('true');
+      expect(await page.locator('#screen-guard-note').getAttribute('data-protection')).toBe('none');
+      await noHorizontalScroll(page);
+      await shot(page, size, '33-settings-security');
+      await page.locator('#lang').click();
+      expect(await page.locator('#security-title').textContent()).toBe('App security');
+      await shot(page, size, '33-settings-security-en');
+      await page.locator('#lang').click();
+      await page.locator('#lock-now').click();
+      await page.locator('#lock-form').waitFor();
+      expect(await calls(page, 'lock_now')).toHaveLength(1);
+      await ctx.close();
+    });
+
+    it('locked at start: a wrong PIN waits, the right one opens', async () => {
+      const { page, ctx } = await open(size, { tokens: [token('tok-a')], pin: '2468' });
+      await page.locator('#lock-form').waitFor();
+      expect(await page.locator('h1').textContent()).toBe('ロック中');
+      expect(await calls(page, 'code_frame'), 'no code is asked for while locked').toEqual([]);
+      await noHorizontalScroll(page);
+      await shot(page, size, '34-lock');
+      await page.locator('#lock-pin').fill('1111');
+      await page.locator('#unlock').click();
+      await page.locator('#lock-error[data-code="APP_PIN_WRONG"]').waitFor();
+      expect(await page.locator('#lock-error').textContent()).toContain('1秒後に再入力できます');
+      expect(await page.locator('#unlock').isDisabled(), 'the button waits out the delay').toBe(true);
+      await shot(page, size, '35-lock-wrong-pin');
+      await page.locator('#lang').click();
+      expect(await page.locator('h1').textContent()).toBe('Locked');
+      await shot(page, size, '35-lock-wrong-pin-en');
+      await page.locator('#lang').click();
+      await expect.poll(() => page.locator('#unlock').isDisabled()).toBe(false);
+      await page.locator('#lock-pin').fill('2468');
+      await page.locator('#unlock').click();
+      await page.locator('#code[data-code]').waitFor();
+      await ctx.close();
+    });
+
+    it('after ten wrong PINs: reprovision through the bank, deletion only on request', async () => {
+      const { page, ctx } = await open(size, { tokens: [token('tok-a')], pin: '2468', pinFailures: 10 });
+      await page.locator('#locked-out').waitFor();
+      expect(await page.locator('#locked-out-body').textContent()).toContain('再発行');
+      await noHorizontalScroll(page);
+      await shot(page, size, '36-locked-out');
+      await page.locator('#lang').click();
+      expect(await page.locator('#locked-out-title').textContent()).toBe('The token can no longer be used in this app');
+      await shot(page, size, '36-locked-out-en');
+      await page.locator('#lang').click();
+      await page.locator('#reset-app').click();
+      await page.locator('#reset-confirm').waitFor();
+      expect(await calls(page, 'lock_reset'), 'nothing is deleted before the customer confirms').toEqual([]);
+      await page.locator('#reset-confirmed').click();
+      await page.locator('#setup-form').waitFor();
+      expect(await calls(page, 'lock_reset')).toHaveLength(1);
+      await ctx.close();
+    });
+
+    it('tap to show code: hidden until tapped, then copyable', async () => {
+      const { page, ctx } = await open(size, { tokens: [token('tok-a')] });
+      await page.locator('#code[data-code]').waitFor();
+      await page.locator('#open-settings').click();
+      await page.locator('#hide-code').check();
+      await page.locator('#back').click();
+      await page.locator('#code[data-hidden="true"]').waitFor();
+      expect(await page.locator('#code').innerText()).toBe('••• •••');
+      expect(await page.locator('#copy-hint').textContent()).toBe('タップして表示');
+      await shot(page, size, '37-code-hidden');
+      await page.locator('#lang').click();
+      expect(await page.locator('#copy-hint').textContent()).toBe('Tap to show');
+      await shot(page, size, '37-code-hidden-en');
+      await page.locator('#lang').click();
+      await page.locator('#code').click();
+      await page.locator('#code[data-hidden="false"]').waitFor();
+      expect(await page.locator('#code').innerText()).toMatch(/^\d{3} \d{3}$/);
+      expect(await calls(page, 'copy_code'), 'the first tap only shows').toEqual([]);
+      await page.locator('#code').click();
+      await expect.poll(async () => (await calls(page, 'copy_code')).length).toBe(1);
+      await ctx.close();
     });
 
     it('on a phone, scans an otpauth QR code into a new token', async () => {

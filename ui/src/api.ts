@@ -2,12 +2,26 @@
 // Secrets never come back through it: commands return codes, labels and seconds, nothing else.
 import { invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
-import { writeText } from '@tauri-apps/plugin-clipboard-manager';
 
 export interface AppInfo {
   version: string;
   /** True on Android and iOS: the QR scanner exists only there. */
   mobile: boolean;
+  /** What the screen-capture guard did at start-up: flag_secure, privacy_cover or none. */
+  screen_guard: { protection: string } | null;
+}
+
+/** The app lock. */
+export interface LockView {
+  enabled: boolean;
+  /** The PIN must be given before anything else is shown. */
+  locked: boolean;
+  failures: number;
+  retry_after_secs: number;
+  /** Ten wrong PINs: the token must be reprovisioned through the bank. */
+  locked_out: boolean;
+  /** Phones: the device's biometrics may unlock. */
+  biometric: boolean;
 }
 
 export interface TokenView {
@@ -94,13 +108,20 @@ export const api = {
   takeSetupLink: () => call<SetupLink | null>('take_setup_link'),
   onSetupLink: (handler: (link: SetupLink) => void): Promise<UnlistenFn> =>
     listen<SetupLink>('setup-link', (event) => handler(event.payload)),
-  copyText: async (text: string) => {
-    try {
-      await writeText(text);
-    } catch (e) {
-      throw toShellError(e);
-    }
-  },
+  /** Copies the token's current code (as a secret); the shell clears it after 30 s. */
+  copyCode: (id: string) => call<void>('copy_code', { id }),
+  lockStatus: () => call<LockView>('lock_status'),
+  lockUnlock: (pin: string) => call<LockView>('lock_unlock', { pin }),
+  lockSet: (pin: string) => call<LockView>('lock_set', { pin }),
+  lockChange: (current: string, next: string) => call<LockView>('lock_change', { current, new: next }),
+  lockRemove: (current: string) => call<LockView>('lock_remove', { current }),
+  lockNow: () => call<LockView>('lock_now'),
+  lockReset: () => call<LockView>('lock_reset'),
+  lockBiometric: () => call<LockView>('lock_biometric'),
+  appHidden: () => call<void>('app_hidden'),
+  /** Returns whether the app is locked now. */
+  appVisible: () => call<boolean>('app_visible'),
+  onAppLocked: (handler: () => void): Promise<UnlistenFn> => listen('app-locked', () => handler()),
   /** Phones only: opens the camera and returns the QR code's text, or null if cancelled. */
   scanQr: async (): Promise<string | null> => {
     const scanner = await import('@tauri-apps/plugin-barcode-scanner');

@@ -79,6 +79,61 @@ const ja = {
   retry: '再試行',
   errorTitle: 'エラー',
   version: 'バージョン',
+  // clipboard and hiding the code
+  copiedCleared: 'コピーしました（30秒後にクリップボードから消去します）',
+  tapToShow: 'タップして表示',
+  codeHidden: 'ワンタイムパスワード（非表示）',
+  // app security settings
+  securityTitle: 'アプリのセキュリティ',
+  hideCode: 'タップするまでパスワードを隠す',
+  hideCodeHint: 'オンにすると、パスワードは画面をタップしたときだけ表示されます。',
+  appLock: 'アプリのロック（暗証番号）',
+  appLockOn: '設定済み',
+  appLockOff: '未設定',
+  appLockHint:
+    'アプリを開くときと、1分以上ほかのアプリを使った後に、4～6桁の暗証番号を入力します。暗証番号は端末に保存されません。',
+  setPin: '暗証番号を設定',
+  changePin: '暗証番号を変更',
+  removePin: '暗証番号を解除',
+  lockNow: '今すぐロック',
+  screenGuardNote: (p: string): string =>
+    p === 'flag_secure'
+      ? 'このアプリの画面は、スクリーンショット・画面録画・最近使ったアプリの一覧に表示されません。'
+      : p === 'privacy_cover'
+        ? 'アプリを切り替えるとき、パスワードを隠します。'
+        : 'この端末では、画面の撮影を防ぐ機能は使われません。',
+  // PIN screens
+  pinTitleSet: '暗証番号の設定',
+  pinTitleChange: '暗証番号の変更',
+  pinTitleRemove: '暗証番号の解除',
+  pinIntroSet: 'アプリを開くときに入力する、4～6桁の暗証番号を決めてください。',
+  pinCurrent: '現在の暗証番号',
+  pinNew: '新しい暗証番号',
+  pinConfirm: '新しい暗証番号（確認）',
+  pinHint: '半角数字4～6桁',
+  pinMismatch: '確認のため入力した暗証番号が一致しません。',
+  pinSaved: '暗証番号を設定しました。',
+  pinChanged: '暗証番号を変更しました。',
+  pinRemoved: '暗証番号を解除しました。',
+  save: '設定する',
+  // the offer at the end of setup
+  offerTitle: 'アプリのロック',
+  offerBody:
+    'スマートフォンを他の人が使ってもパスワードを見られないよう、アプリに暗証番号を設定できます（あとから設定画面でも設定できます）。',
+  offerAccept: '暗証番号を設定する',
+  offerLater: '今はしない',
+  // the lock screen
+  lockTitle: 'ロック中',
+  lockIntro: '暗証番号を入力してください。',
+  pin: '暗証番号',
+  unlock: 'ロックを解除',
+  unlockBiometric: '生体認証で解除',
+  waitSeconds: (s: number) => `あと${s}秒で再入力できます`,
+  lockedOutTitle: 'このアプリではトークンを利用できません',
+  lockedOutBody:
+    '暗証番号を規定回数以上間違えました。お取引の銀行でトークンの再発行（再登録）を受けてから、トークンを削除して初期設定をやり直してください。',
+  resetApp: 'トークンを削除して初期設定へ',
+  resetConfirm: '登録済みのトークンと暗証番号を削除します。よろしいですか？',
 };
 
 export type Texts = typeof ja;
@@ -155,6 +210,56 @@ const en: Texts = {
   retry: 'Try again',
   errorTitle: 'Error',
   version: 'Version',
+  copiedCleared: 'Copied (cleared from the clipboard in 30 seconds)',
+  tapToShow: 'Tap to show',
+  codeHidden: 'One-time password (hidden)',
+  securityTitle: 'App security',
+  hideCode: 'Hide the code until tapped',
+  hideCodeHint: 'When on, the code shows only when you tap it.',
+  appLock: 'App lock (PIN)',
+  appLockOn: 'On',
+  appLockOff: 'Off',
+  appLockHint:
+    'A 4 to 6 digit PIN is asked when the app opens and after more than a minute in other apps. The PIN is not stored on the device.',
+  setPin: 'Set a PIN',
+  changePin: 'Change PIN',
+  removePin: 'Remove PIN',
+  lockNow: 'Lock now',
+  screenGuardNote: (p: string) =>
+    p === 'flag_secure'
+      ? 'Screenshots, screen recordings and the recent-apps list do not show this app.'
+      : p === 'privacy_cover'
+        ? 'The code is covered when you switch apps.'
+        : 'This device does not block screen capture.',
+  pinTitleSet: 'Set a PIN',
+  pinTitleChange: 'Change PIN',
+  pinTitleRemove: 'Remove PIN',
+  pinIntroSet: 'Choose a 4 to 6 digit PIN to enter when you open the app.',
+  pinCurrent: 'Current PIN',
+  pinNew: 'New PIN',
+  pinConfirm: 'New PIN (again)',
+  pinHint: '4 to 6 digits',
+  pinMismatch: 'The two new PINs do not match.',
+  pinSaved: 'The PIN is set.',
+  pinChanged: 'The PIN was changed.',
+  pinRemoved: 'The PIN was removed.',
+  save: 'Save',
+  offerTitle: 'App lock',
+  offerBody:
+    'You can protect the app with a PIN so that nobody else using your phone sees your codes (you can also do this later in Settings).',
+  offerAccept: 'Set a PIN',
+  offerLater: 'Not now',
+  lockTitle: 'Locked',
+  lockIntro: 'Please enter your PIN.',
+  pin: 'PIN',
+  unlock: 'Unlock',
+  unlockBiometric: 'Unlock with biometrics',
+  waitSeconds: (s: number) => `You can try again in ${s} s`,
+  lockedOutTitle: 'The token can no longer be used in this app',
+  lockedOutBody:
+    'The PIN was wrong too many times. Ask your bank to reissue (re-register) the token, then delete the token here and set up the app again.',
+  resetApp: 'Delete the token and set up again',
+  resetConfirm: 'The registered tokens and the PIN will be deleted. Continue?',
 };
 
 export const texts: Record<Lang, Texts> = { ja, en };

@@ -3,7 +3,7 @@
 // 60 KB gzipped). State lives in `state`; `show()` draws a screen; the code ticker updates the
 // code screen in place once a second, aligned to the clock's second boundary.
 import './style.css';
-import { api, toShellError, type AppInfo, type CodeFrame, type ShellError, type TokenView } from './api';
+import { api, toShellError, type AppInfo, type CodeFrame, type LockView, type ShellError, type TokenView } from './api';
 import { texts, type Lang, type Texts } from './i18n';
 import {
   announcement,
@@ -29,7 +29,20 @@ type View =
   | { name: 'list' }
   | { name: 'code'; id: string }
   | { name: 'settings'; id: string }
-  | { name: 'confirm'; id: string };
+  | { name: 'confirm'; id: string }
+  | { name: 'offer'; id: string }
+  | { name: 'pin'; mode: PinMode; back: View }
+  | { name: 'lock' };
+
+type PinMode = 'set' | 'change' | 'remove';
+
+interface PinState {
+  current: string;
+  next: string;
+  confirm: string;
+  error: ShellError | string | null;
+  busy: boolean;
+}
 
 interface SetupState {
   form: SetupForm;
@@ -40,6 +53,9 @@ interface SetupState {
 }
 
 const LANG_KEY = 'otp.lang';
+const HIDE_KEY = 'otp.hideCode';
+/** A revealed code hides again after this long (tap to show). */
+const REVEAL_MS = 30_000;
 
 const state = {
   lang: initialLang(safeStorageGet(LANG_KEY), navigator.language) as Lang,
@@ -50,7 +66,19 @@ const state = {
   notice: null as string | null,
   actionError: null as ShellError | null,
   scanning: false,
+  lock: null as LockView | null,
+  /** Settings: "tap to show code" (off by default). */
+  hideCode: safeStorageGet(HIDE_KEY) === '1',
+  /** Token ID → until when (ms) its code is shown although hidden by the setting. */
+  revealed: new Map<string, number>(),
+  pin: emptyPin(),
+  lockError: null as ShellError | null,
+  resetAsked: false,
 };
+
+function emptyPin(): PinState {
+  return { current: '', next: '', confirm: '', error: null, busy: false };
+}
 
 function emptySetup(): SetupState {
   return {
@@ -191,6 +219,12 @@ function screenFor(view: View): HTMLElement {
       return settingsScreen(view.id);
     case 'confirm':
       return confirmScreen(view.id);
+    case 'offer':
+      return offerScreen(view.id);
+    case 'pin':
+      return pinScreen(view.mode, view.back);
+    case 'lock':
+      return lockScreen();
   }
 }
 
@@ -206,7 +240,9 @@ async function reloadTokens(): Promise<boolean> {
     state.tokens = await api.listTokens();
     return true;
   } catch (e) {
-    show({ name: 'fatal', error: toShellError(e) });
+    const err = toShellError(e);
+    if (err.code === 'APP_LOCKED') await showLock();
+    else show({ name: 'fatal', error: err });
     return false;
   }
 }
@@ -334,8 +370,9 @@ async function onSetupSubmit(ev: Event) {
   try {
     const token = await api.setupToken(s.form.service_id, s.form.user_id, s.form.activation_password, s.form.agreed);
     state.setup = emptySetup();
-    await reloadTokens();
-    show({ name: 'code', id: token.id });
+    if (!(await reloadTokens())) return;
+    if (state.lock && !state.lock.enabled) show({ name: 'offer', id: token.id });
+    else show({ name: 'code', id: token.id });
   } catch (e) {
     const err = toShellError(e);
     s.busy = false;
@@ -434,7 +471,7 @@ function codeScreen(id: string): HTMLElement {
   const copied = h('p', { class: 'copied', role: 'status', id: 'copied' });
   const codeBtn = h(
     'button',
-    { class: 'code', type: 'button', id: 'code', 'aria-describedby': 'copy-hint', onclick: () => void copyCode(id) },
+    { class: 'code', type: 'button', id: 'code', 'aria-describedby': 'copy-hint', onclick: () => void onCodeTap(id) },
     first,
     second,
   );
@@ -459,7 +496,7 @@ function codeScreen(id: string): HTMLElement {
       warn,
       error,
       codeBtn,
-      h('p', { class: 'hint center-text', id: 'copy-hint' }, tx.tapToCopy),
+      h('p', { class: 'hint center-text', id: 'copy-hint' }, isHidden(id) ? tx.tapToShow : tx.tapToCopy),
       copied,
       timer,
       next,
@@ -489,17 +526,22 @@ function updateCode(refs: CodeRefs, frame: CodeFrame) {
   lastFrames.set(refs.id, frame);
   // For the cold-start measurement (first code on screen since navigation start).
   if (performance.getEntriesByName('first-code').length === 0) performance.mark('first-code');
-  const [a, b] = codeGroups(frame.code);
+  const hidden = isHidden(refs.id);
+  const groups = codeGroups(frame.code);
+  const [a, b] = hidden ? (groups.map((g) => g.replace(/./g, '•')) as [string, string]) : groups;
   refs.first.textContent = b ? `${a} ` : a;
   refs.second.textContent = b;
-  refs.codeBtn.setAttribute('aria-label', `${tx.codeHeading} ${frame.code.split('').join(' ')}`);
+  refs.codeBtn.setAttribute('aria-label', hidden ? tx.codeHidden : `${tx.codeHeading} ${frame.code.split('').join(' ')}`);
   refs.codeBtn.dataset.code = frame.code;
+  refs.codeBtn.dataset.hidden = hidden ? 'true' : 'false';
+  const hint = document.getElementById('copy-hint');
+  if (hint && state.view.name === 'code') hint.textContent = hidden ? tx.tapToShow : tx.tapToCopy;
   refs.seconds.textContent = String(frame.seconds_left);
   refs.timer.setAttribute('aria-label', tx.countdownLabel(frame.seconds_left, frame.period));
   refs.timer.dataset.secondsLeft = String(frame.seconds_left);
   refs.ring.setAttribute('stroke-dasharray', `${remainingFraction(frame.seconds_left, frame.period) * 100} 100`);
   refs.timer.classList.toggle('ending', frame.seconds_left <= 10);
-  const showNext = frame.seconds_left <= 10;
+  const showNext = frame.seconds_left <= 10 && !hidden;
   refs.next.hidden = !showNext;
   refs.next.textContent = showNext ? `${tx.nextCode}: ${codeGroups(frame.next_code).join(' ')}` : '';
   if (frame.clock_warning) {
@@ -514,7 +556,7 @@ function updateCode(refs: CodeRefs, frame: CodeFrame) {
   }
   refs.error.hidden = true;
   refs.codeBtn.disabled = false;
-  const spoken = announcement(prev, frame, tx);
+  const spoken = hidden ? null : announcement(prev, frame, tx);
   if (spoken && state.view.name === 'code') say(spoken);
 }
 
@@ -528,14 +570,37 @@ function showCodeError(refs: CodeRefs, e: ShellError) {
   refs.codeBtn.dataset.code = '';
 }
 
+/** Whether a token's code is hidden now ("tap to show code" on and not revealed). */
+function isHidden(id: string): boolean {
+  if (!state.hideCode) return false;
+  const until = state.revealed.get(id);
+  return until === undefined || until < Date.now();
+}
+
+/** A tap on a code: shows it when hidden, copies it otherwise. */
+async function onCodeTap(id: string) {
+  if (isHidden(id)) {
+    state.revealed.set(id, Date.now() + REVEAL_MS);
+    const refs = codeRefs.find((r) => r.id === id);
+    const frame = lastFrames.get(id);
+    if (refs && frame) updateCode(refs, frame);
+    return;
+  }
+  await copyCode(id);
+}
+
 async function copyCode(id: string) {
   const frame = lastFrames.get(id);
   const refs = codeRefs.find((r) => r.id === id);
   if (!frame || !refs) return;
   try {
-    await api.copyText(frame.code);
-    refs.copied.textContent = t().copied;
-  } catch {
+    await api.copyCode(id);
+    refs.copied.textContent = t().copiedCleared;
+  } catch (e) {
+    if (toShellError(e).code === 'APP_LOCKED') {
+      await showLock();
+      return;
+    }
     refs.copied.textContent = t().copyFailed;
   }
   window.setTimeout(() => {
@@ -554,7 +619,12 @@ function startTicker() {
         try {
           updateCode(refs, await api.codeFrame(refs.id));
         } catch (e) {
-          showCodeError(refs, toShellError(e));
+          const err = toShellError(e);
+          if (err.code === 'APP_LOCKED') {
+            void showLock();
+            return;
+          }
+          showCodeError(refs, err);
         }
       }),
     );
@@ -580,7 +650,7 @@ function listScreen(): HTMLElement {
     const second = h('span', { class: 'group' });
     const seconds = h('span', { class: 'seconds small', 'aria-hidden': 'true' });
     const timer = h('span', { class: 'mini-timer', role: 'timer' }, seconds);
-    const codeBtn = h('button', { class: 'code small', type: 'button', 'data-id': token.id, onclick: () => void copyCode(token.id) }, first, second);
+    const codeBtn = h('button', { class: 'code small', type: 'button', 'data-id': token.id, onclick: () => void onCodeTap(token.id) }, first, second);
     const refs: CodeRefs = {
       id: token.id,
       codeBtn,
@@ -657,6 +727,7 @@ function settingsScreen(id: string): HTMLElement {
         token.kind === 'bank' ? row(tx.clockOffset, tx.clockOffsetValue(token.clock_offset_secs), 'clock_offset') : null,
         state.info.version ? row(tx.version, state.info.version, 'version') : null,
       ),
+      securitySection({ name: 'settings', id }),
       h('p', { class: 'hint', id: 'delete-note' }, tx.deleteNote),
       h(
         'button',
@@ -706,6 +777,319 @@ async function onDelete(id: string) {
   say(t().deleted);
 }
 
+// --- app security: settings section, the offer after setup, PIN screens, the lock screen ---------
+
+function securitySection(here: View): HTMLElement {
+  const tx = t();
+  const lock = state.lock;
+  const protection = state.info.screen_guard?.protection ?? 'none';
+  return h(
+    'section',
+    { class: 'security', id: 'security', 'aria-labelledby': 'security-title' },
+    h('h2', { id: 'security-title' }, tx.securityTitle),
+    noticeEl(),
+    h(
+      'div',
+      { class: 'field' },
+      h(
+        'label',
+        { class: 'check' },
+        h('input', {
+          type: 'checkbox',
+          id: 'hide-code',
+          checked: state.hideCode,
+          'aria-describedby': 'hide-code-hint',
+          onchange: (ev: Event) => {
+            state.hideCode = (ev.target as HTMLInputElement).checked;
+            state.revealed.clear();
+            try {
+              localStorage.setItem(HIDE_KEY, state.hideCode ? '1' : '0');
+            } catch {
+              /* private mode: for this run */
+            }
+          },
+        }),
+        h('span', {}, tx.hideCode),
+      ),
+      h('p', { class: 'hint', id: 'hide-code-hint' }, tx.hideCodeHint),
+    ),
+    h(
+      'dl',
+      { class: 'info' },
+      h(
+        'div',
+        { class: 'info-row', id: 'lock-state', 'data-enabled': lock?.enabled ? 'true' : 'false' },
+        h('dt', {}, tx.appLock),
+        h('dd', {}, lock?.enabled ? tx.appLockOn : tx.appLockOff),
+      ),
+    ),
+    h('p', { class: 'hint', id: 'lock-hint' }, tx.appLockHint),
+    lock?.enabled
+      ? h(
+          'div',
+          { class: 'button-row' },
+          h('button', { class: 'secondary', type: 'button', id: 'change-pin', onclick: () => openPin('change', here) }, tx.changePin),
+          h('button', { class: 'secondary', type: 'button', id: 'remove-pin', onclick: () => openPin('remove', here) }, tx.removePin),
+          h('button', { class: 'secondary', type: 'button', id: 'lock-now', onclick: () => void onLockNow() }, tx.lockNow),
+        )
+      : h('button', { class: 'secondary', type: 'button', id: 'set-pin', onclick: () => openPin('set', here) }, tx.setPin),
+    h('p', { class: 'hint', id: 'screen-guard-note', 'data-protection': protection }, tx.screenGuardNote(protection)),
+  );
+}
+
+function openPin(mode: PinMode, back: View) {
+  state.pin = emptyPin();
+  show({ name: 'pin', mode, back });
+  (document.querySelector('#pin-form input') as HTMLInputElement | null)?.focus();
+}
+
+function offerScreen(id: string): HTMLElement {
+  const tx = t();
+  return h(
+    'main',
+    { class: 'screen' },
+    header(tx.offerTitle),
+    h(
+      'section',
+      { class: 'content', id: 'lock-offer', 'aria-labelledby': 'title' },
+      h('p', { class: 'intro' }, tx.offerBody),
+      h('button', { class: 'primary', type: 'button', id: 'offer-accept', onclick: () => openPin('set', { name: 'code', id }) }, tx.offerAccept),
+      h('button', { class: 'secondary', type: 'button', id: 'offer-later', onclick: () => show({ name: 'code', id }) }, tx.offerLater),
+    ),
+  );
+}
+
+function pinInput(field: 'current' | 'next' | 'confirm', label: string): HTMLElement {
+  const tx = t();
+  const id = `pin-${field}`;
+  return h(
+    'div',
+    { class: 'field' },
+    h('label', { for: id }, label, ' ', h('span', { class: 'hint' }, tx.pinHint)),
+    h('input', {
+      id,
+      type: 'password',
+      inputmode: 'numeric',
+      autocomplete: 'off',
+      maxlength: 10,
+      value: state.pin[field],
+      disabled: state.pin.busy,
+      oninput: (ev: Event) => {
+        state.pin[field] = (ev.target as HTMLInputElement).value;
+      },
+    }),
+  );
+}
+
+function pinScreen(mode: PinMode, back: View): HTMLElement {
+  const tx = t();
+  const p = state.pin;
+  const title = mode === 'set' ? tx.pinTitleSet : mode === 'change' ? tx.pinTitleChange : tx.pinTitleRemove;
+  const error = p.error
+    ? h('p', { class: 'alert', role: 'alert', id: 'pin-error', 'data-code': typeof p.error === 'string' ? 'PIN_CONFIRM' : p.error.code }, msg(p.error))
+    : null;
+  return h(
+    'main',
+    { class: 'screen' },
+    header(title, { back: () => show(back) }),
+    h(
+      'form',
+      { class: 'content', id: 'pin-form', 'data-mode': mode, novalidate: true, onsubmit: (ev: Event) => void onPinSubmit(ev, mode, back) },
+      mode === 'set' ? h('p', { class: 'intro' }, tx.pinIntroSet) : null,
+      error,
+      mode !== 'set' ? pinInput('current', tx.pinCurrent) : null,
+      mode !== 'remove' ? pinInput('next', tx.pinNew) : null,
+      mode !== 'remove' ? pinInput('confirm', tx.pinConfirm) : null,
+      h('button', { class: mode === 'remove' ? 'danger' : 'primary', type: 'submit', id: 'pin-submit', disabled: p.busy }, mode === 'remove' ? tx.removePin : tx.save),
+    ),
+  );
+}
+
+async function onPinSubmit(ev: Event, mode: PinMode, back: View) {
+  ev.preventDefault();
+  const p = state.pin;
+  if (p.busy) return;
+  const tx = t();
+  p.current = normalizeDigits(p.current);
+  p.next = normalizeDigits(p.next);
+  p.confirm = normalizeDigits(p.confirm);
+  if (mode !== 'remove' && p.next !== p.confirm) {
+    p.error = tx.pinMismatch;
+    p.next = '';
+    p.confirm = '';
+    show({ name: 'pin', mode, back });
+    return;
+  }
+  p.busy = true;
+  show({ name: 'pin', mode, back });
+  try {
+    if (mode === 'set') state.lock = await api.lockSet(p.next);
+    else if (mode === 'change') state.lock = await api.lockChange(p.current, p.next);
+    else state.lock = await api.lockRemove(p.current);
+  } catch (e) {
+    const err = toShellError(e);
+    state.pin = { ...emptyPin(), error: err };
+    if (err.code === 'APP_LOCKED' || err.code === 'APP_PIN_LOCKED_OUT') {
+      await showLock();
+      return;
+    }
+    show({ name: 'pin', mode, back });
+    return;
+  }
+  state.pin = emptyPin();
+  state.notice = mode === 'set' ? tx.pinSaved : mode === 'change' ? tx.pinChanged : tx.pinRemoved;
+  show(back, { keepNotice: true });
+  say(state.notice);
+}
+
+async function refreshLock(): Promise<LockView | null> {
+  try {
+    state.lock = await api.lockStatus();
+  } catch {
+    state.lock = null;
+  }
+  return state.lock;
+}
+
+/** Shows the lock screen (after asking the shell how things stand). */
+async function showLock() {
+  await refreshLock();
+  state.lockError = null;
+  state.resetAsked = false;
+  show({ name: 'lock' });
+  (document.getElementById('lock-pin') as HTMLInputElement | null)?.focus();
+}
+
+async function onLockNow() {
+  try {
+    state.lock = await api.lockNow();
+  } catch {
+    /* keep the view */
+  }
+  if (state.lock?.locked) await showLock();
+}
+
+let waitTimer: number | undefined;
+
+function lockScreen(): HTMLElement {
+  const tx = t();
+  const lock = state.lock;
+  if (waitTimer !== undefined) window.clearInterval(waitTimer);
+  waitTimer = undefined;
+  if (lock?.locked_out) {
+    return h(
+      'main',
+      { class: 'screen' },
+      header(tx.lockTitle),
+      h(
+        'section',
+        { class: 'content', id: 'locked-out', 'aria-labelledby': 'locked-out-title' },
+        h('h2', { id: 'locked-out-title' }, tx.lockedOutTitle),
+        h('p', { class: 'alert', role: 'alert', id: 'locked-out-body' }, tx.lockedOutBody),
+        state.resetAsked ? h('p', { id: 'reset-confirm' }, tx.resetConfirm) : null,
+        h(
+          'button',
+          { class: 'danger', type: 'button', id: state.resetAsked ? 'reset-confirmed' : 'reset-app', onclick: () => void onReset() },
+          state.resetAsked ? tx.confirmDelete : tx.resetApp,
+        ),
+      ),
+    );
+  }
+  const wait = lock?.retry_after_secs ?? 0;
+  const waitEl = h('p', { class: 'hint', id: 'lock-wait', role: 'status', hidden: wait <= 0 }, wait > 0 ? tx.waitSeconds(wait) : '');
+  const submit = h('button', { class: 'primary', type: 'submit', id: 'unlock', disabled: wait > 0 }, tx.unlock);
+  if (wait > 0) {
+    const until = Date.now() + wait * 1000;
+    waitTimer = window.setInterval(() => {
+      const left = Math.ceil((until - Date.now()) / 1000);
+      if (left <= 0 || !waitEl.isConnected) {
+        window.clearInterval(waitTimer);
+        waitTimer = undefined;
+        waitEl.hidden = true;
+        submit.disabled = false;
+        if (state.lock) state.lock.retry_after_secs = 0;
+        return;
+      }
+      waitEl.textContent = tx.waitSeconds(left);
+    }, 250);
+  }
+  return h(
+    'main',
+    { class: 'screen' },
+    header(tx.lockTitle),
+    h(
+      'form',
+      { class: 'content', id: 'lock-form', novalidate: true, onsubmit: (ev: Event) => void onUnlock(ev) },
+      h('p', { class: 'intro' }, tx.lockIntro),
+      state.lockError
+        ? h('p', { class: 'alert', role: 'alert', id: 'lock-error', 'data-code': state.lockError.code }, msg(state.lockError))
+        : null,
+      h(
+        'div',
+        { class: 'field' },
+        h('label', { for: 'lock-pin' }, tx.pin),
+        h('input', { id: 'lock-pin', type: 'password', inputmode: 'numeric', autocomplete: 'off', maxlength: 10 }),
+      ),
+      submit,
+      waitEl,
+      lock?.biometric
+        ? h('button', { class: 'secondary', type: 'button', id: 'unlock-biometric', onclick: () => void onBiometric() }, tx.unlockBiometric)
+        : null,
+    ),
+  );
+}
+
+async function afterUnlock(view: LockView) {
+  state.lock = view;
+  state.lockError = null;
+  if (!(await reloadTokens())) return;
+  home();
+}
+
+async function onUnlock(ev: Event) {
+  ev.preventDefault();
+  const input = document.getElementById('lock-pin') as HTMLInputElement | null;
+  const pin = normalizeDigits(input?.value ?? '');
+  if (input) input.value = '';
+  try {
+    await afterUnlock(await api.lockUnlock(pin));
+  } catch (e) {
+    const err = toShellError(e);
+    await refreshLock();
+    state.lockError = err;
+    show({ name: 'lock' });
+    document.getElementById('lock-pin')?.focus();
+  }
+}
+
+async function onBiometric() {
+  try {
+    await afterUnlock(await api.lockBiometric());
+  } catch (e) {
+    state.lockError = toShellError(e);
+    show({ name: 'lock' });
+  }
+}
+
+async function onReset() {
+  if (!state.resetAsked) {
+    state.resetAsked = true;
+    show({ name: 'lock' });
+    return;
+  }
+  try {
+    state.lock = await api.lockReset();
+  } catch (e) {
+    state.lockError = toShellError(e);
+    show({ name: 'lock' });
+    return;
+  }
+  state.resetAsked = false;
+  if (!(await reloadTokens())) return;
+  state.setup = emptySetup();
+  home();
+}
+
 // --- start ----------------------------------------------------------------------------------------
 
 async function start() {
@@ -714,6 +1098,11 @@ async function start() {
     state.info = await api.appInfo();
   } catch {
     /* keep defaults: not mobile */
+  }
+  const lock = await refreshLock();
+  if (lock?.locked) {
+    await showLock();
+    return;
   }
   if (!(await reloadTokens())) return;
   let link = null;
@@ -735,4 +1124,17 @@ void api
       .then((taken) => fillFromLink(taken ?? link));
   })
   .catch(() => undefined);
+// Away for more than a minute: the shell locks, and the lock screen comes up on return. Phones
+// also report it from the native side (the `app-locked` event).
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'hidden') {
+    void api.appHidden().catch(() => undefined);
+    return;
+  }
+  void api
+    .appVisible()
+    .then((locked) => (locked && state.view.name !== 'lock' ? showLock() : undefined))
+    .catch(() => undefined);
+});
+void api.onAppLocked(() => void (state.view.name !== 'lock' ? showLock() : undefined)).catch(() => undefined);
 void start();

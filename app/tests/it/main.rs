@@ -3,5 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // reason: test harness code: a failed step should stop loudly
 mod clock;
 mod e2e;
+mod pinning;
 mod support;
 mod vault_keyring;
