@@ -12,6 +12,7 @@ mod download;
 mod email;
 mod errors;
 pub mod i18n;
+mod issue;
 mod mail_password;
 mod otp;
 mod session;
@@ -228,13 +229,16 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(auth::logout))
         .route("/top", get(auth::top))
         .route("/otp", get(otp::bop001))
-        .route("/otp/issue", get(otp::issue_form).post(otp::issue_input))
+        .route(
+            "/otp/issue",
+            get(issue::issue_form).post(issue::issue_input),
+        )
         .route(
             "/otp/issue/confirm",
-            get(otp::issue_confirm_form).post(otp::issue_commit),
+            get(issue::issue_confirm_form).post(issue::issue_commit),
         )
-        .route("/otp/issue/cancel", post(otp::issue_cancel))
-        .route("/otp/issue/complete", get(otp::issue_complete))
+        .route("/otp/issue/cancel", post(issue::issue_cancel))
+        .route("/otp/issue/complete", get(issue::issue_complete))
         .route("/otp/activate", get(otp::bok001_form).post(otp::bok001))
         .route("/otp/activate/done", get(otp::bok002))
         .route("/otp/deactivate", get(otp::bos001_form).post(otp::bos001))
