@@ -13,6 +13,7 @@ pub mod error;
 pub mod host_api;
 pub mod pages;
 pub mod serve;
+pub mod session;
 pub mod staff;
 mod text_guard;
 

@@ -10,7 +10,9 @@
 mod auth;
 mod download;
 mod email;
+mod errors;
 pub mod i18n;
+mod issue;
 mod mail_password;
 mod otp;
 mod session;
@@ -27,6 +29,8 @@ use axum::Router;
 use minijinja::Environment;
 use serde_json::{json, Map, Value};
 
+pub use self::errors::{csrf_refused, engine_error_page, message_page};
+pub(crate) use self::errors::{error_pages, text_refused, too_large};
 use self::i18n::{catalogue, msg, Lang};
 pub use self::session::Session;
 use super::AppState;
@@ -225,13 +229,16 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(auth::logout))
         .route("/top", get(auth::top))
         .route("/otp", get(otp::bop001))
-        .route("/otp/issue", get(otp::issue_form).post(otp::issue_input))
+        .route(
+            "/otp/issue",
+            get(issue::issue_form).post(issue::issue_input),
+        )
         .route(
             "/otp/issue/confirm",
-            get(otp::issue_confirm_form).post(otp::issue_commit),
+            get(issue::issue_confirm_form).post(issue::issue_commit),
         )
-        .route("/otp/issue/cancel", post(otp::issue_cancel))
-        .route("/otp/issue/complete", get(otp::issue_complete))
+        .route("/otp/issue/cancel", post(issue::issue_cancel))
+        .route("/otp/issue/complete", get(issue::issue_complete))
         .route("/otp/activate", get(otp::bok001_form).post(otp::bok001))
         .route("/otp/activate/done", get(otp::bok002))
         .route("/otp/deactivate", get(otp::bos001_form).post(otp::bos001))
@@ -264,7 +271,7 @@ pub(crate) async fn page_headers(req: Request, next: Next) -> Response {
 }
 
 /// The screens' security headers on `res`.
-fn secure_headers(res: &mut Response) {
+pub(crate) fn secure_headers(res: &mut Response) {
     let h = res.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -293,106 +300,6 @@ fn secure_headers(res: &mut Response) {
         "cross-origin-opener-policy",
         HeaderValue::from_static("same-origin"),
     );
-}
-
-/// The refusal of text no field accepts (control characters, invalid UTF-8, over-long), as a
-/// screen: 400, in the customer's language (see `web::text_guard`).
-pub(crate) fn text_refused(st: &AppState, headers: &HeaderMap) -> Response {
-    let lang = lang_of(headers);
-    let mut res = message_page(
-        st,
-        lang,
-        None,
-        StatusCode::BAD_REQUEST,
-        "error_title",
-        msg(lang, "error_bad_text"),
-        Some(("/top", "to_top")),
-    );
-    secure_headers(&mut res);
-    res
-}
-
-/// Whether `path` is one the customer's browser may land on (not an API, the console, a probe
-/// or an asset): every error there is a page of the screens.
-fn customer_path(path: &str) -> bool {
-    ![
-        "/host/", "/app/", "/staff", "/static/", "/healthz", "/readyz", "/metrics",
-    ]
-    .iter()
-    .any(|p| path.starts_with(p))
-}
-
-/// Every error a customer can reach is a page in the bank's layout, in their language: what
-/// the framework answers by itself (an unknown path, a wrong method, a body that is not a
-/// form, a timeout) comes as plain English text and is replaced here. Answers that are pages
-/// already pass as they are.
-pub(crate) async fn error_pages(
-    axum::extract::State(st): axum::extract::State<AppState>,
-    req: Request,
-    next: Next,
-) -> Response {
-    if !customer_path(req.uri().path()) {
-        return next.run(req).await;
-    }
-    let headers = req.headers().clone();
-    let res = next.run(req).await;
-    let status = res.status();
-    let is_page = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/html"));
-    if !(status.is_client_error() || status.is_server_error()) || is_page {
-        return res;
-    }
-    let lang = lang_of(&headers);
-    let key = match status {
-        StatusCode::NOT_FOUND => "error_not_found",
-        StatusCode::METHOD_NOT_ALLOWED => "error_method",
-        StatusCode::PAYLOAD_TOO_LARGE => "error_too_large",
-        StatusCode::REQUEST_TIMEOUT => "error_timeout",
-        StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => "error_unavailable",
-        s if s.is_server_error() => "error_unavailable",
-        _ => "error_unreadable",
-    };
-    let mut page = message_page(
-        &st,
-        lang,
-        None,
-        status,
-        "error_title",
-        msg(lang, key),
-        Some(("/top", "to_top")),
-    );
-    // What the framework and the layers inside said (Allow, Retry-After, HSTS) stays.
-    for name in [
-        header::ALLOW,
-        header::RETRY_AFTER,
-        header::STRICT_TRANSPORT_SECURITY,
-    ] {
-        if let Some(v) = res.headers().get(&name) {
-            page.headers_mut().insert(name, v.clone());
-        }
-    }
-    secure_headers(&mut page);
-    page
-}
-
-/// A body over the size limit (a pasted essay, a script's flood) as a screen: 413, in the
-/// customer's language, in the bank's layout (see `web::text_guard`).
-pub(crate) fn too_large(st: &AppState, headers: &HeaderMap) -> Response {
-    let lang = lang_of(headers);
-    let mut res = message_page(
-        st,
-        lang,
-        None,
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "error_title",
-        msg(lang, "error_too_large"),
-        Some(("/top", "to_top")),
-    );
-    secure_headers(&mut res);
-    res
 }
 
 async fn static_file(Path(file): Path<String>) -> Response {
@@ -599,72 +506,6 @@ impl FieldErrors {
     pub fn to_value(&self) -> Value {
         json!(self.0)
     }
-}
-
-/// A page showing one message (errors, refusals), with a link onwards.
-pub fn message_page(
-    st: &AppState,
-    lang: Lang,
-    sess: Option<&Session>,
-    status: StatusCode,
-    title_key: &str,
-    text: String,
-    link: Option<(&str, &str)>,
-) -> Response {
-    let mut ctx = base_ctx(lang, "/", sess, None, title_key);
-    ctx.insert("message".into(), json!(text));
-    if let Some((href, key)) = link {
-        ctx.insert("link_href".into(), json!(href));
-        ctx.insert("link_text".into(), json!(msg(lang, key)));
-    }
-    let mut res = st.site.render("message.html", Value::Object(ctx));
-    *res.status_mut() = status;
-    res
-}
-
-/// The CSRF refusal (403).
-pub fn csrf_refused(st: &AppState, lang: Lang, sess: Option<&Session>) -> Response {
-    tracing::warn!("CSRF token missing or wrong; form refused");
-    message_page(
-        st,
-        lang,
-        sess,
-        StatusCode::FORBIDDEN,
-        "error_title",
-        msg(lang, "error_csrf"),
-        Some(("/top", "to_top")),
-    )
-}
-
-/// An engine error as a page: unavailable → 503; anything else → 500 with an id to quote.
-pub fn engine_error_page(
-    st: &AppState,
-    lang: Lang,
-    sess: Option<&Session>,
-    e: EngineError,
-) -> Response {
-    if let EngineError::Unavailable = e {
-        return message_page(
-            st,
-            lang,
-            sess,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "error_title",
-            msg(lang, "error_unavailable"),
-            None,
-        );
-    }
-    let id = hex::encode(rand::random::<[u8; 6]>());
-    tracing::error!(error_id = %id, code = e.code(), error = %e, "screen request failed");
-    message_page(
-        st,
-        lang,
-        sess,
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "error_title",
-        format!("{}{id}", msg(lang, "error_internal")),
-        Some(("/top", "to_top")),
-    )
 }
 
 /// See-other redirect (after a POST, so reloading never resubmits).

@@ -1,6 +1,5 @@
-//! Web sessions: a random id in an HttpOnly, SameSite=Strict cookie (Secure over TLS); the
-//! database keeps only its SHA-256, so sessions survive restarts and work across instances.
-//! A session idle longer than `web.session_idle_secs` is over, and so is one older than
+//! Customer sessions, on the one session mechanism of [`crate::web::session`] (the cookie, its
+//! hashed id, the CSRF token). A session idle longer than `web.session_idle_secs` is over, and so is one older than
 //! `web.session_max_secs` (12 h: an absolute lifetime, however active). A session row is
 //! written only by a login (never by a visit: `GET /login` writes nothing, its form's CSRF
 //! token is a double-submit cookie), and the id is renewed at each login step. Every session
@@ -8,17 +7,19 @@
 
 use std::collections::HashMap;
 
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
-use rand::RngCore;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use super::see_other;
 use crate::engine::{Actor, EngineError};
 use crate::store::SessionRow;
+use crate::web::session::{
+    csrf_matches, hash_id, random_hex, set_cookie, CUSTOMER_LOGIN_CSRF, CUSTOMER_SID,
+};
 use crate::web::AppState;
+
+pub use crate::web::session::cookie;
 
 /// Session stages (a session exists only after a login: rows of the former "anon" stage, from
 /// before that rule, load as not logged in and age out).
@@ -49,8 +50,7 @@ impl Session {
 
     /// Whether the form carries this session's CSRF token (constant-time comparison).
     pub fn csrf_ok(&self, form: &HashMap<String, String>) -> bool {
-        form.get("csrf")
-            .is_some_and(|t| bool::from(t.as_bytes().ct_eq(self.csrf.as_bytes())))
+        csrf_matches(&self.csrf, form)
     }
 
     pub fn draft_str(&self, key: &str) -> Option<String> {
@@ -70,75 +70,31 @@ pub enum Loaded {
     None,
 }
 
-/// A cookie's value.
-pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
-}
-
 fn cookie_name(st: &AppState) -> &'static str {
-    // The __Host- prefix needs Secure; plain HTTP (development, tests) uses a plain name.
-    if st.site.secure {
-        "__Host-sid"
-    } else {
-        "sid"
-    }
-}
-
-/// The login form's double-submit CSRF cookie (there is no session before login).
-fn login_csrf_name(st: &AppState) -> &'static str {
-    if st.site.secure {
-        "__Host-login_csrf"
-    } else {
-        "login_csrf"
-    }
+    CUSTOMER_SID.get(st.site.secure)
 }
 
 /// A fresh CSRF token for the login form and the cookie that pairs with it.
 pub fn login_csrf(st: &AppState) -> (String, HeaderValue) {
     let token = random_hex(32);
-    let secure = if st.site.secure { "; Secure" } else { "" };
-    let cookie = HeaderValue::from_str(&format!(
-        "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=1800{secure}",
-        login_csrf_name(st)
-    ))
-    .unwrap_or(HeaderValue::from_static("login_csrf=; Path=/; Max-Age=0"));
+    let name = CUSTOMER_LOGIN_CSRF.get(st.site.secure);
+    let cookie = set_cookie(st.site.secure, name, &token, Some(1800));
     (token, cookie)
 }
 
 /// Whether the login form posted back the token of its cookie (constant-time comparison).
 pub fn login_csrf_ok(st: &AppState, headers: &HeaderMap, form: &HashMap<String, String>) -> bool {
-    let (Some(expected), Some(posted)) = (cookie(headers, login_csrf_name(st)), form.get("csrf"))
-    else {
-        return false;
-    };
-    !posted.is_empty() && bool::from(expected.as_bytes().ct_eq(posted.as_bytes()))
+    crate::web::session::login_csrf_ok(headers, CUSTOMER_LOGIN_CSRF.get(st.site.secure), form)
 }
 
 /// The cookie that removes the login form's CSRF cookie.
 pub fn clear_login_csrf(st: &AppState) -> HeaderValue {
-    let secure = if st.site.secure { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!(
-        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}",
-        login_csrf_name(st)
-    ))
-    .unwrap_or(HeaderValue::from_static("login_csrf=; Path=/; Max-Age=0"))
-}
-
-fn hash_id(id: &str) -> String {
-    hex::encode(Sha256::digest(id.as_bytes()))
-}
-
-fn random_hex(n: usize) -> String {
-    let mut b = vec![0u8; n];
-    rand::rngs::OsRng.fill_bytes(&mut b);
-    hex::encode(b)
+    set_cookie(
+        st.site.secure,
+        CUSTOMER_LOGIN_CSRF.get(st.site.secure),
+        "",
+        Some(0),
+    )
 }
 
 fn now(st: &AppState) -> i64 {
@@ -211,12 +167,7 @@ pub async fn create(
         .purge_sessions(now(st) - idle(st), now(st) - max_age(st))
         .await?;
     store.insert_session(&row).await?;
-    let secure = if st.site.secure { "; Secure" } else { "" };
-    let cookie = HeaderValue::from_str(&format!(
-        "{}={id}; Path=/; HttpOnly; SameSite=Strict{secure}",
-        cookie_name(st)
-    ))
-    .map_err(|e| EngineError::Internal(e.into()))?;
+    let cookie = set_cookie(st.site.secure, cookie_name(st), &id, None);
     Ok((
         Session {
             id_hash: row.id_hash,
@@ -240,12 +191,7 @@ pub async fn destroy(st: &AppState, sess: &Session) -> Result<(), EngineError> {
 
 /// The cookie that removes the session cookie.
 pub fn clear_cookie(st: &AppState) -> HeaderValue {
-    let secure = if st.site.secure { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!(
-        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}",
-        cookie_name(st)
-    ))
-    .unwrap_or(HeaderValue::from_static("sid=; Path=/; Max-Age=0"))
+    set_cookie(st.site.secure, cookie_name(st), "", Some(0))
 }
 
 /// Save (or clear) the work in progress.

@@ -57,12 +57,7 @@ pub(super) async fn login(
     ip: ClientIp,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    use subtle::ConstantTimeEq;
-    let expected = session::cookie(&headers, session::login_csrf_cookie_name(&st));
-    let posted = field(&form, "csrf");
-    let csrf_ok = expected
-        .is_some_and(|e| !posted.is_empty() && bool::from(e.as_bytes().ct_eq(posted.as_bytes())));
-    if !csrf_ok {
+    if !crate::web::session::login_csrf_ok(&headers, session::login_csrf_cookie_name(&st), &form) {
         tracing::warn!("staff login CSRF token missing or wrong; form refused");
         return message(
             &st,

@@ -1,21 +1,20 @@
-//! Staff sessions, kept apart from customer sessions: their own table and cookie, the same
-//! cookie rules (a random id in an HttpOnly, SameSite=Strict cookie, Secure and `__Host-` over
-//! TLS; the database keeps only its SHA-256; a new id at every login), a shorter idle
+//! Staff sessions, kept apart from customer sessions: their own table and cookie, on the one
+//! session mechanism of [`crate::web::session`] (a new id at every login), a shorter idle
 //! timeout (`staff.session_idle_secs`) and a shorter absolute lifetime (`staff.session_max_secs`,
 //! 8 h: a shift, however active). Every session carries a CSRF token that each form posts
 //! back; the login form, before any session, uses a double-submit cookie.
 
 use std::collections::HashMap;
 
-use axum::http::{header, HeaderMap, HeaderValue};
-use rand::RngCore;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use axum::http::{HeaderMap, HeaderValue};
 
 use crate::engine::staff::StaffMember;
 use crate::engine::EngineError;
 use crate::store::StaffSessionRow;
+use crate::web::session::{csrf_matches, hash_id, STAFF_LOGIN_CSRF, STAFF_SID};
 use crate::web::AppState;
+
+pub use crate::web::session::{cookie, random_hex};
 
 /// A live staff session and its member.
 #[derive(Debug, Clone)]
@@ -28,8 +27,7 @@ pub struct StaffSession {
 impl StaffSession {
     /// Whether the form carries this session's CSRF token (constant-time comparison).
     pub fn csrf_ok(&self, form: &HashMap<String, String>) -> bool {
-        form.get("csrf")
-            .is_some_and(|t| bool::from(t.as_bytes().ct_eq(self.csrf.as_bytes())))
+        csrf_matches(&self.csrf, form)
     }
 }
 
@@ -41,44 +39,13 @@ pub enum Loaded {
     None,
 }
 
-/// A cookie's value.
-pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
-}
-
 fn cookie_name(st: &AppState) -> &'static str {
-    // The __Host- prefix needs Secure; plain HTTP (development, tests) uses a plain name.
-    if st.site.secure {
-        "__Host-staff_sid"
-    } else {
-        "staff_sid"
-    }
+    STAFF_SID.get(st.site.secure)
 }
 
 /// The login form's double-submit CSRF cookie.
 pub fn login_csrf_cookie_name(st: &AppState) -> &'static str {
-    if st.site.secure {
-        "__Host-staff_login"
-    } else {
-        "staff_login"
-    }
-}
-
-fn hash_id(id: &str) -> String {
-    hex::encode(Sha256::digest(id.as_bytes()))
-}
-
-pub fn random_hex(n: usize) -> String {
-    let mut b = vec![0u8; n];
-    rand::rngs::OsRng.fill_bytes(&mut b);
-    hex::encode(b)
+    STAFF_LOGIN_CSRF.get(st.site.secure)
 }
 
 fn now(st: &AppState) -> i64 {
@@ -91,12 +58,7 @@ fn idle(st: &AppState) -> i64 {
 
 /// A `Set-Cookie` value with the rules every cookie of ours follows.
 pub fn set_cookie(st: &AppState, name: &str, value: &str, max_age: Option<u32>) -> HeaderValue {
-    let secure = if st.site.secure { "; Secure" } else { "" };
-    let age = max_age.map_or(String::new(), |a| format!("; Max-Age={a}"));
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; HttpOnly; SameSite=Strict{age}{secure}"
-    ))
-    .unwrap_or(HeaderValue::from_static("staff_sid=; Path=/; Max-Age=0"))
+    crate::web::session::set_cookie(st.site.secure, name, value, max_age)
 }
 
 /// Find the request's staff session and mark it seen; one idle too long is over (and deleted),
