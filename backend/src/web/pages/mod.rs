@@ -374,6 +374,9 @@ const SCREEN_PATHS: &[&str] = &[
     "/transfer",
     "/transfer/confirm",
     "/transfer/done",
+    "/settings/email",
+    "/settings/email/confirm",
+    "/settings/email/done",
 ];
 
 /// `p` when it is one of the screens' own paths: an allow-list, not a filter of bad
