@@ -1,8 +1,6 @@
 //! The app API over a real listener: setup exactly once, each refusal with its stable code, the
 //! audit trail, rate limits with Retry-After, and the time endpoint.
 
-use std::net::SocketAddr;
-
 use backend::config::Config;
 use backend::domain::{Outcome, Purpose};
 use protocol::{code_at, Secret, SetupResponse, TimeResponse, TotpParams};
@@ -22,19 +20,9 @@ struct AppServer {
 impl AppServer {
     async fn start(db: Db, tweak: impl FnOnce(&mut Config)) -> AppServer {
         let env = Env::with_config(db, tweak).await;
-        let app = backend::web::app(env.state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .unwrap();
-        });
+        let base = listen(&env.state).await;
         AppServer {
-            base: format!("http://{addr}"),
+            base,
             http: reqwest::Client::new(),
             env,
         }

@@ -1,7 +1,5 @@
 //! The host API over a real listener: every bad input it must refuse, and the happy path.
 
-use std::net::SocketAddr;
-
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -16,19 +14,9 @@ pub struct Server {
 impl Server {
     pub async fn start(db: Db) -> Server {
         let env = Env::new(db).await;
-        let app = backend::web::app(env.state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .unwrap();
-        });
+        let base = listen(&env.state).await;
         Server {
-            base: format!("http://{addr}"),
+            base,
             http: reqwest::Client::new(),
             env,
         }

@@ -5,7 +5,6 @@
 //! old device's codes are refused.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use crate::both_dbs;
@@ -505,21 +504,8 @@ pub(crate) struct Server {
 impl Server {
     pub(crate) async fn start(db: Db, tweak: impl FnOnce(&mut Config)) -> Server {
         let env = Env::with_config(db, tweak).await;
-        let app = backend::web::app(env.state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .unwrap();
-        });
-        Server {
-            base: format!("http://{addr}"),
-            env,
-        }
+        let base = listen(&env.state).await;
+        Server { base, env }
     }
 
     pub(crate) fn browser(&self) -> Browser {

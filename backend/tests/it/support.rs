@@ -123,6 +123,23 @@ pub fn config_for(db: &TestDb) -> Config {
 /// neighbour's load. Ordinary tests run beside them as before.
 pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Serve the whole application of `state` on a loopback port, in this test's runtime, with the
+/// client's address passed on as a real listener does; returns its base URL.
+pub async fn listen(state: &AppState) -> String {
+    let app = backend::web::app(state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    format!("http://{addr}")
+}
+
 pub struct Env {
     pub state: AppState,
     pub engine: Engine,

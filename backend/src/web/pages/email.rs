@@ -10,15 +10,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Form;
 use serde_json::{json, Value};
-use zeroize::Zeroizing;
 
 use super::i18n::msg;
-use super::mail_password::{check_passed, read_field};
-use super::otp::{check_code, CodeCheck};
+use super::mail_password::Confirm;
 use super::session;
 use super::{ctx, message_page, see_other, Ctx, FieldErrors};
+use crate::domain::fields;
 use crate::domain::mail_password::{needs_mail_password, Operation};
-use crate::domain::{fields, Purpose};
 use crate::engine::MailSend;
 use crate::web::{AppState, ClientIp};
 
@@ -205,69 +203,26 @@ pub async fn commit(
     if d.get("done").is_some() {
         return Ok(see_other("/settings/email/done"));
     }
-    let lang = c.lang;
     let mail = d.get("mail_password").and_then(Value::as_bool) == Some(true);
-    let pw = Zeroizing::new(
-        form.get("confirmation_password")
-            .cloned()
-            .unwrap_or_default(),
-    );
-    let mut errors = FieldErrors::default();
-    if pw.is_empty() {
-        errors.add(lang, "confirmation_password", "err_required");
-    } else if !fields::is_confirmation_password(&pw) {
-        errors.add(lang, "confirmation_password", "err_confirmation_format");
-    }
     let otp_user = if mail { None } else { c.active_user().await? };
-    if mail {
-        let mail_pw = read_field(&form, lang, &mut errors);
-        if !errors.is_empty() {
-            return c.email_confirm_page(&d, None, &errors).await;
-        }
-        let check = c
-            .check_with_mail_password(&key, pw, mail_pw, &ip, "email_change")
-            .await?;
-        if !check_passed(&c.st, lang, &mut errors, check) {
-            return c.email_confirm_page(&d, None, &errors).await;
-        }
-    } else {
-        let Some(user_id) = otp_user else {
-            // OTP use ended since the input step: start again (a mailed password is needed now).
-            return Ok(see_other("/settings/email"));
-        };
-        if form.get("code").is_none_or(|v| v.trim().is_empty()) {
-            errors.add(lang, "code", "err_required");
-        }
-        if !errors.is_empty() {
-            return c.email_confirm_page(&d, None, &errors).await;
-        }
-        let check =
-            c.st.engine
-                .check_confirmation_password(
-                    c.sess.customer(),
-                    pw,
-                    &session::actor(&c.sess, &ip),
-                    "email_change",
-                )
-                .await
-                .map_err(|e| c.error(e))?;
-        if !errors.confirmation_passed(&c.st, lang, check) {
-            return c.email_confirm_page(&d, None, &errors).await;
-        }
-        let check = check_code(
-            &c.st,
-            lang,
-            &c.sess,
-            &user_id,
-            form.get("code"),
-            Purpose::Transfer,
+    if !mail && otp_user.is_none() {
+        // OTP use ended since the input step: start again (a mailed password is needed now).
+        return Ok(see_other("/settings/email"));
+    }
+    let errors = c
+        .confirm(
+            &form,
             &ip,
-            &mut errors,
+            Confirm {
+                request_key: &key,
+                action: "email_change",
+                mail,
+                code_user: otp_user.as_deref(),
+            },
         )
         .await?;
-        if let CodeCheck::Failed = check {
-            return c.email_confirm_page(&d, None, &errors).await;
-        }
+    if !errors.is_empty() {
+        return c.email_confirm_page(&d, None, &errors).await;
     }
     let email = d.get("email").and_then(Value::as_str).unwrap_or("");
     if let Err(e) =

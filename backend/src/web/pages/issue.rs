@@ -10,7 +10,7 @@ use axum::Form;
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
-use super::mail_password::{check_passed, read_field};
+use super::mail_password::Confirm;
 use super::session::{self, Session};
 use super::{ctx, see_other, Ctx, FieldErrors};
 use crate::domain::{fields, DomainError};
@@ -191,33 +191,25 @@ pub async fn issue_commit(
     if draft.get("issued_user_id").is_some() {
         return Ok(see_other("/otp/issue/complete"));
     }
-    let lang = c.lang;
-    let pw = Zeroizing::new(
-        form.get("confirmation_password")
-            .cloned()
-            .unwrap_or_default(),
-    );
-    let mut errors = FieldErrors::default();
-    if pw.is_empty() {
-        errors.add(lang, "confirmation_password", "err_required");
-    } else if !fields::is_confirmation_password(&pw) {
-        errors.add(lang, "confirmation_password", "err_confirmation_format");
-    }
-    let mail_pw = read_field(&form, lang, &mut errors);
-    if !errors.is_empty() {
-        return Ok(confirm_page(&c, &draft, None, &errors).await);
-    }
     if draft.get("mail_password").is_none() {
         return Ok(see_other("/otp/issue"));
     }
-    let actor = session::actor(&c.sess, &ip);
-    // The confirmation password and the メール通知パスワード, judged as one attempt.
-    let check = c
-        .check_with_mail_password(&key, pw, mail_pw, &ip, "issue")
+    let errors = c
+        .confirm(
+            &form,
+            &ip,
+            Confirm {
+                request_key: &key,
+                action: "issue",
+                mail: true,
+                code_user: None,
+            },
+        )
         .await?;
-    if !check_passed(&c.st, lang, &mut errors, check) {
+    if !errors.is_empty() {
         return Ok(confirm_page(&c, &draft, None, &errors).await);
     }
+    let actor = session::actor(&c.sess, &ip);
     let email = draft.get("email").and_then(Value::as_str).unwrap_or("");
     let act_hash = draft.get("act_hash").and_then(Value::as_str).unwrap_or("");
     let issued = match c

@@ -1,6 +1,8 @@
-//! The メール通知パスワード's screen parts (issue 19), shared by issuance, transfers and the
-//! e-mail change: sending it for a draft, its field (full-width digits accepted, normalised
-//! here at the edge), its messages, and 再送信 (resend) with its limit.
+//! The confirmation step every 確定する shares (issuance, transfers, the e-mail change): the
+//! confirmation password, the メール通知パスワード (issue 19) or the one-time password, checked
+//! in one place ([`Ctx::confirm`]); and the mailed password's parts: sending it for a draft, its
+//! field (full-width digits accepted, normalised here at the edge), its messages, and 再送信
+//! (resend) with its limit.
 
 use std::collections::HashMap;
 
@@ -21,6 +23,18 @@ use crate::web::{AppState, ClientIp};
 
 /// The field's name in every form.
 pub const FIELD: &str = "mail_password";
+
+/// What a confirmation step asks for besides the confirmation password.
+pub(crate) struct Confirm<'a> {
+    /// The draft's request key (a mailed password belongs to it).
+    pub(crate) request_key: &'a str,
+    /// The audit's action.
+    pub(crate) action: &'a str,
+    /// The メール通知パスワード, judged with the confirmation password as one attempt.
+    pub(crate) mail: bool,
+    /// The customer's token when OTP is in use: its code is asked for too.
+    pub(crate) code_user: Option<&'a str>,
+}
 
 pub use crate::domain::fields::half_width_digits;
 
@@ -169,6 +183,82 @@ impl Ctx {
     ///
     /// # Errors
     /// An error page when the engine cannot answer.
+    /// The confirmation step of a 確定する: the confirmation password's form, then either the
+    /// confirmation password with the メール通知パスワード as one attempt or the confirmation
+    /// password alone (both under the customer's password lockout), then the one-time password
+    /// when OTP is in use (counted toward the token's lock). The field errors are empty when
+    /// every check passed.
+    ///
+    /// # Errors
+    /// An error page when the engine cannot answer.
+    pub(crate) async fn confirm(
+        &self,
+        form: &HashMap<String, String>,
+        ip: &ClientIp,
+        need: Confirm<'_>,
+    ) -> Result<FieldErrors, Response> {
+        let lang = self.lang;
+        let pw = Zeroizing::new(
+            form.get("confirmation_password")
+                .cloned()
+                .unwrap_or_default(),
+        );
+        let mut errors = FieldErrors::default();
+        if pw.is_empty() {
+            errors.add(lang, "confirmation_password", "err_required");
+        } else if !crate::domain::fields::is_confirmation_password(&pw) {
+            errors.add(lang, "confirmation_password", "err_confirmation_format");
+        }
+        if need.code_user.is_some() && form.get("code").is_none_or(|v| v.trim().is_empty()) {
+            errors.add(lang, "code", "err_required");
+        }
+        let mail_pw = if need.mail {
+            read_field(form, lang, &mut errors)
+        } else {
+            Zeroizing::new(String::new())
+        };
+        if !errors.is_empty() {
+            return Ok(errors);
+        }
+        if need.mail {
+            let check = self
+                .check_with_mail_password(need.request_key, pw, mail_pw, ip, need.action)
+                .await?;
+            if !check_passed(&self.st, lang, &mut errors, check) {
+                return Ok(errors);
+            }
+        } else {
+            let check = self
+                .st
+                .engine
+                .check_confirmation_password(
+                    self.sess.customer(),
+                    pw,
+                    &session::actor(&self.sess, ip),
+                    need.action,
+                )
+                .await
+                .map_err(|e| self.error(e))?;
+            if !errors.confirmation_passed(&self.st, lang, check) {
+                return Ok(errors);
+            }
+        }
+        if let Some(user_id) = need.code_user {
+            super::otp::check_code(
+                &self.st,
+                lang,
+                &self.sess,
+                user_id,
+                form.get("code"),
+                crate::domain::Purpose::Transfer,
+                ip,
+                &mut errors,
+            )
+            .await?;
+        }
+        Ok(errors)
+    }
+
     pub(crate) async fn check_with_mail_password(
         &self,
         request_key: &str,

@@ -9,15 +9,11 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Form;
 use serde_json::{json, Value};
-use zeroize::Zeroizing;
 
-use super::mail_password::{check_passed, read_field};
-use super::otp::{check_code, CodeCheck};
+use super::mail_password::Confirm;
 use super::session;
 use super::{ctx, see_other, Ctx, FieldErrors};
-use crate::domain::fields;
 use crate::domain::mail_password::{needs_mail_password, Operation};
-use crate::domain::Purpose;
 use crate::engine::MailSend;
 use crate::web::{AppState, ClientIp};
 
@@ -248,64 +244,22 @@ pub async fn commit(
         return Ok(see_other("/transfer/done"));
     }
     let otp_user = c.otp_user().await?;
-    let lang = c.lang;
-    let pw = Zeroizing::new(
-        form.get("confirmation_password")
-            .cloned()
-            .unwrap_or_default(),
-    );
-    let mut errors = FieldErrors::default();
-    if pw.is_empty() {
-        errors.add(lang, "confirmation_password", "err_required");
-    } else if !fields::is_confirmation_password(&pw) {
-        errors.add(lang, "confirmation_password", "err_confirmation_format");
-    }
-    if otp_user.is_some() && form.get("code").is_none_or(|v| v.trim().is_empty()) {
-        errors.add(lang, "code", "err_required");
-    }
-    let mail = needs_mail(&d);
-    let mail_pw = if mail {
-        read_field(&form, lang, &mut errors)
-    } else {
-        Zeroizing::new(String::new())
-    };
+    let errors = c
+        .confirm(
+            &form,
+            &ip,
+            Confirm {
+                request_key: &key,
+                action: "transfer",
+                mail: needs_mail(&d),
+                code_user: otp_user.as_deref(),
+            },
+        )
+        .await?;
     if !errors.is_empty() {
         return Ok(confirm_page(&c, &d, otp_user.is_some(), None, &errors).await);
     }
     let actor = session::actor(&c.sess, &ip);
-    if mail {
-        // The confirmation password and the メール通知パスワード, judged as one attempt.
-        let check = c
-            .check_with_mail_password(&key, pw, mail_pw, &ip, "transfer")
-            .await?;
-        if !check_passed(&c.st, lang, &mut errors, check) {
-            return Ok(confirm_page(&c, &d, otp_user.is_some(), None, &errors).await);
-        }
-    } else {
-        let check = engine
-            .check_confirmation_password(c.sess.customer(), pw, &actor, "transfer")
-            .await
-            .map_err(|e| c.error(e))?;
-        if !errors.confirmation_passed(&c.st, lang, check) {
-            return Ok(confirm_page(&c, &d, otp_user.is_some(), None, &errors).await);
-        }
-    }
-    if let Some(user_id) = &otp_user {
-        let check = check_code(
-            &c.st,
-            lang,
-            &c.sess,
-            user_id,
-            form.get("code"),
-            Purpose::Transfer,
-            &ip,
-            &mut errors,
-        )
-        .await?;
-        if let CodeCheck::Failed = check {
-            return Ok(confirm_page(&c, &d, true, None, &errors).await);
-        }
-    }
     let payee = d.get("payee").and_then(Value::as_str).unwrap_or("");
     let amount = d.get("amount").and_then(Value::as_i64).unwrap_or(0);
     let done = engine
