@@ -229,7 +229,7 @@ pub async fn build(cfg: &Config, clock: Box<dyn Clock>) -> anyhow::Result<(AppSt
                 &cfg.bank,
                 &cfg.public_url(),
             )?),
-            staff: Arc::new(web::staff::Console::new(&cfg.staff)?),
+            staff: Arc::new(web::staff::Console::new(&cfg.staff, &cfg.bank)?),
         },
         Startup {
             created_master_key,

@@ -498,6 +498,15 @@ async fn one_setting_names_the_institution_everywhere() {
     assert_eq!(top.text_of("greeting").as_deref(), Some("Welcome, Taro"));
     assert!(top.body.contains("Mirai Credit Union Internet Banking"));
 
+    // The staff console's frame too (the test harness sets its language to English).
+    let staff = b.get("/staff/login").await;
+    assert!(
+        staff.body.contains("Mirai Credit Union · Staff console"),
+        "{}",
+        staff.body
+    );
+    assert!(!staff.body.contains("OTP Bank"));
+
     // A locked token: the screens say 当組合; the notice mail too, signed with the name.
     let (uid, secret) = env.active_token("brand002").await;
     lock_token(env, &uid, &secret).await;

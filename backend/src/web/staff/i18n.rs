@@ -13,8 +13,8 @@ use crate::web::pages::i18n::Lang;
 /// (English, Japanese).
 const JA: &[(&str, &str)] = &[
     // Frame and login.
-    ("OTP Bank staff console", "OTPバンク スタッフ画面"),
-    ("OTP Bank · Staff console", "OTPバンク · スタッフ画面"),
+    ("{bank} staff console", "{bank} スタッフ画面"),
+    ("{bank} · Staff console", "{bank} · スタッフ画面"),
     ("Staff console", "スタッフ画面"),
     ("Console", "スタッフ画面"),
     ("Search", "検索"),

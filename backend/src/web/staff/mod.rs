@@ -106,7 +106,7 @@ fn fmt_time(t: i64) -> String {
 impl Console {
     /// # Errors
     /// A setting out of range, or a template that does not parse (the tests build it).
-    pub fn new(cfg: &StaffConfig) -> anyhow::Result<Console> {
+    pub fn new(cfg: &StaffConfig, bank: &crate::config::BankConfig) -> anyhow::Result<Console> {
         if !(60..=3600).contains(&cfg.session_idle_secs) {
             anyhow::bail!("staff.session_idle_secs must be 60..=3600");
         }
@@ -127,6 +127,9 @@ impl Console {
             env.add_template(name, src)?;
         }
         env.add_filter("dt", |v: Option<i64>| v.map(fmt_time).unwrap_or_default());
+        // The institution's name (`[bank]`), in each language, for the console's frame.
+        env.add_global("bank_ja", bank.name.clone());
+        env.add_global("bank_en", bank.name_en.clone());
         // `{{ "English"|t(name=value) }}`: the page's language, then `{name}` filled in.
         env.add_filter(
             "t",
