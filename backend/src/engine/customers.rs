@@ -191,6 +191,14 @@ impl Engine {
         Ok(Overview { token, issue_block })
     }
 
+    /// A customer by id (`None`: no such customer).
+    ///
+    /// # Errors
+    /// The database is unavailable.
+    pub async fn customer(&self, customer_id: i64) -> Result<Option<crate::store::CustomerRow>> {
+        Ok(self.store().customer_by_id(customer_id).await?)
+    }
+
     /// The customer's newest token's user ID and the address it was issued to.
     ///
     /// # Errors

@@ -8,12 +8,14 @@
 
 mod customers;
 mod error;
+pub mod health;
 mod issuance;
 mod keys;
 mod lifecycle;
 mod mail_password;
 mod passwords;
 mod provision;
+pub mod sessions;
 pub mod staff;
 mod transfers;
 mod verify;

@@ -36,6 +36,15 @@ impl From<TransferRow> for TransferDone {
 const REFERENCE_TRIES: usize = 8;
 
 impl Engine {
+    /// Whether the customer has transferred to this payee before (a new payee asks for more:
+    /// a メール通知パスワード, or transaction authentication).
+    ///
+    /// # Errors
+    /// The database is unavailable.
+    pub async fn payee_used(&self, customer_id: i64, payee: &str) -> Result<bool> {
+        Ok(self.store().payee_used(customer_id, payee).await?)
+    }
+
     /// Record a transfer once per request key (the confirm form's), in one transaction with its
     /// audit event, under a new reference (`domain::transfer`; drawn again if the database
     /// already has it). The caller has checked the confirmation password and, when OTP is

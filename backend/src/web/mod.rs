@@ -152,16 +152,16 @@ pub fn app(state: AppState) -> Router {
 /// Ready when the database answers and takes a write: a full disk or a read-only database
 /// answers `SELECT 1` happily while every verification fails.
 async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
-    let store = st.engine.store();
-    if let Err(e) = store.ping().await {
-        tracing::warn!(error = %e, "readiness check failed: database unreachable");
-        return (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response();
+    use crate::engine::health::NotReady;
+    match st.engine.readiness().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(NotReady::Unreachable) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
+        }
+        Err(NotReady::CannotWrite) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "database cannot write").into_response()
+        }
     }
-    if let Err(e) = store.write_probe(st.engine.now()).await {
-        tracing::warn!(error = %e, "readiness check failed: the database cannot write");
-        return (StatusCode::SERVICE_UNAVAILABLE, "database cannot write").into_response();
-    }
-    (StatusCode::OK, "ready").into_response()
 }
 
 /// HSTS when the public URL is https: browsers then never try plain HTTP (nor let a user
@@ -208,10 +208,7 @@ async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> Response {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        st.engine
-            .metrics()
-            .render_with_store(st.engine.store(), st.engine.now())
-            .await,
+        st.engine.render_metrics().await,
     )
         .into_response()
 }

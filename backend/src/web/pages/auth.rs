@@ -289,10 +289,10 @@ pub async fn top(State(st): State<AppState>, headers: HeaderMap) -> Response {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let customer = match st.engine.store().customer_by_id(sess.customer()).await {
+    let customer = match st.engine.customer(sess.customer()).await {
         Ok(Some(c)) => c,
         Ok(None) => return see_other("/login"),
-        Err(e) => return engine_error_page(&st, lang, Some(&sess), e.into()),
+        Err(e) => return engine_error_page(&st, lang, Some(&sess), e),
     };
     let overview = match st.engine.overview(sess.customer()).await {
         Ok(o) => o,

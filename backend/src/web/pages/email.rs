@@ -34,10 +34,9 @@ impl Ctx {
         Ok(self
             .st
             .engine
-            .store()
-            .customer_by_id(self.sess.customer())
+            .customer(self.sess.customer())
             .await
-            .map_err(|e| self.error(e.into()))?
+            .map_err(|e| self.error(e))?
             .and_then(|c| c.email))
     }
 

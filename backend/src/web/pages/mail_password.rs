@@ -160,8 +160,7 @@ impl Ctx {
         let to = self
             .st
             .engine
-            .store()
-            .customer_by_id(self.sess.customer())
+            .customer(self.sess.customer())
             .await
             .ok()
             .flatten()

@@ -12,6 +12,7 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::see_other;
+use crate::engine::sessions::{Found, Lifetime};
 use crate::engine::{Actor, EngineError};
 use crate::store::SessionRow;
 use crate::web::session::{
@@ -101,12 +102,11 @@ fn now(st: &AppState) -> i64 {
     i64::try_from(st.engine.now()).unwrap_or(i64::MAX)
 }
 
-fn idle(st: &AppState) -> i64 {
-    i64::try_from(st.site.cfg.session_idle_secs).unwrap_or(600)
-}
-
-fn max_age(st: &AppState) -> i64 {
-    i64::try_from(st.site.cfg.session_max_secs).unwrap_or(12 * 3600)
+fn lifetime(st: &AppState) -> Lifetime {
+    Lifetime {
+        idle_secs: st.site.cfg.session_idle_secs,
+        max_secs: st.site.cfg.session_max_secs,
+    }
 }
 
 /// Find the request's session and mark it seen; one idle too long is over (and deleted).
@@ -118,29 +118,19 @@ pub async fn load(st: &AppState, headers: &HeaderMap) -> Result<Loaded, EngineEr
         return Ok(Loaded::None);
     };
     let id_hash = hash_id(&id);
-    let store = st.engine.store();
-    let Some(row) = store.session(&id_hash).await? else {
-        return Ok(Loaded::None);
-    };
-    let now = now(st);
-    if !store
-        .touch_session(&id_hash, now, now - idle(st), now - max_age(st))
-        .await?
-    {
-        store.delete_session(&id_hash).await?;
-        return Ok(if row.customer_id.is_some() {
-            Loaded::Expired
-        } else {
-            Loaded::None
-        });
-    }
-    Ok(Loaded::Live(Session {
-        id_hash,
-        customer_id: row.customer_id,
-        stage: row.stage,
-        csrf: row.csrf,
-        draft: row.draft.and_then(|d| serde_json::from_str(&d).ok()),
-    }))
+    Ok(
+        match st.engine.customer_session(&id_hash, lifetime(st)).await? {
+            Found::Live(row) => Loaded::Live(Session {
+                id_hash,
+                customer_id: row.customer_id,
+                stage: row.stage,
+                csrf: row.csrf,
+                draft: row.draft.and_then(|d| serde_json::from_str(&d).ok()),
+            }),
+            Found::Expired => Loaded::Expired,
+            Found::None => Loaded::None,
+        },
+    )
 }
 
 /// Start a new session (a new id: login renews it) and the cookie that carries it.
@@ -162,11 +152,7 @@ pub async fn create(
         last_seen_at: now(st),
         draft: None,
     };
-    let store = st.engine.store();
-    store
-        .purge_sessions(now(st) - idle(st), now(st) - max_age(st))
-        .await?;
-    store.insert_session(&row).await?;
+    st.engine.start_customer_session(&row, lifetime(st)).await?;
     let cookie = set_cookie(st.site.secure, cookie_name(st), &id, None);
     Ok((
         Session {
@@ -185,7 +171,7 @@ pub async fn create(
 /// # Errors
 /// The database is unavailable.
 pub async fn destroy(st: &AppState, sess: &Session) -> Result<(), EngineError> {
-    st.engine.store().delete_session(&sess.id_hash).await?;
+    st.engine.end_customer_session(&sess.id_hash).await?;
     Ok(())
 }
 
@@ -205,7 +191,6 @@ pub async fn set_draft(
 ) -> Result<(), EngineError> {
     let text = draft.as_ref().map(Value::to_string);
     st.engine
-        .store()
         .set_session_draft(&sess.id_hash, text.as_deref())
         .await?;
     sess.draft = draft;

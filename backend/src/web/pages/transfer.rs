@@ -121,10 +121,9 @@ pub async fn input(
     let otp = c.otp_user().await?.is_some();
     let known_payee =
         c.st.engine
-            .store()
             .payee_used(c.sess.customer(), &payee)
             .await
-            .map_err(|e| c.error(e.into()))?;
+            .map_err(|e| c.error(e))?;
     let mail = needs_mail_password(Operation::Transfer { known_payee }, otp);
     let draft = json!({
         "kind": "transfer",

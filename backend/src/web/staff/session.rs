@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use axum::http::{HeaderMap, HeaderValue};
 
+use crate::engine::sessions::{Found, Lifetime};
 use crate::engine::staff::StaffMember;
 use crate::engine::EngineError;
 use crate::store::StaffSessionRow;
@@ -52,8 +53,11 @@ fn now(st: &AppState) -> i64 {
     i64::try_from(st.engine.now()).unwrap_or(i64::MAX)
 }
 
-fn idle(st: &AppState) -> i64 {
-    i64::try_from(st.staff.cfg.session_idle_secs).unwrap_or(300)
+fn lifetime(st: &AppState) -> Lifetime {
+    Lifetime {
+        idle_secs: st.staff.cfg.session_idle_secs,
+        max_secs: st.staff.cfg.session_max_secs,
+    }
 }
 
 /// A `Set-Cookie` value with the rules every cookie of ours follows.
@@ -71,29 +75,17 @@ pub async fn load(st: &AppState, headers: &HeaderMap) -> Result<Loaded, EngineEr
         return Ok(Loaded::None);
     };
     let id_hash = hash_id(&id);
-    let store = st.engine.store();
-    let Some(row) = store.staff_session(&id_hash).await? else {
-        return Ok(Loaded::None);
-    };
-    let now = now(st);
-    let max_age = i64::try_from(st.staff.cfg.session_max_secs).unwrap_or(8 * 3600);
-    if row.created_at <= now - max_age
-        || !store
-            .touch_staff_session(&id_hash, now, now - idle(st))
-            .await?
-    {
-        store.delete_staff_session(&id_hash).await?;
-        return Ok(Loaded::Expired);
-    }
-    let Some(member) = st.engine.staff_member(row.staff_id).await? else {
-        store.delete_staff_session(&id_hash).await?;
-        return Ok(Loaded::None);
-    };
-    Ok(Loaded::Live(StaffSession {
-        id_hash,
-        csrf: row.csrf,
-        member,
-    }))
+    Ok(
+        match st.engine.staff_session(&id_hash, lifetime(st)).await? {
+            Found::Live((row, member)) => Loaded::Live(StaffSession {
+                id_hash,
+                csrf: row.csrf,
+                member,
+            }),
+            Found::Expired => Loaded::Expired,
+            Found::None => Loaded::None,
+        },
+    )
 }
 
 /// Start a session for a staff member who just logged in, and the cookie that carries it.
@@ -112,9 +104,7 @@ pub async fn create(
         created_at: now(st),
         last_seen_at: now(st),
     };
-    let store = st.engine.store();
-    store.purge_staff_sessions(now(st) - idle(st)).await?;
-    store.insert_staff_session(&row).await?;
+    st.engine.start_staff_session(&row, lifetime(st)).await?;
     Ok((
         StaffSession {
             id_hash: row.id_hash,
@@ -130,9 +120,6 @@ pub async fn create(
 /// # Errors
 /// The database is unavailable.
 pub async fn destroy(st: &AppState, sess: &StaffSession) -> Result<HeaderValue, EngineError> {
-    st.engine
-        .store()
-        .delete_staff_session(&sess.id_hash)
-        .await?;
+    st.engine.end_staff_session(&sess.id_hash).await?;
     Ok(set_cookie(st, cookie_name(st), "", Some(0)))
 }
