@@ -159,6 +159,20 @@ pub fn public_roots() -> RootCertStore {
     }
 }
 
+/// The public roots and every certificate of a PEM file: a private CA the client trusts as
+/// well (the desktop app's test-only `OTP_APP_TEST_CA`, honoured in debug builds only). Pins
+/// apply all the same. `None` when the text holds no certificate or a broken one.
+pub fn public_roots_and_pem(pem: &[u8]) -> Option<RootCertStore> {
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = public_roots();
+    let mut added = 0;
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        roots.add(cert.ok()?).ok()?;
+        added += 1;
+    }
+    (added > 0).then_some(roots)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +195,20 @@ mod tests {
             &text[7..],
         ] {
             assert_eq!(Pin::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_private_ca_is_trusted_besides_the_public_roots_only_from_good_pem() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = params.self_signed(&key).unwrap();
+        let roots = public_roots_and_pem(ca.pem().as_bytes()).unwrap();
+        assert_eq!(roots.len(), public_roots().len() + 1);
+        let broken = ca.pem().replace("MII", "XXX");
+        for bad in ["", "not pem", broken.as_str()] {
+            assert!(public_roots_and_pem(bad.as_bytes()).is_none(), "{bad}");
         }
     }
 }

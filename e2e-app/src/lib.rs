@@ -3,8 +3,9 @@
 //! (cookies, CSRF fields, redirects), the mailed download link read from the `.eml` outbox, an
 //! Xvfb display, and the app itself started by tauri-driver over Debian's WebKitWebDriver.
 //!
-//! It depends on the app core only to read the OS keystore the way the app does, and on no
-//! backend code: the backend is a process, as in production.
+//! It depends on the app core only to read the OS keystore the way the app does (and to write a
+//! pin as the app reads it), and on no backend code: the backend is a process, as in
+//! production, optionally behind a TLS proxy ([`TlsProxy`]) as behind a bank's load balancer.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -13,7 +14,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use anyhow::{anyhow, bail, Context, Result};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A free loopback port (bound and released; good enough for a test on one machine).
 pub fn free_port() -> Result<u16> {
@@ -195,6 +200,56 @@ impl Backend {
     /// # Errors
     /// The binary missing (build it: `cargo build -p backend`), or not coming up.
     pub async fn start(data_dir: &Path, customer: &Customer) -> Result<Backend> {
+        Backend::start_with(data_dir, customer, None).await
+    }
+
+    /// As [`Backend::start`], with the backend's request log (its production log at `info`
+    /// plus tower-http's line per request: method and matched route, never a body) written to
+    /// [`Backend::log_path`] instead of the test's standard error.
+    ///
+    /// # Errors
+    /// As [`Backend::start`].
+    pub async fn start_logging_requests(data_dir: &Path, customer: &Customer) -> Result<Backend> {
+        let log = std::fs::File::create(Backend::log_path_in(data_dir))?;
+        Backend::start_with(data_dir, customer, Some(log)).await
+    }
+
+    /// `<data dir>.log`: beside the data directory, which the backend wants to itself (0700).
+    fn log_path_in(data_dir: &Path) -> PathBuf {
+        let mut path = data_dir.as_os_str().to_owned();
+        path.push(".log");
+        PathBuf::from(path)
+    }
+
+    /// Where [`Backend::start_logging_requests`] writes the backend's log.
+    pub fn log_path(&self) -> PathBuf {
+        Backend::log_path_in(&self.data_dir)
+    }
+
+    /// The requests the backend has logged so far (`start_logging_requests` only), one
+    /// `request{method=… route=…}` per request the server received, in order.
+    ///
+    /// # Errors
+    /// The log cannot be read.
+    pub fn requests(&self) -> Result<Vec<String>> {
+        let log = std::fs::read_to_string(self.log_path())?;
+        Ok(log
+            .lines()
+            .filter(|l| l.contains("started processing request"))
+            .filter_map(|l| {
+                let start = l.find("request{")?;
+                let end = start + l[start..].find('}')?;
+                // Field values as tracing prints them, quoted or not: without the quotes.
+                Some(l.get(start..=end)?.replace('"', ""))
+            })
+            .collect())
+    }
+
+    async fn start_with(
+        data_dir: &Path,
+        customer: &Customer,
+        log: Option<std::fs::File>,
+    ) -> Result<Backend> {
         let port = free_port()?;
         let listen = format!("127.0.0.1:{port}");
         let mut add = Backend::command(data_dir, &listen)
@@ -223,11 +278,16 @@ impl Backend {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        let child = Backend::command(data_dir, &listen)
-            .arg("serve")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()?;
+        let mut serve = Backend::command(data_dir, &listen);
+        serve.arg("serve").stdout(Stdio::null());
+        match log {
+            Some(file) => serve
+                .env("OTP_LOG", "info,sqlx=warn,tower_http=debug")
+                .env_remove("OTP_LOG_JSON")
+                .stderr(Stdio::from(file)),
+            None => serve.stderr(Stdio::inherit()),
+        };
+        let child = serve.spawn()?;
         let backend = Backend {
             child,
             base_url: format!("http://{listen}"),
@@ -355,6 +415,140 @@ fn qp_decode(text: &str) -> Vec<u8> {
         i += 1;
     }
     out
+}
+
+// --- TLS in front of the backend -----------------------------------------------------------------
+
+/// A TLS-terminating proxy on loopback in front of the backend (which serves plain HTTP, as
+/// behind a bank's load balancer), its certificate for `localhost` issued by a CA made here
+/// (rcgen), as in `app/tests/it/pinning.rs`. It counts connections, completed handshakes and
+/// the decrypted bytes it forwarded: a handshake the app refused lets none through.
+pub struct TlsProxy {
+    /// `https://localhost:<port>`.
+    pub base_url: String,
+    /// The test CA's certificate, PEM (for the app's debug-only `OTP_APP_TEST_CA`).
+    pub ca_pem: String,
+    /// The pin of the server certificate's key, `sha256/<base64>`, computed from the key.
+    pub pin: String,
+    connections: Arc<AtomicUsize>,
+    handshakes_ok: Arc<AtomicUsize>,
+    plaintext_in: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TlsProxy {
+    /// Starts the proxy in front of `backend` (`http://127.0.0.1:<port>`), on the current
+    /// tokio runtime.
+    ///
+    /// # Errors
+    /// Certificate generation or binding failed.
+    pub async fn start(backend: &str) -> Result<TlsProxy> {
+        let backend_addr = backend.trim_start_matches("http://").to_owned();
+        let ca_key = rcgen::KeyPair::generate()?;
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "e2e-app pinning test CA");
+        let ca = ca_params.self_signed(&ca_key)?;
+        let leaf_key = rcgen::KeyPair::generate()?;
+        let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])?
+            .signed_by(&leaf_key, &ca, &ca_key)?;
+        let pin = app::pinning::Pin::of_spki(&leaf_key.public_key_der()).to_text();
+
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
+                leaf_key.serialize_der(),
+            )),
+        )?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let handshakes_ok = Arc::new(AtomicUsize::new(0));
+        let plaintext_in = Arc::new(AtomicUsize::new(0));
+        let (conns, oks, bytes) = (
+            connections.clone(),
+            handshakes_ok.clone(),
+            plaintext_in.clone(),
+        );
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                conns.fetch_add(1, Ordering::SeqCst);
+                let (acceptor, backend_addr) = (acceptor.clone(), backend_addr.clone());
+                let (oks, bytes) = (oks.clone(), bytes.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return; // the client refused the handshake
+                    };
+                    oks.fetch_add(1, Ordering::SeqCst);
+                    let Ok(upstream) = tokio::net::TcpStream::connect(&backend_addr).await else {
+                        return;
+                    };
+                    let (mut client_r, mut client_w) = tokio::io::split(tls);
+                    let (mut up_r, mut up_w) = upstream.into_split();
+                    let to_backend = async {
+                        let mut buf = vec![0u8; 16 * 1024];
+                        loop {
+                            let n = match client_r.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            bytes.fetch_add(n, Ordering::SeqCst);
+                            if up_w.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                        let _ = up_w.shutdown().await;
+                    };
+                    let to_client = async {
+                        let _ = tokio::io::copy(&mut up_r, &mut client_w).await;
+                        let _ = client_w.shutdown().await;
+                    };
+                    tokio::join!(to_backend, to_client);
+                });
+            }
+        });
+        Ok(TlsProxy {
+            base_url: format!("https://localhost:{port}"),
+            ca_pem: ca.pem(),
+            pin,
+            connections,
+            handshakes_ok,
+            plaintext_in,
+            task,
+        })
+    }
+
+    /// TCP connections accepted.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// TLS handshakes completed.
+    pub fn handshakes_ok(&self) -> usize {
+        self.handshakes_ok.load(Ordering::SeqCst)
+    }
+
+    /// Decrypted application bytes received from clients (and forwarded to the backend).
+    pub fn plaintext_in(&self) -> usize {
+        self.plaintext_in.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for TlsProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 // --- the bank screens, as a browser uses them -------------------------------------------------------

@@ -2,9 +2,11 @@
 //! bank screens to issue a token, the mailed link, the app started from the download page's
 //! link under Xvfb (tauri-driver + WebKitWebDriver), its initial setup, the code it shows used
 //! for BOK001 activation, and the token deleted in the app. The secret must be in the OS
-//! keystore and nowhere in the metadata file.
+//! keystore and nowhere in the metadata file. Issue 17 on the same app: the app lock (in the
+//! first journey) and certificate pinning against the backend served over TLS (the second).
 //!
-//! Needs: `target/debug/otp-backend` and `target/debug/soft-token` built (or `OTP_BACKEND_BIN`,
+//! Needs: a debug `target/debug/soft-token` (the pinning journey uses the debug-only test
+//! overrides) and `target/debug/otp-backend` built (or `OTP_BACKEND_BIN`,
 //! `SOFT_TOKEN_APP`), tauri-driver, WebKitWebDriver, Xvfb, keyutils. `scripts/test.sh` has all.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // reason: test code
 
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use app::SecretStore;
-use e2e_app::{target_dir, Backend, Browser, Customer, Driver, Xvfb};
+use e2e_app::{target_dir, Backend, Browser, Customer, Driver, TlsProxy, Xvfb};
 use fantoccini::{Client, Locator};
 use protocol::{code_at, Secret, TotpParams};
 
@@ -70,24 +72,23 @@ fn only_token(app_dir: &std::path::Path) -> Result<(serde_json::Value, String)> 
     Ok((tokens[0].clone(), text))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue_in_the_bank_set_up_in_the_app_activate_with_its_code_then_delete() -> Result<()> {
-    let app_bin = app_bin();
-    assert!(
-        app_bin.exists(),
-        "build the app first: {}",
-        app_bin.display()
-    );
-    let work = tempfile::tempdir()?;
-    let app_dir = work.path().join("app-data");
-    let customer = Customer {
-        login_id: "yamada01",
-        password: "LoginPass01",
-        confirmation: "Confirm01",
-    };
+/// The journeys each run a backend, an Xvfb and the app: one after the other, not side by side
+/// (a desktop app under WebDriver on a busy machine is slow enough alone).
+static ONE_JOURNEY_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-    // --- the bank: log in, issue a soft token (BOP001 → input → confirm → complete) -------------
-    let backend = Backend::start(&work.path().join("backend"), &customer).await?;
+/// What the bank's side of issuance leaves the customer with.
+struct Issued {
+    /// The logged-in bank session (for BOK001 later).
+    bank: Browser,
+    /// The download page's `otpbank://setup?…` link.
+    link: String,
+    service_id: String,
+    user_id: String,
+}
+
+/// The bank: log in, issue a soft token (BOP001 → input → confirm → complete); the mail, and
+/// its download page on the phone, whose link opens the app.
+async fn issue_and_open_the_mail(backend: &Backend, customer: &Customer) -> Result<Issued> {
     let mut bank = Browser::new(&backend.base_url, DESKTOP_UA)?;
     let page = bank.get("/login").await?;
     let csrf = page.input_value("csrf")?;
@@ -148,6 +149,39 @@ async fn issue_in_the_bank_set_up_in_the_app_activate_with_its_code_then_delete(
     assert_eq!(parsed.scheme(), "otpbank");
     let query: std::collections::HashMap<_, _> = parsed.query_pairs().into_owned().collect();
     let (service_id, user_id) = (query["service_id"].clone(), query["user_id"].clone());
+
+    Ok(Issued {
+        bank,
+        link,
+        service_id,
+        user_id,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_in_the_bank_set_up_in_the_app_activate_with_its_code_then_delete() -> Result<()> {
+    let _alone = ONE_JOURNEY_AT_A_TIME.lock().await;
+    let app_bin = app_bin();
+    assert!(
+        app_bin.exists(),
+        "build the app first: {}",
+        app_bin.display()
+    );
+    let work = tempfile::tempdir()?;
+    let app_dir = work.path().join("app-data");
+    let customer = Customer {
+        login_id: "yamada01",
+        password: "LoginPass01",
+        confirmation: "Confirm01",
+    };
+
+    let backend = Backend::start(&work.path().join("backend"), &customer).await?;
+    let Issued {
+        mut bank,
+        link,
+        service_id,
+        user_id,
+    } = issue_and_open_the_mail(&backend, &customer).await?;
 
     // --- the app, opened with the link --------------------------------------------------------
     let xvfb = Xvfb::start()?;
@@ -322,6 +356,181 @@ async fn issue_in_the_bank_set_up_in_the_app_activate_with_its_code_then_delete(
     let metadata = std::fs::read_to_string(app_dir.join(app::vault::METADATA_FILE))?;
     let json: serde_json::Value = serde_json::from_str(&metadata)?;
     assert_eq!(json["tokens"], serde_json::json!([]), "and the metadata");
+    app.close().await?;
+    drop(driver);
+    drop(xvfb);
+    Ok(())
+}
+
+/// Issue 17, item 3, on the real desktop app: the backend served over TLS on loopback (a proxy
+/// with a certificate from a CA made in the test, which the debug build trusts through
+/// `OTP_APP_TEST_CA`), the service pointed at it through `OTP_APP_DIRECTORY` with its pins.
+/// Wrong pins: the app shows its pinning refusal in Japanese and English, the handshake never
+/// completes, and the backend's request log shows that no request (so no setup attempt and no
+/// activation password) arrived. The right key as the backup pin: setup works, and the code
+/// activates the token in BOK001.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinning_a_wrong_pin_sends_nothing_and_the_right_pin_sets_up_over_tls() -> Result<()> {
+    let _alone = ONE_JOURNEY_AT_A_TIME.lock().await;
+    let app_bin = app_bin();
+    assert!(
+        app_bin.exists(),
+        "build the app first: {}",
+        app_bin.display()
+    );
+    let work = tempfile::tempdir()?;
+    let app_dir = work.path().join("app-data");
+    let customer = Customer {
+        login_id: "suzuki01",
+        password: "LoginPass02",
+        confirmation: "Confirm02",
+    };
+    let backend = Backend::start_logging_requests(&work.path().join("backend"), &customer).await?;
+    let Issued {
+        mut bank,
+        link,
+        service_id,
+        ..
+    } = issue_and_open_the_mail(&backend, &customer).await?;
+    let proxy = TlsProxy::start(&backend.base_url).await?;
+    let ca_file = work.path().join("test-ca.pem");
+    std::fs::write(&ca_file, &proxy.ca_pem)?;
+    println!("backend over TLS at {} (pin {})", proxy.base_url, proxy.pin);
+
+    let xvfb = Xvfb::start()?;
+    let keystore_service = format!(
+        "e2e-app-pin.{}.{}",
+        std::process::id(),
+        app::codes::device_now_ms()
+    );
+    let env = |pins: [String; 2]| {
+        let directory = serde_json::json!({ service_id.as_str(): {
+            "url": proxy.base_url.as_str(), "pins": pins } })
+        .to_string();
+        vec![
+            ("DISPLAY", xvfb.display.clone()),
+            ("OTP_APP_DIRECTORY", directory),
+            ("OTP_APP_TEST_CA", ca_file.display().to_string()),
+            ("OTP_APP_DATA_DIR", app_dir.display().to_string()),
+            ("OTP_APP_KEYSTORE_SERVICE", keystore_service.clone()),
+        ]
+    };
+    let other_pin = |tag: &[u8]| app::pinning::Pin::of_spki(tag).to_text();
+
+    // --- wrong pins: refused during the handshake, nothing reaches the backend ---------------
+    let requests_before = backend.requests()?;
+    assert!(
+        requests_before.iter().any(|r| r.contains("route=/login")),
+        "the request log records the bank screens' requests: {requests_before:?}"
+    );
+    let driver = Driver::start(&env([other_pin(b"not the key"), other_pin(b"nor this")])).await?;
+    let app = driver.launch(&app_bin, std::slice::from_ref(&link)).await?;
+    wait_css(&app, "#link-filled", Duration::from_secs(30)).await?;
+    fill(&app, "#activation_password", ACTIVATION_PASSWORD).await?;
+    click(&app, "#agreed").await?;
+    click(&app, "#submit").await?;
+    let refusal = wait_css(
+        &app,
+        "#setup-error[data-code='CERTIFICATE_PIN_MISMATCH']",
+        Duration::from_secs(30),
+    )
+    .await?
+    .text()
+    .await?;
+    assert_eq!(refusal, app::AppError::PinMismatch.message_ja());
+    assert!(refusal.contains("情報は送信されていません"), "{refusal}");
+    shot(&app, "20-pin-mismatch-ja").await;
+    click(&app, "#lang").await?;
+    let refusal = wait_css(
+        &app,
+        "#setup-error[data-code='CERTIFICATE_PIN_MISMATCH']",
+        Duration::from_secs(10),
+    )
+    .await?
+    .text()
+    .await?;
+    assert_eq!(refusal, app::AppError::PinMismatch.message_en());
+    assert!(refusal.contains("Nothing was sent"), "{refusal}");
+    shot(&app, "21-pin-mismatch-en").await;
+    // Back to Japanese: the choice is kept in the webview's storage, shared with later runs.
+    click(&app, "#lang").await?;
+    wait_css(&app, "html[lang='ja']", Duration::from_secs(10)).await?;
+
+    assert!(
+        proxy.connections() >= 1,
+        "the app did connect to the TLS endpoint"
+    );
+    assert_eq!(proxy.handshakes_ok(), 0, "the app refused the handshake");
+    assert_eq!(
+        proxy.plaintext_in(),
+        0,
+        "no byte of a request (so not the activation password) went through"
+    );
+    let requests_after = backend.requests()?;
+    assert_eq!(
+        requests_after,
+        requests_before,
+        "the backend received no request while the app was refused (log: {})",
+        backend.log_path().display()
+    );
+    assert!(
+        !requests_after.iter().any(|r| r.contains("/app/v1/")),
+        "no setup attempt (nor time request) ever reached the backend: {requests_after:?}"
+    );
+    if let Ok(metadata) = std::fs::read_to_string(app_dir.join(app::vault::METADATA_FILE)) {
+        let json: serde_json::Value = serde_json::from_str(&metadata)?;
+        assert_eq!(
+            json["tokens"],
+            serde_json::json!([]),
+            "no token: {metadata}"
+        );
+    }
+    app.close().await?;
+    drop(driver);
+
+    // --- the right key (as the backup pin): setup over TLS works ----------------------------
+    let driver = Driver::start(&env([other_pin(b"current key"), proxy.pin.clone()])).await?;
+    let app = driver.launch(&app_bin, std::slice::from_ref(&link)).await?;
+    wait_css(&app, "#link-filled", Duration::from_secs(30)).await?;
+    fill(&app, "#activation_password", ACTIVATION_PASSWORD).await?;
+    click(&app, "#agreed").await?;
+    click(&app, "#submit").await?;
+    wait_css(&app, "#lock-offer", Duration::from_secs(30)).await?;
+    click(&app, "#offer-later").await?;
+    let code = wait_css(
+        &app,
+        "#code[data-code]:not([data-code=''])",
+        Duration::from_secs(30),
+    )
+    .await?
+    .attr("data-code")
+    .await?
+    .unwrap_or_default();
+    shot(&app, "22-pinned-setup-code").await;
+    assert!(proxy.handshakes_ok() >= 1 && proxy.plaintext_in() > 0);
+    let setups: Vec<_> = backend
+        .requests()?
+        .into_iter()
+        .filter(|r| r.contains("route=/app/v1/setup"))
+        .collect();
+    assert_eq!(
+        setups,
+        vec!["request{method=POST route=/app/v1/setup}".to_owned()],
+        "the one setup the backend received came through the pinned connection"
+    );
+
+    // The token is real: BOK001 activates it with the app's code.
+    let page = bank.get("/otp/activate").await?;
+    let csrf = page.input_value("csrf")?;
+    let page = bank
+        .post("/otp/activate", &[("csrf", &csrf), ("code", &code)])
+        .await?;
+    assert_eq!(page.path, "/otp/activate/done", "{}", page.body);
+
+    // Leave nothing in the kernel keyring.
+    let (token, _) = only_token(&app_dir)?;
+    let store = app::KeyringStore::platform(&keystore_service)?;
+    store.delete(token["id"].as_str().context("id")?)?;
     app.close().await?;
     drop(driver);
     drop(xvfb);

@@ -9,9 +9,18 @@
 //!
 //! Environment overrides (desktop runs and tests):
 //! - `OTP_APP_DIRECTORY`: JSON `{"<service id>": "<base url>"}` merged over the bundled
-//!   directory (`http://` only to loopback);
+//!   directory (`http://` only to loopback; an `https://` URL keeps the bundled pins);
 //! - `OTP_APP_DATA_DIR`: where the metadata file lives (default: the OS app data directory);
 //! - `OTP_APP_KEYSTORE_SERVICE`: the keystore service name (default `jp.example-bank.otp`).
+//!
+//! Test-only, honoured by debug builds alone (`debug_assertions`: a release build never reads
+//! `OTP_APP_TEST_CA` and refuses pinned entries, as before), so the desktop e2e can pin a
+//! backend served over TLS with a CA made in the test:
+//! - `OTP_APP_DIRECTORY` entries may also be `{"url": "https://…", "pins": ["sha256/…", …]}`
+//!   (at least two distinct pins, as in `app/directory.json`); a release build refuses the
+//!   whole override, as it always did for anything but a URL;
+//! - `OTP_APP_TEST_CA`: a PEM file of CA certificates trusted besides the bundled public roots
+//!   (the chain and the pin are still both checked).
 
 pub mod commands;
 pub mod error;
@@ -47,6 +56,10 @@ pub struct ShellConfig {
     pub store: Result<Arc<dyn SecretStore>, AppError>,
     /// Service ID → backend.
     pub directory: Result<Directory, AppError>,
+    /// A PEM file of CA certificates the provisioning client trusts besides the public roots.
+    /// Set from the environment (`OTP_APP_TEST_CA`) by debug builds only: a release build's
+    /// [`ShellConfig::from_env`] leaves it `None`.
+    pub test_ca: Option<PathBuf>,
     /// A setup link the app was started with.
     pub link: Option<SetupLink>,
     /// The clipboard; `None`: the system clipboard through the clipboard plugin.
@@ -75,6 +88,7 @@ impl ShellConfig {
             data_dir: std::env::var_os("OTP_APP_DATA_DIR").map(PathBuf::from),
             store,
             directory,
+            test_ca: test_ca_from_env(),
             link: SetupLink::from_args(std::env::args().skip(1)),
             clipboard: None,
             clipboard_clear_after: app::clipboard::CLEAR_AFTER,
@@ -82,13 +96,63 @@ impl ShellConfig {
     }
 }
 
+/// `OTP_APP_TEST_CA`, read by debug builds only.
+#[cfg(debug_assertions)]
+fn test_ca_from_env() -> Option<PathBuf> {
+    std::env::var_os("OTP_APP_TEST_CA").map(PathBuf::from)
+}
+
+/// Release builds trust the public roots alone, whatever the environment says.
+#[cfg(not(debug_assertions))]
+fn test_ca_from_env() -> Option<PathBuf> {
+    None
+}
+
+/// Whether `OTP_APP_DIRECTORY` may replace a service's pins: debug builds (tests) only.
+const PIN_OVERRIDES: bool = cfg!(debug_assertions);
+
 fn merge_directory(dir: &mut Directory, json: &str) -> Result<(), AppError> {
-    let overrides: std::collections::BTreeMap<String, String> =
+    merge_directory_with(dir, json, PIN_OVERRIDES)
+}
+
+fn merge_directory_with(
+    dir: &mut Directory,
+    json: &str,
+    pin_overrides: bool,
+) -> Result<(), AppError> {
+    let overrides: std::collections::BTreeMap<String, serde_json::Value> =
         serde_json::from_str(json).map_err(|_| AppError::BadResponse)?;
-    for (service, url) in overrides {
-        dir.set(&protocol::ServiceId::parse(&service)?, &url)?;
+    for (service, entry) in overrides {
+        let service_id = protocol::ServiceId::parse(&service)?;
+        match entry {
+            serde_json::Value::String(url) => dir.set(&service_id, &url)?,
+            pinned @ serde_json::Value::Object(_) if pin_overrides => {
+                // Checked exactly as a bundled entry (https needs two distinct pins).
+                let one =
+                    Directory::from_json(&serde_json::json!({ &service: pinned }).to_string())?;
+                dir.set(&service_id, one.base_url(&service_id)?)?;
+                dir.set_pins(&service_id, one.pins(&service_id)?.to_vec())?;
+            }
+            _ => return Err(AppError::BadResponse),
+        }
     }
     Ok(())
+}
+
+/// The provisioning client: the public roots, plus in a debug build the test CA if one is set.
+fn provisioning_client(
+    directory: Directory,
+    test_ca: Option<&std::path::Path>,
+) -> Result<ProvisioningClient, AppError> {
+    let Some(path) = test_ca else {
+        return ProvisioningClient::new(directory);
+    };
+    // An unreadable or broken file is an error, never a silent fallback.
+    let roots = std::fs::read(path)
+        .ok()
+        .and_then(|pem| app::pinning::public_roots_and_pem(&pem))
+        .ok_or(AppError::UntrustedServer)?;
+    ProvisioningClient::with_roots(directory, app::Timeouts::default(), roots)
 }
 
 /// Registers the shell's state and commands on `builder`; `on_setup` runs at the end of the
@@ -145,7 +209,10 @@ where
         commands::app_visible,
         commands::lock_biometric,
     ]);
-    let client = config.directory.and_then(ProvisioningClient::new);
+    let test_ca = config.test_ca;
+    let client = config
+        .directory
+        .and_then(|dir| provisioning_client(dir, test_ca.as_deref()));
     let clipboard = config.clipboard;
     let clear_after = config.clipboard_clear_after;
     // Runs once the Shell is managed: the screen guard's start-up hook and the clipboard.

@@ -37,6 +37,7 @@ fn shell_with(
         store,
         // Port 9 (discard) on loopback: nothing listens, so a request that is sent fails fast.
         directory: Directory::from_json(r#"{"10112231": "http://127.0.0.1:9"}"#),
+        test_ca: None,
         link,
         clipboard: Some(clipboard as Arc<dyn crate::Clipboard>),
         clipboard_clear_after: std::time::Duration::from_millis(300),
@@ -250,6 +251,60 @@ fn a_directory_override_points_a_service_at_loopback_only() {
         crate::merge_directory(&mut dir, r#"{"10112231": "http://bank.example"}"#),
         Err(AppError::InsecureBackendUrl)
     );
+}
+
+#[test]
+fn pins_are_overridden_in_debug_builds_only_and_checked_as_bundled_ones() {
+    let service = protocol::ServiceId::parse("10112231").unwrap();
+    let (a, b) = (
+        app::pinning::Pin::of_spki(b"a"),
+        app::pinning::Pin::of_spki(b"b"),
+    );
+    let pinned = serde_json::json!({ "10112231": {
+        "url": "https://localhost:8443", "pins": [a.to_text(), b.to_text()] } })
+    .to_string();
+
+    let mut dir = Directory::bundled().unwrap();
+    crate::merge_directory_with(&mut dir, &pinned, true).unwrap();
+    assert_eq!(dir.base_url(&service).unwrap(), "https://localhost:8443");
+    let mut pins = vec![a, b];
+    pins.sort_unstable();
+    assert_eq!(dir.pins(&service).unwrap(), pins.as_slice());
+    // One pin is refused as in app/directory.json.
+    let one = serde_json::json!({ "10112231": {
+        "url": "https://localhost:8443", "pins": [a.to_text()] } })
+    .to_string();
+    assert_eq!(
+        crate::merge_directory_with(&mut Directory::bundled().unwrap(), &one, true),
+        Err(AppError::InsecureBackendUrl)
+    );
+
+    // A release build refuses a pinned override (as it always refused anything but a URL),
+    // and an https URL alone keeps the bundled pins.
+    let bundled = Directory::bundled().unwrap();
+    let mut dir = bundled.clone();
+    assert_eq!(
+        crate::merge_directory_with(&mut dir, &pinned, false),
+        Err(AppError::BadResponse)
+    );
+    crate::merge_directory_with(&mut dir, r#"{"10112231": "https://localhost:8443"}"#, false)
+        .unwrap();
+    assert_eq!(dir.pins(&service), bundled.pins(&service));
+    assert_eq!(crate::PIN_OVERRIDES, cfg!(debug_assertions));
+}
+
+#[test]
+fn a_test_ca_that_cannot_be_read_is_an_error_not_a_fallback() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("ca.pem");
+    std::fs::write(&broken, "not a certificate").unwrap();
+    for path in [broken, dir.path().join("missing.pem")] {
+        assert_eq!(
+            crate::provisioning_client(Directory::bundled().unwrap(), Some(&path)).unwrap_err(),
+            AppError::UntrustedServer
+        );
+    }
+    assert!(crate::provisioning_client(Directory::bundled().unwrap(), None).is_ok());
 }
 
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
