@@ -411,6 +411,9 @@ impl Store {
             let mut tick = tokio::time::interval(Duration::from_millis(250));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut last_log = -1;
+            // Whether the log file was emptied since the log last changed: after a RESTART with
+            // no writes since, the log holds no frames but its file is still at its peak.
+            let mut truncated = false;
             loop {
                 tick.tick().await;
                 if pool.is_closed() {
@@ -430,7 +433,10 @@ impl Store {
                         last_log
                     }
                 };
-                let idle = log > 0 && log == last_log;
+                if log != last_log {
+                    truncated = false;
+                }
+                let idle = log == last_log && !truncated;
                 last_log = log;
                 let mode = if log >= WAL_RESTART_PAGES {
                     "RESTART"
@@ -448,7 +454,10 @@ impl Store {
                         .await;
                 drop(exclusive);
                 match done {
-                    Ok((0, _, _)) if mode == "TRUNCATE" => last_log = 0,
+                    Ok((0, _, _)) if mode == "TRUNCATE" => {
+                        last_log = 0;
+                        truncated = true;
+                    }
                     Ok(_) => {}
                     Err(e) => tracing::debug!(error = %e, mode, "WAL checkpoint failed; retrying"),
                 }
