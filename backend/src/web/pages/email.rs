@@ -191,14 +191,9 @@ pub async fn commit(
     let Some(d) = c.email_draft() else {
         return Ok(see_other("/settings/email"));
     };
-    let key = d
-        .get("request_key")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
-    if form.get("request_key").map(String::as_str) != Some(key.as_str()) {
+    let Some(key) = super::posted_request_key(&d, &form) else {
         return Ok(see_other("/settings/email"));
-    }
+    };
     if d.get("done").is_some() {
         return Ok(see_other("/settings/email/done"));
     }

@@ -180,14 +180,9 @@ pub async fn issue_commit(
     let Some(draft) = issue_draft(&c.sess).cloned() else {
         return Ok(see_other("/otp/issue"));
     };
-    let key = draft
-        .get("request_key")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
-    if form.get("request_key").map(String::as_str) != Some(key.as_str()) {
+    let Some(key) = super::posted_request_key(&draft, &form) else {
         return Ok(see_other("/otp"));
-    }
+    };
     if draft.get("issued_user_id").is_some() {
         return Ok(see_other("/otp/issue/complete"));
     }

@@ -460,6 +460,16 @@ impl Ctx {
     }
 }
 
+/// The draft's request key, when the confirmation form posted it back (a form of another
+/// draft, or of one since replaced, is not this one's 確定する).
+pub(crate) fn posted_request_key(draft: &Value, form: &HashMap<String, String>) -> Option<String> {
+    let key = draft
+        .get("request_key")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    (form.get("request_key").map(String::as_str) == Some(key)).then(|| key.to_owned())
+}
+
 /// Field errors, translated: field → message.
 #[derive(Debug, Default)]
 pub struct FieldErrors(BTreeMap<&'static str, String>);

@@ -225,14 +225,9 @@ pub async fn commit(
     let Some(d) = c.draft() else {
         return Ok(see_other("/transfer"));
     };
-    let key = d
-        .get("request_key")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
-    if form.get("request_key").map(String::as_str) != Some(key.as_str()) {
+    let Some(key) = super::posted_request_key(&d, &form) else {
         return Ok(see_other("/transfer"));
-    }
+    };
     let engine = c.st.engine.clone();
     if d.get("done_id").is_some()
         || engine
