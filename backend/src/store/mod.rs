@@ -438,10 +438,13 @@ impl Store {
                 }
                 let idle = log == last_log && !truncated;
                 last_log = log;
-                let mode = if log >= WAL_RESTART_PAGES {
-                    "RESTART"
-                } else if idle {
+                // Idle first: a RESTART leaves the frame count as it was until the next write,
+                // so a log left past the mark by the last commit would be restarted on every
+                // tick and never emptied (CI saw it stay at 7 MiB).
+                let mode = if idle {
                     "TRUNCATE"
+                } else if log >= WAL_RESTART_PAGES {
+                    "RESTART"
                 } else {
                     continue;
                 };
