@@ -20,6 +20,7 @@ fn bench(c: &mut Criterion) {
         state: TokenState::Active,
         params,
         last_step: Some(step - 5),
+        last_tx_step: None,
         drift: 0,
         locked_at: None,
     };

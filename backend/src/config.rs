@@ -154,6 +154,8 @@ pub struct Config {
     pub web: WebConfig,
     pub staff: StaffConfig,
     pub bank: BankConfig,
+    /// Transfer limits and when transaction authentication (取引認証) is asked.
+    pub transfers: crate::domain::transfer::TransferRules,
 }
 
 impl Default for Config {
@@ -179,6 +181,7 @@ impl Default for Config {
             web: WebConfig::default(),
             staff: StaffConfig::default(),
             bank: BankConfig::default(),
+            transfers: crate::domain::transfer::TransferRules::default(),
         }
     }
 }
@@ -270,6 +273,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.policy.validate().map_err(ConfigError::Invalid)?;
         self.app_api.validate().map_err(ConfigError::Invalid)?;
+        self.transfers.validate().map_err(ConfigError::Invalid)?;
         protocol::ServiceId::parse(&self.service_id)
             .map_err(|_| ConfigError::Invalid("service_id must be 8 digits".into()))?;
         self.totp_params()?;

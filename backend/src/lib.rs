@@ -210,6 +210,7 @@ pub async fn build(cfg: &Config, clock: Box<dyn Clock>) -> anyhow::Result<(AppSt
             verify_workers: workers,
             four_eyes: domain::staff::FourEyes(cfg.staff.four_eyes),
             bank: cfg.bank.clone(),
+            transfers: cfg.transfers.clone(),
             links: mail::LinkSettings {
                 public_url: cfg.public_url(),
                 link_ttl_days: cfg.web.link_ttl_days,

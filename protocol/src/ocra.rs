@@ -857,7 +857,11 @@ impl ChallengeNonce {
         base32::encode(base32::Alphabet::Rfc4648 { padding: false }, &self.0)
     }
 
-    fn from_base32(s: &str) -> Result<ChallengeNonce, OcraError> {
+    /// Parses [`ChallengeNonce::to_base32`]'s form.
+    ///
+    /// # Errors
+    /// [`OcraError::ChallengeFormat`] unless 26 characters of the RFC 4648 alphabet.
+    pub fn from_base32(s: &str) -> Result<ChallengeNonce, OcraError> {
         if s.len() != 26 || !s.bytes().all(|b| matches!(b, b'A'..=b'Z' | b'2'..=b'7')) {
             return Err(OcraError::ChallengeFormat);
         }

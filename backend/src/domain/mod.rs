@@ -161,14 +161,18 @@ pub enum Purpose {
     Transfer,
     Activation,
     Deactivation,
+    /// Transaction authentication (取引認証, issue 16): an 8-digit OCRA code over the transfer's
+    /// payee account and amount ([`verify::decide_transaction`]), never a TOTP code.
+    Transaction,
 }
 
 impl Purpose {
-    pub const ALL: [Purpose; 4] = [
+    pub const ALL: [Purpose; 5] = [
         Purpose::Login,
         Purpose::Transfer,
         Purpose::Activation,
         Purpose::Deactivation,
+        Purpose::Transaction,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -177,13 +181,16 @@ impl Purpose {
             Purpose::Transfer => "transfer",
             Purpose::Activation => "activation",
             Purpose::Deactivation => "deactivation",
+            Purpose::Transaction => "transaction",
         }
     }
 
     /// Whether a token in `state` may verify a code for this purpose.
     pub fn accepts(self, state: TokenState) -> bool {
         match self {
-            Purpose::Login | Purpose::Transfer => state == TokenState::Active,
+            Purpose::Login | Purpose::Transfer | Purpose::Transaction => {
+                state == TokenState::Active
+            }
             Purpose::Activation => state == TokenState::Provisioned,
             Purpose::Deactivation => matches!(state, TokenState::Active | TokenState::Provisioned),
         }
@@ -194,7 +201,7 @@ impl Purpose {
         match self {
             Purpose::Activation => Some(Event::Activate),
             Purpose::Deactivation => Some(Event::Deactivate),
-            Purpose::Login | Purpose::Transfer => None,
+            Purpose::Login | Purpose::Transfer | Purpose::Transaction => None,
         }
     }
 }

@@ -112,6 +112,7 @@ pub fn staff_code(
         state: TokenState::Active,
         params: STAFF_TOTP,
         last_step,
+        last_tx_step: None,
         drift: 0,
         locked_at: None,
     };

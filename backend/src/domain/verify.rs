@@ -100,6 +100,9 @@ pub struct TokenSnapshot {
     pub state: TokenState,
     pub params: TotpParams,
     pub last_step: Option<u64>,
+    /// The last accepted transaction-authentication step (its own, so a TOTP code accepted in
+    /// a minute does not make that minute's transaction code a replay, nor the other way).
+    pub last_tx_step: Option<u64>,
     pub drift: i64,
     pub locked_at: Option<i64>,
 }
@@ -147,6 +150,10 @@ pub fn decide(
     if policy.is_locked(snapshot.locked_at, i64::try_from(now).unwrap_or(i64::MAX)) {
         return Decision::Locked;
     }
+    if purpose == Purpose::Transaction {
+        // Key separation: a TOTP code is never a transaction code (decide_transaction is).
+        return Decision::Fail;
+    }
     let (first, last) = window(snapshot, policy, now);
     match protocol::match_step(
         secret,
@@ -171,6 +178,46 @@ pub fn decide(
     }
 }
 
+/// Decide a transaction-authentication code (取引認証, issue 16): the OCRA response of
+/// `protocol::ocra` for `transaction` (the transfer as the bank received it), under the key
+/// derived from the token's secret for this purpose only. The same gates as [`decide`] (an
+/// active token, not locked); the window is the policy's `window` around the current minute
+/// (OCRA's `T1M`, without TOTP's drift: the two clocks are the phone's, but the transaction
+/// step has no learned offset of its own); replay is judged against the token's last accepted
+/// *transaction* step. A failure counts toward the token's one lock, as a TOTP failure does.
+pub fn decide_transaction(
+    snapshot: &TokenSnapshot,
+    secret: &Secret,
+    code: &Code,
+    transaction: &protocol::ocra::Transaction,
+    policy: &Policy,
+    now: u64,
+) -> Decision {
+    if !Purpose::Transaction.accepts(snapshot.state) {
+        return Decision::NotActive;
+    }
+    if policy.is_locked(snapshot.locked_at, i64::try_from(now).unwrap_or(i64::MAX)) {
+        return Decision::Locked;
+    }
+    let current = protocol::ocra::transaction_step_at(now);
+    let w = u64::from(policy.window);
+    match protocol::ocra::match_transaction_code(
+        secret,
+        transaction,
+        code,
+        current.saturating_sub(w),
+        current.saturating_add(w),
+        snapshot.last_tx_step,
+    ) {
+        StepMatch::Accepted(step) => Decision::Accept {
+            step,
+            drift: snapshot.drift,
+        },
+        StepMatch::Replayed(step) => Decision::Replay { step },
+        StepMatch::NoMatch => Decision::Fail,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +228,7 @@ mod tests {
             state,
             params: TotpParams::default(),
             last_step: None,
+            last_tx_step: None,
             drift: 0,
             locked_at: None,
         }
@@ -308,7 +356,9 @@ mod tests {
         for st in TokenState::ALL {
             for purpose in Purpose::ALL {
                 let d = decide(&snap(st), &secret(), &code(cur), purpose, &p, NOW);
-                if purpose.accepts(st) {
+                if purpose == Purpose::Transaction && purpose.accepts(st) {
+                    assert_eq!(d, Decision::Fail, "a TOTP code is never a transaction code");
+                } else if purpose.accepts(st) {
                     assert!(matches!(d, Decision::Accept { .. }), "{st}/{purpose:?}");
                 } else {
                     assert_eq!(
@@ -367,6 +417,72 @@ mod tests {
             decide(&s, &sec, &c, Purpose::Transfer, &Policy::default(), NOW),
             Decision::Accept { .. }
         ));
+    }
+
+    fn transfer(account: &str, amount: u64) -> protocol::ocra::Transaction {
+        protocol::ocra::Transaction::new(
+            "0001",
+            "123",
+            protocol::ocra::AccountType::Ordinary,
+            account,
+            amount,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_transaction_code_works_once_for_its_own_transfer_only() {
+        let p = Policy::default();
+        let tx = transfer("1234567", 150_000);
+        let minute = protocol::ocra::transaction_step_at(NOW);
+        let c = protocol::ocra::transaction_code(&secret(), &tx, NOW);
+        let mut s = snap(TokenState::Active);
+        assert_eq!(
+            decide_transaction(&s, &secret(), &c, &tx, &p, NOW),
+            Decision::Accept {
+                step: minute,
+                drift: 0
+            }
+        );
+        // Any other account or amount: a failure (man-in-the-browser).
+        for other in [transfer("1234568", 150_000), transfer("1234567", 150_001)] {
+            assert_eq!(
+                decide_transaction(&s, &secret(), &c, &other, &p, NOW),
+                Decision::Fail
+            );
+        }
+        // Key separation, both ways.
+        let totp = code(TotpParams::default().step_at(NOW));
+        assert_eq!(
+            decide_transaction(&s, &secret(), &totp, &tx, &p, NOW),
+            Decision::Fail
+        );
+        assert_eq!(
+            decide(&s, &secret(), &c, Purpose::Transfer, &p, NOW),
+            Decision::Fail
+        );
+        // Its own replay clock: a TOTP step accepted this minute does not replay it, its own does.
+        s.last_step = Some(TotpParams::default().step_at(NOW));
+        assert!(matches!(
+            decide_transaction(&s, &secret(), &c, &tx, &p, NOW),
+            Decision::Accept { .. }
+        ));
+        s.last_tx_step = Some(minute);
+        assert_eq!(
+            decide_transaction(&s, &secret(), &c, &tx, &p, NOW),
+            Decision::Replay { step: minute }
+        );
+        // Locked and inactive tokens refuse it.
+        s.last_tx_step = None;
+        s.locked_at = Some(1);
+        assert_eq!(
+            decide_transaction(&s, &secret(), &c, &tx, &p, NOW),
+            Decision::Locked
+        );
+        assert_eq!(
+            decide_transaction(&snap(TokenState::Provisioned), &secret(), &c, &tx, &p, NOW),
+            Decision::NotActive
+        );
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub use issuance::Issued;
 pub use lifecycle::LinkOpened;
 pub use mail_password::{MailCheck, MailSend};
 pub use provision::Provisioned;
-pub use transfers::TransferDone;
+pub use transfers::{TransferDone, TransferRequest};
 pub use verify::VerifyReport;
 use views::status_of;
 pub(crate) use views::token_view;
@@ -140,6 +140,8 @@ pub struct EngineConfig {
     pub four_eyes: crate::domain::staff::FourEyes,
     /// The institution's name, self-reference and contact line, for the mails.
     pub bank: crate::config::BankConfig,
+    /// Transfer limits and the transaction-authentication policy.
+    pub transfers: crate::domain::transfer::TransferRules,
 }
 
 struct Inner {
@@ -178,6 +180,7 @@ fn snapshot(row: &TokenRow) -> Result<TokenSnapshot> {
         state: row.state()?,
         params,
         last_step: u64::try_from(row.last_step).ok(),
+        last_tx_step: u64::try_from(row.last_tx_step).ok(),
         drift: row.drift,
         locked_at: row.locked_at,
     })

@@ -1,9 +1,11 @@
-//! Transfers (振込): recorded once per request key under a unique reference, with their audit
-//! event (which carries the reference to the staff timeline). The caller has checked the
-//! confirmation password and, while OTP is in use, the code.
+//! Transfers (振込): recorded once per request key under a unique reference, within the daily
+//! limit, with their audit event (which carries the reference, the payee account and whether
+//! transaction authentication was used to the staff timeline), registering the payee. The
+//! caller has checked the confirmation password and, while OTP is in use, the code (a
+//! transaction code when `TransferRules::transaction_auth` asks for one).
 
-use crate::domain::transfer;
-use crate::store::{NewAudit, StoreError, TransferRow};
+use crate::domain::transfer::{self, PayeeAccount};
+use crate::store::{NewAudit, NewTransfer, PayeeRow, StoreError, TransferRow};
 
 use super::{now_i64, Actor, Engine, EngineError, Result};
 
@@ -15,6 +17,10 @@ pub struct TransferDone {
     pub reference: String,
     pub payee: String,
     pub amount: i64,
+    /// Whether the account was new to the customer.
+    pub new_payee: bool,
+    /// Whether a transaction code (取引認証) authenticated it.
+    pub transaction_auth: bool,
     /// False when this request key had already recorded the transfer (a double submit).
     pub new: bool,
 }
@@ -26,6 +32,8 @@ impl From<TransferRow> for TransferDone {
             reference: t.reference.unwrap_or_default(),
             payee: t.payee,
             amount: t.amount,
+            new_payee: t.new_payee != 0,
+            transaction_auth: t.tx_digest.is_some(),
             new: false,
         }
     }
@@ -35,49 +43,101 @@ impl From<TransferRow> for TransferDone {
 /// second draw is already rare.
 const REFERENCE_TRIES: usize = 8;
 
+/// A transfer to record (the caller has authenticated it).
+pub struct TransferRequest<'a> {
+    pub customer_id: i64,
+    /// The confirm form's key: a second submit finds the first transfer.
+    pub request_key: &'a str,
+    pub payee: &'a PayeeAccount,
+    pub amount: i64,
+    /// The token that authenticated it, if OTP is in use.
+    pub user_id: Option<&'a str>,
+    pub new_payee: bool,
+    /// The digest of the transaction a transaction code authenticated.
+    pub tx_digest: Option<&'a str>,
+}
+
 impl Engine {
-    /// Whether the customer has transferred to this payee before (a new payee asks for more:
-    /// a メール通知パスワード, or transaction authentication).
+    /// The transfer rules of the configuration (limits and the transaction-authentication
+    /// policy).
+    pub fn transfer_rules(&self) -> &transfer::TransferRules {
+        &self.config().transfers
+    }
+
+    /// Whether the customer has not transferred to this account before (a new payee asks for
+    /// more: a メール通知パスワード, or transaction authentication).
     ///
     /// # Errors
     /// The database is unavailable.
-    pub async fn payee_used(&self, customer_id: i64, payee: &str) -> Result<bool> {
-        Ok(self.store().payee_used(customer_id, payee).await?)
+    pub async fn payee_is_new(&self, customer_id: i64, payee: &PayeeAccount) -> Result<bool> {
+        Ok(self
+            .store()
+            .payee_by_account(customer_id, payee)
+            .await?
+            .is_none())
+    }
+
+    /// The customer's registered payees, most recently used first.
+    ///
+    /// # Errors
+    /// The database is unavailable.
+    pub async fn payees(&self, customer_id: i64) -> Result<Vec<PayeeRow>> {
+        Ok(self.store().payees(customer_id).await?)
+    }
+
+    /// Yen the customer may still transfer today (Asia/Tokyo), for the input screen's check;
+    /// [`Engine::record_transfer`] checks again atomically.
+    ///
+    /// # Errors
+    /// The database is unavailable.
+    pub async fn daily_allowance(&self, customer_id: i64) -> Result<i64> {
+        let since = transfer::tokyo_day_start(now_i64(self.now()));
+        let mut tx = self.store().begin().await?;
+        let total = tx.transferred_since(customer_id, since).await?;
+        drop(tx);
+        Ok((self.transfer_rules().daily_limit - total).max(0))
     }
 
     /// Record a transfer once per request key (the confirm form's), in one transaction with its
-    /// audit event, under a new reference (`domain::transfer`; drawn again if the database
-    /// already has it). The caller has checked the confirmation password and, when OTP is
-    /// active, the code.
+    /// audit event and the payee's registration, under a new reference (`domain::transfer`;
+    /// drawn again if the database already has it), only within the day's limit.
     ///
     /// # Errors
-    /// The database is unavailable.
+    /// `DAILY_LIMIT` when today's transfers and this one pass the daily limit; the database
+    /// is unavailable.
     pub async fn record_transfer(
         &self,
-        customer_id: i64,
-        request_key: &str,
-        payee: &str,
-        amount: i64,
-        user_id: Option<&str>,
+        t: &TransferRequest<'_>,
         actor: &Actor,
     ) -> Result<TransferDone> {
-        if let Some(t) = self.store().transfer_by_key(request_key).await? {
-            return Ok(t.into());
+        if let Some(row) = self.store().transfer_by_key(t.request_key).await? {
+            return Ok(row.into());
         }
         let now = now_i64(self.now());
+        let since = transfer::tokyo_day_start(now);
         for _ in 0..REFERENCE_TRIES {
             let reference = transfer::new_reference(now, &mut rand::rngs::OsRng);
             let mut tx = self.store().begin().await?;
+            let total = tx.transferred_since(t.customer_id, since).await?;
+            if total.saturating_add(t.amount) > self.transfer_rules().daily_limit {
+                return Err(EngineError::Invalid {
+                    field: "amount",
+                    code: "DAILY_LIMIT",
+                    message: "the transfer would pass the daily limit".into(),
+                });
+            }
             let id = match tx
-                .insert_transfer(
-                    customer_id,
-                    request_key,
-                    &reference,
-                    payee,
-                    amount,
-                    user_id,
+                .insert_transfer(&NewTransfer {
+                    customer_id: t.customer_id,
+                    request_key: t.request_key,
+                    reference: &reference,
+                    payee: t.payee,
+                    amount: t.amount,
+                    user_id: t.user_id,
+                    new_payee: t.new_payee,
+                    tx_digest: t.tx_digest,
                     now,
-                )
+                })
                 .await
             {
                 Ok(id) => id,
@@ -86,22 +146,33 @@ impl Engine {
                     // draw another). A failed statement ends a PostgreSQL transaction, so each
                     // try has its own.
                     drop(tx);
-                    if let Some(t) = self.store().transfer_by_key(request_key).await? {
-                        return Ok(t.into());
+                    if let Some(row) = self.store().transfer_by_key(t.request_key).await? {
+                        return Ok(row.into());
                     }
                     tracing::warn!("transfer reference collision; drawing another");
                     continue;
                 }
                 Err(e) => return Err(e.into()),
             };
+            tx.register_payee(t.customer_id, t.payee, now).await?;
             tx.audit(&NewAudit {
-                customer_id: Some(customer_id),
-                user_id,
+                customer_id: Some(t.customer_id),
+                user_id: t.user_id,
                 detail: Some(
                     serde_json::json!({
                         "reference": reference,
                         "transfer_id": id,
-                        "amount": amount,
+                        "amount": t.amount,
+                        "payee": {
+                            "bank_code": t.payee.bank_code,
+                            "branch_code": t.payee.branch_code,
+                            "account_type": t.payee.account_type,
+                            "account_number": t.payee.account_number,
+                            "name": t.payee.name,
+                        },
+                        "new_payee": t.new_payee,
+                        "transaction_auth": t.tx_digest.is_some(),
+                        "transaction": t.tx_digest,
                     })
                     .to_string(),
                 ),
@@ -112,8 +183,10 @@ impl Engine {
             return Ok(TransferDone {
                 id,
                 reference,
-                payee: payee.to_owned(),
-                amount,
+                payee: t.payee.name.clone(),
+                amount: t.amount,
+                new_payee: t.new_payee,
+                transaction_auth: t.tx_digest.is_some(),
                 new: true,
             });
         }

@@ -43,7 +43,7 @@ pub use sessions::SessionRow;
 pub use staff::{NewStaffRequest, StaffRequestRow, StaffRow, StaffSessionRow};
 pub use throttles::ThrottleKey;
 pub use tokens::{NewToken, TokenRow, TokenUpdate};
-pub use transfers::TransferRow;
+pub use transfers::{NewTransfer, PayeeRow, TransferRow};
 
 use audit::PendingAudit;
 

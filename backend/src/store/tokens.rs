@@ -43,6 +43,8 @@ pub struct TokenRow {
     pub locked_at: Option<i64>,
     pub last_used_at: Option<i64>,
     pub device: Option<String>,
+    /// The last accepted transaction-authentication step (-1: none yet).
+    pub last_tx_step: i64,
 }
 
 impl TokenRow {
@@ -65,6 +67,7 @@ impl TokenRow {
 pub struct TokenUpdate {
     pub id: i64,
     pub last_step: i64,
+    pub last_tx_step: i64,
     pub drift: i64,
     pub failures: i64,
     pub locked_at: Option<i64>,
@@ -73,6 +76,7 @@ pub struct TokenUpdate {
     pub activated_at: Option<i64>,
     pub deactivated_at: Option<i64>,
     pub expect_last_step: i64,
+    pub expect_last_tx_step: i64,
     pub expect_failures: i64,
     pub expect_state: String,
     pub expect_locked_at: Option<i64>,
@@ -94,7 +98,7 @@ pub struct NewToken<'a> {
 pub(super) const TOKEN_COLUMNS: &str = "id, customer_id, user_id, service_id, state, email, algorithm, digits, \
     period, secret_key_id, secret_enc, secret_format, activation_password_hash, activation_failures, \
     issued_at, expires_at, link_opened_at, provisioned_at, activated_at, deactivated_at, revoked_at, \
-    voided_at, void_reason, last_step, drift, failures, locked_at, last_used_at, device";
+    voided_at, void_reason, last_step, drift, failures, locked_at, last_used_at, device, last_tx_step";
 
 impl Store {
     pub async fn token_by_user_id(&self, user_id: &str) -> Result<Option<TokenRow>> {
@@ -153,33 +157,38 @@ impl Tx<'_> {
     /// # Errors
     /// Database unavailable.
     pub async fn apply_token_updates(&mut self, updates: &[TokenUpdate]) -> Result<HashSet<i64>> {
-        const COLS: usize = 13;
+        const COLS: usize = 15;
         let mut landed = HashSet::new();
         for chunk in updates.chunks(256) {
             let mut values = Vec::with_capacity(chunk.len());
             for i in 0..chunk.len() {
                 let b = i * COLS;
                 let p = |k: usize| self.1.kind.param(b + k);
-                values.push(format!(
-                    "(CAST({} AS BIGINT), CAST({} AS BIGINT), CAST({} AS BIGINT), CAST({} AS BIGINT), \
-                     CAST({} AS BIGINT), CAST({} AS TEXT), CAST({} AS BIGINT), CAST({} AS BIGINT), \
-                     CAST({} AS BIGINT), CAST({} AS BIGINT), CAST({} AS BIGINT), CAST({} AS TEXT), \
-                     CAST({} AS BIGINT))",
-                    p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(9), p(10), p(11), p(12), p(13)
-                ));
+                let text = [6, 12];
+                let cols: Vec<String> = (1..=COLS)
+                    .map(|k| {
+                        let ty = if text.contains(&k) { "TEXT" } else { "BIGINT" };
+                        format!("CAST({} AS {ty})", p(k))
+                    })
+                    .collect();
+                values.push(format!("({})", cols.join(", ")));
             }
             // NULLs travel as -1 (no stored time or step is negative) so every value has a type.
+            // The transaction step is compared too: the same compare-and-set makes a
+            // transaction code as single-use as a TOTP code.
             let sql = format!(
                 "WITH v(v_id, v_last_step, v_drift, v_failures, v_locked_at, v_state, v_last_used_at, \
-                        v_activated_at, v_deactivated_at, x_last_step, x_failures, x_state, x_locked_at) \
+                        v_activated_at, v_deactivated_at, x_last_step, x_failures, x_state, x_locked_at, \
+                        v_last_tx_step, x_last_tx_step) \
                  AS (VALUES {}) \
                  UPDATE tokens SET last_step = v_last_step, drift = v_drift, failures = v_failures, \
                     locked_at = NULLIF(v_locked_at, -1), state = v_state, \
                     last_used_at = NULLIF(v_last_used_at, -1), activated_at = NULLIF(v_activated_at, -1), \
-                    deactivated_at = NULLIF(v_deactivated_at, -1) \
+                    deactivated_at = NULLIF(v_deactivated_at, -1), last_tx_step = v_last_tx_step \
                  FROM v \
                  WHERE id = v_id AND last_step = x_last_step AND failures = x_failures \
                    AND state = x_state AND COALESCE(locked_at, -1) = x_locked_at \
+                   AND last_tx_step = x_last_tx_step \
                  RETURNING id",
                 values.join(", ")
             );
@@ -198,7 +207,9 @@ impl Tx<'_> {
                     .bind(u.expect_last_step)
                     .bind(u.expect_failures)
                     .bind(u.expect_state.as_str())
-                    .bind(u.expect_locked_at.unwrap_or(-1));
+                    .bind(u.expect_locked_at.unwrap_or(-1))
+                    .bind(u.last_tx_step)
+                    .bind(u.expect_last_tx_step);
             }
             for (id,) in q.fetch_all(&mut *self.0).await? {
                 landed.insert(id);

@@ -16,7 +16,7 @@ use protocol::Sensitive;
 use super::error::{ApiError, ApiJson};
 use super::{AppState, ClientIp, HostKey};
 use crate::domain::Purpose;
-use crate::engine::{Actor, Issued, TokenStatus, VerifyReport};
+use crate::engine::{Actor, EngineError, Issued, TokenStatus, VerifyReport};
 
 /// The OpenAPI 3.1 document of this API.
 pub const OPENAPI: &str = include_str!("../../openapi.json");
@@ -171,6 +171,57 @@ async fn token_status(
 struct VerifyBody {
     code: Sensitive<String>,
     purpose: Purpose,
+    /// With purpose `transaction` only: the transfer as the bank received it.
+    #[serde(default)]
+    transaction: Option<TransactionBody>,
+}
+
+/// A transfer's payee account and amount, for a transaction code (取引認証, issue 16).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransactionBody {
+    bank_code: String,
+    branch_code: String,
+    /// `"1"` 普通 (ordinary) or `"2"` 当座 (current), the Zengin codes.
+    account_type: String,
+    account_number: String,
+    amount: u64,
+}
+
+impl TransactionBody {
+    fn parse(&self) -> Result<protocol::ocra::Transaction, EngineError> {
+        let invalid = |field: &'static str, e: protocol::ocra::OcraError| EngineError::Invalid {
+            field,
+            code: "TRANSACTION_FORMAT",
+            message: e.to_string(),
+        };
+        let kind = match self.account_type.as_str() {
+            "1" => protocol::ocra::AccountType::Ordinary,
+            "2" => protocol::ocra::AccountType::Current,
+            _ => {
+                return Err(invalid(
+                    "transaction.account_type",
+                    protocol::ocra::OcraError::AccountType,
+                ))
+            }
+        };
+        protocol::ocra::Transaction::new(
+            &self.bank_code,
+            &self.branch_code,
+            kind,
+            &self.account_number,
+            self.amount,
+        )
+        .map_err(|e| {
+            let field = match e {
+                protocol::ocra::OcraError::BankCode => "transaction.bank_code",
+                protocol::ocra::OcraError::BranchCode => "transaction.branch_code",
+                protocol::ocra::OcraError::AccountNumber => "transaction.account_number",
+                _ => "transaction.amount",
+            };
+            invalid(field, e)
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -200,7 +251,26 @@ async fn verify(
     Path(user_id): Path<String>,
     ApiJson(body): ApiJson<VerifyBody>,
 ) -> Result<Json<VerifyReport>, ApiError> {
-    run_verify(&st, &user_id, &body.code, body.purpose, actor(&host, ip)).await
+    match (body.purpose, &body.transaction) {
+        (Purpose::Transaction, Some(tx)) => Ok(Json(
+            st.engine
+                .verify_transaction(&user_id, digits(&body.code), tx.parse()?, actor(&host, ip))
+                .await?,
+        )),
+        (Purpose::Transaction, None) => Err(EngineError::Invalid {
+            field: "transaction",
+            code: "TRANSACTION_REQUIRED",
+            message: "purpose transaction needs the transaction (payee account and amount)".into(),
+        }
+        .into()),
+        (_, Some(_)) => Err(EngineError::Invalid {
+            field: "transaction",
+            code: "TRANSACTION_UNEXPECTED",
+            message: "a transaction is given only with purpose transaction".into(),
+        }
+        .into()),
+        (purpose, None) => run_verify(&st, &user_id, &body.code, purpose, actor(&host, ip)).await,
+    }
 }
 
 async fn activate(

@@ -689,6 +689,7 @@ async fn stale_rows_are_never_written(db: Db) {
     let update = |expect: &backend::store::TokenRow| backend::store::TokenUpdate {
         id: expect.id,
         last_step: expect.last_step + 1,
+        last_tx_step: expect.last_tx_step,
         drift: 0,
         failures: 0,
         locked_at: None,
@@ -697,6 +698,7 @@ async fn stale_rows_are_never_written(db: Db) {
         activated_at: expect.activated_at,
         deactivated_at: None,
         expect_last_step: expect.last_step,
+        expect_last_tx_step: expect.last_tx_step,
         expect_failures: expect.failures,
         expect_state: expect.state.clone(),
         expect_locked_at: expect.locked_at,

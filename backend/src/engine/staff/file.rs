@@ -32,6 +32,9 @@ pub struct CustomerFile {
     /// A page of the audit timeline, newest first (read before this opening is recorded, so
     /// the newest row is the last thing that happened, not the look itself).
     pub timeline: Vec<AuditRow>,
+    /// The customer's latest transfers, newest first: payee account, amount and whether
+    /// transaction authentication was used.
+    pub transfers: Vec<crate::store::TransferRow>,
 }
 
 impl Engine {
@@ -118,6 +121,7 @@ impl Engine {
             tokens,
             pending,
             timeline: rows,
+            transfers: self.store().recent_transfers(customer_id, 20).await?,
         })
     }
 

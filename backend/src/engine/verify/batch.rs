@@ -52,6 +52,7 @@ pub(super) async fn process_batch(
             .values()
             .filter(|w| {
                 w.current.last_step != w.original.last_step
+                    || w.current.last_tx_step != w.original.last_tx_step
                     || w.current.failures != w.original.failures
                     || w.current.locked_at != w.original.locked_at
                     || w.current.state != w.original.state

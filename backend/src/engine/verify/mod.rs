@@ -36,6 +36,8 @@ pub(crate) struct Job {
     user_id: String,
     code: Zeroizing<String>,
     purpose: Purpose,
+    /// For [`Purpose::Transaction`]: the transfer as the bank received it.
+    transaction: Option<protocol::ocra::Transaction>,
     actor: Actor,
     reply: oneshot::Sender<Result<VerifyReport>>,
 }
@@ -54,6 +56,50 @@ impl Engine {
         purpose: Purpose,
         actor: Actor,
     ) -> Result<VerifyReport> {
+        if purpose == Purpose::Transaction {
+            return Err(EngineError::Invalid {
+                field: "transaction",
+                code: "TRANSACTION_REQUIRED",
+                message: "a transaction code is verified against its transaction".into(),
+            });
+        }
+        self.submit(user_id, code, purpose, None, actor).await
+    }
+
+    /// Verify a transaction-authentication code (取引認証, issue 16): the 8-digit OCRA code
+    /// the app computed for `transaction` (the transfer as the bank received it). Single use
+    /// through the same group commit as TOTP codes; a wrong code counts toward the same lock.
+    ///
+    /// # Errors
+    /// As [`Engine::verify`].
+    pub async fn verify_transaction(
+        &self,
+        user_id: &str,
+        code: Zeroizing<String>,
+        transaction: protocol::ocra::Transaction,
+        actor: Actor,
+    ) -> Result<VerifyReport> {
+        if code.len() != 8 || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(EngineError::CodeFormat(8));
+        }
+        self.submit(
+            user_id,
+            code,
+            Purpose::Transaction,
+            Some(transaction),
+            actor,
+        )
+        .await
+    }
+
+    async fn submit(
+        &self,
+        user_id: &str,
+        code: Zeroizing<String>,
+        purpose: Purpose,
+        transaction: Option<protocol::ocra::Transaction>,
+        actor: Actor,
+    ) -> Result<VerifyReport> {
         let started = Instant::now();
         let user_id = UserId::parse(user_id)?;
         if !matches!(code.len(), 6 | 8) || !code.bytes().all(|b| b.is_ascii_digit()) {
@@ -65,6 +111,7 @@ impl Engine {
                 user_id: user_id.as_str().to_owned(),
                 code,
                 purpose,
+                transaction,
                 actor,
                 reply,
             })

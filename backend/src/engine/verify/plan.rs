@@ -33,6 +33,7 @@ fn action_of(purpose: Purpose) -> &'static str {
         Purpose::Transfer => "verify_transfer",
         Purpose::Activation => "activate",
         Purpose::Deactivation => "deactivate",
+        Purpose::Transaction => "verify_transaction",
     }
 }
 
@@ -46,11 +47,16 @@ pub(super) fn plan_one(
     let now = now_i64(now_u);
     let policy = &inner.cfg.policy;
     let action = action_of(job.purpose);
+    // The audit names an authenticated transaction by its digest (never the code).
+    let detail = job
+        .transaction
+        .as_ref()
+        .map(|tx| serde_json::json!({ "transaction": tx.digest_hex() }).to_string());
     let Some(work) = work else {
         return Planned {
             report: Err(DomainError::UnknownToken.into()),
             row: None,
-            audits: vec![(action, "unknown_token", None)],
+            audits: vec![(action, "unknown_token", detail.clone())],
             notice: None,
         };
     };
@@ -65,18 +71,24 @@ pub(super) fn plan_one(
         Ok(s) => s,
         Err(e) => return planned(Err(e), vec![], None, row),
     };
-    let Ok(code) = Code::parse(&job.code, snap.params.digits) else {
-        return planned(
-            Err(EngineError::CodeFormat(snap.params.digits)),
-            vec![],
-            None,
-            row,
-        );
+    // A transaction code has OCRA's 8 digits whatever the token's TOTP profile.
+    let digits = if job.transaction.is_some() {
+        8
+    } else {
+        snap.params.digits
+    };
+    let Ok(code) = Code::parse(&job.code, digits) else {
+        return planned(Err(EngineError::CodeFormat(digits)), vec![], None, row);
     };
     let decision = match row.sealed() {
         Some(sealed) if job.purpose.accepts(snap.state) => {
             match inner.keys.open(&row.user_id, &sealed) {
-                Ok(secret) => domain::decide(&snap, &secret, &code, job.purpose, policy, now_u),
+                Ok(secret) => match &job.transaction {
+                    Some(tx) => {
+                        domain::verify::decide_transaction(&snap, &secret, &code, tx, policy, now_u)
+                    }
+                    None => domain::decide(&snap, &secret, &code, job.purpose, policy, now_u),
+                },
                 Err(e) => return planned(Err(e.into()), vec![], None, row),
             }
         }
@@ -97,8 +109,12 @@ pub(super) fn plan_one(
                 },
                 None => snap.state,
             };
-            row.last_step = i64::try_from(step).unwrap_or(i64::MAX);
-            row.drift = drift;
+            if job.transaction.is_some() {
+                row.last_tx_step = i64::try_from(step).unwrap_or(i64::MAX);
+            } else {
+                row.last_step = i64::try_from(step).unwrap_or(i64::MAX);
+                row.drift = drift;
+            }
             row.failures = 0;
             row.locked_at = None;
             row.last_used_at = Some(now);
@@ -115,24 +131,24 @@ pub(super) fn plan_one(
                 _ => None,
             };
             let r = report(Outcome::Ok, None, row);
-            planned(Ok(r), vec![(action, "ok", None)], notice, row)
+            planned(Ok(r), vec![(action, "ok", detail.clone())], notice, row)
         }
         // OWASP ASVS V2.8.5: a reused code is refused, logged and the customer told.
         Decision::Replay { step } => planned(
             Ok(report(Outcome::Replayed, None, row)),
-            vec![(action, "replayed", None)],
+            vec![(action, "replayed", detail.clone())],
             Some((Notice::Replayed, step.to_string())),
             row,
         ),
         Decision::Locked => planned(
             Ok(report(Outcome::Locked, None, row)),
-            vec![(action, "locked", None)],
+            vec![(action, "locked", detail.clone())],
             None,
             row,
         ),
         Decision::NotActive => planned(
             Ok(report(Outcome::NotActive, None, row)),
-            vec![(action, "not_active", None)],
+            vec![(action, "not_active", detail.clone())],
             None,
             row,
         ),
@@ -146,11 +162,14 @@ pub(super) fn plan_one(
             };
             if row.failures >= max {
                 row.locked_at = Some(now);
-                let detail = serde_json::json!({ "failures": row.failures }).to_string();
+                let lock = serde_json::json!({ "failures": row.failures }).to_string();
                 let r = report(Outcome::Locked, Some(0), row);
                 planned(
                     Ok(r),
-                    vec![(action, "invalid", None), ("lock", "locked", Some(detail))],
+                    vec![
+                        (action, "invalid", detail.clone()),
+                        ("lock", "locked", Some(lock)),
+                    ],
                     Some((Notice::Locked, now.to_string())),
                     row,
                 )
@@ -158,7 +177,7 @@ pub(super) fn plan_one(
                 row.locked_at = None;
                 let left = u32::try_from((max - row.failures).max(0)).unwrap_or(0);
                 let r = report(Outcome::Invalid, Some(left), row);
-                planned(Ok(r), vec![(action, "invalid", None)], None, row)
+                planned(Ok(r), vec![(action, "invalid", detail.clone())], None, row)
             }
         }
     }
@@ -170,6 +189,7 @@ pub(super) fn token_update(w: &Working) -> TokenUpdate {
     TokenUpdate {
         id: c.id,
         last_step: c.last_step,
+        last_tx_step: c.last_tx_step,
         drift: c.drift,
         failures: c.failures,
         locked_at: c.locked_at,
@@ -178,6 +198,7 @@ pub(super) fn token_update(w: &Working) -> TokenUpdate {
         activated_at: c.activated_at,
         deactivated_at: c.deactivated_at,
         expect_last_step: o.last_step,
+        expect_last_tx_step: o.last_tx_step,
         expect_failures: o.failures,
         expect_state: o.state.clone(),
         expect_locked_at: o.locked_at,
