@@ -184,21 +184,49 @@ await page.fill("#f-code", (await control("/code")).code);
 await page.click("button[type=submit].primary");
 await page.waitForURL("**/top");
 
-// 6. A transfer with the confirmation password and a code.
+// 6. A transfer to a new payee over 100,000 yen: transaction authentication (取引認証).
+// First the man in the browser: the customer types account 1234567, malware changes what the
+// form posts to 7654321. The bank shows (and its QR carries) what it received; the customer's
+// app computes the code for what the customer meant (typed fallback): refused, nothing moves.
+async function enterTransfer(account, amount, tamperTo) {
+  await page.goto(BASE + "/transfer");
+  await page.fill("#f-bank_code", "0001");
+  await page.fill("#f-branch_code", "123");
+  await page.selectOption("#f-account_type", "1");
+  await page.fill("#f-account_number", account);
+  await page.fill("#f-payee", "ﾃｽﾄ ｼﾖｳｼﾞ");
+  await page.fill("#f-amount", String(amount));
+  if (tamperTo) {
+    await page.evaluate((to) => { document.querySelector("#f-account_number").value = to; }, tamperTo);
+  }
+  await page.click("button[type=submit].primary");
+  await page.waitForURL("**/transfer/confirm");
+}
 await page.click("nav.global a[href='/transfer']");
 await page.waitForURL("**/transfer");
 await shot("transfer-input");
-await page.fill("#f-payee", "テスト商事");
-await page.fill("#f-amount", "15000");
-await page.click("button[type=submit].primary");
-await page.waitForURL("**/transfer/confirm");
-await shot("transfer-confirm");
+await enterTransfer("1234567", 150000, "7654321");
+assert.equal((await page.textContent("#confirm-account")).trim(), "7654321", "the bank shows what it received");
+assert.ok(await page.isVisible("#tx-qr svg"), "the QR is drawn");
+await shot("transfer-confirm-tx");
+await control("/advance", { secs: 60 });
+const meant = await control("/tx-code", { bank: "0001", branch: "123", type: "1", account: "1234567", amount: 150000 });
 await typeWithSoftKeyboard("f-confirmation_password", "conf123");
-await page.fill("#f-code", (await control("/code")).code);
+await page.fill("#f-code", meant.code);
+await page.click("button[form=transfer-form]");
+await page.waitForLoadState("load");
+assert.match(await page.textContent("#e-code"), /取引認証番号が正しくありません/);
+await shot("transfer-confirm-tx-error");
+// The customer checks, starts again with the right account: accepted.
+await enterTransfer("1234567", 150000);
+const right = await control("/tx-code", { bank: "0001", branch: "123", type: "1", account: "1234567", amount: 150000 });
+await typeWithSoftKeyboard("f-confirmation_password", "conf123");
+await page.fill("#f-code", right.code);
 await page.click("button[form=transfer-form]");
 await page.waitForURL("**/transfer/done");
-assert.match(await page.textContent("main"), /15,000/);
-await shot("transfer-done");
+assert.match(await page.textContent("main"), /150,000/);
+assert.ok(await page.isVisible("#done-tx-auth"));
+await shot("transfer-done-tx");
 
 // 7. BOS001 deactivation → BOS002.
 await page.goto(BASE + "/otp");
@@ -227,11 +255,14 @@ await page.waitForURL("**/top");
 // 9. Without OTP, a new payee needs a メール通知パスワード with the payee and amount in it.
 await page.click("nav.global a[href='/transfer']");
 await page.waitForURL("**/transfer");
-await page.fill("#f-payee", "はじめて商店");
+await page.fill("#f-bank_code", "0005");
+await page.fill("#f-branch_code", "001");
+await page.fill("#f-account_number", "7777777");
+await page.fill("#f-payee", "ﾊｼﾞﾒﾃ ｼﾖｳﾃﾝ");
 await page.fill("#f-amount", "32000");
 await page.click("button[type=submit].primary");
 await page.waitForURL("**/transfer/confirm");
-const tmail = await control("/mail?n=1&has=" + encodeURIComponent("はじめて商店"));
+const tmail = await control("/mail?n=1&has=" + encodeURIComponent("ﾊｼﾞﾒﾃ ｼﾖｳﾃﾝ"));
 assert.ok(tmail.body.includes("32,000円"), "the amount is in the mail");
 await shot("transfer-confirm-mailpw");
 await page.fill("#f-confirmation_password", "conf123");

@@ -91,6 +91,30 @@ async fn code(State(c): Ctl) -> Json<Value> {
     Json(json!({ "code": code }))
 }
 
+/// The app's 取引認証 screen, typed fallback: the transaction code for what the customer typed
+/// into the app (bank, branch, account type, account number, amount).
+async fn tx_code(State(c): Ctl, Json(v): Json<Value>) -> Json<Value> {
+    let s = |k: &str| v[k].as_str().unwrap().to_owned();
+    let kind = if s("type") == "2" {
+        protocol::ocra::AccountType::Current
+    } else {
+        protocol::ocra::AccountType::Ordinary
+    };
+    let transaction = protocol::ocra::Transaction::new(
+        &s("bank"),
+        &s("branch"),
+        kind,
+        &s("account"),
+        v["amount"].as_u64().unwrap(),
+    )
+    .unwrap();
+    let guard = c.secret.lock().unwrap();
+    let code = c
+        .env
+        .tx_code(guard.as_ref().expect("provision first"), &transaction);
+    Json(json!({ "code": code }))
+}
+
 async fn advance(State(c): Ctl, Json(v): Json<Value>) -> Json<Value> {
     c.env.clock.advance(v["secs"].as_u64().unwrap());
     Json(json!({ "ok": true }))
@@ -119,6 +143,7 @@ async fn journey_in_chromium_with_screenshots() {
         .route("/provision", post(provision))
         .route("/code", get(code))
         .route("/advance", post(advance))
+        .route("/tx-code", post(tx_code))
         .with_state(ctl.clone());
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
@@ -148,7 +173,35 @@ async fn journey_in_chromium_with_screenshots() {
     // What the browser did is in the database too.
     let store = ctl.env.engine.store();
     let customer = store.customer_by_login("taro2026").await.unwrap().unwrap();
-    assert_eq!(store.transfers(customer.id).await.unwrap().len(), 2);
+    let transfers = store.transfers(customer.id).await.unwrap();
+    assert_eq!(
+        transfers.len(),
+        2,
+        "the refused man-in-the-browser transfer is not there"
+    );
+    assert_eq!(transfers[0].account_number.as_deref(), Some("1234567"));
+    assert!(
+        transfers[0].tx_digest.is_some(),
+        "the first, to a new payee over 100,000 yen, was authenticated with a transaction code"
+    );
+    // The man-in-the-browser attempt: audited and counted as a failure (then reset by the
+    // accepted code).
+    let uid = ctl
+        .env
+        .engine
+        .overview(customer.id)
+        .await
+        .unwrap()
+        .token
+        .unwrap()
+        .user_id;
+    let audit = store.audit_for_user(&uid, 1000, None).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.action == "verify_transaction" && a.outcome == "invalid"),
+        "the changed account's attempt is audited"
+    );
     assert_eq!(
         customer.email.as_deref(),
         Some("taro-new@example.jp"),
@@ -170,7 +223,10 @@ async fn journey_in_chromium_with_screenshots() {
         "bok001",
         "bok002",
         "login-otp",
-        "transfer-confirm",
+        "transfer-input",
+        "transfer-confirm-tx",
+        "transfer-confirm-tx-error",
+        "transfer-done-tx",
         "bos001",
         "bos002",
         "transfer-confirm-mailpw",

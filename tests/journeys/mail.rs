@@ -117,7 +117,16 @@ async fn mail_waits_for_a_down_server_and_is_sent_once_across_a_restart(db: Db) 
 async fn notices_reach_the_customer(db: Db) {
     let dir = tempfile::tempdir().unwrap();
     let smtp = SmtpServer::start(free_port(), dir.path());
-    let env = TestEnv::start(db, Some(smtp.port)).await;
+    // Transfers ask for the one-time password, not a transaction code, so the activation's
+    // code can be replayed on the transfer screen.
+    let env = TestEnv::start_tweaked(db, Some(smtp.port), |c| {
+        c.transfers.transaction_auth = backend::domain::transfer::TransactionAuthPolicy {
+            always: false,
+            new_payee: false,
+            amount_at_least: None,
+        }
+    })
+    .await;
     env.customer("jiro0001", "jiro@example.jp").await;
     let mut c = env.client();
     c.mail = MailTap::Maildir(smtp.maildir.clone());
@@ -149,7 +158,11 @@ async fn notices_reach_the_customer(db: Db) {
         "/transfer",
         &[
             ("csrf", &input.csrf()),
-            ("payee", "テスト商事"),
+            ("bank_code", "0001"),
+            ("branch_code", "123"),
+            ("account_type", "1"),
+            ("account_number", "1234567"),
+            ("payee", "ﾃｽﾄ ｼﾖｳｼﾞ"),
             ("amount", "1000"),
         ],
     )

@@ -172,18 +172,32 @@ async fn full_lifecycle_over_http(db: Db) {
         .await;
     assert_eq!(r.status, 422);
     assert!(r.field_error("payee").is_some() && r.field_error("amount").is_some());
+    // A new payee: transaction authentication (取引認証) by the default policy.
     let r = c
         .post(
             "/transfer",
             &[
                 ("csrf", &input.csrf()),
-                ("payee", "テスト商事"),
+                ("bank_code", "0001"),
+                ("branch_code", "123"),
+                ("account_type", "1"),
+                ("account_number", "1234567"),
+                ("payee", "ﾃｽﾄ ｼﾖｳｼﾞ"),
                 ("amount", "12345"),
             ],
         )
         .await;
     assert_eq!(r.location.as_deref(), Some("/transfer/confirm"));
     let confirm = c.get("/transfer/confirm").await;
+    assert!(confirm.body.contains("id=\"tx-qr\""), "{}", confirm.body);
+    let transaction = protocol::ocra::Transaction::new(
+        "0001",
+        "123",
+        protocol::ocra::AccountType::Ordinary,
+        "1234567",
+        12345,
+    )
+    .unwrap();
     let key = confirm.input_value("request_key");
     let r = c
         .post(
@@ -216,7 +230,7 @@ async fn full_lifecycle_over_http(db: Db) {
         ("csrf", confirm.csrf()),
         ("request_key", key.clone()),
         ("confirmation_password", "conf123".to_owned()),
-        ("code", env.code(&secret)),
+        ("code", env.tx_code(&secret, &transaction)),
     ];
     let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let r = c.post("/transfer/confirm", &form).await;
@@ -229,7 +243,11 @@ async fn full_lifecycle_over_http(db: Db) {
     );
     let t = env.engine.store().transfers(customer.id).await.unwrap();
     assert_eq!(t.len(), 1, "one transfer for a double submit");
-    assert_eq!((t[0].amount, t[0].payee.as_str()), (12345, "テスト商事"));
+    assert_eq!((t[0].amount, t[0].payee.as_str()), (12345, "ﾃｽﾄ ｼﾖｳｼﾞ"));
+    assert!(
+        t[0].tx_digest.is_some(),
+        "authenticated with a transaction code"
+    );
     assert!(c.get("/transfer/done").await.body.contains("12,345"));
     // BOS001: a wrong confirmation password does not consume the code.
     env.next_step();
@@ -715,7 +733,11 @@ async fn a_password_lock_is_shown_with_the_minutes_left() {
             "/transfer",
             &[
                 ("csrf", &input.csrf()),
-                ("payee", "テスト商事"),
+                ("bank_code", "0001"),
+                ("branch_code", "123"),
+                ("account_type", "1"),
+                ("account_number", "1234567"),
+                ("payee", "ﾃｽﾄ ｼﾖｳｼﾞ"),
                 ("amount", "1000"),
             ],
         )

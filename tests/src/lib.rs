@@ -322,6 +322,19 @@ impl TestEnv {
         TestEnv::start_with(db, cfg, Arc::new(ManualClock::new(T0))).await
     }
 
+    /// Start on a new database with the default test configuration changed by `tweak`.
+    pub async fn start_tweaked(
+        db: Db,
+        smtp_port: Option<u16>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestEnv {
+        let db = TestDb::new(db).await;
+        let port = free_port();
+        let mut cfg = config(&db, port, smtp_port);
+        tweak(&mut cfg);
+        TestEnv::start_with(db, cfg, Arc::new(ManualClock::new(T0))).await
+    }
+
     /// Start (or restart) on an existing database and configuration.
     pub async fn start_with(db: TestDb, cfg: Config, clock: Arc<ManualClock>) -> TestEnv {
         let (state, _) = backend::build(&cfg, Box::new(clock.clone()))
@@ -425,6 +438,17 @@ impl TestEnv {
     /// The code the app shows now.
     pub fn code(&self, secret: &protocol::Secret) -> String {
         protocol::code_at(secret, &protocol::TotpParams::default(), self.clock_now())
+            .as_str()
+            .to_owned()
+    }
+
+    /// The transaction code (取引認証) the app shows now for `transaction`.
+    pub fn tx_code(
+        &self,
+        secret: &protocol::Secret,
+        transaction: &protocol::ocra::Transaction,
+    ) -> String {
+        protocol::ocra::transaction_code(secret, transaction, self.clock_now())
             .as_str()
             .to_owned()
     }

@@ -556,7 +556,20 @@ const FORMS: &[(&str, &[&str])] = &[
         "/otp/deactivate",
         &["csrf", "confirmation_password", "code"],
     ),
-    ("/transfer", &["csrf", "payee", "amount", "kind"]),
+    (
+        "/transfer",
+        &[
+            "csrf",
+            "payee_id",
+            "bank_code",
+            "branch_code",
+            "account_type",
+            "account_number",
+            "payee",
+            "amount",
+            "kind",
+        ],
+    ),
     (
         "/transfer/confirm",
         &["csrf", "confirmation_password", "code", "request_key"],

@@ -484,13 +484,28 @@ async fn resend(b: &Browser, page: &Resp) -> Resp {
     .await
 }
 
+/// The 7-digit account number the tests give the payee named `name` (one name, one account).
+pub(crate) fn account_of(name: &str) -> String {
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{:07}", h % 10_000_000)
+}
+
+/// Enter a transfer of `amount` yen to the payee named `payee` (half-width katakana; bank
+/// 0001, branch 123, ordinary, [`account_of`] the name) and open its confirmation screen.
 pub(crate) async fn transfer_confirm(b: &Browser, payee: &str, amount: &str) -> Resp {
     let input = b.get("/transfer").await;
+    let account = account_of(payee);
     let r = b
         .post(
             "/transfer",
             &[
                 ("csrf", &input.input("csrf")),
+                ("bank_code", "0001"),
+                ("branch_code", "123"),
+                ("account_type", "1"),
+                ("account_number", &account),
                 ("payee", payee),
                 ("amount", amount),
             ],
@@ -514,7 +529,7 @@ async fn new_payees_and_email_changes_need_it_unless_otp_is_in_use(db: Db) {
     let cid = customer_id(env, "hana0001").await;
     let b = srv.browser();
     login(&b, "hana0001").await;
-    let page = transfer_confirm(&b, "新規商事", "15000").await;
+    let page = transfer_confirm(&b, "ｼﾝｷ ｼﾖｳｼﾞ", "15000").await;
     assert!(
         page.body.contains("name=\"mail_password\""),
         "{}",
@@ -524,7 +539,7 @@ async fn new_payees_and_email_changes_need_it_unless_otp_is_in_use(db: Db) {
     let m = mails.iter().rfind(|m| m.kind == "mail_password").unwrap();
     assert_eq!(m.to_addr, "taro@example.jp");
     assert!(
-        m.body.contains("振込先：新規商事") && m.body.contains("15,000円"),
+        m.body.contains("振込先：ｼﾝｷ ｼﾖｳｼﾞ") && m.body.contains("15,000円"),
         "{}",
         m.body
     );
@@ -550,7 +565,7 @@ async fn new_payees_and_email_changes_need_it_unless_otp_is_in_use(db: Db) {
     let r = post(&page, Some(code)).await;
     assert_eq!(r.location.as_deref(), Some("/transfer/done"), "{}", r.body);
     // Another new payee: a new mailed password; the used one confirms nothing.
-    let page = transfer_confirm(&b, "二番目商事", "500").await;
+    let page = transfer_confirm(&b, "ﾆﾊﾞﾝﾒ ｼﾖｳｼﾞ", "500").await;
     let fresh = mailed_password(&outbox(env).await);
     if fresh != code_used {
         let r = post(&page, Some(code_used.clone())).await;
@@ -564,7 +579,7 @@ async fn new_payees_and_email_changes_need_it_unless_otp_is_in_use(db: Db) {
     assert_eq!(r.location.as_deref(), Some("/transfer/done"), "{}", r.body);
     // The same payee again: registered now.
     let before = outbox(env).await.len();
-    let page = transfer_confirm(&b, "新規商事", "2000").await;
+    let page = transfer_confirm(&b, "ｼﾝｷ ｼﾖｳｼﾞ", "2000").await;
     assert!(!page.body.contains("name=\"mail_password\""));
     let r = post(&page, None).await;
     assert_eq!(r.location.as_deref(), Some("/transfer/done"), "{}", r.body);
@@ -654,7 +669,7 @@ async fn new_payees_and_email_changes_need_it_unless_otp_is_in_use(db: Db) {
         .await;
     assert_eq!(r.location.as_deref(), Some("/top"), "{}", r.body);
     let before = outbox(env).await.len();
-    let page = transfer_confirm(&o, "別の新規商事", "3000").await;
+    let page = transfer_confirm(&o, "ﾍﾞﾂﾉ ｼﾝｷ", "3000").await;
     assert!(!page.body.contains("name=\"mail_password\""));
     assert!(page.body.contains("name=\"code\""), "the OTP instead");
     assert_eq!(

@@ -14,5 +14,6 @@ mod process;
 mod staff;
 mod staff_2fa;
 mod support;
+mod transaction_auth;
 mod transfers;
 mod web_hardening;

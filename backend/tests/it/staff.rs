@@ -1465,7 +1465,11 @@ async fn console_and_screen_logs_never_contain_passwords() {
             "/transfer",
             &[
                 ("csrf", &input.input("csrf")),
-                ("payee", "Test Trading"),
+                ("bank_code", "0001"),
+                ("branch_code", "123"),
+                ("account_type", "1"),
+                ("account_number", "1234567"),
+                ("payee", "TEST TRADING"),
                 ("amount", "1000"),
             ],
         )

@@ -41,7 +41,7 @@ async fn transfer_references_are_dated_random_unique_and_shown_to_staff(db: Db) 
     let b = srv.browser();
     login(&b, "hana0001").await;
     // A new payee (the mailed password), then the same payee again.
-    let page = transfer_confirm(&b, "参照商事", "15000").await;
+    let page = transfer_confirm(&b, "ｻﾝｼﾖｳ ｼﾖｳｼﾞ", "15000").await;
     let code = mailed_password(&outbox(env).await);
     let done = confirm(&b, &page, Some(&code)).await;
     assert!(done.body.contains("受付番号"), "{}", done.body);
@@ -63,7 +63,7 @@ async fn transfer_references_are_dated_random_unique_and_shown_to_staff(db: Db) 
         again.text_of("transfer-ref").as_deref(),
         Some(first.as_str())
     );
-    let page = transfer_confirm(&b, "参照商事", "2000").await;
+    let page = transfer_confirm(&b, "ｻﾝｼﾖｳ ｼﾖｳｼﾞ", "2000").await;
     let second = confirm(&b, &page, None)
         .await
         .text_of("transfer-ref")
@@ -92,8 +92,21 @@ async fn transfer_references_are_dated_random_unique_and_shown_to_staff(db: Db) 
     // A reference is unique in the database: a duplicate is a conflict (drawn again by the
     // engine), on both databases.
     let mut tx = env.engine.store().begin().await.unwrap();
+    let payee =
+        backend::domain::transfer::PayeeAccount::parse("0001", "123", "1", "7654321", "ｻﾝｼﾖｳ")
+            .unwrap();
     let dup = tx
-        .insert_transfer(cid, "another-request-key", &first, "参照商事", 1, None, 0)
+        .insert_transfer(&backend::store::NewTransfer {
+            customer_id: cid,
+            request_key: "another-request-key",
+            reference: &first,
+            payee: &payee,
+            amount: 1,
+            user_id: None,
+            new_payee: false,
+            tx_digest: None,
+            now: 0,
+        })
         .await;
     assert!(
         matches!(dup, Err(StoreError::Conflict(_))),

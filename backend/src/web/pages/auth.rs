@@ -231,7 +231,7 @@ pub async fn otp(
                 &sess,
                 &token.user_id,
                 form.get("code"),
-                Purpose::Login,
+                super::otp::CodeFor::Totp(Purpose::Login),
                 &ip,
                 &mut errors,
             )

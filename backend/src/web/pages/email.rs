@@ -212,6 +212,7 @@ pub async fn commit(
                 action: "email_change",
                 mail,
                 code_user: otp_user.as_deref(),
+                transaction: None,
             },
         )
         .await?;

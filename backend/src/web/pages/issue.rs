@@ -198,6 +198,7 @@ pub async fn issue_commit(
                 action: "issue",
                 mail: true,
                 code_user: None,
+                transaction: None,
             },
         )
         .await?;

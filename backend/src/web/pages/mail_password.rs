@@ -34,6 +34,9 @@ pub(crate) struct Confirm<'a> {
     pub(crate) mail: bool,
     /// The customer's token when OTP is in use: its code is asked for too.
     pub(crate) code_user: Option<&'a str>,
+    /// The transfer as the bank received it, when its code must be a transaction code
+    /// (取引認証) rather than the one-time password.
+    pub(crate) transaction: Option<&'a protocol::ocra::Transaction>,
 }
 
 pub use crate::domain::fields::half_width_digits;
@@ -100,7 +103,7 @@ fn what_of(draft: &Value) -> Option<(MailPurpose, MailPasswordFor<'_>)> {
         "transfer" => Some((
             MailPurpose::Transfer,
             MailPasswordFor::Transfer {
-                payee: s("payee")?,
+                payee: draft.get("payee")?.get("name")?.as_str()?,
                 amount: draft.get("amount").and_then(Value::as_i64)?,
             },
         )),
@@ -249,7 +252,10 @@ impl Ctx {
                 &self.sess,
                 user_id,
                 form.get("code"),
-                crate::domain::Purpose::Transfer,
+                match need.transaction {
+                    Some(tx) => super::otp::CodeFor::Transaction(tx),
+                    None => super::otp::CodeFor::Totp(crate::domain::Purpose::Transfer),
+                },
                 ip,
                 &mut errors,
             )

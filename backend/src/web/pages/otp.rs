@@ -49,21 +49,32 @@ pub async fn check_code(
     sess: &Session,
     user_id: &str,
     code: Option<&String>,
-    purpose: Purpose,
+    what: CodeFor<'_>,
     ip: &ClientIp,
     errors: &mut FieldErrors,
 ) -> Result<CodeCheck, Response> {
     let code = Zeroizing::new(fields::half_width_digits(code.map_or("", |c| c.trim())));
-    let digits = usize::from(st.engine.config().params.digits);
+    let (digits, format_key) = match what {
+        CodeFor::Totp(_) => (
+            usize::from(st.engine.config().params.digits),
+            "err_code_format",
+        ),
+        CodeFor::Transaction(_) => (8, "err_tx_code_format"),
+    };
     if code.len() != digits || !code.bytes().all(|b| b.is_ascii_digit()) {
-        errors.add(lang, "code", "err_code_format");
+        errors.add(lang, "code", format_key);
         return Ok(CodeCheck::Failed);
     }
-    let report = match st
-        .engine
-        .verify(user_id, code, purpose, session::actor(sess, ip))
-        .await
-    {
+    let actor = session::actor(sess, ip);
+    let verified = match what {
+        CodeFor::Totp(purpose) => st.engine.verify(user_id, code, purpose, actor).await,
+        CodeFor::Transaction(tx) => {
+            st.engine
+                .verify_transaction(user_id, code, tx.clone(), actor)
+                .await
+        }
+    };
+    let report = match verified {
         Ok(r) => r,
         Err(EngineError::CodeFormat(_)) => {
             errors.add(lang, "code", "err_code_format");
@@ -71,18 +82,42 @@ pub async fn check_code(
         }
         Err(e) => return Err(engine_error_page(st, lang, Some(sess), e)),
     };
+    let tx = matches!(what, CodeFor::Transaction(_));
     match report.result {
         Outcome::Ok => return Ok(CodeCheck::Passed),
         Outcome::Invalid => errors.add_text(
             "code",
-            msg(lang, "err_code_invalid")
-                .replace("{n}", &report.attempts_left.unwrap_or(0).to_string()),
+            msg(
+                lang,
+                if tx {
+                    "err_tx_code_invalid"
+                } else {
+                    "err_code_invalid"
+                },
+            )
+            .replace("{n}", &report.attempts_left.unwrap_or(0).to_string()),
         ),
-        Outcome::Replayed => errors.add(lang, "code", "err_code_replayed"),
+        Outcome::Replayed => errors.add(
+            lang,
+            "code",
+            if tx {
+                "err_tx_code_replayed"
+            } else {
+                "err_code_replayed"
+            },
+        ),
         Outcome::Locked => errors.add(lang, "code", "err_code_locked"),
         Outcome::NotActive => errors.add(lang, "code", "err_code_not_active"),
     }
     Ok(CodeCheck::Failed)
+}
+
+/// Which code a form asks for: the one-time password for a purpose, or the transaction code
+/// (取引認証) of a transfer as the bank received it.
+#[derive(Clone, Copy)]
+pub enum CodeFor<'a> {
+    Totp(Purpose),
+    Transaction(&'a protocol::ocra::Transaction),
 }
 
 pub(super) type Page = Result<Response, Response>;
@@ -218,7 +253,7 @@ pub async fn bok001(
         &c.sess,
         &user_id,
         form.get("code"),
-        Purpose::Activation,
+        CodeFor::Totp(Purpose::Activation),
         &ip,
         &mut errors,
     )
@@ -336,7 +371,7 @@ pub async fn bos001(
         &c.sess,
         &user_id,
         form.get("code"),
-        Purpose::Deactivation,
+        CodeFor::Totp(Purpose::Deactivation),
         &ip,
         &mut errors,
     )

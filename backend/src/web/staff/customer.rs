@@ -121,6 +121,7 @@ pub(super) async fn customer_page(
         file.pending.as_ref().map_or(Value::Null, request_json),
     );
     ctx.insert("audit".into(), json!(audit));
+    ctx.insert("transfers".into(), json!(file.transfers));
     ctx.insert("older".into(), json!(older));
     ctx.insert("first_page".into(), json!(before.is_some()));
     ctx.insert("done".into(), json!(done.and_then(done_text)));
