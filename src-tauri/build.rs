@@ -8,6 +8,8 @@ const COMMANDS: &[&str] = &[
     "app_info",
     "list_tokens",
     "code_frame",
+    "transaction_frame",
+    "scan_transaction",
     "check_clock",
     "setup_token",
     "delete_token",

@@ -103,6 +103,46 @@ impl CodeView {
     }
 }
 
+/// One frame of the 取引認証 screen: the transfer as the app will sign it (shown large for the
+/// customer to check against what they meant) and its 8-digit transaction code with the
+/// seconds it stays valid. Holds a code, so not `Serialize` (the shell copies it out).
+#[derive(Clone, Debug)]
+pub struct TransactionView {
+    /// The transfer the code is for.
+    pub transaction: protocol::ocra::Transaction,
+    /// OCRA (`OCRA-1:HOTP-SHA256-8:QN27-T1M`) over it, at the corrected clock's minute.
+    pub code: Code,
+    /// Seconds until the minute ends (the server also takes the next minute's neighbour).
+    pub seconds_left: u32,
+    /// The step length (60).
+    pub period: u32,
+    /// Set when the device clock is off by more than [`CLOCK_WARNING_SECS`].
+    pub clock_warning: Option<ClockWarning>,
+}
+
+impl TransactionView {
+    /// The view at `device_now`, corrected by `offset`, for the token whose TOTP secret is
+    /// `secret` (the OCRA key is derived from it for this purpose only).
+    pub fn at(
+        secret: &Secret,
+        transaction: protocol::ocra::Transaction,
+        device_now: u64,
+        offset: ClockOffset,
+    ) -> TransactionView {
+        let now = offset.apply(device_now);
+        let step = protocol::ocra::transaction_step_at(now);
+        let period = u32::try_from(protocol::ocra::TRANSACTION_STEP_SECS).unwrap_or(60);
+        let into_step = u32::try_from(now % protocol::ocra::TRANSACTION_STEP_SECS).unwrap_or(0);
+        TransactionView {
+            code: protocol::ocra::transaction_code_at_step(secret, &transaction, step),
+            transaction,
+            seconds_left: period - into_step,
+            period,
+            clock_warning: offset.warning(),
+        }
+    }
+}
+
 /// The device clock in Unix seconds (what the shell passes to [`CodeView::at`]).
 pub fn device_now() -> u64 {
     device_now_ms() / 1000
@@ -114,6 +154,37 @@ pub fn device_now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod transaction_tests {
+    use super::*;
+    use protocol::ocra::{AccountType, Transaction};
+
+    #[test]
+    fn the_transaction_code_is_the_servers_at_the_corrected_minute() {
+        let secret = Secret::from_bytes(b"12345678901234567890".to_vec());
+        let tx =
+            Transaction::new("0001", "123", AccountType::Ordinary, "1234567", 150_000).unwrap();
+        // The phone is 40 s slow: the code is the one of the server's minute.
+        let device = 1_795_575_630; // 30 s into a minute on the device, 10 s into the next on the server
+        let v = TransactionView::at(&secret, tx.clone(), device, ClockOffset(40));
+        let server = device + 40;
+        assert_eq!(
+            v.code.as_str(),
+            protocol::ocra::transaction_code(&secret, &tx, server).as_str()
+        );
+        assert_eq!(v.code.as_str().len(), 8);
+        assert_eq!(v.seconds_left, 60 - u32::try_from(server % 60).unwrap());
+        assert!(v.clock_warning.is_some());
+        // Another account, another code; the TOTP code is not it.
+        let other =
+            Transaction::new("0001", "123", AccountType::Ordinary, "1234568", 150_000).unwrap();
+        let w = TransactionView::at(&secret, other, device, ClockOffset(40));
+        assert_ne!(v.code.as_str(), w.code.as_str());
+        let totp = CodeView::at(&secret, &TotpParams::default(), device, ClockOffset(40));
+        assert!(!v.code.as_str().ends_with(totp.code.as_str()));
+    }
 }
 
 #[cfg(test)]

@@ -127,6 +127,34 @@ pub enum AppError {
         /// The stable `OTPAUTH_…` code.
         code: &'static str,
     },
+
+    // --- transaction authentication (取引認証) ----------------------------------------------------
+    /// A typed transfer or a scanned QR was refused; holds the protocol's `TX_…` code (which
+    /// field).
+    Transaction {
+        /// The stable `TX_…` code.
+        code: &'static str,
+    },
+    /// Transaction authentication is for bank tokens, not imported ones.
+    NotBankToken,
+    /// The scanned QR is for another token (another service or user ID).
+    ChallengeForOtherToken,
+}
+
+impl From<protocol::ocra::OcraError> for AppError {
+    fn from(e: protocol::ocra::OcraError) -> AppError {
+        AppError::Transaction {
+            code: match e {
+                protocol::ocra::OcraError::BankCode
+                | protocol::ocra::OcraError::BranchCode
+                | protocol::ocra::OcraError::AccountType
+                | protocol::ocra::OcraError::AccountNumber
+                | protocol::ocra::OcraError::Amount
+                | protocol::ocra::OcraError::PayeeName => e.code(),
+                _ => "TX_CHALLENGE_FORMAT",
+            },
+        }
+    }
 }
 
 impl AppError {
@@ -173,6 +201,9 @@ impl AppError {
             E::PinTryLater { .. } => "APP_PIN_WAIT",
             E::PinLockedOut => "APP_PIN_LOCKED_OUT",
             E::Import { code } => code,
+            E::Transaction { code } => code,
+            E::NotBankToken => "NOT_BANK_TOKEN",
+            E::ChallengeForOtherToken => "CHALLENGE_OTHER_TOKEN",
         }
     }
 
@@ -228,6 +259,18 @@ impl AppError {
             ),
             E::PinLockedOut => "暗証番号を規定回数以上間違えたため、このアプリではトークンを利用できません。お取引の銀行でトークンの再発行（再登録）を行い、初期設定からやり直してください。".into(),
             E::Import { .. } => "QRコードの内容がワンタイムパスワードの設定として正しくありません。".into(),
+            E::Transaction { code } => match *code {
+                "TX_BANK_CODE" => "金融機関コードは半角数字4桁で入力してください。",
+                "TX_BRANCH_CODE" => "支店コードは半角数字3桁で入力してください。",
+                "TX_ACCOUNT_TYPE" => "預金種目は「普通」か「当座」を選んでください。",
+                "TX_ACCOUNT_NUMBER" => "口座番号は半角数字7桁で入力してください。",
+                "TX_AMOUNT" => "振込金額は1円以上の半角数字で入力してください。",
+                "TX_PAYEE_NAME" => "QRコードの受取人名が正しくありません。",
+                _ => "QRコードの内容が取引認証のものとして正しくありません。",
+            }
+            .into(),
+            E::NotBankToken => "取引認証は銀行が発行したトークンでのみ利用できます。".into(),
+            E::ChallengeForOtherToken => "このQRコードは別のトークン（サービスID・ユーザーID）のものです。".into(),
         }
     }
 
@@ -283,6 +326,18 @@ impl AppError {
             ),
             E::PinLockedOut => "The PIN was wrong too many times, so the token can no longer be used in this app. Please ask your bank to reissue (re-register) the token, then set up the app again.".into(),
             E::Import { .. } => "The QR code does not hold a valid one-time password setting.".into(),
+            E::Transaction { code } => match *code {
+                "TX_BANK_CODE" => "Enter the bank code as 4 digits.",
+                "TX_BRANCH_CODE" => "Enter the branch code as 3 digits.",
+                "TX_ACCOUNT_TYPE" => "Choose ordinary or current as the account type.",
+                "TX_ACCOUNT_NUMBER" => "Enter the account number as 7 digits.",
+                "TX_AMOUNT" => "Enter the amount in yen as digits, 1 or more.",
+                "TX_PAYEE_NAME" => "The payee name in the QR code is not valid.",
+                _ => "The QR code is not a transaction authentication code.",
+            }
+            .into(),
+            E::NotBankToken => "Transaction authentication works only with tokens your bank issued.".into(),
+            E::ChallengeForOtherToken => "This QR code is for another token (another service or user ID).".into(),
         }
     }
 
@@ -394,6 +449,14 @@ mod tests {
             E::Import {
                 code: "OTPAUTH_BAD_SECRET",
             },
+            E::Transaction {
+                code: "TX_ACCOUNT_NUMBER",
+            },
+            E::Transaction {
+                code: "TX_CHALLENGE_FORMAT",
+            },
+            E::NotBankToken,
+            E::ChallengeForOtherToken,
         ]
     }
 

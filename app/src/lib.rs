@@ -26,7 +26,7 @@ pub mod pinning;
 pub mod vault;
 
 pub use client::{ClockReading, Directory, ProvisioningClient, Timeouts};
-pub use codes::{ClockOffset, ClockWarning, CodeView, CLOCK_WARNING_SECS};
+pub use codes::{ClockOffset, ClockWarning, CodeView, TransactionView, CLOCK_WARNING_SECS};
 pub use error::AppError;
 pub use keystore::{KeyringStore, MemoryStore, SecretStore};
 pub use vault::{TokenKind, TokenMeta, Vault};

@@ -266,6 +266,49 @@ impl Vault {
         ))
     }
 
+    /// The 取引認証 frame of a bank token for `transaction` at `device_now` (typed fallback, or
+    /// a scanned challenge checked with [`Vault::challenge_token`]).
+    ///
+    /// # Errors
+    /// [`AppError::NoSuchToken`]; [`AppError::NotBankToken`] for an imported token;
+    /// [`AppError::SecretMissing`]; keystore errors.
+    pub fn transaction_view(
+        &self,
+        id: &str,
+        transaction: protocol::ocra::Transaction,
+        device_now: u64,
+    ) -> Result<crate::codes::TransactionView, AppError> {
+        let meta = self.token(id)?;
+        if meta.kind != TokenKind::Bank {
+            return Err(AppError::NotBankToken);
+        }
+        let secret = load_secret(self.store.as_ref(), id)?.ok_or(AppError::SecretMissing)?;
+        Ok(crate::codes::TransactionView::at(
+            &secret,
+            transaction,
+            device_now,
+            meta.clock_offset,
+        ))
+    }
+
+    /// The bank token a scanned 取引認証 QR is for (its service and user ID).
+    ///
+    /// # Errors
+    /// [`AppError::ChallengeForOtherToken`] when no bank token here has those IDs.
+    pub fn challenge_token(
+        &self,
+        challenge: &protocol::ocra::TransactionChallenge,
+    ) -> Result<&TokenMeta, AppError> {
+        self.tokens
+            .iter()
+            .find(|t| {
+                t.kind == TokenKind::Bank
+                    && t.service_id.as_ref() == Some(&challenge.service_id)
+                    && t.user_id.as_ref() == Some(&challenge.user_id)
+            })
+            .ok_or(AppError::ChallengeForOtherToken)
+    }
+
     fn save(&self, tokens: &[TokenMeta]) -> Result<(), AppError> {
         let file = MetadataFile {
             version: FORMAT_VERSION,
@@ -387,6 +430,50 @@ mod tests {
         assert_eq!(v.code_view(&a.id, 0).unwrap_err(), AppError::NoSuchToken);
         let v = Vault::open(dir.path(), store.clone()).unwrap();
         assert_eq!(v.tokens(), &[b]);
+    }
+
+    #[test]
+    fn transaction_codes_are_for_bank_tokens_and_scans_find_theirs() {
+        use protocol::ocra::{AccountType, ChallengeNonce, Transaction, TransactionChallenge};
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::default());
+        let mut v = Vault::open(dir.path(), store).unwrap();
+        let bank = v
+            .add_provisioned(&response(&user_id(1)), ClockOffset(0), 10)
+            .unwrap();
+        let key = KeyUri::parse(
+            "otpauth://totp/Other:me?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Other",
+        )
+        .unwrap();
+        let imported = v.add_imported(&key, 11).unwrap();
+        let tx =
+            Transaction::new("0001", "123", AccountType::Ordinary, "1234567", 150_000).unwrap();
+        let view = v
+            .transaction_view(&bank.id, tx.clone(), 1_700_000_000)
+            .unwrap();
+        let secret = Secret::from_bytes(b"12345678901234567890".to_vec());
+        assert_eq!(
+            view.code.as_str(),
+            protocol::ocra::transaction_code(&secret, &tx, 1_700_000_000).as_str()
+        );
+        assert_eq!(
+            v.transaction_view(&imported.id, tx.clone(), 1_700_000_000)
+                .unwrap_err(),
+            AppError::NotBankToken
+        );
+        let mut challenge = TransactionChallenge {
+            service_id: "10112231".parse().unwrap(),
+            user_id: user_id(1).parse().unwrap(),
+            transaction: tx,
+            payee_name: "ﾔﾏﾀﾞ ﾀﾛｳ".into(),
+            nonce: ChallengeNonce::generate(),
+        };
+        assert_eq!(v.challenge_token(&challenge).unwrap().id, bank.id);
+        challenge.user_id = user_id(2).parse().unwrap();
+        assert_eq!(
+            v.challenge_token(&challenge).unwrap_err(),
+            AppError::ChallengeForOtherToken
+        );
     }
 
     #[test]

@@ -327,6 +327,68 @@ async fn issue_in_the_bank_set_up_in_the_app_activate_with_its_code_then_delete(
         "BOP001 shows the token in use"
     );
 
+    // --- 取引認証 (issue 16): a transfer to a new payee over 100,000 yen --------------------------
+    // The man in the browser first: the bank receives account 7654321 (malware changed it), the
+    // customer types the account they meant (1234567) into the real app: its code is refused and
+    // nothing is transferred. Then the right transfer, with the app's code: accepted.
+    let transfer = |account: &'static str| {
+        vec![
+            ("bank_code", "0001"),
+            ("branch_code", "123"),
+            ("account_type", "1"),
+            ("account_number", account),
+            ("payee", "ﾔﾏﾀﾞ ﾀﾛｳ"),
+            ("amount", "150000"),
+        ]
+    };
+    for (received, accepted) in [("7654321", false), ("1234567", true)] {
+        let input = bank.get("/transfer").await?;
+        let mut form = transfer(received);
+        let csrf = input.input_value("csrf")?;
+        form.push(("csrf", &csrf));
+        let confirm = bank.post("/transfer", &form).await?;
+        assert_eq!(confirm.path, "/transfer/confirm", "{}", confirm.body);
+        assert!(confirm.body.contains("id=\"tx-qr\""), "the QR is shown");
+        let (code, shown) = app_transaction_code(&app).await?;
+        assert_eq!(shown, "1234567", "the app shows what the customer typed");
+        assert!(
+            code.len() == 8 && code.bytes().all(|b| b.is_ascii_digit()),
+            "eight digits: {code}"
+        );
+        if accepted {
+            shot(&app, "12-transaction-code").await;
+        }
+        let done = bank
+            .post(
+                "/transfer/confirm",
+                &[
+                    ("csrf", &confirm.input_value("csrf")?),
+                    ("request_key", &confirm.input_value("request_key")?),
+                    ("confirmation_password", customer.confirmation),
+                    ("code", &code),
+                ],
+            )
+            .await?;
+        if accepted {
+            assert_eq!(done.path, "/transfer/done", "the app's code: {}", done.body);
+        } else {
+            assert_eq!(
+                done.status, 422,
+                "a changed account is refused: {}",
+                done.body
+            );
+            assert!(
+                done.body.contains("取引認証番号が正しくありません"),
+                "{}",
+                done.body
+            );
+        }
+        click(&app, "#back").await?;
+        wait_css(&app, "#tx-form", Duration::from_secs(10)).await?;
+        click(&app, "#back").await?;
+        wait_css(&app, "#code[data-code]", Duration::from_secs(10)).await?;
+    }
+
     // --- the app lock: set, lock, wrong PINs wait, unlock, asked at start, change, remove ---------
     let app = app_lock_round(app, &driver, &app_bin, &app_dir, &keystore_service).await?;
 
@@ -535,6 +597,26 @@ async fn pinning_a_wrong_pin_sends_nothing_and_the_right_pin_sets_up_over_tls() 
     drop(driver);
     drop(xvfb);
     Ok(())
+}
+
+/// The app's 取引認証 screen, typed fallback: the customer types the transfer they meant
+/// (0001 123 普通 1234567, 150,000 yen); returns the code and the account the app shows.
+async fn app_transaction_code(app: &Client) -> Result<(String, String)> {
+    click(app, "#tx-open").await?;
+    wait_css(app, "#tx-form", Duration::from_secs(10)).await?;
+    fill(app, "#tx-bankCode", "0001").await?;
+    fill(app, "#tx-branchCode", "123").await?;
+    fill(app, "#tx-accountNumber", "1234567").await?;
+    fill(app, "#tx-amount", "150,000").await?;
+    click(app, "#tx-show").await?;
+    let el = wait_css(app, "#tx-code[data-code]", Duration::from_secs(10)).await?;
+    let code = el.attr("data-code").await?.unwrap_or_default();
+    let shown = app
+        .find(Locator::Css("#tx-d-account"))
+        .await?
+        .text()
+        .await?;
+    Ok((code, shown))
 }
 
 async fn fill(app: &Client, css: &str, text: &str) -> Result<()> {

@@ -472,3 +472,107 @@ fn the_app_locks_again_only_after_a_minute_away() {
         "APP_LOCKED"
     );
 }
+
+#[test]
+fn transaction_codes_for_typed_and_scanned_transfers() {
+    use protocol::ocra::{AccountType, ChallengeNonce, Transaction, TransactionChallenge};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::default());
+    // A bank token already on the phone (set up earlier), and an imported one.
+    let user = protocol::UserId::from_serial(1).unwrap();
+    let bank = {
+        let mut v = app::Vault::open(dir.path(), store.clone()).unwrap();
+        v.add_provisioned(
+            &protocol::SetupResponse {
+                service_id: "10112231".parse().unwrap(),
+                user_id: user.clone(),
+                secret: protocol::WireSecret(Secret::from_bytes(b"12345678901234567890".to_vec())),
+                params: TotpParams::default(),
+                server_time: now(),
+                issuer: "OTP Bank".into(),
+                label: user.as_str().into(),
+            },
+            app::ClockOffset(0),
+            now(),
+        )
+        .unwrap()
+        .id
+    };
+    let (_app, w) = shell(dir.path(), Ok(store), None);
+    let imported = invoke(&w, "import_otpauth", json!({ "uri": URI })).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let typed = |id: &str, account: &str, amount: &str| {
+        invoke(
+            &w,
+            "transaction_frame",
+            json!({ "id": id, "bankCode": "０００１", "branchCode": "123", "accountType": "1",
+                    "accountNumber": account, "amount": amount }),
+        )
+    };
+    // Typed: full-width digits and grouping commas are what people type.
+    let before = now();
+    let frame = typed(&bank, "1234567", "150,000").unwrap();
+    let after = now();
+    let tx = Transaction::new("0001", "123", AccountType::Ordinary, "1234567", 150_000).unwrap();
+    let secret = Secret::from_bytes(b"12345678901234567890".to_vec());
+    let code = frame["code"].as_str().unwrap();
+    assert_eq!(code.len(), 8);
+    assert!([before, after]
+        .iter()
+        .any(|t| protocol::ocra::transaction_code(&secret, &tx, *t).as_str() == code));
+    assert_eq!(frame["bank_code"], "0001");
+    assert_eq!(frame["account_number"], "1234567");
+    assert_eq!(frame["amount"], 150_000);
+    assert_eq!(frame["account_type"], "1");
+    assert!(!frame.to_string().contains("secret"));
+    // Each wrong field named; an imported token has no transaction key.
+    assert_eq!(
+        typed(&bank, "123456", "1").unwrap_err()["code"],
+        "TX_ACCOUNT_NUMBER"
+    );
+    assert_eq!(
+        typed(&bank, "1234567", "0").unwrap_err()["code"],
+        "TX_AMOUNT"
+    );
+    assert_eq!(
+        typed(&bank, "1234567", "1万").unwrap_err()["code"],
+        "TX_AMOUNT"
+    );
+    let e = typed(&imported, "1234567", "1").unwrap_err();
+    assert_eq!(e["code"], "NOT_BANK_TOKEN");
+    assert!(e["message_ja"].as_str().unwrap().contains("取引認証"));
+    // Scanned: the QR names the token and the transfer.
+    let mut challenge = TransactionChallenge {
+        service_id: "10112231".parse().unwrap(),
+        user_id: user,
+        transaction: tx,
+        payee_name: "ﾔﾏﾀﾞ ﾀﾛｳ".into(),
+        nonce: ChallengeNonce::generate(),
+    };
+    let scanned = invoke(
+        &w,
+        "scan_transaction",
+        json!({ "text": challenge.encode() }),
+    )
+    .unwrap();
+    assert_eq!(scanned["id"], bank.as_str());
+    assert_eq!(scanned["payee_name"], "ﾔﾏﾀﾞ ﾀﾛｳ");
+    assert_eq!(scanned["amount"], 150_000);
+    challenge.user_id = protocol::UserId::from_serial(2).unwrap();
+    let e = invoke(
+        &w,
+        "scan_transaction",
+        json!({ "text": challenge.encode() }),
+    )
+    .unwrap_err();
+    assert_eq!(e["code"], "CHALLENGE_OTHER_TOKEN");
+    let e = invoke(
+        &w,
+        "scan_transaction",
+        json!({ "text": "otpauth://totp/x" }),
+    )
+    .unwrap_err();
+    assert_eq!(e["code"], "TX_CHALLENGE_FORMAT");
+}

@@ -157,6 +157,51 @@ mockIPC(async (cmd, payload) => {
       if (cfg.frameError) throw cfg.frameError;
       return frameFor(args.id);
     }
+    case 'transaction_frame': {
+      ensureUnlocked();
+      const token = tokens.find((t) => t.id === args.id);
+      if (!token) throw { code: 'NO_SUCH_TOKEN', message_ja: '指定のトークンは登録されていません。', message_en: 'No such token.' };
+      const digits = (v: unknown) => String(v).replace(/[０-９]/g, (c) => String.fromCharCode(c.charCodeAt(0) - 0xfee0)).replace(/[\s,-]/g, '');
+      const checks: [string, RegExp, string, string, string][] = [
+        ['bankCode', /^\d{4}$/, 'TX_BANK_CODE', '金融機関コードは半角数字4桁で入力してください。', 'Enter the bank code as 4 digits.'],
+        ['branchCode', /^\d{3}$/, 'TX_BRANCH_CODE', '支店コードは半角数字3桁で入力してください。', 'Enter the branch code as 3 digits.'],
+        ['accountNumber', /^\d{7}$/, 'TX_ACCOUNT_NUMBER', '口座番号は半角数字7桁で入力してください。', 'Enter the account number as 7 digits.'],
+        ['amount', /^[1-9]\d{0,11}$/, 'TX_AMOUNT', '振込金額は1円以上の半角数字で入力してください。', 'Enter the amount in yen as digits, 1 or more.'],
+      ];
+      for (const [k, re, code, ja, en] of checks) if (!re.test(digits(args[k]))) throw { code, message_ja: ja, message_en: en };
+      const now = Math.floor(Date.now() / 1000) + token.clock_offset_secs;
+      const q = `${digits(args.bankCode)}${digits(args.branchCode)}${args.accountType}${digits(args.accountNumber)}${digits(args.amount)}`;
+      return {
+        bank_code: digits(args.bankCode),
+        branch_code: digits(args.branchCode),
+        account_type: String(args.accountType),
+        account_number: digits(args.accountNumber),
+        amount: Number(digits(args.amount)),
+        code: fakeCode(token.id + q, Math.floor(now / 60), 8),
+        seconds_left: 60 - (now % 60),
+        period: 60,
+        clock_warning: null,
+      };
+    }
+    case 'scan_transaction': {
+      ensureUnlocked();
+      const parts = String(args.text).split(':');
+      if (parts[0] !== 'OTX1' || parts.length < 6)
+        throw { code: 'TX_CHALLENGE_FORMAT', message_ja: 'QRコードの内容が取引認証のものとして正しくありません。', message_en: 'The QR code is not a transaction authentication code.' };
+      const token = tokens.find((t) => t.service_id === parts[1] && t.user_id === parts[2]);
+      if (!token)
+        throw { code: 'CHALLENGE_OTHER_TOKEN', message_ja: 'このQRコードは別のトークン（サービスID・ユーザーID）のものです。', message_en: 'This QR code is for another token (another service or user ID).' };
+      const q = parts[3];
+      return {
+        id: token.id,
+        bank_code: q.slice(0, 4),
+        branch_code: q.slice(4, 7),
+        account_type: q.slice(7, 8),
+        account_number: q.slice(8, 15),
+        amount: Number(q.slice(15)),
+        payee_name: parts.slice(5).join(':'),
+      };
+    }
     case 'copy_code':
       ensureUnlocked();
       w.__clipboard = frameFor(args.id).code;

@@ -268,6 +268,60 @@ for (const size of SIZES) {
       await ctx.close();
     });
 
+    it('取引認証: the typed transfer, checked large, then its 8-digit code; a wrong field is named', async () => {
+      const { page, ctx } = await open(size, { tokens: [token('tok-a')] }, { at: T50 });
+      await page.locator('#code[data-code]').waitFor();
+      await page.locator('#tx-open').click();
+      await page.locator('#tx-form').waitFor();
+      await shot(page, size, '30-tx-input');
+      await page.fill('#tx-bankCode', '０００１');
+      await page.fill('#tx-branchCode', '123');
+      await page.fill('#tx-accountNumber', '123456');
+      await page.fill('#tx-amount', '150,000');
+      await page.locator('#tx-show').click();
+      await expect.poll(() => page.locator('#tx-error').getAttribute('data-code')).toBe('TX_ACCOUNT_NUMBER');
+      expect(await page.locator('#tx-error').textContent()).toBe('口座番号は半角数字7桁で入力してください。');
+      expect(await page.locator('#tx-accountNumber').getAttribute('aria-invalid')).toBe('true');
+      expect(await page.locator('#tx-bankCode').inputValue(), 'what was typed is kept').toBe('０００１');
+      await page.fill('#tx-accountNumber', '1234567');
+      await page.locator('#tx-show').click();
+      await page.locator('#tx-code[data-code]').waitFor();
+      expect(await page.locator('#tx-d-account').textContent()).toBe('1234567');
+      expect(await page.locator('#tx-d-bank').textContent()).toBe('0001');
+      expect(await page.locator('#tx-d-amount').textContent()).toBe('150,000円');
+      expect(await page.locator('#tx-d-type').textContent()).toBe('普通');
+      const code = await page.locator('#tx-code').getAttribute('data-code');
+      expect(code).toMatch(/^\d{8}$/);
+      expect((await page.locator('#tx-code').innerText()).replace(/\s+/g, ' ')).toBe(`${code!.slice(0, 4)} ${code!.slice(4)}`);
+      expect(await page.locator('#tx-countdown').textContent()).toBe('この番号はあと10秒有効です');
+      const sent = await calls(page, 'transaction_frame');
+      expect(sent[sent.length - 1]).toEqual({
+        id: 'tok-a', bankCode: '０００１', branchCode: '123', accountType: '1', accountNumber: '1234567', amount: '150,000',
+      });
+      await noHorizontalScroll(page);
+      await shot(page, size, '31-tx-code');
+      await page.clock.setFixedTime(T50 + 10_000);
+      await expect.poll(() => page.locator('#tx-code').getAttribute('data-code'), { message: 'a new minute, a new code' }).not.toBe(code);
+      await page.locator('.lang-btn').click();
+      await expect.poll(() => page.locator('#tx-d-amount').textContent()).toBe('150,000 yen');
+      expect(await page.locator('.tx-check-title').textContent()).toBe('Check the transfer');
+      await shot(page, size, '31-tx-code-en');
+      await ctx.close();
+    });
+
+    it('取引認証 on a phone: the QR fills the transfer and shows the payee', async () => {
+      const qr = 'OTX1:10112231:999800000009:000112311234567000000150000:AAAAAAAAAAAAAAAAAAAAAAAAAA:ﾔﾏﾀﾞ ﾀﾛｳ';
+      const { page, ctx } = await open(size, { tokens: [token('tok-a')], mobile: true, scanResult: qr }, { at: T50 });
+      await page.locator('#tx-open').click();
+      await page.locator('#tx-scan').click();
+      await page.locator('#tx-code[data-code]').waitFor();
+      expect(await page.locator('#tx-d-payee').textContent()).toBe('ﾔﾏﾀﾞ ﾀﾛｳ');
+      expect(await page.locator('#tx-d-amount').textContent()).toBe('150,000円');
+      expect(await calls(page, 'scan_transaction')).toEqual([{ text: qr }]);
+      await shot(page, size, '32-tx-scanned');
+      await ctx.close();
+    });
+
     it('tap to copy puts the code on the clipboard', async () => {
       const { page, ctx } = await open(size, { tokens: [token('tok-a')] }, { at: T50 });
       await page.locator('#code[data-code]').waitFor();

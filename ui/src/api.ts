@@ -51,6 +51,40 @@ export interface CodeFrame {
   clock_warning: { offset_secs: number } | null;
 }
 
+/** One frame of the 取引認証 screen: the transfer the code is for and its 8-digit code. */
+export interface TransactionFrame {
+  bank_code: string;
+  branch_code: string;
+  /** '1' 普通 (ordinary), '2' 当座 (current). */
+  account_type: string;
+  account_number: string;
+  amount: number;
+  code: string;
+  seconds_left: number;
+  period: number;
+  clock_warning: { offset_secs: number } | null;
+}
+
+/** What a scanned 取引認証 QR holds: which token and the transfer. */
+export interface ScannedTransaction {
+  id: string;
+  bank_code: string;
+  branch_code: string;
+  account_type: string;
+  account_number: string;
+  amount: number;
+  payee_name: string;
+}
+
+/** The typed fallback's fields, as the customer typed them (the core checks each). */
+export interface TransactionForm {
+  bankCode: string;
+  branchCode: string;
+  accountType: string;
+  accountNumber: string;
+  amount: string;
+}
+
 export interface ClockView {
   offset_secs: number;
   warning: boolean;
@@ -100,6 +134,9 @@ export const api = {
   appInfo: () => call<AppInfo>('app_info'),
   listTokens: () => call<TokenView[]>('list_tokens'),
   codeFrame: (id: string) => call<CodeFrame>('code_frame', { id }),
+  transactionFrame: (id: string, f: TransactionForm) =>
+    call<TransactionFrame>('transaction_frame', { id, ...f }),
+  scanTransaction: (text: string) => call<ScannedTransaction>('scan_transaction', { text }),
   checkClock: (id: string) => call<ClockView>('check_clock', { id }),
   setupToken: (serviceId: string, userId: string, activationPassword: string, agreed: boolean) =>
     call<TokenView>('setup_token', { serviceId, userId, activationPassword, agreed }),
