@@ -71,6 +71,33 @@ pub(crate) async fn login(b: &Browser, login: &str) {
     assert_eq!(r.location.as_deref(), Some("/top"), "login: {}", r.body);
 }
 
+/// Log `login` in through the OTP screen.
+pub(crate) async fn login_with_otp(env: &Env, b: &Browser, login: &str, secret: &protocol::Secret) {
+    let form = b.get("/login").await;
+    let r = b
+        .post(
+            "/login",
+            &[
+                ("csrf", &form.input("csrf")),
+                ("login_id", login),
+                ("password", "loginpass1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.location.as_deref(), Some("/login/otp"));
+    env.clock.advance(60);
+    let otp = b.get("/login/otp").await;
+    let r = b
+        .post(
+            "/login/otp",
+            &[("csrf", &otp.input("csrf")), ("code", &env.code(secret, 0))],
+        )
+        .await;
+    assert_eq!(r.location.as_deref(), Some("/top"), "{}", r.body);
+    // The next code is of the next minute.
+    env.clock.advance(60);
+}
+
 /// The issuance input step, to `email`; returns the confirmation page.
 async fn start_issue(b: &Browser, email: &str) -> Resp {
     let input = b.get("/otp/issue").await;
@@ -644,30 +671,7 @@ async fn new_payees_and_email_changes_need_it_unless_otp_is_in_use(db: Db) {
     // A customer using OTP: the code takes its place, no mail.
     let (_, secret) = env.active_token("otp00001").await;
     let o = Browser::new(&srv.base);
-    let form = o.get("/login").await;
-    let r = o
-        .post(
-            "/login",
-            &[
-                ("csrf", &form.input("csrf")),
-                ("login_id", "otp00001"),
-                ("password", "loginpass1"),
-            ],
-        )
-        .await;
-    assert_eq!(r.location.as_deref(), Some("/login/otp"));
-    env.clock.advance(60);
-    let otp = o.get("/login/otp").await;
-    let r = o
-        .post(
-            "/login/otp",
-            &[
-                ("csrf", &otp.input("csrf")),
-                ("code", &env.code(&secret, 0)),
-            ],
-        )
-        .await;
-    assert_eq!(r.location.as_deref(), Some("/top"), "{}", r.body);
+    login_with_otp(env, &o, "otp00001", &secret).await;
     let before = outbox(env).await.len();
     let page = transfer_confirm(&o, "ﾍﾞﾂﾉ ｼﾝｷ", "3000").await;
     assert!(!page.body.contains("name=\"mail_password\""));

@@ -16,7 +16,7 @@ use protocol::ocra::{transaction_code, AccountType, Transaction};
 use protocol::Secret;
 
 use crate::both_dbs;
-use crate::mail_password::account_of;
+use crate::mail_password::{account_of, login_with_otp};
 use crate::staff::{customer_id, staff, Browser, Resp, Server};
 use crate::support::*;
 
@@ -32,6 +32,15 @@ fn tx(account: &str, amount: u64) -> Transaction {
     Transaction::new("0001", "123", AccountType::Ordinary, account, amount).unwrap()
 }
 
+/// The outcome of verifying `code` as the transaction code of `t`.
+async fn verify_tx(env: &Env, uid: &str, code: &Zeroizing<String>, t: &Transaction) -> Outcome {
+    env.engine
+        .verify_transaction(uid, code.clone(), t.clone(), host())
+        .await
+        .unwrap()
+        .result
+}
+
 fn tx_code(env: &Env, secret: &Secret, t: &Transaction) -> Zeroizing<String> {
     Zeroizing::new(transaction_code(secret, t, env.now()).as_str().to_owned())
 }
@@ -43,12 +52,11 @@ async fn a_transaction_code_is_single_use_and_bound_to_its_transfer(db: Db) {
     let code = tx_code(&env, &secret, &right);
     // Man in the browser: the same code for another account, or another amount.
     for other in [tx("7654321", 150_000), tx("1234567", 1_500_000)] {
-        let r = env
-            .engine
-            .verify_transaction(&uid, code.clone(), other, host())
-            .await
-            .unwrap();
-        assert_eq!(r.result, Outcome::Invalid, "a changed transfer fails");
+        assert_eq!(
+            verify_tx(&env, &uid, &code, &other).await,
+            Outcome::Invalid,
+            "a changed transfer fails"
+        );
     }
     // Key separation: the TOTP code of this minute is not a transaction code...
     let r = env
@@ -69,18 +77,15 @@ async fn a_transaction_code_is_single_use_and_bound_to_its_transfer(db: Db) {
         .await
         .is_err());
     // The right code for the right transfer: once.
-    let r = env
-        .engine
-        .verify_transaction(&uid, code.clone(), right.clone(), host())
-        .await
-        .unwrap();
-    assert_eq!(r.result, Outcome::Ok, "{r:?}");
-    let r = env
-        .engine
-        .verify_transaction(&uid, code.clone(), right.clone(), host())
-        .await
-        .unwrap();
-    assert_eq!(r.result, Outcome::Replayed);
+    assert_eq!(
+        verify_tx(&env, &uid, &code, &right).await,
+        Outcome::Ok,
+        "{r:?}"
+    );
+    assert_eq!(
+        verify_tx(&env, &uid, &code, &right).await,
+        Outcome::Replayed
+    );
     // A TOTP code still works (its own replay step: activation used this minute's, the next
     // one is in the window), and the transaction code is still replayed after it.
     let r = env
@@ -89,12 +94,10 @@ async fn a_transaction_code_is_single_use_and_bound_to_its_transfer(db: Db) {
         .await
         .unwrap();
     assert_eq!(r.result, Outcome::Ok);
-    let r = env
-        .engine
-        .verify_transaction(&uid, code.clone(), right.clone(), host())
-        .await
-        .unwrap();
-    assert_eq!(r.result, Outcome::Replayed);
+    assert_eq!(
+        verify_tx(&env, &uid, &code, &right).await,
+        Outcome::Replayed
+    );
     // The purpose `transaction` without its transaction is refused outright.
     assert!(env
         .engine
@@ -214,33 +217,6 @@ async fn concurrent_uses_of_one_transaction_code_accept_exactly_one(db: Db) {
         }
     }
     assert_eq!(ok, 1, "one code, one transfer");
-}
-
-/// Log `login` in through the OTP screen.
-async fn login_with_otp(env: &Env, b: &Browser, login: &str, secret: &Secret) {
-    let form = b.get("/login").await;
-    let r = b
-        .post(
-            "/login",
-            &[
-                ("csrf", &form.input("csrf")),
-                ("login_id", login),
-                ("password", "loginpass1"),
-            ],
-        )
-        .await;
-    assert_eq!(r.location.as_deref(), Some("/login/otp"));
-    env.clock.advance(60);
-    let otp = b.get("/login/otp").await;
-    let r = b
-        .post(
-            "/login/otp",
-            &[("csrf", &otp.input("csrf")), ("code", &env.code(secret, 0))],
-        )
-        .await;
-    assert_eq!(r.location.as_deref(), Some("/top"), "{}", r.body);
-    // The next code is of the next minute.
-    env.clock.advance(60);
 }
 
 async fn enter(b: &Browser, fields: &[(&str, &str)]) -> Resp {
