@@ -9,21 +9,13 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-
 use anyhow::{anyhow, bail, Context, Result};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A free loopback port (bound and released; good enough for a test on one machine).
-pub fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
+pub use test_support::{free_port, mail_body_text};
 
 /// The workspace's `target/` directory (or `CARGO_TARGET_DIR`).
 pub fn target_dir() -> PathBuf {
@@ -250,7 +242,7 @@ impl Backend {
         customer: &Customer,
         log: Option<std::fs::File>,
     ) -> Result<Backend> {
-        let port = free_port()?;
+        let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let mut add = Backend::command(data_dir, &listen)
             .args([
@@ -356,198 +348,32 @@ impl Drop for Backend {
     }
 }
 
-/// The text of a single-part mail, its transfer encoding undone (7bit, quoted-printable or
-/// base64: whichever lettre chose for the Japanese body).
-pub fn mail_body_text(raw: &str) -> String {
-    let raw = raw.replace("\r\n", "\n");
-    let (headers, body) = raw.split_once("\n\n").unwrap_or(("", raw.as_str()));
-    let encoding = headers
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-transfer-encoding")
-                .then(|| v.trim().to_ascii_lowercase())
-        })
-        .unwrap_or_default();
-    match encoding.as_str() {
-        "base64" => String::from_utf8_lossy(&base64_decode(body)).into_owned(),
-        "quoted-printable" => String::from_utf8_lossy(&qp_decode(body)).into_owned(),
-        _ => body.to_owned(),
-    }
-}
-
-fn base64_decode(text: &str) -> Vec<u8> {
-    let value = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => u32::from(c - b'A'),
-            b'a'..=b'z' => u32::from(c - b'a') + 26,
-            b'0'..=b'9' => u32::from(c - b'0') + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        })
-    };
-    let (mut out, mut acc, mut bits) = (Vec::new(), 0u32, 0u32);
-    for v in text.bytes().filter_map(value) {
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(((acc >> bits) & 0xff) as u8);
-        }
-    }
-    out
-}
-
-fn qp_decode(text: &str) -> Vec<u8> {
-    let bytes = text.replace("=\n", "").into_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'=' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&String::from_utf8_lossy(&bytes[i + 1..i + 3]), 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    out
-}
-
 // --- TLS in front of the backend -----------------------------------------------------------------
 
-/// A TLS-terminating proxy on loopback in front of the backend (which serves plain HTTP, as
-/// behind a bank's load balancer), its certificate for `localhost` issued by a CA made here
-/// (rcgen), as in `app/tests/it/pinning.rs`. It counts connections, completed handshakes and
-/// the decrypted bytes it forwarded: a handshake the app refused lets none through.
+/// The workspace's TLS proxy ([`test_support::TlsProxy`]) in front of the backend, with the
+/// pin of its server key as the app writes pins (`sha256/<base64>`).
 pub struct TlsProxy {
-    /// `https://localhost:<port>`.
-    pub base_url: String,
-    /// The test CA's certificate, PEM (for the app's debug-only `OTP_APP_TEST_CA`).
-    pub ca_pem: String,
-    /// The pin of the server certificate's key, `sha256/<base64>`, computed from the key.
+    proxy: test_support::TlsProxy,
+    /// The pin of the server certificate's key, computed from the key.
     pub pin: String,
-    connections: Arc<AtomicUsize>,
-    handshakes_ok: Arc<AtomicUsize>,
-    plaintext_in: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::ops::Deref for TlsProxy {
+    type Target = test_support::TlsProxy;
+    fn deref(&self) -> &test_support::TlsProxy {
+        &self.proxy
+    }
 }
 
 impl TlsProxy {
-    /// Starts the proxy in front of `backend` (`http://127.0.0.1:<port>`), on the current
-    /// tokio runtime.
+    /// Starts the proxy in front of `backend` (`http://127.0.0.1:<port>`).
     ///
     /// # Errors
     /// Certificate generation or binding failed.
     pub async fn start(backend: &str) -> Result<TlsProxy> {
-        let backend_addr = backend.trim_start_matches("http://").to_owned();
-        let ca_key = rcgen::KeyPair::generate()?;
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "e2e-app pinning test CA");
-        let ca = ca_params.self_signed(&ca_key)?;
-        let leaf_key = rcgen::KeyPair::generate()?;
-        let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])?
-            .signed_by(&leaf_key, &ca, &ca_key)?;
-        let pin = app::pinning::Pin::of_spki(&leaf_key.public_key_der()).to_text();
-
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![leaf.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
-                leaf_key.serialize_der(),
-            )),
-        )?;
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let port = listener.local_addr()?.port();
-        let connections = Arc::new(AtomicUsize::new(0));
-        let handshakes_ok = Arc::new(AtomicUsize::new(0));
-        let plaintext_in = Arc::new(AtomicUsize::new(0));
-        let (conns, oks, bytes) = (
-            connections.clone(),
-            handshakes_ok.clone(),
-            plaintext_in.clone(),
-        );
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    return;
-                };
-                conns.fetch_add(1, Ordering::SeqCst);
-                let (acceptor, backend_addr) = (acceptor.clone(), backend_addr.clone());
-                let (oks, bytes) = (oks.clone(), bytes.clone());
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return; // the client refused the handshake
-                    };
-                    oks.fetch_add(1, Ordering::SeqCst);
-                    let Ok(upstream) = tokio::net::TcpStream::connect(&backend_addr).await else {
-                        return;
-                    };
-                    let (mut client_r, mut client_w) = tokio::io::split(tls);
-                    let (mut up_r, mut up_w) = upstream.into_split();
-                    let to_backend = async {
-                        let mut buf = vec![0u8; 16 * 1024];
-                        loop {
-                            let n = match client_r.read(&mut buf).await {
-                                Ok(0) | Err(_) => break,
-                                Ok(n) => n,
-                            };
-                            bytes.fetch_add(n, Ordering::SeqCst);
-                            if up_w.write_all(&buf[..n]).await.is_err() {
-                                break;
-                            }
-                        }
-                        let _ = up_w.shutdown().await;
-                    };
-                    let to_client = async {
-                        let _ = tokio::io::copy(&mut up_r, &mut client_w).await;
-                        let _ = client_w.shutdown().await;
-                    };
-                    tokio::join!(to_backend, to_client);
-                });
-            }
-        });
-        Ok(TlsProxy {
-            base_url: format!("https://localhost:{port}"),
-            ca_pem: ca.pem(),
-            pin,
-            connections,
-            handshakes_ok,
-            plaintext_in,
-            task,
-        })
-    }
-
-    /// TCP connections accepted.
-    pub fn connections(&self) -> usize {
-        self.connections.load(Ordering::SeqCst)
-    }
-
-    /// TLS handshakes completed.
-    pub fn handshakes_ok(&self) -> usize {
-        self.handshakes_ok.load(Ordering::SeqCst)
-    }
-
-    /// Decrypted application bytes received from clients (and forwarded to the backend).
-    pub fn plaintext_in(&self) -> usize {
-        self.plaintext_in.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for TlsProxy {
-    fn drop(&mut self) {
-        self.task.abort();
+        let proxy = test_support::TlsProxy::start(backend).await?;
+        let pin = app::pinning::Pin::of_spki(&proxy.leaf_spki_der).to_text();
+        Ok(TlsProxy { proxy, pin })
     }
 }
 
@@ -781,8 +607,8 @@ impl Driver {
     /// # Errors
     /// tauri-driver missing (`cargo install tauri-driver --locked --version ^2`).
     pub async fn start(env: &[(&str, String)]) -> Result<Driver> {
-        let port = free_port()?;
-        let native = free_port()?;
+        let port = free_port();
+        let native = free_port();
         let bin = std::env::var_os("TAURI_DRIVER")
             .map(PathBuf::from)
             .or_else(|| {
@@ -837,22 +663,6 @@ impl Drop for Driver {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mail_bodies_are_decoded_whatever_the_transfer_encoding() {
-        let url = "http://127.0.0.1:8080/dl/0123456789abcdef0123456789abcdef01234567";
-        let plain = format!("Subject: x\r\n\r\nダウンロード\r\n{url}\r\n");
-        assert!(mail_body_text(&plain).contains(url));
-
-        let qp = "Content-Transfer-Encoding: quoted-printable\r\n\r\n=E3=83=80 http://127.0.0.1:8080/dl/0123456789abcdef0123=\r\n456789abcdef01234567\r\n";
-        let text = mail_body_text(qp);
-        assert!(text.contains(url), "{text}");
-        assert!(text.contains('ダ'));
-
-        // base64 of "ok http://127.0.0.1:8080/dl/ab"
-        let b64 = "Content-Transfer-Encoding: base64\r\n\r\nb2sgaHR0cDovLzEyNy4wLjAu\r\nMTo4MDgwL2RsL2Fi\r\n";
-        assert_eq!(mail_body_text(b64), "ok http://127.0.0.1:8080/dl/ab");
-    }
 
     #[test]
     fn reads_inputs_and_links_from_html() {

@@ -4,7 +4,7 @@
 //! a maildir), and a cookie-keeping HTTP client for the customer screens.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // reason: test harness: a failed step should stop loudly
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -14,28 +14,11 @@ use backend::config::{Argon2Config, Config, Sensitive};
 use backend::engine::{Actor, Engine, ManualClock};
 use backend::mail::{MailConfig, MailWorker, SmtpTls};
 use backend::web::AppState;
-use sqlx::Connection;
 use zeroize::Zeroizing;
 
-/// 2026-11-25 12:00:30 JST, 30 s into a 60 s step.
-pub const T0: u64 = 1_795_575_630;
-pub const MASTER_KEY: &str =
-    "test1:0101010101010101010101010101010101010101010101010101010101010101";
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Db {
-    Sqlite,
-    Postgres,
-}
-
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use test_support::{
+    download_url, free_port, mailed_password_in, parse_mail, Db, Mail, TestDb, MASTER_KEY, T0,
+};
 
 /// A real SMTP server on loopback: aiosmtpd's Mailbox handler delivering into a maildir.
 pub struct SmtpServer {
@@ -122,148 +105,6 @@ impl SmtpServer {
 impl Drop for SmtpServer {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-/// A received mail decoded: subject and text body (lettre sends UTF-8 text as base64 or
-/// quoted-printable; both are handled).
-#[derive(Debug, Clone)]
-pub struct Mail {
-    pub to: String,
-    pub subject: String,
-    pub body: String,
-    pub message_id: String,
-}
-
-pub fn parse_mail(raw: &str) -> Mail {
-    let (head, body) = raw
-        .split_once("\r\n\r\n")
-        .or_else(|| raw.split_once("\n\n"))
-        .unwrap();
-    // unfold headers
-    let head = head.replace("\r\n ", " ").replace("\n ", " ");
-    let header = |name: &str| {
-        head.lines()
-            .find_map(|l| {
-                l.split_once(':')
-                    .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-                    .map(|(_, v)| v.trim().to_owned())
-            })
-            .unwrap_or_default()
-    };
-    let cte = header("Content-Transfer-Encoding").to_ascii_lowercase();
-    let body = match cte.as_str() {
-        "base64" => String::from_utf8(b64(&body.replace(['\r', '\n'], ""))).unwrap(),
-        "quoted-printable" => qp(body),
-        _ => body.to_owned(),
-    };
-    Mail {
-        to: header("To"),
-        subject: decode_words(&header("Subject")),
-        body: body.replace("\r\n", "\n"),
-        message_id: header("Message-ID"),
-    }
-}
-
-fn b64(s: &str) -> Vec<u8> {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::new();
-    let mut buf = 0u32;
-    let mut bits = 0;
-    for c in s.bytes().filter(|c| *c != b'=') {
-        let v = A.iter().position(|a| *a == c).unwrap() as u32;
-        buf = (buf << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buf >> bits) as u8);
-            buf &= (1 << bits) - 1;
-        }
-    }
-    out
-}
-
-fn qp(s: &str) -> String {
-    let s = s.replace("=\r\n", "").replace("=\n", "");
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'=' && i + 2 < b.len() + 1 {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8(out).unwrap()
-}
-
-/// RFC 2047 encoded words (`=?utf-8?b?…?=`), as lettre writes subjects.
-fn decode_words(s: &str) -> String {
-    let mut out = Vec::new();
-    for w in s.split_whitespace() {
-        let lw = w.to_ascii_lowercase();
-        if lw.starts_with("=?utf-8?b?") && w.ends_with("?=") {
-            out.extend(b64(&w[10..w.len() - 2]));
-        } else if lw.starts_with("=?utf-8?q?") && w.ends_with("?=") {
-            out.extend(qp(&w[10..w.len() - 2].replace('_', " ")).into_bytes());
-        } else {
-            if !out.is_empty() {
-                out.push(b' ');
-            }
-            out.extend(w.as_bytes());
-        }
-    }
-    String::from_utf8(out).unwrap()
-}
-
-/// A fresh database.
-pub struct TestDb {
-    pub url: String,
-    pub dir: tempfile::TempDir,
-}
-
-impl TestDb {
-    pub async fn new(db: Db) -> TestDb {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            use std::os::unix::fs::PermissionsExt;
-            // The server refuses a data directory others can read (tempdir makes it 0755).
-            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-        }
-        match db {
-            Db::Sqlite => TestDb {
-                url: format!("sqlite://{}?mode=rwc", dir.path().join("otp.db").display()),
-                dir,
-            },
-            Db::Postgres => {
-                sqlx::any::install_default_drivers();
-                let admin = std::env::var("OTP_TEST_PG_URL").expect(
-                    "OTP_TEST_PG_URL is not set: run scripts/test.sh, which starts PostgreSQL",
-                );
-                // Named with its creation time, so scripts/test.sh can drop only stale ones.
-                let secs = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_secs();
-                let name = format!("otp_e2e_{secs}_{}", hex::encode(rand::random::<[u8; 6]>()));
-                let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                conn.close().await.ok();
-                let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap();
-                TestDb {
-                    url: format!("{base}/{name}"),
-                    dir,
-                }
-            }
-        }
     }
 }
 
@@ -622,15 +463,6 @@ pub enum MailTap {
     Outbox(backend::store::Store),
 }
 
-/// The メール通知パスワード in a mail's text.
-pub fn mailed_password_in(body: &str) -> Option<String> {
-    let mut lines = body.lines();
-    lines
-        .by_ref()
-        .find(|l| l.contains("■メール通知パスワード"))?;
-    lines.next().map(|l| l.trim().to_owned())
-}
-
 fn mails_in(dir: &Path) -> Vec<Mail> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .map(|d| {
@@ -780,14 +612,4 @@ impl Client {
         assert_eq!(r.location.as_deref(), Some("/otp/issue/complete"));
         self.get("/otp/issue/complete").await
     }
-}
-
-/// The download URL in an issuance mail.
-pub fn download_url(mail: &Mail) -> String {
-    mail.body
-        .lines()
-        .map(str::trim)
-        .find(|l| l.contains("/dl/"))
-        .expect("a download URL in the mail")
-        .to_owned()
 }

@@ -5,111 +5,33 @@
 //! client trusts that CA, so the chain is good in every case and only the pin decides. The proxy
 //! counts the bytes it decrypted: a refused handshake must have let none through.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-
 use app::pinning::Pin;
 use app::{setup_token, AppError, Directory, ProvisioningClient, Timeouts};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::*;
 
+/// The workspace's TLS proxy ([`test_support::TlsProxy`]) and the pin of its server key,
+/// computed from the key itself (not from the certificate, so it checks the app's reading of
+/// certificates too).
 struct TlsProxy {
+    proxy: test_support::TlsProxy,
     base: String,
-    ca: CertificateDer<'static>,
-    /// The pin of the server certificate's key, computed from the key itself (not from the
-    /// certificate, so it checks the app's reading of certificates too).
     pin: Pin,
-    /// Application bytes received from clients after a completed handshake.
-    plaintext_in: Arc<AtomicUsize>,
-    handshakes_ok: Arc<AtomicUsize>,
 }
 
 impl TlsProxy {
     async fn start(backend: &str) -> TlsProxy {
-        let backend_addr = backend.trim_start_matches("http://").to_owned();
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "pinning test CA");
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let leaf_key = rcgen::KeyPair::generate().unwrap();
-        let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-            .unwrap()
-            .signed_by(&leaf_key, &ca, &ca_key)
-            .unwrap();
-        let pin = Pin::of_spki(&leaf_key.public_key_der());
+        let proxy = test_support::TlsProxy::start(backend).await.unwrap();
+        let pin = Pin::of_spki(&proxy.leaf_spki_der);
         assert_eq!(
-            Pin::of_certificate(leaf.der()),
+            Pin::of_certificate(&proxy.leaf_der),
             Some(pin),
             "the app reads the key out of the certificate"
         );
-
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![leaf.der().clone()],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
-        )
-        .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let plaintext_in = Arc::new(AtomicUsize::new(0));
-        let handshakes_ok = Arc::new(AtomicUsize::new(0));
-        let (bytes, oks) = (plaintext_in.clone(), handshakes_ok.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    return;
-                };
-                let (acceptor, backend_addr) = (acceptor.clone(), backend_addr.clone());
-                let (bytes, oks) = (bytes.clone(), oks.clone());
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return; // the client refused the handshake
-                    };
-                    oks.fetch_add(1, Ordering::SeqCst);
-                    let Ok(upstream) = tokio::net::TcpStream::connect(&backend_addr).await else {
-                        return;
-                    };
-                    let (mut client_r, mut client_w) = tokio::io::split(tls);
-                    let (mut up_r, mut up_w) = upstream.into_split();
-                    let to_backend = async {
-                        let mut buf = vec![0u8; 16 * 1024];
-                        loop {
-                            let n = match client_r.read(&mut buf).await {
-                                Ok(0) | Err(_) => break,
-                                Ok(n) => n,
-                            };
-                            bytes.fetch_add(n, Ordering::SeqCst);
-                            if up_w.write_all(&buf[..n]).await.is_err() {
-                                break;
-                            }
-                        }
-                        let _ = up_w.shutdown().await;
-                    };
-                    let to_client = async {
-                        let _ = tokio::io::copy(&mut up_r, &mut client_w).await;
-                        let _ = client_w.shutdown().await;
-                    };
-                    tokio::join!(to_backend, to_client);
-                });
-            }
-        });
         TlsProxy {
-            base: format!("https://localhost:{port}"),
-            ca: ca.der().clone(),
+            base: proxy.base_url.clone(),
+            proxy,
             pin,
-            plaintext_in,
-            handshakes_ok,
         }
     }
 
@@ -122,13 +44,13 @@ impl TlsProxy {
         dir.set_pins(&service, pins).unwrap();
         let mut roots = app::pinning::public_roots();
         if trust_test_ca {
-            roots.add(self.ca.clone()).unwrap();
+            roots.add(self.proxy.ca_der.clone()).unwrap();
         }
         ProvisioningClient::with_roots(dir, Timeouts::default(), roots).unwrap()
     }
 
     fn plaintext(&self) -> usize {
-        self.plaintext_in.load(Ordering::SeqCst)
+        self.proxy.plaintext_in()
     }
 }
 
@@ -160,7 +82,7 @@ async fn a_wrong_pin_is_refused_before_the_activation_password_leaves_the_app() 
         0,
         "no byte of the request (and so not the activation password) reached the server side"
     );
-    assert_eq!(proxy.handshakes_ok.load(Ordering::SeqCst), 0);
+    assert_eq!(proxy.proxy.handshakes_ok(), 0);
     assert!(vault.tokens().is_empty());
 
     // A certificate from a CA the app does not trust: refused on the chain, before the pin.

@@ -8,87 +8,12 @@ use backend::config::{Argon2Config, Config, Sensitive};
 use backend::engine::{Actor, Engine, ManualClock};
 use backend::web::AppState;
 use protocol::{code_at_step, DeviceInfo, Secret, ServiceId, TotpParams, UserId};
-use sqlx::Connection;
 use zeroize::Zeroizing;
 
-/// 2026-11-25 12:00:30 JST (03:00:30 UTC), 30 s into a 60 s step.
-pub const T0: u64 = 1_795_575_630;
+pub use test_support::{pg_admin_url, Db, TestDb, API_KEY, MASTER_KEY, T0};
 
-pub const MASTER_KEY: &str =
-    "test1:0101010101010101010101010101010101010101010101010101010101010101";
-pub const API_KEY: &str = "host-test-key-0123456789abcdef0123456789";
 /// `web.metrics_key` of every test configuration.
 pub const METRICS_KEY: &str = "metrics-test-key-0123456789abcdef0123";
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Db {
-    Sqlite,
-    Postgres,
-}
-
-pub struct TestDb {
-    pub url: String,
-    pub dir: tempfile::TempDir,
-    pub pg_name: Option<String>,
-}
-
-pub fn pg_admin_url() -> String {
-    std::env::var("OTP_TEST_PG_URL").expect(
-        "OTP_TEST_PG_URL is not set: run scripts/test.sh, which starts PostgreSQL and sets it",
-    )
-}
-
-impl TestDb {
-    pub async fn new(db: Db) -> TestDb {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            use std::os::unix::fs::PermissionsExt;
-            // The server refuses a data directory others can read (tempdir makes it 0755).
-            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-        }
-        match db {
-            Db::Sqlite => TestDb {
-                url: format!("sqlite://{}?mode=rwc", dir.path().join("otp.db").display()),
-                dir,
-                pg_name: None,
-            },
-            Db::Postgres => {
-                sqlx::any::install_default_drivers();
-                let admin = pg_admin_url();
-                // Named with its creation time, so scripts/test.sh can drop only stale ones.
-                let name = format!("otp_t_{}_{}", unix_now(), hex::encode(rand_bytes()));
-                let mut conn = sqlx::AnyConnection::connect(&admin)
-                    .await
-                    .expect("connect to PostgreSQL admin URL");
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                conn.close().await.ok();
-                let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap();
-                TestDb {
-                    url: format!("{base}/{name}"),
-                    dir,
-                    pg_name: Some(name),
-                }
-            }
-        }
-    }
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn rand_bytes() -> [u8; 6] {
-    use rand::RngCore;
-    let mut b = [0u8; 6];
-    rand::rngs::OsRng.fill_bytes(&mut b);
-    b
-}
 
 pub fn config_for(db: &TestDb) -> Config {
     Config {

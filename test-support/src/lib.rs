@@ -1,0 +1,20 @@
+//! The one test harness of the workspace (issue 11): what `backend/tests`, the journeys in
+//! `tests/`, `app/tests` and `e2e-app/` all need, written once.
+//!
+//! - [`db`]: the fixed test constants, a fresh database of either kind ([`TestDb`]), free ports.
+//! - [`mail`]: a mail as the customer reads it (MIME decoded by `mail-parser`), the mailed
+//!   password and the download link in it.
+//! - [`tls`]: a TLS-terminating proxy in front of a plain-HTTP backend, with a CA made in the
+//!   test, counting handshakes and the bytes it let through.
+//!
+//! It depends on no project crate, so each harness builds its own backend configuration and
+//! clients on top of it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // reason: test harness code: a failed step should stop loudly
+
+pub mod db;
+pub mod mail;
+pub mod tls;
+
+pub use db::{free_port, pg_admin_url, Db, TestDb, API_KEY, MASTER_KEY, T0};
+pub use mail::{download_url, mail_body_text, mailed_password_in, parse_mail, Mail};
+pub use tls::TlsProxy;
