@@ -31,12 +31,12 @@ impl Store {
 
     /// A token's OPAQUE registration record (`None` for a token issued before v2).
     pub async fn pake_record(&self, token_id: i64) -> Result<Option<Vec<u8>>> {
-        let row: Option<(Option<Vec<u8>>,)> =
-            sqlx::query_as("SELECT pake_record FROM tokens WHERE id = $1")
+        let row: Option<(Vec<u8>,)> =
+            sqlx::query_as("SELECT record FROM pake_records WHERE token_id = $1")
                 .bind(token_id)
                 .fetch_optional(&self.read)
                 .await?;
-        Ok(row.and_then(|(r,)| r))
+        Ok(row.map(|(r,)| r))
     }
 }
 
@@ -78,9 +78,9 @@ impl Tx<'_> {
     }
 
     pub async fn set_pake_record(&mut self, token_id: i64, record: &[u8]) -> Result<()> {
-        sqlx::query("UPDATE tokens SET pake_record = $1 WHERE id = $2")
-            .bind(record)
+        sqlx::query("INSERT INTO pake_records (token_id, record) VALUES ($1, $2)")
             .bind(token_id)
+            .bind(record)
             .execute(&mut *self.0)
             .await?;
         Ok(())
