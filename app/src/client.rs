@@ -1,5 +1,9 @@
-//! The provisioning client: the app's side of the backend's app API (`/app/v1/…`).
+//! The provisioning client: the app's side of the backend's app API (`/app/v1/…`,
+//! `/app/v2/…`).
 //!
+//! - setup is provisioning v2 (issue 18, `protocol::pake`): the activation password never
+//!   leaves the device (an OPAQUE exchange proves it), and the secret arrives sealed under a key
+//!   only this exchange's two ends derive, so whoever reads the TLS session gets neither;
 //! - reqwest with rustls (no OpenSSL, so it builds for Android and iOS), the public roots
 //!   bundled (the same on every phone) and the backend's public keys pinned per service
 //!   ([`crate::pinning`]): a server whose key is not pinned is refused during the handshake,
@@ -8,15 +12,18 @@
 //!   (`app/directory.json`), which the caller may override (tests point it at loopback);
 //! - connect and request timeouts; redirects are not followed (a setup must reach the one
 //!   configured backend);
-//! - a setup request is never retried once it may have reached the server: the secret is handed
-//!   out exactly once, so a lost answer is reported as [`AppError::SetupOutcomeUnknown`];
+//! - a setup's finish is never retried once it may have reached the server: the secret is
+//!   handed out exactly once, so a lost answer is reported as [`AppError::SetupOutcomeUnknown`]
+//!   (a lost answer to the start costs one attempt and nothing else: it is a network error);
 //! - the server's stable error codes become [`AppError`] variants.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use protocol::{ApiErrorBody, ServiceId, SetupRequest, SetupResponse, TimeResponse};
+use protocol::pake::{client_start, PakeError};
+use protocol::wire::v2::{HexBytes, SetupFinishRequest, SetupFinishResponse, SetupStartResponse};
+use protocol::{ApiErrorBody, ServiceId, SetupRequest, SetupResponse, TimeResponse, WireSecret};
 use reqwest::StatusCode;
 
 use crate::codes::{device_now_ms, ClockOffset};
@@ -298,62 +305,140 @@ impl ProvisioningClient {
         &self.directory
     }
 
+    /// `path` is relative to `/app/` and names its version (`v1/time`, `v2/setup/start`).
     fn url(&self, service_id: &ServiceId, path: &str) -> Result<String, AppError> {
         Ok(format!(
-            "{}/app/v1/{path}",
+            "{}/app/{path}",
             self.directory.base_url(service_id)?
         ))
     }
 
-    /// The initial setup (DESIGN §4): sends the IDs, activation password and device info, and
-    /// returns the secret with the clock offset measured on this very exchange.
-    ///
-    /// Sent once, never retried (see the module docs).
-    ///
-    /// # Errors
-    /// The server's refusals ([`AppError::UnknownUserId`], [`AppError::LinkNotOpened`],
-    /// [`AppError::IssuanceExpired`], [`AppError::WrongActivationPassword`],
-    /// [`AppError::IssuanceDead`], [`AppError::AlreadyProvisioned`], [`AppError::RateLimited`],
-    /// …); [`AppError::Network`] when nothing was sent; [`AppError::SetupOutcomeUnknown`] when
-    /// the request may have been processed but no usable answer arrived;
-    /// [`AppError::BadResponse`] for an answer that is not the app API's.
-    pub async fn setup(&self, request: &SetupRequest) -> Result<Provisioned, AppError> {
-        let url = self.url(&request.service_id, "setup")?;
-        let sent = device_now_ms();
-        let resp = self
-            .http
-            .post(url)
-            .json(request)
-            .send()
-            .await
-            .map_err(|e| {
-                if let Some(refused) = tls_refusal(&e) {
-                    refused
-                } else if e.is_connect() || e.is_builder() {
-                    AppError::Network
-                } else {
-                    AppError::SetupOutcomeUnknown
-                }
-            })?;
+    /// POSTs `body` as JSON; the status, `Retry-After` and body of the answer. A request that
+    /// may have reached the server but got no answer is `lost` (`None`: a transport error, as
+    /// for a request that hands nothing out).
+    async fn post_json<T: serde::Serialize>(
+        &self,
+        url: String,
+        body: &T,
+        lost: Option<AppError>,
+    ) -> Result<(StatusCode, Option<u64>, Vec<u8>), AppError> {
+        let resp = self.http.post(url).json(body).send().await.map_err(|e| {
+            if let Some(refused) = tls_refusal(&e) {
+                refused
+            } else if e.is_connect() || e.is_builder() {
+                AppError::Network
+            } else {
+                lost.clone().unwrap_or_else(|| transport_error(e))
+            }
+        })?;
         let status = resp.status();
         let retry_after = retry_after(&resp);
         let body = resp
             .bytes()
             .await
-            .map_err(|_| AppError::SetupOutcomeUnknown)?;
+            .map_err(|_| lost.unwrap_or(AppError::Timeout))?;
+        Ok((status, retry_after, body.to_vec()))
+    }
+
+    /// The initial setup (DESIGN §4), provisioning v2 (issue 18): the IDs, the device info and
+    /// an OPAQUE exchange that proves the activation password without sending it; returns the
+    /// secret (opened from its seal) with the clock offset measured on the finish.
+    ///
+    /// Each request is sent once, never retried (see the module docs).
+    ///
+    /// # Errors
+    /// The server's refusals ([`AppError::UnknownUserId`], [`AppError::LinkNotOpened`],
+    /// [`AppError::IssuanceExpired`], [`AppError::WrongActivationPassword`],
+    /// [`AppError::IssuanceDead`], [`AppError::AlreadyProvisioned`], [`AppError::RateLimited`],
+    /// …); [`AppError::Network`] when nothing was sent; [`AppError::Timeout`] when the start got
+    /// no answer (nothing was handed out); [`AppError::SetupOutcomeUnknown`] when the finish may
+    /// have been processed but no usable answer arrived;
+    /// [`AppError::BadResponse`] for an answer that is not the app API's.
+    pub async fn setup(&self, request: &SetupRequest) -> Result<Provisioned, AppError> {
+        let service_id = &request.service_id;
+        // Round trip 1: KE1 (the password blinded) and a fresh nonce; the server counts an
+        // attempt and answers with KE2, which ends in its key confirmation.
+        let (state, start) = client_start(
+            service_id.clone(),
+            request.user_id.clone(),
+            request.activation_password.clone(),
+            request.device.clone(),
+        )
+        .map_err(|_| AppError::BadResponse)?;
+        let (status, retry, body) = self
+            .post_json(self.url(service_id, "v2/setup/start")?, &start, None)
+            .await?;
+        if !status.is_success() {
+            return Err(refusal(status, &body, retry));
+        }
+        let reply: SetupStartResponse =
+            serde_json::from_slice(&body).map_err(|_| AppError::BadResponse)?;
+        let (confirmed, finish) = match state.on_server_reply(&reply) {
+            Ok(v) => v,
+            Err(PakeError::ServerNotConfirmed) => {
+                return Err(self.abandon(service_id, &reply).await);
+            }
+            Err(_) => return Err(AppError::BadResponse),
+        };
+        // Round trip 2: the app's key confirmation; the secret comes back sealed to this
+        // exchange. Never retried: the server hands the secret out once.
+        let sent = device_now_ms();
+        let (status, retry, body) = self
+            .post_json(
+                self.url(service_id, "v2/setup/finish")?,
+                &finish,
+                Some(AppError::SetupOutcomeUnknown),
+            )
+            .await?;
         let received = device_now_ms();
         if !status.is_success() {
-            return Err(refusal(status, &body, retry_after));
+            return Err(refusal(status, &body, retry));
         }
-        let response: SetupResponse =
+        let sealed: SetupFinishResponse =
             serde_json::from_slice(&body).map_err(|_| AppError::BadResponse)?;
-        if response.service_id != request.service_id || response.user_id != request.user_id {
+        if sealed.service_id != request.service_id || sealed.user_id != request.user_id {
             return Err(AppError::BadResponse);
         }
+        let secret = confirmed
+            .open_sealed(&sealed)
+            .map_err(|_| AppError::BadResponse)?;
+        let response = SetupResponse {
+            service_id: sealed.service_id,
+            user_id: sealed.user_id,
+            secret: WireSecret(secret),
+            params: sealed.params,
+            server_time: sealed.server_time,
+            issuer: sealed.issuer,
+            label: sealed.label,
+        };
         Ok(Provisioned {
             clock_offset: ClockOffset::measure(sent, received, response.server_time),
             response,
         })
+    }
+
+    /// The server's KE2 did not verify: a wrong activation password (or an altered exchange).
+    /// The attempt was counted when the exchange started; closing the exchange at once with an
+    /// empty confirmation (which tells nothing of the password) gets the server's count back
+    /// for the screen, instead of leaving the exchange to expire.
+    async fn abandon(&self, service_id: &ServiceId, reply: &SetupStartResponse) -> AppError {
+        let close = SetupFinishRequest {
+            exchange_id: reply.exchange_id.clone(),
+            key_confirmation: HexBytes(Vec::new()),
+        };
+        let unknown = AppError::WrongActivationPassword { attempts_left: 0 };
+        let Ok(url) = self.url(service_id, "v2/setup/finish") else {
+            return unknown;
+        };
+        match self.post_json(url, &close, None).await {
+            Ok((status, retry, body)) if !status.is_success() => {
+                match refusal(status, &body, retry) {
+                    e @ (AppError::WrongActivationPassword { .. } | AppError::IssuanceDead) => e,
+                    _ => unknown,
+                }
+            }
+            _ => unknown,
+        }
     }
 
     /// Reads the server clock of a service's backend and measures the offset.
@@ -362,7 +447,7 @@ impl ProvisioningClient {
     /// [`AppError::Network`], [`AppError::Timeout`], [`AppError::RateLimited`],
     /// [`AppError::ServerUnavailable`], [`AppError::BadResponse`].
     pub async fn server_time(&self, service_id: &ServiceId) -> Result<ClockReading, AppError> {
-        let url = self.url(service_id, "time")?;
+        let url = self.url(service_id, "v1/time")?;
         let sent = device_now_ms();
         let resp = self.http.get(url).send().await.map_err(transport_error)?;
         let status = resp.status();

@@ -504,6 +504,11 @@ pub struct AppApiConfig {
     /// Most clients, and most user IDs, tracked at once; beyond it the least recently seen
     /// are forgotten, so memory stays bounded under a flood.
     pub max_keys: usize,
+    /// Serve provisioning v1 (`POST /app/v1/setup`: the activation password and the secret
+    /// inside TLS only). Off by default: apps use v2 (`/app/v2/setup/start` and `/finish`,
+    /// issue 18), and v1 answers 410 `SETUP_V1_DISABLED`. Turn it on only for apps too old to
+    /// speak v2, for as short a time as possible.
+    pub allow_v1_setup: bool,
 }
 
 impl Default for AppApiConfig {
@@ -513,6 +518,7 @@ impl Default for AppApiConfig {
             per_user_id: 5,
             window_secs: 60,
             max_keys: 100_000,
+            allow_v1_setup: false,
         }
     }
 }

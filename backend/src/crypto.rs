@@ -399,6 +399,37 @@ impl Keyring {
         Ok(Secret::from_bytes(plain.to_vec()))
     }
 
+    /// Seal provisioning-v2 state (the deployment's OPAQUE server key, a started exchange)
+    /// under the current key, bound to `label` (state sealed for one label does not open as
+    /// another, nor as a token secret).
+    ///
+    /// # Errors
+    /// Only if the keyring is empty or poisoned.
+    pub fn seal_pake(&self, label: &str, plaintext: &[u8]) -> Result<Sealed, CryptoError> {
+        let key_id = self.current_id();
+        let blob = self.seal_bytes(&key_id, plaintext, &pake_aad(label))?;
+        Ok(Sealed {
+            key_id,
+            format: SECRET_FORMAT_V1,
+            blob,
+        })
+    }
+
+    /// Open state sealed with [`Keyring::seal_pake`] under the same `label`.
+    ///
+    /// # Errors
+    /// As [`Keyring::open`].
+    pub fn open_pake(
+        &self,
+        label: &str,
+        sealed: &Sealed,
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        if sealed.format != SECRET_FORMAT_V1 {
+            return Err(CryptoError::Format(sealed.format));
+        }
+        self.open_bytes(&sealed.key_id, &sealed.blob, &pake_aad(label))
+    }
+
     /// A known plaintext sealed under `key_id`, stored so start-up can detect a wrong key.
     ///
     /// # Errors
@@ -423,6 +454,10 @@ impl Keyring {
 
 fn aad(user_id: &str) -> Vec<u8> {
     format!("otp-token-secret:v1:{user_id}").into_bytes()
+}
+
+fn pake_aad(label: &str) -> Vec<u8> {
+    format!("otp-pake-state:v1:{label}").into_bytes()
 }
 
 fn staff_aad(staff_id: i64) -> Vec<u8> {

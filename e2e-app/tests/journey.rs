@@ -573,12 +573,16 @@ async fn pinning_a_wrong_pin_sends_nothing_and_the_right_pin_sets_up_over_tls() 
     let setups: Vec<_> = backend
         .requests()?
         .into_iter()
-        .filter(|r| r.contains("route=/app/v1/setup"))
+        .filter(|r| r.contains("route=/app/v2/setup") || r.contains("route=/app/v1/setup"))
         .collect();
     assert_eq!(
         setups,
-        vec!["request{method=POST route=/app/v1/setup}".to_owned()],
-        "the one setup the backend received came through the pinned connection"
+        vec![
+            "request{method=POST route=/app/v2/setup/start}".to_owned(),
+            "request{method=POST route=/app/v2/setup/finish}".to_owned(),
+        ],
+        "the one setup (provisioning v2, issue 18) the backend received came through the \
+         pinned connection"
     );
 
     // The token is real: BOK001 activates it with the app's code.

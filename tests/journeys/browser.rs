@@ -59,18 +59,26 @@ async fn mail(
     }))
 }
 
-/// The app's side of setup, as the app does it: the provisioning API (`POST /app/v1/setup`)
-/// with the IDs from the mail and the activation password the customer chose.
+/// The app's side of setup, as the app does it: provisioning v2 (`POST /app/v2/setup/start`
+/// and `/finish`, issue 18) with the IDs from the mail and the activation password the
+/// customer chose, which never leaves this side.
 async fn provision(State(c): Ctl, Json(v): Json<Value>) -> Json<Value> {
-    let req = json!({
-        "service_id": "10112231",
-        "user_id": v["user_id"],
-        "activation_password": v["activation_password"],
-        "device": {"platform": "android", "model": "Pixel 8", "os_version": "15", "app_version": "1.0.0"},
-    });
-    let res = reqwest::Client::new()
-        .post(format!("{}/app/v1/setup", c.env.base))
-        .json(&req)
+    let (state, start) = protocol::pake::client_start(
+        "10112231".parse().unwrap(),
+        v["user_id"].as_str().unwrap().parse().unwrap(),
+        protocol::Sensitive(v["activation_password"].as_str().unwrap().to_owned()),
+        protocol::DeviceInfo {
+            platform: "android".into(),
+            model: "Pixel 8".into(),
+            os_version: "15".into(),
+            app_version: "1.0.0".into(),
+        },
+    )
+    .unwrap();
+    let http = reqwest::Client::new();
+    let res = http
+        .post(format!("{}/app/v2/setup/start", c.env.base))
+        .json(&start)
         .send()
         .await
         .unwrap();
@@ -79,8 +87,16 @@ async fn provision(State(c): Ctl, Json(v): Json<Value>) -> Json<Value> {
         200,
         "the app's setup is accepted once the link was opened"
     );
-    let setup: protocol::SetupResponse = res.json().await.unwrap();
-    *c.secret.lock().unwrap() = Some(setup.secret.0);
+    let (confirmed, finish) = state.on_server_reply(&res.json().await.unwrap()).unwrap();
+    let res = http
+        .post(format!("{}/app/v2/setup/finish", c.env.base))
+        .json(&finish)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "the app's key confirmation is accepted");
+    let sealed = res.json().await.unwrap();
+    *c.secret.lock().unwrap() = Some(confirmed.open_sealed(&sealed).unwrap());
     Json(json!({ "ok": true }))
 }
 

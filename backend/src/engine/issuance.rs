@@ -41,14 +41,16 @@ impl Engine {
             .customer_by_login(login_id)
             .await?
             .ok_or(DomainError::UnknownCustomer)?;
-        let act_hash = self.hash_password(activation_password).await?;
+        let act_hash = self.activation_credential(activation_password).await?;
         Ok(self
             .issue_hashed(customer.id, email, &act_hash, None, actor)
             .await?
             .0)
     }
 
-    /// Issuance with the activation password already hashed (the screens hash it at the input
+    /// Issuance with the activation password already made into its credential
+    /// ([`Engine::activation_credential`]; a bare Argon2 hash from before v2 still issues, with
+    /// no OPAQUE record) (the screens hash it at the input
     /// step, so the confirm step never holds it). In one transaction: the token, its download
     /// link (code stored hashed) and the mail carrying the link in the outbox. With a
     /// `request_key` (the confirm form's), a repeated request returns the first issuance and
@@ -172,15 +174,31 @@ impl Engine {
         let params = self.inner.cfg.params;
         let expires_at = issuance_expires_at(now, self.policy().issuance_ttl_days);
         let service_id = self.inner.cfg.service_id.as_str().to_owned();
-        let mut user_id = random_user_id()?;
-        // 11 random digits: a collision is astronomically rare, but it must not abort the
-        // transaction (it would on PostgreSQL), so it is looked for before the insert.
-        for _ in 0..8 {
-            if !tx.user_id_taken(user_id.as_str()).await? {
-                break;
+        let credential = super::pake::ActivationCredential::parse(act_hash)?;
+        let act_hash = credential.phc;
+        let user_id = match &credential.v2 {
+            // The OPAQUE record is bound to the user ID chosen with it. Taken means this very
+            // credential was issued already (a double submit that lost the race).
+            Some((user_id, _)) => {
+                if tx.user_id_taken(user_id.as_str()).await? {
+                    return Err(DomainError::LiveTokenExists(TokenState::Issued).into());
+                }
+                user_id.clone()
             }
-            user_id = random_user_id()?;
-        }
+            None => {
+                let mut user_id = random_user_id()?;
+                // 11 random digits: a collision is astronomically rare, but it must not abort
+                // the transaction (it would on PostgreSQL), so it is looked for before the
+                // insert.
+                for _ in 0..8 {
+                    if !tx.user_id_taken(user_id.as_str()).await? {
+                        break;
+                    }
+                    user_id = random_user_id()?;
+                }
+                user_id
+            }
+        };
         let token_id = match tx
             .insert_token(&NewToken {
                 customer_id,
@@ -203,6 +221,9 @@ impl Engine {
             }
             Err(e) => return Err(e.into()),
         };
+        if let Some((_, record)) = &credential.v2 {
+            tx.set_pake_record(token_id, record).await?;
+        }
         let url = crate::mail::enqueue_issuance(
             tx,
             &self.inner.cfg.bank,
@@ -267,7 +288,7 @@ fn issued_of(row: &crate::store::TokenRow) -> Result<Issued> {
     })
 }
 
-fn random_user_id() -> Result<UserId> {
+pub(super) fn random_user_id() -> Result<UserId> {
     use rand::Rng;
     // 11 random digits plus the check digit: user IDs cannot be enumerated.
     let serial: u64 = rand::rngs::OsRng.gen_range(10_000_000_000..100_000_000_000);

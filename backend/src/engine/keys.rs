@@ -49,8 +49,10 @@ impl Engine {
         loop {
             let rows = self.inner.store.tokens_not_under_key(&current, 500).await?;
             if rows.is_empty() {
-                // Staff members' second factors are sealed under the same keys.
-                return Ok(done + self.reseal_staff_totps().await?);
+                // Staff members' second factors and the OPAQUE server key are sealed under the
+                // same keys.
+                let server_key = u64::from(self.reseal_pake_server_key().await?);
+                return Ok(done + server_key + self.reseal_staff_totps().await?);
             }
             for row in rows {
                 let Some(sealed) = row.sealed() else { continue };

@@ -13,6 +13,7 @@ mod issuance;
 mod keys;
 mod lifecycle;
 mod mail_password;
+mod pake;
 mod passwords;
 mod provision;
 pub mod sessions;
@@ -26,6 +27,7 @@ pub use error::{EngineError, Result};
 pub use issuance::Issued;
 pub use lifecycle::LinkOpened;
 pub use mail_password::{MailCheck, MailSend};
+pub use pake::EXCHANGE_TTL_SECS;
 pub use provision::Provisioned;
 pub use transfers::{TransferDone, TransferRequest};
 pub use verify::VerifyReport;
@@ -152,6 +154,8 @@ struct Inner {
     clock: Box<dyn Clock>,
     cfg: EngineConfig,
     metrics: Metrics,
+    /// The deployment's OPAQUE server key, once loaded (provisioning v2).
+    pake_key: tokio::sync::OnceCell<Arc<protocol::pake::ServerKey>>,
 }
 
 /// The engine. Cheap to clone.
@@ -206,6 +210,7 @@ impl Engine {
             clock,
             cfg,
             metrics,
+            pake_key: tokio::sync::OnceCell::new(),
         });
         inner.store.spawn_checkpointer();
         let (tx, rx) = mpsc::channel::<verify::Job>(max_batch * workers * 4);

@@ -65,7 +65,10 @@ impl HashGate {
         HashGate::new(cores, cores * 64)
     }
 
-    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    pub(super) async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: HashJob = Box::new(move || {
             // The request is gone (timed out, client left): its hash would only delay the

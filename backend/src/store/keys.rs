@@ -5,13 +5,14 @@ use crate::crypto::Sealed;
 use super::{tokens::TOKEN_COLUMNS, Result, Store, TokenRow, Tx};
 
 impl Store {
-    /// Key ids that seal at least one secret (a token's, or a staff member's second factor),
-    /// with how many.
+    /// Key ids that seal at least one secret (a token's, a staff member's second factor, or the
+    /// OPAQUE server key), with how many.
     pub async fn keys_in_use(&self) -> Result<Vec<(String, i64)>> {
         Ok(sqlx::query_as(
             "SELECT k, COUNT(*) FROM ( \
                SELECT secret_key_id AS k FROM tokens WHERE secret_key_id IS NOT NULL \
                UNION ALL SELECT totp_key_id AS k FROM staff WHERE totp_key_id IS NOT NULL \
+               UNION ALL SELECT key_id AS k FROM pake_server_key \
              ) s GROUP BY k ORDER BY k",
         )
         .fetch_all(&self.read)

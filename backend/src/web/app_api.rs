@@ -1,6 +1,19 @@
-//! The app API: JSON over HTTP for the soft-token app, under `/app/v1` (DESIGN §4, §8).
+//! The app API: JSON over HTTP for the soft-token app, under `/app/v1` and `/app/v2`
+//! (DESIGN §4, §8).
 //!
-//! - `POST /app/v1/setup` — body [`protocol::SetupRequest`]; answers [`protocol::SetupResponse`]
+//! - `POST /app/v2/setup/start` — body [`protocol::wire::v2::SetupStartRequest`] (the app's
+//!   OPAQUE `KE1`, issue 18, `protocol::pake`); counts one activation attempt and answers
+//!   [`protocol::wire::v2::SetupStartResponse`]. Refusals as v1's below (the token's state,
+//!   rate limits), plus `PAKE_REPLAYED` (409: this token saw the app nonce before),
+//!   `SETUP_V2_NOT_REGISTERED` (409: a token issued before v2), `PAKE_MESSAGE_FORMAT` (422).
+//! - `POST /app/v2/setup/finish` — body [`protocol::wire::v2::SetupFinishRequest`] (the app's
+//!   key confirmation); answers [`protocol::wire::v2::SetupFinishResponse`], the secret sealed
+//!   to the exchange, exactly once per token. Refusals: `SETUP_EXCHANGE_UNKNOWN` (404),
+//!   `SETUP_EXCHANGE_EXPIRED` (409, after 2 minutes; the attempt stays counted),
+//!   `WRONG_ACTIVATION_PASSWORD` (401, with `attempts_left`), `ISSUANCE_DEAD` (410), and the
+//!   token's state refusals.
+//! - `POST /app/v1/setup` — only with `app_api.allow_v1_setup` (off by default; otherwise 410
+//!   `SETUP_V1_DISABLED`). Body [`protocol::SetupRequest`]; answers [`protocol::SetupResponse`]
 //!   (the secret, its parameters, the server time), exactly once per token. Refusals are
 //!   `{code, message, attempts_left?, retry_after_secs?}` with the engine's stable codes:
 //!   `UNKNOWN_SERVICE_ID` (404: not this server's service ID, whatever the user ID),
@@ -39,6 +52,9 @@ use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
 use zeroize::Zeroizing;
 
+use protocol::wire::v2::{
+    SetupFinishRequest, SetupFinishResponse, SetupStartRequest, SetupStartResponse,
+};
 use protocol::{SetupRequest, SetupResponse, TimeResponse, WireSecret};
 
 use super::error::{ApiError, ApiJson};
@@ -201,6 +217,15 @@ pub fn router() -> Router<AppState> {
         .layer(middleware::map_response(no_store))
 }
 
+/// Routes, relative to `/app/v2`: provisioning v2 (issue 18).
+pub fn router_v2() -> Router<AppState> {
+    Router::new()
+        .route("/setup/start", post(setup_start))
+        .route("/setup/finish", post(setup_finish))
+        .route("/time", get(time))
+        .layer(middleware::map_response(no_store))
+}
+
 async fn no_store(mut res: Response) -> Response {
     let h = res.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -227,6 +252,13 @@ async fn setup(
     let now = st.engine.now();
     let actor = Actor::new("app", ip.clone());
     let api = &st.app_api;
+    if !api.cfg.allow_v1_setup {
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            "SETUP_V1_DISABLED",
+            "provisioning v1 is turned off on this server; use /app/v2/setup/start".to_owned(),
+        ));
+    }
     let ip_key = client_key(ip.as_deref());
     let user_id = body.as_ref().ok().map(|b| b.0.user_id.as_str().to_owned());
     if let Admission::Limited { retry_after, first } = api.by_ip.check(&ip_key, api.cfg.per_ip, now)
@@ -281,6 +313,81 @@ async fn setup(
         server_time: provisioned.server_time,
         issuer: st.app_api.issuer.clone(),
     }))
+}
+
+/// The rate limits of a setup request (per client, then per user ID when it names one), as
+/// v1 applies them.
+async fn limit_setup(
+    st: &AppState,
+    ip: Option<&str>,
+    user_id: Option<&str>,
+    actor: &Actor,
+) -> Result<(), ApiError> {
+    let now = st.engine.now();
+    let api = &st.app_api;
+    let ip_key = client_key(ip);
+    if let Admission::Limited { retry_after, first } = api.by_ip.check(&ip_key, api.cfg.per_ip, now)
+    {
+        return Err(refuse_limited(st, user_id, &ip_key, retry_after, first, actor).await);
+    }
+    if let Some(user_id) = user_id {
+        let user_key = format!("user:{user_id}");
+        if let Admission::Limited { retry_after, first } =
+            api.by_user.check(&user_key, api.cfg.per_user_id, now)
+        {
+            return Err(
+                refuse_limited(st, Some(user_id), &user_key, retry_after, first, actor).await,
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Engine refusals the engine could not audit (no known token), audited here as v1 does.
+async fn audit_unattributed(st: &AppState, user_id: &str, e: &EngineError, actor: &Actor) {
+    if matches!(
+        e,
+        EngineError::Domain(DomainError::UnknownToken | DomainError::UnknownService)
+    ) {
+        st.engine.audit_app_refusal(user_id, e.code(), actor).await;
+    }
+}
+
+async fn setup_start(
+    State(st): State<AppState>,
+    ClientIp(ip): ClientIp,
+    body: Result<ApiJson<SetupStartRequest>, ApiError>,
+) -> Result<Json<SetupStartResponse>, ApiError> {
+    let actor = Actor::new("app", ip.clone());
+    let user_id = body.as_ref().ok().map(|b| b.0.user_id.as_str().to_owned());
+    if body.is_err() {
+        limit_setup(&st, ip.as_deref(), None, &actor).await?;
+    }
+    let ApiJson(req) = body?;
+    limit_setup(&st, ip.as_deref(), user_id.as_deref(), &actor).await?;
+    match st.engine.setup_start(&req, &actor).await {
+        Ok(res) => Ok(Json(res)),
+        Err(e) => {
+            audit_unattributed(&st, req.user_id.as_str(), &e, &actor).await;
+            Err(ApiError::from(e))
+        }
+    }
+}
+
+async fn setup_finish(
+    State(st): State<AppState>,
+    ClientIp(ip): ClientIp,
+    body: Result<ApiJson<SetupFinishRequest>, ApiError>,
+) -> Result<Json<SetupFinishResponse>, ApiError> {
+    let actor = Actor::new("app", ip.clone());
+    // Per client only: the finish names an exchange, and its start was limited per user ID.
+    limit_setup(&st, ip.as_deref(), None, &actor).await?;
+    let ApiJson(req) = body?;
+    Ok(Json(
+        st.engine
+            .setup_finish(&req, &st.app_api.issuer, &actor)
+            .await?,
+    ))
 }
 
 async fn refuse_limited(

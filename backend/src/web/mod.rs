@@ -119,6 +119,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .nest("/host/v1", host_api::router(state.clone()))
         .nest("/app/v1", app_api::router())
+        .nest("/app/v2", app_api::router_v2())
         .merge(pages::router())
         .merge(staff::router(state.clone()))
         .route("/healthz", get(|| async { "ok" }))

@@ -544,10 +544,13 @@ async fn secrets_sealed_and_keys_rotate(db: Db) {
     cfg.master_key = Some(backend::config::Sensitive(two_keys));
     let (state2, _) = backend::build_default(&cfg).await.unwrap();
     let n = state2.engine.reseal_all().await.unwrap();
-    assert_eq!(n, 1);
+    assert_eq!(
+        n, 2,
+        "the token's secret and the OPAQUE server key (issue 18)"
+    );
     assert_eq!(
         state2.engine.store().keys_in_use().await.unwrap(),
-        vec![("test2".to_owned(), 1)]
+        vec![("test2".to_owned(), 2)]
     );
     env.clock.advance(60);
     let r = env

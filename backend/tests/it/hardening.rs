@@ -308,7 +308,8 @@ async fn running_servers_seal_under_the_rotated_key(db: Db) {
     let in_use = env.engine.store().keys_in_use().await.unwrap();
     assert_eq!(
         in_use,
-        vec![(new.clone(), 1)],
+        // The token's secret and the OPAQUE server key (issue 18), re-sealed by the rotator.
+        vec![(new.clone(), 2)],
         "the running server sealed under the new key, not the retired {old}"
     );
 

@@ -9,6 +9,7 @@ mod hardening;
 mod host_api;
 mod mail_password;
 mod ops_metrics;
+mod pake;
 mod polish;
 mod process;
 mod staff;

@@ -1429,20 +1429,34 @@ async fn console_and_screen_logs_never_contain_passwords() {
     );
     let code = links_in_outbox(&outbox).pop().unwrap();
     assert_eq!(b.get(&format!("/dl/{code}")).await.status, 200);
-    let res = reqwest::Client::new()
-        .post(format!("{}/app/v1/setup", p.base))
-        .json(&serde_json::json!({
-            "service_id": "10112231",
-            "user_id": new_uid,
-            "activation_password": password,
-            "device": {"platform": "android", "model": "Pixel 8", "os_version": "15", "app_version": "1.0.0"}
-        }))
+    // Provisioning v2 (issue 18), as the app runs it: the password never leaves this side.
+    let (state, start) = protocol::pake::client_start(
+        "10112231".parse().unwrap(),
+        new_uid.parse().unwrap(),
+        protocol::Sensitive(password.clone()),
+        device(),
+    )
+    .unwrap();
+    let http = reqwest::Client::new();
+    let res = http
+        .post(format!("{}/app/v2/setup/start", p.base))
+        .json(&start)
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 200, "setup with the generated password");
-    let body = res.json::<serde_json::Value>().await.unwrap();
-    let secret = body["secret"].as_str().expect("base32 secret").to_owned();
+    let (confirmed, finish) = state
+        .on_server_reply(&res.json().await.unwrap())
+        .expect("the generated password is the one the record was made with");
+    let res = http
+        .post(format!("{}/app/v2/setup/finish", p.base))
+        .json(&finish)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let sealed = res.json().await.unwrap();
+    let secret = confirmed.open_sealed(&sealed).unwrap().to_base32();
     assert!(secret.len() >= 26, "at least 128 bits of base32");
     // A customer's login password on the login screen, and their confirmation password (a
     // wrong one, then the right one) on a transfer.

@@ -213,7 +213,7 @@ impl Engine {
                             .to_owned(),
                     })?;
                 let password = generate_activation_password();
-                let hash = self.hash_password(password.clone()).await?;
+                let hash = self.activation_credential(password.clone()).await?;
                 (Some(password), Some(hash), Some(to))
             }
         };

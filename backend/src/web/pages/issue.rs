@@ -101,7 +101,7 @@ pub async fn issue_input(
         // Values are kept, passwords never.
         return Ok(input_page(&c, &email, &email2, &errors));
     }
-    let act_hash = match c.st.engine.hash_password(pw).await {
+    let act_hash = match c.st.engine.activation_credential(pw).await {
         Ok(h) => h,
         Err(e) => return Ok(c.error(e)),
     };
