@@ -274,6 +274,11 @@ for (const size of SIZES) {
       await page.locator('#tx-open').click();
       await page.locator('#tx-form').waitFor();
       await shot(page, size, '30-tx-input');
+      await page.locator('.lang-btn').click();
+      await expect.poll(() => page.locator('#tx-show').textContent()).toBe('Show transaction code');
+      await shot(page, size, '30-tx-input-en');
+      await page.locator('.lang-btn').click();
+      await expect.poll(() => page.locator('#tx-show').textContent()).toBe('取引認証番号を表示');
       await page.fill('#tx-bankCode', '０００１');
       await page.fill('#tx-branchCode', '123');
       await page.fill('#tx-accountNumber', '123456');
