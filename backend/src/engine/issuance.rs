@@ -174,7 +174,7 @@ impl Engine {
         let params = self.inner.cfg.params;
         let expires_at = issuance_expires_at(now, self.policy().issuance_ttl_days);
         let service_id = self.inner.cfg.service_id.as_str().to_owned();
-        let credential = super::pake::ActivationCredential::parse(act_hash)?;
+        let credential = super::credential::ActivationCredential::parse(act_hash)?;
         let act_hash = credential.phc;
         let user_id = match &credential.v2 {
             // The OPAQUE record is bound to the user ID chosen with it. Taken means this very

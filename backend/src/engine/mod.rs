@@ -6,6 +6,7 @@
 //! `keys`, `staff/`, and `verify/` (the group-commit batcher). Every rule they apply lives in
 //! `domain`; every statement in `store`. Errors: `error`; how a token is shown: `views`.
 
+mod credential;
 mod customers;
 mod error;
 pub mod health;

@@ -24,7 +24,6 @@ use protocol::wire::v2::{
 use protocol::{Secret, Sensitive, ServiceId, UserId};
 
 use crate::crypto::Sealed;
-use crate::domain::issuance::{setup_refusal, SetupView};
 use crate::domain::{DomainError, TokenState};
 use crate::store::{NewAudit, TokenRow, Tx};
 
@@ -33,41 +32,10 @@ use super::{now_i64, snapshot, Actor, Engine, EngineError, Result};
 /// How long a started exchange may wait for its finish.
 pub const EXCHANGE_TTL_SECS: i64 = 120;
 
-/// The prefix of an activation credential that carries an OPAQUE record (see
-/// [`Engine::activation_credential`]); a bare PHC string is a credential from before v2.
-const CREDENTIAL_V2: &str = "pake1$";
-
 const SERVER_KEY_LABEL: &str = "server-key";
 
 fn exchange_label(exchange_id: &str) -> String {
     format!("exchange:{exchange_id}")
-}
-
-/// An activation credential taken apart: the Argon2 hash (v1) and, from v2 on, the user ID the
-/// issuance must use and its OPAQUE record.
-pub(crate) struct ActivationCredential<'a> {
-    pub phc: &'a str,
-    pub v2: Option<(UserId, Zeroizing<Vec<u8>>)>,
-}
-
-impl<'a> ActivationCredential<'a> {
-    pub(crate) fn parse(s: &'a str) -> Result<ActivationCredential<'a>> {
-        let Some(rest) = s.strip_prefix(CREDENTIAL_V2) else {
-            return Ok(ActivationCredential { phc: s, v2: None });
-        };
-        let corrupt = || EngineError::Internal(anyhow::anyhow!("corrupt activation credential"));
-        let mut parts = rest.splitn(3, '$');
-        let (Some(user_id), Some(record), Some(phc)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(corrupt());
-        };
-        let user_id = UserId::parse(user_id).map_err(|_| corrupt())?;
-        let record = Zeroizing::new(hex::decode(record).map_err(|_| corrupt())?);
-        Ok(ActivationCredential {
-            phc,
-            v2: Some((user_id, record)),
-        })
-    }
 }
 
 fn pake_internal(e: PakeError) -> EngineError {
@@ -184,11 +152,7 @@ impl Engine {
             .await?
             .map_err(pake_internal)?;
         let phc = self.hash_password(password).await?;
-        Ok(format!(
-            "{CREDENTIAL_V2}{}${}${phc}",
-            user_id.as_str(),
-            hex::encode(&record[..])
-        ))
+        Ok(super::credential::encode(&user_id, &record, &phc))
     }
 
     /// The token a setup names, refusing as v1 does an unknown service or user ID.
@@ -250,13 +214,7 @@ impl Engine {
             let mut tx = self.inner.store.begin().await?;
             let row = tx.token(user_id).await?.ok_or(DomainError::UnknownToken)?;
             let open = tx.expire_pake_exchanges(row.id, now).await?;
-            let view = SetupView {
-                state: row.state()?,
-                expires_at: row.expires_at,
-                void_reason: row.void_reason.as_deref(),
-                attempts: row.activation_failures,
-            };
-            if let Some(refusal) = setup_refusal(view, max, now) {
+            if let Some(refusal) = super::provision::setup_refusal_of(&row, max, now)? {
                 let err = EngineError::from(refusal);
                 self.void_if_spent(&mut tx, &row, open, now).await?;
                 tx.audit(&audit(err.code(), v2)).await?;
@@ -414,13 +372,7 @@ impl Engine {
         // if it still awaits setup (the rule v1 applies, on the state read here).
         tx.release_activation_attempt(row.id).await?;
         let row = tx.token(&user_id).await?.ok_or(DomainError::UnknownToken)?;
-        let view = SetupView {
-            state: row.state()?,
-            expires_at: row.expires_at,
-            void_reason: row.void_reason.as_deref(),
-            attempts: row.activation_failures,
-        };
-        if let Some(refusal) = setup_refusal(view, max, now) {
+        if let Some(refusal) = super::provision::setup_refusal_of(&row, max, now)? {
             let err = EngineError::from(refusal);
             drop(tx);
             self.audit_refusal(

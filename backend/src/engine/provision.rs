@@ -6,11 +6,30 @@ use zeroize::Zeroizing;
 
 use protocol::{DeviceInfo, Secret, ServiceId, TotpParams, UserId};
 
-use crate::domain::issuance::{setup_refusal, SetupView};
+use crate::domain::issuance::{setup_refusal, SetupRefusal, SetupView};
 use crate::domain::{DomainError, TokenState};
-use crate::store::NewAudit;
+use crate::store::{NewAudit, TokenRow};
 
 use super::{now_i64, snapshot, Actor, Engine, EngineError, Result};
+
+/// The domain's setup refusal (`domain::issuance::setup_refusal`) for a token row as read in the
+/// transaction that decides (v1 and v2 setup both ask it).
+///
+/// # Errors
+/// A state string the code does not know (a corrupt row).
+pub(super) fn setup_refusal_of(
+    row: &TokenRow,
+    max_attempts: u32,
+    now: i64,
+) -> Result<Option<SetupRefusal>> {
+    let view = SetupView {
+        state: row.state()?,
+        expires_at: row.expires_at,
+        void_reason: row.void_reason.as_deref(),
+        attempts: row.activation_failures,
+    };
+    Ok(setup_refusal(view, max_attempts, now))
+}
 
 /// What provisioning returns to the app: the secret, once.
 #[derive(Debug)]
@@ -66,13 +85,7 @@ impl Engine {
                 .token(user_id.as_str())
                 .await?
                 .ok_or(DomainError::UnknownToken)?;
-            let view = SetupView {
-                state: row.state()?,
-                expires_at: row.expires_at,
-                void_reason: row.void_reason.as_deref(),
-                attempts: row.activation_failures,
-            };
-            if let Some(refusal) = setup_refusal(view, max, now) {
+            if let Some(refusal) = super::provision::setup_refusal_of(&row, max, now)? {
                 let err = EngineError::from(refusal);
                 tx.audit(&audit(err.code())).await?;
                 tx.commit().await?;
