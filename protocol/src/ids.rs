@@ -227,6 +227,26 @@ pub fn damm_check_digit(digits: &str) -> Option<u8> {
     damm_interim(digits)
 }
 
+/// Full-width digits (U+FF10..U+FF19, as a Japanese input method types them) as ASCII digits,
+/// every other character as it is: what NFKC does to digits. The backend's edges and the app's
+/// typed 取引認証 fields both use it.
+///
+/// The result never needs more room than `s` (a full-width digit is three bytes, its ASCII
+/// form one), so it is written into one allocation: no copy of a password is left behind by a
+/// reallocation for the caller's `Zeroizing` to miss.
+pub fn half_width_digits(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        out.push(match c {
+            '\u{FF10}'..='\u{FF19}' => {
+                char::from_u32(u32::from(c) - 0xFF10 + u32::from('0')).unwrap_or(c)
+            }
+            c => c,
+        });
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

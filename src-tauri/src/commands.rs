@@ -273,7 +273,8 @@ pub async fn code_frame(shell: State<'_, Shell>, id: String) -> Result<CodeFrame
 
 /// One frame of the 取引認証 screen: the transfer the code is for (for the customer to check
 /// against what they meant) and its 8-digit code. The amount is digits (the UI groups them).
-#[derive(Debug, Serialize)]
+/// No `Debug`: it holds a code.
+#[derive(Serialize)]
 pub struct TransactionFrame {
     bank_code: String,
     branch_code: String,
@@ -301,14 +302,11 @@ pub struct ScannedTransaction {
 }
 
 /// Half-width digits of what the customer typed (full-width digits become half-width, spaces
-/// and hyphens go); anything else is left for the protocol to refuse.
+/// and hyphens and grouping commas go); anything else is left for the protocol to refuse.
 fn typed_digits(s: &str) -> String {
-    s.chars()
+    protocol::ids::half_width_digits(s)
+        .chars()
         .filter(|c| !matches!(c, ' ' | '\u{3000}' | '-' | ',' | '\u{FF0C}'))
-        .map(|c| match c {
-            '\u{FF10}'..='\u{FF19}' => char::from(b'0' + (u32::from(c) - 0xFF10) as u8),
-            c => c,
-        })
         .collect()
 }
 

@@ -28,26 +28,11 @@ fn check(ok: bool, e: FieldError) -> Result<(), FieldError> {
     }
 }
 
-/// Full-width digits (U+FF10..U+FF19, as a Japanese input method types them) as ASCII digits,
-/// every other character as it is: what NFKC does to digits. Every edge applies it to the
-/// fields that hold only digits (codes, activation passwords, mailed passwords, amounts,
-/// service and user IDs) before the field's rule sees them; the rules themselves stay strict.
-///
-/// The result never needs more room than `s` (a full-width digit is three bytes, its ASCII
-/// form one), so it is written into one allocation: no copy of a password is left behind by a
-/// reallocation for the caller's `Zeroizing` to miss.
-pub fn half_width_digits(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        out.push(match c {
-            '\u{FF10}'..='\u{FF19}' => {
-                char::from_u32(u32::from(c) - 0xFF10 + u32::from('0')).unwrap_or(c)
-            }
-            c => c,
-        });
-    }
-    out
-}
+/// Full-width digits as ASCII digits (`protocol::ids::half_width_digits`, shared with the app).
+/// Every edge applies it to the fields that hold only digits (codes, activation passwords,
+/// mailed passwords, amounts, service and user IDs) before the field's rule sees them; the
+/// rules themselves stay strict.
+pub use protocol::ids::half_width_digits;
 
 /// 4–8 digits (DESIGN §3).
 pub fn is_activation_password(p: &str) -> bool {

@@ -72,7 +72,39 @@ impl Default for TransferRules {
     }
 }
 
+/// Why an amount is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitBreach {
+    /// Not 1..=`max_amount` yen.
+    PerTransfer,
+    /// More than is left of today's limit.
+    Daily {
+        /// Yen still allowed today.
+        left: i64,
+    },
+}
+
 impl TransferRules {
+    /// Yen still allowed today after `spent_today`.
+    pub fn daily_left(&self, spent_today: i64) -> i64 {
+        (self.daily_limit - spent_today).max(0)
+    }
+
+    /// The limits, the one place they are applied (input screen and recording both ask).
+    ///
+    /// # Errors
+    /// The limit `amount` breaks.
+    pub fn check(&self, amount: i64, spent_today: i64) -> Result<(), LimitBreach> {
+        if !(1..=self.max_amount).contains(&amount) {
+            return Err(LimitBreach::PerTransfer);
+        }
+        let left = self.daily_left(spent_today);
+        if amount > left {
+            return Err(LimitBreach::Daily { left });
+        }
+        Ok(())
+    }
+
     /// # Errors
     /// A limit out of range (English, for the operator).
     pub fn validate(&self) -> Result<(), String> {
@@ -321,6 +353,16 @@ mod tests {
         assert!(!only_amount.applies(true, 49_999));
         assert!(only_amount.applies(false, 50_000));
         assert!(TransferRules::default().validate().is_ok());
+        let r = TransferRules::default();
+        assert_eq!(r.check(10_000_000, 0), Ok(()));
+        assert_eq!(r.check(10_000_001, 0), Err(LimitBreach::PerTransfer));
+        assert_eq!(r.check(0, 0), Err(LimitBreach::PerTransfer));
+        assert_eq!(r.check(45_000, 19_955_000), Ok(()));
+        assert_eq!(
+            r.check(50_000, 19_955_000),
+            Err(LimitBreach::Daily { left: 45_000 })
+        );
+        assert_eq!(r.daily_left(25_000_000), 0);
         let bad = TransferRules {
             daily_limit: 1,
             ..TransferRules::default()

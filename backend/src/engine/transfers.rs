@@ -4,7 +4,7 @@
 //! caller has checked the confirmation password and, while OTP is in use, the code (a
 //! transaction code when `TransferRules::transaction_auth` asks for one).
 
-use crate::domain::transfer::{self, PayeeAccount};
+use crate::domain::transfer::{self, LimitBreach, PayeeAccount};
 use crate::store::{NewAudit, NewTransfer, PayeeRow, StoreError, TransferRow};
 
 use super::{now_i64, Actor, Engine, EngineError, Result};
@@ -85,17 +85,36 @@ impl Engine {
         Ok(self.store().payees(customer_id).await?)
     }
 
-    /// Yen the customer may still transfer today (Asia/Tokyo), for the input screen's check;
-    /// [`Engine::record_transfer`] checks again atomically.
+    /// The transfer limits (`TransferRules::check`) for `amount` against the customer's
+    /// transfers today (Asia/Tokyo), for the input screen; [`Engine::record_transfer`] checks
+    /// again atomically.
+    ///
+    /// # Errors
+    /// The database is unavailable.
+    pub async fn check_transfer_amount(
+        &self,
+        customer_id: i64,
+        amount: i64,
+    ) -> Result<std::result::Result<(), LimitBreach>> {
+        let spent = self.transferred_today(customer_id).await?;
+        Ok(self.transfer_rules().check(amount, spent))
+    }
+
+    /// Yen the customer may still transfer today (Asia/Tokyo).
     ///
     /// # Errors
     /// The database is unavailable.
     pub async fn daily_allowance(&self, customer_id: i64) -> Result<i64> {
+        let spent = self.transferred_today(customer_id).await?;
+        Ok(self.transfer_rules().daily_left(spent))
+    }
+
+    async fn transferred_today(&self, customer_id: i64) -> Result<i64> {
         let since = transfer::tokyo_day_start(now_i64(self.now()));
         let mut tx = self.store().begin().await?;
         let total = tx.transferred_since(customer_id, since).await?;
         drop(tx);
-        Ok((self.transfer_rules().daily_limit - total).max(0))
+        Ok(total)
     }
 
     /// Record a transfer once per request key (the confirm form's), in one transaction with its
@@ -103,8 +122,8 @@ impl Engine {
     /// drawn again if the database already has it), only within the day's limit.
     ///
     /// # Errors
-    /// `DAILY_LIMIT` when today's transfers and this one pass the daily limit; the database
-    /// is unavailable.
+    /// `TRANSFER_LIMIT` or `DAILY_LIMIT` when the amount breaks a limit
+    /// (`TransferRules::check`); the database is unavailable.
     pub async fn record_transfer(
         &self,
         t: &TransferRequest<'_>,
@@ -119,12 +138,22 @@ impl Engine {
             let reference = transfer::new_reference(now, &mut rand::rngs::OsRng);
             let mut tx = self.store().begin().await?;
             let total = tx.transferred_since(t.customer_id, since).await?;
-            if total.saturating_add(t.amount) > self.transfer_rules().daily_limit {
-                return Err(EngineError::Invalid {
-                    field: "amount",
-                    code: "DAILY_LIMIT",
-                    message: "the transfer would pass the daily limit".into(),
-                });
+            match self.transfer_rules().check(t.amount, total) {
+                Ok(()) => {}
+                Err(LimitBreach::PerTransfer) => {
+                    return Err(EngineError::Invalid {
+                        field: "amount",
+                        code: "TRANSFER_LIMIT",
+                        message: "the amount is outside the per-transfer limit".into(),
+                    })
+                }
+                Err(LimitBreach::Daily { .. }) => {
+                    return Err(EngineError::Invalid {
+                        field: "amount",
+                        code: "DAILY_LIMIT",
+                        message: "the transfer would pass the daily limit".into(),
+                    })
+                }
             }
             let id = match tx
                 .insert_transfer(&NewTransfer {

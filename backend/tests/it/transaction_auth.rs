@@ -134,12 +134,10 @@ async fn a_transaction_code_is_single_use_and_bound_to_its_transfer(db: Db) {
     }
     // The next minute's code for the same transfer is a new code.
     env.clock.advance(60);
-    let r = env
-        .engine
-        .verify_transaction(&uid, tx_code(&env, &secret, &right), right, host())
-        .await
-        .unwrap();
-    assert_eq!(r.result, Outcome::Ok);
+    assert_eq!(
+        verify_tx(&env, &uid, &tx_code(&env, &secret, &right), &right).await,
+        Outcome::Ok
+    );
 }
 
 async fn transaction_failures_share_the_token_lock(db: Db) {
@@ -184,12 +182,10 @@ async fn transaction_failures_share_the_token_lock(db: Db) {
     assert_eq!(r.result, Outcome::Locked);
     assert!(r.locked);
     // Locked: the right transaction code is refused too.
-    let r = env
-        .engine
-        .verify_transaction(&uid, tx_code(&env, &secret, &right), right, host())
-        .await
-        .unwrap();
-    assert_eq!(r.result, Outcome::Locked);
+    assert_eq!(
+        verify_tx(&env, &uid, &tx_code(&env, &secret, &right), &right).await,
+        Outcome::Locked
+    );
 }
 
 async fn concurrent_uses_of_one_transaction_code_accept_exactly_one(db: Db) {

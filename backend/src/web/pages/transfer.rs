@@ -23,7 +23,7 @@ use super::session;
 use super::{ctx, see_other, Ctx, FieldErrors};
 use crate::domain::fields::half_width_digits;
 use crate::domain::mail_password::{needs_mail_password, Operation};
-use crate::domain::transfer::{PayeeAccount, PayeeField};
+use crate::domain::transfer::{LimitBreach, PayeeAccount, PayeeField};
 use crate::engine::{EngineError, MailSend, TransferRequest};
 use crate::web::{AppState, ClientIp};
 
@@ -221,31 +221,37 @@ pub async fn input(
         }
     };
     let rules = c.st.engine.transfer_rules().clone();
-    let amount = amount_text.parse::<i64>().ok().filter(|a| {
-        (1..=rules.max_amount).contains(a) && amount_text.bytes().all(|b| b.is_ascii_digit())
-    });
+    let amount_error = |left: Option<i64>| match left {
+        None => msg(c.lang, "err_amount").replace("{max}", &format_yen(rules.max_amount)),
+        Some(left) => msg(c.lang, "err_daily_limit")
+            .replace("{limit}", &format_yen(rules.daily_limit))
+            .replace("{left}", &format_yen(left)),
+    };
+    let mut amount = amount_text
+        .parse::<i64>()
+        .ok()
+        .filter(|_| amount_text.bytes().all(|b| b.is_ascii_digit()));
     if amount_text.is_empty() {
         errors.add(c.lang, "amount", "err_required");
-    } else if amount.is_none() {
-        errors.add_text(
-            "amount",
-            msg(c.lang, "err_amount").replace("{max}", &format_yen(rules.max_amount)),
-        );
-    }
-    if let Some(a) = amount {
-        let left =
+    } else if let Some(a) = amount {
+        let checked =
             c.st.engine
-                .daily_allowance(c.sess.customer())
+                .check_transfer_amount(c.sess.customer(), a)
                 .await
                 .map_err(|e| c.error(e))?;
-        if a > left {
-            errors.add_text(
-                "amount",
-                msg(c.lang, "err_daily_limit")
-                    .replace("{limit}", &format_yen(rules.daily_limit))
-                    .replace("{left}", &format_yen(left)),
-            );
+        match checked {
+            Ok(()) => {}
+            Err(LimitBreach::PerTransfer) => {
+                errors.add_text("amount", amount_error(None));
+                amount = None;
+            }
+            Err(LimitBreach::Daily { left }) => {
+                errors.add_text("amount", amount_error(Some(left)));
+                amount = None;
+            }
         }
+    } else {
+        errors.add_text("amount", amount_error(None));
     }
     let (Some(payee), Some(amount), true) = (payee, amount, errors.is_empty()) else {
         return c.transfer_input_page(values, &errors).await;
