@@ -109,12 +109,10 @@ impl Engine {
         Ok(self.transfer_rules().daily_left(spent))
     }
 
+    /// A read, not a write transaction: on SQLite `begin` takes the one writer's lock.
     async fn transferred_today(&self, customer_id: i64) -> Result<i64> {
         let since = transfer::tokyo_day_start(now_i64(self.now()));
-        let mut tx = self.store().begin().await?;
-        let total = tx.transferred_since(customer_id, since).await?;
-        drop(tx);
-        Ok(total)
+        Ok(self.store().transferred_since(customer_id, since).await?)
     }
 
     /// Record a transfer once per request key (the confirm form's), in one transaction with its

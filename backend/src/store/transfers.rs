@@ -79,6 +79,21 @@ impl Store {
         .await?)
     }
 
+    /// The customer's transfers since `since` (unix seconds), in yen, from the read pool: for
+    /// the input screen's check. The recording checks again under its own transaction
+    /// ([`Tx::transferred_since`]).
+    pub async fn transferred_since(&self, customer_id: i64, since: i64) -> Result<i64> {
+        let (total,): (i64,) = sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM transfers \
+             WHERE customer_id = $1 AND created_at >= $2",
+        )
+        .bind(customer_id)
+        .bind(since)
+        .fetch_one(&self.read)
+        .await?;
+        Ok(total)
+    }
+
     /// The customer's registered payee with this account, if any.
     pub async fn payee_by_account(
         &self,
