@@ -14,6 +14,18 @@
 //! lifecycle (customer, issue, link, setup, activation) with cheap Argon2 parameters; seeding is
 //! not what is measured.
 //!
+//! Server-alone mode (`--server`): the same seeding through the engine on the database file,
+//! then a separate `otp-backend serve` process (the release binary beside this example, or
+//! `--server-bin PATH`) on that database with the real clock, driven over HTTP. Every token
+//! verifies the current step's code once per round, then the tool waits for the next (60 s)
+//! step. It reports the server process's CPU per verification (from /proc/PID/stat) and its
+//! resident memory (VmRSS) at its peak during each round and 2 s after it:
+//!
+//! ```text
+//! cargo build --release -p backend --bin otp-backend
+//! cargo run --release -p backend --example load -- --db sqlite --tokens 10000 --server --rounds 3
+//! ```
+//!
 //! About one verification in a million answers "replayed", rightly: when a token's code for the
 //! next step happens to have the same six digits as this step's, the verifier takes the newest
 //! matching step (DESIGN §5), so the next round's identical code is a replay. Every non-ok
@@ -37,6 +49,10 @@ struct Args {
     concurrency: Vec<usize>,
     seconds: u64,
     pg_url: Option<String>,
+    /// Drive a separate `otp-backend serve` process.
+    server: bool,
+    server_bin: Option<std::path::PathBuf>,
+    rounds: usize,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -46,6 +62,9 @@ fn parse_args() -> anyhow::Result<Args> {
         concurrency: vec![32, 128],
         seconds: 10,
         pg_url: std::env::var("OTP_TEST_PG_URL").ok(),
+        server: false,
+        server_bin: None,
+        rounds: 3,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -56,8 +75,11 @@ fn parse_args() -> anyhow::Result<Args> {
             "--concurrency" => a.concurrency = val()?.split(',').map(str::parse).collect::<Result<_, _>>()?,
             "--seconds" => a.seconds = val()?.parse()?,
             "--pg-url" => a.pg_url = Some(val()?),
+            "--server" => a.server = true,
+            "--server-bin" => a.server_bin = Some(val()?.into()),
+            "--rounds" => a.rounds = val()?.parse()?,
             "--bench" => {} // passed by `cargo bench`
-            other => anyhow::bail!("unknown flag {other}; flags: --db sqlite|postgres --tokens N --concurrency 32,128 --seconds S --pg-url URL"),
+            other => anyhow::bail!("unknown flag {other}; flags: --db sqlite|postgres --tokens N --concurrency 32,128 --seconds S --pg-url URL --server [--server-bin PATH --rounds N]"),
         }
     }
     Ok(a)
@@ -123,6 +145,12 @@ fn main() -> anyhow::Result<()> {
         body_limit: 16 * 1024,
         ..Config::default()
     };
+
+    if args.server {
+        let res = server_alone(&args, &cfg);
+        drop_pg(pg_made)?;
+        return res;
+    }
 
     // Server runtime: its own threads, like a separate process sharing the machine.
     let server_rt = tokio::runtime::Builder::new_multi_thread()
@@ -206,18 +234,302 @@ fn main() -> anyhow::Result<()> {
         }
     }
     server_rt.block_on(engine.store().close());
-    if let Some((admin, name)) = pg_made {
-        server_rt.block_on(async {
-            use sqlx::Connection;
-            let mut c = sqlx::AnyConnection::connect(&admin).await?;
-            // FORCE: the verification workers still hold their own connections.
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut c)
-                .await?;
-            anyhow::Ok(())
+    drop_pg(pg_made)
+}
+
+/// Drop the database the run created on PostgreSQL.
+fn drop_pg(made: Option<(String, String)>) -> anyhow::Result<()> {
+    let Some((admin, name)) = made else {
+        return Ok(());
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::AnyConnection::connect(&admin).await?;
+        // FORCE: the verification workers still hold their own connections.
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut c)
+            .await?;
+        anyhow::Ok(())
+    })
+}
+
+/// The server-alone mode: seed, then drive a separate `otp-backend serve` process.
+fn server_alone(args: &Args, cfg: &Config) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let started = Instant::now();
+    let tokens = rt.block_on(async {
+        let (state, _) = backend::build(cfg, Box::new(backend::engine::SystemClock)).await?;
+        let tokens = seed(state.engine.clone(), args.tokens).await?;
+        state.engine.store().close().await;
+        anyhow::Ok(tokens)
+    })?;
+    eprintln!(
+        "seeded {} active tokens in {:.1}s ({})",
+        tokens.len(),
+        started.elapsed().as_secs_f64(),
+        args.db
+    );
+    let tokens = Arc::new(tokens);
+    let bin = match &args.server_bin {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .and_then(|examples| examples.parent())
+            .context("no target directory")?
+            .join("otp-backend"),
+    };
+    let url = cfg
+        .database_url
+        .as_ref()
+        .context("no database URL")?
+        .0
+        .clone();
+    let mut child = std::process::Command::new(&bin)
+        .arg("serve")
+        .env("OTP_LISTEN", "127.0.0.1:0")
+        .env("OTP_DATA_DIR", &cfg.data_dir)
+        .env("OTP_DATABASE_URL", url)
+        .env(
+            "OTP_MASTER_KEY",
+            &cfg.master_key.as_ref().context("no master key")?.0,
+        )
+        .env("OTP_API_KEYS", format!("load:{API_KEY}"))
+        .env("RUST_LOG", "warn")
+        .env_remove("OTP_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| {
+            format!(
+                "starting {} (build it: cargo build --release -p backend --bin otp-backend)",
+                bin.display()
+            )
         })?;
+    let pid = child.id();
+    let stderr = child.stderr.take().context("no stderr")?;
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            if let Some(rest) = line.strip_prefix("otp-backend listening on ") {
+                let _ = addr_tx.send(rest.trim().to_owned());
+            } else if line.contains("WARN") || line.contains("ERROR") {
+                eprintln!("server: {line}");
+            }
+        }
+    });
+    let run = || -> anyhow::Result<()> {
+        let base = addr_rx
+            .recv_timeout(Duration::from_secs(60))
+            .context("the server did not start listening")?;
+        let addr: SocketAddr = base
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()?;
+        println!(
+            "db={} tokens={} server pid {pid} (separate process, real clock) rss after start {:.1} MiB",
+            args.db,
+            args.tokens,
+            rss_kib(pid)? as f64 / 1024.0
+        );
+        println!(
+            "{:>5} {:>5} {:>12} {:>9} {:>9} {:>8} {:>12} {:>13} {:>12}",
+            "conc",
+            "round",
+            "verif/s",
+            "p50 ms",
+            "p99 ms",
+            "non-ok",
+            "cpu us/verif",
+            "peak rss MiB",
+            "after MiB"
+        );
+        let params = TotpParams::default();
+        let mut last_step = 0u64;
+        for &c in &args.concurrency {
+            for round in 1..=args.rounds {
+                // One code per token per step: wait for a step no round has used.
+                let step = loop {
+                    let s = params.step_at(unix_now());
+                    if s > last_step {
+                        break s;
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                };
+                last_step = step;
+                let cpu0 = cpu_ticks(pid)?;
+                let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+                let sampler = {
+                    let sampling = sampling.clone();
+                    std::thread::spawn(move || {
+                        let mut peak = 0u64;
+                        while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                            peak = peak.max(rss_kib(pid).unwrap_or(0));
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                        peak
+                    })
+                };
+                let client_rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()?;
+                let r = client_rt.block_on(drive_round(&addr, tokens.clone(), step, c))?;
+                drop(client_rt);
+                let cpu1 = cpu_ticks(pid)?;
+                sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+                let peak = sampler.join().unwrap_or(0);
+                std::thread::sleep(Duration::from_secs(2));
+                let after = rss_kib(pid)?;
+                let n = (r.lat_count as f64).max(1.0);
+                println!(
+                    "{:>5} {:>5} {:>12.0} {:>9.2} {:>9.2} {:>8} {:>12.1} {:>13.1} {:>12.1}",
+                    c,
+                    round,
+                    r.rate,
+                    r.p50 * 1e3,
+                    r.p99 * 1e3,
+                    r.not_ok,
+                    (cpu1 - cpu0) as f64 * 1e6 / ticks_per_second() / n,
+                    peak as f64 / 1024.0,
+                    after as f64 / 1024.0
+                );
+            }
+        }
+        Ok(())
+    };
+    let res = run();
+    let _ = child.kill();
+    let _ = child.wait();
+    res
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The process's user + system CPU time, in clock ticks.
+fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let rest = stat.rsplit_once(") ").context("odd /proc stat")?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Ok(f[11].parse::<u64>()? + f[12].parse::<u64>()?)
+}
+
+fn ticks_per_second() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// Resident memory of a process, KiB.
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .context("no VmRSS")?;
+    Ok(line
+        .split_whitespace()
+        .nth(1)
+        .context("odd VmRSS")?
+        .parse()?)
+}
+
+struct RoundReport {
+    rate: f64,
+    p50: f64,
+    p99: f64,
+    not_ok: usize,
+    lat_count: usize,
+}
+
+/// Every token verifies `step`'s code once, `conc` at a time.
+async fn drive_round(
+    addr: &SocketAddr,
+    tokens: Arc<Vec<(String, Secret)>>,
+    step: u64,
+    conc: usize,
+) -> anyhow::Result<RoundReport> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(conc)
+        .build()?;
+    let params = TotpParams::default();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..conc {
+        let (http, tokens, next) = (http.clone(), tokens.clone(), next.clone());
+        let url = format!("http://{addr}/host/v1/tokens");
+        set.spawn(async move {
+            let mut lat = Vec::new();
+            let mut bad = 0usize;
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= tokens.len() {
+                    return (lat, bad);
+                }
+                let (uid, secret) = &tokens[i];
+                let code = code_at_step(secret, &params, step);
+                let body = format!(r#"{{"code":"{}","purpose":"transfer"}}"#, code.as_str());
+                let t = Instant::now();
+                let ok = match http
+                    .post(format!("{url}/{uid}/verify"))
+                    .bearer_auth(API_KEY)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                {
+                    Ok(r) => {
+                        let status = r.status();
+                        matches!(r.text().await, Ok(t) if status.is_success() && t.contains(r#""result":"ok""#))
+                    }
+                    Err(_) => false,
+                };
+                lat.push(t.elapsed().as_secs_f64());
+                if !ok {
+                    bad += 1;
+                }
+            }
+        });
     }
-    Ok(())
+    let mut lat = Vec::new();
+    let mut not_ok = 0;
+    while let Some(r) = set.join_next().await {
+        let (l, b) = r?;
+        lat.extend(l);
+        not_ok += b;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    lat.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    Ok(RoundReport {
+        rate: lat.len() as f64 / secs,
+        p50: pct(0.50),
+        p99: pct(0.99),
+        not_ok,
+        lat_count: lat.len(),
+    })
 }
 
 const API_KEY: &str = "load-test-key-0123456789abcdef0123456789";

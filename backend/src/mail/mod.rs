@@ -27,9 +27,8 @@ use zeroize::Zeroizing;
 
 use crate::config::BankConfig;
 pub use crate::config::{MailConfig, SmtpTls};
-use crate::store::{MailRow, NewMail, Store, StoreError, TokenRow, Tx};
+use crate::store::{MailRow, NewMail, NoticeMail, Store, StoreError, TokenRow, Tx};
 
-use self::compose::Notice;
 
 /// What the engine needs to write an issuance mail: where the link points and how long it lives.
 #[derive(Debug, Clone)]
@@ -103,38 +102,27 @@ pub async fn enqueue_issuance(
     Ok(url)
 }
 
-/// Put a notice to the customer in the outbox, in the transaction of the decision it reports.
-/// It goes to the customer's address on file, else to the token's. `event` makes the mail
-/// unique: the same event never mails twice.
-///
-/// # Errors
-/// The database refused the write.
-pub async fn enqueue_notice(
-    tx: &mut Tx<'_>,
+/// A notice to the customer, to put in the outbox in the transaction of the decision it
+/// reports (the verification batch writer does). It goes to the customer's address on file,
+/// else to the token's. `event` makes the mail unique: the same event never mails twice.
+pub fn notice_mail(
     bank: &BankConfig,
     row: &TokenRow,
-    notice: Notice,
+    notice: compose::Notice,
     event: &str,
     now: i64,
-) -> Result<(), StoreError> {
-    let to = tx
-        .customer(row.customer_id)
-        .await?
-        .and_then(|c| c.email)
-        .unwrap_or_else(|| row.email.clone());
+) -> NoticeMail {
     let mail = compose::notice(bank, notice, &row.user_id, now);
-    tx.enqueue_mail(&NewMail {
-        dedupe_key: &format!("{}:{}:{event}", notice.kind(), row.user_id),
+    NoticeMail {
+        dedupe_key: format!("{}:{}:{event}", notice.kind(), row.user_id),
         kind: notice.kind(),
-        customer_id: Some(row.customer_id),
-        user_id: Some(&row.user_id),
-        to_addr: &to,
-        subject: &mail.subject,
-        body: &mail.body,
+        customer_id: row.customer_id,
+        user_id: row.user_id.clone(),
+        token_email: row.email.clone(),
+        subject: mail.subject,
+        body: mail.body,
         now,
-    })
-    .await?;
-    Ok(())
+    }
 }
 
 /// Put a メール通知パスワード mail in the outbox, in the transaction that stores its hash. It goes

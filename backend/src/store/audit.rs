@@ -32,16 +32,32 @@ pub struct NewAudit<'a> {
     pub detail: Option<String>,
 }
 
-/// An audit event held until the transaction's end.
-pub(super) struct PendingAudit {
-    at: i64,
-    actor: String,
-    customer_id: Option<i64>,
-    user_id: Option<String>,
-    action: String,
-    outcome: String,
-    ip: Option<String>,
-    detail: Option<String>,
+/// An audit event held until the transaction's end (owned, so that it can travel to the
+/// batch writer's thread).
+pub struct PendingAudit {
+    pub(super) at: i64,
+    pub(super) actor: String,
+    pub(super) customer_id: Option<i64>,
+    pub(super) user_id: Option<String>,
+    pub(super) action: String,
+    pub(super) outcome: String,
+    pub(super) ip: Option<String>,
+    pub(super) detail: Option<String>,
+}
+
+impl From<&NewAudit<'_>> for PendingAudit {
+    fn from(e: &NewAudit<'_>) -> Self {
+        PendingAudit {
+            at: e.at,
+            actor: e.actor.to_owned(),
+            customer_id: e.customer_id,
+            user_id: e.user_id.map(str::to_owned),
+            action: e.action.to_owned(),
+            outcome: e.outcome.to_owned(),
+            ip: e.ip.map(str::to_owned),
+            detail: e.detail.clone(),
+        }
+    }
 }
 
 /// Audit rows per multi-row INSERT (8 parameters each, well under both databases' limits).
@@ -94,16 +110,7 @@ impl Tx<'_> {
     /// # Errors
     /// Only when a full chunk of pending events is written and the database fails.
     pub async fn audit(&mut self, e: &NewAudit<'_>) -> Result<()> {
-        self.1.audits.push(PendingAudit {
-            at: e.at,
-            actor: e.actor.to_owned(),
-            customer_id: e.customer_id,
-            user_id: e.user_id.map(str::to_owned),
-            action: e.action.to_owned(),
-            outcome: e.outcome.to_owned(),
-            ip: e.ip.map(str::to_owned),
-            detail: e.detail.clone(),
-        });
+        self.1.audits.push(PendingAudit::from(e));
         if self.1.audits.len() >= AUDIT_CHUNK {
             self.flush_audits().await?;
         }

@@ -33,8 +33,9 @@ mod staff;
 mod throttles;
 mod tokens;
 mod transfers;
+mod writer;
 
-pub use audit::{AuditRow, NewAudit};
+pub use audit::{AuditRow, NewAudit, PendingAudit};
 pub use customers::{CustomerRow, NewCustomer};
 pub use links::LinkRow;
 pub use mail_passwords::{MailPasswordRow, NewMailPassword};
@@ -46,8 +47,7 @@ pub use staff::{NewStaffRequest, StaffRequestRow, StaffRow, StaffSessionRow};
 pub use throttles::ThrottleKey;
 pub use tokens::{NewToken, TokenRow, TokenUpdate};
 pub use transfers::{NewTransfer, PayeeRow, TransferRow};
-
-use audit::PendingAudit;
+pub use writer::{BatchLogic, BatchWriter, NoticeMail};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -117,6 +117,9 @@ pub struct Store {
     read: AnyPool,
     write: AnyPool,
     kind: DbKind,
+    /// The database file, on SQLite (not in memory): the verification writer's own connection
+    /// (see [`Store::batch_writer`]).
+    sqlite_file: Option<std::path::PathBuf>,
     /// When a dedicated writer last failed to connect, and why (see [`Store::dedicated_writer`]).
     writer_down: std::sync::Arc<std::sync::Mutex<Option<(std::time::Instant, String)>>>,
     /// SQLite: every write transaction holds this shared; the checkpointer takes it exclusive
@@ -262,6 +265,10 @@ impl Store {
             read,
             write,
             kind,
+            sqlite_file: match kind {
+                DbKind::Sqlite => writer::sqlite_file(url),
+                DbKind::Postgres => None,
+            },
             writer_down: std::sync::Arc::default(),
             checkpoint_gate: std::sync::Arc::default(),
             commit_failed: CommitFailed::default(),
@@ -381,6 +388,14 @@ impl Store {
                 commit_failed: self.commit_failed.clone(),
             },
         ))
+    }
+
+    /// Remember that a commit failed for want of space or on an I/O error (see
+    /// [`Store::write_probe`]).
+    fn note_commit_failure(&self) {
+        if let Ok(mut at) = self.commit_failed.lock() {
+            *at = Some(std::time::Instant::now());
+        }
     }
 
     /// The checkpoint gate, shared, for a write transaction (SQLite only).

@@ -1,37 +1,68 @@
-//! One batch of verifications in one transaction.
+//! One batch of verifications in one transaction, as the store's [`BatchLogic`]: the store
+//! reads every token once (locked, on PostgreSQL), the batch decides every job in memory in
+//! arrival order, and the store writes every changed token with a compare-and-set that holds
+//! only where the row is still exactly as read. A token whose row changed meanwhile (another
+//! process) is read again and its jobs decided again, so replay protection and failure
+//! counting hold across processes. Audit events and notices are written for the final
+//! decisions only, in the same transaction.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use crate::engine::{now_i64, EngineError, Inner, Result};
-use crate::store::{NewAudit, StoreError, TokenUpdate};
+use crate::store::{BatchLogic, NewAudit, NoticeMail, PendingAudit, TokenRow, TokenUpdate};
 
 use super::plan::{plan_one, token_update, Planned, Working};
-use super::{Job, VerifyReport};
+use super::{Request, VerifyReport};
 
-/// A batch of verifications in one transaction: read every token once (locked, on PostgreSQL),
-/// decide every job in memory in arrival order, then write every changed token with one
-/// conditional UPDATE that holds only where the row is still exactly as read. A token whose
-/// row changed meanwhile (another process) is read again and its jobs decided again, so replay
-/// protection and failure counting hold across processes. Audit events and notices are written
-/// for the final decisions only, in the same transaction.
-pub(super) async fn process_batch(
-    inner: &Inner,
-    conn: &mut sqlx::AnyConnection,
-    batch: &[Job],
-) -> Result<Vec<Result<VerifyReport>>, StoreError> {
-    let now_u = inner.clock.now();
-    let now = now_i64(now_u);
-    let mut tx = inner.store.begin_on(conn).await?;
-    let mut pending: Vec<usize> = (0..batch.len()).collect();
-    let mut planned: Vec<Option<Planned>> = batch.iter().map(|_| None).collect();
-    for _round in 0..8 {
-        if pending.is_empty() {
-            break;
+pub(super) struct Batch {
+    inner: Arc<Inner>,
+    now_u: u64,
+    jobs: Vec<Request>,
+    planned: Vec<Option<Planned>>,
+    /// Jobs (indexes) still to decide.
+    pending: Vec<usize>,
+    /// The jobs decided in the last round, and the token ids that round updated.
+    last_round: Vec<usize>,
+    updated: HashSet<i64>,
+}
+
+impl Batch {
+    pub(super) fn new(inner: Arc<Inner>, jobs: Vec<Request>) -> Batch {
+        let now_u = inner.clock.now();
+        Batch {
+            inner,
+            now_u,
+            planned: jobs.iter().map(|_| None).collect(),
+            pending: (0..jobs.len()).collect(),
+            last_round: Vec::new(),
+            updated: HashSet::new(),
+            jobs,
         }
-        let mut ids: Vec<&str> = pending.iter().map(|&i| batch[i].user_id.as_str()).collect();
+    }
+
+    /// The answers, in job order.
+    pub(super) fn answers(self) -> Vec<Result<VerifyReport>> {
+        self.planned
+            .into_iter()
+            .map(|p| p.map_or(Err(EngineError::Unavailable), |p| p.report))
+            .collect()
+    }
+}
+
+impl BatchLogic for Batch {
+    fn pending(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .pending
+            .iter()
+            .map(|&i| self.jobs[i].user_id.clone())
+            .collect();
         ids.sort_unstable();
         ids.dedup();
-        let rows = tx.read_tokens_for_update(&ids).await?;
+        ids
+    }
+
+    fn decide(&mut self, rows: Vec<TokenRow>) -> Vec<TokenUpdate> {
         let mut work: HashMap<String, Working> = rows
             .into_iter()
             .map(|r| {
@@ -44,10 +75,16 @@ pub(super) async fn process_batch(
                 )
             })
             .collect();
-        for &i in &pending {
-            let job = &batch[i];
-            planned[i] = Some(plan_one(inner, job, work.get_mut(&job.user_id), now_u));
+        for &i in &self.pending {
+            let job = &self.jobs[i];
+            self.planned[i] = Some(plan_one(
+                &self.inner,
+                job,
+                work.get_mut(&job.user_id),
+                self.now_u,
+            ));
         }
+        self.last_round = std::mem::take(&mut self.pending);
         let updates: Vec<TokenUpdate> = work
             .values()
             .filter(|w| {
@@ -59,23 +96,28 @@ pub(super) async fn process_batch(
             })
             .map(token_update)
             .collect();
-        let landed = tx.apply_token_updates(&updates).await?;
-        let lost: std::collections::HashSet<i64> = updates
-            .iter()
-            .map(|u| u.id)
-            .filter(|id| !landed.contains(id))
-            .collect();
-        pending.retain(|&i| {
-            planned[i]
-                .as_ref()
-                .and_then(|p| p.row.as_ref())
-                .is_some_and(|r| lost.contains(&r.id))
-        });
+        self.updated = updates.iter().map(|u| u.id).collect();
+        updates
     }
-    if !pending.is_empty() {
+
+    fn landed(&mut self, landed: &HashSet<i64>) {
+        // Every job on a token whose update did not land is decided again in the next round.
+        let (planned, updated) = (&self.planned, &self.updated);
+        self.pending = std::mem::take(&mut self.last_round)
+            .into_iter()
+            .filter(|&i| {
+                planned[i]
+                    .as_ref()
+                    .and_then(|p| p.row.as_ref())
+                    .is_some_and(|r| updated.contains(&r.id) && !landed.contains(&r.id))
+            })
+            .collect();
+    }
+
+    fn give_up(&mut self) {
         // Never seen: rows that keep changing under us. Answer honestly rather than loop.
-        for &i in &pending {
-            planned[i] = Some(Planned {
+        for i in std::mem::take(&mut self.pending) {
+            self.planned[i] = Some(Planned {
                 report: Err(EngineError::Unavailable),
                 row: None,
                 audits: vec![],
@@ -83,26 +125,31 @@ pub(super) async fn process_batch(
             });
         }
     }
-    let mut out = Vec::with_capacity(batch.len());
-    for (job, p) in batch.iter().zip(planned) {
-        let Some(p) = p else {
-            out.push(Err(EngineError::Unavailable));
-            continue;
-        };
-        for (action, outcome, detail) in &p.audits {
-            tx.audit(&NewAudit {
-                customer_id: p.row.as_ref().map(|r| r.customer_id),
-                user_id: Some(&job.user_id),
-                detail: detail.clone(),
-                ..job.actor.audit(action, outcome, now)
-            })
-            .await?;
+
+    fn writes(&mut self) -> (Vec<PendingAudit>, Vec<NoticeMail>) {
+        let now = now_i64(self.now_u);
+        let mut audits = Vec::with_capacity(self.jobs.len());
+        let mut mails = Vec::new();
+        for (job, p) in self.jobs.iter().zip(self.planned.iter_mut()) {
+            let Some(p) = p.as_mut() else { continue };
+            for (action, outcome, detail) in p.audits.drain(..) {
+                audits.push(PendingAudit::from(&NewAudit {
+                    customer_id: p.row.as_ref().map(|r| r.customer_id),
+                    user_id: Some(&job.user_id),
+                    detail,
+                    ..job.actor.audit(action, outcome, now)
+                }));
+            }
+            if let (Some((notice, key)), Some(row)) = (p.notice.take(), p.row.as_ref()) {
+                mails.push(crate::mail::notice_mail(
+                    &self.inner.cfg.bank,
+                    row,
+                    notice,
+                    &key,
+                    now,
+                ));
+            }
         }
-        if let (Some((notice, key)), Some(row)) = (p.notice, p.row.as_ref()) {
-            crate::mail::enqueue_notice(&mut tx, &inner.cfg.bank, row, notice, &key, now).await?;
-        }
-        out.push(p.report);
+        (audits, mails)
     }
-    tx.commit().await?;
-    Ok(out)
 }

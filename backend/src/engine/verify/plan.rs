@@ -8,7 +8,7 @@ use crate::engine::{now_i64, snapshot, EngineError, Inner, Result};
 use crate::mail::compose::Notice;
 use crate::store::{TokenRow, TokenUpdate};
 
-use super::{Job, VerifyReport};
+use super::{Request, VerifyReport};
 
 /// What the plan decided for one job; written (audit, notice) only once its token's update
 /// has landed.
@@ -40,7 +40,7 @@ fn action_of(purpose: Purpose) -> &'static str {
 /// Decide one job against the token's working state, updating that state as the store will.
 pub(super) fn plan_one(
     inner: &Inner,
-    job: &Job,
+    job: &Request,
     work: Option<&mut Working>,
     now_u: u64,
 ) -> Planned {
