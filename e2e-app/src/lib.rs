@@ -7,7 +7,6 @@
 //! pin as the app reads it), and on no backend code: the backend is a process, as in
 //! production, optionally behind a TLS proxy ([`TlsProxy`]) as behind a bank's load balancer.
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-pub use test_support::{free_port, mail_body_text};
+pub use test_support::{free_port, mail_body_text, Browser, Page};
 
 /// The workspace's `target/` directory (or `CARGO_TARGET_DIR`).
 pub fn target_dir() -> PathBuf {
@@ -379,218 +378,20 @@ impl TlsProxy {
 
 // --- the bank screens, as a browser uses them -------------------------------------------------------
 
-/// A browser session on the bank screens: cookies kept, redirects followed, CSRF fields read.
-pub struct Browser {
-    http: reqwest::Client,
-    base: String,
-    cookies: BTreeMap<String, String>,
-    user_agent: &'static str,
-}
-
-/// A page as the browser got it.
-pub struct Page {
-    /// Final URL path after redirects.
-    pub path: String,
-    /// HTTP status of the final response.
-    pub status: u16,
-    /// HTML.
-    pub body: String,
-}
-
-impl Page {
-    /// The value of a hidden (or any) input named `name`.
-    ///
-    /// # Errors
-    /// No such input.
-    pub fn input_value(&self, name: &str) -> Result<String> {
-        let needle = format!("name=\"{name}\"");
-        let at = self
-            .body
-            .find(&needle)
-            .ok_or_else(|| anyhow!("no input {name} on {}", self.path))?;
-        let tag_start = self.body[..at].rfind('<').unwrap_or(0);
-        let tag_end = at + self.body[at..].find('>').unwrap_or(0);
-        let tag = &self.body[tag_start..tag_end];
-        let v = tag
-            .split("value=\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .ok_or_else(|| anyhow!("input {name} has no value"))?;
-        Ok(html_unescape(v))
-    }
-
-    /// The `href` of the element with this `id`.
-    ///
-    /// # Errors
-    /// No such element.
-    pub fn href_of(&self, id: &str) -> Result<String> {
-        let at = self
-            .body
-            .find(&format!("id=\"{id}\""))
-            .ok_or_else(|| anyhow!("no #{id} on {}", self.path))?;
-        let tag_start = self.body[..at].rfind('<').unwrap_or(0);
-        let tag_end = at + self.body[at..].find('>').unwrap_or(0);
-        let tag = &self.body[tag_start..tag_end];
-        let v = tag
-            .split("href=\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .ok_or_else(|| anyhow!("#{id} has no href"))?;
-        Ok(html_unescape(v))
-    }
-}
-
-/// Undoes HTML escaping: the named entities a template engine emits and any numeric one
-/// (minijinja writes `/` as `&#x2f;`).
-fn html_unescape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(at) = rest.find('&') {
-        out.push_str(&rest[..at]);
-        rest = &rest[at..];
-        let Some(end) = rest.find(';') else { break };
-        let entity = &rest[1..end];
-        let decoded = match entity {
-            "amp" => Some('&'),
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "quot" => Some('"'),
-            "apos" => Some('\''),
-            _ => entity
-                .strip_prefix("#x")
-                .or_else(|| entity.strip_prefix("#X"))
-                .and_then(|h| u32::from_str_radix(h, 16).ok())
-                .or_else(|| entity.strip_prefix('#').and_then(|d| d.parse().ok()))
-                .and_then(char::from_u32),
-        };
-        match decoded {
-            Some(c) => {
-                out.push(c);
-                rest = &rest[end + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = &rest[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-impl Browser {
-    /// A new browser with no cookies, at `base`.
-    ///
-    /// # Errors
-    /// The HTTP client cannot be built.
-    pub fn new(base: &str, user_agent: &'static str) -> Result<Browser> {
-        Ok(Browser {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(Duration::from_secs(30))
-                .build()?,
-            base: base.trim_end_matches('/').to_owned(),
-            cookies: BTreeMap::new(),
-            user_agent,
-        })
-    }
-
-    fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    fn keep_cookies(&mut self, resp: &reqwest::Response) {
-        for value in resp.headers().get_all(reqwest::header::SET_COOKIE) {
-            let Ok(text) = value.to_str() else { continue };
-            let pair = text.split(';').next().unwrap_or("");
-            if let Some((k, v)) = pair.split_once('=') {
-                if v.is_empty() || text.to_ascii_lowercase().contains("max-age=0") {
-                    self.cookies.remove(k.trim());
-                } else {
-                    self.cookies
-                        .insert(k.trim().to_owned(), v.trim().to_owned());
-                }
-            }
-        }
-    }
-
-    async fn follow(&mut self, mut resp: reqwest::Response) -> Result<Page> {
-        for _ in 0..10 {
-            self.keep_cookies(&resp);
-            let status = resp.status();
-            if status.is_redirection() {
-                let location = resp
-                    .headers()
-                    .get(reqwest::header::LOCATION)
-                    .and_then(|v| v.to_str().ok())
-                    .ok_or_else(|| anyhow!("redirect without Location"))?
-                    .to_owned();
-                let url = if location.starts_with('/') {
-                    format!("{}{location}", self.base)
-                } else {
-                    location
-                };
-                resp = self
-                    .http
-                    .get(&url)
-                    .header(reqwest::header::COOKIE, self.cookie_header())
-                    .header(reqwest::header::USER_AGENT, self.user_agent)
-                    .send()
-                    .await?;
-                continue;
-            }
-            let path = resp.url().path().to_owned();
-            let body = resp.text().await?;
-            return Ok(Page {
-                path,
-                status: status.as_u16(),
-                body,
-            });
-        }
-        bail!("too many redirects")
-    }
-
-    /// GET a path (or a full URL).
-    ///
-    /// # Errors
-    /// Transport errors.
-    pub async fn get(&mut self, path_or_url: &str) -> Result<Page> {
-        let url = if path_or_url.starts_with("http") {
-            path_or_url.to_owned()
-        } else {
-            format!("{}{path_or_url}", self.base)
-        };
-        let resp = self
-            .http
-            .get(url)
-            .header(reqwest::header::COOKIE, self.cookie_header())
-            .header(reqwest::header::USER_AGENT, self.user_agent)
-            .send()
-            .await?;
-        self.follow(resp).await
-    }
-
-    /// POST a form, as its submit button would.
-    ///
-    /// # Errors
-    /// Transport errors.
-    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Result<Page> {
-        let resp = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header(reqwest::header::COOKIE, self.cookie_header())
-            .header(reqwest::header::USER_AGENT, self.user_agent)
-            .header(reqwest::header::ORIGIN, &self.base)
-            .header(reqwest::header::REFERER, format!("{}{path}", self.base))
-            .form(form)
-            .send()
-            .await?;
-        self.follow(resp).await
-    }
+/// A browser on the bank screens as a person uses them: test-support's [`Browser`] sending this
+/// `User-Agent`, following redirects (a page's [`Page::path`] tells where it ended), posting
+/// with `Origin` and `Referer` as a form submit does, and giving up on a request after 30 s.
+pub fn browser(base: &str, user_agent: &'static str) -> Browser {
+    Browser::with(
+        base,
+        test_support::Options {
+            user_agent: Some(user_agent),
+            follow_redirects: true,
+            same_origin_posts: true,
+            timeout: Some(Duration::from_secs(30)),
+            ..test_support::Options::default()
+        },
+    )
 }
 
 // --- the app, through tauri-driver -------------------------------------------------------------------
@@ -657,26 +458,5 @@ impl Driver {
 impl Drop for Driver {
     fn drop(&mut self) {
         terminate(&mut self.child);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_inputs_and_links_from_html() {
-        let page = Page {
-            path: "/x".into(),
-            status: 200,
-            body: r#"<form><input type="hidden" name="csrf" value="a&amp;b"><a class="btn" id="open-app" href="otpbank:&#x2f;&#x2f;setup?service_id=1&amp;user_id=2&#61;">open</a> &unknown; &"#.into(),
-        };
-        assert_eq!(page.input_value("csrf").unwrap(), "a&b");
-        assert_eq!(
-            page.href_of("open-app").unwrap(),
-            "otpbank://setup?service_id=1&user_id=2="
-        );
-        assert_eq!(html_unescape("a &unknown; & b"), "a &unknown; & b");
-        assert!(page.input_value("nope").is_err());
     }
 }

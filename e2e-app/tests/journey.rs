@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use app::SecretStore;
-use e2e_app::{target_dir, Backend, Browser, Customer, Driver, TlsProxy, Xvfb};
+use e2e_app::{browser, target_dir, Backend, Browser, Customer, Driver, TlsProxy, Xvfb};
 use fantoccini::{Client, Locator};
 use protocol::{code_at, Secret, TotpParams};
 
@@ -89,9 +89,9 @@ struct Issued {
 /// The bank: log in, issue a soft token (BOP001 → input → confirm → complete); the mail, and
 /// its download page on the phone, whose link opens the app.
 async fn issue_and_open_the_mail(backend: &Backend, customer: &Customer) -> Result<Issued> {
-    let mut bank = Browser::new(&backend.base_url, DESKTOP_UA)?;
-    let page = bank.get("/login").await?;
-    let csrf = page.input_value("csrf")?;
+    let bank = browser(&backend.base_url, DESKTOP_UA);
+    let page = bank.get("/login").await;
+    let csrf = page.input("csrf");
     let page = bank
         .post(
             "/login",
@@ -101,10 +101,10 @@ async fn issue_and_open_the_mail(backend: &Backend, customer: &Customer) -> Resu
                 ("password", customer.password),
             ],
         )
-        .await?;
+        .await;
     assert_eq!(page.path, "/top", "logged in");
-    let page = bank.get("/otp/issue").await?;
-    let csrf = page.input_value("csrf")?;
+    let page = bank.get("/otp/issue").await;
+    let csrf = page.input("csrf");
     let page = bank
         .post(
             "/otp/issue",
@@ -116,9 +116,9 @@ async fn issue_and_open_the_mail(backend: &Backend, customer: &Customer) -> Resu
                 ("activation_password2", ACTIVATION_PASSWORD),
             ],
         )
-        .await?;
+        .await;
     assert_eq!(page.path, "/otp/issue/confirm", "{}", page.body);
-    let (csrf, key) = (page.input_value("csrf")?, page.input_value("request_key")?);
+    let (csrf, key) = (page.input("csrf"), page.input("request_key"));
     // The メール通知パスワード, mailed to the registered address (issue 19).
     let mailed = backend
         .mailed_password_from_mail(Duration::from_secs(30))
@@ -133,17 +133,17 @@ async fn issue_and_open_the_mail(backend: &Backend, customer: &Customer) -> Resu
                 ("mail_password", &mailed),
             ],
         )
-        .await?;
+        .await;
     assert_eq!(page.path, "/otp/issue/complete", "{}", page.body);
 
     // --- the mail, and its download page on the phone -----------------------------------------
     let download = backend
         .download_url_from_mail(Duration::from_secs(30))
         .await?;
-    let mut phone = Browser::new(&backend.base_url, PHONE_UA)?;
-    let page = phone.get(&download).await?;
+    let phone = browser(&backend.base_url, PHONE_UA);
+    let page = phone.get(&download).await;
     assert_eq!(page.status, 200, "the download page opens: {}", page.body);
-    let link = page.href_of("open-app")?;
+    let link = page.href_of("open-app");
     let parsed = url::Url::parse(&link).with_context(|| format!("link {link}"))?;
     println!("download page link: {link}");
     assert_eq!(parsed.scheme(), "otpbank");
@@ -177,7 +177,7 @@ async fn issue_in_the_bank_set_up_in_the_app_activate_with_its_code_then_delete(
 
     let backend = Backend::start(&work.path().join("backend"), &customer).await?;
     let Issued {
-        mut bank,
+        bank,
         link,
         service_id,
         user_id,
@@ -311,17 +311,17 @@ async fn issue_in_the_bank_set_up_in_the_app_activate_with_its_code_then_delete(
     let code = code_el.attr("data-code").await?.unwrap_or_default();
 
     // --- BOK001: activate with the app's code ---------------------------------------------------
-    let page = bank.get("/otp/activate").await?;
-    let csrf = page.input_value("csrf")?;
+    let page = bank.get("/otp/activate").await;
+    let csrf = page.input("csrf");
     let page = bank
         .post("/otp/activate", &[("csrf", &csrf), ("code", &code)])
-        .await?;
+        .await;
     assert_eq!(
         page.path, "/otp/activate/done",
         "activation with the app's code: {}",
         page.body
     );
-    let page = bank.get("/otp").await?;
+    let page = bank.get("/otp").await;
     assert!(
         page.body.contains("利用中"),
         "BOP001 shows the token in use"
@@ -342,11 +342,11 @@ async fn issue_in_the_bank_set_up_in_the_app_activate_with_its_code_then_delete(
         ]
     };
     for (received, accepted) in [("7654321", false), ("1234567", true)] {
-        let input = bank.get("/transfer").await?;
+        let input = bank.get("/transfer").await;
         let mut form = transfer(received);
-        let csrf = input.input_value("csrf")?;
+        let csrf = input.input("csrf");
         form.push(("csrf", &csrf));
-        let confirm = bank.post("/transfer", &form).await?;
+        let confirm = bank.post("/transfer", &form).await;
         assert_eq!(confirm.path, "/transfer/confirm", "{}", confirm.body);
         assert!(confirm.body.contains("id=\"tx-qr\""), "the QR is shown");
         let (code, shown) = app_transaction_code(&app).await?;
@@ -362,13 +362,13 @@ async fn issue_in_the_bank_set_up_in_the_app_activate_with_its_code_then_delete(
             .post(
                 "/transfer/confirm",
                 &[
-                    ("csrf", &confirm.input_value("csrf")?),
-                    ("request_key", &confirm.input_value("request_key")?),
+                    ("csrf", &confirm.input("csrf")),
+                    ("request_key", &confirm.input("request_key")),
                     ("confirmation_password", customer.confirmation),
                     ("code", &code),
                 ],
             )
-            .await?;
+            .await;
         if accepted {
             assert_eq!(done.path, "/transfer/done", "the app's code: {}", done.body);
         } else {
@@ -449,7 +449,7 @@ async fn pinning_a_wrong_pin_sends_nothing_and_the_right_pin_sets_up_over_tls() 
     };
     let backend = Backend::start_logging_requests(&work.path().join("backend"), &customer).await?;
     let Issued {
-        mut bank,
+        bank,
         link,
         service_id,
         ..
@@ -586,11 +586,11 @@ async fn pinning_a_wrong_pin_sends_nothing_and_the_right_pin_sets_up_over_tls() 
     );
 
     // The token is real: BOK001 activates it with the app's code.
-    let page = bank.get("/otp/activate").await?;
-    let csrf = page.input_value("csrf")?;
+    let page = bank.get("/otp/activate").await;
+    let csrf = page.input("csrf");
     let page = bank
         .post("/otp/activate", &[("csrf", &csrf), ("code", &code)])
-        .await?;
+        .await;
     assert_eq!(page.path, "/otp/activate/done", "{}", page.body);
 
     // Leave nothing in the kernel keyring.

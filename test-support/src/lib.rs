@@ -2,6 +2,8 @@
 //! `tests/`, `app/tests` and `e2e-app/` all need, written once.
 //!
 //! - [`db`]: the fixed test constants, a fresh database of either kind ([`TestDb`]), free ports.
+//! - [`http`]: a browser as far as HTTP goes (cookies kept, redirects not followed unless
+//!   asked), with the page helpers every suite reads forms and links with.
 //! - [`mail`]: a mail as the customer reads it (MIME decoded by `mail-parser`), the mailed
 //!   password and the download link in it.
 //! - [`tls`]: a TLS-terminating proxy in front of a plain-HTTP backend, with a CA made in the
@@ -12,9 +14,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // reason: test harness code: a failed step should stop loudly
 
 pub mod db;
+pub mod http;
 pub mod mail;
 pub mod tls;
 
 pub use db::{free_port, pg_admin_url, Db, TestDb, API_KEY, MASTER_KEY, T0};
+pub use http::{Browser, Options, Page};
 pub use mail::{download_url, mail_body_text, mailed_password_in, parse_mail, Mail};
 pub use tls::TlsProxy;

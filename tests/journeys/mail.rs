@@ -173,7 +173,7 @@ async fn notices_reach_the_customer(db: Db) {
             "/transfer/confirm",
             &[
                 ("csrf", &confirm.csrf()),
-                ("request_key", &confirm.input_value("request_key")),
+                ("request_key", &confirm.input("request_key")),
                 ("confirmation_password", "conf123"),
                 ("code", &code),
             ],
@@ -211,7 +211,7 @@ async fn notices_reach_the_customer(db: Db) {
             "/transfer/confirm",
             &[
                 ("csrf", &confirm.csrf()),
-                ("request_key", &confirm.input_value("request_key")),
+                ("request_key", &confirm.input("request_key")),
                 ("confirmation_password", "conf123"),
                 ("code", "000000"),
             ],

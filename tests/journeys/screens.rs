@@ -64,15 +64,9 @@ async fn full_lifecycle_over_http(db: Db) {
     let url = tests::download_url(mails.iter().find(|m| m.body.contains("/dl/")).unwrap());
     let path = url.trim_start_matches(&env.base).to_owned();
     let android = c
-        .http
-        .get(&url)
-        .header("user-agent", "Mozilla/5.0 (Linux; Android 14; Pixel 8)")
-        .send()
+        .get_as(&url, "Mozilla/5.0 (Linux; Android 14; Pixel 8)")
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .body;
     assert!(
         android.find("store-googleplay").unwrap() < android.find("store-appstore").unwrap(),
         "Android leads with Google Play"
@@ -81,18 +75,12 @@ async fn full_lifecycle_over_http(db: Db) {
         "otpbank:&#x2f;&#x2f;setup?service_id=10112231&amp;user_id={user_id}"
     )));
     let iphone = c
-        .http
-        .get(&url)
-        .header(
-            "user-agent",
+        .get_as(
+            &url,
             "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)",
         )
-        .send()
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .body;
     assert!(iphone.find("store-appstore").unwrap() < iphone.find("store-googleplay").unwrap());
     assert_eq!(
         c.get("/dl/0123456789abcdef0123456789abcdef01234567")
@@ -198,7 +186,7 @@ async fn full_lifecycle_over_http(db: Db) {
         12345,
     )
     .unwrap();
-    let key = confirm.input_value("request_key");
+    let key = confirm.input("request_key");
     let r = c
         .post(
             "/transfer/confirm",
@@ -330,7 +318,7 @@ async fn issuance_double_submit_issues_one_token_and_one_mail(db: Db) {
     let confirm = c.get("/otp/issue/confirm").await;
     let form = [
         ("csrf", confirm.csrf()),
-        ("request_key", confirm.input_value("request_key")),
+        ("request_key", confirm.input("request_key")),
         ("confirmation_password", "conf123".to_owned()),
         ("mail_password", c.mail.next_mailed_password(0).await),
     ];
@@ -449,7 +437,7 @@ async fn every_issuance_field_rule_has_its_message_and_values_are_kept() {
     );
     let confirm = c.get("/otp/issue/confirm").await;
     assert!(confirm.body.contains("a@example.jp"), "the e-mail is shown");
-    let key = confirm.input_value("request_key");
+    let key = confirm.input("request_key");
     let mailed = c.mail.next_mailed_password(0).await;
     for (pw, want) in [
         ("", "入力して下さい"),
@@ -744,7 +732,7 @@ async fn a_password_lock_is_shown_with_the_minutes_left() {
         .await;
     assert_eq!(r.location.as_deref(), Some("/transfer/confirm"));
     let confirm = c.get("/transfer/confirm").await;
-    let key = confirm.input_value("request_key");
+    let key = confirm.input("request_key");
     let attempt = |pw: &'static str| {
         let (c, csrf, key) = (&c, confirm.csrf(), key.clone());
         async move {

@@ -1,7 +1,8 @@
 //! The harness of the end-to-end journeys: a backend served on `127.0.0.1:0` on a fresh
 //! database (SQLite, or a new PostgreSQL database on `OTP_TEST_PG_URL`) with a manual clock,
 //! its mail outbox worker, a real SMTP server on loopback (Debian's `python3-aiosmtpd`, writing
-//! a maildir), and a cookie-keeping HTTP client for the customer screens.
+//! a maildir), and the customer's browser (test-support's cookie-keeping client, with the
+//! customer's mailbox).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // reason: test harness: a failed step should stop loudly
 
 use std::net::SocketAddr;
@@ -17,7 +18,8 @@ use backend::web::AppState;
 use zeroize::Zeroizing;
 
 pub use test_support::{
-    download_url, free_port, mailed_password_in, parse_mail, Db, Mail, TestDb, MASTER_KEY, T0,
+    download_url, free_port, mailed_password_in, parse_mail, Browser, Db, Mail, Page, TestDb,
+    MASTER_KEY, T0,
 };
 
 /// A real SMTP server on loopback: aiosmtpd's Mailbox handler delivering into a maildir.
@@ -246,12 +248,7 @@ impl TestEnv {
                 None => MailTap::Files(self.cfg.data_dir.join("outbox")),
                 Some(_) => MailTap::Outbox(self.engine.store().clone()),
             },
-            base: self.base.clone(),
-            http: reqwest::Client::builder()
-                .cookie_store(true)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
+            browser: Browser::new(&self.base),
         }
     }
 
@@ -404,52 +401,19 @@ pub fn z(s: &str) -> Zeroizing<String> {
     Zeroizing::new(s.to_owned())
 }
 
-/// An HTTP response read whole.
-pub struct Page {
-    pub status: u16,
-    pub location: Option<String>,
-    pub headers: reqwest::header::HeaderMap,
-    pub body: String,
-}
-
-impl Page {
-    /// The form's CSRF token.
-    pub fn csrf(&self) -> String {
-        self.input_value("csrf")
-    }
-
-    pub fn input_value(&self, name: &str) -> String {
-        let needle = format!("name=\"{name}\" value=\"");
-        let i = self
-            .body
-            .find(&needle)
-            .unwrap_or_else(|| panic!("no input {name} in page:\n{}", self.body));
-        let rest = &self.body[i + needle.len()..];
-        rest[..rest.find('"').unwrap()].to_owned()
-    }
-
-    /// The message shown for a field (`<p class="error" id="e-FIELD">`).
-    pub fn field_error(&self, field: &str) -> Option<String> {
-        let needle = format!("id=\"e-{field}\" role=\"alert\">");
-        let i = self.body.find(&needle)?;
-        let rest = &self.body[i + needle.len()..];
-        Some(rest[..rest.find('<').unwrap()].to_owned())
-    }
-
-    pub fn text_of(&self, id: &str) -> Option<String> {
-        let needle = format!("id=\"{id}\">");
-        let i = self.body.find(&needle)?;
-        let rest = &self.body[i + needle.len()..];
-        Some(rest[..rest.find('<').unwrap()].trim().to_owned())
-    }
-}
-
-/// A customer's browser, as far as HTTP goes.
+/// A customer's browser ([`Browser`]: cookies kept, redirects not followed) and where they
+/// read their mail.
 pub struct Client {
-    pub base: String,
-    pub http: reqwest::Client,
+    pub browser: Browser,
     /// Where the customer reads the メール通知パスワード.
     pub mail: MailTap,
+}
+
+impl std::ops::Deref for Client {
+    type Target = Browser;
+    fn deref(&self) -> &Browser {
+        &self.browser
+    }
 }
 
 /// Where a test reads the mails the backend sent, for the メール通知パスワード (issue 19).
@@ -527,42 +491,6 @@ impl MailTap {
 }
 
 impl Client {
-    async fn read(res: reqwest::Response) -> Page {
-        Page {
-            status: res.status().as_u16(),
-            location: res
-                .headers()
-                .get("location")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-            headers: res.headers().clone(),
-            body: res.text().await.unwrap(),
-        }
-    }
-
-    pub async fn get(&self, path: &str) -> Page {
-        Self::read(
-            self.http
-                .get(format!("{}{path}", self.base))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await
-    }
-
-    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
-        Self::read(
-            self.http
-                .post(format!("{}{path}", self.base))
-                .form(form)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await
-    }
-
     /// Log in with the password (and the code, when the OTP screen comes).
     pub async fn login(&self, login_id: &str, password: &str) -> Page {
         let form = self.get("/login").await;
@@ -603,7 +531,7 @@ impl Client {
                 "/otp/issue/confirm",
                 &[
                     ("csrf", &confirm.csrf()),
-                    ("request_key", &confirm.input_value("request_key")),
+                    ("request_key", &confirm.input("request_key")),
                     ("confirmation_password", "conf123"),
                     ("mail_password", &mailed),
                 ],

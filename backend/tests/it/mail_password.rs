@@ -13,8 +13,9 @@ use backend::mail::compose::MailPasswordFor;
 use backend::store::MailRow;
 
 use crate::both_dbs;
-use crate::staff::{customer_id, staff, Browser, Resp, Server};
+use crate::staff::{customer_id, staff, Browser, Server};
 use crate::support::*;
+use test_support::Page;
 
 both_dbs!(
     takeover_with_phished_passwords_cannot_issue_to_a_new_address,
@@ -99,7 +100,7 @@ pub(crate) async fn login_with_otp(env: &Env, b: &Browser, login: &str, secret: 
 }
 
 /// The issuance input step, to `email`; returns the confirmation page.
-async fn start_issue(b: &Browser, email: &str) -> Resp {
+async fn start_issue(b: &Browser, email: &str) -> Page {
     let input = b.get("/otp/issue").await;
     assert_eq!(input.status, 200, "{}", input.body);
     let r = b
@@ -123,7 +124,7 @@ async fn start_issue(b: &Browser, email: &str) -> Resp {
     b.get("/otp/issue/confirm").await
 }
 
-async fn confirm_issue(b: &Browser, page: &Resp, conf: &str, mailed: Option<&str>) -> Resp {
+async fn confirm_issue(b: &Browser, page: &Page, conf: &str, mailed: Option<&str>) -> Page {
     let csrf = page.input("csrf");
     let key = page.input("request_key");
     let mut form = vec![
@@ -501,7 +502,7 @@ async fn burst_of_mailed_password_guesses_cannot_pass_the_lock(db: Db) {
     assert!(matches!(after, MailCheck::Locked { .. }), "{after:?}");
 }
 
-async fn resend(b: &Browser, page: &Resp) -> Resp {
+async fn resend(b: &Browser, page: &Page) -> Page {
     let csrf = page.input("csrf");
     let key = page.input("request_key");
     b.post(
@@ -521,7 +522,7 @@ pub(crate) fn account_of(name: &str) -> String {
 
 /// Enter a transfer of `amount` yen to the payee named `payee` (half-width katakana; bank
 /// 0001, branch 123, ordinary, [`account_of`] the name) and open its confirmation screen.
-pub(crate) async fn transfer_confirm(b: &Browser, payee: &str, amount: &str) -> Resp {
+pub(crate) async fn transfer_confirm(b: &Browser, payee: &str, amount: &str) -> Page {
     let input = b.get("/transfer").await;
     let account = account_of(payee);
     let r = b
@@ -571,7 +572,7 @@ async fn new_payees_and_email_changes_need_it_unless_otp_is_in_use(db: Db) {
         m.body
     );
     let code = mailed_password(&mails);
-    let post = |page: &Resp, mailed: Option<String>| {
+    let post = |page: &Page, mailed: Option<String>| {
         let mut form = vec![
             ("csrf".to_owned(), page.input("csrf")),
             ("request_key".to_owned(), page.input("request_key")),

@@ -9,8 +9,9 @@ use backend::config::{BankConfig, BankKind};
 use backend::domain::{Outcome, Purpose};
 
 use crate::both_dbs;
-use crate::staff::{Browser, Resp, Server};
+use crate::staff::{Browser, Server};
 use crate::support::*;
+use test_support::Page;
 
 both_dbs!(
     full_width_digits_are_digits_on_every_edge,
@@ -28,7 +29,7 @@ fn full_width(s: &str) -> String {
         .collect()
 }
 
-async fn login(b: &Browser, login: &str) -> Resp {
+async fn login(b: &Browser, login: &str) -> Page {
     let form = b.get("/login").await;
     b.post(
         "/login",
@@ -249,7 +250,7 @@ async fn a_locked_customer_is_told_what_happened_and_can_leave(db: Db) {
 }
 
 /// The action links BOP001 shows, in order.
-fn links(page: &Resp) -> Vec<&'static str> {
+fn links(page: &Page) -> Vec<&'static str> {
     ["issue", "activate", "deactivate"]
         .into_iter()
         .filter(|a| page.body.contains(&format!("id=\"link-{a}\"")))

@@ -13,6 +13,7 @@ use backend::config::Config;
 use backend::domain::{Outcome, Purpose, TokenState};
 use backend::engine::staff::{PasswordChoice, StaffDone, StaffMember};
 use backend::engine::Actor;
+use test_support::Page;
 
 pub(crate) const STAFF_PW: &str = "staff-password-123";
 
@@ -513,18 +514,27 @@ impl Server {
     }
 }
 
+/// The shared test browser ([`test_support::Browser`]) and, for a test's own staff members,
+/// where their current codes come from, so it can log them in.
+#[derive(Clone)]
+pub(crate) struct Browser {
+    http: test_support::Browser,
+    codes: Option<Codes>,
+}
+
+impl std::ops::Deref for Browser {
+    type Target = test_support::Browser;
+    fn deref(&self) -> &test_support::Browser {
+        &self.http
+    }
+}
+
 impl Browser {
     /// A browser whose connections come from `ip` (any 127.0.0.0/8 address reaches a
     /// listener on 127.0.0.1).
     pub(crate) fn from_ip(base: &str, ip: std::net::IpAddr) -> Browser {
         Browser {
-            base: base.to_owned(),
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .local_address(ip)
-                .build()
-                .unwrap(),
-            jar: Arc::new(Mutex::new(HashMap::new())),
+            http: test_support::Browser::from_ip(base, ip),
             codes: None,
         }
     }
@@ -536,14 +546,43 @@ impl Browser {
 
     pub(crate) fn new(base: &str) -> Browser {
         Browser {
-            base: base.to_owned(),
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            jar: Arc::new(Mutex::new(HashMap::new())),
+            http: test_support::Browser::new(base),
             codes: None,
         }
+    }
+
+    /// The member's current code (see [`Codes`]).
+    async fn staff_code(&self, login: &str) -> String {
+        self.codes
+            .as_ref()
+            .expect("a browser that knows the staff codes")
+            .code(login)
+            .await
+    }
+
+    /// Log in with the password and the member's current code.
+    pub(crate) async fn staff_login(&self, login: &str) -> Page {
+        let code = self.staff_code(login).await;
+        let form = self.get("/staff/login").await;
+        assert_eq!(form.status, 200);
+        let r = self
+            .post(
+                "/staff/login",
+                &[
+                    ("csrf", &form.input("csrf")),
+                    ("login_id", login),
+                    ("password", STAFF_PW),
+                    ("code", &code),
+                ],
+            )
+            .await;
+        assert_eq!(
+            r.location.as_deref(),
+            Some("/staff"),
+            "staff login: {}",
+            r.body
+        );
+        r
     }
 }
 
@@ -597,143 +636,6 @@ impl Codes {
         protocol::code_at(&secret, &STAFF_TOTP, now)
             .as_str()
             .to_owned()
-    }
-}
-
-/// A browser as far as HTTP goes: keeps its cookies, does not follow redirects.
-#[derive(Clone)]
-pub(crate) struct Browser {
-    base: String,
-    http: reqwest::Client,
-    jar: Arc<Mutex<HashMap<String, String>>>,
-    codes: Option<Codes>,
-}
-
-pub(crate) struct Resp {
-    pub(crate) status: u16,
-    pub(crate) location: Option<String>,
-    pub(crate) headers: reqwest::header::HeaderMap,
-    pub(crate) body: String,
-}
-
-impl Resp {
-    pub(crate) fn input(&self, name: &str) -> String {
-        let needle = format!("name=\"{name}\" value=\"");
-        let i = self
-            .body
-            .find(&needle)
-            .unwrap_or_else(|| panic!("no input {name} in\n{}", self.body));
-        let rest = &self.body[i + needle.len()..];
-        rest[..rest.find('"').unwrap()].to_owned()
-    }
-    pub(crate) fn text_of(&self, id: &str) -> Option<String> {
-        let needle = format!("id=\"{id}\"");
-        let i = self.body.find(&needle)?;
-        let rest = &self.body[i..];
-        let rest = &rest[rest.find('>').unwrap() + 1..];
-        Some(rest[..rest.find('<').unwrap()].trim().to_owned())
-    }
-}
-
-impl Browser {
-    pub(crate) fn cookie_header(&self) -> String {
-        self.jar
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    async fn read(&self, res: reqwest::Response) -> Resp {
-        for v in res.headers().get_all("set-cookie") {
-            let v = v.to_str().unwrap();
-            let (kv, attrs) = v.split_once(';').unwrap_or((v, ""));
-            let (k, val) = kv.split_once('=').unwrap();
-            let mut jar = self.jar.lock().unwrap();
-            if val.is_empty() || attrs.contains("Max-Age=0") {
-                jar.remove(k);
-            } else {
-                jar.insert(k.to_owned(), val.to_owned());
-            }
-        }
-        Resp {
-            status: res.status().as_u16(),
-            location: res
-                .headers()
-                .get("location")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-            headers: res.headers().clone(),
-            body: res.text().await.unwrap(),
-        }
-    }
-
-    pub(crate) async fn get(&self, path: &str) -> Resp {
-        let res = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header())
-            .send()
-            .await
-            .unwrap();
-        self.read(res).await
-    }
-
-    pub(crate) async fn post(&self, path: &str, form: &[(&str, &str)]) -> Resp {
-        let res = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header())
-            .form(form)
-            .send()
-            .await
-            .unwrap();
-        self.read(res).await
-    }
-
-    /// The member's current code (see [`Codes`]).
-    async fn staff_code(&self, login: &str) -> String {
-        self.codes
-            .as_ref()
-            .expect("a browser that knows the staff codes")
-            .code(login)
-            .await
-    }
-
-    /// Log in with the password and the member's current code.
-    pub(crate) async fn staff_login(&self, login: &str) -> Resp {
-        let code = self.staff_code(login).await;
-        let form = self.get("/staff/login").await;
-        assert_eq!(form.status, 200);
-        let r = self
-            .post(
-                "/staff/login",
-                &[
-                    ("csrf", &form.input("csrf")),
-                    ("login_id", login),
-                    ("password", STAFF_PW),
-                    ("code", &code),
-                ],
-            )
-            .await;
-        assert_eq!(
-            r.location.as_deref(),
-            Some("/staff"),
-            "staff login: {}",
-            r.body
-        );
-        r
-    }
-
-    /// A staff form post with the CSRF token of the page it is on.
-    pub(crate) async fn act(&self, page: &str, path: &str, fields: &[(&str, &str)]) -> Resp {
-        let p = self.get(page).await;
-        let csrf = p.input("csrf");
-        let mut form = vec![("csrf", csrf.as_str())];
-        form.extend_from_slice(fields);
-        self.post(path, &form).await
     }
 }
 
@@ -944,7 +846,7 @@ async fn search_timeline_paging_and_csv_export(db: Db) {
         first_row.contains("class=\"action\">unlock<"),
         "the unlock is the newest event, not this look at the page: {first_row}"
     );
-    let older = p.input_href("older");
+    let older = p.href_of("older");
     let p2 = op.get(&older).await;
     assert!(
         p2.body.contains("<tr data-id=\""),
@@ -1192,18 +1094,6 @@ async fn disabled_staff_cannot_log_in_and_their_sessions_end(db: Db) {
         && detail(x)["request_id"] == request_id));
     let disables = store.audit_by_action("staff_disable", 1).await.unwrap();
     assert_eq!(detail(&disables[0])["requests_cancelled"], 1);
-}
-
-impl Resp {
-    fn input_href(&self, id: &str) -> String {
-        let needle = format!("id=\"{id}\"");
-        let i = self.body.find(&needle).unwrap();
-        let start = self.body[..i].rfind("href=\"").unwrap() + 6;
-        let rest = &self.body[start..];
-        rest[..rest.find('"').unwrap()]
-            .replace("&amp;", "&")
-            .replace("&#x2f;", "/")
-    }
 }
 
 /// The lost-phone case end to end: a supervisor reprovisions in the console with a generated
@@ -1564,7 +1454,7 @@ async fn the_console_speaks_japanese_on_request(db: Db) {
     let op = srv.browser();
     let form = op.get("/staff/login").await;
     assert!(form.body.contains("<html lang=\"en\">") && form.body.contains("<h1>Staff login</h1>"));
-    let switch = form.input_href("lang-switch");
+    let switch = form.href_of("lang-switch");
     assert_eq!(switch, "/staff/lang?to=ja&back=/staff/login");
     let r = op.get(&switch).await;
     assert_eq!(r.location.as_deref(), Some("/staff/login"));
@@ -1665,7 +1555,7 @@ async fn the_console_defaults_to_the_configured_language(db: Db) {
     assert_eq!(form.status, 200);
     assert!(form.body.contains("<html lang=\"ja\">"), "{}", form.body);
     assert!(form.body.contains("<h1>スタッフログイン</h1>"));
-    let switch = form.input_href("lang-switch");
+    let switch = form.href_of("lang-switch");
     assert_eq!(switch, "/staff/lang?to=en&back=/staff/login");
     b.get(&switch).await;
     let form = b.get("/staff/login").await;
@@ -1680,7 +1570,7 @@ async fn the_console_defaults_to_the_configured_language(db: Db) {
     let b = srv.browser();
     let form = b.get("/staff/login").await;
     assert!(form.body.contains("<html lang=\"en\">") && form.body.contains("<h1>Staff login</h1>"));
-    let switch = form.input_href("lang-switch");
+    let switch = form.href_of("lang-switch");
     assert_eq!(switch, "/staff/lang?to=ja&back=/staff/login");
     b.get(&switch).await;
     let form = b.get("/staff/login").await;

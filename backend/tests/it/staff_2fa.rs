@@ -9,11 +9,12 @@ use std::net::IpAddr;
 use protocol::{code_at, Secret};
 
 use crate::both_dbs;
-use crate::staff::{staff_with_secret, Browser, Resp, Server, STAFF_PW, STAFF_TOTP};
+use crate::staff::{staff_with_secret, Browser, Server, STAFF_PW, STAFF_TOTP};
 use crate::support::{z, Db, Env};
 use backend::config::Argon2Config;
 use backend::engine::staff::StaffLogin;
 use backend::engine::EngineError;
+use test_support::Page;
 
 both_dbs!(
     forty_wrong_passwords_then_the_right_one_is_refused,
@@ -30,7 +31,7 @@ fn code_now(env: &Env, secret: &Secret) -> String {
 }
 
 /// One login attempt through the form (with its CSRF token), as a browser sends it.
-async fn attempt(b: &Browser, login: &str, password: &str, code: &str) -> Resp {
+async fn attempt(b: &Browser, login: &str, password: &str, code: &str) -> Page {
     let form = b.get("/staff/login").await;
     assert_eq!(form.status, 200);
     b.post(
@@ -45,7 +46,7 @@ async fn attempt(b: &Browser, login: &str, password: &str, code: &str) -> Resp {
     .await
 }
 
-fn logged_in(r: &Resp) -> bool {
+fn logged_in(r: &Page) -> bool {
     r.location.as_deref() == Some("/staff")
 }
 

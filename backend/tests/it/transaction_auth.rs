@@ -17,8 +17,9 @@ use protocol::Secret;
 
 use crate::both_dbs;
 use crate::mail_password::{account_of, login_with_otp};
-use crate::staff::{customer_id, staff, Browser, Resp, Server};
+use crate::staff::{customer_id, staff, Browser, Server};
 use crate::support::*;
+use test_support::Page;
 
 both_dbs!(
     a_transaction_code_is_single_use_and_bound_to_its_transfer,
@@ -215,7 +216,7 @@ async fn concurrent_uses_of_one_transaction_code_accept_exactly_one(db: Db) {
     assert_eq!(ok, 1, "one code, one transfer");
 }
 
-async fn enter(b: &Browser, fields: &[(&str, &str)]) -> Resp {
+async fn enter(b: &Browser, fields: &[(&str, &str)]) -> Page {
     let input = b.get("/transfer").await;
     let csrf = input.input("csrf");
     let mut form = vec![("csrf", csrf.as_str())];
@@ -223,7 +224,7 @@ async fn enter(b: &Browser, fields: &[(&str, &str)]) -> Resp {
     b.post("/transfer", &form).await
 }
 
-async fn commit(b: &Browser, page: &Resp, code: &str) -> Resp {
+async fn commit(b: &Browser, page: &Page, code: &str) -> Page {
     b.post(
         "/transfer/confirm",
         &[

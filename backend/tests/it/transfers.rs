@@ -8,14 +8,15 @@ use backend::store::StoreError;
 
 use crate::both_dbs;
 use crate::mail_password::{login, mailed_password, outbox, transfer_confirm};
-use crate::staff::{customer_id, staff, Resp, Server};
+use crate::staff::{customer_id, staff, Server};
 use crate::support::*;
+use test_support::Page;
 
 both_dbs!(transfer_references_are_dated_random_unique_and_shown_to_staff);
 
 /// Confirm the transfer on `page` (with the mailed password when the payee is new) and open
 /// the done screen.
-async fn confirm(b: &crate::staff::Browser, page: &Resp, mailed: Option<&str>) -> Resp {
+async fn confirm(b: &crate::staff::Browser, page: &Page, mailed: Option<&str>) -> Page {
     let csrf = page.input("csrf");
     let key = page.input("request_key");
     let mut form = vec![
