@@ -29,7 +29,6 @@ use crate::config::BankConfig;
 pub use crate::config::{MailConfig, SmtpTls};
 use crate::store::{MailRow, NewMail, NoticeMail, Store, StoreError, TokenRow, Tx};
 
-
 /// What the engine needs to write an issuance mail: where the link points and how long it lives.
 #[derive(Debug, Clone)]
 pub struct LinkSettings {

@@ -195,8 +195,7 @@ fn open_writer(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
     // commit is fsync'd before it returns, the same busy wait and checkpoint safety net.
     // (The pragmas that answer with their new value are read back; `pragma_update` refuses
     // an answer.)
-    let mode: String =
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(rusqlite::Error::InvalidParameterName(format!(
             "journal_mode stayed {mode}"
