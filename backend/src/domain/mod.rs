@@ -100,6 +100,14 @@ impl fmt::Display for TokenState {
     }
 }
 
+/// For reading a stored state (`#[sqlx(try_from = "String")]` on the row).
+impl TryFrom<String> for TokenState {
+    type Error = DomainError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
 impl FromStr for TokenState {
     type Err = DomainError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

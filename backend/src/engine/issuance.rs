@@ -110,7 +110,7 @@ impl Engine {
         let latest = tx.latest_token(customer_id).await?;
         let mut latest_state = None;
         if let Some(row) = &latest {
-            let state = row.state()?;
+            let state = row.state;
             if domain::issuance_expired(state, row.expires_at, now) {
                 tx.void(row.id, state, "expired", now).await?;
                 latest_state = Some((TokenState::Voided, None));
@@ -283,7 +283,7 @@ fn issued_of(row: &crate::store::TokenRow) -> Result<Issued> {
     Ok(Issued {
         service_id: row.service_id.clone(),
         user_id: row.user_id.clone(),
-        state: row.state()?,
+        state: row.state,
         expires_at: row.expires_at,
     })
 }

@@ -88,7 +88,7 @@ impl Engine {
             .await
             .map_err(|e| refused(None, e.into()))?
             .ok_or_else(|| refused(None, DomainError::UnknownToken.into()))?;
-        let state = row.state().map_err(|e| refused(None, e.into()))?;
+        let state = row.state;
         if event == Event::OpenLink && domain::issuance_expired(state, row.expires_at, now) {
             return Err(refused(None, EngineError::IssuanceExpired));
         }

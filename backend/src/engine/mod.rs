@@ -182,7 +182,7 @@ fn snapshot(row: &TokenRow) -> Result<TokenSnapshot> {
         u32::try_from(row.period).unwrap_or(0),
     )?;
     Ok(TokenSnapshot {
-        state: row.state()?,
+        state: row.state,
         params,
         last_step: u64::try_from(row.last_step).ok(),
         last_tx_step: u64::try_from(row.last_tx_step).ok(),

@@ -288,7 +288,7 @@ impl Engine {
         now: i64,
     ) -> Result<()> {
         let max = i64::from(self.policy().max_activation_failures);
-        if open == 0 && row.activation_failures >= max && row.state()? == TokenState::LinkOpened {
+        if open == 0 && row.activation_failures >= max && row.state == TokenState::LinkOpened {
             tx.void(row.id, TokenState::LinkOpened, "activation_failures", now)
                 .await?;
         }

@@ -23,7 +23,7 @@ pub(super) fn setup_refusal_of(
     now: i64,
 ) -> Result<Option<SetupRefusal>> {
     let view = SetupView {
-        state: row.state()?,
+        state: row.state,
         expires_at: row.expires_at,
         void_reason: row.void_reason.as_deref(),
         attempts: row.activation_failures,

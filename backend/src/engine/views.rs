@@ -45,7 +45,7 @@ pub struct StaffTokenView {
 }
 
 pub(crate) fn status_of(row: &TokenRow, policy: &Policy, now: i64) -> Result<TokenStatus> {
-    let mut state = row.state()?;
+    let mut state = row.state;
     if domain::issuance_expired(state, row.expires_at, now) {
         state = TokenState::Voided;
     }

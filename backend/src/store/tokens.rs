@@ -2,12 +2,11 @@
 //! sealed secret and the activation attempts.
 
 use std::collections::HashSet;
-use std::str::FromStr;
 
 use sqlx::FromRow;
 
 use crate::crypto::Sealed;
-use crate::domain::{DomainError, TokenState};
+use crate::domain::TokenState;
 
 use super::{DbKind, Result, Store, Tx};
 
@@ -18,7 +17,9 @@ pub struct TokenRow {
     pub customer_id: i64,
     pub user_id: String,
     pub service_id: String,
-    pub state: String,
+    /// Typed: a row whose state the code does not know (a corrupt row) fails to read.
+    #[sqlx(try_from = "String")]
+    pub state: TokenState,
     pub email: String,
     pub algorithm: String,
     pub digits: i64,
@@ -48,12 +49,6 @@ pub struct TokenRow {
 }
 
 impl TokenRow {
-    /// # Errors
-    /// A state string the code does not know (a corrupt row).
-    pub fn state(&self) -> Result<TokenState, DomainError> {
-        TokenState::from_str(&self.state)
-    }
-
     pub fn sealed(&self) -> Option<Sealed> {
         Some(Sealed {
             key_id: self.secret_key_id.clone()?,
@@ -71,14 +66,14 @@ pub struct TokenUpdate {
     pub drift: i64,
     pub failures: i64,
     pub locked_at: Option<i64>,
-    pub state: String,
+    pub state: TokenState,
     pub last_used_at: Option<i64>,
     pub activated_at: Option<i64>,
     pub deactivated_at: Option<i64>,
     pub expect_last_step: i64,
     pub expect_last_tx_step: i64,
     pub expect_failures: i64,
-    pub expect_state: String,
+    pub expect_state: TokenState,
     pub expect_locked_at: Option<i64>,
 }
 

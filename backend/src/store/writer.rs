@@ -252,7 +252,7 @@ fn run_sqlite<L: BatchLogic>(
                     u.drift,
                     u.failures,
                     u.locked_at,
-                    u.state,
+                    u.state.as_str(),
                     u.last_used_at,
                     u.activated_at,
                     u.deactivated_at,
@@ -260,7 +260,7 @@ fn run_sqlite<L: BatchLogic>(
                     u.id,
                     u.expect_last_step,
                     u.expect_failures,
-                    u.expect_state,
+                    u.expect_state.as_str(),
                     u.expect_locked_at,
                     u.expect_last_tx_step,
                 ])?;
@@ -370,7 +370,16 @@ fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
         customer_id: r.get(1)?,
         user_id: r.get(2)?,
         service_id: r.get(3)?,
-        state: r.get(4)?,
+        state: r
+            .get::<_, String>(4)?
+            .parse()
+            .map_err(|e: crate::domain::DomainError| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    4,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })?,
         email: r.get(5)?,
         algorithm: r.get(6)?,
         digits: r.get(7)?,

@@ -696,14 +696,14 @@ async fn stale_rows_are_never_written(db: Db) {
         drift: 0,
         failures: 0,
         locked_at: None,
-        state: "active".into(),
+        state: TokenState::Active,
         last_used_at: Some(1),
         activated_at: expect.activated_at,
         deactivated_at: None,
         expect_last_step: expect.last_step,
         expect_last_tx_step: expect.last_tx_step,
         expect_failures: expect.failures,
-        expect_state: expect.state.clone(),
+        expect_state: expect.state,
         expect_locked_at: expect.locked_at,
     };
     let mut tx = store.begin().await.unwrap();

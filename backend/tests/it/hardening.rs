@@ -277,7 +277,7 @@ async fn right_activation_password_is_not_revealed_after_the_issuance_dies(db: D
     );
     let provisioned = outcomes.contains(&Ok("ok"));
     assert_eq!(
-        row.state == "provisioned",
+        row.state.as_str() == "provisioned",
         provisioned,
         "provisioned exactly when a setup answered ok: {outcomes:?}"
     );

@@ -165,7 +165,7 @@ async fn a_setup_provisions_once_with_the_secret_sealed(db: Db) {
         0,
         "the proved attempt was given back"
     );
-    assert_eq!(s.row(&uid).await.state, "provisioned");
+    assert_eq!(s.row(&uid).await.state.as_str(), "provisioned");
     for v in &recording {
         let text = v.to_string();
         assert!(!text.contains("activation_password"), "{text}");
@@ -300,7 +300,7 @@ async fn a_man_in_the_middle_is_detected_and_counted(db: Db) {
     assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
     assert_eq!(code_of(&v), "SETUP_EXCHANGE_UNKNOWN");
     assert_eq!(s.failures(&uid).await, 4);
-    assert_eq!(s.row(&uid).await.state, "link_opened");
+    assert_eq!(s.row(&uid).await.state.as_str(), "link_opened");
     let audit = s.env.audit(&uid).await;
     assert_eq!(
         audit
@@ -372,7 +372,7 @@ async fn five_failures_kill_the_issuance(db: Db) {
     let (status, v) = s.start_setup(&req).await;
     assert_eq!(code_of(&v), "ISSUANCE_DEAD", "{status} {v}");
     let row = s.row(&uid).await;
-    assert_eq!(row.state, "voided");
+    assert_eq!(row.state.as_str(), "voided");
     assert_eq!(row.void_reason.as_deref(), Some("activation_failures"));
 }
 
@@ -516,7 +516,7 @@ async fn v1_is_refused_by_default(db: Db) {
     assert_eq!(status, StatusCode::GONE, "{v}");
     assert_eq!(code_of(&v), "SETUP_V1_DISABLED");
     assert_eq!(s.failures(&uid).await, 0);
-    assert_eq!(s.row(&uid).await.state, "link_opened");
+    assert_eq!(s.row(&uid).await.state.as_str(), "link_opened");
 }
 
 both_dbs!(

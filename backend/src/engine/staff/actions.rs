@@ -66,7 +66,7 @@ impl Engine {
             .token(&row.user_id)
             .await?
             .ok_or(DomainError::UnknownToken)?;
-        let state = row.state()?;
+        let state = row.state;
         if !matches!(state, TokenState::Issued | TokenState::LinkOpened) {
             return Err(EngineError::Conflict {
                 code: "NOT_AWAITING_SETUP",
@@ -119,7 +119,7 @@ impl Engine {
         let reason = fields::reason(reason)?;
         let row = self.customer_token(customer_id, user_id).await?;
         let now = now_i64(self.now());
-        let state = row.state()?;
+        let state = row.state;
         if domain::transition(state, Event::Revoke).is_err()
             || domain::issuance_expired(state, row.expires_at, now)
         {
@@ -314,7 +314,7 @@ impl Engine {
         }
         let mut revoked = None;
         if let Some(row) = &latest {
-            let state = row.state()?;
+            let state = row.state;
             if domain::issuance_expired(state, row.expires_at, now) {
                 tx.void(row.id, state, "expired", now).await?;
             } else if state.is_live() {

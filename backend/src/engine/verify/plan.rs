@@ -97,7 +97,7 @@ pub(super) fn plan_one(
     let report = |result, attempts_left, row: &TokenRow| VerifyReport {
         result,
         attempts_left,
-        state: row.state().unwrap_or(snap.state),
+        state: row.state,
         locked: policy.is_locked(row.locked_at, now),
     };
     match decision {
@@ -118,7 +118,7 @@ pub(super) fn plan_one(
             row.failures = 0;
             row.locked_at = None;
             row.last_used_at = Some(now);
-            row.state = next.as_str().to_owned();
+            row.state = next;
             let notice = match job.purpose.event() {
                 Some(Event::Activate) => {
                     row.activated_at = Some(now);
@@ -193,14 +193,14 @@ pub(super) fn token_update(w: &Working) -> TokenUpdate {
         drift: c.drift,
         failures: c.failures,
         locked_at: c.locked_at,
-        state: c.state.clone(),
+        state: c.state,
         last_used_at: c.last_used_at,
         activated_at: c.activated_at,
         deactivated_at: c.deactivated_at,
         expect_last_step: o.last_step,
         expect_last_tx_step: o.last_tx_step,
         expect_failures: o.failures,
-        expect_state: o.state.clone(),
+        expect_state: o.state,
         expect_locked_at: o.locked_at,
     }
 }
