@@ -13,6 +13,8 @@ export interface MockConfig {
   setupDelayMs?: number;
   listError?: ShellError;
   frameError?: ShellError;
+  /** How long the shell takes to say how the lock stands. */
+  lockStatusDelayMs?: number;
   deleteError?: ShellError;
   /** Server minus device seconds, reported in frames when past 30 s. */
   clockOffset?: number;
@@ -207,6 +209,7 @@ mockIPC(async (cmd, payload) => {
       w.__clipboard = frameFor(args.id).code;
       return null;
     case 'lock_status':
+      if (cfg.lockStatusDelayMs) await delay(cfg.lockStatusDelayMs);
       return lockView();
     case 'lock_unlock':
       verifyPin(String(args.pin));

@@ -516,6 +516,37 @@ for (const size of SIZES) {
       await ctx.close();
     });
 
+    it('lock now as the app comes back into view: the PIN form is drawn once', async () => {
+      // Both "lock now" and the return to the foreground find the app locked and ask for the
+      // lock screen; the shell is slow to say how the lock stands, so both asks are in flight
+      // together. Drawn twice, the form dropped what the customer had begun to type.
+      const { page, ctx } = await open(size, { tokens: [token('tok-a')], pin: '2468', lockStatusDelayMs: 300 });
+      await page.locator('#lock-form').waitFor();
+      await page.locator('#lock-pin').fill('2468');
+      await page.locator('#unlock').click();
+      await page.locator('#code[data-code]').waitFor();
+      await page.locator('#open-settings').click();
+      await page.locator('#security').waitFor();
+      await page.evaluate(() => {
+        const w = window as unknown as { __lockForms: number };
+        w.__lockForms = 0;
+        new MutationObserver((records) => {
+          for (const r of records)
+            for (const n of r.addedNodes)
+              if (n instanceof HTMLElement && (n.id === 'lock-form' || n.querySelector('#lock-form'))) w.__lockForms++;
+        }).observe(document.body, { childList: true, subtree: true });
+      });
+      await page.locator('#lock-now').click();
+      await page.evaluate(() => document.dispatchEvent(new Event('visibilitychange')));
+      await page.locator('#lock-form').waitFor();
+      await page.waitForTimeout(800);
+      expect(await page.evaluate(() => (window as unknown as { __lockForms: number }).__lockForms)).toBe(1);
+      await page.locator('#lock-pin').fill('2468');
+      await page.locator('#unlock').click();
+      await page.locator('#code[data-code]').waitFor();
+      await ctx.close();
+    });
+
     it('locked at start: a wrong PIN waits, the right one opens', async () => {
       const { page, ctx } = await open(size, { tokens: [token('tok-a')], pin: '2468' });
       await page.locator('#lock-form').waitFor();

@@ -655,8 +655,14 @@ function startTicker() {
     await Promise.all(
       codeRefs.map(async (refs) => {
         try {
-          updateCode(refs, await api.codeFrame(refs.id));
+          const frame = await api.codeFrame(refs.id);
+          // Stopped while the frame was on its way (another screen is shown, the lock one
+          // say): the answer belongs to a screen that is gone. Acting on it drew the lock
+          // screen a second time, under a customer already typing the PIN.
+          if (gen !== tickGen) return;
+          updateCode(refs, frame);
         } catch (e) {
+          if (gen !== tickGen) return;
           const err = toShellError(e);
           if (err.code === 'APP_LOCKED') {
             void showLock();
@@ -867,7 +873,7 @@ function startTxTicker(id: string) {
       }
       if (countdown) countdown.textContent = t().txCountdown(f.seconds_left);
     } catch (e) {
-      if (toShellError(e).code === 'APP_LOCKED') {
+      if (gen === tickGen && toShellError(e).code === 'APP_LOCKED') {
         void showLock();
         return;
       }
@@ -1192,6 +1198,9 @@ async function refreshLock(): Promise<LockView | null> {
 /** Shows the lock screen (after asking the shell how things stand). */
 async function showLock() {
   await refreshLock();
+  // Already on the PIN form: "lock now" and a code request that found the app locked both come
+  // here, and drawing the form again would drop the PIN the customer is typing.
+  if (state.view.name === 'lock' && state.lock?.locked && !state.lock.locked_out) return;
   state.lockError = null;
   state.resetAsked = false;
   show({ name: 'lock' });
