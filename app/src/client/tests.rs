@@ -31,9 +31,7 @@ fn https_entries_need_a_current_and_a_backup_pin() {
         r#"{"10112231": "https://bank.example"}"#.to_owned(),
         format!(r#"{{"10112231": {{"url": "https://bank.example", "pins": ["{a}"]}}}}"#),
         format!(r#"{{"10112231": {{"url": "https://bank.example", "pins": ["{a}", "{a}"]}}}}"#),
-        format!(
-            r#"{{"10112231": {{"url": "https://bank.example", "pins": ["{a}", "sha1/x"]}}}}"#
-        ),
+        format!(r#"{{"10112231": {{"url": "https://bank.example", "pins": ["{a}", "sha1/x"]}}}}"#),
     ] {
         assert_eq!(
             Directory::from_json(&bad),
