@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+use crate::algorithm::Algorithm;
 use crate::error::ProtocolError;
-use crate::totp::Algorithm;
 
 /// RFC 4226 §4 R6: the shared secret must be at least 128 bits.
 pub const MIN_SECRET_LEN: usize = 16;

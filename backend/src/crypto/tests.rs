@@ -1,0 +1,147 @@
+use super::*;
+
+/// Issue 12 item 10: built without the `zeroize` feature, the AES key schedule (the master
+/// key, expanded) stays in freed memory after every seal and open.
+#[test]
+fn the_cipher_wipes_its_key_schedule_on_drop() {
+    fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+    wiped_on_drop::<aes::Aes256>();
+    // The type Aes256Gcm encrypts with is exactly this one.
+    let _: fn(&aes_gcm::AesGcm<aes::Aes256, aes_gcm::aead::consts::U12>) -> &Aes256Gcm = |c| c;
+}
+
+fn ring() -> Keyring {
+    Keyring::from_hex("k1", &"11".repeat(32)).unwrap()
+}
+
+#[test]
+fn seal_open_round_trip_and_aad_binding() {
+    let k = ring();
+    let s = Secret::from_bytes(b"12345678901234567890".to_vec());
+    let sealed = k.seal("999800000001", &s).unwrap();
+    assert_eq!(sealed.key_id, "k1");
+    assert!(
+        !sealed.blob.windows(20).any(|w| w == s.expose()),
+        "ciphertext must not contain the plaintext"
+    );
+    assert_eq!(
+        k.open("999800000001", &sealed).unwrap().expose(),
+        s.expose()
+    );
+    assert!(
+        matches!(k.open("999800000019", &sealed), Err(CryptoError::Open)),
+        "a ciphertext moved to another token must not open"
+    );
+    let mut tampered = sealed.clone();
+    let last = tampered.blob.len() - 1;
+    tampered.blob[last] ^= 1;
+    assert!(matches!(
+        k.open("999800000001", &tampered),
+        Err(CryptoError::Open)
+    ));
+}
+
+#[test]
+fn staff_secrets_are_bound_to_their_member_and_apart_from_tokens() {
+    let k = ring();
+    let s = Secret::from_bytes(vec![9; 20]);
+    let sealed = k.seal_staff_totp(7, &s).unwrap();
+    assert_eq!(k.open_staff_totp(7, &sealed).unwrap().expose(), s.expose());
+    assert!(
+        matches!(k.open_staff_totp(8, &sealed), Err(CryptoError::Open)),
+        "a staff secret copied to another member's row must not open"
+    );
+    assert!(
+        matches!(k.open("7", &sealed), Err(CryptoError::Open)),
+        "nor as a token secret"
+    );
+}
+
+#[test]
+fn wrong_key_fails_check() {
+    let k = ring();
+    let check = k.key_check("k1").unwrap();
+    k.verify_check("k1", &check).unwrap();
+    let other = Keyring::from_hex("k1", &"22".repeat(32)).unwrap();
+    assert!(
+        other.verify_check("k1", &check).is_err(),
+        "a different key under the same id must be detected"
+    );
+}
+
+#[test]
+fn key_file_is_created_private_and_rotates() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub/master.key");
+    let (k, created) = Keyring::load(KeySource::File {
+        path: path.clone(),
+        create: true,
+    })
+    .unwrap();
+    assert!(created);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let first = k.current_id();
+    let s = Secret::from_bytes(vec![7u8; 20]);
+    let sealed = k.seal("u", &s).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = k.add_key().unwrap();
+    assert_ne!(first, second);
+    assert_eq!(k.current_id(), second);
+    assert_eq!(
+        k.open("u", &sealed).unwrap().expose(),
+        s.expose(),
+        "old keys stay usable after rotation"
+    );
+    assert!(matches!(
+        Keyring::load(KeySource::File {
+            path: dir.path().join("absent"),
+            create: false
+        }),
+        Err(CryptoError::KeyFileMissing(_))
+    ));
+}
+
+#[cfg(unix)]
+#[test]
+fn world_readable_key_file_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("master.key");
+    std::fs::write(&path, format!("k1:{}\n", "33".repeat(32))).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(matches!(
+        Keyring::load(KeySource::File {
+            path,
+            create: false
+        }),
+        Err(CryptoError::KeyFilePermissions { .. })
+    ));
+}
+
+#[test]
+fn malformed_env_keys_are_refused() {
+    for bad in ["", "k1", "k1:zz", "k1:00", "bad id:".to_owned().as_str()] {
+        assert!(
+            Keyring::load(KeySource::Env(bad.into())).is_err(),
+            "{bad:?} must be refused"
+        );
+    }
+    let (k, _) = Keyring::load(KeySource::Env(format!(
+        "a:{},b:{}",
+        "01".repeat(32),
+        "02".repeat(32)
+    )))
+    .unwrap();
+    assert_eq!(k.current_id(), "b", "the last key listed is current");
+    assert!(
+        !format!("{k:?}").contains("0101"),
+        "Debug must not show key material"
+    );
+}
