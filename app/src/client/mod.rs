@@ -31,7 +31,7 @@ use crate::error::AppError;
 use crate::pinning::{public_roots, Pin, PinnedVerifier, PIN_MISMATCH};
 
 /// The directory bundled with the app: service ID → backend base URL and key pins.
-pub const BUNDLED_DIRECTORY: &str = include_str!("../directory.json");
+pub const BUNDLED_DIRECTORY: &str = include_str!("../../directory.json");
 
 /// One service's backend.
 #[derive(Clone, Debug, PartialEq, Eq)]
