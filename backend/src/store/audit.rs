@@ -60,6 +60,12 @@ impl From<&NewAudit<'_>> for PendingAudit {
     }
 }
 
+/// One audit row (the SQLite batch writer's prepared statement; [`Tx::audit`] collects rows
+/// into multi-row INSERTs of the same columns).
+pub(super) const INSERT_AUDIT: &str = "INSERT INTO audit_events \
+    (at, actor, customer_id, user_id, action, outcome, ip, detail) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+
 /// Audit rows per multi-row INSERT (8 parameters each, well under both databases' limits).
 const AUDIT_CHUNK: usize = 256;
 

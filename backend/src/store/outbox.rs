@@ -105,24 +105,27 @@ impl Store {
     }
 }
 
+/// One mail into the outbox, once per `dedupe_key` (both databases, and the SQLite batch
+/// writer's rusqlite connection: `$n` parameters bind by position there too).
+pub(super) const INSERT_MAIL: &str = "INSERT INTO mail_outbox (dedupe_key, kind, customer_id, \
+    user_id, to_addr, subject, body, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+    ON CONFLICT (dedupe_key) DO NOTHING";
+
 impl Tx<'_> {
     /// Put a mail in the outbox; false when a mail for the same event is there already.
     pub async fn enqueue_mail(&mut self, m: &NewMail<'_>) -> Result<bool> {
-        Ok(sqlx::query(
-            "INSERT INTO mail_outbox (dedupe_key, kind, customer_id, user_id, to_addr, subject, body, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (dedupe_key) DO NOTHING",
-        )
-        .bind(m.dedupe_key)
-        .bind(m.kind)
-        .bind(m.customer_id)
-        .bind(m.user_id)
-        .bind(m.to_addr)
-        .bind(m.subject)
-        .bind(m.body)
-        .bind(m.now)
-        .execute(&mut *self.0)
-        .await?
-        .rows_affected()
+        Ok(sqlx::query(INSERT_MAIL)
+            .bind(m.dedupe_key)
+            .bind(m.kind)
+            .bind(m.customer_id)
+            .bind(m.user_id)
+            .bind(m.to_addr)
+            .bind(m.subject)
+            .bind(m.body)
+            .bind(m.now)
+            .execute(&mut *self.0)
+            .await?
+            .rows_affected()
             == 1)
     }
 }

@@ -95,6 +95,15 @@ pub(super) const TOKEN_COLUMNS: &str = "id, customer_id, user_id, service_id, st
     issued_at, expires_at, link_opened_at, provisioned_at, activated_at, deactivated_at, revoked_at, \
     voided_at, void_reason, last_step, drift, failures, locked_at, last_used_at, device, last_tx_step";
 
+/// The compare-and-set of one token's verification state, for the SQLite batch writer's
+/// prepared statement: the same conditions as [`Tx::apply_token_updates`]'s multi-row form
+/// (every column the decision read must still be as read).
+pub(super) const UPDATE_TOKEN_IF_UNCHANGED: &str = "UPDATE tokens SET last_step = ?1, drift = ?2, \
+    failures = ?3, locked_at = ?4, state = ?5, last_used_at = ?6, activated_at = ?7, \
+    deactivated_at = ?8, last_tx_step = ?9 \
+    WHERE id = ?10 AND last_step = ?11 AND failures = ?12 AND state = ?13 AND locked_at IS ?14 \
+    AND last_tx_step = ?15";
+
 impl Store {
     pub async fn token_by_user_id(&self, user_id: &str) -> Result<Option<TokenRow>> {
         Ok(sqlx::query_as::<_, TokenRow>(&format!(

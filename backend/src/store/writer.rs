@@ -17,8 +17,9 @@ use std::sync::mpsc as std_mpsc;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::audit::PendingAudit;
-use super::tokens::{TokenRow, TokenUpdate, TOKEN_COLUMNS};
+use super::audit::{PendingAudit, INSERT_AUDIT};
+use super::outbox::INSERT_MAIL;
+use super::tokens::{TokenRow, TokenUpdate, TOKEN_COLUMNS, UPDATE_TOKEN_IF_UNCHANGED};
 use super::{DbKind, NewMail, Result, Store, StoreError, Tx};
 
 /// At most this many read–decide–write rounds per batch (a round repeats only for tokens whose
@@ -47,9 +48,8 @@ pub trait BatchLogic: Send + 'static {
     fn decide(&mut self, rows: Vec<TokenRow>) -> Vec<TokenUpdate>;
     /// Which of the last round's updates landed (the others' tokens are decided again).
     fn landed(&mut self, landed: &HashSet<i64>);
-    /// The rows kept changing: answer what is still pending as unavailable.
-    fn give_up(&mut self);
-    /// The audit events and notices of the final decisions.
+    /// The audit events and notices of the final decisions. Jobs still pending after the last
+    /// round (rows that kept changing) are answered "unavailable" and write nothing.
     fn writes(&mut self) -> (Vec<PendingAudit>, Vec<NoticeMail>);
 }
 
@@ -62,8 +62,9 @@ pub struct BatchWriter {
 }
 
 enum Way {
-    /// A SQLite file: an OS thread with its own connection. The thread ends with the writer.
-    Thread(std_mpsc::Sender<WriterJob>),
+    /// A SQLite file: an OS thread with its own connection to it. The thread ends with the
+    /// writer.
+    Thread(std_mpsc::Sender<WriterJob>, PathBuf),
     /// A sqlx connection of its own, taken when first needed and again after a failure.
     Conn(Option<sqlx::AnyConnection>),
 }
@@ -72,19 +73,18 @@ impl Store {
     /// A batch writer for a verification worker.
     pub fn batch_writer(&self) -> BatchWriter {
         let way = match &self.sqlite_file {
-            Some(_) if self.kind == DbKind::Sqlite => {
+            Some(path) if self.kind == DbKind::Sqlite => {
                 let (tx, rx) = std_mpsc::channel::<WriterJob>();
                 let spawned = std::thread::Builder::new()
                     .name("otp-sqlite-writer".into())
                     .spawn(move || {
-                        // Opened on first use: the file may not exist before migrations.
                         let mut conn: Option<rusqlite::Connection> = None;
                         while let Ok(job) = rx.recv() {
                             job(&mut conn);
                         }
                     });
                 match spawned {
-                    Ok(_) => Way::Thread(tx),
+                    Ok(_) => Way::Thread(tx, path.clone()),
                     Err(e) => {
                         tracing::warn!(error = %e, "no writer thread; batches use a sqlx connection");
                         Way::Conn(None)
@@ -108,30 +108,14 @@ impl BatchWriter {
     /// Database unavailable (the real cause); nothing of the batch was written.
     pub async fn run<L: BatchLogic>(&mut self, logic: L) -> Result<L> {
         match &mut self.way {
-            Way::Thread(jobs) => {
+            Way::Thread(jobs, path) => {
                 // Held until the batch has committed, as every write transaction holds it.
                 let _gate = self.store.gate().await;
-                let path = self.store.sqlite_file.clone().unwrap_or_default();
+                let path = path.clone();
                 let (reply, rx) = oneshot::channel();
                 let job: WriterJob = Box::new(move |conn: &mut Option<rusqlite::Connection>| {
                     let mut logic = logic;
-                    if conn.is_none() {
-                        match open_writer(&path) {
-                            Ok(c) => *conn = Some(c),
-                            Err(e) => {
-                                let _ = reply.send(Err(e));
-                                return;
-                            }
-                        }
-                    }
-                    let res = match conn.as_mut() {
-                        Some(c) => run_sqlite(c, &mut logic),
-                        None => return,
-                    };
-                    if res.is_err() {
-                        // Reopen for the next batch: the connection may be broken.
-                        *conn = None;
-                    }
+                    let res = run_on_thread(conn, &path, &mut logic);
                     let _ = reply.send(res.map(|()| logic));
                 });
                 jobs.send(job)
@@ -210,6 +194,24 @@ fn open_writer(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
     Ok(conn)
 }
 
+/// One batch on the writer thread, on its connection (opened on first use: the file may not
+/// exist before migrations; opened again after a failure: the connection may be broken).
+fn run_on_thread<L: BatchLogic>(
+    conn: &mut Option<rusqlite::Connection>,
+    path: &Path,
+    logic: &mut L,
+) -> rusqlite::Result<()> {
+    let c = match conn {
+        Some(c) => c,
+        None => conn.insert(open_writer(path)?),
+    };
+    let res = run_sqlite(c, logic);
+    if res.is_err() {
+        *conn = None;
+    }
+    res
+}
+
 /// One batch on the writer thread. IMMEDIATE takes the write lock at once, so the rows read
 /// cannot change before the updates (other connections wait under busy_timeout); the updates
 /// are still compare-and-set, as on PostgreSQL.
@@ -218,11 +220,9 @@ fn run_sqlite<L: BatchLogic>(
     logic: &mut L,
 ) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut done = false;
     for _ in 0..ROUNDS {
         let ids = logic.pending();
         if ids.is_empty() {
-            done = true;
             break;
         }
         let mut rows = Vec::with_capacity(ids.len());
@@ -239,13 +239,7 @@ fn run_sqlite<L: BatchLogic>(
         let updates = logic.decide(rows);
         let mut landed = HashSet::with_capacity(updates.len());
         {
-            let mut set = tx.prepare_cached(
-                "UPDATE tokens SET last_step = ?1, drift = ?2, failures = ?3, locked_at = ?4, \
-                 state = ?5, last_used_at = ?6, activated_at = ?7, deactivated_at = ?8, \
-                 last_tx_step = ?9 \
-                 WHERE id = ?10 AND last_step = ?11 AND failures = ?12 AND state = ?13 \
-                 AND locked_at IS ?14 AND last_tx_step = ?15",
-            )?;
+            let mut set = tx.prepare_cached(UPDATE_TOKEN_IF_UNCHANGED)?;
             for u in &updates {
                 let n = set.execute(params![
                     u.last_step,
@@ -271,15 +265,9 @@ fn run_sqlite<L: BatchLogic>(
         }
         logic.landed(&landed);
     }
-    if !done && !logic.pending().is_empty() {
-        logic.give_up();
-    }
     let (audits, mails) = logic.writes();
     {
-        let mut ins = tx.prepare_cached(
-            "INSERT INTO audit_events (at, actor, customer_id, user_id, action, outcome, ip, detail) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?;
+        let mut ins = tx.prepare_cached(INSERT_AUDIT)?;
         for a in &audits {
             ins.execute(params![
                 a.at,
@@ -299,11 +287,7 @@ fn run_sqlite<L: BatchLogic>(
             .query_row([m.customer_id], |r| r.get(0))
             .optional()?;
         let to = email.flatten().unwrap_or_else(|| m.token_email.clone());
-        tx.prepare_cached(
-            "INSERT INTO mail_outbox (dedupe_key, kind, customer_id, user_id, to_addr, subject, body, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (dedupe_key) DO NOTHING",
-        )?
-        .execute(params![
+        tx.prepare_cached(INSERT_MAIL)?.execute(params![
             m.dedupe_key,
             m.kind,
             m.customer_id,
@@ -324,11 +308,9 @@ async fn run_sqlx<L: BatchLogic>(
     logic: &mut L,
 ) -> Result<()> {
     let mut tx: Tx<'_> = store.begin_on(conn).await?;
-    let mut done = false;
     for _ in 0..ROUNDS {
         let ids = logic.pending();
         if ids.is_empty() {
-            done = true;
             break;
         }
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
@@ -336,9 +318,6 @@ async fn run_sqlx<L: BatchLogic>(
         let updates = logic.decide(rows);
         let landed = tx.apply_token_updates(&updates).await?;
         logic.landed(&landed);
-    }
-    if !done && !logic.pending().is_empty() {
-        logic.give_up();
     }
     let (audits, mails) = logic.writes();
     tx.1.audits.extend(audits);
@@ -421,4 +400,61 @@ pub(super) fn sqlite_file(url: &str) -> Option<PathBuf> {
         return None;
     }
     Some(name.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The SQLite writer's compare-and-set holds only where every column the decision read is
+    /// still as read (DESIGN §5: a step accepted elsewhere meanwhile is never accepted again;
+    /// a failure counted elsewhere is not lost). Each stale expectation is tried alone.
+    #[test]
+    fn the_single_row_compare_and_set_refuses_every_stale_read() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE tokens (id INTEGER PRIMARY KEY, last_step INTEGER, drift INTEGER, \
+             failures INTEGER, locked_at INTEGER, state TEXT, last_used_at INTEGER, \
+             activated_at INTEGER, deactivated_at INTEGER, last_tx_step INTEGER); \
+             INSERT INTO tokens VALUES (1, 100, 0, 2, NULL, 'active', 5, 1, NULL, 7);",
+        )
+        .unwrap();
+        // (last_step, failures, state, locked_at, last_tx_step) as read.
+        type Read = (i64, i64, &'static str, Option<i64>, i64);
+        let update = |read: Read| {
+            conn.execute(
+                UPDATE_TOKEN_IF_UNCHANGED,
+                params![
+                    101,
+                    0,
+                    0,
+                    None::<i64>,
+                    "active",
+                    9,
+                    1,
+                    None::<i64>,
+                    read.4,
+                    1,
+                    read.0,
+                    read.1,
+                    read.2,
+                    read.3,
+                    read.4
+                ],
+            )
+            .unwrap()
+        };
+        let fresh: Read = (100, 2, "active", None, 7);
+        for stale in [
+            (99, 2, "active", None, 7),
+            (100, 1, "active", None, 7),
+            (100, 2, "provisioned", None, 7),
+            (100, 2, "active", Some(5), 7),
+            (100, 2, "active", None, 6),
+        ] {
+            assert_eq!(update(stale), 0, "stale read {stale:?} must not land");
+        }
+        assert_eq!(update(fresh), 1);
+        assert_eq!(update(fresh), 0, "the same read twice lands once");
+    }
 }

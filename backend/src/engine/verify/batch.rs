@@ -114,19 +114,11 @@ impl BatchLogic for Batch {
             .collect();
     }
 
-    fn give_up(&mut self) {
-        // Never seen: rows that keep changing under us. Answer honestly rather than loop.
-        for i in std::mem::take(&mut self.pending) {
-            self.planned[i] = Some(Planned {
-                report: Err(EngineError::Unavailable),
-                row: None,
-                audits: vec![],
-                notice: None,
-            });
-        }
-    }
-
     fn writes(&mut self) -> (Vec<PendingAudit>, Vec<NoticeMail>) {
+        // Never seen: rows that kept changing under us. Answer honestly rather than loop.
+        for i in std::mem::take(&mut self.pending) {
+            self.planned[i] = None;
+        }
         let now = now_i64(self.now_u);
         let mut audits = Vec::with_capacity(self.jobs.len());
         let mut mails = Vec::new();
