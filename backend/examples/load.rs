@@ -388,7 +388,7 @@ fn server_alone(args: &Args, cfg: &Config) -> anyhow::Result<()> {
                 let peak = sampler.join().unwrap_or(0);
                 std::thread::sleep(Duration::from_secs(2));
                 let after = rss_kib(pid)?;
-                let n = (r.lat_count as f64).max(1.0);
+                let n = (r.count as f64).max(1.0);
                 println!(
                     "{:>5} {:>5} {:>12.0} {:>9.2} {:>9.2} {:>8} {:>12.1} {:>13.1} {:>12.1}",
                     c,
@@ -451,85 +451,18 @@ fn rss_kib(pid: u32) -> anyhow::Result<u64> {
         .parse()?)
 }
 
-struct RoundReport {
-    rate: f64,
-    p50: f64,
-    p99: f64,
-    not_ok: usize,
-    lat_count: usize,
-}
-
-/// Every token verifies `step`'s code once, `conc` at a time.
+/// Every token verifies `step`'s code once, `conc` at a time (a separate server on the real
+/// clock: one round per step).
 async fn drive_round(
     addr: &SocketAddr,
     tokens: Arc<Vec<(String, Secret)>>,
     step: u64,
     conc: usize,
-) -> anyhow::Result<RoundReport> {
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(conc)
-        .build()?;
-    let params = TotpParams::default();
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+) -> anyhow::Result<Report> {
+    let http = client(conc)?;
     let started = Instant::now();
-    let mut set = tokio::task::JoinSet::new();
-    for _ in 0..conc {
-        let (http, tokens, next) = (http.clone(), tokens.clone(), next.clone());
-        let url = format!("http://{addr}/host/v1/tokens");
-        set.spawn(async move {
-            let mut lat = Vec::new();
-            let mut bad = 0usize;
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= tokens.len() {
-                    return (lat, bad);
-                }
-                let (uid, secret) = &tokens[i];
-                let code = code_at_step(secret, &params, step);
-                let body = format!(r#"{{"code":"{}","purpose":"transfer"}}"#, code.as_str());
-                let t = Instant::now();
-                let ok = match http
-                    .post(format!("{url}/{uid}/verify"))
-                    .bearer_auth(API_KEY)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
-                {
-                    Ok(r) => {
-                        let status = r.status();
-                        matches!(r.text().await, Ok(t) if status.is_success() && t.contains(r#""result":"ok""#))
-                    }
-                    Err(_) => false,
-                };
-                lat.push(t.elapsed().as_secs_f64());
-                if !ok {
-                    bad += 1;
-                }
-            }
-        });
-    }
-    let mut lat = Vec::new();
-    let mut not_ok = 0;
-    while let Some(r) = set.join_next().await {
-        let (l, b) = r?;
-        lat.extend(l);
-        not_ok += b;
-    }
-    let secs = started.elapsed().as_secs_f64();
-    lat.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0.0)
-    };
-    Ok(RoundReport {
-        rate: lat.len() as f64 / secs,
-        p50: pct(0.50),
-        p99: pct(0.99),
-        not_ok,
-        lat_count: lat.len(),
-    })
+    let (lat, failed) = round(&http, addr, tokens, step, conc, None).await?;
+    Ok(Report::of(lat, failed, started.elapsed()))
 }
 
 const API_KEY: &str = "load-test-key-0123456789abcdef0123456789";
@@ -603,9 +536,37 @@ struct Report {
     p50: f64,
     p99: f64,
     max: f64,
+    /// How many answers there were.
+    count: usize,
     not_ok: usize,
     /// User IDs whose answer was not "ok".
     failed: Vec<String>,
+}
+
+impl Report {
+    fn of(mut lat: Vec<f64>, failed: Vec<String>, took: Duration) -> Report {
+        lat.sort_by(f64::total_cmp);
+        let pct = |p: f64| {
+            lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(0.0)
+        };
+        Report {
+            rate: lat.len() as f64 / took.as_secs_f64(),
+            p50: pct(0.50),
+            p99: pct(0.99),
+            max: lat.last().copied().unwrap_or(0.0),
+            count: lat.len(),
+            not_ok: failed.len(),
+            failed,
+        }
+    }
+}
+
+fn client(conc: usize) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .pool_max_idle_per_host(conc)
+        .build()?)
 }
 
 /// Rounds: every token submits the code of the current step once, then the clock moves a step.
@@ -616,90 +577,84 @@ async fn drive(
     conc: usize,
     dur: Duration,
 ) -> anyhow::Result<Report> {
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(conc)
-        .build()?;
+    let http = client(conc)?;
     let params = TotpParams::default();
-    let mut lat = Vec::new();
-    let mut not_ok = 0usize;
-    let mut failed: Vec<String> = Vec::new();
+    let (mut lat, mut failed) = (Vec::new(), Vec::new());
     let started = Instant::now();
-    let mut total = 0usize;
     while started.elapsed() < dur {
         clock.advance(60);
         let step = params.step_at(clock_now(&clock));
-        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let mut set = tokio::task::JoinSet::new();
-        for _ in 0..conc {
-            let (http, tokens, next) = (http.clone(), tokens.clone(), next.clone());
-            let url = format!("http://{addr}/host/v1/tokens");
-            let deadline = started + dur;
-            set.spawn(async move {
-                let mut lat = Vec::new();
-                let mut bad: Vec<String> = Vec::new();
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if i >= tokens.len() || Instant::now() >= deadline {
-                        return (lat, bad);
-                    }
-                    let (uid, secret) = &tokens[i];
-                    let code = code_at_step(secret, &params, step);
-                    let body = format!(r#"{{"code":"{}","purpose":"transfer"}}"#, code.as_str());
-                    let t = Instant::now();
-                    let res = http
-                        .post(format!("{url}/{uid}/verify"))
-                        .bearer_auth(API_KEY)
-                        .header("content-type", "application/json")
-                        .body(body)
-                        .send()
-                        .await;
-                    let failure = match res {
-                        Ok(r) => {
-                            let status = r.status();
-                            match r.text().await {
-                                Ok(t) if status.is_success() && t.contains(r#""result":"ok""#) => {
-                                    None
-                                }
-                                Ok(t) => Some(format!("{status} {t}")),
-                                Err(e) => Some(format!("{status} body: {e}")),
-                            }
-                        }
-                        Err(e) => Some(format!("transport: {e}")),
-                    }
-                    .map(|f| format!("token {uid} step {step}: {f}"));
-                    lat.push(t.elapsed().as_secs_f64());
-                    if let Some(f) = failure {
-                        if bad.len() < 3 {
-                            eprintln!("non-ok answer: {f}");
-                        }
-                        bad.push(uid.clone());
-                    }
-                }
-            });
-        }
-        while let Some(r) = set.join_next().await {
-            let (l, b) = r?;
-            total += l.len();
-            lat.extend(l);
-            not_ok += b.len();
-            failed.extend(b);
-        }
+        let (l, f) = round(&http, addr, tokens.clone(), step, conc, Some(started + dur)).await?;
+        lat.extend(l);
+        failed.extend(f);
     }
-    let secs = started.elapsed().as_secs_f64();
-    lat.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0.0)
-    };
-    Ok(Report {
-        rate: total as f64 / secs,
-        p50: pct(0.50),
-        p99: pct(0.99),
-        max: lat.last().copied().unwrap_or(0.0),
-        not_ok,
-        failed,
-    })
+    Ok(Report::of(lat, failed, started.elapsed()))
+}
+
+/// One round: every token verifies `step`'s code once (or until `deadline`), `conc` at a time.
+/// The latencies, and the user IDs whose answer was not "ok" (the first few printed).
+async fn round(
+    http: &reqwest::Client,
+    addr: &SocketAddr,
+    tokens: Arc<Vec<(String, Secret)>>,
+    step: u64,
+    conc: usize,
+    deadline: Option<Instant>,
+) -> anyhow::Result<(Vec<f64>, Vec<String>)> {
+    let params = TotpParams::default();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..conc {
+        let (http, tokens, next) = (http.clone(), tokens.clone(), next.clone());
+        let url = format!("http://{addr}/host/v1/tokens");
+        set.spawn(async move {
+            let mut lat = Vec::new();
+            let mut bad: Vec<String> = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= tokens.len() || deadline.is_some_and(|d| Instant::now() >= d) {
+                    return (lat, bad);
+                }
+                let (uid, secret) = &tokens[i];
+                let code = code_at_step(secret, &params, step);
+                let body = format!(r#"{{"code":"{}","purpose":"transfer"}}"#, code.as_str());
+                let t = Instant::now();
+                let res = http
+                    .post(format!("{url}/{uid}/verify"))
+                    .bearer_auth(API_KEY)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await;
+                let failure = match res {
+                    Ok(r) => {
+                        let status = r.status();
+                        match r.text().await {
+                            Ok(t) if status.is_success() && t.contains(r#""result":"ok""#) => None,
+                            Ok(t) => Some(format!("{status} {t}")),
+                            Err(e) => Some(format!("{status} body: {e}")),
+                        }
+                    }
+                    Err(e) => Some(format!("transport: {e}")),
+                }
+                .map(|f| format!("token {uid} step {step}: {f}"));
+                lat.push(t.elapsed().as_secs_f64());
+                if let Some(f) = failure {
+                    if bad.len() < 3 {
+                        eprintln!("non-ok answer: {f}");
+                    }
+                    bad.push(uid.clone());
+                }
+            }
+        });
+    }
+    let (mut lat, mut failed) = (Vec::new(), Vec::new());
+    while let Some(r) = set.join_next().await {
+        let (l, b) = r?;
+        lat.extend(l);
+        failed.extend(b);
+    }
+    Ok((lat, failed))
 }
 
 fn clock_now(c: &ManualClock) -> u64 {
