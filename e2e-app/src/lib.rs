@@ -298,7 +298,11 @@ impl Backend {
         let deadline = Instant::now() + timeout;
         loop {
             if let Ok(entries) = std::fs::read_dir(&outbox) {
-                for entry in entries.flatten() {
+                // Whole mails only: the backend writes `<id>.eml.part` and renames it.
+                for entry in entries
+                    .flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                {
                     let raw = std::fs::read_to_string(entry.path())?;
                     let body = mail_body_text(&raw);
                     let mut lines = body.lines();
@@ -322,7 +326,11 @@ impl Backend {
         let prefix = format!("{}/dl/", self.base_url);
         loop {
             if let Ok(entries) = std::fs::read_dir(&outbox) {
-                for entry in entries.flatten() {
+                // Whole mails only: the backend writes `<id>.eml.part` and renames it.
+                for entry in entries
+                    .flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                {
                     let raw = std::fs::read_to_string(entry.path())?;
                     let body = mail_body_text(&raw);
                     if let Some(url) = body.split_whitespace().find(|w| w.starts_with(&prefix)) {

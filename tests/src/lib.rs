@@ -435,7 +435,7 @@ fn mails_in(dir: &Path) -> Vec<Mail> {
                     let t = e.metadata().and_then(|m| m.modified()).ok();
                     (t, e.path())
                 })
-                .filter(|(_, p)| p.is_file())
+                .filter(|(_, p)| p.is_file() && p.extension().is_none_or(|e| e != "part"))
                 .collect()
         })
         .unwrap_or_default();

@@ -347,15 +347,20 @@ impl MailWorker {
             }
             Transport::Files(dir) => {
                 // Named by the outbox row, so a retry after a crash mid-write rewrites the
-                // same file; 0600: an issuance mail holds a download link.
+                // same file; 0600: an issuance mail holds a download link. Written whole under
+                // a `.part` name and renamed into place (then the rename made durable), so
+                // whoever reads the folder (a mail viewer, a test) never sees half a mail.
                 let id = format!("{}-{}", row.created_at, row.id);
+                let part = dir.join(format!("{id}.eml.part"));
                 let mut opts = tokio::fs::OpenOptions::new();
                 opts.write(true).create(true).truncate(true);
                 #[cfg(unix)]
                 opts.mode(0o600);
-                let mut f = opts.open(dir.join(format!("{id}.eml"))).await?;
+                let mut f = opts.open(&part).await?;
                 tokio::io::AsyncWriteExt::write_all(&mut f, &msg.formatted()).await?;
                 f.sync_all().await?;
+                tokio::fs::rename(&part, dir.join(format!("{id}.eml"))).await?;
+                tokio::fs::File::open(dir).await?.sync_all().await?;
                 // The development default: say where the mail is and, for an issuance, the link.
                 let link = row
                     .body

@@ -700,7 +700,13 @@ async fn another_local_user_reads_nothing_in_the_data_directory() {
     assert!(res.status().is_success(), "{}", res.text().await.unwrap());
     let outbox = data.join("outbox");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while std::fs::read_dir(&outbox).map_or(0, |d| d.count()) == 0 {
+    // A whole mail (the worker writes `<id>.eml.part`, then renames it).
+    let whole = |d: std::fs::ReadDir| {
+        d.flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+            .count()
+    };
+    while std::fs::read_dir(&outbox).map_or(0, whole) == 0 {
         assert!(std::time::Instant::now() < deadline, "the mail was written");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
