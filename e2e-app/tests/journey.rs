@@ -636,16 +636,39 @@ async fn click(app: &Client, css: &str) -> Result<()> {
 }
 
 /// Waits until the unlock button is enabled again and returns how long that took.
+/// The text of the element `css` once it contains `needle`. The screen may be drawn anew while
+/// this looks (an element found a moment ago is then gone), so each try finds it again.
+async fn wait_text(app: &Client, css: &str, needle: &str, timeout: Duration) -> Result<String> {
+    let started = Instant::now();
+    let mut last = String::new();
+    loop {
+        if let Ok(el) = app.find(Locator::Css(css)).await {
+            if let Ok(text) = el.text().await {
+                if text.contains(needle) {
+                    return Ok(text);
+                }
+                last = text;
+            }
+        }
+        if started.elapsed() > timeout {
+            bail!("{css} never said {needle:?} (last: {last:?})");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn wait_for_unlock_button(app: &Client) -> Result<Duration> {
     let started = Instant::now();
     loop {
-        let enabled = app
-            .find(Locator::Css("#unlock"))
-            .await?
-            .prop("disabled")
-            .await?
-            .as_deref()
-            != Some("true");
+        // Found anew each time: the lock screen is redrawn when an answer comes.
+        let disabled = match app.find(Locator::Css("#unlock")).await {
+            Ok(button) => button
+                .prop("disabled")
+                .await
+                .unwrap_or_else(|_| Some("true".into())),
+            Err(_) => Some("true".into()),
+        };
+        let enabled = disabled.as_deref() != Some("true");
         if enabled {
             return Ok(started.elapsed());
         }
@@ -704,14 +727,15 @@ async fn app_lock_round(
     for (n, wait) in [(1u64, "1秒後"), (2, "2秒後")] {
         fill(&app, "#lock-pin", "9999").await?;
         click(&app, "#unlock").await?;
-        let error = wait_css(
+        // This attempt's answer, not the one before it (the screen is drawn anew with it).
+        let error = wait_text(
             &app,
             "#lock-error[data-code='APP_PIN_WRONG']",
+            wait,
             Duration::from_secs(10),
         )
-        .await?
-        .text()
-        .await?;
+        .await
+        .with_context(|| format!("wrong PIN {n}"))?;
         assert!(error.contains(wait), "wrong PIN {n}: {error}");
         if n == 2 {
             shot(&app, "06-wrong-pin-wait").await;
@@ -765,10 +789,7 @@ async fn app_lock_round(
     fill(&app, "#pin-next", NEW_PIN).await?;
     fill(&app, "#pin-confirm", NEW_PIN).await?;
     click(&app, "#pin-submit").await?;
-    let notice = wait_css(&app, "#notice", Duration::from_secs(10))
-        .await?
-        .text()
-        .await?;
+    let notice = wait_text(&app, "#notice", "変更", Duration::from_secs(10)).await?;
     assert_eq!(notice, "暗証番号を変更しました。");
     click(&app, "#remove-pin").await?;
     wait_css(

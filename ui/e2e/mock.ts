@@ -26,6 +26,8 @@ export interface MockConfig {
   pinFailures?: number;
   /** What the screen guard reports. */
   screenGuard?: string;
+  /** How long the shell takes to check a PIN. */
+  unlockDelayMs?: number;
 }
 
 type W = Window & {
@@ -212,6 +214,7 @@ mockIPC(async (cmd, payload) => {
       if (cfg.lockStatusDelayMs) await delay(cfg.lockStatusDelayMs);
       return lockView();
     case 'lock_unlock':
+      if (cfg.unlockDelayMs) await delay(cfg.unlockDelayMs);
       verifyPin(String(args.pin));
       lock.unlocked = true;
       return lockView();

@@ -571,6 +571,26 @@ for (const size of SIZES) {
       await ctx.close();
     });
 
+    it('a PIN being checked: its button waits, the last answer is gone, a second press sends nothing', async () => {
+      const { page, ctx } = await open(size, { tokens: [token('tok-a')], pin: '2468', unlockDelayMs: 600 });
+      await page.locator('#lock-form').waitFor();
+      await page.locator('#lock-pin').fill('1111');
+      await page.locator('#unlock').click();
+      await page.locator('#lock-error[data-code="APP_PIN_WRONG"]').waitFor();
+      expect(await page.locator('#lock-error').textContent()).toContain('1秒後に再入力できます');
+      await expect.poll(() => page.locator('#unlock').isDisabled(), { timeout: 5000 }).toBe(false);
+      await page.locator('#lock-pin').fill('1112');
+      await page.locator('#unlock').click();
+      // While the shell checks: no message from the attempt before, and the button is off.
+      expect(await page.locator('#lock-error').count(), 'the first answer is gone').toBe(0);
+      expect(await page.locator('#unlock').isDisabled(), 'one attempt at a time').toBe(true);
+      await page.locator('#lock-pin').press('Enter');
+      await page.locator('#lock-error[data-code="APP_PIN_WRONG"]').waitFor();
+      expect(await page.locator('#lock-error').textContent()).toContain('2秒後に再入力できます');
+      expect(await calls(page, 'lock_unlock'), 'Enter during the check sent nothing').toHaveLength(2);
+      await ctx.close();
+    });
+
     it('after ten wrong PINs: reprovision through the bank, deletion only on request', async () => {
       const { page, ctx } = await open(size, { tokens: [token('tok-a')], pin: '2468', pinFailures: 10 });
       await page.locator('#locked-out').waitFor();

@@ -1295,6 +1295,12 @@ async function afterUnlock(view: LockView) {
 
 async function onUnlock(ev: Event) {
   ev.preventDefault();
+  // One attempt at a time, and the last attempt's message goes as this one is sent: a message
+  // still on screen would read as the answer to this PIN.
+  const submit = document.getElementById('unlock') as HTMLButtonElement | null;
+  if (submit?.disabled) return;
+  if (submit) submit.disabled = true;
+  document.getElementById('lock-error')?.remove();
   const input = document.getElementById('lock-pin') as HTMLInputElement | null;
   const pin = normalizeDigits(input?.value ?? '');
   if (input) input.value = '';
