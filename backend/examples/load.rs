@@ -41,6 +41,7 @@ use backend::config::{Argon2Config, Config, Sensitive};
 use backend::domain::{Outcome, Purpose};
 use backend::engine::{Actor, ManualClock};
 use protocol::{code_at_step, Secret, ServiceId, TotpParams, UserId};
+use test_support::{Log, OnDrop, ServerProcess};
 use zeroize::Zeroizing;
 
 struct Args {
@@ -290,8 +291,8 @@ fn server_alone(args: &Args, cfg: &Config) -> anyhow::Result<()> {
         .context("no database URL")?
         .0
         .clone();
-    let mut child = std::process::Command::new(&bin)
-        .arg("serve")
+    let mut cmd = tokio::process::Command::new(&bin);
+    cmd.arg("serve")
         .env("OTP_LISTEN", "127.0.0.1:0")
         .env("OTP_DATA_DIR", &cfg.data_dir)
         .env("OTP_DATABASE_URL", url)
@@ -301,35 +302,20 @@ fn server_alone(args: &Args, cfg: &Config) -> anyhow::Result<()> {
         )
         .env("OTP_API_KEYS", format!("load:{API_KEY}"))
         .env("RUST_LOG", "warn")
-        .env_remove("OTP_CONFIG")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
+        .env_remove("OTP_CONFIG");
+    // The workspace's server runner; the server's warnings and errors are passed on.
+    let server = rt
+        .block_on(ServerProcess::start(cmd, Log::PassOn, OnDrop::Terminate))
         .with_context(|| {
             format!(
                 "starting {} (build it: cargo build --release -p backend --bin otp-backend)",
                 bin.display()
             )
         })?;
-    let pid = child.id();
-    let stderr = child.stderr.take().context("no stderr")?;
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        use std::io::BufRead as _;
-        for line in std::io::BufReader::new(stderr).lines() {
-            let Ok(line) = line else { return };
-            if let Some(rest) = line.strip_prefix("otp-backend listening on ") {
-                let _ = addr_tx.send(rest.trim().to_owned());
-            } else if line.contains("WARN") || line.contains("ERROR") {
-                eprintln!("server: {line}");
-            }
-        }
-    });
+    let pid = server.pid();
     let run = || -> anyhow::Result<()> {
-        let base = addr_rx
-            .recv_timeout(Duration::from_secs(60))
-            .context("the server did not start listening")?;
-        let addr: SocketAddr = base
+        let addr: SocketAddr = server
+            .base_url
             .trim_start_matches("http://")
             .trim_end_matches('/')
             .parse()?;
@@ -406,8 +392,7 @@ fn server_alone(args: &Args, cfg: &Config) -> anyhow::Result<()> {
         Ok(())
     };
     let res = run();
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
     res
 }
 

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 
 pub use test_support::{free_port, mail_body_text, Browser, Page};
+use test_support::{mails_in_folder, Log, OnDrop, ServerProcess};
 
 /// The workspace's `target/` directory (or `CARGO_TARGET_DIR`).
 pub fn target_dir() -> PathBuf {
@@ -162,7 +163,8 @@ pub struct Customer {
 
 /// `otp-backend serve` on a free loopback port, over SQLite in a temporary directory.
 pub struct Backend {
-    child: Child,
+    /// Stopped gracefully (SIGTERM) when the backend is dropped.
+    _server: ServerProcess,
     /// `http://127.0.0.1:<port>`.
     pub base_url: String,
     /// Its data directory (database, keys, `outbox/`).
@@ -201,8 +203,7 @@ impl Backend {
     /// # Errors
     /// As [`Backend::start`].
     pub async fn start_logging_requests(data_dir: &Path, customer: &Customer) -> Result<Backend> {
-        let log = std::fs::File::create(Backend::log_path_in(data_dir))?;
-        Backend::start_with(data_dir, customer, Some(log)).await
+        Backend::start_with(data_dir, customer, Some(Backend::log_path_in(data_dir))).await
     }
 
     /// `<data dir>.log`: beside the data directory, which the backend wants to itself (0700).
@@ -239,7 +240,7 @@ impl Backend {
     async fn start_with(
         data_dir: &Path,
         customer: &Customer,
-        log: Option<std::fs::File>,
+        log: Option<PathBuf>,
     ) -> Result<Backend> {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
@@ -269,23 +270,25 @@ impl Backend {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        let mut serve = Backend::command(data_dir, &listen);
-        serve.arg("serve").stdout(Stdio::null());
-        match log {
-            Some(file) => serve
-                .env("OTP_LOG", "info,sqlx=warn,tower_http=debug")
-                .env_remove("OTP_LOG_JSON")
-                .stderr(Stdio::from(file)),
-            None => serve.stderr(Stdio::inherit()),
+        let mut serve = tokio::process::Command::from(Backend::command(data_dir, &listen));
+        serve.arg("serve");
+        let log = match log {
+            Some(path) => {
+                serve
+                    .env("OTP_LOG", "info,sqlx=warn,tower_http=debug")
+                    .env_remove("OTP_LOG_JSON");
+                Log::File(path)
+            }
+            None => Log::PassOn,
         };
-        let child = serve.spawn()?;
-        let backend = Backend {
-            child,
-            base_url: format!("http://{listen}"),
+        let server = ServerProcess::start(serve, log, OnDrop::Terminate)
+            .await
+            .with_context(|| format!("starting {} serve", Backend::bin().display()))?;
+        Ok(Backend {
+            base_url: server.base_url.clone(),
+            _server: server,
             data_dir: data_dir.to_owned(),
-        };
-        wait_for_port(port, "otp-backend", Duration::from_secs(60)).await?;
-        Ok(backend)
+        })
     }
 
     /// Waits for the issuance mail in the file outbox and returns the download URL in it.
@@ -297,19 +300,12 @@ impl Backend {
         let outbox = self.data_dir.join("outbox");
         let deadline = Instant::now() + timeout;
         loop {
-            if let Ok(entries) = std::fs::read_dir(&outbox) {
-                // Whole mails only: the backend writes `<id>.eml.part` and renames it.
-                for entry in entries
-                    .flatten()
-                    .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
-                {
-                    let raw = std::fs::read_to_string(entry.path())?;
-                    let body = mail_body_text(&raw);
-                    let mut lines = body.lines();
-                    if lines.by_ref().any(|l| l.contains("■メール通知パスワード")) {
-                        if let Some(code) = lines.next() {
-                            return Ok(code.trim().to_owned());
-                        }
+            for raw in mails_in_folder(&outbox) {
+                let body = mail_body_text(&raw);
+                let mut lines = body.lines();
+                if lines.by_ref().any(|l| l.contains("■メール通知パスワード")) {
+                    if let Some(code) = lines.next() {
+                        return Ok(code.trim().to_owned());
                     }
                 }
             }
@@ -325,17 +321,10 @@ impl Backend {
         let deadline = Instant::now() + timeout;
         let prefix = format!("{}/dl/", self.base_url);
         loop {
-            if let Ok(entries) = std::fs::read_dir(&outbox) {
-                // Whole mails only: the backend writes `<id>.eml.part` and renames it.
-                for entry in entries
-                    .flatten()
-                    .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
-                {
-                    let raw = std::fs::read_to_string(entry.path())?;
-                    let body = mail_body_text(&raw);
-                    if let Some(url) = body.split_whitespace().find(|w| w.starts_with(&prefix)) {
-                        return Ok(url.to_owned());
-                    }
+            for raw in mails_in_folder(&outbox) {
+                let body = mail_body_text(&raw);
+                if let Some(url) = body.split_whitespace().find(|w| w.starts_with(&prefix)) {
+                    return Ok(url.to_owned());
                 }
             }
             if Instant::now() > deadline {
@@ -346,12 +335,6 @@ impl Backend {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-    }
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        terminate(&mut self.child);
     }
 }
 

@@ -6,6 +6,8 @@
 //!   asked), with the page helpers every suite reads forms and links with.
 //! - [`mail`]: a mail as the customer reads it (MIME decoded by `mail-parser`), the mailed
 //!   password and the download link in it.
+//! - [`server`]: the server runner: an `otp-backend serve` process, found listening from what
+//!   it prints, its log kept, stopped when dropped.
 //! - [`tls`]: a TLS-terminating proxy in front of a plain-HTTP backend, with a CA made in the
 //!   test, counting handshakes and the bytes it let through.
 //!
@@ -16,9 +18,13 @@
 pub mod db;
 pub mod http;
 pub mod mail;
+pub mod server;
 pub mod tls;
 
 pub use db::{free_port, pg_admin_url, Db, TestDb, API_KEY, MASTER_KEY, T0};
 pub use http::{Browser, Options, Page};
-pub use mail::{download_url, mail_body_text, mailed_password_in, parse_mail, Mail};
+pub use mail::{
+    download_url, mail_body_text, mailed_password_in, mails_in_folder, parse_mail, Mail,
+};
+pub use server::{Log, OnDrop, ServerProcess};
 pub use tls::TlsProxy;

@@ -70,9 +70,49 @@ pub fn download_url(mail: &Mail) -> String {
         .to_owned()
 }
 
+/// The whole mails in a folder, raw, oldest first: the `.eml` files of the file outbox, or the
+/// entries of the loopback SMTP server's maildir. A mail still being written (the outbox writes
+/// `<id>.eml.part`, then renames it) is not one of them.
+pub fn mails_in_folder(dir: &std::path::Path) -> Vec<String> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| {
+                    let t = e.metadata().and_then(|m| m.modified()).ok();
+                    (t, e.path())
+                })
+                .filter(|(_, p)| p.is_file() && !is_partial(p))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+        .into_iter()
+        .filter_map(|(_, p)| std::fs::read_to_string(p).ok())
+        .collect()
+}
+
+fn is_partial(path: &std::path::Path) -> bool {
+    path.extension().is_some_and(|e| e == "part")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mail_being_written_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("2.eml.part"), "Subject: half").unwrap();
+        std::fs::write(dir.path().join("1.eml"), "Subject: whole\r\n\r\nbody\r\n").unwrap();
+        std::fs::create_dir(dir.path().join("tmp")).unwrap();
+        let mails = mails_in_folder(dir.path());
+        assert_eq!(mails.len(), 1, "{mails:?}");
+        assert_eq!(parse_mail(&mails[0]).subject, "whole");
+        std::fs::rename(dir.path().join("2.eml.part"), dir.path().join("2.eml")).unwrap();
+        assert_eq!(mails_in_folder(dir.path()).len(), 2);
+        assert!(mails_in_folder(&dir.path().join("missing")).is_empty());
+    }
 
     #[test]
     fn base64_and_quoted_printable_bodies_and_encoded_subjects() {

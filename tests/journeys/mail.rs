@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use tests::{download_url, free_port, parse_mail, Db, MailTap, SmtpServer, TestEnv};
+use tests::{
+    download_url, free_port, mails_in_folder, parse_mail, Db, MailTap, SmtpServer, TestEnv,
+};
 
 use crate::both_dbs;
 
@@ -239,17 +241,9 @@ async fn without_smtp_mail_is_written_to_eml_files() {
     let dir = env.cfg.data_dir.join("outbox");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let files: Vec<_> = std::fs::read_dir(&dir)
-            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
-            .unwrap_or_default();
-        if files
+        if mails_in_folder(&dir)
             .iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
-            .any(|f| {
-                parse_mail(&std::fs::read_to_string(f).unwrap())
-                    .body
-                    .contains("/dl/")
-            })
+            .any(|raw| parse_mail(raw).body.contains("/dl/"))
         {
             break;
         }

@@ -18,8 +18,8 @@ use backend::web::AppState;
 use zeroize::Zeroizing;
 
 pub use test_support::{
-    download_url, free_port, mailed_password_in, parse_mail, Browser, Db, Mail, Page, TestDb,
-    MASTER_KEY, T0,
+    download_url, free_port, mailed_password_in, mails_in_folder, parse_mail, Browser, Db, Mail,
+    Page, TestDb, MASTER_KEY, T0,
 };
 
 /// A real SMTP server on loopback: aiosmtpd's Mailbox handler delivering into a maildir.
@@ -296,16 +296,7 @@ impl TestEnv {
         let dir = self.cfg.data_dir.join("outbox");
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            let mails: Vec<Mail> = std::fs::read_dir(&dir)
-                .map(|d| {
-                    d.filter_map(Result::ok)
-                        .map(|e| e.path())
-                        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
-                        .filter_map(|p| std::fs::read_to_string(p).ok())
-                        .map(|t| parse_mail(&t))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let mails = mails_in(&dir);
             if mails.len() >= n {
                 return mails;
             }
@@ -428,23 +419,7 @@ pub enum MailTap {
 }
 
 fn mails_in(dir: &Path) -> Vec<Mail> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .map(|e| {
-                    let t = e.metadata().and_then(|m| m.modified()).ok();
-                    (t, e.path())
-                })
-                .filter(|(_, p)| p.is_file() && p.extension().is_none_or(|e| e != "part"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
-        .into_iter()
-        .filter_map(|(_, p)| std::fs::read_to_string(p).ok())
-        .map(|t| parse_mail(&t))
-        .collect()
+    mails_in_folder(dir).iter().map(|t| parse_mail(t)).collect()
 }
 
 impl MailTap {

@@ -1346,6 +1346,8 @@ async function onReset() {
 // --- start ----------------------------------------------------------------------------------------
 
 async function start() {
+  // Cold-start marks (read by the desktop e2e): the script runs, the shell has answered.
+  performance.mark('ui-start');
   show({ name: 'loading' });
   try {
     state.info = await api.appInfo();
@@ -1358,6 +1360,7 @@ async function start() {
     return;
   }
   if (!(await reloadTokens())) return;
+  performance.mark('tokens-listed');
   let link = null;
   try {
     link = await api.takeSetupLink();

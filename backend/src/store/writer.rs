@@ -19,7 +19,10 @@ use tokio::sync::oneshot;
 
 use super::audit::{PendingAudit, INSERT_AUDIT};
 use super::outbox::INSERT_MAIL;
-use super::tokens::{TokenRow, TokenUpdate, TOKEN_COLUMNS, UPDATE_TOKEN_IF_UNCHANGED};
+use super::tokens::{
+    TokenRow, TokenUpdate, TOKEN_COLUMNS, UPDATE_TOKEN_IF_UNCHANGED,
+    UPDATE_TOKEN_SAME_STATE_IF_UNCHANGED,
+};
 use super::{DbKind, NewMail, Result, Store, StoreError, Tx};
 
 /// At most this many read–decide–write rounds per batch (a round repeats only for tokens whose
@@ -239,8 +242,12 @@ fn run_sqlite<L: BatchLogic>(
         let updates = logic.decide(rows);
         let mut landed = HashSet::with_capacity(updates.len());
         {
-            let mut set = tx.prepare_cached(UPDATE_TOKEN_IF_UNCHANGED)?;
             for u in &updates {
+                let mut set = tx.prepare_cached(if u.state == u.expect_state {
+                    UPDATE_TOKEN_SAME_STATE_IF_UNCHANGED
+                } else {
+                    UPDATE_TOKEN_IF_UNCHANGED
+                })?;
                 let n = set.execute(params![
                     u.last_step,
                     u.drift,
@@ -411,50 +418,62 @@ mod tests {
     /// a failure counted elsewhere is not lost). Each stale expectation is tried alone.
     #[test]
     fn the_single_row_compare_and_set_refuses_every_stale_read() {
-        let conn = rusqlite::Connection::open_in_memory().unwrap();
-        conn.execute_batch(
-            "CREATE TABLE tokens (id INTEGER PRIMARY KEY, last_step INTEGER, drift INTEGER, \
-             failures INTEGER, locked_at INTEGER, state TEXT, last_used_at INTEGER, \
-             activated_at INTEGER, deactivated_at INTEGER, last_tx_step INTEGER); \
-             INSERT INTO tokens VALUES (1, 100, 0, 2, NULL, 'active', 5, 1, NULL, 7);",
-        )
-        .unwrap();
-        // (last_step, failures, state, locked_at, last_tx_step) as read.
-        type Read = (i64, i64, &'static str, Option<i64>, i64);
-        let update = |read: Read| {
-            conn.execute(
-                UPDATE_TOKEN_IF_UNCHANGED,
-                params![
-                    101,
-                    0,
-                    0,
-                    None::<i64>,
-                    "active",
-                    9,
-                    1,
-                    None::<i64>,
-                    read.4,
-                    1,
-                    read.0,
-                    read.1,
-                    read.2,
-                    read.3,
-                    read.4
-                ],
-            )
-            .unwrap()
-        };
-        let fresh: Read = (100, 2, "active", None, 7);
-        for stale in [
-            (99, 2, "active", None, 7),
-            (100, 1, "active", None, 7),
-            (100, 2, "provisioned", None, 7),
-            (100, 2, "active", Some(5), 7),
-            (100, 2, "active", None, 6),
+        // Both forms: the one that writes a new state and the one for a state kept.
+        for statement in [
+            UPDATE_TOKEN_IF_UNCHANGED,
+            UPDATE_TOKEN_SAME_STATE_IF_UNCHANGED,
         ] {
-            assert_eq!(update(stale), 0, "stale read {stale:?} must not land");
+            let conn = rusqlite::Connection::open_in_memory().unwrap();
+            conn.execute_batch(
+                "CREATE TABLE tokens (id INTEGER PRIMARY KEY, last_step INTEGER, drift INTEGER, \
+                 failures INTEGER, locked_at INTEGER, state TEXT, last_used_at INTEGER, \
+                 activated_at INTEGER, deactivated_at INTEGER, last_tx_step INTEGER); \
+                 INSERT INTO tokens VALUES (1, 100, 0, 2, NULL, 'active', 5, 1, NULL, 7);",
+            )
+            .unwrap();
+            // (last_step, failures, state, locked_at, last_tx_step) as read.
+            type Read = (i64, i64, &'static str, Option<i64>, i64);
+            let update = |read: Read| {
+                conn.execute(
+                    statement,
+                    params![
+                        101,
+                        0,
+                        0,
+                        None::<i64>,
+                        "active",
+                        9,
+                        1,
+                        None::<i64>,
+                        read.4,
+                        1,
+                        read.0,
+                        read.1,
+                        read.2,
+                        read.3,
+                        read.4
+                    ],
+                )
+                .unwrap()
+            };
+            let fresh: Read = (100, 2, "active", None, 7);
+            for stale in [
+                (99, 2, "active", None, 7),
+                (100, 1, "active", None, 7),
+                (100, 2, "provisioned", None, 7),
+                (100, 2, "active", Some(5), 7),
+                (100, 2, "active", None, 6),
+            ] {
+                assert_eq!(update(stale), 0, "stale read {stale:?} must not land");
+            }
+            assert_eq!(update(fresh), 1);
+            let row: (i64, i64, String) = conn
+                .query_row("SELECT last_step, failures, state FROM tokens", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .unwrap();
+            assert_eq!(row, (101, 0, "active".to_owned()), "{statement}");
+            assert_eq!(update(fresh), 0, "the same read twice lands once");
         }
-        assert_eq!(update(fresh), 1);
-        assert_eq!(update(fresh), 0, "the same read twice lands once");
     }
 }

@@ -5,16 +5,17 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use test_support::{Log, OnDrop, ServerProcess};
+use tokio::process::Command;
 
 use crate::support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_otp-backend");
 
-/// An `otp-backend serve` process on the test's database, its logs collected.
+/// An `otp-backend serve` process on the test's database, its logs collected (the workspace's
+/// server runner, `test_support::ServerProcess`, with this suite's environment).
 pub(crate) struct Proc {
-    child: Child,
+    server: ServerProcess,
     pub(crate) base: String,
     /// Everything the server wrote to stderr (its logs).
     pub(crate) logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
@@ -57,41 +58,25 @@ impl Proc {
             .env("OTP_DATABASE_URL", &db.url)
             .env("OTP_MASTER_KEY", MASTER_KEY)
             .env("OTP_API_KEYS", format!("ib:{API_KEY}"))
-            .env_remove("OTP_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+            .env_remove("OTP_CONFIG");
         for (k, v) in extra {
             cmd.env(k, v);
         }
         for k in remove {
             cmd.env_remove(k);
         }
-        let mut child = cmd.spawn().unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let base = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                logs.lock().unwrap().push(line.clone());
-                if let Some(rest) = line.strip_prefix("otp-backend listening on ") {
-                    return rest.trim().to_owned();
-                }
-            }
-            panic!("server exited before listening");
-        })
-        .await
-        .expect("server did not start in time");
-        let sink = logs.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Proc { child, base, logs }
+        let server = ServerProcess::start(cmd, Log::Keep, OnDrop::Kill)
+            .await
+            .unwrap();
+        Proc {
+            base: server.base_url.clone(),
+            logs: server.log_handle(),
+            server,
+        }
     }
 
     pub(crate) fn pid(&self) -> u32 {
-        self.child.id().unwrap_or(0)
+        self.server.pid()
     }
 
     async fn verify(&self, http: &reqwest::Client, uid: &str, code: &str) -> (u16, Value) {
@@ -99,12 +84,8 @@ impl Proc {
     }
 
     /// Kill the process with SIGKILL (no shutdown of any kind) and wait for it.
-    pub(crate) async fn kill9(mut self) {
-        let _ = std::process::Command::new("kill")
-            .arg("-KILL")
-            .arg(self.pid().to_string())
-            .status();
-        let _ = self.child.wait().await;
+    pub(crate) async fn kill9(self) {
+        self.server.kill9().await;
     }
 }
 
@@ -413,17 +394,12 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     }
     // Let the requests arrive (argon2 at full cost keeps them busy), then ask to stop.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let pid = p.child.id().unwrap();
-    let _ = std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.to_string())
-        .status();
+    p.server.send_term();
     let mut codes = Vec::new();
     for t in tasks {
         codes.push(t.await.unwrap());
     }
-    let mut child = p.child;
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+    let status = tokio::time::timeout(Duration::from_secs(30), p.server.wait())
         .await
         .unwrap()
         .unwrap();
@@ -803,32 +779,19 @@ async fn cli_adds_customers_and_staff_and_serve_says_where_things_are() {
 
     // No configuration at all: serve from ./data in the working directory and say where.
     let cwd = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .arg("serve")
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve")
         .env_remove("OTP_CONFIG")
         .env_remove("OTP_MASTER_KEY")
         .env_remove("OTP_DATA_DIR")
         .env_remove("OTP_DATABASE_URL")
         .env_remove("OTP_API_KEYS")
         .env("OTP_LISTEN", "127.0.0.1:0")
-        .current_dir(cwd.path())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
+        .current_dir(cwd.path());
+    let server = ServerProcess::start(cmd, Log::Keep, OnDrop::Kill)
+        .await
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut seen = String::new();
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            seen.push_str(&line);
-            seen.push('\n');
-            if line.starts_with("otp-backend listening on") {
-                break;
-            }
-        }
-    })
-    .await
-    .unwrap();
+    let seen = server.logs().join("\n");
     for what in [
         "data/otp.db",
         "data/master.key",

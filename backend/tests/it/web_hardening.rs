@@ -640,24 +640,15 @@ async fn another_local_user_reads_nothing_in_the_data_directory() {
         .env_remove("OTP_MASTER_KEY")
         .env_remove("OTP_API_KEYS")
         .env_remove("OTP_DATABASE_URL")
-        .envs(envs(&data))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stderr));
-    let base = tokio::time::timeout(std::time::Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.strip_prefix("otp-backend listening on ") {
-                return rest.trim().to_owned();
-            }
-        }
-        panic!("server exited before listening");
-    })
+        .envs(envs(&data));
+    let server = test_support::ServerProcess::start(
+        cmd,
+        test_support::Log::Keep,
+        test_support::OnDrop::Kill,
+    )
     .await
     .unwrap();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let base = server.base_url.clone();
     // Write everything there is to write: a customer, an issuance (its mail in the outbox).
     let key = std::fs::read_to_string(data.join("host-api.key")).unwrap();
     let key = key.trim().split_once(':').unwrap().1.to_owned();
@@ -701,12 +692,7 @@ async fn another_local_user_reads_nothing_in_the_data_directory() {
     let outbox = data.join("outbox");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     // A whole mail (the worker writes `<id>.eml.part`, then renames it).
-    let whole = |d: std::fs::ReadDir| {
-        d.flatten()
-            .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
-            .count()
-    };
-    while std::fs::read_dir(&outbox).map_or(0, whole) == 0 {
+    while test_support::mails_in_folder(&outbox).is_empty() {
         assert!(std::time::Instant::now() < deadline, "the mail was written");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
@@ -743,7 +729,7 @@ async fn another_local_user_reads_nothing_in_the_data_directory() {
     } else {
         eprintln!("not root: the runuser checks are skipped (CI runs them as root)");
     }
-    drop(child);
+    drop(server);
 
     // A data directory or host API key others can read: the server refuses to start.
     let refused = |what: &'static str| {
