@@ -25,6 +25,7 @@ both_dbs!(
     a_transaction_code_is_single_use_and_bound_to_its_transfer,
     transaction_failures_share_the_token_lock,
     concurrent_uses_of_one_transaction_code_accept_exactly_one,
+    concurrent_transfers_cannot_together_pass_the_daily_limit,
     the_screens_ask_for_it_and_refuse_a_changed_account,
     the_host_api_verifies_transaction_codes,
 );
@@ -214,6 +215,63 @@ async fn concurrent_uses_of_one_transaction_code_accept_exactly_one(db: Db) {
         }
     }
     assert_eq!(ok, 1, "one code, one transfer");
+}
+
+/// Eight transfers of one customer at once, each within the per-transfer limit, two of which
+/// fill the day's 20,000,000 yen: exactly two are recorded, the others answer `DAILY_LIMIT`,
+/// and the day's total never passes the limit (a check of the total and the insert that were
+/// not one transaction would let several through).
+async fn concurrent_transfers_cannot_together_pass_the_daily_limit(db: Db) {
+    let env = Arc::new(Env::new(db).await);
+    env.customer("daily001").await;
+    let cid = env
+        .engine
+        .store()
+        .customer_by_login("daily001")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let payee = PayeeAccount::parse("0001", "123", "1", "1234567", "ﾔﾏﾀﾞ ﾀﾛｳ").unwrap();
+    let amount = 9_900_000;
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (env, payee) = (env.clone(), payee.clone());
+        tasks.push(tokio::spawn(async move {
+            let key = format!("daily-race-{i}");
+            env.engine
+                .record_transfer(
+                    &backend::engine::TransferRequest {
+                        customer_id: cid,
+                        request_key: &key,
+                        payee: &payee,
+                        amount,
+                        user_id: None,
+                        new_payee: false,
+                        tx_digest: None,
+                    },
+                    &host(),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| e.code())
+        }));
+    }
+    let mut recorded = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => recorded += 1,
+            Err(code) => assert_eq!(code, "DAILY_LIMIT"),
+        }
+    }
+    assert_eq!(recorded, 2, "two transfers fill the day");
+    let rows = env.engine.store().transfers(cid).await.unwrap();
+    let total: i64 = rows.iter().map(|r| r.amount).sum();
+    assert_eq!(rows.len(), 2);
+    assert!(
+        total <= 20_000_000,
+        "the day's total {total} passed the limit"
+    );
 }
 
 async fn enter(b: &Browser, fields: &[(&str, &str)]) -> Page {
