@@ -94,6 +94,10 @@ pub async fn setup_token(
 /// Measures a bank token's clock offset against its backend again and stores it. Returns the
 /// warning to show, if any. Imported tokens have no server: nothing is measured.
 ///
+/// It holds `vault` across the request. A caller that shares the vault (the shell, whose code
+/// screen asks for a frame every second) uses [`clock_server`] and [`store_clock_reading`]
+/// with the request between them and the vault free meanwhile.
+///
 /// # Errors
 /// [`AppError::NoSuchToken`]; the client's transport errors; metadata errors.
 pub async fn check_clock(
@@ -101,10 +105,30 @@ pub async fn check_clock(
     vault: &mut Vault,
     token_id: &str,
 ) -> Result<Option<ClockWarning>, AppError> {
-    let Some(service_id) = vault.token(token_id)?.service_id.clone() else {
+    let Some(service_id) = clock_server(vault, token_id)? else {
         return Ok(None);
     };
     let reading = client.server_time(&service_id).await?;
+    store_clock_reading(vault, token_id, &reading)
+}
+
+/// The service whose backend measures `token_id`'s clock: `None` for an imported token.
+///
+/// # Errors
+/// [`AppError::NoSuchToken`].
+pub fn clock_server(vault: &Vault, token_id: &str) -> Result<Option<ServiceId>, AppError> {
+    Ok(vault.token(token_id)?.service_id.clone())
+}
+
+/// Stores a clock reading taken for `token_id`; the warning to show, if any.
+///
+/// # Errors
+/// [`AppError::NoSuchToken`] (deleted while the server was asked); metadata errors.
+pub fn store_clock_reading(
+    vault: &mut Vault,
+    token_id: &str,
+    reading: &ClockReading,
+) -> Result<Option<ClockWarning>, AppError> {
     vault.set_clock_offset(token_id, reading.offset, codes::device_now())?;
     Ok(reading.offset.warning())
 }

@@ -409,8 +409,17 @@ pub async fn scan_transaction(
 pub async fn check_clock(shell: State<'_, Shell>, id: String) -> Result<ClockView, ShellError> {
     shell.ensure_unlocked()?;
     let client = shell.client()?;
-    let mut vault = shell.vault().await?;
-    let warning = app::check_clock(client, &mut vault, &id).await?;
+    // The vault is free while the server is asked: the code screen's frames need it every
+    // second, and a slow or unreachable network held them (and the first code) back.
+    let service_id = app::clock_server(&*shell.vault().await?, &id)?;
+    let warning = match service_id {
+        Some(service_id) => {
+            let reading = client.server_time(&service_id).await?;
+            app::store_clock_reading(&mut *shell.vault().await?, &id, &reading)?
+        }
+        None => None,
+    };
+    let vault = shell.vault().await?;
     Ok(ClockView {
         offset_secs: vault.token(&id)?.clock_offset.0,
         warning: warning.is_some(),

@@ -32,11 +32,22 @@ fn shell_with(
     link: Option<SetupLink>,
     clipboard: Arc<MemoryClipboard>,
 ) -> (tauri::App<MockRuntime>, WebviewWindow<MockRuntime>) {
+    // Port 9 (discard) on loopback: nothing listens, so a request that is sent fails fast.
+    shell_at(dir, store, link, clipboard, "http://127.0.0.1:9")
+}
+
+/// The shell with service 10112231 at `backend`.
+fn shell_at(
+    dir: &Path,
+    store: Result<Arc<dyn SecretStore>, AppError>,
+    link: Option<SetupLink>,
+    clipboard: Arc<MemoryClipboard>,
+    backend: &str,
+) -> (tauri::App<MockRuntime>, WebviewWindow<MockRuntime>) {
     let config = ShellConfig {
         data_dir: Some(dir.to_owned()),
         store,
-        // Port 9 (discard) on loopback: nothing listens, so a request that is sent fails fast.
-        directory: Directory::from_json(r#"{"10112231": "http://127.0.0.1:9"}"#),
+        directory: Directory::from_json(&json!({ "10112231": backend }).to_string()),
         test_ca: None,
         link,
         clipboard: Some(clipboard as Arc<dyn crate::Clipboard>),
@@ -473,31 +484,82 @@ fn the_app_locks_again_only_after_a_minute_away() {
     );
 }
 
+/// A bank token already on the phone (set up earlier); its ID.
+fn bank_token(dir: &Path, store: Arc<MemoryStore>) -> String {
+    let user = protocol::UserId::from_serial(1).unwrap();
+    let mut v = app::Vault::open(dir, store).unwrap();
+    v.add_provisioned(
+        &protocol::SetupResponse {
+            service_id: "10112231".parse().unwrap(),
+            user_id: user.clone(),
+            secret: protocol::WireSecret(Secret::from_bytes(b"12345678901234567890".to_vec())),
+            params: TotpParams::default(),
+            server_time: now(),
+            issuer: "OTP Bank".into(),
+            label: user.as_str().into(),
+        },
+        app::ClockOffset(0),
+        now(),
+    )
+    .unwrap()
+    .id
+}
+
+/// The clock check asks the bank's server once per run, beside the code screen. A server that
+/// accepts and never answers (a phone on a bad network) must not hold back the code: frames
+/// are answered at once while the check waits.
+#[test]
+fn a_clock_check_that_waits_on_the_network_holds_no_code_back() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::default());
+    let id = bank_token(dir.path(), store.clone());
+    // Accepts one connection and says nothing until told to hang up.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    let (hang_up, hung_up) = std::sync::mpsc::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let (conn, _) = silent.accept().unwrap();
+        let _ = hung_up.recv_timeout(Duration::from_secs(60));
+        drop(conn);
+    });
+    let (_app, w) = shell_at(
+        dir.path(),
+        Ok(store),
+        None,
+        Arc::new(MemoryClipboard::default()),
+        &url,
+    );
+    std::thread::scope(|s| {
+        let check = s.spawn(|| invoke(&w, "check_clock", json!({ "id": id })));
+        // Let the check reach the server and wait there.
+        std::thread::sleep(Duration::from_millis(300));
+        let asked = Instant::now();
+        let frame = invoke(&w, "code_frame", json!({ "id": id })).unwrap();
+        let took = asked.elapsed();
+        assert_eq!(frame["code"].as_str().unwrap().len(), 6);
+        assert!(
+            took < Duration::from_secs(2),
+            "the code waited {took:?} for the clock check"
+        );
+        assert!(!check.is_finished(), "the clock check is still waiting");
+        hang_up.send(()).unwrap();
+        let answer = check.join().unwrap();
+        assert!(
+            answer.is_err(),
+            "a server that hangs up is an error: {answer:?}"
+        );
+    });
+    server.join().unwrap();
+}
+
 #[test]
 fn transaction_codes_for_typed_and_scanned_transfers() {
     use protocol::ocra::{AccountType, ChallengeNonce, Transaction, TransactionChallenge};
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(MemoryStore::default());
     // A bank token already on the phone (set up earlier), and an imported one.
-    let user = protocol::UserId::from_serial(1).unwrap();
-    let bank = {
-        let mut v = app::Vault::open(dir.path(), store.clone()).unwrap();
-        v.add_provisioned(
-            &protocol::SetupResponse {
-                service_id: "10112231".parse().unwrap(),
-                user_id: user.clone(),
-                secret: protocol::WireSecret(Secret::from_bytes(b"12345678901234567890".to_vec())),
-                params: TotpParams::default(),
-                server_time: now(),
-                issuer: "OTP Bank".into(),
-                label: user.as_str().into(),
-            },
-            app::ClockOffset(0),
-            now(),
-        )
-        .unwrap()
-        .id
-    };
+    let bank = bank_token(dir.path(), store.clone());
     let (_app, w) = shell(dir.path(), Ok(store), None);
     let imported = invoke(&w, "import_otpauth", json!({ "uri": URI })).unwrap()["id"]
         .as_str()
@@ -546,7 +608,7 @@ fn transaction_codes_for_typed_and_scanned_transfers() {
     // Scanned: the QR names the token and the transfer.
     let mut challenge = TransactionChallenge {
         service_id: "10112231".parse().unwrap(),
-        user_id: user,
+        user_id: protocol::UserId::from_serial(1).unwrap(),
         transaction: tx,
         payee_name: "ﾔﾏﾀﾞ ﾀﾛｳ".into(),
         nonce: ChallengeNonce::generate(),
