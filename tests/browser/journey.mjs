@@ -4,6 +4,7 @@
 // English. Prints "JOURNEY OK" at the end; any failed expectation throws.
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
+import { collectErrors, launchChromium } from "../../test-support/browser/chromium.mjs";
 
 const BASE = process.env.BASE_URL;
 const CONTROL = process.env.CONTROL_URL;
@@ -17,16 +18,10 @@ async function control(path, body) {
   return res.json();
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu"],
-});
+const browser = await launchChromium(chromium);
 const context = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 1, locale: "ja-JP" });
 const page = await context.newPage();
-const consoleErrors = [];
-// 4xx answers (validation errors are 422) log "Failed to load resource"; anything else is a real error.
-page.on("console", (m) => { if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) consoleErrors.push(m.text()); });
-page.on("pageerror", (e) => consoleErrors.push(String(e)));
+const consoleErrors = collectErrors(page, []);
 
 async function settle() {
   await page.waitForLoadState("load");

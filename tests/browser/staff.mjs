@@ -5,6 +5,7 @@
 // (screenshots). Every action, both roles. Prints "STAFF JOURNEY OK"; a failed expectation throws.
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
+import { collectErrors, launchChromium } from "../../test-support/browser/chromium.mjs";
 
 const BASE = process.env.BASE_URL;
 const BASE4 = process.env.BASE4_URL;
@@ -12,17 +13,13 @@ const CONTROL = process.env.CONTROL_URL;
 const ART = process.env.ARTIFACTS;
 const PW = process.env.STAFF_PW;
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu"],
-});
+const browser = await launchChromium(chromium);
 const errors = [];
 
 async function newPage() {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
   const page = await context.newPage();
-  page.on("console", (m) => { if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) errors.push(m.text()); });
-  page.on("pageerror", (e) => errors.push(String(e)));
+  collectErrors(page, errors);
   return page;
 }
 

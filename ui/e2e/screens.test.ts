@@ -9,10 +9,10 @@ import { createServer, type ViteDevServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MockConfig } from './mock';
 import type { TokenView } from '../src/api';
+import { collectErrors, launchChromium } from '../../test-support/browser/chromium.mjs';
 
 const UI = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SHOTS = join(UI, 'test-results', 'screens');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SIZES = [
   { width: 360, height: 740 },
   { width: 390, height: 844 },
@@ -32,17 +32,7 @@ beforeAll(async () => {
   });
   await server.listen();
   base = server.resolvedUrls?.local[0] ?? '';
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
+  browser = await launchChromium(chromium);
 });
 
 afterAll(async () => {
@@ -90,8 +80,8 @@ async function open(
     timezoneId: 'Asia/Tokyo',
   });
   const page = await ctx.newPage();
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
+  // Uncaught errors only: the mocked shell's refusals are logged on purpose.
+  const errors = collectErrors(page, [], { console: false });
   (page as Page & { jsErrors: string[] }).jsErrors = errors;
   if (opts.at !== undefined) {
     // Date.now() is pinned; timers run for real, so the ticker meets the new time within a second.
