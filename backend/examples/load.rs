@@ -301,7 +301,7 @@ fn server_alone(args: &Args, cfg: &Config) -> anyhow::Result<()> {
             &cfg.master_key.as_ref().context("no master key")?.0,
         )
         .env("OTP_API_KEYS", format!("load:{API_KEY}"))
-        .env("RUST_LOG", "warn")
+        .env("OTP_LOG", "warn")
         .env_remove("OTP_CONFIG");
     // The workspace's server runner; the server's warnings and errors are passed on.
     let server = rt
