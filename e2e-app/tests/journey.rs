@@ -35,6 +35,34 @@ fn artifacts() -> PathBuf {
     dir
 }
 
+/// The app binary (built first), a work folder, and the app's data folder in it.
+fn prepare() -> Result<(PathBuf, tempfile::TempDir, PathBuf)> {
+    let app_bin = app_bin();
+    if !app_bin.exists() {
+        bail!("build the app first: {}", app_bin.display());
+    }
+    let work = tempfile::tempdir()?;
+    let app_dir = work.path().join("app-data");
+    Ok((app_bin, work, app_dir))
+}
+
+/// A keystore service of this run's own, so runs never see each other's tokens.
+fn own_keystore_service(tag: &str) -> String {
+    format!(
+        "{tag}.{}.{}",
+        std::process::id(),
+        app::codes::device_now_ms()
+    )
+}
+
+/// On the setup screen (IDs filled from the link): types the activation password, agrees to
+/// the terms and sends.
+async fn send_setup(app: &Client) -> Result<()> {
+    fill(app, "#activation_password", ACTIVATION_PASSWORD).await?;
+    click(app, "#agreed").await?;
+    click(app, "#submit").await
+}
+
 async fn wait_css(
     app: &Client,
     css: &str,
@@ -161,14 +189,7 @@ async fn issue_and_open_the_mail(backend: &Backend, customer: &Customer) -> Resu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_in_the_bank_set_up_in_the_app_activate_with_its_code_then_delete() -> Result<()> {
     let _alone = ONE_JOURNEY_AT_A_TIME.lock().await;
-    let app_bin = app_bin();
-    assert!(
-        app_bin.exists(),
-        "build the app first: {}",
-        app_bin.display()
-    );
-    let work = tempfile::tempdir()?;
-    let app_dir = work.path().join("app-data");
+    let (app_bin, work, app_dir) = prepare()?;
     let customer = Customer {
         login_id: "yamada01",
         password: "LoginPass01",
@@ -185,12 +206,7 @@ async fn issue_in_the_bank_set_up_in_the_app_activate_with_its_code_then_delete(
 
     // --- the app, opened with the link --------------------------------------------------------
     let xvfb = Xvfb::start()?;
-    // A keystore service of this run's own, so runs never see each other's tokens.
-    let keystore_service = format!(
-        "e2e-app.{}.{}",
-        std::process::id(),
-        app::codes::device_now_ms()
-    );
+    let keystore_service = own_keystore_service("e2e-app");
     let directory =
         serde_json::json!({ service_id.as_str(): backend.base_url.as_str() }).to_string();
     let driver = Driver::start(&[
@@ -217,12 +233,7 @@ async fn issue_in_the_bank_set_up_in_the_app_activate_with_its_code_then_delete(
         Some(user_id.as_str())
     );
     shot(&app, "01-setup-from-link").await;
-    app.find(Locator::Css("#activation_password"))
-        .await?
-        .send_keys(ACTIVATION_PASSWORD)
-        .await?;
-    app.find(Locator::Css("#agreed")).await?.click().await?;
-    app.find(Locator::Css("#submit")).await?.click().await?;
+    send_setup(&app).await?;
 
     // The end of setup offers the app lock; the PIN is set later, in the settings.
     wait_css(&app, "#lock-offer", Duration::from_secs(30)).await?;
@@ -450,14 +461,7 @@ async fn issue_in_the_bank_set_up_in_the_app_activate_with_its_code_then_delete(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pinning_a_wrong_pin_sends_nothing_and_the_right_pin_sets_up_over_tls() -> Result<()> {
     let _alone = ONE_JOURNEY_AT_A_TIME.lock().await;
-    let app_bin = app_bin();
-    assert!(
-        app_bin.exists(),
-        "build the app first: {}",
-        app_bin.display()
-    );
-    let work = tempfile::tempdir()?;
-    let app_dir = work.path().join("app-data");
+    let (app_bin, work, app_dir) = prepare()?;
     let customer = Customer {
         login_id: "suzuki01",
         password: "LoginPass02",
@@ -476,11 +480,7 @@ async fn pinning_a_wrong_pin_sends_nothing_and_the_right_pin_sets_up_over_tls() 
     println!("backend over TLS at {} (pin {})", proxy.base_url, proxy.pin);
 
     let xvfb = Xvfb::start()?;
-    let keystore_service = format!(
-        "e2e-app-pin.{}.{}",
-        std::process::id(),
-        app::codes::device_now_ms()
-    );
+    let keystore_service = own_keystore_service("e2e-app-pin");
     let env = |pins: [String; 2]| {
         let directory = serde_json::json!({ service_id.as_str(): {
             "url": proxy.base_url.as_str(), "pins": pins } })
@@ -504,9 +504,7 @@ async fn pinning_a_wrong_pin_sends_nothing_and_the_right_pin_sets_up_over_tls() 
     let driver = Driver::start(&env([other_pin(b"not the key"), other_pin(b"nor this")])).await?;
     let app = driver.launch(&app_bin, std::slice::from_ref(&link)).await?;
     wait_css(&app, "#link-filled", Duration::from_secs(30)).await?;
-    fill(&app, "#activation_password", ACTIVATION_PASSWORD).await?;
-    click(&app, "#agreed").await?;
-    click(&app, "#submit").await?;
+    send_setup(&app).await?;
     let refusal = wait_css(
         &app,
         "#setup-error[data-code='CERTIFICATE_PIN_MISMATCH']",
@@ -570,9 +568,7 @@ async fn pinning_a_wrong_pin_sends_nothing_and_the_right_pin_sets_up_over_tls() 
     let driver = Driver::start(&env([other_pin(b"current key"), proxy.pin.clone()])).await?;
     let app = driver.launch(&app_bin, std::slice::from_ref(&link)).await?;
     wait_css(&app, "#link-filled", Duration::from_secs(30)).await?;
-    fill(&app, "#activation_password", ACTIVATION_PASSWORD).await?;
-    click(&app, "#agreed").await?;
-    click(&app, "#submit").await?;
+    send_setup(&app).await?;
     wait_css(&app, "#lock-offer", Duration::from_secs(30)).await?;
     click(&app, "#offer-later").await?;
     let code = wait_css(
@@ -651,7 +647,6 @@ async fn click(app: &Client, css: &str) -> Result<()> {
     Ok(())
 }
 
-/// Waits until the unlock button is enabled again and returns how long that took.
 /// The text of the element `css` once it contains `needle`. The screen may be drawn anew while
 /// this looks (an element found a moment ago is then gone), so each try finds it again.
 async fn wait_text(app: &Client, css: &str, needle: &str, timeout: Duration) -> Result<String> {
@@ -673,6 +668,7 @@ async fn wait_text(app: &Client, css: &str, needle: &str, timeout: Duration) -> 
     }
 }
 
+/// Waits until the unlock button is enabled again and returns how long that took.
 async fn wait_for_unlock_button(app: &Client) -> Result<Duration> {
     let started = Instant::now();
     loop {

@@ -336,6 +336,12 @@ for (const size of SIZES) {
       expect(text).toContain('スマートフォンの日時がずれています');
       expect(text).toContain('約2分遅れています');
       expect(await calls(page, 'check_clock')).toEqual([{ id: 'tok-a' }]);
+      // The code first, then the network: the check is sent after the first frame came back.
+      const order = await page.evaluate(() =>
+        (window as unknown as { __calls: { cmd: string }[] }).__calls.map((c) => c.cmd),
+      );
+      expect(order.indexOf('code_frame'), order.join(',')).toBeGreaterThanOrEqual(0);
+      expect(order.indexOf('check_clock'), order.join(',')).toBeGreaterThan(order.indexOf('code_frame'));
       await shot(page, size, '10-code-clock-warning');
       await ctx.close();
     });

@@ -516,7 +516,8 @@ function codeScreen(id: string): HTMLElement {
   const error = h('p', { class: 'alert', role: 'alert', id: 'code-error', hidden: true });
   codeRefs.push({ id, codeBtn, first, second, timer, seconds, ring, next, warn, error, copied });
   const many = state.tokens.length > 1;
-  void checkClockOnce(token);
+  // The clock check asks the bank's server: sent once the first code is on screen (the
+  // ticker's first frame), so the code never queues behind the network.
   return h(
     'main',
     { class: 'screen' },
@@ -661,6 +662,10 @@ function startTicker() {
           // screen a second time, under a customer already typing the PIN.
           if (gen !== tickGen) return;
           updateCode(refs, frame);
+          if (state.view.name === 'code') {
+            const token = state.tokens.find((t) => t.id === refs.id);
+            if (token) void checkClockOnce(token);
+          }
         } catch (e) {
           if (gen !== tickGen) return;
           const err = toShellError(e);
