@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-/// Every `#[tauri::command]` of `src/commands.rs`; each gets an `allow-…` permission.
+/// Every `#[tauri::command]` of `src/commands/`; each gets an `allow-…` permission.
 const COMMANDS: &[&str] = &[
     "app_info",
     "list_tokens",
