@@ -179,14 +179,8 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let engine = state.engine.clone();
-    let started = Instant::now();
-    let tokens: Vec<(String, Secret)> = server_rt.block_on(seed(engine.clone(), args.tokens))?;
-    eprintln!(
-        "seeded {} active tokens in {:.1}s ({})",
-        tokens.len(),
-        started.elapsed().as_secs_f64(),
-        args.db
-    );
+    let tokens: Vec<(String, Secret)> =
+        server_rt.block_on(seed(engine.clone(), args.tokens, &args.db))?;
     let tokens = Arc::new(tokens);
 
     println!(
@@ -263,19 +257,12 @@ fn server_alone(args: &Args, cfg: &Config) -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let started = Instant::now();
     let tokens = rt.block_on(async {
         let (state, _) = backend::build(cfg, Box::new(backend::engine::SystemClock)).await?;
-        let tokens = seed(state.engine.clone(), args.tokens).await?;
+        let tokens = seed(state.engine.clone(), args.tokens, &args.db).await?;
         state.engine.store().close().await;
         anyhow::Ok(tokens)
     })?;
-    eprintln!(
-        "seeded {} active tokens in {:.1}s ({})",
-        tokens.len(),
-        started.elapsed().as_secs_f64(),
-        args.db
-    );
     let tokens = Arc::new(tokens);
     let bin = match &args.server_bin {
         Some(p) => p.clone(),
@@ -452,7 +439,13 @@ async fn drive_round(
 
 const API_KEY: &str = "load-test-key-0123456789abcdef0123456789";
 
-async fn seed(engine: backend::engine::Engine, n: usize) -> anyhow::Result<Vec<(String, Secret)>> {
+/// Creates `n` active tokens through the real lifecycle, and says how long that took.
+async fn seed(
+    engine: backend::engine::Engine,
+    n: usize,
+    db: &str,
+) -> anyhow::Result<Vec<(String, Secret)>> {
+    let started = Instant::now();
     let sid = ServiceId::parse("10112231")?;
     let actor = Actor::new("load", None);
     let device = protocol::DeviceInfo {
@@ -513,6 +506,11 @@ async fn seed(engine: backend::engine::Engine, n: usize) -> anyhow::Result<Vec<(
     while let Some(r) = set.join_next().await {
         out.extend(r??);
     }
+    eprintln!(
+        "seeded {} active tokens in {:.1}s ({db})",
+        out.len(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(out)
 }
 

@@ -106,6 +106,12 @@ async function noHorizontalScroll(page: Page) {
   expect(scroll, 'the layout fits the phone width').toBeLessThanOrEqual(inner);
 }
 
+/** Types a PIN on the lock screen and presses ロックを解除. */
+async function sendPin(page: Page, pin: string) {
+  await page.locator('#lock-pin').fill(pin);
+  await page.locator('#unlock').click();
+}
+
 async function calls(page: Page, cmd: string): Promise<Record<string, unknown>[]> {
   return page.evaluate(
     (c) =>
@@ -493,8 +499,7 @@ for (const size of SIZES) {
     it('settings: app security in both languages, and lock now', async () => {
       const { page, ctx } = await open(size, { tokens: [token('tok-a')], pin: '2468', screenGuard: 'none' });
       await page.locator('#lock-form').waitFor();
-      await page.locator('#lock-pin').fill('2468');
-      await page.locator('#unlock').click();
+      await sendPin(page, '2468');
       await page.locator('#code[data-code]').waitFor();
       await page.locator('#open-settings').click();
       await page.locator('#security').waitFor();
@@ -518,8 +523,7 @@ for (const size of SIZES) {
       // together. Drawn twice, the form dropped what the customer had begun to type.
       const { page, ctx } = await open(size, { tokens: [token('tok-a')], pin: '2468', lockStatusDelayMs: 300 });
       await page.locator('#lock-form').waitFor();
-      await page.locator('#lock-pin').fill('2468');
-      await page.locator('#unlock').click();
+      await sendPin(page, '2468');
       await page.locator('#code[data-code]').waitFor();
       await page.locator('#open-settings').click();
       await page.locator('#security').waitFor();
@@ -537,8 +541,7 @@ for (const size of SIZES) {
       await page.locator('#lock-form').waitFor();
       await page.waitForTimeout(800);
       expect(await page.evaluate(() => (window as unknown as { __lockForms: number }).__lockForms)).toBe(1);
-      await page.locator('#lock-pin').fill('2468');
-      await page.locator('#unlock').click();
+      await sendPin(page, '2468');
       await page.locator('#code[data-code]').waitFor();
       await ctx.close();
     });
@@ -550,8 +553,7 @@ for (const size of SIZES) {
       expect(await calls(page, 'code_frame'), 'no code is asked for while locked').toEqual([]);
       await noHorizontalScroll(page);
       await shot(page, size, '34-lock');
-      await page.locator('#lock-pin').fill('1111');
-      await page.locator('#unlock').click();
+      await sendPin(page, '1111');
       await page.locator('#lock-error[data-code="APP_PIN_WRONG"]').waitFor();
       expect(await page.locator('#lock-error').textContent()).toContain('1秒後に再入力できます');
       expect(await page.locator('#unlock').isDisabled(), 'the button waits out the delay').toBe(true);
@@ -561,8 +563,7 @@ for (const size of SIZES) {
       await shot(page, size, '35-lock-wrong-pin-en');
       await page.locator('#lang').click();
       await expect.poll(() => page.locator('#unlock').isDisabled()).toBe(false);
-      await page.locator('#lock-pin').fill('2468');
-      await page.locator('#unlock').click();
+      await sendPin(page, '2468');
       await page.locator('#code[data-code]').waitFor();
       await ctx.close();
     });
@@ -570,13 +571,11 @@ for (const size of SIZES) {
     it('a PIN being checked: its button waits, the last answer is gone, a second press sends nothing', async () => {
       const { page, ctx } = await open(size, { tokens: [token('tok-a')], pin: '2468', unlockDelayMs: 600 });
       await page.locator('#lock-form').waitFor();
-      await page.locator('#lock-pin').fill('1111');
-      await page.locator('#unlock').click();
+      await sendPin(page, '1111');
       await page.locator('#lock-error[data-code="APP_PIN_WRONG"]').waitFor();
       expect(await page.locator('#lock-error').textContent()).toContain('1秒後に再入力できます');
       await expect.poll(() => page.locator('#unlock').isDisabled(), { timeout: 5000 }).toBe(false);
-      await page.locator('#lock-pin').fill('1112');
-      await page.locator('#unlock').click();
+      await sendPin(page, '1112');
       // While the shell checks: no message from the attempt before, and the button is off.
       expect(await page.locator('#lock-error').count(), 'the first answer is gone').toBe(0);
       expect(await page.locator('#unlock').isDisabled(), 'one attempt at a time').toBe(true);

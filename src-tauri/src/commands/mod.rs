@@ -281,15 +281,17 @@ pub async fn check_clock(shell: State<'_, Shell>, id: String) -> Result<ClockVie
     let client = shell.client()?;
     // The vault is free while the server is asked: the code screen's frames need it every
     // second, and a slow or unreachable network held them (and the first code) back.
+    // Its own statement: the guard of a `match` scrutinee would live through the whole match.
     let service_id = app::clock_server(&*shell.vault().await?, &id)?;
-    let warning = match service_id {
-        Some(service_id) => {
-            let reading = client.server_time(&service_id).await?;
-            app::store_clock_reading(&mut *shell.vault().await?, &id, &reading)?
-        }
+    let reading = match service_id {
+        Some(service_id) => Some(client.server_time(&service_id).await?),
         None => None,
     };
-    let vault = shell.vault().await?;
+    let mut vault = shell.vault().await?;
+    let warning = match &reading {
+        Some(reading) => app::store_clock_reading(&mut vault, &id, reading)?,
+        None => None,
+    };
     Ok(ClockView {
         offset_secs: vault.token(&id)?.clock_offset.0,
         warning: warning.is_some(),
