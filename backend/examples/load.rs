@@ -26,6 +26,14 @@
 //! cargo run --release -p backend --example load -- --db sqlite --tokens 10000 --server --rounds 3
 //! ```
 //!
+//! Seeding 10,000 tokens takes about five minutes (every issuance makes its OPAQUE record).
+//! `--seed-cache DIR` (SQLite) keeps the first run's seeded database and the tokens' secrets in
+//! DIR, and later runs, in either mode, start from a copy of it in a second:
+//!
+//! ```text
+//! cargo run --release -p backend --example load -- --db sqlite --tokens 10000 --seed-cache /tmp/otp-seed
+//! ```
+//!
 //! About one verification in a million answers "replayed", rightly: when a token's code for the
 //! next step happens to have the same six digits as this step's, the verifier takes the newest
 //! matching step (DESIGN §5), so the next round's identical code is a replay. Every non-ok
@@ -54,6 +62,9 @@ struct Args {
     server: bool,
     server_bin: Option<std::path::PathBuf>,
     rounds: usize,
+    /// SQLite, in-process: keep the freshly seeded database (and the tokens' secrets) here,
+    /// and start from that copy next time instead of seeding again.
+    seed_cache: Option<std::path::PathBuf>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -66,6 +77,7 @@ fn parse_args() -> anyhow::Result<Args> {
         server: false,
         server_bin: None,
         rounds: 3,
+        seed_cache: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -79,8 +91,9 @@ fn parse_args() -> anyhow::Result<Args> {
             "--server" => a.server = true,
             "--server-bin" => a.server_bin = Some(val()?.into()),
             "--rounds" => a.rounds = val()?.parse()?,
+            "--seed-cache" => a.seed_cache = Some(val()?.into()),
             "--bench" => {} // passed by `cargo bench`
-            other => anyhow::bail!("unknown flag {other}; flags: --db sqlite|postgres --tokens N --concurrency 32,128 --seconds S --pg-url URL --server [--server-bin PATH --rounds N]"),
+            other => anyhow::bail!("unknown flag {other}; flags: --db sqlite|postgres --tokens N --concurrency 32,128 --seconds S --pg-url URL --server [--server-bin PATH --rounds N] --seed-cache DIR"),
         }
     }
     Ok(a)
@@ -159,6 +172,16 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let clock = Arc::new(ManualClock::new(1_795_575_630));
+    // A seeded copy to start from (SQLite only): the same start time, so the same state.
+    let cached = match (&args.seed_cache, args.db.as_str()) {
+        (Some(cache), "sqlite") => Some(SeedCache::new(cache, args.tokens)),
+        (Some(_), _) => anyhow::bail!("--seed-cache is for --db sqlite"),
+        _ => None,
+    };
+    let restored = match &cached {
+        Some(c) => c.restore(&dir.path().join("load.db"))?,
+        None => None,
+    };
     let (state, addr) = server_rt.block_on(async {
         let (state, _) = backend::build(&cfg, Box::new(clock.clone())).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -179,8 +202,16 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let engine = state.engine.clone();
-    let tokens: Vec<(String, Secret)> =
-        server_rt.block_on(seed(engine.clone(), args.tokens, &args.db))?;
+    let tokens: Vec<(String, Secret)> = match restored {
+        Some(tokens) => tokens,
+        None => {
+            let tokens = server_rt.block_on(seed(engine.clone(), args.tokens, &args.db))?;
+            if let Some(c) = &cached {
+                c.save(&dir.path().join("load.db"), &tokens)?;
+            }
+            tokens
+        }
+    };
     let tokens = Arc::new(tokens);
 
     println!(
@@ -232,6 +263,61 @@ fn main() -> anyhow::Result<()> {
     drop_pg(pg_made)
 }
 
+/// A seeded SQLite database kept for the next run (`--seed-cache DIR`): `VACUUM INTO` a copy
+/// of the live file, and the tokens' user IDs and secrets (hex) beside it. It is load-test
+/// data: every token in it is a throwaway. The in-process mode writes it (its manual clock
+/// starts at a fixed time, so a copy starts every run from the same state); both modes read
+/// it. A copy is compacted (`VACUUM`), so its pages lie in order where a freshly seeded
+/// file's are interleaved: compare runs from the same copy, not a copy with a fresh seeding.
+struct SeedCache {
+    db: std::path::PathBuf,
+    secrets: std::path::PathBuf,
+}
+
+impl SeedCache {
+    fn new(dir: &std::path::Path, tokens: usize) -> SeedCache {
+        SeedCache {
+            db: dir.join(format!("seeded-{tokens}.db")),
+            secrets: dir.join(format!("seeded-{tokens}.secrets")),
+        }
+    }
+
+    /// Copy the kept database to `to` and read its tokens, if both are there.
+    fn restore(&self, to: &std::path::Path) -> anyhow::Result<Option<Vec<(String, Secret)>>> {
+        if !(self.db.exists() && self.secrets.exists()) {
+            return Ok(None);
+        }
+        std::fs::copy(&self.db, to)?;
+        std::fs::set_permissions(to, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        let mut tokens = Vec::new();
+        for line in std::fs::read_to_string(&self.secrets)?.lines() {
+            let (uid, hex_secret) = line.split_once(' ').context("bad secrets line")?;
+            tokens.push((uid.to_owned(), Secret::from_bytes(hex::decode(hex_secret)?)));
+        }
+        eprintln!(
+            "restored {} seeded tokens from {}",
+            tokens.len(),
+            self.db.display()
+        );
+        Ok(Some(tokens))
+    }
+
+    fn save(&self, live: &std::path::Path, tokens: &[(String, Secret)]) -> anyhow::Result<()> {
+        if let Some(dir) = self.db.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let _ = std::fs::remove_file(&self.db);
+        let conn = rusqlite::Connection::open(live)?;
+        conn.execute("VACUUM INTO ?1", [self.db.to_string_lossy()])?;
+        let lines: String = tokens
+            .iter()
+            .map(|(uid, s)| format!("{uid} {}\n", hex::encode(s.expose())))
+            .collect();
+        std::fs::write(&self.secrets, lines)?;
+        Ok(())
+    }
+}
+
 /// Drop the database the run created on PostgreSQL.
 fn drop_pg(made: Option<(String, String)>) -> anyhow::Result<()> {
     let Some((admin, name)) = made else {
@@ -257,12 +343,25 @@ fn server_alone(args: &Args, cfg: &Config) -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let tokens = rt.block_on(async {
-        let (state, _) = backend::build(cfg, Box::new(backend::engine::SystemClock)).await?;
-        let tokens = seed(state.engine.clone(), args.tokens, &args.db).await?;
-        state.engine.store().close().await;
-        anyhow::Ok(tokens)
-    })?;
+    // A kept seeding (written by the in-process mode, whose manual clock starts before today:
+    // every step the real clock gives is newer than the tokens' last used one).
+    let restored = match (&args.seed_cache, args.db.as_str()) {
+        (Some(cache), "sqlite") => {
+            let db = cfg.data_dir.join("load.db");
+            SeedCache::new(cache, args.tokens).restore(&db)?
+        }
+        (Some(_), _) => anyhow::bail!("--seed-cache is for --db sqlite"),
+        _ => None,
+    };
+    let tokens = match restored {
+        Some(tokens) => tokens,
+        None => rt.block_on(async {
+            let (state, _) = backend::build(cfg, Box::new(backend::engine::SystemClock)).await?;
+            let tokens = seed(state.engine.clone(), args.tokens, &args.db).await?;
+            state.engine.store().close().await;
+            anyhow::Ok(tokens)
+        })?,
+    };
     let tokens = Arc::new(tokens);
     let bin = match &args.server_bin {
         Some(p) => p.clone(),
