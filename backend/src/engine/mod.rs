@@ -219,7 +219,7 @@ impl Engine {
         for _ in 0..workers {
             let inner = inner.clone();
             let rx = rx.clone();
-            tokio::spawn(async move { verify::run_worker(inner, rx, max_batch).await });
+            tokio::spawn(async move { verify::run_worker(inner, rx, max_batch, workers).await });
         }
         Engine { inner, jobs: tx }
     }
