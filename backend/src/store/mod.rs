@@ -468,10 +468,7 @@ impl Store {
                 // No write transaction runs meanwhile (SQLite's own lock is not fair: a
                 // checkpoint waiting for it can lose to a busy writer for seconds on end).
                 let exclusive = gate.write().await;
-                let done =
-                    sqlx::query_as::<_, (i64, i64, i64)>(&format!("PRAGMA wal_checkpoint({mode})"))
-                        .fetch_one(&pool)
-                        .await;
+                let done = restart_checkpoint(&pool, mode).await;
                 drop(exclusive);
                 match done {
                     Ok((0, _, _)) if mode == "TRUNCATE" => {
@@ -484,7 +481,36 @@ impl Store {
             }
         });
     }
+}
 
+/// How long a RESTART or TRUNCATE checkpoint waits for readers on an older snapshot. SQLite
+/// holds its write lock (and the checkpointer our gate) while it waits, so every write waits
+/// with it: with the connections' 5 s busy timeout, a reader that stays (a `backup`'s
+/// `VACUUM INTO` from another process) held verifications up to 5 s. A log that could not
+/// restart now is restarted on a later tick.
+const CHECKPOINT_READER_WAIT_MS: u32 = 50;
+
+/// A RESTART or TRUNCATE checkpoint on a pool connection, waiting at most
+/// [`CHECKPOINT_READER_WAIT_MS`] for readers; the connection's busy timeout is restored (or
+/// the connection dropped from the pool).
+async fn restart_checkpoint(
+    pool: &sqlx::AnyPool,
+    mode: &str,
+) -> std::result::Result<(i64, i64, i64), sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    conn.execute(format!("PRAGMA busy_timeout = {CHECKPOINT_READER_WAIT_MS}").as_str())
+        .await?;
+    let done = sqlx::query_as::<_, (i64, i64, i64)>(&format!("PRAGMA wal_checkpoint({mode})"))
+        .fetch_one(&mut *conn)
+        .await;
+    if conn.execute("PRAGMA busy_timeout = 5000").await.is_err() {
+        // Not back to the pool with the short wait.
+        drop(conn.detach());
+    }
+    done
+}
+
+impl Store {
     /// A write connection of its own, out of the pool (for a long-lived worker). After a failed
     /// attempt, attempts within [`WRITER_RETRY_AFTER`] fail at once with the same cause.
     ///
