@@ -173,11 +173,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let clock = Arc::new(ManualClock::new(1_795_575_630));
     // A seeded copy to start from (SQLite only): the same start time, so the same state.
-    let cached = match (&args.seed_cache, args.db.as_str()) {
-        (Some(cache), "sqlite") => Some(SeedCache::new(cache, args.tokens)),
-        (Some(_), _) => anyhow::bail!("--seed-cache is for --db sqlite"),
-        _ => None,
-    };
+    let cached = SeedCache::of(&args)?;
     let restored = match &cached {
         Some(c) => c.restore(&dir.path().join("load.db"))?,
         None => None,
@@ -275,11 +271,17 @@ struct SeedCache {
 }
 
 impl SeedCache {
-    fn new(dir: &std::path::Path, tokens: usize) -> SeedCache {
-        SeedCache {
+    /// The cache `--seed-cache` names, for this many tokens (SQLite only).
+    fn of(args: &Args) -> anyhow::Result<Option<SeedCache>> {
+        let Some(dir) = &args.seed_cache else {
+            return Ok(None);
+        };
+        anyhow::ensure!(args.db == "sqlite", "--seed-cache is for --db sqlite");
+        let tokens = args.tokens;
+        Ok(Some(SeedCache {
             db: dir.join(format!("seeded-{tokens}.db")),
             secrets: dir.join(format!("seeded-{tokens}.secrets")),
-        }
+        }))
     }
 
     /// Copy the kept database to `to` and read its tokens, if both are there.
@@ -313,7 +315,16 @@ impl SeedCache {
             .iter()
             .map(|(uid, s)| format!("{uid} {}\n", hex::encode(s.expose())))
             .collect();
-        std::fs::write(&self.secrets, lines)?;
+        // Throwaway secrets, still the owner's only.
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&self.secrets)?
+            .write_all(lines.as_bytes())?;
         Ok(())
     }
 }
@@ -345,13 +356,9 @@ fn server_alone(args: &Args, cfg: &Config) -> anyhow::Result<()> {
         .build()?;
     // A kept seeding (written by the in-process mode, whose manual clock starts before today:
     // every step the real clock gives is newer than the tokens' last used one).
-    let restored = match (&args.seed_cache, args.db.as_str()) {
-        (Some(cache), "sqlite") => {
-            let db = cfg.data_dir.join("load.db");
-            SeedCache::new(cache, args.tokens).restore(&db)?
-        }
-        (Some(_), _) => anyhow::bail!("--seed-cache is for --db sqlite"),
-        _ => None,
+    let restored = match SeedCache::of(args)? {
+        Some(cache) => cache.restore(&cfg.data_dir.join("load.db"))?,
+        None => None,
     };
     let tokens = match restored {
         Some(tokens) => tokens,

@@ -177,6 +177,10 @@ impl Default for ConnectOpts {
     }
 }
 
+/// How long a SQLite connection waits for a lock another connection holds (`busy_timeout`):
+/// the pools' connections and the verification writer's.
+pub(crate) const SQLITE_BUSY_TIMEOUT_MS: u32 = 5000;
+
 /// How long SQLite's write pool lets a request queue for its one connection.
 pub const SQLITE_WRITE_QUEUE: Duration = Duration::from_secs(5);
 
@@ -220,7 +224,10 @@ impl Store {
                             // commit durable (fsync'd) before it returns.
                             conn.execute("PRAGMA journal_mode = WAL").await?;
                             conn.execute("PRAGMA synchronous = FULL").await?;
-                            conn.execute("PRAGMA busy_timeout = 5000").await?;
+                            conn.execute(
+                                format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}").as_str(),
+                            )
+                            .await?;
                             // Checkpoints run in the background (Store::spawn_checkpointer),
                             // not inside a committing verification batch; this bound (16 MiB)
                             // is only the safety net should that task fall behind or stop.
@@ -503,7 +510,8 @@ async fn restart_checkpoint(
     let done = sqlx::query_as::<_, (i64, i64, i64)>(&format!("PRAGMA wal_checkpoint({mode})"))
         .fetch_one(&mut *conn)
         .await;
-    if conn.execute("PRAGMA busy_timeout = 5000").await.is_err() {
+    let restore = format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}");
+    if conn.execute(restore.as_str()).await.is_err() {
         // Not back to the pool with the short wait.
         drop(conn.detach());
     }

@@ -189,7 +189,9 @@ fn open_writer(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
         )));
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.busy_timeout(std::time::Duration::from_millis(u64::from(
+        super::SQLITE_BUSY_TIMEOUT_MS,
+    )))?;
     let _: i64 = conn.pragma_update_and_check(None, "wal_autocheckpoint", 4000, |r| r.get(0))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
