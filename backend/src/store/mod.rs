@@ -190,9 +190,22 @@ pub const SQLITE_WRITE_QUEUE: Duration = Duration::from_secs(5);
 const WRITER_RETRY_AFTER: Duration = Duration::from_millis(1000);
 
 /// SQLite write-ahead log pages (4 KiB each) past which the background checkpointer makes the
-/// log start again from its beginning (RESTART): 4 MiB. With readers always active a PASSIVE
+/// log start again from its beginning (RESTART): 32 MiB. With readers always active a PASSIVE
 /// checkpoint copies pages back but the log never restarts, and grows without bound.
-const WAL_RESTART_PAGES: i64 = 1024;
+///
+/// A RESTART holds every verification for about 15 ms (the gate, then the last pages and the
+/// database file's fsync), whatever the log's size, since the PASSIVE checkpoint before it has
+/// copied back nearly all of it. The mark sets how often that happens: at 4 MiB the log passed
+/// it on every tick under load, four stalls a second, which made SQLite's p99 at c=32 about
+/// 17 ms against a p50 of 4 ms; at 32 MiB, about one a second, p99 11 ms (README, Benchmarks).
+pub const WAL_RESTART_PAGES: i64 = 8192;
+
+/// SQLite's own checkpoint inside a commit (`wal_autocheckpoint`) past this many log pages
+/// (64 MiB), on every connection. Only the safety net should the background checkpointer fall
+/// behind or stop: it must stay well above [`WAL_RESTART_PAGES`] plus a tick's growth, or a
+/// verification batch's commit pays for the checkpoint (with 4,000 pages, under load it did).
+pub(crate) const WAL_AUTOCHECKPOINT_PAGES: i64 = 16_384;
+const _: () = assert!(WAL_AUTOCHECKPOINT_PAGES >= 2 * WAL_RESTART_PAGES);
 
 // No `journal_size_limit`: truncating the log after every reset made each new stretch of it
 // grow the file again, and with `synchronous = FULL` every growth is a metadata fsync: a 25 %
@@ -229,11 +242,12 @@ impl Store {
                             )
                             .await?;
                             // Checkpoints run in the background (Store::spawn_checkpointer),
-                            // not inside a committing verification batch; this bound (16 MiB)
-                            // is only the safety net should that task fall behind or stop.
-                            conn.execute("PRAGMA wal_autocheckpoint = 4000").await?;
-                            // A log that was reset is truncated to this, not left at its peak.
-
+                            // not inside a committing verification batch.
+                            conn.execute(
+                                format!("PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+                                    .as_str(),
+                            )
+                            .await?;
                             conn.execute("PRAGMA foreign_keys = ON").await?;
                             // Sorts and UPDATE ... FROM (VALUES ...) use scratch tables: keep them
                             // in memory, not in temporary files created and deleted per batch.

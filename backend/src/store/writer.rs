@@ -192,7 +192,12 @@ fn open_writer(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
     conn.busy_timeout(std::time::Duration::from_millis(u64::from(
         super::SQLITE_BUSY_TIMEOUT_MS,
     )))?;
-    let _: i64 = conn.pragma_update_and_check(None, "wal_autocheckpoint", 4000, |r| r.get(0))?;
+    let _: i64 = conn.pragma_update_and_check(
+        None,
+        "wal_autocheckpoint",
+        super::WAL_AUTOCHECKPOINT_PAGES,
+        |r| r.get(0),
+    )?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_prepared_statement_cache_capacity(32);

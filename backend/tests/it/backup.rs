@@ -412,13 +412,14 @@ async fn a_reader_on_an_old_snapshot_does_not_hold_verifications_back() {
         .query_row("SELECT count(*) FROM tokens", [], |r| r.get(0))
         .unwrap();
     assert_eq!(n, 1);
-    // Then more than the checkpointer's restart mark (1,024 pages) written to the log.
+    // Then more than the checkpointer's restart mark written to the log (a 4,000-byte blob
+    // fills one 4 KiB page).
     let writer = rusqlite::Connection::open(&file).unwrap();
     writer.busy_timeout(Duration::from_secs(5)).unwrap();
     writer
         .execute_batch("CREATE TABLE test_filler (b BLOB)")
         .unwrap();
-    for _ in 0..12 {
+    for _ in 0..=backend::store::WAL_RESTART_PAGES / 100 {
         writer.execute_batch("BEGIN").unwrap();
         for _ in 0..100 {
             writer
