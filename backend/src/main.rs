@@ -506,7 +506,7 @@ async fn serve(cfg: Config, me: &str) -> anyhow::Result<()> {
         &cfg.public_url(),
     )?;
     tracing::info!(mail = %mailer.describe(), public_url = %cfg.public_url(), "mail outbox worker started");
-    mailer.spawn();
+    let mail_worker = mailer.spawn();
     let app = backend::web::app(state);
     // Slow clients must not run the process out of descriptors (issue 13): lift the soft limit
     // to the hard one and keep the connection cap below it.
@@ -521,10 +521,19 @@ async fn serve(cfg: Config, me: &str) -> anyhow::Result<()> {
         "connection limits"
     );
     backend::web::serve::serve(listener, app, max_connections, shutdown_signal()).await?;
-    tracing::info!("in-flight requests finished; closing the database");
+    tracing::info!("in-flight requests finished; stopping the mail worker, closing the database");
+    if !mail_worker.stop(MAIL_STOP_WAIT).await {
+        tracing::warn!(
+            wait_secs = MAIL_STOP_WAIT.as_secs(),
+            "the mail worker did not stop in time; a mail it was sending is sent again once its lease runs out"
+        );
+    }
     engine.store().close().await;
     Ok(())
 }
+
+/// How long a shutdown waits for the mail worker's round (an SMTP send in progress) to end.
+const MAIL_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn shutdown_signal() {
     let ctrl_c = async {

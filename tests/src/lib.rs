@@ -120,7 +120,7 @@ pub struct TestEnv {
     pub cfg: Config,
     pub db: TestDb,
     server: tokio::task::JoinHandle<()>,
-    mailer: Option<tokio::task::JoinHandle<()>>,
+    mailer: Option<backend::mail::MailTask>,
     staff_secrets: Arc<std::sync::Mutex<std::collections::HashMap<String, protocol::Secret>>>,
 }
 

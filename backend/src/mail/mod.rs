@@ -190,6 +190,33 @@ enum Transport {
     Files(PathBuf),
 }
 
+/// The running mail worker ([`MailWorker::spawn`]).
+pub struct MailTask {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl MailTask {
+    /// Stop before the database closes: the worker ends the round it is in (a mail being sent
+    /// is then marked sent) and polls no more. Past `wait` it is cut off, and a mail it was
+    /// sending is sent again once its lease runs out. Returns whether it stopped in time.
+    pub async fn stop(self, wait: Duration) -> bool {
+        let _ = self.stop.send(true);
+        let cut_off = self.task.abort_handle();
+        if tokio::time::timeout(wait, self.task).await.is_ok() {
+            true
+        } else {
+            cut_off.abort();
+            false
+        }
+    }
+
+    /// Cut the worker off at once (tests that simulate a crash).
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+}
+
 /// The outbox worker.
 pub struct MailWorker {
     store: Store,
@@ -271,10 +298,11 @@ impl MailWorker {
         }
     }
 
-    /// Run forever: send what is due, then wait for the next poll.
-    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            loop {
+    /// Run in the background until stopped: send what is due, then wait for the next poll.
+    pub fn spawn(self) -> MailTask {
+        let (stop, mut stopping) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            while !*stopping.borrow() {
                 let sent = match self.run_once().await {
                     Ok(n) => n,
                     Err(e) => {
@@ -283,10 +311,14 @@ impl MailWorker {
                     }
                 };
                 if sent == 0 {
-                    tokio::time::sleep(Duration::from_millis(self.cfg.poll_ms)).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(self.cfg.poll_ms)) => {}
+                        _ = stopping.changed() => {}
+                    }
                 }
             }
-        })
+        });
+        MailTask { stop, task }
     }
 
     /// Send every mail that is due now; returns how many were sent.

@@ -412,6 +412,38 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     );
 }
 
+/// At SIGTERM the mail worker stops before the database closes. It used to poll on into the
+/// closed pool, so a shutdown could end with a false "mail outbox unavailable" warning (seen
+/// after every load run at stop 15). Polling every millisecond makes the race likely.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_stops_the_mail_worker_before_closing_the_database() {
+    let env = Env::new(Db::Sqlite).await;
+    env.engine.store().close().await;
+    let config = env.db.dir.path().join("fast-mail.toml");
+    std::fs::write(&config, "[mail]\npoll_ms = 1\n").unwrap();
+    let config = config.display().to_string();
+    for round in 0..5 {
+        let p = Proc::start(&env.db, &[("OTP_CONFIG", &config)]).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let logs = p.logs.clone();
+        p.server.send_term();
+        let status = tokio::time::timeout(Duration::from_secs(30), p.server.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success(), "clean exit on SIGTERM");
+        let logs = logs.lock().unwrap().join("\n");
+        assert!(
+            logs.contains("closing the database"),
+            "round {round}: the shutdown ran: {logs}"
+        );
+        assert!(
+            !logs.contains("mail outbox unavailable"),
+            "round {round}: the mail worker polled a closed database: {logs}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_never_contain_secrets_codes_or_passwords() {
     let env = Env::new(Db::Sqlite).await;
