@@ -98,7 +98,13 @@ fn private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
 /// A data directory open to others, unsupported URL, database unreachable, failed migration.
 pub async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
     prepare_data_dir(cfg)?;
-    let store = Store::connect(&cfg.database_url(), &ConnectOpts::default())?;
+    let store = Store::connect(
+        &cfg.database_url(),
+        &ConnectOpts {
+            wal_restart_mib: cfg.sqlite_wal_restart_mib,
+            ..ConnectOpts::default()
+        },
+    )?;
     // The pools answer "unavailable" after half a second (requests must not queue behind a
     // database that is down), but opening the first connection of a busy server, TLS and
     // password exchange included, can take longer: start-up waits for a first answer for a

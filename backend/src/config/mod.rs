@@ -40,6 +40,10 @@ pub struct Config {
     /// Open client connections at most (`OTP_MAX_CONNECTIONS`); one more is answered 503. Kept
     /// below the process's descriptor limit.
     pub max_connections: usize,
+    /// SQLite: the write-ahead log's size, in MiB, past which the checkpointer restarts it
+    /// (`OTP_SQLITE_WAL_RESTART_MIB`, 1..=1024, default 128; see
+    /// `store::ConnectOpts::wal_restart_mib`).
+    pub sqlite_wal_restart_mib: u32,
     pub policy: Policy,
     pub totp: TotpConfig,
     pub verify: VerifyConfig,
@@ -67,6 +71,7 @@ impl Default for Config {
             log_json: false,
             body_limit: 16 * 1024,
             max_connections: 4096,
+            sqlite_wal_restart_mib: crate::store::WAL_RESTART_MIB,
             policy: Policy::default(),
             totp: TotpConfig::default(),
             verify: VerifyConfig::default(),
@@ -154,6 +159,11 @@ impl Config {
                 .parse()
                 .map_err(|_| ConfigError::Env("OTP_MAX_CONNECTIONS", "expected a number".into()))?;
         }
+        if let Some(v) = get("OTP_SQLITE_WAL_RESTART_MIB") {
+            self.sqlite_wal_restart_mib = v.parse().map_err(|_| {
+                ConfigError::Env("OTP_SQLITE_WAL_RESTART_MIB", "expected a number".into())
+            })?;
+        }
         if let Some(v) = get("OTP_SERVICE_ID") {
             self.service_id = v;
         }
@@ -198,6 +208,11 @@ impl Config {
         if self.max_connections == 0 {
             return Err(ConfigError::Invalid(
                 "max_connections must be at least 1".into(),
+            ));
+        }
+        if !(1..=1024).contains(&self.sqlite_wal_restart_mib) {
+            return Err(ConfigError::Invalid(
+                "sqlite_wal_restart_mib must be 1..=1024".into(),
             ));
         }
         self.mail.validate().map_err(ConfigError::Invalid)?;
@@ -316,6 +331,21 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("32 characters"));
+        let no_mark = Config {
+            sqlite_wal_restart_mib: 0,
+            ..Config::default()
+        };
+        assert!(no_mark
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("sqlite_wal_restart_mib must be 1..=1024"));
+        let bad_mark: HashMap<&str, &str> = HashMap::from([("OTP_SQLITE_WAL_RESTART_MIB", "lots")]);
+        assert!(Config::default()
+            .apply_env(|k| bad_mark.get(k).map(|v| (*v).to_owned()))
+            .unwrap_err()
+            .to_string()
+            .contains("OTP_SQLITE_WAL_RESTART_MIB"));
         let bad: Result<Config, _> = toml::from_str("listen = \"127.0.0.1:1\"\nunknown_key = 1\n");
         assert!(bad.is_err(), "unknown settings are refused, not ignored");
         let parsed: Config =

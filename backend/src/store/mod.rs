@@ -129,6 +129,8 @@ pub struct Store {
     /// When a commit last failed for want of space or on an I/O error (see
     /// [`Store::write_probe`]).
     commit_failed: CommitFailed,
+    /// SQLite: the checkpointer's RESTART mark, in log pages ([`ConnectOpts::wal_restart_mib`]).
+    wal_restart_pages: i64,
 }
 
 /// When a commit last failed for want of space (or on an I/O error), shared by the store and
@@ -166,6 +168,19 @@ pub struct ConnectOpts {
     /// instead of hanging on connection attempts. SQLite's write pool waits at least
     /// [`SQLITE_WRITE_QUEUE`] (there it queues for the one writer; it is never an outage).
     pub acquire_timeout: Duration,
+    /// SQLite: the write-ahead log's size (MiB) past which the background checkpointer makes
+    /// it start again from its beginning (RESTART). With readers always active a PASSIVE
+    /// checkpoint copies pages back but the log never restarts, and grows without bound.
+    ///
+    /// A RESTART holds every verification for about 15 ms (measured: 12–18 ms on average, at
+    /// most 22–31), whatever the log's size, since the PASSIVE checkpoint before it has copied
+    /// back nearly all of it. The mark sets how often that happens under load: at 4 MiB on
+    /// every 250 ms tick, which made SQLite's p99 at c=32 about 17 ms against a p50 of 4 ms;
+    /// at 32 MiB about once a second (p99 10–11 ms); at 128 MiB about once in three seconds
+    /// (p99 8–11 ms). README, Benchmarks. SQLite's own checkpoint inside a commit
+    /// (`wal_autocheckpoint`) is set at twice the mark: only the safety net should the
+    /// checkpointer fall behind or stop (at 4,000 pages it fired inside verification batches).
+    pub wal_restart_mib: u32,
 }
 
 impl Default for ConnectOpts {
@@ -173,6 +188,7 @@ impl Default for ConnectOpts {
         ConnectOpts {
             max_connections: 16,
             acquire_timeout: Duration::from_millis(500),
+            wal_restart_mib: WAL_RESTART_MIB,
         }
     }
 }
@@ -189,23 +205,13 @@ pub const SQLITE_WRITE_QUEUE: Duration = Duration::from_secs(5);
 /// rather than each waiting out a new connection attempt.
 const WRITER_RETRY_AFTER: Duration = Duration::from_millis(1000);
 
-/// SQLite write-ahead log pages (4 KiB each) past which the background checkpointer makes the
-/// log start again from its beginning (RESTART): 32 MiB. With readers always active a PASSIVE
-/// checkpoint copies pages back but the log never restarts, and grows without bound.
-///
-/// A RESTART holds every verification for about 15 ms (measured: 12–18 ms on average, at most
-/// 22–31), whatever the log's size, since the PASSIVE checkpoint before it has copied back
-/// nearly all of it. The mark sets how often that happens: at 4 MiB the log passed
-/// it on every tick under load, four stalls a second, which made SQLite's p99 at c=32 about
-/// 17 ms against a p50 of 4 ms; at 32 MiB, about one a second, p99 11 ms (README, Benchmarks).
-pub const WAL_RESTART_PAGES: i64 = 8192;
+/// The default for [`ConnectOpts::wal_restart_mib`]: 128 MiB.
+pub const WAL_RESTART_MIB: u32 = 128;
 
-/// SQLite's own checkpoint inside a commit (`wal_autocheckpoint`) past this many log pages
-/// (64 MiB), on every connection. Only the safety net should the background checkpointer fall
-/// behind or stop: it must stay well above [`WAL_RESTART_PAGES`] plus a tick's growth, or a
-/// verification batch's commit pays for the checkpoint (with 4,000 pages, under load it did).
-pub(crate) const WAL_AUTOCHECKPOINT_PAGES: i64 = 16_384;
-const _: () = assert!(WAL_AUTOCHECKPOINT_PAGES >= 2 * WAL_RESTART_PAGES);
+/// SQLite pages (4 KiB each) in `mib` MiB of write-ahead log.
+const fn wal_pages(mib: u32) -> i64 {
+    mib as i64 * 256
+}
 
 // No `journal_size_limit`: truncating the log after every reset made each new stretch of it
 // grow the file again, and with `synchronous = FULL` every growth is a metadata fsync: a 25 %
@@ -223,6 +229,8 @@ impl Store {
         sqlx::any::install_default_drivers();
         let kind = DbKind::of_url(url).ok_or(StoreError::UnsupportedUrl)?;
         let connect_opts = AnyConnectOptions::from_str(url)?.disable_statement_logging();
+        let wal_restart_pages = wal_pages(opts.wal_restart_mib);
+        let autocheckpoint = 2 * wal_restart_pages;
         let base = || {
             AnyPoolOptions::new()
                 .acquire_timeout(opts.acquire_timeout)
@@ -244,8 +252,7 @@ impl Store {
                             // Checkpoints run in the background (Store::spawn_checkpointer),
                             // not inside a committing verification batch.
                             conn.execute(
-                                format!("PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
-                                    .as_str(),
+                                format!("PRAGMA wal_autocheckpoint = {autocheckpoint}").as_str(),
                             )
                             .await?;
                             conn.execute("PRAGMA foreign_keys = ON").await?;
@@ -293,7 +300,14 @@ impl Store {
             writer_down: std::sync::Arc::default(),
             checkpoint_gate: std::sync::Arc::default(),
             commit_failed: CommitFailed::default(),
+            wal_restart_pages,
         })
+    }
+
+    /// SQLite's own checkpoint inside a commit, in log pages: the safety net at twice the
+    /// checkpointer's mark (see [`ConnectOpts::wal_restart_mib`]).
+    pub(crate) fn wal_autocheckpoint_pages(&self) -> i64 {
+        2 * self.wal_restart_pages
     }
 
     pub fn kind(&self) -> DbKind {
@@ -432,7 +446,8 @@ impl Store {
     /// (never blocks anyone) copies the log back into the database. That alone does not bound
     /// the log: the writer starts it again from its beginning only when no reader uses it, and
     /// under steady load some reader always does (each started while the log had pages not yet
-    /// copied back), so it grows (to ~80 MB in issue 13). So past [`WAL_RESTART_PAGES`] a
+    /// copied back), so it grows (to ~80 MB in issue 13). So past its mark
+    /// ([`ConnectOpts::wal_restart_mib`]) a
     /// RESTART checkpoint runs with write transactions held at the checkpoint gate, for the few
     /// milliseconds the readers of old snapshots take to finish (new ones read the database
     /// file), after which the next commit
@@ -445,6 +460,7 @@ impl Store {
         }
         let pool = self.read.clone();
         let gate = self.checkpoint_gate.clone();
+        let restart_pages = self.wal_restart_pages;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(250));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -481,7 +497,7 @@ impl Store {
                 // tick and never emptied (CI saw it stay at 7 MiB).
                 let mode = if idle {
                     "TRUNCATE"
-                } else if log >= WAL_RESTART_PAGES {
+                } else if log >= restart_pages {
                     "RESTART"
                 } else {
                     continue;

@@ -115,10 +115,11 @@ impl BatchWriter {
                 // Held until the batch has committed, as every write transaction holds it.
                 let _gate = self.store.gate().await;
                 let path = path.clone();
+                let autocheckpoint = self.store.wal_autocheckpoint_pages();
                 let (reply, rx) = oneshot::channel();
                 let job: WriterJob = Box::new(move |conn: &mut Option<rusqlite::Connection>| {
                     let mut logic = logic;
-                    let res = run_on_thread(conn, &path, &mut logic);
+                    let res = run_on_thread(conn, &path, autocheckpoint, &mut logic);
                     let _ = reply.send(res.map(|()| logic));
                 });
                 jobs.send(job)
@@ -172,7 +173,7 @@ fn is_write_failure(e: &rusqlite::Error) -> bool {
     )
 }
 
-fn open_writer(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
+fn open_writer(path: &Path, autocheckpoint: i64) -> rusqlite::Result<rusqlite::Connection> {
     use rusqlite::OpenFlags;
     let conn = rusqlite::Connection::open_with_flags(
         path,
@@ -192,12 +193,8 @@ fn open_writer(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
     conn.busy_timeout(std::time::Duration::from_millis(u64::from(
         super::SQLITE_BUSY_TIMEOUT_MS,
     )))?;
-    let _: i64 = conn.pragma_update_and_check(
-        None,
-        "wal_autocheckpoint",
-        super::WAL_AUTOCHECKPOINT_PAGES,
-        |r| r.get(0),
-    )?;
+    let _: i64 =
+        conn.pragma_update_and_check(None, "wal_autocheckpoint", autocheckpoint, |r| r.get(0))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_prepared_statement_cache_capacity(32);
@@ -209,11 +206,12 @@ fn open_writer(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
 fn run_on_thread<L: BatchLogic>(
     conn: &mut Option<rusqlite::Connection>,
     path: &Path,
+    autocheckpoint: i64,
     logic: &mut L,
 ) -> rusqlite::Result<()> {
     let c = match conn {
         Some(c) => c,
-        None => conn.insert(open_writer(path)?),
+        None => conn.insert(open_writer(path, autocheckpoint)?),
     };
     let res = run_sqlite(c, logic);
     if res.is_err() {

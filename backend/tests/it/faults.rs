@@ -189,12 +189,13 @@ async fn connections_over_the_cap_are_refused_clearly() {
 // ---------------------------------------------------------------------------------------------
 // 2. The write-ahead log stays bounded.
 
-/// The largest the SQLite write-ahead log may grow to under sustained load: the checkpointer
-/// restarts it past its mark (32 MiB of 4 KiB pages), plus 16 MiB for what a few ticks add
-/// meanwhile. Before the checkpointer had its RESTART, this test's load grew the log to
-/// 52–79 MiB within the minute, and growing (SQLite's own checkpoint never restarts a log that
-/// readers use).
-const WAL_BOUND: u64 = backend::store::WAL_RESTART_PAGES as u64 * 4096 + 16 * 1024 * 1024;
+/// The checkpointer's restart mark for this test (`OTP_SQLITE_WAL_RESTART_MIB`; the default,
+/// 128 MiB, is more than this test's load writes in a minute), and the largest the log may grow
+/// to meanwhile. (With the RESTART disabled this test still passes, checked at stop 16: under
+/// this load the log is kept small some other way, by the passive checkpoints and probably the
+/// writer's own restarts in lulls. A test whose readers never leave the log is still to come.)
+const WAL_MARK_MIB: &str = "4";
+const WAL_BOUND: u64 = 16 * 1024 * 1024;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wal_stays_bounded_under_sustained_load() {
@@ -205,7 +206,7 @@ async fn wal_stays_bounded_under_sustained_load() {
         tokens.push(env.active_token(&format!("wal{i:05}")).await);
     }
     env.engine.store().close().await;
-    let p = Proc::start(&env.db, &[]).await;
+    let p = Proc::start(&env.db, &[("OTP_SQLITE_WAL_RESTART_MIB", WAL_MARK_MIB)]).await;
     let wal = env.db.dir.path().join("otp.db-wal");
     let tokens = Arc::new(tokens);
     let stop = Arc::new(AtomicBool::new(false));
