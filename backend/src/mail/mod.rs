@@ -298,7 +298,8 @@ impl MailWorker {
         }
     }
 
-    /// Run in the background until stopped: send what is due, then wait for the next poll.
+    /// Run in the background until stopped (or the handle is dropped): send what is due, then
+    /// wait for the next poll.
     pub fn spawn(self) -> MailTask {
         let (stop, mut stopping) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
@@ -313,7 +314,13 @@ impl MailWorker {
                 if sent == 0 {
                     tokio::select! {
                         () = tokio::time::sleep(Duration::from_millis(self.cfg.poll_ms)) => {}
-                        _ = stopping.changed() => {}
+                        // Asked to stop, or the handle is gone (a closed channel answers at
+                        // once: carrying on would poll in a tight loop).
+                        changed = stopping.changed() => {
+                            if changed.is_err() {
+                                break;
+                            }
+                        }
                     }
                 }
             }
@@ -417,6 +424,30 @@ pub fn backoff(cfg: &MailConfig, attempts: u32) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A worker whose handle is dropped without `stop` ends too: it does not go on polling,
+    /// let alone in a tight loop (a closed channel's `changed()` answers at once).
+    #[tokio::test]
+    async fn the_worker_ends_when_its_handle_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            Store::connect("sqlite::memory:", &crate::store::ConnectOpts::default()).unwrap();
+        let worker = MailWorker::new(
+            store,
+            &MailConfig::default(),
+            dir.path(),
+            "http://127.0.0.1:8080",
+        )
+        .unwrap();
+        let MailTask { stop, task } = worker.spawn();
+        drop(stop);
+        assert!(
+            tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_ok(),
+            "the mail worker still runs with no handle left to stop it"
+        );
+    }
 
     #[test]
     fn backoff_doubles_and_caps() {
