@@ -213,6 +213,12 @@ const fn wal_pages(mib: u32) -> i64 {
     mib as i64 * 256
 }
 
+/// SQLite's own checkpoint inside a commit (`wal_autocheckpoint`), in log pages: the safety net
+/// at twice the checkpointer's mark (see [`ConnectOpts::wal_restart_mib`]).
+const fn wal_autocheckpoint(restart_pages: i64) -> i64 {
+    2 * restart_pages
+}
+
 // No `journal_size_limit`: truncating the log after every reset made each new stretch of it
 // grow the file again, and with `synchronous = FULL` every growth is a metadata fsync: a 25 %
 // fall in verifications/s on SQLite (measured, see the README's benchmarks). The RESTART above
@@ -230,7 +236,7 @@ impl Store {
         let kind = DbKind::of_url(url).ok_or(StoreError::UnsupportedUrl)?;
         let connect_opts = AnyConnectOptions::from_str(url)?.disable_statement_logging();
         let wal_restart_pages = wal_pages(opts.wal_restart_mib);
-        let autocheckpoint = 2 * wal_restart_pages;
+        let autocheckpoint = wal_autocheckpoint(wal_restart_pages);
         let base = || {
             AnyPoolOptions::new()
                 .acquire_timeout(opts.acquire_timeout)
@@ -304,10 +310,9 @@ impl Store {
         })
     }
 
-    /// SQLite's own checkpoint inside a commit, in log pages: the safety net at twice the
-    /// checkpointer's mark (see [`ConnectOpts::wal_restart_mib`]).
+    /// SQLite's own checkpoint inside a commit, in log pages ([`wal_autocheckpoint`]).
     pub(crate) fn wal_autocheckpoint_pages(&self) -> i64 {
-        2 * self.wal_restart_pages
+        wal_autocheckpoint(self.wal_restart_pages)
     }
 
     pub fn kind(&self) -> DbKind {
