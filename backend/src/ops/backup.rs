@@ -86,10 +86,18 @@ fn small_store(url: &str) -> anyhow::Result<Store> {
         url,
         &ConnectOpts {
             max_connections: 2,
+            acquire_timeout: CLI_ACQUIRE_TIMEOUT,
             ..ConnectOpts::default()
         },
     )?)
 }
+
+/// How long a backup or restore waits for a connection. The server's half second is for
+/// answering requests during an outage; here an operator waits for a command, and opening a
+/// file (SQLite reads its header, takes its locks and sets WAL mode on the way) can take more
+/// than half a second on a busy machine: the restore once failed "pool timed out" on a loaded
+/// CI host with nothing wrong with the file.
+const CLI_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A new empty file only the owner can read: a backup holds password hashes and sealed
 /// secrets.

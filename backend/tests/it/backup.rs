@@ -94,6 +94,56 @@ fn files_in(dir: &Path) -> Vec<String> {
     v
 }
 
+/// A backup waits for a database another program holds for a moment, instead of failing
+/// "pool timed out" after the server's half second (the restore once failed so on a loaded CI
+/// host). Here another connection holds the file locked (rollback-journal mode, EXCLUSIVE) for
+/// 1.5 s: the backup's first connection waits for it under SQLite's busy timeout, longer than
+/// the server's acquire timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_waits_for_a_database_held_for_a_moment() {
+    let env = Env::new(Db::Sqlite).await;
+    let _ = env.active_token("heldfile1").await;
+    env.engine.store().close().await;
+    // The source: a first backup of the server's database (a file no server has open).
+    let backups = private_tempdir();
+    let source = backups.path().join("source.db");
+    let (ok, _, err) = cli(
+        &["backup", "--to", source.to_str().unwrap()],
+        &[("OTP_DATABASE_URL", env.db.url.clone())],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let holder = rusqlite::Connection::open(&source).unwrap();
+    let mode: String = holder
+        .query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "delete");
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let held = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        holder.execute_batch("COMMIT").unwrap();
+    });
+    let file = backups.path().join("held.db");
+    let started = std::time::Instant::now();
+    let (ok, out, err) = cli(
+        &["backup", "--to", file.to_str().unwrap()],
+        &[(
+            "OTP_DATABASE_URL",
+            format!("sqlite://{}?mode=rw", source.display()),
+        )],
+    )
+    .await;
+    held.join().unwrap();
+    assert!(ok, "the backup waited for the lock: {out}{err}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1400),
+        "it really waited for the holder ({:?})",
+        started.elapsed()
+    );
+    assert!(out.contains("1 token"), "{out}");
+    assert!(file.is_file());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_under_load_restores_with_every_used_code_still_refused() {
     let _heavy = crate::support::HEAVY.lock().await;
