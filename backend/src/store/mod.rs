@@ -47,7 +47,7 @@ pub use staff::{NewStaffRequest, StaffRequestRow, StaffRow, StaffSessionRow};
 pub use throttles::ThrottleKey;
 pub use tokens::{NewToken, TokenRow, TokenUpdate};
 pub use transfers::{NewTransfer, PayeeRow, TransferRow};
-pub use writer::{BatchLogic, BatchWriter, NoticeMail};
+pub use writer::{BatchFeed, BatchLogic, BatchWriter, NoticeMail};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -118,7 +118,7 @@ pub struct Store {
     write: AnyPool,
     kind: DbKind,
     /// The database file, on SQLite (not in memory): the verification writer's own connection
-    /// (see [`Store::batch_writer`]).
+    /// (see [`Store::spawn_batch_thread`]).
     sqlite_file: Option<std::path::PathBuf>,
     /// When a dedicated writer last failed to connect, and why (see [`Store::dedicated_writer`]).
     writer_down: std::sync::Arc<std::sync::Mutex<Option<(std::time::Instant, String)>>>,
@@ -435,6 +435,14 @@ impl Store {
     fn note_commit_failure(&self) {
         if let Ok(mut at) = self.commit_failed.lock() {
             *at = Some(std::time::Instant::now());
+        }
+    }
+
+    /// [`Store::gate`] for the SQLite writer thread (not on an async runtime's thread).
+    fn gate_blocking(&self) -> Option<tokio::sync::RwLockReadGuard<'_, ()>> {
+        match self.kind {
+            DbKind::Sqlite => Some(self.checkpoint_gate.blocking_read()),
+            DbKind::Postgres => None,
         }
     }
 

@@ -7,15 +7,15 @@
 //! `libsqlite3-sys`, so the same SQLite library and its locks, as sqlx) with prepared, cached
 //! statements: a batch is a handful of in-process calls and one fsync, instead of one async hop
 //! to sqlx's worker thread per statement (issue 15: those hops were two thirds of a batch's
-//! time). Elsewhere (PostgreSQL, an in-memory SQLite) the same loop runs over a sqlx
-//! connection of its own.
+//! time). The thread takes its batches itself ([`BatchFeed`], [`Store::spawn_batch_thread`]):
+//! when a commit ends, what queued meanwhile is the next batch at once, without a hop through
+//! an async task and back. Elsewhere (PostgreSQL, an in-memory SQLite) the same batch runs
+//! over a sqlx connection of its own ([`BatchWriter::run`]).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc as std_mpsc;
 
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
-use tokio::sync::oneshot;
 
 use super::audit::{PendingAudit, INSERT_AUDIT};
 use super::outbox::INSERT_MAIL;
@@ -56,50 +56,95 @@ pub trait BatchLogic: Send + 'static {
     fn writes(&mut self) -> (Vec<PendingAudit>, Vec<NoticeMail>);
 }
 
-type WriterJob = Box<dyn FnOnce(&mut Option<rusqlite::Connection>) + Send>;
-
-/// A long-lived batch writer (one per verification worker).
-pub struct BatchWriter {
-    store: Store,
-    way: Way,
+/// Where the SQLite writer thread takes its batches from, and hands them back: the engine's
+/// queue of verifications. Both run on the writer thread, so they may block it.
+pub trait BatchFeed: Send + 'static {
+    type Logic: BatchLogic;
+    /// Wait for the next batch; `None` when the queue has closed (the thread then ends).
+    fn next_batch(&mut self) -> Option<Self::Logic>;
+    /// The batch, committed (durable) with its decisions, or the cause it was not (nothing
+    /// of it written).
+    fn finished(&mut self, result: Result<Self::Logic>);
 }
 
-enum Way {
-    /// A SQLite file: an OS thread with its own connection to it. The thread ends with the
-    /// writer.
-    Thread(std_mpsc::Sender<WriterJob>, PathBuf),
-    /// A sqlx connection of its own, taken when first needed and again after a failure.
-    Conn(Option<sqlx::AnyConnection>),
+/// A long-lived batch writer over a sqlx connection of its own (one per verification worker,
+/// where [`Store::spawn_batch_thread`] does not apply).
+pub struct BatchWriter {
+    store: Store,
+    /// Taken when first needed, and again after a failure.
+    conn: Option<sqlx::AnyConnection>,
 }
 
 impl Store {
-    /// A batch writer for a verification worker.
-    pub fn batch_writer(&self) -> BatchWriter {
-        let way = match &self.sqlite_file {
-            Some(path) if self.kind == DbKind::Sqlite => {
-                let (tx, rx) = std_mpsc::channel::<WriterJob>();
-                let spawned = std::thread::Builder::new()
-                    .name("otp-sqlite-writer".into())
-                    .spawn(move || {
-                        let mut conn: Option<rusqlite::Connection> = None;
-                        while let Ok(job) = rx.recv() {
-                            job(&mut conn);
-                        }
-                    });
-                match spawned {
-                    Ok(_) => Way::Thread(tx, path.clone()),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "no writer thread; batches use a sqlx connection");
-                        Way::Conn(None)
-                    }
+    /// On a SQLite file, start the verification writer: an OS thread with its own connection
+    /// that takes batches from `feed`, runs and commits each, and hands it back, until the
+    /// feed closes. Elsewhere (or if no thread can be started) the feed comes back, for a
+    /// [`BatchWriter`].
+    ///
+    /// # Errors
+    /// The feed, when this store has no writer thread.
+    pub fn spawn_batch_thread<F: BatchFeed>(&self, feed: F) -> std::result::Result<(), F> {
+        let Some(path) = self
+            .sqlite_file
+            .clone()
+            .filter(|_| self.kind == DbKind::Sqlite)
+        else {
+            return Err(feed);
+        };
+        // The feed goes to the thread through a slot, so that it comes back if the thread
+        // cannot be started.
+        let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(feed)));
+        let theirs = slot.clone();
+        let store = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("otp-sqlite-writer".into())
+            .spawn(move || {
+                let feed = theirs.lock().ok().and_then(|mut f| f.take());
+                if let Some(feed) = feed {
+                    writer_thread(&store, &path, feed);
+                }
+            });
+        match spawned {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, "no writer thread; batches use a sqlx connection");
+                match slot.lock().ok().and_then(|mut f| f.take()) {
+                    Some(feed) => Err(feed),
+                    None => Ok(()),
                 }
             }
-            _ => Way::Conn(None),
-        };
+        }
+    }
+
+    /// A batch writer for a verification worker, over a sqlx connection of its own.
+    pub fn batch_writer(&self) -> BatchWriter {
         BatchWriter {
             store: self.clone(),
-            way,
+            conn: None,
         }
+    }
+}
+
+/// The SQLite writer thread's loop: one batch after another on one connection (opened on first
+/// use: the file may not exist before migrations; opened again after a failure: the connection
+/// may be broken).
+fn writer_thread<F: BatchFeed>(store: &Store, path: &Path, mut feed: F) {
+    let autocheckpoint = store.wal_autocheckpoint_pages();
+    let mut conn: Option<rusqlite::Connection> = None;
+    while let Some(mut logic) = feed.next_batch() {
+        // Held until the batch has committed, as every write transaction holds it.
+        let gate = store.gate_blocking();
+        let res = run_on_thread(&mut conn, path, autocheckpoint, &mut logic);
+        drop(gate);
+        feed.finished(match res {
+            Ok(()) => Ok(logic),
+            Err(e) => {
+                if is_write_failure(&e) {
+                    store.note_commit_failure();
+                }
+                Err(store_err(&e))
+            }
+        });
     }
 }
 
@@ -110,47 +155,19 @@ impl BatchWriter {
     /// # Errors
     /// Database unavailable (the real cause); nothing of the batch was written.
     pub async fn run<L: BatchLogic>(&mut self, logic: L) -> Result<L> {
-        match &mut self.way {
-            Way::Thread(jobs, path) => {
-                // Held until the batch has committed, as every write transaction holds it.
-                let _gate = self.store.gate().await;
-                let path = path.clone();
-                let autocheckpoint = self.store.wal_autocheckpoint_pages();
-                let (reply, rx) = oneshot::channel();
-                let job: WriterJob = Box::new(move |conn: &mut Option<rusqlite::Connection>| {
-                    let mut logic = logic;
-                    let res = run_on_thread(conn, &path, autocheckpoint, &mut logic);
-                    let _ = reply.send(res.map(|()| logic));
-                });
-                jobs.send(job)
-                    .map_err(|_| unavailable("the SQLite writer thread stopped"))?;
-                match rx.await {
-                    Ok(Ok(logic)) => Ok(logic),
-                    Ok(Err(e)) => {
-                        if is_write_failure(&e) {
-                            self.store.note_commit_failure();
-                        }
-                        Err(store_err(&e))
-                    }
-                    Err(_) => Err(unavailable("the SQLite writer thread stopped")),
-                }
-            }
-            Way::Conn(conn) => {
-                if conn.is_none() {
-                    *conn = Some(self.store.dedicated_writer().await?);
-                }
-                let Some(c) = conn.as_mut() else {
-                    return Err(unavailable("no writer connection"));
-                };
-                let mut logic = logic;
-                let res = run_sqlx(&self.store, c, &mut logic).await;
-                if res.is_err() {
-                    // The connection may be broken; take a fresh one for the next batch.
-                    *conn = None;
-                }
-                res.map(|()| logic)
-            }
+        if self.conn.is_none() {
+            self.conn = Some(self.store.dedicated_writer().await?);
         }
+        let Some(c) = self.conn.as_mut() else {
+            return Err(unavailable("no writer connection"));
+        };
+        let mut logic = logic;
+        let res = run_sqlx(&self.store, c, &mut logic).await;
+        if res.is_err() {
+            // The connection may be broken; take a fresh one for the next batch.
+            self.conn = None;
+        }
+        res.map(|()| logic)
     }
 }
 
@@ -201,8 +218,7 @@ fn open_writer(path: &Path, autocheckpoint: i64) -> rusqlite::Result<rusqlite::C
     Ok(conn)
 }
 
-/// One batch on the writer thread, on its connection (opened on first use: the file may not
-/// exist before migrations; opened again after a failure: the connection may be broken).
+/// One batch on the writer thread, on its connection (opened when missing).
 fn run_on_thread<L: BatchLogic>(
     conn: &mut Option<rusqlite::Connection>,
     path: &Path,

@@ -146,23 +146,36 @@ impl Engine {
 /// next batch is what queued while the last one committed; with several, a worker that has
 /// just finished gathers (see [`gather`]), or it would commit the one or two jobs that arrived
 /// as it became free.
+///
+/// On a SQLite file the worker is the store's writer thread, which takes its batches from the
+/// queue itself ([`Feed`]); elsewhere it is this task, with a connection of its own.
 pub(crate) async fn run_worker(
     inner: Arc<Inner>,
     rx: Arc<Mutex<mpsc::Receiver<Job>>>,
     max_batch: usize,
     workers: usize,
 ) {
-    let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
-    // The worker keeps its own writer (on a SQLite file, a thread with its own connection;
-    // elsewhere a connection of its own): taking a connection from the pool per batch costs a
-    // task hop on return and a wait on acquire, which at thousands of batches a second is most
-    // of a batch's time. While a batch commits, the next one gathers in the channel.
+    let feed = Feed {
+        inner: inner.clone(),
+        rx,
+        max_batch,
+        replies: Vec::with_capacity(max_batch),
+        started: Instant::now(),
+    };
+    let Err(mut feed) = inner.store.spawn_batch_thread(feed) else {
+        return;
+    };
+    // The worker keeps its own writer (a connection of its own): taking a connection from the
+    // pool per batch costs a task hop on return and a wait on acquire, which at thousands of
+    // batches a second is most of a batch's time. While a batch commits, the next one gathers
+    // in the channel.
     let mut writer = inner.store.batch_writer();
     // The last batch: how many it answered, and how long it took.
     let mut last = (0usize, Duration::ZERO);
+    let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     loop {
         {
-            let mut rx = rx.lock().await;
+            let mut rx = feed.rx.lock().await;
             match rx.recv().await {
                 Some(job) => batch.push(job),
                 None => return,
@@ -172,31 +185,86 @@ pub(crate) async fn run_worker(
                 gather(&mut rx, &mut batch, max_batch, last).await;
             }
         }
+        let logic = feed.start(&mut batch);
+        let size = feed.replies.len();
+        let res = writer.run(logic).await;
+        last = (size, feed.started.elapsed());
+        if feed.answer(res).is_err() {
+            // Do not spin on a database that is down.
+            tokio::time::sleep(FAILED_PAUSE).await;
+        }
+    }
+}
+
+/// After a batch failed, the next waits this long (the database is likely down).
+const FAILED_PAUSE: Duration = Duration::from_millis(50);
+
+/// The verification queue as the store's [`BatchFeed`], and the answering of a batch's
+/// callers (the same for the writer thread and the async worker).
+struct Feed {
+    inner: Arc<Inner>,
+    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+    max_batch: usize,
+    /// The callers of the batch in flight, in its job order.
+    replies: Vec<oneshot::Sender<Result<VerifyReport>>>,
+    started: Instant,
+}
+
+impl Feed {
+    /// The batch of `jobs` (taken from it), its callers kept to answer.
+    fn start(&mut self, jobs: &mut Vec<Job>) -> Batch {
         // One lock order for every transaction, so concurrent batches on PostgreSQL never
         // deadlock on each other's rows.
-        batch.sort_by(|a, b| a.request.user_id.cmp(&b.request.user_id));
-        let started = Instant::now();
-        let size = batch.len();
+        jobs.sort_by(|a, b| a.request.user_id.cmp(&b.request.user_id));
+        self.started = Instant::now();
         let (requests, replies): (Vec<Request>, Vec<_>) =
-            batch.drain(..).map(|j| (j.request, j.reply)).unzip();
-        let results = writer.run(Batch::new(inner.clone(), requests)).await;
-        last = (size, started.elapsed());
-        inner.metrics.observe_batch(size, last.1);
-        match results {
+            jobs.drain(..).map(|j| (j.request, j.reply)).unzip();
+        self.replies = replies;
+        Batch::new(self.inner.clone(), requests)
+    }
+
+    /// Answer the batch's callers: each its decision, or all "unavailable" (Err) when the
+    /// batch was not written.
+    fn answer(&mut self, res: crate::store::Result<Batch>) -> std::result::Result<(), ()> {
+        let size = self.replies.len();
+        self.inner
+            .metrics
+            .observe_batch(size, self.started.elapsed());
+        match res {
             Ok(done) => {
-                for (reply, res) in replies.into_iter().zip(done.answers()) {
+                for (reply, res) in self.replies.drain(..).zip(done.answers()) {
                     let _ = reply.send(res);
                 }
+                Ok(())
             }
             Err(e) => {
                 // The real cause (refused, timed out, disk full, ...) goes to the log.
                 tracing::warn!(error = %e, size, "verification batch failed; answering unavailable");
-                for reply in replies {
+                for reply in self.replies.drain(..) {
                     let _ = reply.send(Err(EngineError::Unavailable));
                 }
-                // Do not spin on a database that is down.
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                Err(())
             }
+        }
+    }
+}
+
+impl crate::store::BatchFeed for Feed {
+    type Logic = Batch;
+
+    fn next_batch(&mut self) -> Option<Batch> {
+        let mut jobs = Vec::with_capacity(self.max_batch);
+        {
+            let mut rx = self.rx.blocking_lock();
+            jobs.push(rx.blocking_recv()?);
+            drain(&mut rx, &mut jobs, self.max_batch);
+        }
+        Some(self.start(&mut jobs))
+    }
+
+    fn finished(&mut self, res: crate::store::Result<Batch>) {
+        if self.answer(res).is_err() {
+            std::thread::sleep(FAILED_PAUSE);
         }
     }
 }
