@@ -226,7 +226,7 @@ pub async fn build(cfg: &Config, clock: Box<dyn Clock>) -> anyhow::Result<(AppSt
     );
     engine.check_keys().await?;
     Ok((
-        AppState {
+        AppState::new(web::Shared {
             engine,
             host_keys: Arc::new(host_keys),
             body_limit: cfg.body_limit,
@@ -237,7 +237,7 @@ pub async fn build(cfg: &Config, clock: Box<dyn Clock>) -> anyhow::Result<(AppSt
                 &cfg.public_url(),
             )?),
             staff: Arc::new(web::staff::Console::new(&cfg.staff, &cfg.bank)?),
-        },
+        }),
         Startup {
             created_master_key,
             created_host_key,
