@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::engine::{now_i64, EngineError, Inner, Result};
 use crate::store::{BatchLogic, NewAudit, NoticeMail, PendingAudit, TokenRow, TokenUpdate};
 
-use super::plan::{plan_one, token_update, Planned, Working};
+use super::plan::{plan_one, token_update, Planned, Seen, Working};
 use super::{Request, VerifyReport};
 
 pub(super) struct Batch {
@@ -69,7 +69,7 @@ impl BatchLogic for Batch {
                 (
                     r.user_id.clone(),
                     Working {
-                        original: r.clone(),
+                        original: Seen::of(&r),
                         current: r,
                     },
                 )
@@ -108,8 +108,8 @@ impl BatchLogic for Batch {
             .filter(|&i| {
                 planned[i]
                     .as_ref()
-                    .and_then(|p| p.row.as_ref())
-                    .is_some_and(|r| updated.contains(&r.id) && !landed.contains(&r.id))
+                    .and_then(|p| p.token)
+                    .is_some_and(|(id, _)| updated.contains(&id) && !landed.contains(&id))
             })
             .collect();
     }
@@ -126,7 +126,7 @@ impl BatchLogic for Batch {
             let Some(p) = p.as_mut() else { continue };
             for (action, outcome, detail) in p.audits.drain(..) {
                 audits.push(PendingAudit::from(&NewAudit {
-                    customer_id: p.row.as_ref().map(|r| r.customer_id),
+                    customer_id: p.token.map(|(_, customer_id)| customer_id),
                     user_id: Some(&job.user_id),
                     detail,
                     ..job.actor.audit(action, outcome, now)

@@ -14,17 +14,43 @@ use super::{Request, VerifyReport};
 /// has landed.
 pub(super) struct Planned {
     pub(super) report: Result<VerifyReport>,
-    /// The row as it was when decided (for audit and notices).
+    /// The token's (id, customer id), when it exists.
+    pub(super) token: Option<(i64, i64)>,
+    /// The row as it was when decided, kept only for a notice (cloning every row cost the
+    /// writer thread a dozen allocations per verification).
     pub(super) row: Option<TokenRow>,
     /// (action, outcome, detail) audit events, in order.
     pub(super) audits: Vec<(&'static str, &'static str, Option<String>)>,
     pub(super) notice: Option<(Notice, String)>,
 }
 
-/// A token's state while a batch is planned: the row as read, and as the batch leaves it.
+/// A token's state while a batch is planned: what its compare-and-set expects of the row as
+/// read, and the row as the batch leaves it.
 pub(super) struct Working {
-    pub(super) original: TokenRow,
+    pub(super) original: Seen,
     pub(super) current: TokenRow,
+}
+
+/// The columns of a token's row that a verification's compare-and-set expects unchanged.
+#[derive(Clone, Copy)]
+pub(super) struct Seen {
+    pub(super) last_step: i64,
+    pub(super) last_tx_step: i64,
+    pub(super) failures: i64,
+    pub(super) locked_at: Option<i64>,
+    pub(super) state: crate::domain::TokenState,
+}
+
+impl Seen {
+    pub(super) fn of(row: &TokenRow) -> Seen {
+        Seen {
+            last_step: row.last_step,
+            last_tx_step: row.last_tx_step,
+            failures: row.failures,
+            locked_at: row.locked_at,
+            state: row.state,
+        }
+    }
 }
 
 fn action_of(purpose: Purpose) -> &'static str {
@@ -55,15 +81,17 @@ pub(super) fn plan_one(
     let Some(work) = work else {
         return Planned {
             report: Err(DomainError::UnknownToken.into()),
+            token: None,
             row: None,
             audits: vec![(action, "unknown_token", detail.clone())],
             notice: None,
         };
     };
     let row = &mut work.current;
-    let planned = |report, audits, notice, row: &TokenRow| Planned {
+    let planned = |report, audits, notice: Option<(Notice, String)>, row: &TokenRow| Planned {
         report,
-        row: Some(row.clone()),
+        token: Some((row.id, row.customer_id)),
+        row: notice.is_some().then(|| row.clone()),
         audits,
         notice,
     };
