@@ -438,12 +438,10 @@ impl Store {
         }
     }
 
-    /// [`Store::gate`] for the SQLite writer thread (not on an async runtime's thread).
-    fn gate_blocking(&self) -> Option<tokio::sync::RwLockReadGuard<'_, ()>> {
-        match self.kind {
-            DbKind::Sqlite => Some(self.checkpoint_gate.blocking_read()),
-            DbKind::Postgres => None,
-        }
+    /// [`Store::gate`] for the SQLite writer thread (which exists only on SQLite, and is not an
+    /// async runtime's thread).
+    fn gate_blocking(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+        self.checkpoint_gate.blocking_read()
     }
 
     /// The checkpoint gate, shared, for a write transaction (SQLite only).

@@ -132,10 +132,10 @@ impl BatchLogic for Batch {
                     ..job.actor.audit(action, outcome, now)
                 }));
             }
-            if let (Some((notice, key)), Some(row)) = (p.notice.take(), p.row.as_ref()) {
+            if let Some((notice, key, row)) = p.notice.take() {
                 mails.push(crate::mail::notice_mail(
                     &self.inner.cfg.bank,
-                    row,
+                    &row,
                     notice,
                     &key,
                     now,

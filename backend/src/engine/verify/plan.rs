@@ -16,12 +16,11 @@ pub(super) struct Planned {
     pub(super) report: Result<VerifyReport>,
     /// The token's (id, customer id), when it exists.
     pub(super) token: Option<(i64, i64)>,
-    /// The row as it was when decided, kept only for a notice (cloning every row cost the
-    /// writer thread a dozen allocations per verification).
-    pub(super) row: Option<TokenRow>,
     /// (action, outcome, detail) audit events, in order.
     pub(super) audits: Vec<(&'static str, &'static str, Option<String>)>,
-    pub(super) notice: Option<(Notice, String)>,
+    /// A notice to mail: what, its dedupe key, and the row as it was when decided (cloned only
+    /// here: cloning every row cost the writer thread a dozen allocations per verification).
+    pub(super) notice: Option<(Notice, String, TokenRow)>,
 }
 
 /// A token's state while a batch is planned: what its compare-and-set expects of the row as
@@ -82,7 +81,6 @@ pub(super) fn plan_one(
         return Planned {
             report: Err(DomainError::UnknownToken.into()),
             token: None,
-            row: None,
             audits: vec![(action, "unknown_token", detail.clone())],
             notice: None,
         };
@@ -91,9 +89,8 @@ pub(super) fn plan_one(
     let planned = |report, audits, notice: Option<(Notice, String)>, row: &TokenRow| Planned {
         report,
         token: Some((row.id, row.customer_id)),
-        row: notice.is_some().then(|| row.clone()),
         audits,
-        notice,
+        notice: notice.map(|(notice, key)| (notice, key, row.clone())),
     };
     let snap = match snapshot(row) {
         Ok(s) => s,
