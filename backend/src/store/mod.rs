@@ -47,7 +47,7 @@ pub use staff::{NewStaffRequest, StaffRequestRow, StaffRow, StaffSessionRow};
 pub use throttles::ThrottleKey;
 pub use tokens::{NewToken, TokenRow, TokenUpdate};
 pub use transfers::{NewTransfer, PayeeRow, TransferRow};
-pub use writer::{BatchFeed, BatchLogic, BatchWriter, NoticeMail};
+pub use writer::{BatchFeed, BatchLogic, BatchWriter, NoticeMail, RoundWrites};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");

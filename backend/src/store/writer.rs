@@ -1,7 +1,9 @@
 //! The verification batch writer: one store interface ([`BatchWriter::run`]) for both
 //! databases. The engine supplies the decisions ([`BatchLogic`]); the writer reads the rows,
-//! applies the compare-and-set updates, writes the audit events and notices of the final
-//! decisions and commits, all in one transaction, durable before it returns.
+//! applies the compare-and-set updates, writes the audit events and notices of the decisions
+//! whose updates landed and commits, durable before it returns: on SQLite in one
+//! transaction, on PostgreSQL in two statements per round and no transaction held across a
+//! round trip (`run_pg`).
 //!
 //! On a SQLite file the writer is an OS thread that owns one connection (rusqlite, on the same
 //! `libsqlite3-sys`, so the same SQLite library and its locks, as sqlx) with prepared, cached
@@ -44,16 +46,49 @@ pub struct NoticeMail {
 
 /// The engine's side of a batch: decisions only, no I/O. On SQLite it runs on the writer's
 /// thread, inside the write transaction.
+///
+/// A batch goes in rounds. Each round the store reads the pending tokens' rows, the logic
+/// decides ([`BatchLogic::decide`]) and hands over what those decisions write
+/// ([`BatchLogic::writes`]), and the store compare-and-sets the updates and writes the events
+/// of the tokens whose update landed (and of jobs that update nothing), then says which
+/// landed ([`BatchLogic::landed`]). A round repeats only for tokens whose row another process
+/// changed between the read and the write.
 pub trait BatchLogic: Send + 'static {
     /// User IDs whose jobs still need a decision, sorted (empty when all have landed).
     fn pending(&self) -> Vec<String>;
     /// Decide the pending jobs against their rows as read now; the updates to compare-and-set.
     fn decide(&mut self, rows: Vec<TokenRow>) -> Vec<TokenUpdate>;
+    /// The audit events and notices of the jobs just decided, each with the token whose update
+    /// it waits for: written only if that update lands (otherwise the job is decided again);
+    /// `None`, written in any case. Jobs still pending after the last round (rows that kept
+    /// changing) are answered "unavailable" and write nothing.
+    fn writes(&mut self) -> RoundWrites;
     /// Which of the last round's updates landed (the others' tokens are decided again).
     fn landed(&mut self, landed: &HashSet<i64>);
-    /// The audit events and notices of the final decisions. Jobs still pending after the last
-    /// round (rows that kept changing) are answered "unavailable" and write nothing.
-    fn writes(&mut self) -> (Vec<PendingAudit>, Vec<NoticeMail>);
+}
+
+/// What one round of a batch writes besides the token rows (see [`BatchLogic::writes`]).
+#[derive(Default)]
+pub struct RoundWrites {
+    pub audits: Vec<(Option<i64>, PendingAudit)>,
+    pub mails: Vec<(Option<i64>, NoticeMail)>,
+}
+
+impl RoundWrites {
+    /// Keep only the writes whose token's update landed (or that wait for none).
+    fn keep_landed(self, landed: &HashSet<i64>) -> (Vec<PendingAudit>, Vec<NoticeMail>) {
+        let holds = |t: &Option<i64>| t.is_none_or(|id| landed.contains(&id));
+        (
+            self.audits
+                .into_iter()
+                .filter_map(|(t, a)| holds(&t).then_some(a))
+                .collect(),
+            self.mails
+                .into_iter()
+                .filter_map(|(t, m)| holds(&t).then_some(m))
+                .collect(),
+        )
+    }
 }
 
 /// Where the SQLite writer thread takes its batches from, and hands them back: the engine's
@@ -149,8 +184,10 @@ fn writer_thread<F: BatchFeed>(store: &Store, path: &Path, mut feed: F) {
 }
 
 impl BatchWriter {
-    /// Run one batch in one transaction and commit it (durably) before returning the logic,
-    /// which holds the decisions.
+    /// Run one batch and commit it (durably) before returning the logic, which holds the
+    /// decisions: on SQLite in one transaction, on PostgreSQL one statement per round
+    /// (`run_pg`). If a later round fails on PostgreSQL, the earlier rounds are committed:
+    /// the logic comes back with the failed round's jobs still pending.
     ///
     /// # Errors
     /// Database unavailable (the real cause); nothing of the batch was written.
@@ -162,12 +199,28 @@ impl BatchWriter {
             return Err(unavailable("no writer connection"));
         };
         let mut logic = logic;
-        let res = run_sqlx(&self.store, c, &mut logic).await;
-        if res.is_err() {
-            // The connection may be broken; take a fresh one for the next batch.
-            self.conn = None;
+        let res = match self.store.kind {
+            DbKind::Postgres => run_pg(c, &mut logic).await,
+            DbKind::Sqlite => run_sqlx(&self.store, c, &mut logic)
+                .await
+                .map_err(|e| (e, 0)),
+        };
+        let Err((e, round)) = res else {
+            return Ok(logic);
+        };
+        // The connection may be broken; take a fresh one for the next batch.
+        self.conn = None;
+        if let StoreError::Unavailable(cause) = &e {
+            if super::is_write_failure(cause) {
+                self.store.note_commit_failure();
+            }
         }
-        res.map(|()| logic)
+        if round == 0 {
+            return Err(e);
+        }
+        // Earlier rounds are committed: their jobs keep their answers.
+        tracing::warn!(error = %e, round, "verification batch: a later round failed; its jobs answer unavailable");
+        Ok(logic)
     }
 }
 
@@ -261,6 +314,7 @@ fn run_sqlite<L: BatchLogic>(
             }
         }
         let updates = logic.decide(rows);
+        let writes = logic.writes();
         let mut landed = HashSet::with_capacity(updates.len());
         {
             for u in &updates {
@@ -292,11 +346,21 @@ fn run_sqlite<L: BatchLogic>(
             }
         }
         logic.landed(&landed);
+        let (audits, mails) = writes.keep_landed(&landed);
+        write_events_sqlite(&tx, &audits, &mails)?;
     }
-    let (audits, mails) = logic.writes();
+    tx.commit()
+}
+
+/// A round's audit events and notices, on the writer thread's transaction.
+fn write_events_sqlite(
+    tx: &rusqlite::Transaction<'_>,
+    audits: &[PendingAudit],
+    mails: &[NoticeMail],
+) -> rusqlite::Result<()> {
     {
         let mut ins = tx.prepare_cached(INSERT_AUDIT)?;
-        for a in &audits {
+        for a in audits {
             ins.execute(params![
                 a.at,
                 a.actor,
@@ -309,7 +373,7 @@ fn run_sqlite<L: BatchLogic>(
             ])?;
         }
     }
-    for m in &mails {
+    for m in mails {
         let email: Option<Option<String>> = tx
             .prepare_cached("SELECT email FROM customers WHERE id = ?1")?
             .query_row([m.customer_id], |r| r.get(0))
@@ -326,10 +390,11 @@ fn run_sqlite<L: BatchLogic>(
             m.now
         ])?;
     }
-    tx.commit()
+    Ok(())
 }
 
-/// One batch over a sqlx connection (PostgreSQL: the rows are locked in id order).
+/// One batch over a sqlx connection on SQLite (an in-memory database): one transaction, as on
+/// the writer thread.
 async fn run_sqlx<L: BatchLogic>(
     store: &Store,
     conn: &mut sqlx::AnyConnection,
@@ -344,30 +409,264 @@ async fn run_sqlx<L: BatchLogic>(
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
         let rows = tx.read_tokens_for_update(&refs).await?;
         let updates = logic.decide(rows);
+        let writes = logic.writes();
         let landed = tx.apply_token_updates(&updates).await?;
         logic.landed(&landed);
-    }
-    let (audits, mails) = logic.writes();
-    tx.1.audits.extend(audits);
-    for m in &mails {
-        let to = tx
-            .customer(m.customer_id)
-            .await?
-            .and_then(|c| c.email)
-            .unwrap_or_else(|| m.token_email.clone());
-        tx.enqueue_mail(&NewMail {
-            dedupe_key: &m.dedupe_key,
-            kind: m.kind,
-            customer_id: Some(m.customer_id),
-            user_id: Some(&m.user_id),
-            to_addr: &to,
-            subject: &m.subject,
-            body: &m.body,
-            now: m.now,
-        })
-        .await?;
+        let (audits, mails) = writes.keep_landed(&landed);
+        tx.1.audits.extend(audits);
+        for m in &mails {
+            let to = tx
+                .customer(m.customer_id)
+                .await?
+                .and_then(|c| c.email)
+                .unwrap_or_else(|| m.token_email.clone());
+            tx.enqueue_mail(&NewMail {
+                dedupe_key: &m.dedupe_key,
+                kind: m.kind,
+                customer_id: Some(m.customer_id),
+                user_id: Some(&m.user_id),
+                to_addr: &to,
+                subject: &m.subject,
+                body: &m.body,
+                now: m.now,
+            })
+            .await?;
+        }
     }
     tx.commit().await
+}
+
+/// A batch on PostgreSQL that failed in its `.1`th round: the rounds before it are committed
+/// (and their jobs answered); the jobs still pending are answered "unavailable".
+type PgFailure = (StoreError, usize);
+
+/// One batch on PostgreSQL. No transaction spans a round trip: each round is two statements,
+/// each its own transaction. The first reads the pending tokens' rows; the server decides;
+/// the second ([`PG_WRITE_ROUND`]) compare-and-sets the updates and, in the same statement,
+/// inserts the audit events and notices of the tokens whose update landed and of the jobs
+/// that update nothing. So a batch costs two round trips instead of five (BEGIN, SELECT ...
+/// FOR UPDATE, UPDATE, INSERT, COMMIT), no row stays locked while the server decides, and the
+/// SQL is the same for every batch (the values travel as JSON), so each statement is prepared
+/// once per connection, not once per batch size. The compare-and-set is what keeps a code
+/// single-use across workers and processes: a row changed since it was read does not match,
+/// and its jobs are decided again in the next round.
+async fn run_pg<L: BatchLogic>(
+    conn: &mut sqlx::AnyConnection,
+    logic: &mut L,
+) -> std::result::Result<(), PgFailure> {
+    for round in 0..ROUNDS {
+        let ids = logic.pending();
+        if ids.is_empty() {
+            break;
+        }
+        pg_round(conn, logic, &ids).await.map_err(|e| (e, round))?;
+    }
+    Ok(())
+}
+
+/// Tries of a round's write when PostgreSQL broke a deadlock by aborting it (two statements
+/// locking the same tokens in opposite orders). The statement is atomic and compare-and-set,
+/// so running it again is safe.
+const PG_DEADLOCK_TRIES: usize = 3;
+
+async fn pg_round<L: BatchLogic>(
+    conn: &mut sqlx::AnyConnection,
+    logic: &mut L,
+    ids: &[String],
+) -> Result<()> {
+    let rows = sqlx::query_as::<_, TokenRow>(&PG_READ_TOKENS)
+        .bind(to_json(&ids)?)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut updates = logic.decide(rows);
+    // Rows are locked in the order given (in the plans seen): the same order in every
+    // statement makes deadlocks between workers rarer (those left are retried).
+    updates.sort_unstable_by_key(|u| u.id);
+    let writes = logic.writes();
+    if updates.is_empty() && writes.audits.is_empty() && writes.mails.is_empty() {
+        logic.landed(&HashSet::new());
+        return Ok(());
+    }
+    let (u, a, m) = pg_json(&updates, &writes)?;
+    let mut tries = 0;
+    let landed = loop {
+        tries += 1;
+        match sqlx::query_as::<_, (i64,)>(PG_WRITE_ROUND)
+            .bind(&u)
+            .bind(&a)
+            .bind(&m)
+            .fetch_all(&mut *conn)
+            .await
+        {
+            Ok(ids) => break ids.into_iter().map(|(id,)| id).collect::<HashSet<i64>>(),
+            Err(sqlx::Error::Database(d))
+                if tries < PG_DEADLOCK_TRIES && d.code().as_deref() == Some("40P01") =>
+            {
+                tracing::debug!("verification batch: deadlock broken by PostgreSQL; writing again");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    logic.landed(&landed);
+    Ok(())
+}
+
+fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Unavailable(sqlx::Error::Encode(e.into())))
+}
+
+/// The rows of the pending tokens (no lock: the write is a compare-and-set).
+static PG_READ_TOKENS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens \
+         WHERE user_id = ANY(ARRAY(SELECT jsonb_array_elements_text(CAST($1 AS JSONB))))"
+    )
+});
+
+/// One round's writes on PostgreSQL, in one statement (one transaction): the compare-and-set
+/// of every update ($1; each lands only where the row is still exactly as read: last step,
+/// transaction step, failures, state, lock), then the audit events ($2) and notices ($3) whose
+/// token's update landed or that wait for none, in the order given. Returns the ids that
+/// landed.
+const PG_WRITE_ROUND: &str = "WITH v AS ( \
+        SELECT * FROM jsonb_to_recordset(CAST($1 AS JSONB)) AS v(id BIGINT, last_step BIGINT, \
+            drift BIGINT, failures BIGINT, locked_at BIGINT, state TEXT, last_used_at BIGINT, \
+            activated_at BIGINT, deactivated_at BIGINT, last_tx_step BIGINT, x_last_step BIGINT, \
+            x_failures BIGINT, x_state TEXT, x_locked_at BIGINT, x_last_tx_step BIGINT) \
+    ), u AS ( \
+        UPDATE tokens t SET last_step = v.last_step, drift = v.drift, failures = v.failures, \
+            locked_at = v.locked_at, state = v.state, last_used_at = v.last_used_at, \
+            activated_at = v.activated_at, deactivated_at = v.deactivated_at, \
+            last_tx_step = v.last_tx_step \
+        FROM v \
+        WHERE t.id = v.id AND t.last_step = v.x_last_step AND t.failures = v.x_failures \
+          AND t.state = v.x_state AND t.locked_at IS NOT DISTINCT FROM v.x_locked_at \
+          AND t.last_tx_step = v.x_last_tx_step \
+        RETURNING t.id \
+    ), a AS ( \
+        INSERT INTO audit_events (at, actor, customer_id, user_id, action, outcome, ip, detail) \
+        SELECT e.at, e.actor, e.customer_id, e.user_id, e.action, e.outcome, e.ip, e.detail \
+        FROM jsonb_to_recordset(CAST($2 AS JSONB)) AS e(token BIGINT, n BIGINT, at BIGINT, \
+            actor TEXT, customer_id BIGINT, user_id TEXT, action TEXT, outcome TEXT, ip TEXT, \
+            detail TEXT) \
+        WHERE e.token IS NULL OR e.token IN (SELECT id FROM u) \
+        ORDER BY e.n \
+    ), m AS ( \
+        INSERT INTO mail_outbox (dedupe_key, kind, customer_id, user_id, to_addr, subject, body, \
+            created_at) \
+        SELECT e.dedupe_key, e.kind, e.customer_id, e.user_id, \
+            COALESCE((SELECT c.email FROM customers c WHERE c.id = e.customer_id), e.token_email), \
+            e.subject, e.body, e.now \
+        FROM jsonb_to_recordset(CAST($3 AS JSONB)) AS e(token BIGINT, n BIGINT, \
+            dedupe_key TEXT, kind TEXT, customer_id BIGINT, user_id TEXT, token_email TEXT, \
+            subject TEXT, body TEXT, now BIGINT) \
+        WHERE e.token IS NULL OR e.token IN (SELECT id FROM u) \
+        ORDER BY e.n \
+        ON CONFLICT (dedupe_key) DO NOTHING \
+    ) \
+    SELECT id FROM u";
+
+/// A round's updates, audit events and notices as the JSON of [`PG_WRITE_ROUND`]'s parameters.
+fn pg_json(updates: &[TokenUpdate], w: &RoundWrites) -> Result<(String, String, String)> {
+    #[derive(serde::Serialize)]
+    struct U<'a> {
+        id: i64,
+        last_step: i64,
+        drift: i64,
+        failures: i64,
+        locked_at: Option<i64>,
+        state: &'a str,
+        last_used_at: Option<i64>,
+        activated_at: Option<i64>,
+        deactivated_at: Option<i64>,
+        last_tx_step: i64,
+        x_last_step: i64,
+        x_failures: i64,
+        x_state: &'a str,
+        x_locked_at: Option<i64>,
+        x_last_tx_step: i64,
+    }
+    #[derive(serde::Serialize)]
+    struct A<'a> {
+        token: Option<i64>,
+        n: usize,
+        at: i64,
+        actor: &'a str,
+        customer_id: Option<i64>,
+        user_id: Option<&'a str>,
+        action: &'a str,
+        outcome: &'a str,
+        ip: Option<&'a str>,
+        detail: Option<&'a str>,
+    }
+    #[derive(serde::Serialize)]
+    struct M<'a> {
+        token: Option<i64>,
+        n: usize,
+        dedupe_key: &'a str,
+        kind: &'a str,
+        customer_id: i64,
+        user_id: &'a str,
+        token_email: &'a str,
+        subject: &'a str,
+        body: &'a str,
+        now: i64,
+    }
+    let u: Vec<U<'_>> = updates
+        .iter()
+        .map(|u| U {
+            id: u.id,
+            last_step: u.last_step,
+            drift: u.drift,
+            failures: u.failures,
+            locked_at: u.locked_at,
+            state: u.state.as_str(),
+            last_used_at: u.last_used_at,
+            activated_at: u.activated_at,
+            deactivated_at: u.deactivated_at,
+            last_tx_step: u.last_tx_step,
+            x_last_step: u.expect_last_step,
+            x_failures: u.expect_failures,
+            x_state: u.expect_state.as_str(),
+            x_locked_at: u.expect_locked_at,
+            x_last_tx_step: u.expect_last_tx_step,
+        })
+        .collect();
+    let a: Vec<A<'_>> = w
+        .audits
+        .iter()
+        .enumerate()
+        .map(|(n, (token, e))| A {
+            token: *token,
+            n,
+            at: e.at,
+            actor: &e.actor,
+            customer_id: e.customer_id,
+            user_id: e.user_id.as_deref(),
+            action: &e.action,
+            outcome: &e.outcome,
+            ip: e.ip.as_deref(),
+            detail: e.detail.as_deref(),
+        })
+        .collect();
+    let m: Vec<M<'_>> = w
+        .mails
+        .iter()
+        .enumerate()
+        .map(|(n, (token, e))| M {
+            token: *token,
+            n,
+            dedupe_key: &e.dedupe_key,
+            kind: e.kind,
+            customer_id: e.customer_id,
+            user_id: &e.user_id,
+            token_email: &e.token_email,
+            subject: &e.subject,
+            body: &e.body,
+            now: e.now,
+        })
+        .collect();
+    Ok((to_json(&u)?, to_json(&a)?, to_json(&m)?))
 }
 
 /// A token row from [`TOKEN_COLUMNS`], in their order.

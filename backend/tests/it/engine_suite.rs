@@ -21,6 +21,7 @@ both_dbs!(
     audit_trail_has_no_secrets,
     other_customers_token_is_untouched,
     stale_rows_are_never_written,
+    a_batch_writes_only_what_landed,
     password_guessing_locks_the_customer,
 );
 
@@ -725,6 +726,287 @@ async fn stale_rows_are_never_written(db: Db) {
         after.last_step, fresh.last_step,
         "a dropped transaction writes nothing"
     );
+}
+
+/// How a test makes a read stale: it changes what the update expects of the row.
+type Stale = fn(&mut backend::store::TokenUpdate);
+
+/// A test batch on one token: its first round decides on a read made stale in one column
+/// (as if another process wrote the row between the read and the write), the next on the row
+/// as it is. Each round writes an audit event that waits for the token's update and one that
+/// does not.
+struct StaleThenFresh {
+    uid: String,
+    stale: Stale,
+    token: Option<(i64, i64)>,
+    round: usize,
+    done: bool,
+    landed: Vec<Vec<i64>>,
+}
+
+impl backend::store::BatchLogic for StaleThenFresh {
+    fn pending(&self) -> Vec<String> {
+        if self.done {
+            Vec::new()
+        } else {
+            vec![self.uid.clone()]
+        }
+    }
+
+    fn decide(&mut self, rows: Vec<backend::store::TokenRow>) -> Vec<backend::store::TokenUpdate> {
+        let row = &rows[0];
+        self.token = Some((row.id, row.customer_id));
+        let mut u = backend::store::TokenUpdate {
+            id: row.id,
+            last_step: row.last_step + 1,
+            last_tx_step: row.last_tx_step,
+            drift: 0,
+            failures: 0,
+            locked_at: None,
+            state: TokenState::Active,
+            last_used_at: Some(1),
+            activated_at: row.activated_at,
+            deactivated_at: None,
+            expect_last_step: row.last_step,
+            expect_last_tx_step: row.last_tx_step,
+            expect_failures: row.failures,
+            expect_state: row.state,
+            expect_locked_at: row.locked_at,
+        };
+        if self.round == 0 {
+            (self.stale)(&mut u);
+        }
+        vec![u]
+    }
+
+    fn writes(&mut self) -> backend::store::RoundWrites {
+        let (id, customer_id) = self.token.unwrap();
+        let audit = |outcome: &str| {
+            backend::store::PendingAudit::from(&backend::store::NewAudit {
+                at: 1,
+                actor: "test",
+                customer_id: Some(customer_id),
+                user_id: Some(&self.uid),
+                action: "batch_test",
+                outcome,
+                ..Default::default()
+            })
+        };
+        let r = self.round;
+        backend::store::RoundWrites {
+            audits: vec![
+                (Some(id), audit(&format!("round{r}_waits"))),
+                (None, audit(&format!("round{r}_always"))),
+            ],
+            mails: Vec::new(),
+        }
+    }
+
+    fn landed(&mut self, landed: &std::collections::HashSet<i64>) {
+        self.landed.push(landed.iter().copied().collect());
+        self.done = !landed.is_empty() || self.round >= 3;
+        self.round += 1;
+    }
+}
+
+/// The batch writer (each database's own path) compare-and-sets every update against every
+/// column the decision read: a read made stale in any one of them does not land, and the
+/// audit events that waited for it are not written, while those that waited for nothing are;
+/// the next round, on the row as it is, lands with its events, in order.
+async fn a_batch_writes_only_what_landed(db: Db) {
+    let env = Env::new(db).await;
+    let (uid, _) = env.active_token("landed1").await;
+    let store = env.engine.store().clone();
+    let mut writer = store.batch_writer();
+    let stale: [(&str, Stale); 5] = [
+        ("last step", |u| u.expect_last_step -= 1),
+        ("transaction step", |u| u.expect_last_tx_step += 1),
+        ("failures", |u| u.expect_failures += 1),
+        ("state", |u| u.expect_state = TokenState::Provisioned),
+        ("lock", |u| u.expect_locked_at = Some(5)),
+    ];
+    for (what, stale) in stale {
+        let before = store.token_by_user_id(&uid).await.unwrap().unwrap();
+        let trail_before = env.audit(&uid).await.len();
+        let done = writer
+            .run(StaleThenFresh {
+                uid: uid.clone(),
+                stale,
+                token: None,
+                round: 0,
+                done: false,
+                landed: Vec::new(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            done.landed,
+            vec![vec![], vec![before.id]],
+            "a read stale in its {what} does not land; the fresh one does"
+        );
+        let after = store.token_by_user_id(&uid).await.unwrap().unwrap();
+        assert_eq!(
+            after.last_step,
+            before.last_step + 1,
+            "{what}: written once"
+        );
+        let trail = env.audit(&uid).await;
+        let mut new: Vec<&str> = trail[..trail.len() - trail_before]
+            .iter()
+            .map(|a| a.outcome.as_str())
+            .collect();
+        new.reverse(); // the trail is newest first
+        assert_eq!(
+            new,
+            ["round0_always", "round1_waits", "round1_always"],
+            "{what}: the events of what landed (and of what waited for nothing), in order"
+        );
+    }
+}
+
+/// A test batch that forces a second round and, while it decides it, cuts the writer's
+/// connection (PostgreSQL: the session whose last statement read the batch's rows).
+struct CutInSecondRound {
+    uid: String,
+    url: String,
+    token: Option<(i64, i64)>,
+    round: usize,
+    landed: Vec<Vec<i64>>,
+}
+
+impl backend::store::BatchLogic for CutInSecondRound {
+    fn pending(&self) -> Vec<String> {
+        if self.round < 2 {
+            vec![self.uid.clone()]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn decide(&mut self, rows: Vec<backend::store::TokenRow>) -> Vec<backend::store::TokenUpdate> {
+        let row = &rows[0];
+        self.token = Some((row.id, row.customer_id));
+        if self.round == 1 {
+            // Another session ends the writer's.
+            let url = self.url.clone();
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    use sqlx::Connection as _;
+                    let mut c = sqlx::AnyConnection::connect(&url).await.unwrap();
+                    sqlx::query(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                         WHERE datname = current_database() AND pid <> pg_backend_pid() \
+                         AND query LIKE '%jsonb_array_elements_text%'",
+                    )
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+                });
+            })
+            .join()
+            .unwrap();
+        }
+        vec![backend::store::TokenUpdate {
+            id: row.id,
+            last_step: row.last_step + 1,
+            last_tx_step: row.last_tx_step,
+            drift: 0,
+            failures: 0,
+            locked_at: None,
+            state: TokenState::Active,
+            last_used_at: Some(1),
+            activated_at: row.activated_at,
+            deactivated_at: None,
+            expect_last_step: row.last_step,
+            expect_last_tx_step: row.last_tx_step,
+            expect_failures: row.failures,
+            expect_state: row.state,
+            expect_locked_at: row.locked_at,
+        }]
+    }
+
+    fn writes(&mut self) -> backend::store::RoundWrites {
+        let (id, customer_id) = self.token.unwrap();
+        backend::store::RoundWrites {
+            audits: vec![(
+                Some(id),
+                backend::store::PendingAudit::from(&backend::store::NewAudit {
+                    at: 1,
+                    actor: "test",
+                    customer_id: Some(customer_id),
+                    user_id: Some(&self.uid),
+                    action: "batch_test",
+                    outcome: &format!("round{}", self.round),
+                    ..Default::default()
+                }),
+            )],
+            mails: Vec::new(),
+        }
+    }
+
+    fn landed(&mut self, landed: &std::collections::HashSet<i64>) {
+        self.landed.push(landed.iter().copied().collect());
+        self.round += 1;
+    }
+}
+
+/// On PostgreSQL each round of a batch commits by itself. When a later round fails (here its
+/// connection is cut while it decides), what the rounds before it wrote stays written and is
+/// answered as decided (the jobs of the failed round answer "unavailable"), and the writer
+/// takes a fresh connection for the next batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_round_that_fails_keeps_what_the_first_committed() {
+    let env = Env::new(Db::Postgres).await;
+    let (uid, _) = env.active_token("cut01").await;
+    let store = env.engine.store().clone();
+    let before = store.token_by_user_id(&uid).await.unwrap().unwrap();
+    let mut writer = store.batch_writer();
+    let done = writer
+        .run(CutInSecondRound {
+            uid: uid.clone(),
+            url: env.db.url.clone(),
+            token: None,
+            round: 0,
+            landed: Vec::new(),
+        })
+        .await
+        .expect("the first round is committed, so the batch is not reported as not written");
+    assert_eq!(
+        done.landed,
+        vec![vec![before.id]],
+        "the second round's write never returned"
+    );
+    let after = store.token_by_user_id(&uid).await.unwrap().unwrap();
+    assert_eq!(
+        after.last_step,
+        before.last_step + 1,
+        "the first round only"
+    );
+    let outcomes: Vec<String> = env
+        .audit(&uid)
+        .await
+        .into_iter()
+        .filter(|a| a.action == "batch_test")
+        .map(|a| a.outcome)
+        .collect();
+    assert_eq!(outcomes, ["round0"], "the failed round wrote nothing");
+    // The next batch runs on a fresh connection.
+    let next = writer
+        .run(StaleThenFresh {
+            uid: uid.clone(),
+            stale: |_| {},
+            token: None,
+            round: 0,
+            done: false,
+            landed: Vec::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(next.landed, vec![vec![before.id]]);
 }
 
 /// Login and confirmation passwords cannot be guessed without limit: 10 consecutive wrong ones

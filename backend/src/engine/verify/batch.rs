@@ -1,16 +1,16 @@
-//! One batch of verifications in one transaction, as the store's [`BatchLogic`]: the store
-//! reads every token once (locked, on PostgreSQL), the batch decides every job in memory in
-//! arrival order, and the store writes every changed token with a compare-and-set that holds
-//! only where the row is still exactly as read. A token whose row changed meanwhile (another
-//! process) is read again and its jobs decided again, so replay protection and failure
-//! counting hold across processes. Audit events and notices are written for the final
-//! decisions only, in the same transaction.
+//! One batch of verifications, as the store's [`BatchLogic`]: the store reads every token
+//! once, the batch decides every job in memory in arrival order, and the store writes every
+//! changed token with a compare-and-set that holds only where the row is still exactly as
+//! read. A token whose row changed meanwhile (another worker or process) is read again and
+//! its jobs decided again, so replay protection and failure counting hold across processes.
+//! A job's audit events and notice are written with its token's update, and only if it
+//! lands: only final decisions leave a trace.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::engine::{now_i64, EngineError, Inner, Result};
-use crate::store::{BatchLogic, NewAudit, NoticeMail, PendingAudit, TokenRow, TokenUpdate};
+use crate::store::{BatchLogic, NewAudit, PendingAudit, RoundWrites, TokenRow, TokenUpdate};
 
 use super::plan::{plan_one, token_update, Planned, Seen, Working};
 use super::{Request, VerifyReport};
@@ -41,8 +41,12 @@ impl Batch {
         }
     }
 
-    /// The answers, in job order.
-    pub(super) fn answers(self) -> Vec<Result<VerifyReport>> {
+    /// The answers, in job order. Jobs still pending (rows that kept changing under us, or a
+    /// later round that failed) are answered "unavailable": nothing of them was written.
+    pub(super) fn answers(mut self) -> Vec<Result<VerifyReport>> {
+        for i in std::mem::take(&mut self.pending) {
+            self.planned[i] = None;
+        }
         self.planned
             .into_iter()
             .map(|p| p.map_or(Err(EngineError::Unavailable), |p| p.report))
@@ -114,34 +118,37 @@ impl BatchLogic for Batch {
             .collect();
     }
 
-    fn writes(&mut self) -> (Vec<PendingAudit>, Vec<NoticeMail>) {
-        // Never seen: rows that kept changing under us. Answer honestly rather than loop.
-        for i in std::mem::take(&mut self.pending) {
-            self.planned[i] = None;
-        }
+    fn writes(&mut self) -> RoundWrites {
         let now = now_i64(self.now_u);
-        let mut audits = Vec::with_capacity(self.jobs.len());
-        let mut mails = Vec::new();
-        for (job, p) in self.jobs.iter().zip(self.planned.iter_mut()) {
-            let Some(p) = p.as_mut() else { continue };
+        let mut out = RoundWrites::default();
+        for &i in &self.last_round {
+            let (job, Some(p)) = (&self.jobs[i], self.planned[i].as_mut()) else {
+                continue;
+            };
+            // A job waits for its token's update when this round changed that token (whichever
+            // of the token's jobs changed it: the later ones were decided on that change).
+            let waits = p
+                .token
+                .map(|(id, _)| id)
+                .filter(|id| self.updated.contains(id));
             for (action, outcome, detail) in p.audits.drain(..) {
-                audits.push(PendingAudit::from(&NewAudit {
-                    customer_id: p.token.map(|(_, customer_id)| customer_id),
-                    user_id: Some(&job.user_id),
-                    detail,
-                    ..job.actor.audit(action, outcome, now)
-                }));
+                out.audits.push((
+                    waits,
+                    PendingAudit::from(&NewAudit {
+                        customer_id: p.token.map(|(_, customer_id)| customer_id),
+                        user_id: Some(&job.user_id),
+                        detail,
+                        ..job.actor.audit(action, outcome, now)
+                    }),
+                ));
             }
             if let Some((notice, key, row)) = p.notice.take() {
-                mails.push(crate::mail::notice_mail(
-                    &self.inner.cfg.bank,
-                    &row,
-                    notice,
-                    &key,
-                    now,
+                out.mails.push((
+                    waits,
+                    crate::mail::notice_mail(&self.inner.cfg.bank, &row, notice, &key, now),
                 ));
             }
         }
-        (audits, mails)
+        out
     }
 }

@@ -213,8 +213,7 @@ struct Feed {
 impl Feed {
     /// The batch of `jobs` (taken from it), its callers kept to answer.
     fn start(&mut self, jobs: &mut Vec<Job>) -> Batch {
-        // One lock order for every transaction, so concurrent batches on PostgreSQL never
-        // deadlock on each other's rows.
+        // Grouped by token, each token's jobs in arrival order (a stable sort).
         jobs.sort_by(|a, b| a.request.user_id.cmp(&b.request.user_id));
         self.started = Instant::now();
         let (requests, replies): (Vec<Request>, Vec<_>) =
