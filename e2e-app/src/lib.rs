@@ -393,6 +393,12 @@ pub struct Driver {
     port: u16,
 }
 
+/// How long the app may take to start and open its WebDriver session (under a second here; a
+/// debug build on a busy machine a few), and how many times it is started before the test
+/// fails.
+const LAUNCH_TIMEOUT: Duration = Duration::from_secs(45);
+const LAUNCH_ATTEMPTS: u32 = 2;
+
 impl Driver {
     /// Starts tauri-driver with `env` (inherited by the app it starts).
     ///
@@ -437,12 +443,24 @@ impl Driver {
             "tauri:options".into(),
             serde_json::json!({ "application": application, "args": args }),
         );
-        let client = fantoccini::ClientBuilder::native()
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{}", self.port))
-            .await
-            .context("creating a WebDriver session on the app")?;
-        Ok(client)
+        // When the app dies as it starts, WebKitWebDriver waits for it without end (seen once
+        // on a busy machine: GTK did not initialise, and the journey hung until CI's limit).
+        // So each session request has a deadline, and a second one is made: tauri-driver
+        // takes a new request after one that timed out (tried with an app that exits at once).
+        let url = format!("http://127.0.0.1:{}", self.port);
+        for attempt in 1..=LAUNCH_ATTEMPTS {
+            let mut builder = fantoccini::ClientBuilder::native();
+            builder.capabilities(caps.clone());
+            match tokio::time::timeout(LAUNCH_TIMEOUT, builder.connect(&url)).await {
+                Ok(client) => return client.context("creating a WebDriver session on the app"),
+                Err(_) => eprintln!(
+                    "the app opened no WebDriver session within {} s (attempt {attempt} of \
+                     {LAUNCH_ATTEMPTS}): it did not start; its output is above",
+                    LAUNCH_TIMEOUT.as_secs()
+                ),
+            }
+        }
+        bail!("the app did not start ({LAUNCH_ATTEMPTS} attempts; its output is above)")
     }
 }
 
