@@ -7,6 +7,7 @@ use protocol::{ServiceId, UserId};
 
 use crate::both_dbs;
 use crate::support::*;
+use protocol::Secret;
 
 both_dbs!(
     lifecycle_end_to_end,
@@ -1007,6 +1008,87 @@ async fn a_later_round_that_fails_keeps_what_the_first_committed() {
         .await
         .unwrap();
     assert_eq!(next.landed, vec![vec![before.id]]);
+}
+
+/// How many times the tokens table has been read in full, as the server counts it. A backend
+/// reports its counts at a transaction's end at most once a second: so wait past that, verify
+/// once more (the writer then reports), and give the report a moment.
+async fn tokens_seq_scans(env: &Env, uid: &str, secret: &Secret) -> i64 {
+    use sqlx::Connection as _;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    env.clock.advance(60);
+    let r = env
+        .engine
+        .verify(uid, env.code(secret, 0), Purpose::Login, host())
+        .await
+        .unwrap();
+    assert_eq!(r.result, Outcome::Ok);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut c = sqlx::AnyConnection::connect(&env.db.url).await.unwrap();
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'tokens'")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+    n
+}
+
+/// PostgreSQL keeps a statement's plan for the session. The verification writer's statements
+/// planned while the tokens table was nearly empty (a new bank's first customers) were full
+/// scans, and stayed full scans once the table had thousands of rows, until an ANALYZE happened
+/// to come (in half the load runs of stop 18, every batch read the whole table). The writer
+/// finds tokens through their indexes at every size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verification_reads_no_table_in_full_as_the_bank_grows() {
+    use sqlx::Connection as _;
+    let env = Env::new(Db::Postgres).await;
+    let (uid, secret) = env.active_token("grow01").await;
+    // Enough verifications on the small table for the server to settle on a plan (it plans
+    // each of a statement's first five runs, then keeps one).
+    for _ in 0..8 {
+        env.clock.advance(60);
+        let r = env
+            .engine
+            .verify(&uid, env.code(&secret, 0), Purpose::Login, host())
+            .await
+            .unwrap();
+        assert_eq!(r.result, Outcome::Ok);
+    }
+    // The bank grows: 20,000 more customers and tokens.
+    let mut c = sqlx::AnyConnection::connect(&env.db.url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO customers (login_id, login_password_hash, confirmation_password_hash, \
+         created_at) SELECT 'grow-' || g, 'x', 'x', 0 FROM generate_series(1, 20000) g",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO tokens (customer_id, user_id, service_id, state, email, algorithm, digits, \
+         period, activation_password_hash, issued_at, expires_at) \
+         SELECT id, 'grown-' || id, 'svc', 'revoked', 'e@example.jp', 'SHA1', 6, 60, 'x', 0, 0 \
+         FROM customers WHERE login_id LIKE 'grow-%'",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    let before = tokens_seq_scans(&env, &uid, &secret).await;
+    for _ in 0..10 {
+        env.clock.advance(60);
+        let r = env
+            .engine
+            .verify(&uid, env.code(&secret, 0), Purpose::Login, host())
+            .await
+            .unwrap();
+        assert_eq!(r.result, Outcome::Ok);
+    }
+    let after = tokens_seq_scans(&env, &uid, &secret).await;
+    assert_eq!(
+        after - before,
+        0,
+        "eleven verifications on a table of 20,000 tokens read it in full {} times",
+        after - before
+    );
 }
 
 /// Login and confirmation passwords cannot be guessed without limit: 10 consecutive wrong ones
