@@ -65,6 +65,9 @@ struct Args {
     /// SQLite, in-process: keep the freshly seeded database (and the tokens' secrets) here,
     /// and start from that copy next time instead of seeding again.
     seed_cache: Option<std::path::PathBuf>,
+    /// In-process: the verification workers (`verify.workers`; 0, the default: the server's
+    /// own default, 1 on SQLite and 4 on PostgreSQL).
+    verify_workers: usize,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -78,6 +81,7 @@ fn parse_args() -> anyhow::Result<Args> {
         server_bin: None,
         rounds: 3,
         seed_cache: None,
+        verify_workers: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -92,8 +96,9 @@ fn parse_args() -> anyhow::Result<Args> {
             "--server-bin" => a.server_bin = Some(val()?.into()),
             "--rounds" => a.rounds = val()?.parse()?,
             "--seed-cache" => a.seed_cache = Some(val()?.into()),
+            "--verify-workers" => a.verify_workers = val()?.parse()?,
             "--bench" => {} // passed by `cargo bench`
-            other => anyhow::bail!("unknown flag {other}; flags: --db sqlite|postgres --tokens N --concurrency 32,128 --seconds S --pg-url URL --server [--server-bin PATH --rounds N] --seed-cache DIR"),
+            other => anyhow::bail!("unknown flag {other}; flags: --db sqlite|postgres --tokens N --concurrency 32,128 --seconds S --pg-url URL --server [--server-bin PATH --rounds N] --seed-cache DIR --verify-workers N"),
         }
     }
     Ok(a)
@@ -157,6 +162,10 @@ fn main() -> anyhow::Result<()> {
             parallelism: 1,
         },
         body_limit: 16 * 1024,
+        verify: backend::config::VerifyConfig {
+            workers: args.verify_workers,
+            ..Default::default()
+        },
         ..Config::default()
     };
 
