@@ -676,6 +676,28 @@ async fn other_customers_token_is_untouched(db: Db) {
     assert_eq!(env.engine.token_status(&uid_b).await.unwrap().failures, 1);
 }
 
+/// The update a verification of the next step makes of a token read as `row`, expecting the
+/// row still as read.
+fn next_step(row: &backend::store::TokenRow) -> backend::store::TokenUpdate {
+    backend::store::TokenUpdate {
+        id: row.id,
+        last_step: row.last_step + 1,
+        last_tx_step: row.last_tx_step,
+        drift: 0,
+        failures: 0,
+        locked_at: None,
+        state: TokenState::Active,
+        last_used_at: Some(1),
+        activated_at: row.activated_at,
+        deactivated_at: None,
+        expect_last_step: row.last_step,
+        expect_last_tx_step: row.last_tx_step,
+        expect_failures: row.failures,
+        expect_state: row.state,
+        expect_locked_at: row.locked_at,
+    }
+}
+
 /// The batch writes a token only if its row is still exactly as read: a step accepted by
 /// another process in between must make the write fail, never be overwritten.
 async fn stale_rows_are_never_written(db: Db) {
@@ -691,31 +713,14 @@ async fn stale_rows_are_never_written(db: Db) {
         .await
         .unwrap();
     assert_eq!(r.result, Outcome::Ok);
-    let update = |expect: &backend::store::TokenRow| backend::store::TokenUpdate {
-        id: expect.id,
-        last_step: expect.last_step + 1,
-        last_tx_step: expect.last_tx_step,
-        drift: 0,
-        failures: 0,
-        locked_at: None,
-        state: TokenState::Active,
-        last_used_at: Some(1),
-        activated_at: expect.activated_at,
-        deactivated_at: None,
-        expect_last_step: expect.last_step,
-        expect_last_tx_step: expect.last_tx_step,
-        expect_failures: expect.failures,
-        expect_state: expect.state,
-        expect_locked_at: expect.locked_at,
-    };
     let mut tx = store.begin().await.unwrap();
-    let landed = tx.apply_token_updates(&[update(&read)]).await.unwrap();
+    let landed = tx.apply_token_updates(&[next_step(&read)]).await.unwrap();
     assert!(
         landed.is_empty(),
         "a write based on a stale read must not land"
     );
     let fresh = tx.token(&uid).await.unwrap().unwrap();
-    let landed = tx.apply_token_updates(&[update(&fresh)]).await.unwrap();
+    let landed = tx.apply_token_updates(&[next_step(&fresh)]).await.unwrap();
     assert_eq!(
         landed.into_iter().collect::<Vec<_>>(),
         vec![fresh.id],
@@ -757,23 +762,7 @@ impl backend::store::BatchLogic for StaleThenFresh {
     fn decide(&mut self, rows: Vec<backend::store::TokenRow>) -> Vec<backend::store::TokenUpdate> {
         let row = &rows[0];
         self.token = Some((row.id, row.customer_id));
-        let mut u = backend::store::TokenUpdate {
-            id: row.id,
-            last_step: row.last_step + 1,
-            last_tx_step: row.last_tx_step,
-            drift: 0,
-            failures: 0,
-            locked_at: None,
-            state: TokenState::Active,
-            last_used_at: Some(1),
-            activated_at: row.activated_at,
-            deactivated_at: None,
-            expect_last_step: row.last_step,
-            expect_last_tx_step: row.last_tx_step,
-            expect_failures: row.failures,
-            expect_state: row.state,
-            expect_locked_at: row.locked_at,
-        };
+        let mut u = next_step(row);
         if self.round == 0 {
             (self.stale)(&mut u);
         }
@@ -911,23 +900,7 @@ impl backend::store::BatchLogic for CutInSecondRound {
             .join()
             .unwrap();
         }
-        vec![backend::store::TokenUpdate {
-            id: row.id,
-            last_step: row.last_step + 1,
-            last_tx_step: row.last_tx_step,
-            drift: 0,
-            failures: 0,
-            locked_at: None,
-            state: TokenState::Active,
-            last_used_at: Some(1),
-            activated_at: row.activated_at,
-            deactivated_at: None,
-            expect_last_step: row.last_step,
-            expect_last_tx_step: row.last_tx_step,
-            expect_failures: row.failures,
-            expect_state: row.state,
-            expect_locked_at: row.locked_at,
-        }]
+        vec![next_step(row)]
     }
 
     fn writes(&mut self) -> backend::store::RoundWrites {
