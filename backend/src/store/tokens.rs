@@ -8,7 +8,7 @@ use sqlx::FromRow;
 use crate::crypto::Sealed;
 use crate::domain::TokenState;
 
-use super::{DbKind, Result, Store, Tx};
+use super::{Result, Store, Tx};
 
 /// A token row. No `Debug`: it carries the sealed secret and a password hash.
 #[derive(Clone, FromRow)]
@@ -137,24 +137,20 @@ impl Store {
 }
 
 impl Tx<'_> {
-    /// Read the rows of `user_ids` with one SELECT. On PostgreSQL the rows are locked in id
-    /// order, so concurrent batches (other workers, other processes) queue on each other
-    /// instead of deadlocking; SQLite has one writer and needs no row locks.
+    /// Read the rows of `user_ids` with one SELECT, without a lock: the write that follows is
+    /// a compare-and-set ([`Tx::apply_token_updates`]), so a row changed meanwhile is simply
+    /// not written. (The PostgreSQL batch has its own two statements: `store/writer.rs`.)
     ///
     /// # Errors
     /// Database unavailable.
-    pub async fn read_tokens_for_update(&mut self, user_ids: &[&str]) -> Result<Vec<TokenRow>> {
+    pub async fn read_tokens(&mut self, user_ids: &[&str]) -> Result<Vec<TokenRow>> {
         if user_ids.is_empty() {
             return Ok(Vec::new());
         }
         let placeholders: Vec<String> =
             (1..=user_ids.len()).map(|i| self.1.kind.param(i)).collect();
-        let lock = match self.1.kind {
-            DbKind::Postgres => " FOR UPDATE",
-            DbKind::Sqlite => "",
-        };
         let sql = format!(
-            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE user_id IN ({}) ORDER BY id{lock}",
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE user_id IN ({}) ORDER BY id",
             placeholders.join(", ")
         );
         let mut q = sqlx::query_as::<_, TokenRow>(&sql);

@@ -185,8 +185,8 @@ fn writer_thread<F: BatchFeed>(store: &Store, path: &Path, mut feed: F) {
 
 impl BatchWriter {
     /// Run one batch and commit it (durably) before returning the logic, which holds the
-    /// decisions: on SQLite in one transaction, on PostgreSQL one statement per round
-    /// (`run_pg`). If a later round fails on PostgreSQL, the earlier rounds are committed:
+    /// decisions: on SQLite in one transaction, on PostgreSQL two statements per round, each
+    /// its own transaction (`run_pg`). If a later round fails on PostgreSQL, the earlier rounds are committed:
     /// the logic comes back with the failed round's jobs still pending.
     ///
     /// # Errors
@@ -419,7 +419,7 @@ async fn run_sqlx<L: BatchLogic>(
             break;
         }
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let rows = tx.read_tokens_for_update(&refs).await?;
+        let rows = tx.read_tokens(&refs).await?;
         let updates = logic.decide(rows);
         let writes = logic.writes();
         let landed = tx.apply_token_updates(&updates).await?;
