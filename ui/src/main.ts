@@ -270,9 +270,10 @@ function home(opts: { keepNotice?: boolean } = {}) {
   else show({ name: 'list' }, opts);
 }
 
-async function reloadTokens(): Promise<boolean> {
+/** Lists the tokens (or takes a listing already asked for); a failure shows its screen. */
+async function reloadTokens(asked?: Promise<TokenView[]>): Promise<boolean> {
   try {
-    state.tokens = await api.listTokens();
+    state.tokens = await (asked ?? api.listTokens());
     return true;
   } catch (e) {
     const err = toShellError(e);
@@ -1354,17 +1355,18 @@ async function start() {
   // Cold-start marks (read by the desktop e2e): the script runs, the shell has answered.
   performance.mark('ui-start');
   show({ name: 'loading' });
-  try {
-    state.info = await api.appInfo();
-  } catch {
-    /* keep defaults: not mobile */
-  }
-  const lock = await refreshLock();
+  // The shell's first three answers do not depend on one another, so they are asked together:
+  // the first code waits for one round trip through the WebView's IPC instead of three. The
+  // shell itself refuses the listing while the app is locked (then the lock screen comes up).
+  const tokens = api.listTokens();
+  tokens.catch(() => undefined); // handled by reloadTokens, or dropped when the app is locked
+  const [info, lock] = await Promise.all([api.appInfo().catch(() => null), refreshLock()]);
+  if (info) state.info = info; // else keep the defaults: not mobile
   if (lock?.locked) {
     await showLock();
     return;
   }
-  if (!(await reloadTokens())) return;
+  if (!(await reloadTokens(tokens))) return;
   performance.mark('tokens-listed');
   let link = null;
   try {
