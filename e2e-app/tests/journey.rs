@@ -23,6 +23,17 @@ const DESKTOP_UA: &str = "Mozilla/5.0 (X11; Linux x86_64) e2e-app";
 const PHONE_UA: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) e2e-app";
 const ACTIVATION_PASSWORD: &str = "48151623";
 
+/// A journey that stops making progress (a WebDriver command that never returns, say, when
+/// the app's page never loads) fails after this long, with its processes ended, instead of
+/// holding the whole test run until CI's own limit. A journey takes well under a minute.
+const JOURNEY_LIMIT: Duration = Duration::from_secs(300);
+
+async fn within_limit(journey: impl std::future::Future<Output = Result<()>>) -> Result<()> {
+    tokio::time::timeout(JOURNEY_LIMIT, journey)
+        .await
+        .unwrap_or_else(|_| bail!("the journey made no progress within {JOURNEY_LIMIT:?}"))
+}
+
 fn app_bin() -> PathBuf {
     std::env::var_os("SOFT_TOKEN_APP")
         .map(PathBuf::from)
@@ -189,6 +200,12 @@ async fn issue_and_open_the_mail(backend: &Backend, customer: &Customer) -> Resu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_in_the_bank_set_up_in_the_app_activate_with_its_code_then_delete() -> Result<()> {
     let _alone = ONE_JOURNEY_AT_A_TIME.lock().await;
+    within_limit(issue_in_the_bank_set_up_in_the_app_activate_with_its_code_then_delete_journey())
+        .await
+}
+
+async fn issue_in_the_bank_set_up_in_the_app_activate_with_its_code_then_delete_journey(
+) -> Result<()> {
     let (app_bin, work, app_dir) = prepare()?;
     let customer = Customer {
         login_id: "yamada01",
@@ -461,6 +478,12 @@ async fn issue_in_the_bank_set_up_in_the_app_activate_with_its_code_then_delete(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pinning_a_wrong_pin_sends_nothing_and_the_right_pin_sets_up_over_tls() -> Result<()> {
     let _alone = ONE_JOURNEY_AT_A_TIME.lock().await;
+    within_limit(pinning_a_wrong_pin_sends_nothing_and_the_right_pin_sets_up_over_tls_journey())
+        .await
+}
+
+async fn pinning_a_wrong_pin_sends_nothing_and_the_right_pin_sets_up_over_tls_journey() -> Result<()>
+{
     let (app_bin, work, app_dir) = prepare()?;
     let customer = Customer {
         login_id: "suzuki01",
