@@ -186,8 +186,8 @@ fn writer_thread<F: BatchFeed>(store: &Store, path: &Path, mut feed: F) {
 impl BatchWriter {
     /// Run one batch and commit it (durably) before returning the logic, which holds the
     /// decisions: on SQLite in one transaction, on PostgreSQL two statements per round, each
-    /// its own transaction (`run_pg`). If a later round fails on PostgreSQL, the earlier rounds are committed:
-    /// the logic comes back with the failed round's jobs still pending.
+    /// its own transaction (`run_pg`). If a later round fails on PostgreSQL, the earlier
+    /// rounds are committed: the logic comes back with the failed round's jobs still pending.
     ///
     /// # Errors
     /// Database unavailable (the real cause); nothing of the batch was written.

@@ -999,13 +999,7 @@ async fn tokens_seq_scans(env: &Env, uid: &str, secret: &Secret) -> i64 {
     .await
     .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    env.clock.advance(60);
-    let r = env
-        .engine
-        .verify(uid, env.code(secret, 0), Purpose::Login, host())
-        .await
-        .unwrap();
-    assert_eq!(r.result, Outcome::Ok);
+    env.login_next_step(uid, secret).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let (n,): (i64,) =
         sqlx::query_as("SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'tokens'")
@@ -1029,13 +1023,7 @@ async fn verification_reads_no_table_in_full_as_the_bank_grows() {
     // Enough verifications on the small table for the server to settle on a plan (it plans
     // each of a statement's first five runs, then keeps one).
     for _ in 0..8 {
-        env.clock.advance(60);
-        let r = env
-            .engine
-            .verify(&uid, env.code(&secret, 0), Purpose::Login, host())
-            .await
-            .unwrap();
-        assert_eq!(r.result, Outcome::Ok);
+        env.login_next_step(&uid, &secret).await;
     }
     // The bank grows: 20,000 more customers and tokens.
     let mut c = sqlx::AnyConnection::connect(&env.db.url).await.unwrap();
@@ -1057,13 +1045,7 @@ async fn verification_reads_no_table_in_full_as_the_bank_grows() {
     .unwrap();
     let before = tokens_seq_scans(&env, &uid, &secret).await;
     for _ in 0..10 {
-        env.clock.advance(60);
-        let r = env
-            .engine
-            .verify(&uid, env.code(&secret, 0), Purpose::Login, host())
-            .await
-            .unwrap();
-        assert_eq!(r.result, Outcome::Ok);
+        env.login_next_step(&uid, &secret).await;
     }
     let after = tokens_seq_scans(&env, &uid, &secret).await;
     assert_eq!(

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use backend::config::{Argon2Config, Config, Sensitive};
+use backend::domain::{Outcome, Purpose};
 use backend::engine::{Actor, Engine, ManualClock};
 use backend::web::AppState;
 use protocol::{code_at_step, DeviceInfo, Secret, ServiceId, TotpParams, UserId};
@@ -184,6 +185,17 @@ impl Env {
                 .as_str()
                 .to_owned(),
         )
+    }
+
+    /// One minute on, the token's login code for that step is accepted.
+    pub async fn login_next_step(&self, user_id: &str, secret: &Secret) {
+        self.clock.advance(60);
+        let r = self
+            .engine
+            .verify(user_id, self.code(secret, 0), Purpose::Login, host())
+            .await
+            .unwrap();
+        assert_eq!(r.result, Outcome::Ok, "the next step's code is accepted");
     }
 
     pub async fn audit(&self, user_id: &str) -> Vec<backend::store::AuditRow> {
