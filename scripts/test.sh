@@ -109,6 +109,14 @@ log "npm ci (tests/browser: playwright-core drives Debian's chromium; no browser
   || { cat /tmp/otp-npm-browser.log >&2; exit 1; }
 log "cargo test"
 cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-4}"
+log "load tool: a short SQLite run (the instrument of the README's speed figures still runs)"
+# Two concurrencies, each with a rate above zero and at most one answer that is not "ok": about
+# one verification in a million rightly answers "replayed" (see the README), and a run this
+# short makes about 5,000; the tool prints any such answer with its token's audit trail.
+LOAD_OUT=$("$CARGO_TARGET_DIR/debug/examples/load" --db sqlite --tokens 16 --seconds 1 --concurrency 4,8)
+printf '%s\n' "$LOAD_OUT"
+printf '%s\n' "$LOAD_OUT" | awk '$1 == "4" || $1 == "8" { n++; if ($2 + 0 <= 0 || $6 + 0 > 1) bad = 1 }
+  END { exit !(n == 2 && !bad) }' || { echo "load tool: unexpected figures" >&2; exit 1; }
 log "ui: every screen in chromium with mocked IPC, both phone sizes (screenshots: ui/test-results/screens)"
 (cd ui && npm run test:screens)
 log "all tests passed"
