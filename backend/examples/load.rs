@@ -553,13 +553,13 @@ async fn drive_round(
     step: u64,
     conc: usize,
 ) -> anyhow::Result<Report> {
+    let callers = Caller::connect_all(addr, conc).await?;
     let started = Instant::now();
-    let (lat, failed) = round(addr, tokens, step, conc, None).await?;
+    let (lat, failed, _) = round(callers, tokens, step, None).await?;
     Ok(Report::of(lat, failed, started.elapsed()))
 }
 
 const API_KEY: &str = "load-test-key-0123456789abcdef0123456789";
-const AUTH_HEADER: &str = "Bearer load-test-key-0123456789abcdef0123456789";
 
 /// Creates `n` active tokens through the real lifecycle, and says how long that took.
 async fn seed(
@@ -668,14 +668,15 @@ impl Report {
     }
 }
 
-/// One caller's HTTP/1.1 connection to the server, kept alive for the whole round: each of
-/// the `conc` callers owns one, as a bank's host keeps a pool of them. It is hyper's own
+/// One caller's HTTP/1.1 connection to the server, kept alive for the whole run: each of the
+/// `conc` callers owns one, as a bank's host keeps a pool of them. It is hyper's own
 /// connection, without reqwest's pool, URL parsing and layers on top: the client shares the
 /// two cores with the server and the database, and reqwest's share of the load process was
 /// 25 % of its CPU at c=32 on PostgreSQL (issue 15), time the server did not get.
 struct Caller {
     send: hyper::client::conn::http1::SendRequest<axum::body::Body>,
     host: String,
+    auth: axum::http::HeaderValue,
 }
 
 impl Caller {
@@ -692,7 +693,17 @@ impl Caller {
         Ok(Caller {
             send,
             host: addr.to_string(),
+            auth: format!("Bearer {API_KEY}").parse()?,
         })
+    }
+
+    /// `conc` callers, each on its own connection.
+    async fn connect_all(addr: &SocketAddr, conc: usize) -> anyhow::Result<Vec<Caller>> {
+        let mut callers = Vec::with_capacity(conc);
+        for _ in 0..conc {
+            callers.push(Caller::connect(addr).await?);
+        }
+        Ok(callers)
     }
 
     /// POSTs `body` as JSON to `path` with the API key: the status and the answer's text.
@@ -700,7 +711,7 @@ impl Caller {
         use axum::http::{header, Request};
         let req = Request::post(path)
             .header(header::HOST, &self.host)
-            .header(header::AUTHORIZATION, AUTH_HEADER)
+            .header(header::AUTHORIZATION, &self.auth)
             .header(header::CONTENT_TYPE, "application/json")
             .body(axum::body::Body::from(body))?;
         self.send.ready().await?;
@@ -721,39 +732,40 @@ async fn drive(
 ) -> anyhow::Result<Report> {
     let params = TotpParams::default();
     let (mut lat, mut failed) = (Vec::new(), Vec::new());
+    let mut callers = Caller::connect_all(addr, conc).await?;
     let started = Instant::now();
     while started.elapsed() < dur {
         clock.advance(60);
         let step = params.step_at(clock_now(&clock));
-        let (l, f) = round(addr, tokens.clone(), step, conc, Some(started + dur)).await?;
+        let (l, f, c) = round(callers, tokens.clone(), step, Some(started + dur)).await?;
+        callers = c;
         lat.extend(l);
         failed.extend(f);
     }
     Ok(Report::of(lat, failed, started.elapsed()))
 }
 
-/// One round: every token verifies `step`'s code once (or until `deadline`), `conc` at a time.
-/// The latencies, and the user IDs whose answer was not "ok" (the first few printed).
+/// One round: every token verifies `step`'s code once (or until `deadline`), the callers all
+/// at once, each one request at a time. The latencies, the user IDs whose answer was not "ok"
+/// (the first few printed), and the callers back for the next round.
 async fn round(
-    addr: &SocketAddr,
+    callers: Vec<Caller>,
     tokens: Arc<Vec<(String, Secret)>>,
     step: u64,
-    conc: usize,
     deadline: Option<Instant>,
-) -> anyhow::Result<(Vec<f64>, Vec<String>)> {
+) -> anyhow::Result<(Vec<f64>, Vec<String>, Vec<Caller>)> {
     let params = TotpParams::default();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut set = tokio::task::JoinSet::new();
-    for _ in 0..conc {
+    for mut caller in callers {
         let (tokens, next) = (tokens.clone(), next.clone());
-        let mut caller = Caller::connect(addr).await?;
         set.spawn(async move {
             let mut lat = Vec::new();
             let mut bad: Vec<String> = Vec::new();
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if i >= tokens.len() || deadline.is_some_and(|d| Instant::now() >= d) {
-                    return (lat, bad);
+                    return (lat, bad, caller);
                 }
                 let (uid, secret) = &tokens[i];
                 let code = code_at_step(secret, &params, step);
@@ -782,13 +794,14 @@ async fn round(
             }
         });
     }
-    let (mut lat, mut failed) = (Vec::new(), Vec::new());
+    let (mut lat, mut failed, mut callers) = (Vec::new(), Vec::new(), Vec::new());
     while let Some(r) = set.join_next().await {
-        let (l, b) = r?;
+        let (l, b, c) = r?;
         lat.extend(l);
         failed.extend(b);
+        callers.push(c);
     }
-    Ok((lat, failed))
+    Ok((lat, failed, callers))
 }
 
 fn clock_now(c: &ManualClock) -> u64 {
