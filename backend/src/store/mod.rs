@@ -116,6 +116,10 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     read: AnyPool,
     write: AnyPool,
+    /// PostgreSQL: the verification writers' connections, native rather than `Any`, so that a
+    /// batch's values travel as typed arrays (sqlx's `Any` driver has none; see
+    /// `writer::PG_WRITE_ROUND`).
+    pg_batch: Option<sqlx::PgPool>,
     kind: DbKind,
     /// The database file, on SQLite (not in memory): the verification writer's own connection
     /// (see [`Store::spawn_batch_thread`]).
@@ -295,9 +299,23 @@ impl Store {
                 .connect_lazy_with(connect_opts),
             DbKind::Postgres => read.clone(),
         };
+        let pg_batch = match kind {
+            DbKind::Postgres => Some(
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(opts.max_connections)
+                    .acquire_timeout(opts.acquire_timeout)
+                    .test_before_acquire(false)
+                    .connect_lazy_with(
+                        sqlx::postgres::PgConnectOptions::from_str(url)?
+                            .disable_statement_logging(),
+                    ),
+            ),
+            DbKind::Sqlite => None,
+        };
         Ok(Store {
             read,
             write,
+            pg_batch,
             kind,
             sqlite_file: match kind {
                 DbKind::Sqlite => writer::sqlite_file(url),
@@ -394,6 +412,9 @@ impl Store {
             {
                 tracing::debug!(error = %e, "closing checkpoint failed; the log stays as it is");
             }
+        }
+        if let Some(pool) = &self.pg_batch {
+            pool.close().await;
         }
         for pool in [&self.read, &self.write] {
             for _ in 0..50 {
@@ -566,12 +587,33 @@ impl Store {
     /// # Errors
     /// Database unreachable: the real cause (refused, timed out, …).
     pub async fn dedicated_writer(&self) -> Result<sqlx::AnyConnection> {
+        self.detach_writer(&self.write).await
+    }
+
+    /// On PostgreSQL, a native connection of its own for a verification writer, as
+    /// [`Store::dedicated_writer`].
+    ///
+    /// # Errors
+    /// Database unreachable (or failed to connect within the last second), or not PostgreSQL.
+    pub(crate) async fn dedicated_pg_writer(&self) -> Result<sqlx::PgConnection> {
+        match &self.pg_batch {
+            Some(pool) => self.detach_writer(pool).await,
+            None => Err(StoreError::Unavailable(sqlx::Error::Io(
+                std::io::Error::other("not a PostgreSQL store"),
+            ))),
+        }
+    }
+
+    async fn detach_writer<DB: sqlx::Database>(
+        &self,
+        pool: &sqlx::Pool<DB>,
+    ) -> Result<DB::Connection> {
         if let Some(cause) = self.recent_writer_failure() {
             return Err(StoreError::Unavailable(sqlx::Error::Io(
                 std::io::Error::other(cause),
             )));
         }
-        match self.write.acquire().await {
+        match pool.acquire().await {
             Ok(conn) => {
                 if let Ok(mut down) = self.writer_down.lock() {
                     *down = None;

@@ -107,7 +107,14 @@ pub trait BatchFeed: Send + 'static {
 pub struct BatchWriter {
     store: Store,
     /// Taken when first needed, and again after a failure.
-    conn: Option<sqlx::AnyConnection>,
+    conn: Option<WriterConn>,
+}
+
+/// A batch writer's connection: native on PostgreSQL (typed array parameters), `Any` on an
+/// in-memory SQLite.
+enum WriterConn {
+    Any(sqlx::AnyConnection),
+    Pg(sqlx::PgConnection),
 }
 
 impl Store {
@@ -193,27 +200,36 @@ impl BatchWriter {
     /// Database unavailable (the real cause); nothing of the batch was written.
     pub async fn run<L: BatchLogic>(&mut self, logic: L) -> Result<L> {
         if self.conn.is_none() {
-            let mut conn = self.store.dedicated_writer().await?;
-            if self.store.kind == DbKind::Postgres {
-                // The batch's two statements find tokens by key, and the server keeps their
-                // plans for the connection's life. Planned while the table was small (a new
-                // database: the first verifications come while it fills), the plan is a
-                // sequential scan, kept until an ANALYZE happens to invalidate it: in half the
-                // load runs every batch scanned the whole table (issue 15, stop 18). Index
-                // access is right at every size, so this session never scans tokens in full.
-                sqlx::query("SET enable_seqscan = off")
-                    .execute(&mut conn)
-                    .await?;
-            }
-            self.conn = Some(conn);
+            self.conn = Some(match self.store.kind {
+                DbKind::Postgres => {
+                    let mut conn = self.store.dedicated_pg_writer().await?;
+                    // The batch's two statements find tokens by key, and the server keeps
+                    // their plans for the connection's life. Planned while the table was
+                    // small (a new database: the first verifications come while it fills),
+                    // the plan is a sequential scan, kept until an ANALYZE happens to
+                    // invalidate it: in half the load runs every batch scanned the whole table
+                    // (issue 15, stop 18). Index access is right at every size, so this
+                    // session never scans tokens in full.
+                    sqlx::query("SET enable_seqscan = off")
+                        .execute(&mut conn)
+                        .await?;
+                    // Planned once: with typed arrays the planner sees each batch's size, and
+                    // would plan every batch anew (a custom plan) instead of keeping one.
+                    sqlx::query("SET plan_cache_mode = force_generic_plan")
+                        .execute(&mut conn)
+                        .await?;
+                    WriterConn::Pg(conn)
+                }
+                DbKind::Sqlite => WriterConn::Any(self.store.dedicated_writer().await?),
+            });
         }
         let Some(c) = self.conn.as_mut() else {
             return Err(unavailable("no writer connection"));
         };
         let mut logic = logic;
-        let res = match self.store.kind {
-            DbKind::Postgres => run_pg(c, &mut logic).await,
-            DbKind::Sqlite => run_sqlx(&self.store, c, &mut logic)
+        let res = match c {
+            WriterConn::Pg(c) => run_pg(c, &mut logic).await,
+            WriterConn::Any(c) => run_sqlx(&self.store, c, &mut logic)
                 .await
                 .map_err(|e| (e, 0)),
         };
@@ -458,12 +474,12 @@ type PgFailure = (StoreError, usize);
 /// inserts the audit events and notices of the tokens whose update landed and of the jobs
 /// that update nothing. So a batch costs two round trips instead of five (BEGIN, SELECT ...
 /// FOR UPDATE, UPDATE, INSERT, COMMIT), no row stays locked while the server decides, and the
-/// SQL is the same for every batch (the values travel as JSON), so each statement is prepared
+/// SQL is the same for every batch (the values travel as typed arrays), so each statement is prepared
 /// once per connection, not once per batch size. The compare-and-set is what keeps a code
 /// single-use across workers and processes: a row changed since it was read does not match,
 /// and its jobs are decided again in the next round.
 async fn run_pg<L: BatchLogic>(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut sqlx::PgConnection,
     logic: &mut L,
 ) -> std::result::Result<(), PgFailure> {
     for round in 0..ROUNDS {
@@ -482,12 +498,12 @@ async fn run_pg<L: BatchLogic>(
 const PG_DEADLOCK_TRIES: usize = 3;
 
 async fn pg_round<L: BatchLogic>(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut sqlx::PgConnection,
     logic: &mut L,
     ids: &[String],
 ) -> Result<()> {
     let rows = sqlx::query_as::<_, TokenRow>(&PG_READ_TOKENS)
-        .bind(to_json(&ids)?)
+        .bind(ids)
         .fetch_all(&mut *conn)
         .await?;
     let updates = logic.decide(rows);
@@ -496,14 +512,10 @@ async fn pg_round<L: BatchLogic>(
         logic.landed(&HashSet::new());
         return Ok(());
     }
-    let (u, a, m) = pg_json(&updates, &writes)?;
     let mut tries = 0;
     let landed = loop {
         tries += 1;
-        match sqlx::query_as::<_, (i64,)>(PG_WRITE_ROUND)
-            .bind(&u)
-            .bind(&a)
-            .bind(&m)
+        match pg_write_round(&updates, &writes)
             .fetch_all(&mut *conn)
             .await
         {
@@ -520,49 +532,50 @@ async fn pg_round<L: BatchLogic>(
     Ok(())
 }
 
-fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| StoreError::Unavailable(sqlx::Error::Encode(e.into())))
-}
-
 /// The rows of the pending tokens (no lock: the write is a compare-and-set), one probe of the
 /// `user_id` index per token. The `LIMIT 1` (the column is unique) keeps the planner from
 /// flattening the lateral subquery into a join it could run as a scan of the whole table; with
-/// `user_id = ANY(array)` it took a bitmap scan for every batch.
+/// `user_id = ANY(array)` it took a bitmap scan for every batch. `$1` is the user IDs, a
+/// `text[]`.
 static PG_READ_TOKENS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "SELECT t.* FROM json_array_elements_text(CAST($1 AS JSON)) AS j(uid) \
+        "SELECT t.* FROM unnest($1::text[]) AS j(uid) \
          CROSS JOIN LATERAL (SELECT {TOKEN_COLUMNS} FROM tokens WHERE user_id = j.uid LIMIT 1) AS t"
     )
 });
 
 /// One round's writes on PostgreSQL, in one statement (one transaction): the compare-and-set
-/// of every update ($1; each lands only where the row is still exactly as read: last step,
-/// transaction step, failures, state, lock), then the audit events ($2) and notices ($3) whose
-/// token's update landed or that wait for none, in the order given. Returns the ids that
-/// landed.
+/// of every update ($1–$15; each lands only where the row is still exactly as read: last step,
+/// transaction step, failures, state, lock), then the audit events ($16–$24) and notices
+/// ($25–$33) whose token's update landed or that wait for none, in the order given. Returns
+/// the ids that landed.
 ///
-/// The tokens are found through `id = ANY(array)`, not only by the join with the JSON rows:
-/// the planner takes a JSON function for 100 rows, so on a table of a few thousand tokens it
-/// chose a sequential scan and a hash join for every batch (found in a profile: a batch took
-/// twice as long as with the old statements). With the array it scans the primary key, which
-/// also locks the rows in id order in every statement. The array is taken from `v`, which is
-/// referenced twice and so materialized: `$1` is parsed once.
+/// The values travel as typed arrays, one per column, in PostgreSQL's binary format: nothing
+/// to parse. They were JSON text before (sqlx's `Any` driver has no arrays), and parsing it
+/// was 16 % of PostgreSQL's CPU under load, still 11 % as `json` (issue 15, stops 20–21).
+/// The writer's session plans it once (`plan_cache_mode = force_generic_plan`, see
+/// [`BatchWriter::run`]): seeing the arrays' lengths, PostgreSQL otherwise kept planning each
+/// batch anew, and c=32 lost 7 % where c=128 gained 6 % (three pairs each; with the generic
+/// plan +6 % and +11 %).
 ///
-/// The parameters are cast to `json`, not `jsonb`: each is read once, row by row, so building
-/// `jsonb`'s binary form (its keys sorted, its numbers made `numeric`) was work thrown away.
-/// Parsing the JSON parameters was 16 % of PostgreSQL's CPU under load (issue 15, stop 20).
+/// The tokens are found through `id = ANY($1)`, not only by the join with the rows: the
+/// planner takes a set-returning function for 100 rows, so on a table of a few thousand
+/// tokens it chose a sequential scan and a hash join for every batch (stop 18). With the
+/// array it scans the primary key, which also locks the rows in id order in every statement.
 const PG_WRITE_ROUND: &str = "WITH v AS ( \
-        SELECT * FROM json_to_recordset(CAST($1 AS JSON)) AS v(id BIGINT, last_step BIGINT, \
-            drift BIGINT, failures BIGINT, locked_at BIGINT, state TEXT, last_used_at BIGINT, \
-            activated_at BIGINT, deactivated_at BIGINT, last_tx_step BIGINT, x_last_step BIGINT, \
-            x_failures BIGINT, x_state TEXT, x_locked_at BIGINT, x_last_tx_step BIGINT) \
+        SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], \
+            $6::text[], $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], \
+            $12::int8[], $13::text[], $14::int8[], $15::int8[]) \
+        AS v(id, last_step, drift, failures, locked_at, state, last_used_at, activated_at, \
+            deactivated_at, last_tx_step, x_last_step, x_failures, x_state, x_locked_at, \
+            x_last_tx_step) \
     ), u AS ( \
         UPDATE tokens t SET last_step = v.last_step, drift = v.drift, failures = v.failures, \
             locked_at = v.locked_at, state = v.state, last_used_at = v.last_used_at, \
             activated_at = v.activated_at, deactivated_at = v.deactivated_at, \
             last_tx_step = v.last_tx_step \
         FROM v \
-        WHERE t.id = ANY(ARRAY(SELECT id FROM v)) \
+        WHERE t.id = ANY($1::int8[]) \
           AND t.id = v.id AND t.last_step = v.x_last_step AND t.failures = v.x_failures \
           AND t.state = v.x_state AND t.locked_at IS NOT DISTINCT FROM v.x_locked_at \
           AND t.last_tx_step = v.x_last_tx_step \
@@ -570,9 +583,9 @@ const PG_WRITE_ROUND: &str = "WITH v AS ( \
     ), a AS ( \
         INSERT INTO audit_events (at, actor, customer_id, user_id, action, outcome, ip, detail) \
         SELECT e.at, e.actor, e.customer_id, e.user_id, e.action, e.outcome, e.ip, e.detail \
-        FROM json_to_recordset(CAST($2 AS JSON)) AS e(token BIGINT, n BIGINT, at BIGINT, \
-            actor TEXT, customer_id BIGINT, user_id TEXT, action TEXT, outcome TEXT, ip TEXT, \
-            detail TEXT) \
+        FROM unnest($16::int8[], $17::int8[], $18::text[], $19::int8[], $20::text[], \
+            $21::text[], $22::text[], $23::text[], $24::text[]) WITH ORDINALITY \
+            AS e(token, at, actor, customer_id, user_id, action, outcome, ip, detail, n) \
         WHERE e.token IS NULL OR e.token IN (SELECT id FROM u) \
         ORDER BY e.n \
     ), m AS ( \
@@ -581,116 +594,59 @@ const PG_WRITE_ROUND: &str = "WITH v AS ( \
         SELECT e.dedupe_key, e.kind, e.customer_id, e.user_id, \
             COALESCE((SELECT c.email FROM customers c WHERE c.id = e.customer_id), e.token_email), \
             e.subject, e.body, e.now \
-        FROM json_to_recordset(CAST($3 AS JSON)) AS e(token BIGINT, n BIGINT, \
-            dedupe_key TEXT, kind TEXT, customer_id BIGINT, user_id TEXT, token_email TEXT, \
-            subject TEXT, body TEXT, now BIGINT) \
+        FROM unnest($25::int8[], $26::text[], $27::text[], $28::int8[], $29::text[], \
+            $30::text[], $31::text[], $32::text[], $33::int8[]) WITH ORDINALITY \
+            AS e(token, dedupe_key, kind, customer_id, user_id, token_email, subject, body, now, n) \
         WHERE e.token IS NULL OR e.token IN (SELECT id FROM u) \
         ORDER BY e.n \
         ON CONFLICT (dedupe_key) DO NOTHING \
     ) \
     SELECT id FROM u";
 
-/// A round's updates, audit events and notices as the JSON of [`PG_WRITE_ROUND`]'s parameters.
-fn pg_json(updates: &[TokenUpdate], w: &RoundWrites) -> Result<(String, String, String)> {
-    #[derive(serde::Serialize)]
-    struct U<'a> {
-        id: i64,
-        last_step: i64,
-        drift: i64,
-        failures: i64,
-        locked_at: Option<i64>,
-        state: &'a str,
-        last_used_at: Option<i64>,
-        activated_at: Option<i64>,
-        deactivated_at: Option<i64>,
-        last_tx_step: i64,
-        x_last_step: i64,
-        x_failures: i64,
-        x_state: &'a str,
-        x_locked_at: Option<i64>,
-        x_last_tx_step: i64,
+/// [`PG_WRITE_ROUND`] with a round's updates, audit events and notices bound, column by column.
+fn pg_write_round<'a>(
+    updates: &'a [TokenUpdate],
+    w: &'a RoundWrites,
+) -> sqlx::query::QueryAs<'a, sqlx::Postgres, (i64,), sqlx::postgres::PgArguments> {
+    fn col<'a, T: 'a, V>(rows: &'a [T], f: impl Fn(&'a T) -> V) -> Vec<V> {
+        rows.iter().map(f).collect()
     }
-    #[derive(serde::Serialize)]
-    struct A<'a> {
-        token: Option<i64>,
-        n: usize,
-        at: i64,
-        actor: &'a str,
-        customer_id: Option<i64>,
-        user_id: Option<&'a str>,
-        action: &'a str,
-        outcome: &'a str,
-        ip: Option<&'a str>,
-        detail: Option<&'a str>,
-    }
-    #[derive(serde::Serialize)]
-    struct M<'a> {
-        token: Option<i64>,
-        n: usize,
-        dedupe_key: &'a str,
-        kind: &'a str,
-        customer_id: i64,
-        user_id: &'a str,
-        token_email: &'a str,
-        subject: &'a str,
-        body: &'a str,
-        now: i64,
-    }
-    let u: Vec<U<'_>> = updates
-        .iter()
-        .map(|u| U {
-            id: u.id,
-            last_step: u.last_step,
-            drift: u.drift,
-            failures: u.failures,
-            locked_at: u.locked_at,
-            state: u.state.as_str(),
-            last_used_at: u.last_used_at,
-            activated_at: u.activated_at,
-            deactivated_at: u.deactivated_at,
-            last_tx_step: u.last_tx_step,
-            x_last_step: u.expect_last_step,
-            x_failures: u.expect_failures,
-            x_state: u.expect_state.as_str(),
-            x_locked_at: u.expect_locked_at,
-            x_last_tx_step: u.expect_last_tx_step,
-        })
-        .collect();
-    let a: Vec<A<'_>> = w
-        .audits
-        .iter()
-        .enumerate()
-        .map(|(n, (token, e))| A {
-            token: *token,
-            n,
-            at: e.at,
-            actor: &e.actor,
-            customer_id: e.customer_id,
-            user_id: e.user_id.as_deref(),
-            action: &e.action,
-            outcome: &e.outcome,
-            ip: e.ip.as_deref(),
-            detail: e.detail.as_deref(),
-        })
-        .collect();
-    let m: Vec<M<'_>> = w
-        .mails
-        .iter()
-        .enumerate()
-        .map(|(n, (token, e))| M {
-            token: *token,
-            n,
-            dedupe_key: &e.dedupe_key,
-            kind: e.kind,
-            customer_id: e.customer_id,
-            user_id: &e.user_id,
-            token_email: &e.token_email,
-            subject: &e.subject,
-            body: &e.body,
-            now: e.now,
-        })
-        .collect();
-    Ok((to_json(&u)?, to_json(&a)?, to_json(&m)?))
+    let a = &w.audits;
+    let m = &w.mails;
+    sqlx::query_as(PG_WRITE_ROUND)
+        .bind(col(updates, |u| u.id))
+        .bind(col(updates, |u| u.last_step))
+        .bind(col(updates, |u| u.drift))
+        .bind(col(updates, |u| u.failures))
+        .bind(col(updates, |u| u.locked_at))
+        .bind(col(updates, |u| u.state.as_str()))
+        .bind(col(updates, |u| u.last_used_at))
+        .bind(col(updates, |u| u.activated_at))
+        .bind(col(updates, |u| u.deactivated_at))
+        .bind(col(updates, |u| u.last_tx_step))
+        .bind(col(updates, |u| u.expect_last_step))
+        .bind(col(updates, |u| u.expect_failures))
+        .bind(col(updates, |u| u.expect_state.as_str()))
+        .bind(col(updates, |u| u.expect_locked_at))
+        .bind(col(updates, |u| u.expect_last_tx_step))
+        .bind(col(a, |(token, _)| *token))
+        .bind(col(a, |(_, e)| e.at))
+        .bind(col(a, |(_, e)| e.actor.as_str()))
+        .bind(col(a, |(_, e)| e.customer_id))
+        .bind(col(a, |(_, e)| e.user_id.as_deref()))
+        .bind(col(a, |(_, e)| e.action.as_str()))
+        .bind(col(a, |(_, e)| e.outcome.as_str()))
+        .bind(col(a, |(_, e)| e.ip.as_deref()))
+        .bind(col(a, |(_, e)| e.detail.as_deref()))
+        .bind(col(m, |(token, _)| *token))
+        .bind(col(m, |(_, e)| e.dedupe_key.as_str()))
+        .bind(col(m, |(_, e)| e.kind))
+        .bind(col(m, |(_, e)| e.customer_id))
+        .bind(col(m, |(_, e)| e.user_id.as_str()))
+        .bind(col(m, |(_, e)| e.token_email.as_str()))
+        .bind(col(m, |(_, e)| e.subject.as_str()))
+        .bind(col(m, |(_, e)| e.body.as_str()))
+        .bind(col(m, |(_, e)| e.now))
 }
 
 /// A token row from [`TOKEN_COLUMNS`], in their order.

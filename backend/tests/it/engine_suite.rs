@@ -890,7 +890,7 @@ impl backend::store::BatchLogic for CutInSecondRound {
                     sqlx::query(
                         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
                          WHERE datname = current_database() AND pid <> pg_backend_pid() \
-                         AND query LIKE '%json_array_elements_text%'",
+                         AND query LIKE '%unnest($1::text[])%'",
                     )
                     .execute(&mut c)
                     .await
@@ -993,8 +993,7 @@ async fn tokens_seq_scans(env: &Env, uid: &str, secret: &Secret) -> i64 {
     sqlx::query(
         "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity \
          WHERE datname = current_database() AND pid <> pg_backend_pid() \
-         AND query NOT LIKE '%json_array_elements_text%' \
-         AND query NOT LIKE '%json_to_recordset%'",
+         AND query NOT LIKE '%unnest($1::%'",
     )
     .execute(&mut c)
     .await
