@@ -555,7 +555,7 @@ static PG_READ_TOKENS: std::sync::LazyLock<String> = std::sync::LazyLock::new(||
 /// was 16 % of PostgreSQL's CPU under load, still 11 % as `json` (issue 15, stops 20–21).
 /// The writer's session plans it once (`plan_cache_mode = force_generic_plan`, see
 /// [`BatchWriter::run`]): seeing the arrays' lengths, PostgreSQL otherwise kept planning each
-/// batch anew, and c=32 lost 7 % where c=128 gained 6 % (three pairs each; with the generic
+/// batch anew, and c=32 lost 7 % where c=128 gained 7 % (three pairs each; with the generic
 /// plan +6 % and +11 %).
 ///
 /// The tokens are found through `id = ANY($1)`, not only by the join with the rows: the
