@@ -522,7 +522,6 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// The process's user + system CPU time, in clock ticks.
 /// Mark every unsent mail sent, and say how many there were.
 ///
 /// Seeding puts two mails per token in the outbox (its download link and its activation
@@ -545,6 +544,7 @@ async fn mark_seed_mail_sent(url: &str) -> anyhow::Result<u64> {
     Ok(n)
 }
 
+/// The process's user + system CPU time, in clock ticks.
 fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command name (which may hold spaces) start at field 3.

@@ -474,10 +474,10 @@ type PgFailure = (StoreError, usize);
 /// inserts the audit events and notices of the tokens whose update landed and of the jobs
 /// that update nothing. So a batch costs two round trips instead of five (BEGIN, SELECT ...
 /// FOR UPDATE, UPDATE, INSERT, COMMIT), no row stays locked while the server decides, and the
-/// SQL is the same for every batch (the values travel as typed arrays), so each statement is prepared
-/// once per connection, not once per batch size. The compare-and-set is what keeps a code
-/// single-use across workers and processes: a row changed since it was read does not match,
-/// and its jobs are decided again in the next round.
+/// SQL is the same for every batch (the values travel as typed arrays), so each statement is
+/// prepared once per connection, not once per batch size. The compare-and-set is what keeps a
+/// code single-use across workers and processes: a row changed since it was read does not
+/// match, and its jobs are decided again in the next round.
 async fn run_pg<L: BatchLogic>(
     conn: &mut sqlx::PgConnection,
     logic: &mut L,
