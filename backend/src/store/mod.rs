@@ -148,17 +148,27 @@ const COMMIT_FAILURE_MEMORY: Duration = Duration::from_secs(3);
 
 /// Whether an error means the database could not write its data: a full disk, a quota, an I/O
 /// error (SQLite's SQLITE_FULL, SQLITE_IOERR; PostgreSQL's class 53 "insufficient resources"
-/// and 58 "system error").
-fn is_write_failure(e: &sqlx::Error) -> bool {
+/// and 58 "system error"). An I/O error of the driver itself is the disk's only on SQLite, a
+/// file; on PostgreSQL it is the connection (a restart, a network cut), which `/readyz`
+/// already reports as unreachable while it lasts. Counted there, it kept `/readyz` at 503 for
+/// three seconds after the database was back (`database_goes_away_and_comes_back` failed
+/// whenever the writer met its cut connection as an I/O error rather than as the server's
+/// "terminating connection" message). Read by the database's kind: PostgreSQL's disk full,
+/// 53100, was once taken for a SQLite code and missed.
+fn is_write_failure(kind: DbKind, e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(d) => {
             let code = d.code().unwrap_or_default();
-            match code.parse::<i32>() {
-                Ok(n) => matches!(n & 0xff, 10 | 13),
-                Err(_) => code.starts_with("53") || code.starts_with("58"),
+            // By the database's kind, not by the code's look: many SQLSTATEs are all digits
+            // (53100 "disk full" read as a number is no SQLite code this knows).
+            match kind {
+                DbKind::Sqlite => code
+                    .parse::<i32>()
+                    .is_ok_and(|n| matches!(n & 0xff, 10 | 13)),
+                DbKind::Postgres => code.starts_with("53") || code.starts_with("58"),
             }
         }
-        sqlx::Error::Io(_) => true,
+        sqlx::Error::Io(_) => kind == DbKind::Sqlite,
         _ => false,
     }
 }
@@ -683,6 +693,7 @@ impl Tx<'_> {
     /// The commit failed; nothing was written.
     pub async fn commit(mut self) -> Result<()> {
         let failed = self.1.commit_failed.clone();
+        let kind = self.1.kind;
         let res = async {
             self.flush_audits().await?;
             self.0.commit().await?;
@@ -690,12 +701,96 @@ impl Tx<'_> {
         }
         .await;
         if let Err(StoreError::Unavailable(e)) = &res {
-            if is_write_failure(e) {
+            if is_write_failure(kind, e) {
                 if let Ok(mut at) = failed.lock() {
                     *at = Some(std::time::Instant::now());
                 }
             }
         }
         res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{is_write_failure, DbKind};
+    use std::borrow::Cow;
+
+    /// A database's error with an SQLSTATE (PostgreSQL) or an extended result code (SQLite).
+    #[derive(Debug)]
+    struct Coded(&'static str);
+
+    impl std::fmt::Display for Coded {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "error {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Coded {}
+
+    impl sqlx::error::DatabaseError for Coded {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(Cow::Borrowed(self.0))
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    fn db(code: &'static str) -> sqlx::Error {
+        sqlx::Error::Database(Box::new(Coded(code)))
+    }
+
+    fn io() -> sqlx::Error {
+        sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
+    }
+
+    #[test]
+    fn only_the_disks_failures_count_as_a_failed_write() {
+        use DbKind::{Postgres, Sqlite};
+        // SQLite: SQLITE_FULL (13), SQLITE_IOERR (10) and its extended codes (10 | n << 8).
+        assert!(is_write_failure(Sqlite, &db("13")));
+        assert!(is_write_failure(Sqlite, &db("10")));
+        assert!(is_write_failure(Sqlite, &db("3338")), "SQLITE_IOERR_FSYNC");
+        assert!(
+            !is_write_failure(Sqlite, &db("5")),
+            "SQLITE_BUSY is not the disk"
+        );
+        assert!(
+            !is_write_failure(Sqlite, &db("2067")),
+            "a constraint is not the disk"
+        );
+        assert!(
+            is_write_failure(Sqlite, &io()),
+            "on SQLite an I/O error is the file's"
+        );
+        // PostgreSQL: class 53 (insufficient resources: 53100 disk full) and 58 (system error).
+        assert!(is_write_failure(Postgres, &db("53100")));
+        assert!(is_write_failure(Postgres, &db("58030")));
+        assert!(
+            !is_write_failure(Postgres, &db("57P01")),
+            "terminated by an administrator"
+        );
+        assert!(
+            !is_write_failure(Postgres, &db("40001")),
+            "a serialization failure"
+        );
+        assert!(
+            !is_write_failure(Postgres, &io()),
+            "on PostgreSQL an I/O error is the connection, reported as unreachable"
+        );
+        assert!(!is_write_failure(Postgres, &sqlx::Error::PoolTimedOut));
     }
 }

@@ -239,7 +239,7 @@ impl BatchWriter {
         // The connection may be broken; take a fresh one for the next batch.
         self.conn = None;
         if let StoreError::Unavailable(cause) = &e {
-            if super::is_write_failure(cause) {
+            if super::is_write_failure(self.store.kind, cause) {
                 self.store.note_commit_failure();
             }
         }
