@@ -28,6 +28,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use sha2::{Digest, Sha256};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -135,8 +136,8 @@ where
 /// The whole application.
 pub fn app(state: AppState) -> Router {
     let limit = state.body_limit;
-    Router::new()
-        .nest("/host/v1", host_api::router(state.clone()))
+    let routes = Router::new()
+        .merge(host_api::router(state.clone()))
         .nest("/app/v1", app_api::router())
         .nest("/app/v2", app_api::router_v2())
         .merge(pages::router())
@@ -149,11 +150,19 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             text_guard::refuse_bad_text,
+        ));
+    // HSTS when the public URL is https: browsers then never try plain HTTP (nor let a user
+    // click through a certificate warning) for a year. A plain layer, not a middleware
+    // function: nothing to box per request, and nothing at all over plain HTTP.
+    let routes = if state.site.secure {
+        routes.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
         ))
-        .layer(axum::middleware::map_response_with_state(
-            state.clone(),
-            strict_transport,
-        ))
+    } else {
+        routes
+    };
+    routes
         .layer(DefaultBodyLimit::max(limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -182,18 +191,6 @@ async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
             (StatusCode::SERVICE_UNAVAILABLE, "database cannot write").into_response()
         }
     }
-}
-
-/// HSTS when the public URL is https: browsers then never try plain HTTP (nor let a user
-/// click through a certificate warning) for a year.
-async fn strict_transport(State(st): State<AppState>, mut res: Response) -> Response {
-    if st.site.secure {
-        res.headers_mut().insert(
-            header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static("max-age=31536000"),
-        );
-    }
-    res
 }
 
 async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> Response {

@@ -22,7 +22,6 @@ use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
 
 use super::error::ApiError;
 use super::AppState;
@@ -130,22 +129,116 @@ fn check_path(path: &str) -> Result<(), BadText> {
     Ok(())
 }
 
-fn check_json(v: &Value, at: &str) -> Result<(), BadText> {
-    match v {
-        Value::String(s) if !text_ok(s) => Err(BadText::at(at)),
-        Value::Array(items) => items.iter().try_for_each(|i| check_json(i, at)),
-        Value::Object(map) => map.iter().try_for_each(|(k, v)| {
-            if !text_ok(k) {
-                return Err(BadText::at(""));
+/// A JSON body, walked as it is parsed (no tree of values is built: the handler parses the body
+/// again into its own type, issue 15). Every string and every member name is checked; the
+/// offending field is named by its dotted path (`a.b`, an array's items by the array's name),
+/// or as "a field name" when the name itself is bad. A body that is not JSON passes: the
+/// handler's extractor names that error.
+fn check_json(body: &[u8]) -> Result<(), BadText> {
+    use serde::de::DeserializeSeed as _;
+    let mut de = serde_json::Deserializer::from_slice(body);
+    match Walk
+        .deserialize(&mut de)
+        .and_then(|found| de.end().map(|()| found))
+    {
+        Ok(Some(Bad::Name)) => Err(BadText::at("")),
+        Ok(Some(Bad::Value(path))) => Err(BadText::at(&path)),
+        Ok(None) | Err(_) => Ok(()),
+    }
+}
+
+/// The first bad text a walk found.
+enum Bad {
+    /// A member name.
+    Name,
+    /// A string value, at this dotted path ("" at the top).
+    Value(String),
+}
+
+/// Walks one JSON value (and everything in it), checking its text.
+struct Walk;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Walk {
+    type Value = Option<Bad>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<Bad>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Walk {
+    type Value = Option<Bad>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Option<Bad>, E> {
+        Ok((!text_ok(v)).then(|| Bad::Value(String::new())))
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Option<Bad>, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Option<Bad>, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Option<Bad>, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Option<Bad>, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Option<Bad>, E> {
+        Ok(None)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Option<Bad>, A::Error> {
+        let mut first = None;
+        while let Some(found) = seq.next_element_seed(Walk)? {
+            first = first.or(found);
+        }
+        Ok(first)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Option<Bad>, A::Error> {
+        let mut first = None;
+        while let Some(name) = map.next_key_seed(Name)? {
+            let found = map.next_value_seed(Walk)?;
+            if first.is_some() {
+                continue;
             }
-            let name = if at.is_empty() {
-                k.clone()
-            } else {
-                format!("{at}.{k}")
+            first = match (name, found) {
+                (None, _) => Some(Bad::Name),
+                (Some(_), Some(Bad::Name)) => Some(Bad::Name),
+                (Some(name), Some(Bad::Value(inner))) => Some(Bad::Value(if inner.is_empty() {
+                    name.into_owned()
+                } else {
+                    format!("{name}.{inner}")
+                })),
+                (Some(_), None) => None,
             };
-            check_json(v, &name)
-        }),
-        _ => Ok(()),
+        }
+        Ok(first)
+    }
+}
+
+/// A member name: borrowed from the body when it has no escapes; `None` when it is bad text.
+struct Name;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Name {
+    type Value = Option<std::borrow::Cow<'de, str>>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Name {
+    type Value = Option<std::borrow::Cow<'de, str>>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a member name")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(text_ok(v).then_some(std::borrow::Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(text_ok(v).then(|| std::borrow::Cow::Owned(v.to_owned())))
     }
 }
 
@@ -238,11 +331,7 @@ pub(crate) async fn refuse_bad_text(
     let checked = if form {
         check_urlencoded(&bytes)
     } else {
-        // A body that is not JSON is left to the handler's extractor to name.
-        match serde_json::from_slice::<Value>(&bytes) {
-            Ok(v) => check_json(&v, ""),
-            Err(_) => Ok(()),
-        }
+        check_json(&bytes)
     };
     if let Err(bad) = checked {
         return refuse(&st, &parts, &bad);
@@ -315,14 +404,51 @@ mod tests {
     fn paths_and_json() {
         assert_eq!(check_path("/host/v1/tokens/999800000001/verify"), Ok(()));
         assert!(check_path("/host/v1/customers/ab%00c/tokens").is_err());
+        let field =
+            |v: serde_json::Value| check_json(v.to_string().as_bytes()).map_err(|b| b.field);
         assert_eq!(
-            check_json(&json!({"device": {"model": "Pixel\u{0}"}}), "")
-                .unwrap_err()
-                .field,
-            "device.model"
+            field(json!({"device": {"model": "Pixel\u{0}"}})),
+            Err("device.model".to_owned())
         );
         assert_eq!(
-            check_json(&json!({"code": "123456", "n": 1, "l": [true]}), ""),
+            field(json!({"a": [1, {"b": ["ok", "x\u{202E}y"]}]})),
+            Err("a.b".to_owned()),
+            "an array's items are named by the array"
+        );
+        assert_eq!(
+            field(json!({"ok": "1", "nested": {"bad\u{7}name": 1}})),
+            Err("a field name".to_owned()),
+            "a bad member name is not echoed, however deep"
+        );
+        assert_eq!(
+            field(json!("\u{0}")),
+            Err("a field name".to_owned()),
+            "a bare string has no name"
+        );
+        assert_eq!(
+            field(json!({"long": "x".repeat(MAX_CHARS + 1)})),
+            Err("long".to_owned())
+        );
+        assert_eq!(
+            check_json(br#"{"escaped\u0041": "caf\u00e9", "n": -1.5e3, "z": null}"#),
+            Ok(()),
+            "escaped names and values are text like any other"
+        );
+        assert_eq!(
+            check_json(br#"{"e\u0000": 1}"#).map_err(|b| b.field),
+            Err("a field name".to_owned())
+        );
+        assert_eq!(
+            check_json(br#"{"code": "123456"} trailing"#),
+            Ok(()),
+            "a body that is not JSON is left to the handler's extractor"
+        );
+        assert_eq!(
+            check_json(
+                &json!({"code": "123456", "n": 1, "l": [true]})
+                    .to_string()
+                    .into_bytes()
+            ),
             Ok(())
         );
     }
