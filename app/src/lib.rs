@@ -25,7 +25,7 @@ pub mod lock;
 pub mod pinning;
 pub mod vault;
 
-pub use client::{ClockReading, Directory, ProvisioningClient, Timeouts};
+pub use client::{ClockReading, Directory, Provisioned, ProvisioningClient, Timeouts};
 pub use codes::{ClockOffset, ClockWarning, CodeView, TransactionView, CLOCK_WARNING_SECS};
 pub use error::AppError;
 pub use keystore::{KeyringStore, MemoryStore, SecretStore};
@@ -73,6 +73,10 @@ impl SetupInput {
 /// metadata (with the clock offset measured on the exchange). Returns the new token and, when
 /// the device clock is off by more than 30 s, the warning to show.
 ///
+/// It holds `vault` across the request. A caller that shares the vault (the shell, whose code
+/// screen asks for a frame every second) uses [`provision`] and [`store_provisioned`] with the
+/// vault free between them.
+///
 /// # Errors
 /// Any [`AppError`] of [`SetupInput::validate`], [`ProvisioningClient::setup`] and
 /// [`Vault::add_provisioned`].
@@ -81,8 +85,30 @@ pub async fn setup_token(
     vault: &mut Vault,
     input: &SetupInput,
 ) -> Result<(TokenMeta, Option<ClockWarning>), AppError> {
+    let provisioned = provision(client, input).await?;
+    store_provisioned(vault, provisioned)
+}
+
+/// The setup's request: validate, then have the backend provision the secret (once).
+///
+/// # Errors
+/// Any [`AppError`] of [`SetupInput::validate`] and [`ProvisioningClient::setup`].
+pub async fn provision(
+    client: &ProvisioningClient,
+    input: &SetupInput,
+) -> Result<Provisioned, AppError> {
     let request = input.validate()?;
-    let provisioned = client.setup(&request).await?;
+    client.setup(&request).await
+}
+
+/// Stores what [`provision`] brought: the new token, and the clock warning to show, if any.
+///
+/// # Errors
+/// Any [`AppError`] of [`Vault::add_provisioned`].
+pub fn store_provisioned(
+    vault: &mut Vault,
+    provisioned: Provisioned,
+) -> Result<(TokenMeta, Option<ClockWarning>), AppError> {
     let meta = vault.add_provisioned(
         &provisioned.response,
         provisioned.clock_offset,

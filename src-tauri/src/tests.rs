@@ -553,6 +553,73 @@ fn a_clock_check_that_waits_on_the_network_holds_no_code_back() {
     server.join().unwrap();
 }
 
+/// Setting up a second token waits on the bank's server (once, the secret is provisioned only
+/// once). A server that accepts and never answers must not freeze the codes already on the
+/// phone meanwhile, and the setup still reports the server's failure when it hangs up.
+#[test]
+fn a_setup_that_waits_on_the_network_holds_no_code_back() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::default());
+    let id = bank_token(dir.path(), store.clone());
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    let (hang_up, hung_up) = std::sync::mpsc::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let (conn, _) = silent.accept().unwrap();
+        let _ = hung_up.recv_timeout(Duration::from_secs(60));
+        drop(conn);
+    });
+    let (_app, w) = shell_at(
+        dir.path(),
+        Ok(store),
+        None,
+        Arc::new(MemoryClipboard::default()),
+        &url,
+    );
+    let second = protocol::UserId::from_serial(2).unwrap();
+    std::thread::scope(|s| {
+        let setup = s.spawn(|| {
+            invoke(
+                &w,
+                "setup_token",
+                json!({
+                    "serviceId": "10112231",
+                    "userId": second.as_str(),
+                    "activationPassword": "2468",
+                    "agreed": true,
+                }),
+            )
+        });
+        // Let the setup reach the server and wait there.
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!setup.is_finished(), "the setup is waiting on the server");
+        let asked = Instant::now();
+        let frame = invoke(&w, "code_frame", json!({ "id": id })).unwrap();
+        let took = asked.elapsed();
+        assert_eq!(frame["code"].as_str().unwrap().len(), 6);
+        assert!(
+            took < Duration::from_secs(2),
+            "the code waited {took:?} for the setup"
+        );
+        let listed = invoke(&w, "list_tokens", json!({})).unwrap();
+        assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+        hang_up.send(()).unwrap();
+        let answer = setup.join().unwrap();
+        assert!(
+            answer.is_err(),
+            "a server that hangs up is an error: {answer:?}"
+        );
+    });
+    server.join().unwrap();
+    let listed = invoke(&w, "list_tokens", json!({})).unwrap();
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        1,
+        "a failed setup adds nothing: {listed}"
+    );
+}
+
 #[test]
 fn transaction_codes_for_typed_and_scanned_transfers() {
     use protocol::ocra::{AccountType, ChallengeNonce, Transaction, TransactionChallenge};
