@@ -505,22 +505,21 @@ fn bank_token(dir: &Path, store: Arc<MemoryStore>) -> String {
     .id
 }
 
-/// The clock check asks the bank's server once per run, beside the code screen. A server that
-/// accepts and never answers (a phone on a bad network) must not hold back the code: frames
-/// are answered at once while the check waits.
-#[test]
-fn a_clock_check_that_waits_on_the_network_holds_no_code_back() {
-    use std::time::{Duration, Instant};
+/// A bank token on the phone, and a shell whose bank server accepts one connection and says
+/// nothing until told to hang up (a phone on a bad network). Runs `f` with the shell, the
+/// token's ID and the sender that hangs up.
+fn with_a_silent_bank(
+    f: impl FnOnce(&WebviewWindow<MockRuntime>, &str, std::sync::mpsc::Sender<()>),
+) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(MemoryStore::default());
     let id = bank_token(dir.path(), store.clone());
-    // Accepts one connection and says nothing until told to hang up.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", silent.local_addr().unwrap());
     let (hang_up, hung_up) = std::sync::mpsc::channel::<()>();
     let server = std::thread::spawn(move || {
         let (conn, _) = silent.accept().unwrap();
-        let _ = hung_up.recv_timeout(Duration::from_secs(60));
+        let _ = hung_up.recv_timeout(std::time::Duration::from_secs(60));
         drop(conn);
     });
     let (_app, w) = shell_at(
@@ -530,27 +529,42 @@ fn a_clock_check_that_waits_on_the_network_holds_no_code_back() {
         Arc::new(MemoryClipboard::default()),
         &url,
     );
-    std::thread::scope(|s| {
-        let check = s.spawn(|| invoke(&w, "check_clock", json!({ "id": id })));
-        // Let the check reach the server and wait there.
-        std::thread::sleep(Duration::from_millis(300));
-        let asked = Instant::now();
-        let frame = invoke(&w, "code_frame", json!({ "id": id })).unwrap();
-        let took = asked.elapsed();
-        assert_eq!(frame["code"].as_str().unwrap().len(), 6);
-        assert!(
-            took < Duration::from_secs(2),
-            "the code waited {took:?} for the clock check"
-        );
-        assert!(!check.is_finished(), "the clock check is still waiting");
-        hang_up.send(()).unwrap();
-        let answer = check.join().unwrap();
-        assert!(
-            answer.is_err(),
-            "a server that hangs up is an error: {answer:?}"
-        );
-    });
+    f(&w, &id, hang_up);
     server.join().unwrap();
+}
+
+/// The token's code is answered at once (not after `waiting`'s request).
+fn a_code_comes_at_once(w: &WebviewWindow<MockRuntime>, id: &str, waiting: &str) {
+    let asked = std::time::Instant::now();
+    let frame = invoke(w, "code_frame", json!({ "id": id })).unwrap();
+    let took = asked.elapsed();
+    assert_eq!(frame["code"].as_str().unwrap().len(), 6);
+    assert!(
+        took < std::time::Duration::from_secs(2),
+        "the code waited {took:?} for the {waiting}"
+    );
+}
+
+/// The clock check asks the bank's server once per run, beside the code screen. A server that
+/// accepts and never answers (a phone on a bad network) must not hold back the code: frames
+/// are answered at once while the check waits.
+#[test]
+fn a_clock_check_that_waits_on_the_network_holds_no_code_back() {
+    with_a_silent_bank(|w, id, hang_up| {
+        std::thread::scope(|s| {
+            let check = s.spawn(|| invoke(w, "check_clock", json!({ "id": id })));
+            // Let the check reach the server and wait there.
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            a_code_comes_at_once(w, id, "clock check");
+            assert!(!check.is_finished(), "the clock check is still waiting");
+            hang_up.send(()).unwrap();
+            let answer = check.join().unwrap();
+            assert!(
+                answer.is_err(),
+                "a server that hangs up is an error: {answer:?}"
+            );
+        });
+    });
 }
 
 /// Setting up a second token waits on the bank's server (once, the secret is provisioned only
@@ -558,66 +572,41 @@ fn a_clock_check_that_waits_on_the_network_holds_no_code_back() {
 /// phone meanwhile, and the setup still reports the server's failure when it hangs up.
 #[test]
 fn a_setup_that_waits_on_the_network_holds_no_code_back() {
-    use std::time::{Duration, Instant};
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(MemoryStore::default());
-    let id = bank_token(dir.path(), store.clone());
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", silent.local_addr().unwrap());
-    let (hang_up, hung_up) = std::sync::mpsc::channel::<()>();
-    let server = std::thread::spawn(move || {
-        let (conn, _) = silent.accept().unwrap();
-        let _ = hung_up.recv_timeout(Duration::from_secs(60));
-        drop(conn);
-    });
-    let (_app, w) = shell_at(
-        dir.path(),
-        Ok(store),
-        None,
-        Arc::new(MemoryClipboard::default()),
-        &url,
-    );
     let second = protocol::UserId::from_serial(2).unwrap();
-    std::thread::scope(|s| {
-        let setup = s.spawn(|| {
-            invoke(
-                &w,
-                "setup_token",
-                json!({
-                    "serviceId": "10112231",
-                    "userId": second.as_str(),
-                    "activationPassword": "2468",
-                    "agreed": true,
-                }),
-            )
+    with_a_silent_bank(|w, id, hang_up| {
+        std::thread::scope(|s| {
+            let setup = s.spawn(|| {
+                invoke(
+                    w,
+                    "setup_token",
+                    json!({
+                        "serviceId": "10112231",
+                        "userId": second.as_str(),
+                        "activationPassword": "2468",
+                        "agreed": true,
+                    }),
+                )
+            });
+            // Let the setup reach the server and wait there.
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            assert!(!setup.is_finished(), "the setup is waiting on the server");
+            a_code_comes_at_once(w, id, "setup");
+            let listed = invoke(w, "list_tokens", json!({})).unwrap();
+            assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+            hang_up.send(()).unwrap();
+            let answer = setup.join().unwrap();
+            assert!(
+                answer.is_err(),
+                "a server that hangs up is an error: {answer:?}"
+            );
         });
-        // Let the setup reach the server and wait there.
-        std::thread::sleep(Duration::from_millis(300));
-        assert!(!setup.is_finished(), "the setup is waiting on the server");
-        let asked = Instant::now();
-        let frame = invoke(&w, "code_frame", json!({ "id": id })).unwrap();
-        let took = asked.elapsed();
-        assert_eq!(frame["code"].as_str().unwrap().len(), 6);
-        assert!(
-            took < Duration::from_secs(2),
-            "the code waited {took:?} for the setup"
-        );
-        let listed = invoke(&w, "list_tokens", json!({})).unwrap();
-        assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
-        hang_up.send(()).unwrap();
-        let answer = setup.join().unwrap();
-        assert!(
-            answer.is_err(),
-            "a server that hangs up is an error: {answer:?}"
+        let listed = invoke(w, "list_tokens", json!({})).unwrap();
+        assert_eq!(
+            listed.as_array().unwrap().len(),
+            1,
+            "a failed setup adds nothing: {listed}"
         );
     });
-    server.join().unwrap();
-    let listed = invoke(&w, "list_tokens", json!({})).unwrap();
-    assert_eq!(
-        listed.as_array().unwrap().len(),
-        1,
-        "a failed setup adds nothing: {listed}"
-    );
 }
 
 #[test]
