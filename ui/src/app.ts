@@ -1,0 +1,727 @@
+// The app's frame and its everyday screens: the header, navigation, initial setup, the code, the
+// token list, settings and the delete confirmation. Plain DOM (no framework: the whole UI is a
+// few screens, and the bundle budget is 60 KB gzipped). State lives in `state` (state.ts);
+// `show()` draws a screen; the code ticker updates the code screen in place once a second,
+// aligned to the clock's second boundary. Transaction authentication is in tx.ts, the app lock
+// and its PIN screens in security.ts.
+import { api, toShellError, type CodeFrame, type ShellError, type TokenView } from './api';
+import { h, svg } from './dom';
+import {
+  announcement,
+  checkSetupForm,
+  clockWarningText,
+  codeGroups,
+  fieldForError,
+  formatDate,
+  msUntilNextSecond,
+  normalizeDigits,
+  remainingFraction,
+  tokenTitle,
+  type SetupField,
+} from './logic';
+import { lockScreen, offerScreen, pinScreen, refreshLock, securitySection, showLock } from './security';
+import { emptySetup, LANG_KEY, msg, REVEAL_MS, state, t, type View } from './state';
+import { openTx, startTxTicker, stopTxTicker, txCodeScreen, txScreen } from './tx';
+
+// --- chrome: header, live region ----------------------------------------------------------------
+
+const root = document.getElementById('app') as HTMLElement;
+const announcer = h('div', { class: 'sr-only', 'aria-live': 'polite', 'aria-atomic': 'true', id: 'announcer' });
+
+export function say(text: string) {
+  // Re-setting the same text would not be read again: clear first.
+  announcer.textContent = '';
+  window.setTimeout(() => (announcer.textContent = text), 30);
+}
+
+export function header(title: string, opts: { back?: () => void; settings?: () => void } = {}): HTMLElement {
+  const tx = t();
+  return h(
+    'header',
+    { class: 'bar' },
+    opts.back
+      ? h('button', { class: 'icon-btn', type: 'button', id: 'back', 'aria-label': tx.back, onclick: opts.back }, '‹')
+      : h('span', { class: 'icon-spacer', 'aria-hidden': 'true' }),
+    h('h1', { id: 'title' }, title),
+    h(
+      'button',
+      {
+        class: 'lang-btn',
+        type: 'button',
+        id: 'lang',
+        lang: state.lang === 'ja' ? 'en' : 'ja',
+        'aria-label': tx.langToggleLabel,
+        onclick: toggleLang,
+      },
+      tx.langToggle,
+    ),
+    opts.settings
+      ? h('button', { class: 'icon-btn', type: 'button', id: 'open-settings', 'aria-label': tx.settings, onclick: opts.settings }, '⚙')
+      : null,
+  );
+}
+
+function toggleLang() {
+  state.lang = state.lang === 'ja' ? 'en' : 'ja';
+  try {
+    localStorage.setItem(LANG_KEY, state.lang);
+  } catch {
+    /* private mode: the choice lasts for this run */
+  }
+  show(state.view, { keepNotice: true });
+  document.getElementById('lang')?.focus();
+}
+
+export function noticeEl(): HTMLElement | null {
+  return state.notice ? h('p', { class: 'notice', role: 'status', id: 'notice' }, state.notice) : null;
+}
+
+function actionErrorEl(): HTMLElement | null {
+  return state.actionError
+    ? h('p', { class: 'alert', role: 'alert', id: 'action-error', 'data-code': state.actionError.code }, msg(state.actionError))
+    : null;
+}
+
+// --- navigation -------------------------------------------------------------------------------
+
+export function show(view: View, opts: { keepNotice?: boolean } = {}) {
+  stopTicker();
+  if (!opts.keepNotice) {
+    state.notice = null;
+    state.actionError = null;
+  }
+  state.view = view;
+  document.documentElement.lang = state.lang;
+  document.title = t().appTitle;
+  root.replaceChildren(screenFor(view), announcer);
+  if (view.name === 'code' || view.name === 'list') startTicker();
+  if (view.name === 'txcode') startTxTicker(view.id);
+}
+
+function screenFor(view: View): HTMLElement {
+  switch (view.name) {
+    case 'loading':
+      return h('main', { class: 'screen center', 'aria-busy': 'true' }, h('p', { role: 'status' }, t().loading));
+    case 'fatal':
+      return fatalScreen(view.error);
+    case 'setup':
+      return setupScreen();
+    case 'list':
+      return listScreen();
+    case 'code':
+      return codeScreen(view.id);
+    case 'settings':
+      return settingsScreen(view.id);
+    case 'confirm':
+      return confirmScreen(view.id);
+    case 'offer':
+      return offerScreen(view.id);
+    case 'pin':
+      return pinScreen(view.mode, view.back);
+    case 'lock':
+      return lockScreen();
+    case 'tx':
+      return txScreen(view.id);
+    case 'txcode':
+      return txCodeScreen(view.id);
+  }
+}
+
+/** Where to go when there is nothing more specific: setup, the one token, or the list. */
+export function home(opts: { keepNotice?: boolean } = {}) {
+  if (state.tokens.length === 0) show({ name: 'setup' }, opts);
+  else if (state.tokens.length === 1) show({ name: 'code', id: state.tokens[0].id }, opts);
+  else show({ name: 'list' }, opts);
+}
+
+/** Lists the tokens (or takes a listing already asked for); a failure shows its screen. */
+export async function reloadTokens(asked?: Promise<TokenView[]>): Promise<boolean> {
+  try {
+    state.tokens = await (asked ?? api.listTokens());
+    return true;
+  } catch (e) {
+    const err = toShellError(e);
+    if (err.code === 'APP_LOCKED') await showLock();
+    else show({ name: 'fatal', error: err });
+    return false;
+  }
+}
+
+// --- fatal error ---------------------------------------------------------------------------------
+
+function fatalScreen(error: ShellError): HTMLElement {
+  const tx = t();
+  return h(
+    'main',
+    { class: 'screen' },
+    header(tx.appTitle),
+    h(
+      'section',
+      { class: 'content' },
+      h('h2', {}, tx.errorTitle),
+      h('p', { class: 'alert', role: 'alert', id: 'fatal-error', 'data-code': error.code }, msg(error)),
+      h('button', { class: 'primary', type: 'button', id: 'retry', onclick: () => void start() }, tx.retry),
+    ),
+  );
+}
+
+// --- initial setup (manual: アプリの初期設定) -----------------------------------------------------
+
+function setupScreen(): HTMLElement {
+  const tx = t();
+  const s = state.setup;
+  const fieldError = (f: SetupField) => {
+    const e = s.errors[f];
+    return e ? h('p', { class: 'field-error', id: `${f}-error` }, msg(e)) : null;
+  };
+  const input = (f: 'service_id' | 'user_id' | 'activation_password', label: string, hint: string, max: number) =>
+    h(
+      'div',
+      { class: 'field' },
+      h('label', { for: f }, label, ' ', h('span', { class: 'hint', id: `${f}-hint` }, hint)),
+      h('input', {
+        id: f,
+        name: f,
+        type: f === 'activation_password' ? 'password' : 'text',
+        inputmode: 'numeric',
+        autocomplete: 'off',
+        autocapitalize: 'off',
+        spellcheck: 'false',
+        maxlength: max + 4,
+        value: s.form[f],
+        required: true,
+        disabled: s.busy,
+        'aria-invalid': s.errors[f] ? 'true' : 'false',
+        'aria-describedby': `${f}-hint${s.errors[f] ? ` ${f}-error` : ''}`,
+        oninput: (ev: Event) => {
+          s.form[f] = (ev.target as HTMLInputElement).value;
+        },
+      }),
+      fieldError(f),
+    );
+
+  const form = h(
+    'form',
+    { class: 'content', id: 'setup-form', novalidate: true, 'aria-labelledby': 'title', onsubmit: onSetupSubmit },
+    h('p', { class: 'intro' }, tx.setupIntro),
+    s.linkFilled ? h('p', { class: 'notice', role: 'status', id: 'link-filled' }, tx.linkFilled) : null,
+    noticeEl(),
+    actionErrorEl(),
+    s.serverError
+      ? h('p', { class: 'alert', role: 'alert', tabindex: -1, id: 'setup-error', 'data-code': s.serverError.code }, msg(s.serverError))
+      : null,
+    input('service_id', tx.serviceId, tx.serviceIdHint, 8),
+    input('user_id', tx.userId, tx.userIdHint, 12),
+    input('activation_password', tx.activationPassword, tx.activationPasswordHint, 8),
+    h(
+      'section',
+      { class: 'terms', 'aria-labelledby': 'terms-title' },
+      h('h2', { id: 'terms-title' }, tx.termsTitle),
+      h('ul', { class: 'terms-box', tabindex: 0, id: 'terms' }, ...tx.terms.map((line) => h('li', {}, line))),
+    ),
+    h(
+      'div',
+      { class: 'field' },
+      h(
+        'label',
+        { class: 'check' },
+        h('input', {
+          type: 'checkbox',
+          id: 'agreed',
+          checked: s.form.agreed,
+          disabled: s.busy,
+          'aria-invalid': s.errors.agreed ? 'true' : 'false',
+          'aria-describedby': s.errors.agreed ? 'agreed-error' : null,
+          onchange: (ev: Event) => {
+            s.form.agreed = (ev.target as HTMLInputElement).checked;
+          },
+        }),
+        h('span', {}, tx.agree),
+      ),
+      fieldError('agreed'),
+    ),
+    h('button', { class: 'primary', type: 'submit', id: 'submit', disabled: s.busy, 'aria-busy': s.busy ? 'true' : null }, tx.submit),
+    s.busy ? h('p', { class: 'progress', role: 'status', id: 'progress' }, h('span', { class: 'spinner', 'aria-hidden': 'true' }), tx.sending) : null,
+    state.info.mobile ? scanButton() : null,
+    state.tokens.length > 0
+      ? h('button', { class: 'secondary', type: 'button', id: 'cancel-setup', disabled: s.busy, onclick: () => home() }, tx.cancel)
+      : null,
+  );
+  return h('main', { class: 'screen' }, header(tx.setupTitle), form);
+}
+
+async function onSetupSubmit(ev: Event) {
+  ev.preventDefault();
+  const s = state.setup;
+  if (s.busy) return;
+  s.form.service_id = normalizeDigits(s.form.service_id);
+  s.form.user_id = normalizeDigits(s.form.user_id);
+  s.form.activation_password = normalizeDigits(s.form.activation_password);
+  s.serverError = null;
+  s.errors = checkSetupForm(s.form, t());
+  if (Object.keys(s.errors).length > 0) {
+    show({ name: 'setup' }, { keepNotice: true });
+    focusFirstInvalid();
+    return;
+  }
+  s.busy = true;
+  show({ name: 'setup' }, { keepNotice: true });
+  say(t().sending);
+  try {
+    const token = await api.setupToken(s.form.service_id, s.form.user_id, s.form.activation_password, s.form.agreed);
+    state.setup = emptySetup();
+    if (!(await reloadTokens())) return;
+    if (state.lock && !state.lock.enabled) show({ name: 'offer', id: token.id });
+    else show({ name: 'code', id: token.id });
+  } catch (e) {
+    const err = toShellError(e);
+    s.busy = false;
+    const field = fieldForError(err.code);
+    if (field) s.errors = { [field]: err };
+    else s.serverError = err;
+    if (field === 'activation_password' || err.code === 'WRONG_ACTIVATION_PASSWORD') s.form.activation_password = '';
+    show({ name: 'setup' }, { keepNotice: true });
+    if (field) focusFirstInvalid();
+    else document.getElementById('setup-error')?.focus();
+  }
+}
+
+export function focusFirstInvalid() {
+  (document.querySelector('[aria-invalid="true"]') as HTMLElement | null)?.focus();
+}
+
+export function fillFromLink(link: { service_id: string; user_id: string }) {
+  const keep = state.setup.busy ? null : state.setup;
+  state.setup = emptySetup();
+  state.setup.form.service_id = link.service_id;
+  state.setup.form.user_id = link.user_id;
+  state.setup.form.agreed = keep?.form.agreed ?? false;
+  state.setup.linkFilled = true;
+  show({ name: 'setup' });
+  document.getElementById('activation_password')?.focus();
+}
+
+function scanButton(): HTMLElement {
+  const tx = t();
+  return h(
+    'button',
+    { class: 'secondary', type: 'button', id: 'scan', disabled: state.scanning, onclick: () => void onScan() },
+    state.scanning ? tx.scanning : tx.scanQr,
+  );
+}
+
+async function onScan() {
+  state.scanning = true;
+  show(state.view);
+  try {
+    const content = await api.scanQr();
+    state.scanning = false;
+    if (content === null) {
+      show(state.view);
+      return;
+    }
+    const token = await api.importOtpauth(content);
+    await reloadTokens();
+    show({ name: 'code', id: token.id });
+  } catch (e) {
+    state.scanning = false;
+    state.notice = null;
+    state.actionError = toShellError(e);
+    show(state.view, { keepNotice: true });
+  }
+}
+
+// --- the code ------------------------------------------------------------------------------------
+
+interface CodeRefs {
+  id: string;
+  codeBtn: HTMLButtonElement;
+  first: HTMLElement;
+  second: HTMLElement;
+  timer: HTMLElement;
+  seconds: HTMLElement;
+  ring: SVGElement;
+  next: HTMLElement;
+  warn: HTMLElement;
+  error: HTMLElement;
+  copied: HTMLElement;
+}
+
+let codeRefs: CodeRefs[] = [];
+let lastFrames = new Map<string, CodeFrame>();
+const clockChecked = new Set<string>();
+
+function tokenById(id: string): TokenView | undefined {
+  return state.tokens.find((tk) => tk.id === id);
+}
+
+function codeScreen(id: string): HTMLElement {
+  const tx = t();
+  const token = tokenById(id);
+  if (!token) return h('main', { class: 'screen' }, header(tx.codeHeading));
+  codeRefs = [];
+  lastFrames = new Map();
+  const R = 52;
+  const ring = svg('circle', { class: 'ring-fg', cx: 60, cy: 60, r: R, pathLength: 100 });
+  const ringSvg = svg('svg', { viewBox: '0 0 120 120', class: 'ring', 'aria-hidden': 'true' });
+  ringSvg.append(svg('circle', { class: 'ring-bg', cx: 60, cy: 60, r: R, pathLength: 100 }), ring);
+  const first = h('span', { class: 'group' }, '––– ');
+  const second = h('span', { class: 'group' }, '–––');
+  const seconds = h('span', { class: 'seconds', 'aria-hidden': 'true' }, '');
+  const copied = h('p', { class: 'copied', role: 'status', id: 'copied' });
+  const codeBtn = h(
+    'button',
+    { class: 'code', type: 'button', id: 'code', 'aria-describedby': 'copy-hint', onclick: () => void onCodeTap(id) },
+    first,
+    second,
+  );
+  const timer = h('div', { class: 'countdown', role: 'timer', id: 'countdown' }, ringSvg, seconds);
+  const next = h('p', { class: 'next', id: 'next-code', hidden: true });
+  const warn = h('div', { class: 'alert warn', role: 'alert', id: 'clock-warning', hidden: true });
+  const error = h('p', { class: 'alert', role: 'alert', id: 'code-error', hidden: true });
+  codeRefs.push({ id, codeBtn, first, second, timer, seconds, ring, next, warn, error, copied });
+  const many = state.tokens.length > 1;
+  // The clock check asks the bank's server: sent once the first code is on screen (the
+  // ticker's first frame), so the code never queues behind the network.
+  return h(
+    'main',
+    { class: 'screen' },
+    header(tx.codeHeading, {
+      back: many ? () => show({ name: 'list' }) : undefined,
+      settings: () => show({ name: 'settings', id }),
+    }),
+    h(
+      'section',
+      { class: 'content code-screen', 'aria-labelledby': 'token-label' },
+      h('p', { class: 'token-label', id: 'token-label' }, tokenTitle(token)),
+      warn,
+      error,
+      codeBtn,
+      h('p', { class: 'hint center-text', id: 'copy-hint' }, isHidden(id) ? tx.tapToShow : tx.tapToCopy),
+      copied,
+      timer,
+      next,
+      noticeEl(),
+      actionErrorEl(),
+      token.kind === 'bank'
+        ? h('button', { class: 'secondary', type: 'button', id: 'tx-open', onclick: () => openTx(id) }, tx.txOpen)
+        : null,
+      !many ? h('button', { class: 'secondary', type: 'button', id: 'add-token', onclick: () => startSetup() }, tx.addToken) : null,
+      !many && state.info.mobile ? scanButton() : null,
+    ),
+  );
+}
+
+async function checkClockOnce(token: TokenView) {
+  // The offset is measured against the server once per run for bank tokens; the frames then
+  // carry the corrected time and the warning. A failure (offline) keeps the last measurement.
+  if (token.kind !== 'bank' || clockChecked.has(token.id)) return;
+  clockChecked.add(token.id);
+  try {
+    await api.checkClock(token.id);
+  } catch {
+    /* offline: the stored offset stays in use */
+  }
+}
+
+function updateCode(refs: CodeRefs, frame: CodeFrame) {
+  const tx = t();
+  const prev = lastFrames.get(refs.id) ?? null;
+  lastFrames.set(refs.id, frame);
+  // For the cold-start measurement: the first code in the page since navigation start, and
+  // once it is painted (a frame callback runs before its frame is painted, so the second one
+  // after the code is in the page runs once the frame showing it has been).
+  if (performance.getEntriesByName('first-code').length === 0) {
+    performance.mark('first-code');
+    requestAnimationFrame(() => requestAnimationFrame(() => performance.mark('first-code-painted')));
+  }
+  const hidden = isHidden(refs.id);
+  const groups = codeGroups(frame.code);
+  const [a, b] = hidden ? (groups.map((g) => g.replace(/./g, '•')) as [string, string]) : groups;
+  refs.first.textContent = b ? `${a} ` : a;
+  refs.second.textContent = b;
+  refs.codeBtn.setAttribute('aria-label', hidden ? tx.codeHidden : `${tx.codeHeading} ${frame.code.split('').join(' ')}`);
+  refs.codeBtn.dataset.code = frame.code;
+  refs.codeBtn.dataset.hidden = hidden ? 'true' : 'false';
+  const hint = document.getElementById('copy-hint');
+  if (hint && state.view.name === 'code') hint.textContent = hidden ? tx.tapToShow : tx.tapToCopy;
+  refs.seconds.textContent = String(frame.seconds_left);
+  refs.timer.setAttribute('aria-label', tx.countdownLabel(frame.seconds_left, frame.period));
+  refs.timer.dataset.secondsLeft = String(frame.seconds_left);
+  refs.ring.setAttribute('stroke-dasharray', `${remainingFraction(frame.seconds_left, frame.period) * 100} 100`);
+  refs.timer.classList.toggle('ending', frame.seconds_left <= 10);
+  const showNext = frame.seconds_left <= 10 && !hidden;
+  refs.next.hidden = !showNext;
+  refs.next.textContent = showNext ? `${tx.nextCode}: ${codeGroups(frame.next_code).join(' ')}` : '';
+  if (frame.clock_warning) {
+    refs.warn.hidden = false;
+    refs.warn.replaceChildren(
+      h('strong', {}, tx.clockWarnTitle),
+      h('span', {}, clockWarningText(frame.clock_warning.offset_secs, tx)),
+    );
+  } else if (!refs.warn.hidden) {
+    refs.warn.hidden = true;
+    refs.warn.replaceChildren();
+  }
+  refs.error.hidden = true;
+  refs.codeBtn.disabled = false;
+  const spoken = hidden ? null : announcement(prev, frame, tx);
+  if (spoken && state.view.name === 'code') say(spoken);
+}
+
+function showCodeError(refs: CodeRefs, e: ShellError) {
+  refs.error.hidden = false;
+  refs.error.dataset.code = e.code;
+  refs.error.textContent = msg(e);
+  refs.first.textContent = '––– ';
+  refs.second.textContent = '–––';
+  refs.codeBtn.disabled = true;
+  refs.codeBtn.dataset.code = '';
+}
+
+/** Whether a token's code is hidden now ("tap to show code" on and not revealed). */
+function isHidden(id: string): boolean {
+  if (!state.hideCode) return false;
+  const until = state.revealed.get(id);
+  return until === undefined || until < Date.now();
+}
+
+/** A tap on a code: shows it when hidden, copies it otherwise. */
+async function onCodeTap(id: string) {
+  if (isHidden(id)) {
+    state.revealed.set(id, Date.now() + REVEAL_MS);
+    const refs = codeRefs.find((r) => r.id === id);
+    const frame = lastFrames.get(id);
+    if (refs && frame) updateCode(refs, frame);
+    return;
+  }
+  await copyCode(id);
+}
+
+async function copyCode(id: string) {
+  const frame = lastFrames.get(id);
+  const refs = codeRefs.find((r) => r.id === id);
+  if (!frame || !refs) return;
+  try {
+    await api.copyCode(id);
+    refs.copied.textContent = t().copiedCleared;
+  } catch (e) {
+    if (toShellError(e).code === 'APP_LOCKED') {
+      await showLock();
+      return;
+    }
+    refs.copied.textContent = t().copyFailed;
+  }
+  window.setTimeout(() => {
+    if (refs.copied.isConnected) refs.copied.textContent = '';
+  }, 3000);
+}
+
+let tickTimer: number | undefined;
+let tickGen = 0;
+
+function startTicker() {
+  const gen = ++tickGen;
+  const tick = async () => {
+    await Promise.all(
+      codeRefs.map(async (refs) => {
+        try {
+          const frame = await api.codeFrame(refs.id);
+          // Stopped while the frame was on its way (another screen is shown, the lock one
+          // say): the answer belongs to a screen that is gone. Acting on it drew the lock
+          // screen a second time, under a customer already typing the PIN.
+          if (gen !== tickGen) return;
+          updateCode(refs, frame);
+          if (state.view.name === 'code') {
+            const token = state.tokens.find((t) => t.id === refs.id);
+            if (token) void checkClockOnce(token);
+          }
+        } catch (e) {
+          if (gen !== tickGen) return;
+          const err = toShellError(e);
+          if (err.code === 'APP_LOCKED') {
+            void showLock();
+            return;
+          }
+          showCodeError(refs, err);
+        }
+      }),
+    );
+    if (gen === tickGen) tickTimer = window.setTimeout(tick, msUntilNextSecond(Date.now()));
+  };
+  void tick();
+}
+
+function stopTicker() {
+  tickGen++;
+  if (tickTimer !== undefined) window.clearTimeout(tickTimer);
+  tickTimer = undefined;
+  stopTxTicker();
+}
+
+// --- the list (several tokens) ------------------------------------------------------------------
+
+function listScreen(): HTMLElement {
+  const tx = t();
+  codeRefs = [];
+  lastFrames = new Map();
+  const items = state.tokens.map((token) => {
+    const first = h('span', { class: 'group' });
+    const second = h('span', { class: 'group' });
+    const seconds = h('span', { class: 'seconds small', 'aria-hidden': 'true' });
+    const timer = h('span', { class: 'mini-timer', role: 'timer' }, seconds);
+    const codeBtn = h('button', { class: 'code small', type: 'button', 'data-id': token.id, onclick: () => void onCodeTap(token.id) }, first, second);
+    const refs: CodeRefs = {
+      id: token.id,
+      codeBtn,
+      first,
+      second,
+      timer,
+      seconds,
+      ring: svg('circle', {}),
+      next: h('span', { hidden: true }),
+      warn: h('span', { hidden: true }),
+      error: h('span', { class: 'field-error', hidden: true }),
+      copied: h('span', { class: 'copied', role: 'status' }),
+    };
+    codeRefs.push(refs);
+    return h(
+      'li',
+      { class: 'token-row' },
+      h('button', { class: 'row-open', type: 'button', 'data-open': token.id, onclick: () => show({ name: 'code', id: token.id }) }, tokenTitle(token)),
+      h('div', { class: 'row-code' }, codeBtn, timer),
+      refs.error,
+      refs.copied,
+    );
+  });
+  return h(
+    'main',
+    { class: 'screen' },
+    header(tx.tokensTitle),
+    h(
+      'section',
+      { class: 'content' },
+      noticeEl(),
+      actionErrorEl(),
+      h('ul', { class: 'token-list', id: 'token-list' }, ...items),
+      h('button', { class: 'secondary', type: 'button', id: 'add-token', onclick: () => startSetup() }, tx.addToken),
+      state.info.mobile ? scanButton() : null,
+    ),
+  );
+}
+
+function startSetup() {
+  state.setup = emptySetup();
+  show({ name: 'setup' });
+}
+
+// --- settings and deletion ------------------------------------------------------------------------
+
+function settingsScreen(id: string): HTMLElement {
+  const tx = t();
+  const token = tokenById(id);
+  if (!token) return h('main', { class: 'screen' }, header(tx.settings, { back: () => home() }));
+  const row = (label: string, value: string, key: string) =>
+    h('div', { class: 'info-row', 'data-key': key }, h('dt', {}, label), h('dd', {}, value));
+  return h(
+    'main',
+    { class: 'screen' },
+    header(tx.settings, { back: () => show({ name: 'code', id }) }),
+    h(
+      'section',
+      { class: 'content', 'aria-labelledby': 'info-title' },
+      actionErrorEl(),
+      h('h2', { id: 'info-title' }, tx.tokenInfo),
+      h(
+        'dl',
+        { class: 'info', id: 'token-info' },
+        token.issuer ? row(tx.issuer, token.issuer, 'issuer') : null,
+        row(tx.label, token.label, 'label'),
+        row(tx.kind, token.kind === 'bank' ? tx.kindBank : tx.kindImported, 'kind'),
+        token.service_id ? row(tx.serviceId, token.service_id, 'service_id') : null,
+        token.user_id ? row(tx.userId, token.user_id, 'user_id') : null,
+        row(tx.algorithm, token.algorithm, 'algorithm'),
+        row(tx.digits, String(token.digits), 'digits'),
+        row(tx.period, tx.periodValue(token.period), 'period'),
+        row(tx.addedAt, formatDate(token.added_at, state.lang), 'added_at'),
+        token.kind === 'bank' ? row(tx.clockOffset, tx.clockOffsetValue(token.clock_offset_secs), 'clock_offset') : null,
+        state.info.version ? row(tx.version, state.info.version, 'version') : null,
+      ),
+      securitySection({ name: 'settings', id }),
+      h('p', { class: 'hint', id: 'delete-note' }, tx.deleteNote),
+      h(
+        'button',
+        { class: 'danger', type: 'button', id: 'delete', 'aria-describedby': 'delete-note', onclick: () => show({ name: 'confirm', id }) },
+        tx.deleteToken,
+      ),
+    ),
+  );
+}
+
+function confirmScreen(id: string): HTMLElement {
+  const tx = t();
+  const token = tokenById(id);
+  const cancel = h('button', { class: 'secondary', type: 'button', id: 'confirm-cancel', onclick: () => show({ name: 'settings', id }) }, tx.cancel);
+  const screen = h(
+    'main',
+    { class: 'screen' },
+    header(tx.deleteToken, { back: () => show({ name: 'settings', id }) }),
+    h(
+      'section',
+      { class: 'content dialog', role: 'alertdialog', 'aria-modal': 'true', 'aria-labelledby': 'confirm-title', 'aria-describedby': 'confirm-body' },
+      h('h2', { id: 'confirm-title' }, tx.confirmTitle),
+      token ? h('p', { class: 'token-label' }, tokenTitle(token)) : null,
+      h('p', { id: 'confirm-body' }, tx.confirmBody),
+      actionErrorEl(),
+      h('button', { class: 'danger', type: 'button', id: 'confirm-delete', onclick: () => void onDelete(id) }, tx.confirmDelete),
+      cancel,
+    ),
+  );
+  window.setTimeout(() => cancel.focus(), 0);
+  return screen;
+}
+
+async function onDelete(id: string) {
+  try {
+    await api.deleteToken(id);
+  } catch (e) {
+    state.actionError = toShellError(e);
+    show({ name: 'confirm', id }, { keepNotice: true });
+    return;
+  }
+  clockChecked.delete(id);
+  if (!(await reloadTokens())) return;
+  state.setup = emptySetup();
+  state.notice = t().deleted;
+  home({ keepNotice: true });
+  say(t().deleted);
+}
+
+// --- start ----------------------------------------------------------------------------------------
+
+export async function start() {
+  // Cold-start marks (read by the desktop e2e): the script runs, the shell has answered.
+  performance.mark('ui-start');
+  show({ name: 'loading' });
+  // The shell's first three answers do not depend on one another, so they are asked together:
+  // the first code waits for one round trip through the WebView's IPC instead of three. The
+  // shell itself refuses the listing while the app is locked (then the lock screen comes up).
+  const tokens = api.listTokens();
+  tokens.catch(() => undefined); // handled by reloadTokens, or dropped when the app is locked
+  const [info, lock] = await Promise.all([api.appInfo().catch(() => null), refreshLock()]);
+  if (info) state.info = info; // else keep the defaults: not mobile
+  if (lock?.locked) {
+    await showLock();
+    return;
+  }
+  if (!(await reloadTokens(tokens))) return;
+  performance.mark('tokens-listed');
+  let link = null;
+  try {
+    link = await api.takeSetupLink();
+  } catch {
+    /* no link */
+  }
+  if (link) fillFromLink(link);
+  else home();
+}
