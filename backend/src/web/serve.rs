@@ -18,11 +18,13 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
+use axum::http::{header, HeaderValue};
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -175,9 +177,24 @@ async fn serve_connection(
     closing: &mut tokio::sync::watch::Receiver<bool>,
 ) {
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-        let mut req = req.map(Body::new);
+        let has_body = !hyper::body::Body::is_end_stream(req.body());
+        let read = Arc::new(AtomicBool::new(false));
+        let mut req = req.map(|body| {
+            Body::new(Watched {
+                body,
+                read: read.clone(),
+            })
+        });
         req.extensions_mut().insert(ConnectInfo(addr));
-        app.clone().oneshot(req)
+        let answer = app.clone().oneshot(req);
+        async move {
+            let mut res = answer.await?;
+            if has_body && !read.load(Ordering::Acquire) {
+                res.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok::<_, std::convert::Infallible>(res)
+        }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -201,6 +218,43 @@ async fn serve_connection(
     // Shutting down: an idle connection closes now, a busy one after its answer.
     conn.as_mut().graceful_shutdown();
     let _ = conn.await;
+}
+
+/// A request's body that notes when it has been read to its end.
+///
+/// An answer given before its request's body was read to the end (a body too large, of a type
+/// not taken, refused before it was needed) ends the connection: hyper will not look for the
+/// next request behind unread bytes (RFC 9112 §9.3). It closes the connection after the answer
+/// but does not say so, and a client that reuses its connections then sends its next request
+/// into one being closed ("connection closed before message completed"). Such an answer carries
+/// `Connection: close` ([`serve_connection`]), so the client opens a new one.
+struct Watched {
+    body: Incoming,
+    read: Arc<AtomicBool>,
+}
+
+impl hyper::body::Body for Watched {
+    type Data = hyper::body::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let frame = std::pin::Pin::new(&mut self.body).poll_frame(cx);
+        if matches!(frame, std::task::Poll::Ready(None)) || self.body.is_end_stream() {
+            self.read.store(true, Ordering::Release);
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// Answer a connection over the cap with a 503 and close it. The request is drained briefly

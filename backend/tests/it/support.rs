@@ -63,14 +63,14 @@ pub async fn listen(state: &AppState) -> String {
     let app = backend::web::app(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+    // The server's own accept loop, as `otp-backend serve` runs it (limits, timeouts, the
+    // connection rules), not `axum::serve`.
+    tokio::spawn(backend::web::serve::serve(
+        listener,
+        app,
+        1024,
+        std::future::pending(),
+    ));
     format!("http://{addr}")
 }
 
