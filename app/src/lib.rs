@@ -74,8 +74,8 @@ impl SetupInput {
 /// the device clock is off by more than 30 s, the warning to show.
 ///
 /// It holds `vault` across the request. A caller that shares the vault (the shell, whose code
-/// screen asks for a frame every second) uses [`provision`] and [`store_provisioned`] with the
-/// vault free between them.
+/// screen asks for a frame every second) validates, calls [`ProvisioningClient::setup`] with the
+/// vault free, then [`store_provisioned`].
 ///
 /// # Errors
 /// Any [`AppError`] of [`SetupInput::validate`], [`ProvisioningClient::setup`] and
@@ -85,23 +85,13 @@ pub async fn setup_token(
     vault: &mut Vault,
     input: &SetupInput,
 ) -> Result<(TokenMeta, Option<ClockWarning>), AppError> {
-    let provisioned = provision(client, input).await?;
+    let request = input.validate()?;
+    let provisioned = client.setup(&request).await?;
     store_provisioned(vault, provisioned)
 }
 
-/// The setup's request: validate, then have the backend provision the secret (once).
-///
-/// # Errors
-/// Any [`AppError`] of [`SetupInput::validate`] and [`ProvisioningClient::setup`].
-pub async fn provision(
-    client: &ProvisioningClient,
-    input: &SetupInput,
-) -> Result<Provisioned, AppError> {
-    let request = input.validate()?;
-    client.setup(&request).await
-}
-
-/// Stores what [`provision`] brought: the new token, and the clock warning to show, if any.
+/// Stores what [`ProvisioningClient::setup`] brought: the new token, and the clock warning to
+/// show, if any.
 ///
 /// # Errors
 /// Any [`AppError`] of [`Vault::add_provisioned`].

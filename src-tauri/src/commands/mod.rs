@@ -317,14 +317,14 @@ pub async fn setup_token(
         device: shell.device.clone(),
     };
     // Checked before the keystore or the network is touched, so a typo is answered at once.
-    input.validate()?;
+    let request = input.validate()?;
     let client = shell.client()?;
     // The vault is opened first: a keystore that cannot open is reported before the bank
     // provisions the secret, which it does only once. It is free while the bank's server is
     // asked (up to the client's timeout on a bad network), so the codes already on the phone
     // keep coming meanwhile; it is taken again to store the new token.
     drop(shell.vault().await?);
-    let provisioned = app::provision(client, &input).await?;
+    let provisioned = client.setup(&request).await?;
     let mut vault = shell.vault().await?;
     let (meta, _warning) = app::store_provisioned(&mut vault, provisioned)?;
     Ok(TokenView::from(&meta))
