@@ -177,19 +177,21 @@ async fn serve_connection(
     closing: &mut tokio::sync::watch::Receiver<bool>,
 ) {
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-        let has_body = !hyper::body::Body::is_end_stream(req.body());
-        let read = Arc::new(AtomicBool::new(false));
-        let mut req = req.map(|body| {
-            Body::new(Watched {
+        // Only a request with a body can leave one unread (a GET has none: nothing to watch).
+        let read = (!hyper::body::Body::is_end_stream(req.body()))
+            .then(|| Arc::new(AtomicBool::new(false)));
+        let mut req = req.map(|body| match &read {
+            Some(read) => Body::new(Watched {
                 body,
                 read: read.clone(),
-            })
+            }),
+            None => Body::new(body),
         });
         req.extensions_mut().insert(ConnectInfo(addr));
         let answer = app.clone().oneshot(req);
         async move {
             let mut res = answer.await?;
-            if has_body && !read.load(Ordering::Acquire) {
+            if read.is_some_and(|read| !read.load(Ordering::Acquire)) {
                 res.headers_mut()
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
