@@ -146,6 +146,10 @@ type CommitFailed = std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>
 /// one-row write into log space a failed transaction left).
 const COMMIT_FAILURE_MEMORY: Duration = Duration::from_secs(3);
 
+/// A pooled PostgreSQL connection idle this long is pinged before it is used (see
+/// [`Store::connect`]).
+const STALE_AFTER: Duration = Duration::from_millis(250);
+
 /// Whether an error means the database could not write its data: a full disk, a quota, an I/O
 /// error (SQLite's SQLITE_FULL, SQLITE_IOERR; PostgreSQL's class 53 "insufficient resources"
 /// and 58 "system error"). An I/O error of the driver itself is the disk's only on SQLite, a
@@ -258,6 +262,20 @@ impl Store {
                 // request answers "unavailable" and the pool replaces it. The ping was a round
                 // trip per group commit.
                 .test_before_acquire(false)
+                // But after a PostgreSQL restart every idle connection is dead, and each failed
+                // one request before the pool had replaced them all: `/readyz` and the screens
+                // answered 503 for a while after the database was back. A connection idle for
+                // longer than STALE_AFTER is pinged first (a dead one is closed and another
+                // taken); under load connections come back within milliseconds and are not.
+                .before_acquire(move |conn, meta| {
+                    Box::pin(async move {
+                        use sqlx::Connection as _;
+                        if kind == DbKind::Postgres && meta.idle_for >= STALE_AFTER {
+                            return Ok(conn.ping().await.is_ok());
+                        }
+                        Ok(true)
+                    })
+                })
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
                         if kind == DbKind::Sqlite {

@@ -199,6 +199,14 @@ async fn database_goes_away_and_comes_back() {
     let (uid, secret) = env.active_token("outage1").await;
     let p = Proc::start(&env.db, &[]).await;
     let http = reqwest::Client::new();
+    // Several pooled connections, idle when the database goes away: each is dead after it.
+    let mut warm = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        warm.spawn(http.get(format!("{}/readyz", p.base)).send());
+    }
+    while let Some(res) = warm.join_next().await {
+        assert_eq!(res.unwrap().unwrap().status().as_u16(), 200);
+    }
     let name = env.db.pg_name.clone().unwrap();
     let admin = pg_admin_url();
     let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
@@ -224,6 +232,8 @@ async fn database_goes_away_and_comes_back() {
     assert_eq!(body["code"], "UNAVAILABLE");
     let ready = http.get(format!("{}/readyz", p.base)).send().await.unwrap();
     assert_eq!(ready.status().as_u16(), 503);
+    // Away for a moment, as a restart is.
+    tokio::time::sleep(Duration::from_millis(500)).await;
 
     sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
         .execute(&mut conn)
@@ -244,8 +254,15 @@ async fn database_goes_away_and_comes_back() {
     }
     assert_eq!(last.0, 200, "the server recovers by itself: {:?}", last.1);
     assert_eq!(last.1["result"], "ok");
-    let ready = http.get(format!("{}/readyz", p.base)).send().await.unwrap();
-    assert_eq!(ready.status().as_u16(), 200);
+    // Every later request finds a live connection: the pool's dead ones are not handed out.
+    for _ in 0..8 {
+        let ready = http.get(format!("{}/readyz", p.base)).send().await.unwrap();
+        assert_eq!(
+            ready.status().as_u16(),
+            200,
+            "ready once the database is back"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
