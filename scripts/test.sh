@@ -57,9 +57,10 @@ SQL
   pg_ready || { echo "PostgreSQL did not come up at $PG_ADMIN_URL" >&2; exit 1; }
 fi
 export OTP_TEST_PG_URL=$PG_ADMIN_URL
-# Every PostgreSQL test makes a database of its own, named otp_{t,e2e,load}_<unix time>_<id>;
-# drop those an earlier run left behind more than 6 hours ago (a run going on now, here or on
-# another machine sharing this server, keeps its own), and any in the older unnamed-time form.
+# Every PostgreSQL test makes a database of its own, named otp_{t,e2e,load}_<unix time>_<id>,
+# and drops it when it passes. Drop those a failed or killed run left behind more than 6 hours
+# ago (a run going on now, here or on another machine sharing this server, keeps its own), and
+# any in the older unnamed-time form.
 STALE=$(( $(date +%s) - 6 * 3600 ))
 for db in $(psql "$PG_ADMIN_URL" -Atqc "select datname from pg_database
     where (datname ~ '^otp_(t|e2e|load)_[0-9]+_[0-9a-f]+$' and split_part(datname, '_', 3)::bigint < $STALE)

@@ -28,8 +28,44 @@ pub struct TestDb {
     pub url: String,
     /// The data directory (the SQLite file lives in it).
     pub dir: tempfile::TempDir,
-    /// The PostgreSQL database's name (dropped by `scripts/test.sh` once stale).
+    /// The PostgreSQL database's name: dropped when the test passes; a failed test's is kept for
+    /// a look (its name is printed) until `scripts/test.sh` drops it, six hours later.
     pub pg_name: Option<String>,
+}
+
+impl Drop for TestDb {
+    /// A passing test's PostgreSQL database is dropped, so a day of test runs does not leave
+    /// thousands of them (each a few MiB, and all fsync'd by PostgreSQL's recovery after a
+    /// crash). Connections still open (the test's server) are ended (`WITH (FORCE)`).
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
+        if std::thread::panicking() {
+            eprintln!("kept the failed test's PostgreSQL database {name}");
+            return;
+        }
+        // Drop runs inside the test's runtime, which cannot be blocked on: a thread of its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let mut conn = sqlx::AnyConnection::connect(&pg_admin_url()).await?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await?;
+                conn.close().await?;
+                anyhow::Ok(())
+            })
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("could not drop a test database (scripts/test.sh will): {e:#}"),
+            Err(_) => eprintln!("could not drop a test database (scripts/test.sh will)"),
+        }
+    }
 }
 
 /// The PostgreSQL admin URL `scripts/test.sh` exports (it installs and starts the server).
