@@ -119,7 +119,7 @@ pub struct TestEnv {
     pub clock: Arc<ManualClock>,
     pub cfg: Config,
     pub db: TestDb,
-    server: tokio::task::JoinHandle<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
     mailer: Option<backend::mail::MailTask>,
     staff_secrets: Arc<std::sync::Mutex<std::collections::HashMap<String, protocol::Secret>>>,
 }
@@ -186,14 +186,14 @@ impl TestEnv {
         let listener = tokio::net::TcpListener::bind(cfg.listen).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = backend::web::app(state.clone());
-        let server = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .unwrap();
-        });
+        // The server's own accept loop, as `otp-backend serve` runs it (connection cap,
+        // header-read timeout, the connection rules), not `axum::serve`.
+        let server = tokio::spawn(backend::web::serve::serve(
+            listener,
+            app,
+            cfg.max_connections,
+            std::future::pending(),
+        ));
         let mailer = MailWorker::new(
             state.engine.store().clone(),
             &cfg.mail,

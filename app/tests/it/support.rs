@@ -2,7 +2,6 @@
 //! time plus an adjustable skew (the "server whose time is off"), and helpers that walk a token
 //! through issuance the way the bank's host does.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
@@ -76,17 +75,17 @@ impl Backend {
         clock.set_skew(skew);
         let (state, _) = backend::build(&cfg, Box::new(clock.clone())).await.unwrap();
         let engine = state.engine.clone();
+        let cfg_max_connections = cfg.max_connections;
         let app = backend::web::app(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .unwrap();
-        });
+        // The server's own accept loop, as `otp-backend serve` runs it.
+        tokio::spawn(backend::web::serve::serve(
+            listener,
+            app,
+            cfg_max_connections,
+            std::future::pending(),
+        ));
         Backend {
             base: format!("http://{addr}"),
             engine,

@@ -1,33 +1,19 @@
 //! `/metrics` for operators: the mail outbox (depth, oldest age) and database reachability
 //! read at scrape time, replays by outcome.
 
-use std::net::SocketAddr;
-
 use crate::support::*;
 
 async fn scrape(env: &Env) -> String {
-    let app = backend::web::app(env.state.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    let text = reqwest::Client::new()
-        .get(format!("http://{addr}/metrics"))
+    let base = listen(&env.state).await;
+    reqwest::Client::new()
+        .get(format!("{base}/metrics"))
         .bearer_auth(crate::support::METRICS_KEY)
         .send()
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
-    server.abort();
-    text
+        .unwrap()
 }
 
 fn gauge(text: &str, name: &str) -> Option<i64> {
