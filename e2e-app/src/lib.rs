@@ -56,14 +56,19 @@ async fn wait_for_port(port: u16, what: &str, timeout: Duration) -> Result<()> {
     }
 }
 
-/// When the newest running process of this executable started, in Unix milliseconds (from
-/// `/proc/<pid>/stat` and `/proc/uptime`; 10 ms resolution).
-///
-/// # Errors
-/// No such process, or `/proc` unreadable.
-pub fn process_start_epoch_ms(exe: &Path) -> Result<f64> {
+/// Fields 3 and on of `/proc/<pid>/stat` (after the command name, which is in parentheses and
+/// may hold spaces).
+fn stat_fields(pid: &str) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(") ").map(|(_, r)| r)?;
+    Some(after.split_whitespace().map(str::to_owned).collect())
+}
+
+/// The newest running process of this executable: its pid and start time (clock ticks after
+/// boot, field 22 of `/proc/<pid>/stat`).
+fn newest_process(exe: &Path) -> Result<(String, u64)> {
     let exe = std::fs::canonicalize(exe)?;
-    let mut newest: Option<u64> = None;
+    let mut newest: Option<(String, u64)> = None;
     for entry in std::fs::read_dir("/proc")?.flatten() {
         let Ok(target) = std::fs::read_link(entry.path().join("exe")) else {
             continue;
@@ -71,20 +76,24 @@ pub fn process_start_epoch_ms(exe: &Path) -> Result<f64> {
         if target != exe {
             continue;
         }
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        let Some(ticks) = stat_fields(&pid).and_then(|f| f.get(19)?.parse::<u64>().ok()) else {
             continue;
         };
-        // Fields after the command name (which is in parentheses and may hold spaces).
-        let after = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
-        // starttime is field 22; `after` starts at field 3.
-        let ticks: u64 = after
-            .split_whitespace()
-            .nth(19)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| anyhow!("bad /proc stat"))?;
-        newest = Some(newest.map_or(ticks, |n| n.max(ticks)));
+        if newest.as_ref().is_none_or(|(_, n)| ticks > *n) {
+            newest = Some((pid, ticks));
+        }
     }
-    let ticks = newest.ok_or_else(|| anyhow!("{} is not running", exe.display()))?;
+    newest.ok_or_else(|| anyhow!("{} is not running", exe.display()))
+}
+
+/// When the newest running process of this executable started, in Unix milliseconds (from
+/// `/proc/<pid>/stat` and `/proc/uptime`; 10 ms resolution).
+///
+/// # Errors
+/// No such process, or `/proc` unreadable.
+pub fn process_start_epoch_ms(exe: &Path) -> Result<f64> {
+    let (_, ticks) = newest_process(exe)?;
     // Boot time from the uptime (10 ms precision; `btime` in /proc/stat is whole seconds).
     let uptime: f64 = std::fs::read_to_string("/proc/uptime")?
         .split_whitespace()
@@ -95,6 +104,36 @@ pub fn process_start_epoch_ms(exe: &Path) -> Result<f64> {
     let boot_ms = now_ms - uptime * 1000.0;
     // USER_HZ is 100 on Linux for /proc (CLK_TCK).
     Ok(boot_ms + ticks as f64 * 10.0)
+}
+
+/// The environment WebKitGTK's web process of the newest running `exe` started with (what the
+/// app passed on to it), as `NAME=value` entries.
+///
+/// # Errors
+/// The app is not running, or has no web process.
+pub fn web_process_environment(exe: &Path) -> Result<Vec<String>> {
+    let (app_pid, _) = newest_process(exe)?;
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        let Some(fields) = stat_fields(&pid) else {
+            continue;
+        };
+        // The parent is field 4; the web process is the app's own child.
+        if fields.get(1) != Some(&app_pid) {
+            continue;
+        }
+        let is_web_process = std::fs::read_link(entry.path().join("exe"))
+            .is_ok_and(|t| t.file_name().is_some_and(|n| n == "WebKitWebProcess"));
+        if is_web_process {
+            let environ = std::fs::read(entry.path().join("environ"))?;
+            return Ok(environ
+                .split(|b| *b == 0)
+                .filter(|v| !v.is_empty())
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .collect());
+        }
+    }
+    bail!("the app (pid {app_pid}) has no WebKitWebProcess child")
 }
 
 // --- display --------------------------------------------------------------------------------------

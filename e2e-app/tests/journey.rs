@@ -363,6 +363,27 @@ async fn issue_in_the_bank_set_up_in_the_app_activate_with_its_code_then_delete_
         (0.0..10_000.0).contains(&to_first_code),
         "a restarted app shows its code promptly: {to_first_code} ms"
     );
+    // Without a GPU (no render node, as under this Xvfb) the app asks WebKit to paint on the
+    // CPU, not through software GL; a GPU's machine, or a choice made in the environment, keeps
+    // what it has.
+    const CPU_PAINTING: &str = "WEBKIT_SKIA_ENABLE_CPU_RENDERING";
+    let web_env = e2e_app::web_process_environment(&app_bin)?;
+    let passed_on = web_env
+        .iter()
+        .find_map(|v| v.strip_prefix(CPU_PAINTING)?.strip_prefix('='));
+    let gpu = std::fs::read_dir("/dev/dri").is_ok_and(|d| {
+        d.flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("renderD"))
+    });
+    match std::env::var(CPU_PAINTING) {
+        Ok(chosen) => assert_eq!(passed_on, Some(chosen.as_str()), "the choice stands"),
+        Err(_) if gpu => assert_eq!(passed_on, None, "a GPU keeps WebKit's default"),
+        Err(_) => assert_eq!(
+            passed_on,
+            Some("1"),
+            "no GPU: the web process paints on the CPU"
+        ),
+    }
     let code = code_el.attr("data-code").await?.unwrap_or_default();
 
     // --- BOK001: activate with the app's code ---------------------------------------------------

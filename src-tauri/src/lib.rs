@@ -26,6 +26,8 @@ pub mod commands;
 pub mod error;
 pub mod guard;
 pub mod link;
+#[cfg(all(desktop, target_os = "linux"))]
+pub mod paint;
 #[cfg(test)]
 mod tests;
 
@@ -263,6 +265,9 @@ fn accept_link<R: Runtime>(handle: &tauri::AppHandle<R>, url: &str) {
 /// The app.
 #[cfg_attr(mobile, tauri::mobile_entry_point)]
 pub fn run() {
+    // Before anything starts a thread or the WebView: its web process inherits the choice.
+    #[cfg(all(desktop, target_os = "linux"))]
+    paint::choose();
     let config = ShellConfig::from_env();
     let builder = tauri::Builder::default()
         .plugin(tauri_plugin_clipboard_manager::init())
