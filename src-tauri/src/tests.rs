@@ -236,6 +236,37 @@ fn the_start_link_is_taken_once() {
 }
 
 #[test]
+fn a_locked_app_keeps_its_link_until_the_pin_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::default());
+    let (app1, w) = shell(dir.path(), Ok(store.clone()), None);
+    invoke(&w, "lock_set", json!({ "pin": "314159" })).unwrap();
+    drop(w);
+    drop(app1);
+    // Opened with a link, locked (a PIN is set and this run has not had it).
+    let user = protocol::UserId::from_serial(99_980_000_000).unwrap();
+    let link = SetupLink::parse(&format!(
+        "otpbank://setup?service_id=10112231&user_id={}",
+        user.as_str()
+    ));
+    assert!(link.is_some());
+    let (_app2, w) = shell(dir.path(), Ok(store), link);
+    assert_eq!(invoke(&w, "lock_status", json!({})).unwrap()["locked"], true);
+    assert_eq!(
+        invoke(&w, "take_setup_link", json!({})).unwrap(),
+        Value::Null,
+        "a locked app hands out no link"
+    );
+    invoke(&w, "lock_unlock", json!({ "pin": "314159" })).unwrap();
+    let got = invoke(&w, "take_setup_link", json!({})).unwrap();
+    assert_eq!(got["service_id"], "10112231", "kept for the unlock: {got}");
+    assert_eq!(
+        invoke(&w, "take_setup_link", json!({})).unwrap(),
+        Value::Null
+    );
+}
+
+#[test]
 fn a_keystore_that_cannot_open_is_reported_and_info_says_desktop() {
     let dir = tempfile::tempdir().unwrap();
     let (_app, w) = shell(dir.path(), Err(AppError::KeystoreUnavailable), None);

@@ -28,6 +28,8 @@ export interface MockConfig {
   screenGuard?: string;
   /** How long the shell takes to check a PIN. */
   unlockDelayMs?: number;
+  /** How long the shell takes to answer with a code (the real one: an IPC round trip). */
+  frameDelayMs?: number;
 }
 
 type W = Window & {
@@ -152,11 +154,14 @@ mockIPC(async (cmd, payload) => {
       if (cfg.listError) throw cfg.listError;
       return tokens;
     case 'take_setup_link': {
+      // A locked app hands out no link and keeps it for the unlock.
+      if (lock.pin !== null && !lock.unlocked) return null;
       const l = link;
       link = null;
       return l;
     }
     case 'code_frame': {
+      if (cfg.frameDelayMs) await new Promise((r) => setTimeout(r, cfg.frameDelayMs));
       ensureUnlocked();
       if (cfg.frameError) throw cfg.frameError;
       return frameFor(args.id);

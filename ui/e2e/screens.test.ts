@@ -70,7 +70,7 @@ const T50 = Date.UTC(2026, 10, 25, 0, 0, 50);
 async function open(
   size: { width: number; height: number },
   config: MockConfig,
-  opts: { dark?: boolean; at?: number } = {},
+  opts: { dark?: boolean; at?: number; init?: () => void } = {},
 ): Promise<{ page: Page; ctx: BrowserContext }> {
   const ctx = await browser.newContext({
     viewport: size,
@@ -90,6 +90,7 @@ async function open(
   await page.addInitScript((c) => {
     (window as unknown as { __mockConfig: unknown }).__mockConfig = c;
   }, config);
+  if (opts.init) await page.addInitScript(opts.init);
   await page.goto(`${base}e2e/harness.html`);
   return { page, ctx };
 }
@@ -158,6 +159,69 @@ for (const size of SIZES) {
       expect(await page.locator('#user_id').inputValue()).toBe('999800000009');
       expect(await page.evaluate(() => document.activeElement?.id)).toBe('activation_password');
       await shot(page, size, '03-setup-from-link');
+      await ctx.close();
+    });
+
+    it('a lone token’s code is in its screen’s first frame', async () => {
+      // The start asks for the code as soon as the listing is in and builds the screen once
+      // it is there: the first frame that shows the code screen shows the code. (Asked from
+      // the screen, the code came a round trip after the screen's first paint.)
+      const { page, ctx } = await open(
+        size,
+        { tokens: [token('tok-a')], frameDelayMs: 40 },
+        {
+          init: () => {
+            const w = window as unknown as { __codeFrames: string[] };
+            w.__codeFrames = [];
+            const watch = () => {
+              const el = document.getElementById('code');
+              if (el) w.__codeFrames.push(el.dataset.code ?? '');
+              if (w.__codeFrames.length < 3) requestAnimationFrame(watch);
+            };
+            requestAnimationFrame(watch);
+          },
+        },
+      );
+      await page.locator('#code[data-code]').waitFor();
+      await expect
+        .poll(() => page.evaluate(() => (window as unknown as { __codeFrames: string[] }).__codeFrames.length))
+        .toBeGreaterThanOrEqual(3);
+      const frames = await page.evaluate(() => (window as unknown as { __codeFrames: string[] }).__codeFrames);
+      expect(frames[0], `the code screen's frames: ${JSON.stringify(frames)}`).toMatch(/^\d{6}$/);
+      expect(await calls(page, 'code_frame'), 'one ask for the first code').toHaveLength(1);
+      await ctx.close();
+    });
+
+    it('a link that opened a locked app fills the setup once the PIN is given', async () => {
+      const { page, ctx } = await open(size, {
+        tokens: [token('tok-a')],
+        pin: '2468',
+        link: { service_id: '10112231', user_id: '999800000009' },
+      });
+      await page.locator('#lock-form').waitFor();
+      expect(await page.locator('#link-filled').count(), 'no setup form over the lock').toBe(0);
+      await sendPin(page, '2468');
+      await page.locator('#link-filled').waitFor();
+      expect(await page.locator('#user_id').inputValue()).toBe('999800000009');
+      expect(await page.locator('#service_id').inputValue()).toBe('10112231');
+      await ctx.close();
+    });
+
+    it('a link opened while the app is locked waits for the PIN', async () => {
+      const { page, ctx } = await open(size, { tokens: [token('tok-a')], pin: '2468' });
+      await page.locator('#lock-form').waitFor();
+      await page.evaluate(() =>
+        (window as unknown as { __openLink: (l: unknown) => Promise<void> }).__openLink({
+          service_id: '10112231',
+          user_id: '386495327794',
+        }),
+      );
+      await page.evaluate(() => new Promise((r) => setTimeout(r, 200)));
+      expect(await page.locator('#lock-form').isVisible(), 'the lock screen stays').toBe(true);
+      expect(await page.locator('#link-filled').count()).toBe(0);
+      await sendPin(page, '2468');
+      await page.locator('#link-filled').waitFor();
+      expect(await page.locator('#user_id').inputValue()).toBe('386495327794');
       await ctx.close();
     });
 

@@ -520,13 +520,29 @@ async function copyCode(id: string) {
 let tickTimer: number | undefined;
 let tickGen = 0;
 
+/** A lone token's first code, asked at the start as soon as the listing is in (see `start`). */
+interface FirstFrame {
+  id: string;
+  askedMs: number;
+  frame: Promise<CodeFrame>;
+}
+let firstFrame: FirstFrame | null = null;
+/** How old the start's code may be when its screen comes up; older, it is asked anew. */
+const FIRST_FRAME_FRESH_MS = 500;
+
 function startTicker() {
   const gen = ++tickGen;
+  // The start's code serves the first tick of the first code screen only, and only while fresh.
+  const pre = firstFrame && Date.now() - firstFrame.askedMs < FIRST_FRAME_FRESH_MS ? firstFrame : null;
+  firstFrame = null;
+  let first = true;
   const tick = async () => {
+    const usePre = first;
+    first = false;
     await Promise.all(
       codeRefs.map(async (refs) => {
         try {
-          const frame = await api.codeFrame(refs.id);
+          const frame = await (usePre && pre?.id === refs.id ? pre.frame : api.codeFrame(refs.id));
           // Stopped while the frame was on its way (another screen is shown, the lock one
           // say): the answer belongs to a screen that is gone. Acting on it drew the lock
           // screen a second time, under a customer already typing the PIN.
@@ -703,11 +719,21 @@ export async function start() {
   // Cold-start marks (read by the desktop e2e): the script runs, the shell has answered.
   performance.mark('ui-start');
   show({ name: 'loading' });
-  // The shell's first three answers do not depend on one another, so they are asked together:
-  // the first code waits for one round trip through the WebView's IPC instead of three. The
-  // shell itself refuses the listing while the app is locked (then the lock screen comes up).
+  // The shell's first answers do not depend on one another, so they are asked together: the
+  // first code waits for one round trip through the WebView's IPC instead of four. The shell
+  // itself refuses the listing while the app is locked (then the lock screen comes up), and
+  // keeps a link until the unlock.
   const tokens = api.listTokens();
   tokens.catch(() => undefined); // handled by reloadTokens, or dropped when the app is locked
+  const link = api.takeSetupLink().catch(() => null);
+  // A lone token's code is asked as soon as the listing is in, and its screen is built once the
+  // code is there (or after a short wait): the code is then in the screen's first paint. Asked
+  // from the screen, the answer waited while the WebView laid out and painted it, 60–85 ms.
+  const pre = tokens.then(
+    (list): FirstFrame | null =>
+      list.length === 1 ? { id: list[0].id, askedMs: Date.now(), frame: api.codeFrame(list[0].id) } : null,
+    () => null,
+  );
   const [info, lock] = await Promise.all([api.appInfo().catch(() => null), refreshLock()]);
   if (info) state.info = info; // else keep the defaults: not mobile
   if (lock?.locked) {
@@ -716,6 +742,27 @@ export async function start() {
   }
   if (!(await reloadTokens(tokens))) return;
   performance.mark('tokens-listed');
+  const taken = await link;
+  if (taken) {
+    fillFromLink(taken);
+    return;
+  }
+  firstFrame = await pre;
+  if (firstFrame) {
+    const settled = firstFrame.frame.then(
+      () => undefined,
+      () => undefined,
+    );
+    await Promise.race([settled, new Promise((r) => window.setTimeout(r, FIRST_FRAME_WAIT_MS))]);
+  }
+  home();
+}
+
+/** How long the first screen waits for its code before it comes up without it. */
+const FIRST_FRAME_WAIT_MS = 150;
+
+/** After the unlock: the link the app was opened with (kept by the shell), or home. */
+export async function afterUnlockHome() {
   let link = null;
   try {
     link = await api.takeSetupLink();

@@ -6,12 +6,14 @@ import { showLock } from './security';
 import { state } from './state';
 
 // A link opened while the app runs: take it (so it is not offered again) and fill the form.
+// None comes back when the start took it already, or while the app is locked: the shell keeps
+// it, and the unlock takes it.
 void api
-  .onSetupLink((link) => {
+  .onSetupLink(() => {
     void api
       .takeSetupLink()
       .catch(() => null)
-      .then((taken) => fillFromLink(taken ?? link));
+      .then((taken) => (taken ? fillFromLink(taken) : undefined));
   })
   .catch(() => undefined);
 // Away for more than a minute: the shell locks, and the lock screen comes up on return. Phones

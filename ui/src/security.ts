@@ -2,7 +2,7 @@
 import { api, toShellError, type LockView } from './api';
 import { h } from './dom';
 import { normalizeDigits } from './logic';
-import { header, home, noticeEl, reloadTokens, say, show } from './app';
+import { afterUnlockHome, header, noticeEl, reloadTokens, say, show } from './app';
 import { emptyPin, emptySetup, HIDE_KEY, msg, state, t, type PinMode, type View } from './state';
 
 // --- app security: settings section, the offer after setup, PIN screens, the lock screen ---------
@@ -274,7 +274,7 @@ async function afterUnlock(view: LockView) {
   state.lock = view;
   state.lockError = null;
   if (!(await reloadTokens())) return;
-  home();
+  await afterUnlockHome();
 }
 
 async function onUnlock(ev: Event) {
@@ -324,6 +324,6 @@ async function onReset() {
   state.resetAsked = false;
   if (!(await reloadTokens())) return;
   state.setup = emptySetup();
-  home();
+  await afterUnlockHome();
 }
 

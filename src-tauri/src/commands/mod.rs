@@ -350,8 +350,12 @@ pub async fn import_otpauth(
     Ok(TokenView::from(&meta))
 }
 
+/// The link the app was opened with (or the newest since), once. A locked app hands out none
+/// and keeps it until the PIN is given, so the setup form never comes up over the lock screen
+/// and the link is not lost: the UI takes it after the unlock.
 #[tauri::command]
 pub fn take_setup_link(shell: State<'_, Shell>) -> Option<SetupLink> {
+    shell.ensure_unlocked().ok()?;
     shell
         .pending_link
         .lock()
