@@ -251,7 +251,10 @@ fn a_locked_app_keeps_its_link_until_the_pin_is_given() {
     ));
     assert!(link.is_some());
     let (_app2, w) = shell(dir.path(), Ok(store), link);
-    assert_eq!(invoke(&w, "lock_status", json!({})).unwrap()["locked"], true);
+    assert_eq!(
+        invoke(&w, "lock_status", json!({})).unwrap()["locked"],
+        true
+    );
     assert_eq!(
         invoke(&w, "take_setup_link", json!({})).unwrap(),
         Value::Null,
