@@ -192,6 +192,19 @@ for (const size of SIZES) {
       await ctx.close();
     });
 
+    it('a start with a link asks a code it does not show, and a failed one is no stray error', async () => {
+      const { page, ctx } = await open(size, {
+        tokens: [token('tok-a')],
+        link: { service_id: '10112231', user_id: '999800000009' },
+        frameError: { code: 'SECRET_MISSING', message_ja: '鍵がありません。', message_en: 'The key is gone.' },
+      });
+      await page.locator('#link-filled').waitFor();
+      await expect.poll(async () => (await calls(page, 'code_frame')).length).toBe(1);
+      await page.evaluate(() => new Promise((r) => setTimeout(r, 100)));
+      expect((page as Page & { jsErrors: string[] }).jsErrors).toEqual([]);
+      await ctx.close();
+    });
+
     it('a link that opened a locked app fills the setup once the PIN is given', async () => {
       const { page, ctx } = await open(size, {
         tokens: [token('tok-a')],

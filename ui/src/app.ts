@@ -730,8 +730,12 @@ export async function start() {
   // code is there (or after a short wait): the code is then in the screen's first paint. Asked
   // from the screen, the answer waited while the WebView laid out and painted it, 60–85 ms.
   const pre = tokens.then(
-    (list): FirstFrame | null =>
-      list.length === 1 ? { id: list[0].id, askedMs: Date.now(), frame: api.codeFrame(list[0].id) } : null,
+    (list): FirstFrame | null => {
+      if (list.length !== 1) return null;
+      const frame = api.codeFrame(list[0].id);
+      frame.catch(() => undefined); // shown by the ticker that takes it; dropped if none does
+      return { id: list[0].id, askedMs: Date.now(), frame };
+    },
     () => null,
   );
   const [info, lock] = await Promise.all([api.appInfo().catch(() => null), refreshLock()]);
