@@ -40,7 +40,7 @@ impl Default for TotpConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct VerifyConfig {
     pub max_batch: usize,
-    /// Concurrent batch transactions; `0`: 1 on SQLite, 4 on PostgreSQL.
+    /// Concurrent batch transactions; `0`: 1 on SQLite, 2 on PostgreSQL.
     pub workers: usize,
 }
 
