@@ -533,16 +533,15 @@ const FIRST_FRAME_FRESH_MS = 500;
 function startTicker() {
   const gen = ++tickGen;
   // The start's code serves the first tick of the first code screen only, and only while fresh.
-  const pre = firstFrame && Date.now() - firstFrame.askedMs < FIRST_FRAME_FRESH_MS ? firstFrame : null;
+  let pre = firstFrame && Date.now() - firstFrame.askedMs < FIRST_FRAME_FRESH_MS ? firstFrame : null;
   firstFrame = null;
-  let first = true;
   const tick = async () => {
-    const usePre = first;
-    first = false;
+    const taken = pre;
+    pre = null;
     await Promise.all(
       codeRefs.map(async (refs) => {
         try {
-          const frame = await (usePre && pre?.id === refs.id ? pre.frame : api.codeFrame(refs.id));
+          const frame = await (taken?.id === refs.id ? taken.frame : api.codeFrame(refs.id));
           // Stopped while the frame was on its way (another screen is shown, the lock one
           // say): the answer belongs to a screen that is gone. Acting on it drew the lock
           // screen a second time, under a customer already typing the PIN.
@@ -767,12 +766,7 @@ const FIRST_FRAME_WAIT_MS = 150;
 
 /** After the unlock: the link the app was opened with (kept by the shell), or home. */
 export async function afterUnlockHome() {
-  let link = null;
-  try {
-    link = await api.takeSetupLink();
-  } catch {
-    /* no link */
-  }
+  const link = await api.takeSetupLink().catch(() => null);
   if (link) fillFromLink(link);
   else home();
 }
