@@ -728,3 +728,99 @@ fn transaction_codes_for_typed_and_scanned_transfers() {
     .unwrap_err();
     assert_eq!(e["code"], "TX_CHALLENGE_FORMAT");
 }
+
+/// A keystore that counts the reads of the app lock's entry.
+#[derive(Default)]
+struct CountingStore {
+    inner: MemoryStore,
+    lock_reads: std::sync::atomic::AtomicUsize,
+}
+
+impl CountingStore {
+    fn lock_reads(&self) -> usize {
+        self.lock_reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl SecretStore for CountingStore {
+    fn set(&self, id: &str, secret: &[u8]) -> Result<(), AppError> {
+        self.inner.set(id, secret)
+    }
+
+    fn get(&self, id: &str) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, AppError> {
+        if id == app::lock::LOCK_ENTRY {
+            self.lock_reads
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.inner.get(id)
+    }
+
+    fn delete(&self, id: &str) -> Result<bool, AppError> {
+        self.inner.delete(id)
+    }
+}
+
+/// With no PIN set, the codes shown each second do not ask the keystore about the lock each
+/// time (on a phone each read is a Keystore/Keychain call): the run remembers that no PIN is
+/// set once it has seen it, and the lock's rules stay as they were.
+#[test]
+fn without_a_pin_the_lock_entry_is_read_once_not_every_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(CountingStore::default());
+    let (app, w) = shell(dir.path(), Ok(store.clone()), None);
+    let id = invoke(&w, "import_otpauth", json!({ "uri": URI })).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before = store.lock_reads();
+    for _ in 0..30 {
+        invoke(&w, "code_frame", json!({ "id": id })).unwrap();
+    }
+    invoke(&w, "list_tokens", json!({})).unwrap();
+    assert_eq!(
+        store.lock_reads() - before,
+        0,
+        "thirty frames and a listing read the lock entry again"
+    );
+
+    // The lock button and a long time away change nothing without a PIN.
+    assert_eq!(invoke(&w, "lock_now", json!({})).unwrap()["locked"], false);
+    invoke(&w, "code_frame", json!({ "id": id })).unwrap();
+    let shell = app.state::<crate::Shell>();
+    let t = 1_800_000_000_000;
+    shell.app_hidden(t);
+    assert!(!shell.app_visible(t + 600_000), "no PIN: not locked");
+    invoke(&w, "code_frame", json!({ "id": id })).unwrap();
+
+    // A PIN set in this run: this run stays open, the lock button and a minute away lock it.
+    invoke(&w, "lock_set", json!({ "pin": "4321" })).unwrap();
+    invoke(&w, "code_frame", json!({ "id": id })).unwrap();
+    assert_eq!(invoke(&w, "lock_now", json!({})).unwrap()["locked"], true);
+    assert_eq!(
+        invoke(&w, "code_frame", json!({ "id": id })).unwrap_err()["code"],
+        "APP_LOCKED"
+    );
+    invoke(&w, "lock_unlock", json!({ "pin": "4321" })).unwrap();
+    shell.app_hidden(t + 700_000);
+    assert!(
+        shell.app_visible(t + 761_000),
+        "a PIN and a minute away: locked"
+    );
+    assert_eq!(
+        invoke(&w, "code_frame", json!({ "id": id })).unwrap_err()["code"],
+        "APP_LOCKED"
+    );
+
+    // The PIN removed: the run is open again for good.
+    invoke(&w, "lock_unlock", json!({ "pin": "4321" })).unwrap();
+    invoke(&w, "lock_remove", json!({ "current": "4321" })).unwrap();
+    assert_eq!(invoke(&w, "lock_now", json!({})).unwrap()["locked"], false);
+    let before = store.lock_reads();
+    for _ in 0..10 {
+        invoke(&w, "code_frame", json!({ "id": id })).unwrap();
+    }
+    assert!(
+        store.lock_reads() - before <= 1,
+        "after the removal the lock entry is read at most once more"
+    );
+}

@@ -41,7 +41,8 @@ pub struct Shell {
 /// The app lock's state in this run.
 #[derive(Debug, Default)]
 struct Session {
-    /// The PIN (or biometrics) was given in this run, and the app has not locked since.
+    /// The PIN (or biometrics) was given in this run, or no PIN was set when a command
+    /// asked, and the app has not locked since.
     unlocked: bool,
     /// When the app went to the background (device Unix ms), while it is there.
     hidden_at_ms: Option<u64>,
@@ -103,13 +104,23 @@ impl Shell {
     }
 
     /// Refuses with `APP_LOCKED` while a PIN is set and not given in this run.
+    ///
+    /// With no PIN set the run is open, and the session remembers it: the codes shown each
+    /// second then ask the keystore nothing (on a phone each read is a Keystore or Keychain
+    /// call). A PIN is set through [`lock_set`], which is for an open run and leaves it open
+    /// (one set by a second copy of the app on the same desktop is seen when this run next
+    /// locks); the lock button and a minute in the background close the run as with a PIN,
+    /// and the next command reads the lock's entry again. The session is held across that
+    /// read, so a lock that comes meanwhile is not overwritten.
     fn ensure_unlocked(&self) -> Result<(), ShellError> {
-        if self.session().unlocked {
+        let mut session = self.session();
+        if session.unlocked {
             return Ok(());
         }
         if self.lock()?.status(app::codes::device_now_ms())?.enabled {
             return Err(ShellError::App(AppError::AppLocked));
         }
+        session.unlocked = true;
         Ok(())
     }
 
