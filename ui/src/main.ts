@@ -1,7 +1,8 @@
 // The app's entry: the start, and what the shell and the page report while the app runs.
 import './style.css';
 import { api } from './api';
-import { fillFromLink, start } from './app';
+import { start } from './app';
+import { fillFromLink } from './setup';
 import { showLock } from './security';
 import { state } from './state';
 
