@@ -341,6 +341,43 @@ for (const size of SIZES) {
       await ctx.close();
     });
 
+    it('the code screen asks the shell once per step, not once a second', async () => {
+      // Each frame the shell makes reads the token's secret from the keystore (a Keystore or
+      // Keychain call on a phone): the countdown runs on in the page, and the shell is asked
+      // when the step ends, when the clock check may have moved the offset, or when the
+      // device clock goes back.
+      const { page, ctx } = await open(size, { tokens: [token('tok-a')] }, { at: T50 });
+      await page.locator('#code[data-code]').waitFor();
+      await expect.poll(async () => (await calls(page, 'check_clock')).length).toBe(1);
+      const first = await page.locator('#code').getAttribute('data-code');
+      await page.clock.setFixedTime(T50 + 1000);
+      await expect.poll(() => page.locator('#countdown').getAttribute('data-seconds-left')).toBe('9');
+      const asked = (await calls(page, 'code_frame')).length;
+      expect(asked, 'the first code, and once more after the clock check').toBeLessThanOrEqual(2);
+      for (const [at, left] of [
+        [T50 + 2000, '8'],
+        [T50 + 3000, '7'],
+        [T50 + 9000, '1'],
+      ] as const) {
+        await page.clock.setFixedTime(at);
+        await expect.poll(() => page.locator('#countdown').getAttribute('data-seconds-left')).toBe(left);
+      }
+      await page.evaluate(() => new Promise((r) => setTimeout(r, 1500)));
+      expect(await page.locator('#countdown').getAttribute('data-seconds-left')).toBe('1');
+      expect(await page.locator('#code').getAttribute('data-code'), 'the same step, the same code').toBe(first);
+      expect((await calls(page, 'code_frame')).length, 'no ask while the step runs').toBe(asked);
+      await page.clock.setFixedTime(T50 + 10_000);
+      await expect.poll(() => page.locator('#countdown').getAttribute('data-seconds-left')).toBe('60');
+      expect(await page.locator('#code').getAttribute('data-code'), 'a new step, a new code').not.toBe(first);
+      expect((await calls(page, 'code_frame')).length, 'one ask for the new step').toBe(asked + 1);
+      // The device clock set back: the shell is asked again, and the old step's code is back.
+      await page.clock.setFixedTime(T50 + 5000);
+      await expect.poll(() => page.locator('#countdown').getAttribute('data-seconds-left')).toBe('5');
+      expect(await page.locator('#code').getAttribute('data-code')).toBe(first);
+      expect((await calls(page, 'code_frame')).length).toBe(asked + 2);
+      await ctx.close();
+    });
+
     it('取引認証: the typed transfer, checked large, then its 8-digit code; a wrong field is named', async () => {
       const { page, ctx } = await open(size, { tokens: [token('tok-a')] }, { at: T50 });
       await page.locator('#code[data-code]').waitFor();

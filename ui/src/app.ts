@@ -1,9 +1,10 @@
 // The app's frame and its everyday screens: the header, navigation, the code, the token list,
-// settings and the delete confirmation. Plain DOM (no framework: the whole UI is a
-// few screens, and the bundle budget is 60 KB gzipped). State lives in `state` (state.ts);
-// `show()` draws a screen; the code ticker updates the code screen in place once a second,
-// aligned to the clock's second boundary. The initial setup is in setup.ts, transaction
-// authentication in tx.ts, the app lock and its PIN screens in security.ts.
+// settings and the delete confirmation. Plain DOM (no framework: the whole UI is a few screens,
+// and the bundle budget is 60 KB gzipped). State lives in `state` (state.ts); `show()` draws a
+// screen; the code ticker updates the code screen in place once a second, aligned to the
+// clock's second boundary, and asks the shell for a frame once per step. The initial setup is
+// in setup.ts, transaction authentication in tx.ts, the app lock and its PIN screens in
+// security.ts.
 import { api, toShellError, type CodeFrame, type ShellError, type TokenView } from './api';
 import { h, svg } from './dom';
 import {
@@ -196,6 +197,7 @@ function codeScreen(id: string): HTMLElement {
   if (!token) return h('main', { class: 'screen' }, header(tx.codeHeading));
   codeRefs = [];
   lastFrames = new Map();
+  shellFrames = new Map();
   const R = 52;
   const ring = svg('circle', { class: 'ring-fg', cx: 60, cy: 60, r: R, pathLength: 100 });
   const ringSvg = svg('svg', { viewBox: '0 0 120 120', class: 'ring', 'aria-hidden': 'true' });
@@ -254,6 +256,8 @@ async function checkClockOnce(token: TokenView) {
   clockChecked.add(token.id);
   try {
     await api.checkClock(token.id);
+    // The offset may have changed: the next tick asks the shell for the corrected frame.
+    shellFrames.delete(token.id);
   } catch {
     /* offline: the stored offset stays in use */
   }
@@ -355,6 +359,26 @@ async function copyCode(id: string) {
 let tickTimer: number | undefined;
 let tickGen = 0;
 
+/**
+ * The shell's last frame per token on screen, and the device time it was asked (Unix ms). The
+ * countdown runs on from it second by second; the shell is asked again only when the step
+ * ends, so a code screen costs one keystore read per step, not one a second (on a phone each
+ * is a Keystore or Keychain call). The shell counts in whole device seconds (its clock offset
+ * is whole seconds), so the seconds passed are the second boundaries crossed since the ask.
+ */
+let shellFrames = new Map<string, { frame: CodeFrame; askedMs: number }>();
+
+/** A token's frame at `nowMs` from the shell's last one, or null when the shell must be asked:
+ * none yet, its step is over, or the device clock went back. */
+function frameAt(id: string, nowMs: number): CodeFrame | null {
+  const known = shellFrames.get(id);
+  if (!known) return null;
+  const passed = Math.floor(nowMs / 1000) - Math.floor(known.askedMs / 1000);
+  const left = known.frame.seconds_left - passed;
+  if (passed < 0 || left <= 0) return null;
+  return passed === 0 ? known.frame : { ...known.frame, seconds_left: left };
+}
+
 /** A lone token's first code, asked at the start as soon as the listing is in (see `start`). */
 interface FirstFrame {
   id: string;
@@ -373,20 +397,29 @@ function startTicker() {
   const tick = async () => {
     const taken = pre;
     pre = null;
+    const nowMs = Date.now();
     await Promise.all(
       codeRefs.map(async (refs) => {
+        const known = frameAt(refs.id, nowMs);
+        if (known) {
+          updateCode(refs, known);
+          return;
+        }
         try {
-          const frame = await (taken?.id === refs.id ? taken.frame : api.codeFrame(refs.id));
+          const asked = taken?.id === refs.id ? taken : null;
+          const frame = await (asked ? asked.frame : api.codeFrame(refs.id));
           // Stopped while the frame was on its way (another screen is shown, the lock one
           // say): the answer belongs to a screen that is gone. Acting on it drew the lock
           // screen a second time, under a customer already typing the PIN.
           if (gen !== tickGen) return;
+          shellFrames.set(refs.id, { frame, askedMs: asked ? asked.askedMs : nowMs });
           updateCode(refs, frame);
           if (state.view.name === 'code') {
             const token = state.tokens.find((t) => t.id === refs.id);
             if (token) void checkClockOnce(token);
           }
         } catch (e) {
+          shellFrames.delete(refs.id);
           if (gen !== tickGen) return;
           const err = toShellError(e);
           if (err.code === 'APP_LOCKED') {
@@ -415,6 +448,7 @@ function listScreen(): HTMLElement {
   const tx = t();
   codeRefs = [];
   lastFrames = new Map();
+  shellFrames = new Map();
   const items = state.tokens.map((token) => {
     const first = h('span', { class: 'group' });
     const second = h('span', { class: 'group' });
