@@ -71,9 +71,11 @@ pub fn delay_secs(failures: u32) -> u64 {
 }
 
 /// Whether the app must lock again when it comes back at `now_ms` after going to the background
-/// at `hidden_at_ms`.
+/// at `hidden_at_ms` (device wall-clock times): after more than [`BACKGROUND_GRACE_SECS`], or
+/// when the clock went back meanwhile. A phone's clock can be set back in its settings with no
+/// passcode; counting a step back as no time away let that undo the re-lock.
 pub fn locks_after_background(hidden_at_ms: u64, now_ms: u64) -> bool {
-    now_ms.saturating_sub(hidden_at_ms) > BACKGROUND_GRACE_SECS * 1000
+    now_ms < hidden_at_ms || now_ms - hidden_at_ms > BACKGROUND_GRACE_SECS * 1000
 }
 
 /// Checks the PIN's format: 4 to 6 ASCII digits.
@@ -472,9 +474,10 @@ mod tests {
         assert!(!locks_after_background(T0, T0 + 60_000));
         assert!(locks_after_background(T0, T0 + 60_001));
         assert!(
-            !locks_after_background(T0, T0 - 5),
-            "a clock step back does not lock"
+            locks_after_background(T0, T0 - 5),
+            "a clock set back locks: it must not undo the re-lock"
         );
+        assert!(!locks_after_background(T0, T0), "no time away");
         assert_eq!(delay_secs(0), 0);
         assert_eq!(delay_secs(1), 1);
         assert_eq!(delay_secs(4), 8);

@@ -824,3 +824,69 @@ fn without_a_pin_the_lock_entry_is_read_once_not_every_second() {
         "after the removal the lock entry is read at most once more"
     );
 }
+
+/// The device's clock set back while the app was away (no passcode needed on a phone) does
+/// not undo the re-lock: a step back counts as away too long.
+#[test]
+fn a_clock_set_back_while_away_locks_the_app() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, w) = shell(dir.path(), Ok(Arc::new(MemoryStore::default())), None);
+    let id = invoke(&w, "import_otpauth", json!({ "uri": URI })).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    invoke(&w, "lock_set", json!({ "pin": "4321" })).unwrap();
+    let shell = app.state::<crate::Shell>();
+    let t = app::codes::device_now_ms();
+    shell.app_hidden(t);
+    assert!(shell.app_visible(t - 3_600_000), "an hour back: locked");
+    assert_eq!(
+        invoke(&w, "code_frame", json!({ "id": id })).unwrap_err()["code"],
+        "APP_LOCKED"
+    );
+}
+
+/// A command that comes after more than a minute away, before the app is told it is back (the
+/// page's ticker resuming, a copy from the old screen), is refused: the rule is the command's
+/// own check, not only the return's.
+#[test]
+fn after_a_minute_away_commands_are_refused_before_the_return_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = Arc::new(MemoryClipboard::default());
+    let (app, w) = shell_with(
+        dir.path(),
+        Ok(Arc::new(MemoryStore::default())),
+        None,
+        clip.clone(),
+    );
+    let id = invoke(&w, "import_otpauth", json!({ "uri": URI })).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    invoke(&w, "lock_set", json!({ "pin": "4321" })).unwrap();
+    let shell = app.state::<crate::Shell>();
+    // Away for 30 s so far: still open.
+    shell.app_hidden(app::codes::device_now_ms() - 30_000);
+    invoke(&w, "code_frame", json!({ "id": id })).unwrap();
+    assert!(!shell.app_visible(app::codes::device_now_ms()));
+    // Away for two minutes, and the return not reported yet.
+    shell.app_hidden(app::codes::device_now_ms() - 120_000);
+    for (cmd, args) in [
+        ("code_frame", json!({ "id": id })),
+        ("copy_code", json!({ "id": id })),
+        ("list_tokens", json!({})),
+    ] {
+        assert_eq!(
+            invoke(&w, cmd, args).unwrap_err()["code"],
+            "APP_LOCKED",
+            "{cmd} after two minutes away"
+        );
+    }
+    assert!(clip.read().is_none(), "nothing was copied");
+    assert!(
+        shell.app_visible(app::codes::device_now_ms()),
+        "locked on return"
+    );
+    invoke(&w, "lock_unlock", json!({ "pin": "4321" })).unwrap();
+    invoke(&w, "code_frame", json!({ "id": id })).unwrap();
+}

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use app::lock::{locks_after_background, AppLock};
 use app::{AppError, ClockWarning, ProvisioningClient, SecretStore, TokenKind, TokenMeta, Vault};
@@ -44,8 +44,27 @@ struct Session {
     /// The PIN (or biometrics) was given in this run, or no PIN was set when a command
     /// asked, and the app has not locked since.
     unlocked: bool,
-    /// When the app went to the background (device Unix ms), while it is there.
-    hidden_at_ms: Option<u64>,
+    /// When the app went to the background, while it is there.
+    hidden: Option<Hidden>,
+}
+
+/// When the app went to the background: the device's wall clock, and a steady one.
+#[derive(Debug, Clone, Copy)]
+struct Hidden {
+    /// Device Unix ms.
+    at_ms: u64,
+    at: Instant,
+}
+
+impl Hidden {
+    /// Whether the app must lock at `now_ms`: by the wall clock ([`locks_after_background`]:
+    /// too long away, or the clock set back), or by the steady clock (a clock set back by less
+    /// than the time away). The steady clock may stop while a phone sleeps, so it is the second
+    /// witness, not the only one.
+    fn locks_at(&self, now_ms: u64) -> bool {
+        locks_after_background(self.at_ms, now_ms)
+            || self.at.elapsed() > Duration::from_secs(app::lock::BACKGROUND_GRACE_SECS)
+    }
 }
 
 impl Shell {
@@ -112,8 +131,18 @@ impl Shell {
     /// locks); the lock button and a minute in the background close the run as with a PIN,
     /// and the next command reads the lock's entry again. The session is held across that
     /// read, so a lock that comes meanwhile is not overwritten.
+    ///
+    /// Away in the background for longer than the lock allows closes the run here too, not
+    /// only when the return is reported ([`Shell::app_visible`]): a command can come first (the
+    /// page's ticker resuming, a copy from the screen left open).
     fn ensure_unlocked(&self) -> Result<(), ShellError> {
         let mut session = self.session();
+        if session
+            .hidden
+            .is_some_and(|h| h.locks_at(app::codes::device_now_ms()))
+        {
+            session.unlocked = false;
+        }
         if session.unlocked {
             return Ok(());
         }
@@ -127,7 +156,10 @@ impl Shell {
     /// The app went to the background (the earliest time counts).
     pub fn app_hidden(&self, now_ms: u64) {
         let mut session = self.session();
-        session.hidden_at_ms.get_or_insert(now_ms);
+        session.hidden.get_or_insert(Hidden {
+            at_ms: now_ms,
+            at: Instant::now(),
+        });
     }
 
     /// The app is back; locks it when it was away for more than a minute. Returns whether the
@@ -138,8 +170,8 @@ impl Shell {
             .and_then(|l| Ok(l.status(now_ms)?.enabled))
             .unwrap_or(false);
         let mut session = self.session();
-        if let Some(hidden) = session.hidden_at_ms.take() {
-            if locks_after_background(hidden, now_ms) {
+        if let Some(hidden) = session.hidden.take() {
+            if hidden.locks_at(now_ms) {
                 session.unlocked = false;
             }
         }
@@ -527,4 +559,27 @@ pub async fn lock_biometric<R: tauri::Runtime>(
     lock.biometric_unlock(app::codes::device_now_ms())?;
     shell.session().unlocked = true;
     lock_view(&shell)
+}
+
+#[cfg(test)]
+mod hidden_tests {
+    use super::*;
+
+    /// The wall clock set back by most of the time away reads 30 s; the steady clock knows it
+    /// was longer.
+    #[test]
+    fn the_steady_clock_locks_when_the_wall_clock_was_set_back_by_part_of_the_time_away() {
+        let t = 1_800_000_000_000;
+        let at = Instant::now()
+            .checked_sub(Duration::from_secs(61))
+            .expect("the machine has been up for more than a minute (the build alone takes that)");
+        assert!(Hidden { at_ms: t, at }.locks_at(t + 30_000));
+        let now = Hidden {
+            at_ms: t,
+            at: Instant::now(),
+        };
+        assert!(!now.locks_at(t + 30_000), "30 s by both clocks: open");
+        assert!(now.locks_at(t + 61_000), "61 s by the wall clock: locked");
+        assert!(now.locks_at(t - 1), "the wall clock set back: locked");
+    }
 }
