@@ -6,6 +6,7 @@ use zeroize::Zeroizing;
 use crate::domain::{self, fields, DomainError, IssueBlock, TokenState};
 use crate::store::{CustomerRow, NewAudit, NewCustomer, StoreError};
 
+use super::passwords::PasswordPath;
 use super::{now_i64, Actor, Engine, Result, TokenStatus};
 
 /// What BOP001 shows: the customer's newest token (expiry applied) and whether a new one may
@@ -126,6 +127,7 @@ impl Engine {
         };
         let check = self
             .throttled_password(
+                PasswordPath::Login,
                 &customer,
                 password,
                 phc,
@@ -160,6 +162,7 @@ impl Engine {
             .ok_or(DomainError::UnknownCustomer)?;
         let phc = c.confirmation_password_hash.clone();
         self.throttled_password(
+            PasswordPath::Confirmation,
             &c,
             password,
             phc,

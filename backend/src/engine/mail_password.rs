@@ -10,6 +10,7 @@ use crate::domain::DomainError;
 use crate::mail::compose::MailPasswordFor;
 use crate::store::{NewAudit, NewMailPassword, StoreError};
 
+use super::passwords::PasswordPath;
 use super::{now_i64, Actor, Engine, EngineError, PasswordCheck, Result};
 
 /// What asking for a mailed password came to.
@@ -179,7 +180,15 @@ impl Engine {
             "wrong_mail_password"
         };
         let check = self
-            .record_password_attempt(&c, conf_ok && mail_ok, actor, action, None, fail)
+            .record_password_attempt(
+                PasswordPath::Confirmation,
+                &c,
+                conf_ok && mail_ok,
+                actor,
+                action,
+                None,
+                fail,
+            )
             .await?;
         match (check, row) {
             (PasswordCheck::Locked { until }, _) => Ok(MailCheck::Locked { until }),

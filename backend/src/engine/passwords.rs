@@ -137,6 +137,7 @@ impl Engine {
     #[allow(clippy::too_many_arguments)] // reason: the audit wording differs per caller
     pub(crate) async fn throttled_password(
         &self,
+        path: PasswordPath,
         c: &CustomerRow,
         password: Zeroizing<String>,
         phc: String,
@@ -148,7 +149,7 @@ impl Engine {
         // Locked already: the same Argon2 work as an unlocked check, its answer unused, so a
         // locked account does not answer faster than one that is not.
         let right = self.password_ok(password, phc).await?;
-        self.record_password_attempt(c, right, actor, action, ok_outcome, fail_outcome)
+        self.record_password_attempt(path, c, right, actor, action, ok_outcome, fail_outcome)
             .await
     }
 
@@ -156,8 +157,10 @@ impl Engine {
     /// (one password, or the confirmation and mailed passwords together): the lockout rule's
     /// decision applied by a compare-and-set on the counters as read in the transaction that
     /// records it, with its audit events.
+    #[allow(clippy::too_many_arguments)] // reason: the audit wording differs per caller
     pub(crate) async fn record_password_attempt(
         &self,
+        path: PasswordPath,
         c: &CustomerRow,
         right: bool,
         actor: &Actor,
@@ -172,7 +175,7 @@ impl Engine {
             ..actor.audit(action, outcome, now)
         };
         let until = |at: i64| throttle.until(at).unwrap_or(at);
-        let keys = [ThrottleKey::Customer(c.id)];
+        let keys = path.keys(c.id);
         for _ in 0..8 {
             let mut tx = self.store().begin().await?;
             let Some(counted) = count_attempt(&mut tx, &throttle, &keys, right, now).await? else {
@@ -213,6 +216,30 @@ impl Engine {
             return Ok(check);
         }
         Err(EngineError::Unavailable)
+    }
+}
+
+/// Which of a customer's passwords an attempt is at. All count under the customer's shared
+/// lockout (ten wrong in a row, of any kind, lock login and confirmation alike); the
+/// confirmation password (alone or with a mailed one) also counts under a key of its own, which
+/// only a right confirmation resets. With the shared count alone, a right login cleared the
+/// wrong confirmation passwords before it: a phished login password bought nine more guesses at
+/// the confirmation password (or at a mailed one) with every login, without end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PasswordPath {
+    Login,
+    Confirmation,
+}
+
+impl PasswordPath {
+    fn keys(self, customer_id: i64) -> Vec<ThrottleKey> {
+        match self {
+            PasswordPath::Login => vec![ThrottleKey::Customer(customer_id)],
+            PasswordPath::Confirmation => vec![
+                ThrottleKey::Customer(customer_id),
+                ThrottleKey::customer_confirmation(customer_id),
+            ],
+        }
     }
 }
 

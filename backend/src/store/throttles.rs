@@ -19,6 +19,12 @@ pub enum ThrottleKey {
 }
 
 impl ThrottleKey {
+    /// A customer's confirmation password (alone, or with a mailed password), counted
+    /// beside [`ThrottleKey::Customer`]: a right login does not reset it.
+    pub fn customer_confirmation(customer_id: i64) -> ThrottleKey {
+        ThrottleKey::Named(format!("customer-confirm:{customer_id}"))
+    }
+
     /// A staff account's login.
     pub fn staff(staff_id: i64) -> ThrottleKey {
         ThrottleKey::Named(format!("staff:{staff_id}"))

@@ -24,6 +24,7 @@ both_dbs!(
     stale_rows_are_never_written,
     a_batch_writes_only_what_landed,
     password_guessing_locks_the_customer,
+    a_right_login_does_not_clear_confirmation_guesses,
 );
 
 async fn lifecycle_end_to_end(db: Db) {
@@ -1150,6 +1151,79 @@ async fn password_guessing_locks_the_customer(db: Db) {
         audit.iter().filter(|(_, o)| o == "password_locked").count() >= 3,
         "{audit:?}"
     );
+}
+
+/// A right login password does not wipe the count of wrong confirmation passwords: otherwise
+/// a phished login password (the confirmation password unknown) buys nine guesses at it per
+/// login, without end. Ten consecutive wrong confirmation passwords lock, logins between them
+/// or not; a right confirmation password starts their count again.
+async fn a_right_login_does_not_clear_confirmation_guesses(db: Db) {
+    let env = Env::new(db).await;
+    env.customer("guess02").await;
+    let me = Actor::new("customer", Some("192.0.2.8".into()));
+    let id = env
+        .engine
+        .store()
+        .customer_by_login("guess02")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let confirm = |pw: &'static str| {
+        let engine = env.engine.clone();
+        let me = me.clone();
+        async move {
+            engine
+                .check_confirmation_password(id, z(pw), &me, "transfer")
+                .await
+                .unwrap()
+        }
+    };
+    let login_ok = || {
+        let engine = env.engine.clone();
+        let me = me.clone();
+        async move {
+            matches!(
+                engine
+                    .customer_login("guess02", z("loginpass1"), &me)
+                    .await
+                    .unwrap(),
+                Login::Ok(_)
+            )
+        }
+    };
+    // A right confirmation password resets its count.
+    for _ in 0..9 {
+        assert_eq!(confirm("wrong99").await, PasswordCheck::Wrong);
+    }
+    assert_eq!(confirm("conf123").await, PasswordCheck::Right);
+    // Nine wrong ones, a right login in between, and the tenth wrong one locks.
+    for _ in 0..5 {
+        assert_eq!(confirm("wrong99").await, PasswordCheck::Wrong);
+    }
+    assert!(login_ok().await);
+    for _ in 0..4 {
+        assert_eq!(confirm("wrong99").await, PasswordCheck::Wrong);
+    }
+    assert!(
+        login_ok().await,
+        "nine wrong confirmation passwords do not lock the login"
+    );
+    let until = i64::try_from(env.clock.now()).unwrap() + 1800;
+    assert_eq!(
+        confirm("wrong99").await,
+        PasswordCheck::Locked { until },
+        "the tenth wrong confirmation password locks, logins between them or not"
+    );
+    env.clock.advance(60);
+    assert_eq!(
+        confirm("conf123").await,
+        PasswordCheck::Locked { until },
+        "the right one is refused while locked"
+    );
+    // The lock lifts with the lock time, as every password lock does.
+    env.clock.advance(1740);
+    assert_eq!(confirm("conf123").await, PasswordCheck::Right);
 }
 
 async fn sqlx_audit(env: &Env, customer_id: i64) -> Vec<(String, String)> {
