@@ -63,6 +63,16 @@ pub fn needs_mail_password(op: Operation, otp_active: bool) -> bool {
     }
 }
 
+/// Whether an operation drafted at its input step, with a mailed password asked for or not
+/// (`drafted_mail`), may be committed as drafted now that OTP is in use or not (`otp_active`):
+/// not when one is needed now and none was asked for. The draft decided from whether OTP was
+/// in use then, and that can end before 確定する (a token revoked, a phone reported lost); a
+/// new payee then needs the mailed password, not the confirmation password alone. A draft
+/// that asked for one where none is needed now stands: more than needed, never less.
+pub fn draft_still_holds(op: Operation, drafted_mail: bool, otp_active: bool) -> bool {
+    drafted_mail || !needs_mail_password(op, otp_active)
+}
+
 /// A fresh mailed password: 8 uniform digits from the OS CSPRNG.
 pub fn generate() -> Zeroizing<String> {
     let n: u32 = rand::rngs::OsRng.gen_range(0..100_000_000);
@@ -162,5 +172,29 @@ mod tests {
         );
         assert!(needs_mail_password(Operation::EmailChange, false));
         assert!(!needs_mail_password(Operation::EmailChange, true));
+    }
+
+    #[test]
+    fn a_draft_without_a_mailed_password_does_not_stand_once_otp_has_ended() {
+        let new_payee = Operation::Transfer { known_payee: false };
+        let known = Operation::Transfer { known_payee: true };
+        assert!(
+            draft_still_holds(new_payee, false, true),
+            "OTP in use still"
+        );
+        assert!(
+            !draft_still_holds(new_payee, false, false),
+            "OTP ended: the new payee needs the mailed password"
+        );
+        assert!(draft_still_holds(new_payee, true, false));
+        assert!(
+            draft_still_holds(known, false, false),
+            "a known payee needs none"
+        );
+        assert!(!draft_still_holds(Operation::EmailChange, false, false));
+        assert!(
+            draft_still_holds(Operation::EmailChange, true, true),
+            "asked for where the code would do: more than needed, it stands"
+        );
     }
 }

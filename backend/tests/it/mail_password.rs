@@ -24,6 +24,7 @@ both_dbs!(
     wrong_mailed_passwords_lock_the_customer,
     burst_of_mailed_password_guesses_cannot_pass_the_lock,
     new_payees_and_email_changes_need_it_unless_otp_is_in_use,
+    a_draft_made_with_otp_needs_the_mail_once_otp_has_ended,
 );
 
 /// The メール通知パスワード in the newest such mail of the outbox.
@@ -682,4 +683,90 @@ async fn new_payees_and_email_changes_need_it_unless_otp_is_in_use(db: Db) {
         before,
         "no mailed password for an OTP user"
     );
+}
+
+/// A transfer to a new payee entered while the customer used OTP (so no mailed password was
+/// sent: the code takes its place) cannot be committed with the confirmation password alone
+/// once OTP use has ended (a revoked token, a lost phone): the new payee needs the code or the
+/// mailed password. The draft's decision is taken again at 確定する; changed, it starts over.
+/// The same for an e-mail address change.
+async fn a_draft_made_with_otp_needs_the_mail_once_otp_has_ended(db: Db) {
+    let srv = Server::start(db, |_| {}).await;
+    let env = &srv.env;
+    let (uid, secret) = env.active_token("otp00002").await;
+    let cid = customer_id(env, "otp00002").await;
+    let b = Browser::new(&srv.base);
+    login_with_otp(env, &b, "otp00002", &secret).await;
+    let page = transfer_confirm(&b, "ｱﾀﾗｼｲ ｼﾖｳｼﾞ", "70000").await;
+    assert!(page.body.contains("name=\"code\""), "{}", page.body);
+    assert!(!page.body.contains("name=\"mail_password\""));
+    // The e-mail change in a second session (one draft a session).
+    let b2 = Browser::new(&srv.base);
+    login_with_otp(env, &b2, "otp00002", &secret).await;
+    let email = b2.get("/settings/email").await;
+    let r = b2
+        .post(
+            "/settings/email",
+            &[
+                ("csrf", &email.input("csrf")),
+                ("email", "otp-new@example.jp"),
+                ("email2", "otp-new@example.jp"),
+            ],
+        )
+        .await;
+    assert_eq!(r.location.as_deref(), Some("/settings/email/confirm"));
+    let email_confirm = b2.get("/settings/email/confirm").await;
+    assert!(email_confirm.body.contains("name=\"code\""));
+    env.engine
+        .revoke(&uid, &Actor::new("staff:2", None), "phone lost")
+        .await
+        .unwrap();
+    let r = b
+        .post(
+            "/transfer/confirm",
+            &[
+                ("csrf", &page.input("csrf")),
+                ("request_key", &page.input("request_key")),
+                ("confirmation_password", "conf123"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        r.location.as_deref(),
+        Some("/transfer"),
+        "start over: {} {}",
+        r.status,
+        r.body
+    );
+    assert!(
+        env.engine.store().transfers(cid).await.unwrap().is_empty(),
+        "no transfer to a new payee on the confirmation password alone"
+    );
+    // Entered again, it asks for the mailed password.
+    let page = transfer_confirm(&b, "ｱﾀﾗｼｲ ｼﾖｳｼﾞ", "70000").await;
+    assert!(
+        page.body.contains("name=\"mail_password\""),
+        "{}",
+        page.body
+    );
+    // The e-mail change started under OTP: the same.
+    let r = b2
+        .post(
+            "/settings/email/confirm",
+            &[
+                ("csrf", &email_confirm.input("csrf")),
+                ("request_key", &email_confirm.input("request_key")),
+                ("confirmation_password", "conf123"),
+            ],
+        )
+        .await;
+    assert_eq!(r.location.as_deref(), Some("/settings/email"), "{}", r.body);
+    let c = env
+        .engine
+        .store()
+        .customer_by_id(cid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(c.email.as_deref(), Some("otp-new@example.jp"));
 }

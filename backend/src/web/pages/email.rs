@@ -16,7 +16,7 @@ use super::mail_password::Confirm;
 use super::session;
 use super::{ctx, message_page, see_other, Ctx, FieldErrors};
 use crate::domain::fields;
-use crate::domain::mail_password::{needs_mail_password, Operation};
+use crate::domain::mail_password::{draft_still_holds, needs_mail_password, Operation};
 use crate::engine::MailSend;
 use crate::web::{AppState, ClientIp};
 
@@ -199,7 +199,7 @@ pub async fn commit(
     }
     let mail = d.get("mail_password").and_then(Value::as_bool) == Some(true);
     let otp_user = if mail { None } else { c.active_user().await? };
-    if !mail && otp_user.is_none() {
+    if !draft_still_holds(Operation::EmailChange, mail, otp_user.is_some()) {
         // OTP use ended since the input step: start again (a mailed password is needed now).
         return Ok(see_other("/settings/email"));
     }

@@ -22,7 +22,7 @@ use super::mail_password::Confirm;
 use super::session;
 use super::{ctx, see_other, Ctx, FieldErrors};
 use crate::domain::fields::half_width_digits;
-use crate::domain::mail_password::{needs_mail_password, Operation};
+use crate::domain::mail_password::{draft_still_holds, needs_mail_password, Operation};
 use crate::domain::transfer::{LimitBreach, PayeeAccount, PayeeField};
 use crate::engine::{EngineError, MailSend, TransferRequest};
 use crate::web::{AppState, ClientIp};
@@ -441,6 +441,15 @@ pub async fn commit(
         return Ok(see_other("/transfer/done"));
     }
     let otp_user = c.otp_user().await?;
+    let known_payee = !d.get("new_payee").and_then(Value::as_bool).unwrap_or(true);
+    if !draft_still_holds(
+        Operation::Transfer { known_payee },
+        needs_mail(&d),
+        otp_user.is_some(),
+    ) {
+        // OTP use ended since the input step: start again (a mailed password is needed now).
+        return Ok(see_other("/transfer"));
+    }
     // The transaction the code must sign: the transfer as the bank received it (the draft),
     // never anything the page posts now.
     let transaction: Option<Transaction> = if needs_tx_auth(&d) && otp_user.is_some() {
