@@ -234,6 +234,30 @@ async fn resend_setup_mail_gives_a_fresh_link_and_kills_the_old(db: Db) {
         .await
         .unwrap_err();
     assert_eq!(code_of(e), "NOT_AWAITING_SETUP");
+    // An issuance that expired unprovisioned (7 days) is dead: a resend does not bring it
+    // back, even while nothing has marked it void yet.
+    env.customer("hana0001").await;
+    let uid = env.issue("hana0001").await;
+    let cid = customer_id(&env, "hana0001").await;
+    let mails = env.engine.store().outbox(100).await.unwrap().len();
+    env.clock.advance(8 * 86_400);
+    let e = env
+        .engine
+        .staff_resend_setup(&op, cid, &uid, "customer never got the mail", None)
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(e), "ISSUANCE_EXPIRED");
+    assert_eq!(
+        env.engine.store().outbox(100).await.unwrap().len(),
+        mails,
+        "no setup mail for a dead issuance"
+    );
+    let st = env.engine.token_status(&uid).await.unwrap();
+    assert!(
+        !matches!(st.state, TokenState::Issued | TokenState::LinkOpened),
+        "still dead: {:?}",
+        st.state
+    );
 }
 
 async fn revoke_stops_verification_at_once(db: Db) {

@@ -73,6 +73,15 @@ impl Engine {
                 message: "the setup mail can only be resent for a token not set up yet",
             });
         }
+        // Expired unprovisioned (DESIGN §4), the issuance is dead even before something marks
+        // it void: a resend would bring it back with its old activation attempts. A new
+        // issuance is the way.
+        if domain::issuance_expired(state, row.expires_at, now) {
+            return Err(EngineError::Conflict {
+                code: "ISSUANCE_EXPIRED",
+                message: "the issuance expired before it was set up; the customer applies again",
+            });
+        }
         let expires_at = issuance_expires_at(now, self.policy().issuance_ttl_days);
         if !tx.extend_issuance(row.id, expires_at).await? {
             return Err(EngineError::Stale);
