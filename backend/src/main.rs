@@ -499,12 +499,7 @@ async fn serve(cfg: Config, me: &str) -> anyhow::Result<()> {
     );
     eprintln!("otp-backend listening on http://{addr}");
     let engine = state.engine.clone();
-    let mailer = backend::mail::MailWorker::new(
-        engine.store().clone(),
-        &cfg.mail,
-        &cfg.data_dir,
-        &cfg.public_url(),
-    )?;
+    let mailer = backend::mail::MailWorker::new(engine.store().clone(), &cfg.mail, &cfg.data_dir)?;
     tracing::info!(mail = %mailer.describe(), public_url = %cfg.public_url(), "mail outbox worker started");
     let mail_worker = mailer.spawn();
     let app = backend::web::app(state);

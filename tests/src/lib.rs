@@ -194,14 +194,9 @@ impl TestEnv {
             cfg.max_connections,
             std::future::pending(),
         ));
-        let mailer = MailWorker::new(
-            state.engine.store().clone(),
-            &cfg.mail,
-            &cfg.data_dir,
-            &cfg.public_url(),
-        )
-        .unwrap()
-        .spawn();
+        let mailer = MailWorker::new(state.engine.store().clone(), &cfg.mail, &cfg.data_dir)
+            .unwrap()
+            .spawn();
         TestEnv {
             base: format!("http://{addr}"),
             addr,

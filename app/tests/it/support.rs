@@ -144,7 +144,6 @@ impl Backend {
             self.engine.store().clone(),
             &backend::mail::MailConfig::default(),
             self._data.path(),
-            &self.base,
         )
         .unwrap();
         worker.run_once().await.unwrap();

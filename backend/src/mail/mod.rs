@@ -223,7 +223,6 @@ pub struct MailWorker {
     transport: Transport,
     from: Mailbox,
     cfg: MailConfig,
-    public_url: String,
 }
 
 fn unix_now() -> i64 {
@@ -244,7 +243,6 @@ impl MailWorker {
         store: Store,
         cfg: &MailConfig,
         data_dir: &std::path::Path,
-        public_url: &str,
     ) -> anyhow::Result<MailWorker> {
         cfg.validate().map_err(anyhow::Error::msg)?;
         let from: Mailbox = cfg.from.parse()?;
@@ -280,7 +278,6 @@ impl MailWorker {
             transport,
             from,
             cfg: cfg.clone(),
-            public_url: public_url.trim_end_matches('/').to_owned(),
         })
     }
 
@@ -400,13 +397,10 @@ impl MailWorker {
                 f.sync_all().await?;
                 tokio::fs::rename(&part, dir.join(format!("{id}.eml"))).await?;
                 tokio::fs::File::open(dir).await?.sync_all().await?;
-                // The development default: say where the mail is and, for an issuance, the link.
-                let link = row
-                    .body
-                    .lines()
-                    .map(str::trim)
-                    .find(|l| l.starts_with(&format!("{}/dl/", self.public_url)));
-                tracing::info!(file = %format!("data_dir/outbox/{id}.eml"), to = %row.to_addr, download_url = link.unwrap_or("-"), "mail written to file (no SMTP configured)");
+                // The development default: say where the mail is. Not what is in it: a download
+                // link's code is a bearer credential (opening it moves the token on), and logs
+                // travel further than the 0600 file.
+                tracing::info!(file = %format!("data_dir/outbox/{id}.eml"), to = %row.to_addr, kind = %row.kind, "mail written to file (no SMTP configured)");
             }
         }
         Ok(())
@@ -432,13 +426,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store =
             Store::connect("sqlite::memory:", &crate::store::ConnectOpts::default()).unwrap();
-        let worker = MailWorker::new(
-            store,
-            &MailConfig::default(),
-            dir.path(),
-            "http://127.0.0.1:8080",
-        )
-        .unwrap();
+        let worker = MailWorker::new(store, &MailConfig::default(), dir.path()).unwrap();
         let MailTask { stop, task } = worker.spawn();
         drop(stop);
         assert!(

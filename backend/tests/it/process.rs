@@ -522,8 +522,28 @@ async fn json_logs_never_contain_secrets_codes_or_passwords() {
         json!({"code": "000000", "purpose": "login"}),
     )
     .await;
+    // The issuance's setup mail, written to the outbox folder (no SMTP here): its log line
+    // names the file, never the download link in it (a bearer credential).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !p
+        .logs
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("mail written to file"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the setup mail was not written"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let logs = p.logs.lock().unwrap().join("\n");
+    assert!(
+        !logs.contains("/dl/"),
+        "the log holds a download link: {logs}"
+    );
     let json_lines: Vec<&str> = logs.lines().filter(|l| l.starts_with('{')).collect();
     assert!(
         json_lines.len() > 5,
