@@ -264,8 +264,8 @@ impl From<&TokenMeta> for TokenView {
     }
 }
 
-/// One frame of the code screen.
-#[derive(Debug, Serialize)]
+/// One frame of the code screen. No `Debug`: it holds this step's code and the next.
+#[derive(Serialize)]
 pub struct CodeFrame {
     code: String,
     next_code: String,
