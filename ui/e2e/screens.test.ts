@@ -431,6 +431,10 @@ for (const size of SIZES) {
       await page.locator('#tx-scan').click();
       await page.locator('#tx-code[data-code]').waitFor();
       expect(await page.locator('#tx-d-payee').textContent()).toBe('ﾔﾏﾀﾞ ﾀﾛｳ');
+      // The name is not signed: it is not among the details checked against the code, and
+      // the screen says so.
+      expect(await page.locator('#tx-details #tx-d-payee').count(), 'not in the checked list').toBe(0);
+      expect(await page.locator('#tx-payee-note').textContent()).toContain('取引認証番号の計算に含まれません');
       expect(await page.locator('#tx-d-amount').textContent()).toBe('150,000円');
       expect(await calls(page, 'scan_transaction')).toEqual([{ text: qr }]);
       await shot(page, size, '32-tx-scanned');

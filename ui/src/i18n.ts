@@ -54,7 +54,8 @@ const ja = {
   txCheckTitle: '振込内容をご確認ください',
   txCheckBody:
     'この振込先口座と金額が、お客さまご自身が意図した振込と同じことを必ずご確認ください。違う場合は取引認証番号を入力せず、取引を中止して当組合へご連絡ください。',
-  txPayee: '受取人名',
+  txPayee: '受取人名（QRコードの記載）：',
+  txPayeeUnsigned: 'この名前は取引認証番号の計算に含まれません。上の口座と金額でご確認ください。',
   txYen: (n: string) => `${n}円`,
   txCodeLabel: '取引認証番号',
   txCountdown: (s: number) => `この番号はあと${s}秒有効です`,
@@ -212,7 +213,8 @@ const en: Texts = {
   txCheckTitle: 'Check the transfer',
   txCheckBody:
     'Make sure this payee account and amount are the transfer you meant. If they differ, do not enter the code: stop and contact your bank.',
-  txPayee: 'Payee',
+  txPayee: 'Payee name (as the QR code gives it): ',
+  txPayeeUnsigned: 'This name is not part of the code: check the account and amount above.',
   txYen: (n: string) => `${n} yen`,
   txCodeLabel: 'Transaction code',
   txCountdown: (s: number) => `Valid for ${s} more seconds`,

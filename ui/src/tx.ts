@@ -157,9 +157,21 @@ export function txCodeScreen(id: string): HTMLElement {
         row(tx.txBranchCode, f.branch_code, 'tx-d-branch'),
         row(tx.txAccountType, f.account_type === '2' ? tx.txCurrent : tx.txOrdinary, 'tx-d-type'),
         row(tx.txAccountNumber, f.account_number, 'tx-d-account'),
-        state.tx.payee ? row(tx.txPayee, state.tx.payee, 'tx-d-payee') : null,
         row(tx.txAmount, tx.txYen(yen(f.amount)), 'tx-d-amount'),
       ),
+      // The QR's payee name is not in the code's input (OCRA signs the account and amount): it
+      // stands apart from what the customer checks, said so, so a name the customer expects
+      // cannot vouch for another account.
+      state.tx.payee
+        ? h(
+            'p',
+            { class: 'hint', id: 'tx-payee-note' },
+            tx.txPayee,
+            h('span', { id: 'tx-d-payee' }, state.tx.payee),
+            h('br', {}),
+            tx.txPayeeUnsigned,
+          )
+        : null,
       h('p', { class: 'alert warn', role: 'note' }, tx.txCheckBody),
       h('p', { class: 'token-label' }, tx.txCodeLabel),
       h(

@@ -146,14 +146,18 @@ impl TransactionChallenge {
     }
 }
 
-/// 1..=48 characters, no control characters (the Zengin character set is the backend's rule).
+/// 1..=48 characters, no control characters and no bidirectional formatting ones (U+202E and
+/// its kin turn the text around on screen; the Zengin character set is the backend's rule).
 ///
 /// # Errors
 ///
 /// [`OcraError::PayeeName`].
 pub fn check_payee_name(name: &str) -> Result<(), OcraError> {
     let count = name.chars().count();
-    if (1..=MAX_PAYEE_NAME_CHARS).contains(&count) && !name.chars().any(char::is_control) {
+    let bidi = |c: char| matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if (1..=MAX_PAYEE_NAME_CHARS).contains(&count)
+        && !name.chars().any(|c| c.is_control() || bidi(c))
+    {
         Ok(())
     } else {
         Err(OcraError::PayeeName)

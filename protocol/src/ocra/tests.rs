@@ -80,3 +80,21 @@ fn error_codes_are_distinct() {
     codes.dedup();
     assert_eq!(codes.len(), all.len(), "callers match on codes");
 }
+
+#[test]
+fn payee_names_refuse_controls_and_bidirectional_overrides() {
+    assert!(check_payee_name("ﾔﾏﾀﾞ ﾀﾛｳ").is_ok());
+    for bad in [
+        "",
+        "a\u{0007}b",
+        "ﾔﾏﾀﾞ\u{202E}ｳﾛﾀ",
+        "\u{2066}x\u{2069}",
+        "a\u{200F}",
+    ] {
+        assert_eq!(check_payee_name(bad), Err(OcraError::PayeeName), "{bad:?}");
+    }
+    assert_eq!(
+        check_payee_name(&"ｱ".repeat(MAX_PAYEE_NAME_CHARS + 1)),
+        Err(OcraError::PayeeName)
+    );
+}
