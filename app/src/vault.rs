@@ -228,6 +228,39 @@ impl Vault {
         self.write_index()
     }
 
+    /// Deletes every token: each secret the keystore's index or the metadata file names (when
+    /// it can be read), then the metadata and the index. For the forgotten-PIN reset, which
+    /// must not leave a secret behind because the metadata file was edited, emptied or broken:
+    /// the keystore's index is the list the file cannot change. Returns how many secrets were
+    /// there.
+    ///
+    /// # Errors
+    /// Keystore errors (then some secrets may be gone and the rest still there: wiping again
+    /// finishes it); [`AppError::MetadataIo`] when the empty metadata cannot be written.
+    pub fn wipe(data_dir: &Path, store: &dyn SecretStore) -> Result<usize, AppError> {
+        let mut ids: Vec<String> = read_index(store)?
+            .into_iter()
+            .filter(|id| id.starts_with("tok-"))
+            .collect();
+        if let Ok(bytes) = std::fs::read(data_dir.join(METADATA_FILE)) {
+            if let Ok(file) = serde_json::from_slice::<MetadataFile>(&bytes) {
+                ids.extend(file.tokens.into_iter().map(|t| t.id));
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        let mut deleted = 0;
+        for id in &ids {
+            if store.delete(id)? {
+                deleted += 1;
+            }
+        }
+        std::fs::create_dir_all(data_dir).map_err(|_| AppError::MetadataIo)?;
+        save_metadata(data_dir, &[])?;
+        store.delete(INDEX_ENTRY)?;
+        Ok(deleted)
+    }
+
     /// Records a new clock offset measurement for a token.
     ///
     /// # Errors
@@ -310,12 +343,7 @@ impl Vault {
     }
 
     fn save(&self, tokens: &[TokenMeta]) -> Result<(), AppError> {
-        let file = MetadataFile {
-            version: FORMAT_VERSION,
-            tokens: tokens.to_vec(),
-        };
-        let bytes = serde_json::to_vec_pretty(&file).map_err(|_| AppError::MetadataIo)?;
-        write_atomic(&self.dir, METADATA_FILE, &bytes).map_err(|_| AppError::MetadataIo)
+        save_metadata(&self.dir, tokens)
     }
 
     fn write_index(&self) -> Result<(), AppError> {
@@ -327,6 +355,16 @@ impl Vault {
         let bytes = serde_json::to_vec(&ids).map_err(|_| AppError::KeystoreFailure)?;
         self.store.set(INDEX_ENTRY, &bytes)
     }
+}
+
+/// Writes the metadata file of `dir` with `tokens`.
+fn save_metadata(dir: &Path, tokens: &[TokenMeta]) -> Result<(), AppError> {
+    let file = MetadataFile {
+        version: FORMAT_VERSION,
+        tokens: tokens.to_vec(),
+    };
+    let bytes = serde_json::to_vec_pretty(&file).map_err(|_| AppError::MetadataIo)?;
+    write_atomic(dir, METADATA_FILE, &bytes).map_err(|_| AppError::MetadataIo)
 }
 
 fn read_index(store: &dyn SecretStore) -> Result<Vec<String>, AppError> {

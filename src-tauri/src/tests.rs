@@ -890,3 +890,71 @@ fn after_a_minute_away_commands_are_refused_before_the_return_is_reported() {
     invoke(&w, "lock_unlock", json!({ "pin": "4321" })).unwrap();
     invoke(&w, "code_frame", json!({ "id": id })).unwrap();
 }
+
+/// Ten wrong PINs in the keystore's lock entry (as the lock itself leaves them).
+fn lock_out(store: &dyn SecretStore) {
+    let bytes = store.get(app::lock::LOCK_ENTRY).unwrap().unwrap();
+    let mut record: Value = serde_json::from_slice(&bytes).unwrap();
+    record["failures"] = json!(app::lock::MAX_FAILURES);
+    store
+        .set(app::lock::LOCK_ENTRY, &serde_json::to_vec(&record).unwrap())
+        .unwrap();
+}
+
+/// The forgotten-PIN reset deletes every token's secret the keystore holds, not only those
+/// the metadata file lists: an emptied `tokens.json` (put back after the reset) kept its tokens'
+/// secrets, and showed their codes with no PIN. A broken `tokens.json` no longer stops it.
+#[test]
+fn the_pin_reset_deletes_every_secret_whatever_the_metadata_file_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::default());
+    let meta = dir.path().join(app::vault::METADATA_FILE);
+    let (app1, w) = shell(dir.path(), Ok(store.clone()), None);
+    let id = invoke(&w, "import_otpauth", json!({ "uri": URI })).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    invoke(&w, "lock_set", json!({ "pin": "4321" })).unwrap();
+    drop(w);
+    drop(app1);
+    lock_out(store.as_ref());
+    let saved = std::fs::read(&meta).unwrap();
+    std::fs::write(&meta, br#"{"version":1,"tokens":[]}"#).unwrap();
+    let (app2, w) = shell(dir.path(), Ok(store.clone()), None);
+    assert_eq!(
+        invoke(&w, "lock_status", json!({})).unwrap()["locked_out"],
+        true
+    );
+    invoke(&w, "lock_reset", json!({})).unwrap();
+    drop(w);
+    drop(app2);
+    assert!(
+        store.get(&id).unwrap().is_none(),
+        "the secret the metadata did not list is gone"
+    );
+    std::fs::write(&meta, &saved).unwrap();
+    let (_app3, w) = shell(dir.path(), Ok(store.clone()), None);
+    assert_eq!(
+        invoke(&w, "code_frame", json!({ "id": id })).unwrap_err()["code"],
+        "SECRET_MISSING"
+    );
+
+    // A broken metadata file: the reset still deletes the secrets (the keystore's own index
+    // names them) and leaves an empty vault.
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::default());
+    let (app1, w) = shell(dir.path(), Ok(store.clone()), None);
+    let id = invoke(&w, "import_otpauth", json!({ "uri": URI })).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    invoke(&w, "lock_set", json!({ "pin": "4321" })).unwrap();
+    drop(w);
+    drop(app1);
+    lock_out(store.as_ref());
+    std::fs::write(dir.path().join(app::vault::METADATA_FILE), b"{not json").unwrap();
+    let (_app2, w) = shell(dir.path(), Ok(store.clone()), None);
+    invoke(&w, "lock_reset", json!({})).unwrap();
+    assert!(store.get(&id).unwrap().is_none());
+    assert_eq!(invoke(&w, "list_tokens", json!({})).unwrap(), json!([]));
+}

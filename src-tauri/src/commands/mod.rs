@@ -512,11 +512,11 @@ pub async fn lock_reset(shell: State<'_, Shell>) -> Result<LockView, ShellError>
         return Err(ShellError::App(AppError::AppLocked));
     }
     {
-        let mut vault = shell.vault().await?;
-        let ids: Vec<String> = vault.tokens().iter().map(|t| t.id.clone()).collect();
-        for id in ids {
-            vault.delete(&id)?;
-        }
+        // Every secret the keystore holds, whatever the metadata file says (it may have been
+        // emptied to keep them, or be broken); the vault is opened anew afterwards.
+        let mut vault = shell.vault.lock().await;
+        *vault = None;
+        Vault::wipe(&shell.data_dir, shell.store.clone()?.as_ref())?;
     }
     lock.reset_after_lockout(now)?;
     shell.session().unlocked = true;
