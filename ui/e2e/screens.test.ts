@@ -499,11 +499,18 @@ for (const size of SIZES) {
       expect(await page.locator('h1').textContent()).toBe('トークン一覧');
       const eight = await page.locator('.token-list li').nth(2).locator('button.code').innerText();
       expect(eight).toMatch(/^\d{4} \d{4}$/);
+      // Imported tokens are marked (their names are whatever their QR codes said); the bank's is not.
+      expect(await page.locator('.token-list li').nth(0).locator('.imported-mark').count()).toBe(0);
+      for (const n of [1, 2])
+        expect(await page.locator('.token-list li').nth(n).locator('.imported-mark').textContent()).toBe(
+          '読み込んだトークン（当組合以外）',
+        );
       await noHorizontalScroll(page);
       await shot(page, size, '12-list');
       await page.locator('[data-open="tok-b"]').click();
       await page.locator('#code[data-code]').waitFor();
       expect(await page.locator('#token-label').textContent()).toBe('ACME Co (alice@example.com)');
+      expect(await page.locator('.code-screen .imported-mark').isVisible()).toBe(true);
       expect(await calls(page, 'check_clock'), 'imported tokens have no server clock').toEqual([]);
       await page.locator('#back').click();
       await page.locator('#token-list').waitFor();

@@ -191,6 +191,14 @@ function tokenById(id: string): TokenView | undefined {
   return state.tokens.find((tk) => tk.id === id);
 }
 
+/**
+ * An imported token's mark: its issuer and label are whatever its QR code said, so one can be
+ * named like the bank's token; the mark tells them apart wherever a code is shown.
+ */
+function importedMark(token: TokenView): HTMLElement | null {
+  return token.kind === 'imported' ? h('p', { class: 'imported-mark', 'data-imported': token.id }, t().importedMark) : null;
+}
+
 function codeScreen(id: string): HTMLElement {
   const tx = t();
   const token = tokenById(id);
@@ -231,6 +239,7 @@ function codeScreen(id: string): HTMLElement {
       'section',
       { class: 'content code-screen', 'aria-labelledby': 'token-label' },
       h('p', { class: 'token-label', id: 'token-label' }, tokenTitle(token)),
+      importedMark(token),
       warn,
       error,
       codeBtn,
@@ -473,6 +482,7 @@ function listScreen(): HTMLElement {
       'li',
       { class: 'token-row' },
       h('button', { class: 'row-open', type: 'button', 'data-open': token.id, onclick: () => show({ name: 'code', id: token.id }) }, tokenTitle(token)),
+      importedMark(token),
       h('div', { class: 'row-code' }, codeBtn, timer),
       refs.error,
       refs.copied,

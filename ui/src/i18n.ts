@@ -62,6 +62,7 @@ const ja = {
   txAgain: '別の振込を認証する',
   // code screen
   codeHeading: 'ワンタイムパスワード',
+  importedMark: '読み込んだトークン（当組合以外）',
   tapToCopy: 'タップしてコピー',
   copied: 'コピーしました',
   copyFailed: 'コピーできませんでした',
@@ -220,6 +221,7 @@ const en: Texts = {
   txCountdown: (s: number) => `Valid for ${s} more seconds`,
   txAgain: 'Authenticate another transfer',
   codeHeading: 'One-time password',
+  importedMark: 'Imported token (not the bank’s)',
   tapToCopy: 'Tap to copy',
   copied: 'Copied',
   copyFailed: 'Could not copy',
