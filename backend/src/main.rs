@@ -353,7 +353,16 @@ async fn run(command: Command, cfg: Config, me: &str) -> anyhow::Result<()> {
                 println!("new master key {new_id}; {n} secret(s) re-sealed");
             }
             println!("current key: {}", engine.keys().current_id());
-            for (key_id, n) in engine.store().keys_in_use().await? {
+            // Every configured key, those that seal nothing included: the runbook keeps an old
+            // key's line until it shows 0 here.
+            let in_use: std::collections::BTreeMap<String, i64> =
+                engine.store().keys_in_use().await?.into_iter().collect();
+            let mut ids = engine.keys().key_ids();
+            ids.extend(in_use.keys().cloned());
+            ids.sort();
+            ids.dedup();
+            for key_id in ids {
+                let n = in_use.get(&key_id).copied().unwrap_or(0);
                 println!("  {key_id}: {n} secret(s)");
             }
             Ok(())

@@ -45,6 +45,8 @@ pub enum CryptoError {
     Format(i64),
     #[error("key file I/O: {0}")]
     Io(#[from] std::io::Error),
+    #[error("keys rotate needs a master key file, and the keys come from OTP_MASTER_KEY: append `,NEWID:64-hex-digits` to it on every instance and restart them (new secrets are sealed under the new key; existing ones stay under the old, which must stay too)")]
+    RotateFromEnvironment,
 }
 
 /// A 256-bit master key; zeroized on drop, never printed.
@@ -253,9 +255,7 @@ impl Keyring {
     /// When the keys come from the environment (rotate them there), or on I/O errors.
     pub fn add_key(&self) -> Result<String, CryptoError> {
         let Some(KeySource::File { path, .. }) = &self.source else {
-            return Err(CryptoError::Malformed(
-                "keys from the environment are rotated by changing the environment".into(),
-            ));
+            return Err(CryptoError::RotateFromEnvironment);
         };
         let (id, line) = new_key_line();
         let mut f = open_private(path, false)?;

@@ -26,7 +26,7 @@ impl Engine {
         }
         for (key_id, n) in store.keys_in_use().await? {
             if !have.contains(&key_id) {
-                anyhow::bail!("{n} token secret(s) are sealed under master key {key_id}, which is not configured; restore the key file or set OTP_MASTER_KEY");
+                anyhow::bail!("{n} secret(s) are sealed under master key {key_id}, which is not configured; restore the key file or set OTP_MASTER_KEY");
             }
         }
         let current = keys.current_id();

@@ -28,7 +28,7 @@ pub use error::{EngineError, Result};
 pub use issuance::Issued;
 pub use lifecycle::LinkOpened;
 pub use mail_password::{MailCheck, MailSend};
-pub use pake::EXCHANGE_TTL_SECS;
+pub use pake::{EXCHANGE_TTL_SECS, SERVER_KEY_LABEL as PAKE_SERVER_KEY_LABEL};
 pub use provision::Provisioned;
 pub use transfers::{TransferDone, TransferRequest};
 pub use verify::VerifyReport;

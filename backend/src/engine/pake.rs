@@ -32,7 +32,8 @@ use super::{now_i64, snapshot, Actor, Engine, EngineError, Result};
 /// How long a started exchange may wait for its finish.
 pub const EXCHANGE_TTL_SECS: i64 = 120;
 
-const SERVER_KEY_LABEL: &str = "server-key";
+/// The label the OPAQUE server key is sealed under (a restore's key check opens it too).
+pub const SERVER_KEY_LABEL: &str = "server-key";
 
 fn exchange_label(exchange_id: &str) -> String {
     format!("exchange:{exchange_id}")

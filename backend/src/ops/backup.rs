@@ -355,22 +355,43 @@ pub async fn check_database(
     let mut opened: std::collections::BTreeMap<String, i64> = Default::default();
     let mut missing: std::collections::BTreeMap<String, i64> = Default::default();
     let mut failed: std::collections::BTreeMap<String, i64> = Default::default();
+    // One sealed secret: counted under its key as opened, failed or missing. `open` opens it
+    // with the configured keys; what it opens is dropped (and zeroized) at once: only whether
+    // it opens counts.
+    let mut tally = |key: &str, open: &dyn Fn(&Keyring) -> bool| {
+        let key = key.to_owned();
+        match keys {
+            Some(k) if have.contains(&key) => {
+                if open(k) {
+                    *opened.entry(key).or_default() += 1;
+                } else {
+                    *failed.entry(key).or_default() += 1;
+                }
+            }
+            _ => *missing.entry(key).or_default() += 1,
+        }
+    };
     let mut after = 0;
     loop {
         let batch = store.sealed_secrets_after(after, 500).await?;
         let Some(last) = batch.last() else { break };
         after = last.id;
         for s in batch {
-            let key = s.sealed.key_id.clone();
-            match keys {
-                Some(k) if have.contains(&key) => match k.open(&s.user_id, &s.sealed) {
-                    // The secret is dropped (and zeroized) at once: only whether it opens counts.
-                    Ok(_) => *opened.entry(key).or_default() += 1,
-                    Err(_) => *failed.entry(key).or_default() += 1,
-                },
-                _ => *missing.entry(key).or_default() += 1,
-            }
+            tally(&s.sealed.key_id, &|k| k.open(&s.user_id, &s.sealed).is_ok());
         }
+    }
+    // Staff members' second factors and the OPAQUE server key are sealed under the same keys,
+    // and the server does not start without theirs either.
+    for (staff_id, sealed) in store.sealed_staff_totps().await? {
+        tally(&sealed.key_id, &|k| {
+            k.open_staff_totp(staff_id, &sealed).is_ok()
+        });
+    }
+    if let Some(sealed) = store.pake_server_key().await? {
+        tally(&sealed.key_id, &|k| {
+            k.open_pake(crate::engine::PAKE_SERVER_KEY_LABEL, &sealed)
+                .is_ok()
+        });
     }
     let describe = |m: &std::collections::BTreeMap<String, i64>| {
         m.iter()
@@ -381,14 +402,14 @@ pub async fn check_database(
     if !missing.is_empty() {
         let n: i64 = missing.values().sum();
         bail!(
-            "{n} token secret(s) are sealed under master key(s) that are not configured ({}); {key_hint} does not have them. Put the master key file kept with this backup in place (mode 0600) or set OTP_MASTER_KEY",
+            "{n} secret(s) are sealed under master key(s) that are not configured ({}); {key_hint} does not have them. Put the master key file kept with this backup in place (mode 0600) or set OTP_MASTER_KEY",
             describe(&missing)
         );
     }
     if !failed.is_empty() {
         let n: i64 = failed.values().sum();
         bail!(
-            "{n} token secret(s) do not open with the configured master keys ({}): wrong key, or a damaged database",
+            "{n} secret(s) do not open with the configured master keys ({}): wrong key, or a damaged database",
             describe(&failed)
         );
     }

@@ -103,6 +103,20 @@ impl Store {
         .await?)
     }
 
+    /// Every staff member's sealed second factor, with the member's id (bound into it); for the
+    /// key check of a restore. Staff are few: one query.
+    pub async fn sealed_staff_totps(&self) -> Result<Vec<(i64, Sealed)>> {
+        let rows: Vec<StaffRow> = sqlx::query_as::<_, StaffRow>(&format!(
+            "SELECT {STAFF_COLUMNS} FROM staff WHERE totp_key_id IS NOT NULL ORDER BY id"
+        ))
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| r.sealed_totp().map(|s| (r.id, s)))
+            .collect())
+    }
+
     /// Up to `limit` staff members whose second factor is sealed under a key other than
     /// `key_id`.
     pub async fn staff_not_under_key(&self, key_id: &str, limit: i64) -> Result<Vec<StaffRow>> {

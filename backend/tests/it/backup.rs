@@ -257,7 +257,8 @@ async fn backup_under_load_restores_with_every_used_code_still_refused() {
     let (ok, out, err) = cli(&["restore", "--from", &file_s], &fresh_env).await;
     assert!(ok, "restore: {err}");
     assert!(out.contains("restored into"), "{out}");
-    assert!(out.contains("13 secret(s) under master key test1"), "{out}");
+    // The thirteen tokens' secrets and the OPAQUE server key.
+    assert!(out.contains("14 secret(s) under master key test1"), "{out}");
     drop(server);
 
     let restored = sqlite_db(fresh);
@@ -308,8 +309,9 @@ async fn restore_refuses_without_its_master_key_and_replaces_nothing() {
     let (ok, _, err) = cli(&["restore", "--from", &file_s], &no_key).await;
     assert!(!ok);
     assert!(
-        err.contains("1 token secret(s) are sealed under master key(s) that are not configured (1 under test1)")
-            && err.contains("nothing was replaced")
+        err.contains(
+            "2 secret(s) are sealed under master key(s) that are not configured (2 under test1)"
+        ) && err.contains("nothing was replaced")
             && err.contains("master key file"),
         "{err}"
     );
@@ -350,7 +352,7 @@ async fn restore_refuses_without_its_master_key_and_replaces_nothing() {
     let with_key = [no_key[0].clone(), ("OTP_MASTER_KEY", MASTER_KEY.to_owned())];
     let (ok, out, err) = cli(&["check"], &with_key).await;
     assert!(
-        ok && out.contains("1 secret(s) under master key test1"),
+        ok && out.contains("2 secret(s) under master key test1"),
         "{out}{err}"
     );
     let (ok, out, err) = cli(&["restore", "--from", &file_s, "--dry-run"], &with_key).await;
@@ -445,6 +447,60 @@ async fn restore_refuses_without_its_master_key_and_replaces_nothing() {
 /// stalled for seconds at a time (a backup under load once saw no answer at all). It now
 /// waits for readers briefly and tries again on a later tick, and the log is still emptied
 /// once the reader is gone.
+/// Tokens are not the only sealed secrets: staff members' second factors (and the OPAQUE
+/// server key) are sealed under the same master keys, and the server will not start without
+/// theirs. A backup holding only those was restored without its key, and `check` with a wrong
+/// key passed; the server then refused to start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_and_check_open_staff_second_factors_too() {
+    let env = Env::new(Db::Sqlite).await;
+    let _ = crate::staff::staff(&env, "sup0001", "supervisor").await;
+    let _ = crate::staff::staff(&env, "op0001", "operator").await;
+    env.engine.store().close().await;
+    let backups = private_tempdir();
+    let file = backups.path().join("b.db");
+    let file_s = file.to_str().unwrap().to_owned();
+    let (ok, _, err) = cli(
+        &["backup", "--to", &file_s],
+        &[("OTP_DATABASE_URL", env.db.url.clone())],
+    )
+    .await;
+    assert!(ok, "{err}");
+
+    let fresh = private_tempdir();
+    let data = fresh.path().to_str().unwrap().to_owned();
+    let (ok, _, err) = cli(
+        &["restore", "--from", &file_s, "--dry-run"],
+        &[("OTP_DATA_DIR", data.clone())],
+    )
+    .await;
+    assert!(!ok, "a restore without the staff factors' key is refused");
+    assert!(
+        err.contains(
+            "2 secret(s) are sealed under master key(s) that are not configured (2 under test1)"
+        ),
+        "{err}"
+    );
+    assert!(
+        files_in(fresh.path()).is_empty(),
+        "{:?}",
+        files_in(fresh.path())
+    );
+
+    // `check` on the live database with another key of the same id.
+    let wrong = format!("test1:{}", "cd".repeat(32));
+    let (ok, _, err) = cli(
+        &["check"],
+        &[
+            ("OTP_DATABASE_URL", env.db.url.clone()),
+            ("OTP_MASTER_KEY", wrong),
+        ],
+    )
+    .await;
+    assert!(!ok, "check with a wrong key fails");
+    assert!(err.contains("is not the key that sealed"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_on_an_old_snapshot_does_not_hold_verifications_back() {
     let _heavy = crate::support::HEAVY.lock().await;

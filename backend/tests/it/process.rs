@@ -385,6 +385,26 @@ async fn startup_refuses_missing_or_wrong_master_key() {
         2,
         "the old key stays until no secret uses it"
     );
+    // `keys status` lists the old key at 0 secrets (the runbook keeps its line until then).
+    let old_id = text.lines().next().unwrap().split(':').next().unwrap();
+    let (ok, out, err) = run_with_stdin(&["keys", "status"], &base, "", None).await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!("  {old_id}: 0 secret(s)")),
+        "the old key at 0: {out}"
+    );
+    // With the keys in the environment, rotate refuses and says what to do instead.
+    let env_keys = text.lines().map(str::trim).collect::<Vec<_>>().join(",");
+    let (ok, err) = run(
+        &["keys", "rotate"],
+        &[base[0].clone(), ("OTP_MASTER_KEY", env_keys)],
+    )
+    .await;
+    assert!(!ok);
+    assert!(
+        err.contains("keys rotate needs a master key file") && err.contains("every instance"),
+        "{err}"
+    );
 
     // Bad configuration is named.
     let (ok, err) = run(&["serve"], &[("OTP_LISTEN", "not-an-address".into())]).await;
