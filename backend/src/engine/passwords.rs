@@ -205,10 +205,12 @@ impl Engine {
                     .await?;
                     PasswordCheck::Locked { until: until(now) }
                 }
-                Attempt::Locked { .. } => {
+                Attempt::Locked { until: ends } => {
                     tx.audit(&audit("password_locked")).await?;
+                    // The end of the lock that holds, on whichever key it is (the
+                    // confirmation password's own, say, while the shared one is clear).
                     PasswordCheck::Locked {
-                        until: until(counted.seen[0].locked_at.unwrap_or(now)),
+                        until: ends.unwrap_or(now),
                     }
                 }
             };
