@@ -74,6 +74,27 @@ pub fn sqlite_path(url: &str) -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(path))
 }
 
+/// Refuses a file that is not an SQLite database at once, by its header. Opened, SQLite's
+/// "file is not a database" (code 26) is only met on a connection, which the pool retried for
+/// its whole wait (30 s, twice) with an error line each time. An empty file passes: SQLite
+/// takes it as an empty database, and the schema check says what it is.
+fn ensure_sqlite_file(path: &Path) -> anyhow::Result<()> {
+    use std::io::Read as _;
+    let mut head = [0u8; 16];
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let n = f
+        .read(&mut head)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if n == 0 || head == *b"SQLite format 3\0" {
+        return Ok(());
+    }
+    bail!(
+        "{} is not an SQLite database (an otp-backend database or backup is one)",
+        path.display()
+    )
+}
+
 fn sqlite_url(path: &Path, mode: &str) -> anyhow::Result<String> {
     let p = path
         .to_str()
@@ -431,6 +452,15 @@ fn key_hint(cfg: &Config) -> String {
 /// # Errors
 /// Database unreachable or a check failed.
 pub async fn check(cfg: &Config) -> anyhow::Result<CheckSummary> {
+    if let Ok(path) = sqlite_path(&cfg.database_url()) {
+        if !path.exists() {
+            bail!(
+                "database {} does not exist (check OTP_DATA_DIR or OTP_DATABASE_URL; `otp-backend migrate` makes a new one)",
+                path.display()
+            );
+        }
+        ensure_sqlite_file(&path)?;
+    }
     let store = small_store(&cfg.database_url())?;
     let keys = configured_keys(cfg)?;
     let res = check_database(&store, keys.as_ref(), &key_hint(cfg), false).await;
@@ -450,6 +480,7 @@ pub async fn restore(cfg: &Config, from: &Path, dry_run: bool) -> anyhow::Result
     if !from.is_file() {
         bail!("{} is not a file", from.display());
     }
+    ensure_sqlite_file(from).context("nothing was replaced")?;
     if let (Ok(a), Ok(b)) = (from.canonicalize(), target.canonicalize()) {
         if a == b {
             bail!("{} is the live database itself", from.display());

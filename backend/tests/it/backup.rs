@@ -501,6 +501,38 @@ async fn restore_and_check_open_staff_second_factors_too() {
     assert!(err.contains("is not the key that sealed"), "{err}");
 }
 
+/// A file that is not an SQLite database is refused at once, in one line; `check` on a
+/// database that does not exist says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_and_check_refuse_what_is_not_a_database_at_once() {
+    let dir = private_tempdir();
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, "this is a text file, not a backup\n".repeat(20)).unwrap();
+    let data = private_tempdir();
+    let envs = [("OTP_DATA_DIR", data.path().to_str().unwrap().to_owned())];
+    let (ok, _, err) = cli(
+        &["restore", "--from", junk.to_str().unwrap(), "--dry-run"],
+        &envs,
+    )
+    .await;
+    assert!(!ok);
+    assert!(err.contains("is not an SQLite database"), "{err}");
+    assert!(
+        !err.contains("pool timed out"),
+        "refused by its header, not after the pool's waits: {err}"
+    );
+    assert!(
+        files_in(data.path()).is_empty(),
+        "{:?}",
+        files_in(data.path())
+    );
+
+    let (ok, _, err) = cli(&["check"], &envs).await;
+    assert!(!ok);
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(files_in(data.path()).is_empty(), "check makes nothing");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_on_an_old_snapshot_does_not_hold_verifications_back() {
     let _heavy = crate::support::HEAVY.lock().await;
