@@ -198,10 +198,13 @@ fn init_tracing(json: bool) {
 /// One line of standard input (a password). The prompt is shown only when a person is typing
 /// (standard input is a terminal); from a pipe or a file nothing is written.
 fn read_secret_line(prompt: &str) -> anyhow::Result<Zeroizing<String>> {
-    if std::io::stdin().is_terminal() {
+    let _hidden = if std::io::stdin().is_terminal() {
         eprint!("{prompt}: ");
         std::io::stderr().flush().ok();
-    }
+        Some(HiddenInput::start())
+    } else {
+        None
+    };
     let mut line = Zeroizing::new(String::new());
     std::io::stdin().lock().read_line(&mut line)?;
     let trimmed = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
@@ -209,6 +212,43 @@ fn read_secret_line(prompt: &str) -> anyhow::Result<Zeroizing<String>> {
         anyhow::bail!("{prompt}: nothing was read from standard input");
     }
     Ok(trimmed)
+}
+
+/// The terminal's echo, off while a secret is typed at it (the line's end still shows), and
+/// back as it was when dropped. Where the terminal's modes cannot be read or set, nothing
+/// changes.
+struct HiddenInput {
+    #[cfg(unix)]
+    saved: Option<rustix::termios::Termios>,
+}
+
+impl HiddenInput {
+    fn start() -> HiddenInput {
+        #[cfg(unix)]
+        {
+            use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
+            let stdin = std::io::stdin();
+            let saved = tcgetattr(&stdin).ok().filter(|saved| {
+                let mut hidden = saved.clone();
+                hidden.local_modes.remove(LocalModes::ECHO);
+                hidden.local_modes.insert(LocalModes::ECHONL);
+                tcsetattr(&stdin, OptionalActions::Now, &hidden).is_ok()
+            });
+            HiddenInput { saved }
+        }
+        #[cfg(not(unix))]
+        HiddenInput {}
+    }
+}
+
+impl Drop for HiddenInput {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Some(saved) = &self.saved {
+            use rustix::termios::{tcsetattr, OptionalActions};
+            let _ = tcsetattr(std::io::stdin(), OptionalActions::Now, saved);
+        }
+    }
 }
 
 async fn run(command: Command, cfg: Config, me: &str) -> anyhow::Result<()> {
@@ -420,6 +460,7 @@ async fn demo(cfg: &Config, force: bool) -> anyhow::Result<()> {
     )?;
     writeln!(out, "Customer (internet banking, {base}/login)")?;
     writeln!(out, "  login ID               {}", demo::DEMO_CUSTOMER)?;
+    writeln!(out, "  name                   {}", demo::DEMO_CUSTOMER_NAME)?;
     writeln!(
         out,
         "  login password         {}",

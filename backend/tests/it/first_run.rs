@@ -114,6 +114,11 @@ async fn serve_hints_on_an_empty_database_and_demo_accounts_log_in() {
     assert!(out.contains("DEMO accounts created") && out.contains("never use them in production"));
     let login_id = field(&out, "login ID");
     assert_eq!(login_id, "demo0001");
+    assert_eq!(
+        field(&out, "name"),
+        "デモ 太郎（DEMO）",
+        "as the README's first run says"
+    );
     let login_pw = field(&out, "login password");
     let confirm_pw = field(&out, "confirmation password");
     let staff_pw = field(&out, "password");

@@ -898,3 +898,64 @@ async fn cli_adds_customers_and_staff_and_serve_says_where_things_are() {
         "the key's value is never logged"
     );
 }
+
+/// Typed at a terminal, the passwords of `customer add` are not shown: the terminal's echo
+/// is off while each is read (a shoulder or the scrollback saw them). Run under `script`
+/// (util-linux), which gives the command a pseudo-terminal; each password is typed after its
+/// prompt, as a person would.
+#[test]
+fn passwords_typed_at_a_terminal_are_not_shown() {
+    use std::io::{Read as _, Write as _};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data").to_str().unwrap().to_owned();
+    let mut child = std::process::Command::new("script")
+        .args([
+            "-q",
+            "-e",
+            "-c",
+            &format!("{BIN} customer add --login-id tty00001"),
+            "/dev/null",
+        ])
+        .env_remove("OTP_CONFIG")
+        .env_remove("OTP_MASTER_KEY")
+        .env("OTP_DATA_DIR", &data)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("script (util-linux) runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let wait_for = |what: &str, seen: &mut String| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !seen.contains(what) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(bytes) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+                Err(_) => panic!("no {what:?} in {seen:?}"),
+            }
+        }
+    };
+    wait_for("login password: ", &mut seen);
+    std::thread::sleep(Duration::from_millis(300));
+    stdin.write_all(b"TtyLogin-8841x\n").unwrap();
+    wait_for("confirmation password: ", &mut seen);
+    std::thread::sleep(Duration::from_millis(300));
+    stdin.write_all(b"TtyConf5521\n").unwrap();
+    wait_for("customer tty00001 created", &mut seen);
+    assert!(child.wait().unwrap().success());
+    assert!(
+        !seen.contains("TtyLogin-8841x") && !seen.contains("TtyConf5521"),
+        "a password was shown on the terminal: {seen:?}"
+    );
+}
