@@ -179,6 +179,7 @@ impl Config {
         self.policy.validate().map_err(ConfigError::Invalid)?;
         self.app_api.validate().map_err(ConfigError::Invalid)?;
         self.transfers.validate().map_err(ConfigError::Invalid)?;
+        self.staff.validate().map_err(ConfigError::Invalid)?;
         protocol::ServiceId::parse(&self.service_id)
             .map_err(|_| ConfigError::Invalid("service_id must be 8 digits".into()))?;
         self.totp_params()?;

@@ -142,6 +142,29 @@ impl Default for StaffConfig {
     }
 }
 
+impl StaffConfig {
+    /// # Errors
+    /// The first setting out of range, named.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(60..=3600).contains(&self.session_idle_secs) {
+            return Err("staff.session_idle_secs must be 60..=3600".into());
+        }
+        if self.session_max_secs < self.session_idle_secs || self.session_max_secs > 86_400 {
+            return Err("staff.session_max_secs must be session_idle_secs..=86400".into());
+        }
+        if !(5..=500).contains(&self.audit_page_size) {
+            return Err("staff.audit_page_size must be 5..=500".into());
+        }
+        if !matches!(self.language.as_str(), "ja" | "en") {
+            return Err(format!(
+                "staff.language (OTP_STAFF_LANGUAGE) must be \"ja\" or \"en\", not {:?}",
+                self.language
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// What kind of institution the bank is: it decides how its screens and mails refer to
 /// it (the manual's 当組合 is a credit union's word; a bank says 当行, a shinkin bank 当金庫).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]

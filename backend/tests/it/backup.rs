@@ -531,6 +531,14 @@ async fn restore_and_check_refuse_what_is_not_a_database_at_once() {
     assert!(!ok);
     assert!(err.contains("does not exist"), "{err}");
     assert!(files_in(data.path()).is_empty(), "check makes nothing");
+    // `check` applies the whole configuration's rules, as `serve` does.
+    let (ok, _, err) = cli(
+        &["check"],
+        &[envs[0].clone(), ("OTP_STAFF_LANGUAGE", "fr".to_owned())],
+    )
+    .await;
+    assert!(!ok);
+    assert!(err.contains("OTP_STAFF_LANGUAGE"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

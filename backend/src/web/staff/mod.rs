@@ -107,21 +107,9 @@ impl Console {
     /// # Errors
     /// A setting out of range, or a template that does not parse (the tests build it).
     pub fn new(cfg: &StaffConfig, bank: &crate::config::BankConfig) -> anyhow::Result<Console> {
-        if !(60..=3600).contains(&cfg.session_idle_secs) {
-            anyhow::bail!("staff.session_idle_secs must be 60..=3600");
-        }
-        if cfg.session_max_secs < cfg.session_idle_secs || cfg.session_max_secs > 86_400 {
-            anyhow::bail!("staff.session_max_secs must be session_idle_secs..=86400");
-        }
-        if !(5..=500).contains(&cfg.audit_page_size) {
-            anyhow::bail!("staff.audit_page_size must be 5..=500");
-        }
-        let Some(lang) = Lang::parse(&cfg.language) else {
-            anyhow::bail!(
-                "staff.language (OTP_STAFF_LANGUAGE) must be \"ja\" or \"en\", not {:?}",
-                cfg.language
-            );
-        };
+        // The section's one rule (`check` applies it too, with the rest of the configuration).
+        cfg.validate().map_err(anyhow::Error::msg)?;
+        let lang = Lang::parse(&cfg.language).unwrap_or(Lang::Ja);
         let mut env = Environment::new();
         for (name, src) in TEMPLATES {
             env.add_template(name, src)?;
