@@ -452,6 +452,21 @@ fn key_hint(cfg: &Config) -> String {
 /// # Errors
 /// Database unreachable or a check failed.
 pub async fn check(cfg: &Config) -> anyhow::Result<CheckSummary> {
+    existing_database(cfg)?;
+    let store = small_store(&cfg.database_url())?;
+    let keys = configured_keys(cfg)?;
+    let res = check_database(&store, keys.as_ref(), &key_hint(cfg), false).await;
+    store.close().await;
+    res.with_context(|| format!("database {}", cfg.database_display()))
+}
+
+/// Refuses a configured SQLite database that does not exist (or is not SQLite), for the
+/// commands that only look: opened, it would be created, with a master key beside it, in a
+/// data directory given by mistake. PostgreSQL passes (its server says what it has).
+///
+/// # Errors
+/// No such file, or not an SQLite database.
+pub fn existing_database(cfg: &Config) -> anyhow::Result<()> {
     if let Ok(path) = sqlite_path(&cfg.database_url()) {
         if !path.exists() {
             bail!(
@@ -461,11 +476,7 @@ pub async fn check(cfg: &Config) -> anyhow::Result<CheckSummary> {
         }
         ensure_sqlite_file(&path)?;
     }
-    let store = small_store(&cfg.database_url())?;
-    let keys = configured_keys(cfg)?;
-    let res = check_database(&store, keys.as_ref(), &key_hint(cfg), false).await;
-    store.close().await;
-    res.with_context(|| format!("database {}", cfg.database_display()))
+    Ok(())
 }
 
 /// `otp-backend restore --from FILE`: check a backup and put it in place of the configured

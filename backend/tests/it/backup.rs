@@ -531,6 +531,12 @@ async fn restore_and_check_refuse_what_is_not_a_database_at_once() {
     assert!(!ok);
     assert!(err.contains("does not exist"), "{err}");
     assert!(files_in(data.path()).is_empty(), "check makes nothing");
+    let (ok, _, err) = cli(&["keys", "status"], &envs).await;
+    assert!(!ok && err.contains("does not exist"), "{err}");
+    assert!(
+        files_in(data.path()).is_empty(),
+        "keys status makes nothing"
+    );
     // `check` applies the whole configuration's rules, as `serve` does.
     let (ok, _, err) = cli(
         &["check"],
