@@ -26,6 +26,7 @@ const COMMANDS: &[&str] = &[
     "app_hidden",
     "app_visible",
     "lock_biometric",
+    "lock_biometric_set",
 ];
 
 fn main() {

@@ -120,6 +120,8 @@ pub enum AppError {
     /// Ten wrong PINs: the PIN is no longer taken; the token must be reprovisioned through the
     /// bank.
     PinLockedOut,
+    /// Biometric unlock is off: the customer turns it on in the settings, with the PIN.
+    BiometricOff,
 
     // --- import ----------------------------------------------------------------------------------
     /// An `otpauth://` URI was refused; holds the protocol's `OTPAUTH_…` code.
@@ -200,6 +202,7 @@ impl AppError {
             E::WrongPin { .. } => "APP_PIN_WRONG",
             E::PinTryLater { .. } => "APP_PIN_WAIT",
             E::PinLockedOut => "APP_PIN_LOCKED_OUT",
+            E::BiometricOff => "APP_BIOMETRIC_OFF",
             E::Import { code } => code,
             E::Transaction { code } => code,
             E::NotBankToken => "NOT_BANK_TOKEN",
@@ -258,6 +261,7 @@ impl AppError {
                 "暗証番号を続けて間違えたため、{retry_after_secs}秒お待ちください。"
             ),
             E::PinLockedOut => "暗証番号を規定回数以上間違えたため、このアプリではトークンを利用できません。お取引の銀行でトークンの再発行（再登録）を行い、初期設定からやり直してください。".into(),
+            E::BiometricOff => "生体認証によるロック解除はオフです。暗証番号を入力してください（設定の「アプリのロック」でオンにできます）。".into(),
             E::Import { .. } => "QRコードの内容がワンタイムパスワードの設定として正しくありません。".into(),
             E::Transaction { code } => match *code {
                 "TX_BANK_CODE" => "金融機関コードは半角数字4桁で入力してください。",
@@ -325,6 +329,7 @@ impl AppError {
                 "Too many wrong PINs. Please wait {retry_after_secs} second(s)."
             ),
             E::PinLockedOut => "The PIN was wrong too many times, so the token can no longer be used in this app. Please ask your bank to reissue (re-register) the token, then set up the app again.".into(),
+            E::BiometricOff => "Biometric unlock is off. Please enter your PIN (it can be turned on under App lock in the settings).".into(),
             E::Import { .. } => "The QR code does not hold a valid one-time password setting.".into(),
             E::Transaction { code } => match *code {
                 "TX_BANK_CODE" => "Enter the bank code as 4 digits.",
@@ -446,6 +451,7 @@ mod tests {
                 retry_after_secs: 3,
             },
             E::PinLockedOut,
+            E::BiometricOff,
             E::Import {
                 code: "OTPAUTH_BAD_SECRET",
             },

@@ -47,6 +47,10 @@ struct Record {
     failures: u32,
     /// No attempt is taken before this (Unix ms).
     not_before_ms: u64,
+    /// Biometric unlock, turned on by the customer with the PIN (off until then; records
+    /// written before it existed read as off).
+    #[serde(default)]
+    biometric: bool,
 }
 
 /// What the lock screen and the settings need to know.
@@ -60,6 +64,8 @@ pub struct LockStatus {
     pub retry_after_secs: u64,
     /// [`MAX_FAILURES`] reached: the PIN is no longer taken.
     pub locked_out: bool,
+    /// The customer turned biometric unlock on (phones offer it then).
+    pub biometric: bool,
 }
 
 /// The delay after `failures` consecutive wrong PINs: 2^(failures-1) seconds, 0 for none.
@@ -178,12 +184,14 @@ impl AppLock {
                 failures: 0,
                 retry_after_secs: 0,
                 locked_out: false,
+                biometric: false,
             },
             Some(r) => LockStatus {
                 enabled: true,
                 failures: r.failures,
                 retry_after_secs: r.not_before_ms.saturating_sub(now_ms).div_ceil(1000),
                 locked_out: r.failures >= MAX_FAILURES,
+                biometric: r.biometric,
             },
         })
     }
@@ -203,6 +211,7 @@ impl AppLock {
             phc: self.hash(pin.expose())?,
             failures: 0,
             not_before_ms: 0,
+            biometric: false,
         };
         self.save(&record)?;
         self.audit(now_ms, "pin_set", 0);
@@ -269,11 +278,13 @@ impl AppLock {
     ) -> Result<(), AppError> {
         check_pin_format(new.expose())?;
         self.verify(current, now_ms)?;
+        let biometric = self.load()?.is_some_and(|r| r.biometric);
         let record = Record {
             v: 1,
             phc: self.hash(new.expose())?,
             failures: 0,
             not_before_ms: 0,
+            biometric,
         };
         self.save(&record)?;
         self.audit(now_ms, "pin_changed", 0);
@@ -306,14 +317,45 @@ impl AppLock {
         Ok(())
     }
 
-    /// Records an unlock by the device's biometrics (phones), refused once locked out.
+    /// Turns biometric unlock on or off; needs the PIN (under its delays, as any attempt).
+    /// Off until the customer turns it on: anyone who knows the phone's passcode can enroll a
+    /// finger or a face of their own, so the PIN's holder chooses whether the phone's
+    /// biometrics may stand in for it.
     ///
     /// # Errors
-    /// [`AppError::LockNotSet`], [`AppError::PinLockedOut`]; keystore errors.
+    /// Any error of [`AppLock::verify`]; keystore errors.
+    pub fn set_biometric(
+        &self,
+        pin: &Sensitive<String>,
+        on: bool,
+        now_ms: u64,
+    ) -> Result<(), AppError> {
+        self.verify(pin, now_ms)?;
+        let mut record = self.load()?.ok_or(AppError::LockNotSet)?;
+        record.biometric = on;
+        self.save(&record)?;
+        self.audit(now_ms, if on { "biometric_on" } else { "biometric_off" }, 0);
+        Ok(())
+    }
+
+    /// Records an unlock by the device's biometrics (phones): only when the customer turned it
+    /// on, not during a wrong PIN's delay (biometrics do not skip it), never once locked out.
+    ///
+    /// # Errors
+    /// [`AppError::LockNotSet`], [`AppError::BiometricOff`], [`AppError::PinTryLater`],
+    /// [`AppError::PinLockedOut`]; keystore errors.
     pub fn biometric_unlock(&self, now_ms: u64) -> Result<(), AppError> {
         let record = self.load()?.ok_or(AppError::LockNotSet)?;
         if record.failures >= MAX_FAILURES {
             return Err(AppError::PinLockedOut);
+        }
+        if !record.biometric {
+            return Err(AppError::BiometricOff);
+        }
+        if now_ms < record.not_before_ms {
+            return Err(AppError::PinTryLater {
+                retry_after_secs: (record.not_before_ms - now_ms).div_ceil(1000),
+            });
         }
         self.audit(now_ms, "unlock_biometric", record.failures);
         Ok(())
@@ -412,6 +454,44 @@ mod tests {
         assert_eq!(audit.matches("\"wrong_pin\"").count(), 10, "{audit}");
         assert!(audit.contains("locked_out"));
         assert!(!audit.contains("1357") && !audit.contains("2468"));
+    }
+
+    #[test]
+    fn biometric_unlock_is_off_until_turned_on_with_the_pin_and_skips_no_delay() {
+        let (_dir, _store, lock) = lock();
+        lock.set(&pin("2468"), T0).unwrap();
+        assert!(!lock.status(T0).unwrap().biometric, "off at first");
+        assert_eq!(lock.biometric_unlock(T0), Err(AppError::BiometricOff));
+        assert!(matches!(
+            lock.set_biometric(&pin("1111"), true, T0),
+            Err(AppError::WrongPin { .. })
+        ));
+        assert!(
+            !lock.status(T0).unwrap().biometric,
+            "a wrong PIN turns nothing on"
+        );
+        assert!(matches!(
+            lock.set_biometric(&pin("2468"), true, T0),
+            Err(AppError::PinTryLater { .. })
+        ));
+        lock.set_biometric(&pin("2468"), true, T0 + 1000).unwrap();
+        assert!(lock.status(T0 + 1000).unwrap().biometric);
+        lock.biometric_unlock(T0 + 1000).unwrap();
+        // A wrong PIN's delay holds for biometrics too.
+        let _ = lock.verify(&pin("0000"), T0 + 2000);
+        assert!(matches!(
+            lock.biometric_unlock(T0 + 2500),
+            Err(AppError::PinTryLater { .. })
+        ));
+        lock.biometric_unlock(T0 + 3000).unwrap();
+        // Kept across a PIN change; off again with the PIN.
+        lock.change(&pin("2468"), &pin("13579"), T0 + 4000).unwrap();
+        assert!(lock.status(T0 + 4000).unwrap().biometric);
+        lock.set_biometric(&pin("13579"), false, T0 + 5000).unwrap();
+        assert_eq!(
+            lock.biometric_unlock(T0 + 5000),
+            Err(AppError::BiometricOff)
+        );
     }
 
     #[test]

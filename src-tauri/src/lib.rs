@@ -188,6 +188,7 @@ where
         commands::lock_remove,
         commands::lock_now,
         commands::lock_reset,
+        commands::lock_biometric_set,
         commands::app_hidden,
         commands::app_visible,
     ]);
@@ -211,6 +212,7 @@ where
         commands::lock_remove,
         commands::lock_now,
         commands::lock_reset,
+        commands::lock_biometric_set,
         commands::app_hidden,
         commands::app_visible,
         commands::lock_biometric,

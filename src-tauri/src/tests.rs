@@ -958,3 +958,56 @@ fn the_pin_reset_deletes_every_secret_whatever_the_metadata_file_says() {
     assert!(store.get(&id).unwrap().is_none());
     assert_eq!(invoke(&w, "list_tokens", json!({})).unwrap(), json!([]));
 }
+
+/// Biometric unlock is the customer's choice, made with the PIN: off after the PIN is set,
+/// on (and off) only with the right PIN; the lock's view says so. (The unlock itself and the
+/// system's prompt are phone-only: `app::lock`'s tests cover the rule.)
+#[test]
+fn biometric_unlock_is_turned_on_with_the_pin() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_app, w) = shell(dir.path(), Ok(Arc::new(MemoryStore::default())), None);
+    invoke(&w, "lock_set", json!({ "pin": "4321" })).unwrap();
+    let view = invoke(&w, "lock_status", json!({})).unwrap();
+    assert_eq!(view["biometric_on"], false, "off until chosen: {view}");
+    assert_eq!(view["biometric"], false);
+    assert_eq!(
+        invoke(
+            &w,
+            "lock_biometric_set",
+            json!({ "pin": "1111", "on": true })
+        )
+        .unwrap_err()["code"],
+        "APP_PIN_WRONG"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let view = invoke(
+        &w,
+        "lock_biometric_set",
+        json!({ "pin": "4321", "on": true }),
+    )
+    .unwrap();
+    assert_eq!(view["biometric_on"], true);
+    assert_eq!(
+        view["biometric"], false,
+        "a desktop has no biometrics to offer"
+    );
+    invoke(&w, "lock_now", json!({})).unwrap();
+    assert_eq!(
+        invoke(
+            &w,
+            "lock_biometric_set",
+            json!({ "pin": "4321", "on": false })
+        )
+        .unwrap_err()["code"],
+        "APP_LOCKED",
+        "not while locked"
+    );
+    invoke(&w, "lock_unlock", json!({ "pin": "4321" })).unwrap();
+    let view = invoke(
+        &w,
+        "lock_biometric_set",
+        json!({ "pin": "4321", "on": false }),
+    )
+    .unwrap();
+    assert_eq!(view["biometric_on"], false);
+}

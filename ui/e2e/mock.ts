@@ -49,6 +49,7 @@ const lock = {
   unlocked: !cfg.pin,
   failures: cfg.pinFailures ?? 0,
   notBefore: 0,
+  biometric: false,
 };
 
 function lockView() {
@@ -59,7 +60,8 @@ function lockView() {
     failures: lock.failures,
     retry_after_secs: Math.max(0, Math.ceil((lock.notBefore - Date.now()) / 1000)),
     locked_out: lock.failures >= 10,
-    biometric: enabled && (cfg.mobile ?? false),
+    biometric: enabled && lock.biometric && (cfg.mobile ?? false),
+    biometric_on: enabled && lock.biometric,
   };
 }
 
@@ -239,6 +241,17 @@ mockIPC(async (cmd, payload) => {
       ensureUnlocked();
       verifyPin(String(args.current));
       lock.pin = null;
+      lock.biometric = false;
+      return lockView();
+    case 'lock_biometric_set':
+      ensureUnlocked();
+      verifyPin(String(args.pin));
+      lock.biometric = args.on === true;
+      return lockView();
+    case 'lock_biometric':
+      if (!lock.biometric)
+        throw { code: 'APP_BIOMETRIC_OFF', message_ja: '生体認証によるロック解除はオフです。', message_en: 'Biometric unlock is off.' };
+      lock.unlocked = true;
       return lockView();
     case 'lock_now':
       lock.unlocked = false;
@@ -246,6 +259,7 @@ mockIPC(async (cmd, payload) => {
     case 'lock_reset':
       tokens = [];
       lock.pin = null;
+      lock.biometric = false;
       lock.failures = 0;
       lock.unlocked = true;
       return lockView();

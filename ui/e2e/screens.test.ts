@@ -642,6 +642,45 @@ for (const size of SIZES) {
       await ctx.close();
     });
 
+    it('phones: biometric unlock is off until turned on with the PIN', async () => {
+      const { page, ctx } = await open(size, { tokens: [token('tok-a')], pin: '2468', mobile: true });
+      await page.locator('#lock-form').waitFor();
+      expect(await page.locator('#unlock-biometric').count(), 'not offered while off').toBe(0);
+      await sendPin(page, '2468');
+      await page.locator('#code[data-code]').waitFor();
+      await page.locator('#open-settings').click();
+      await page.locator('#biometric-setting').waitFor();
+      expect(await page.locator('#biometric-setting').getAttribute('data-on')).toBe('false');
+      await page.locator('#biometric-toggle').click();
+      await page.locator('#pin-form[data-mode="bio-on"]').waitFor();
+      expect(await page.locator('#pin-form input').count(), 'the current PIN only').toBe(1);
+      await page.locator('#pin-form input').fill('1111');
+      await page.locator('#pin-submit').click();
+      await expect.poll(() => page.locator('#pin-error').getAttribute('data-code')).toBe('APP_PIN_WRONG');
+      await page.waitForTimeout(1100);
+      await page.locator('#pin-form input').fill('2468');
+      await page.locator('#pin-submit').click();
+      await page.locator('#biometric-setting[data-on="true"]').waitFor();
+      expect(await calls(page, 'lock_biometric_set')).toEqual([
+        { pin: '1111', on: true },
+        { pin: '2468', on: true },
+      ]);
+      await shot(page, size, '33-settings-biometric-on');
+      await page.locator('#lock-now').click();
+      await page.locator('#unlock-biometric').click();
+      await page.locator('#code[data-code]').waitFor();
+      await ctx.close();
+    });
+
+    it('a desktop has no biometric switch', async () => {
+      const { page, ctx } = await open(size, { tokens: [token('tok-a')], pin: '2468' });
+      await sendPin(page, '2468');
+      await page.locator('#open-settings').click();
+      await page.locator('#security').waitFor();
+      expect(await page.locator('#biometric-setting').count()).toBe(0);
+      await ctx.close();
+    });
+
     it('lock now as the app comes back into view: the PIN form is drawn once', async () => {
       // Both "lock now" and the return to the foreground find the app locked and ask for the
       // lock screen; the shell is slow to say how the lock stands, so both asks are in flight

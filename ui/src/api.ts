@@ -20,8 +20,10 @@ export interface LockView {
   retry_after_secs: number;
   /** Ten wrong PINs: the token must be reprovisioned through the bank. */
   locked_out: boolean;
-  /** Phones: the device's biometrics may unlock. */
+  /** Phones: the device's biometrics may unlock now (the customer turned it on). */
   biometric: boolean;
+  /** The customer's choice of biometric unlock (turned on and off with the PIN). */
+  biometric_on: boolean;
 }
 
 export interface TokenView {
@@ -155,6 +157,7 @@ export const api = {
   lockNow: () => call<LockView>('lock_now'),
   lockReset: () => call<LockView>('lock_reset'),
   lockBiometric: () => call<LockView>('lock_biometric'),
+  lockBiometricSet: (pin: string, on: boolean) => call<LockView>('lock_biometric_set', { pin, on }),
   appHidden: () => call<void>('app_hidden'),
   /** Returns whether the app is locked now. */
   appVisible: () => call<boolean>('app_visible'),

@@ -124,6 +124,17 @@ const ja = {
   changePin: '暗証番号を変更',
   removePin: '暗証番号を解除',
   lockNow: '今すぐロック',
+  biometricUnlock: '生体認証でのロック解除',
+  biometricStateOn: 'オン',
+  biometricStateOff: 'オフ',
+  biometricHint:
+    'オンにすると、この端末に登録された指紋や顔でもロックを解除できます。端末に登録されているのがご本人の指紋や顔だけであることをご確認ください。',
+  turnBiometricOn: '生体認証をオンにする',
+  turnBiometricOff: '生体認証をオフにする',
+  pinTitleBioOn: '生体認証をオンにする',
+  pinTitleBioOff: '生体認証をオフにする',
+  biometricTurnedOn: '生体認証でのロック解除をオンにしました。',
+  biometricTurnedOff: '生体認証でのロック解除をオフにしました。',
   screenGuardNote: (p: string): string =>
     p === 'flag_secure'
       ? 'このアプリの画面は、スクリーンショット・画面録画・最近使ったアプリの一覧に表示されません。'
@@ -279,6 +290,17 @@ const en: Texts = {
   changePin: 'Change PIN',
   removePin: 'Remove PIN',
   lockNow: 'Lock now',
+  biometricUnlock: 'Unlock with biometrics',
+  biometricStateOn: 'On',
+  biometricStateOff: 'Off',
+  biometricHint:
+    'When on, a fingerprint or face enrolled on this phone can also unlock the app. Make sure only your own are enrolled on it.',
+  turnBiometricOn: 'Turn biometrics on',
+  turnBiometricOff: 'Turn biometrics off',
+  pinTitleBioOn: 'Turn biometrics on',
+  pinTitleBioOff: 'Turn biometrics off',
+  biometricTurnedOn: 'Biometric unlock is on.',
+  biometricTurnedOff: 'Biometric unlock is off.',
   screenGuardNote: (p: string) =>
     p === 'flag_secure'
       ? 'Screenshots, screen recordings and the recent-apps list do not show this app.'

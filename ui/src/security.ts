@@ -61,7 +61,28 @@ export function securitySection(here: View): HTMLElement {
           h('button', { class: 'secondary', type: 'button', id: 'lock-now', onclick: () => void onLockNow() }, tx.lockNow),
         )
       : h('button', { class: 'secondary', type: 'button', id: 'set-pin', onclick: () => openPin('set', here) }, tx.setPin),
+    // Phones: biometric unlock, off until the customer turns it on with the PIN.
+    lock?.enabled && state.info.mobile ? biometricSetting(lock, here) : null,
     h('p', { class: 'hint', id: 'screen-guard-note', 'data-protection': protection }, tx.screenGuardNote(protection)),
+  );
+}
+
+function biometricSetting(lock: LockView, here: View): HTMLElement {
+  const tx = t();
+  return h(
+    'div',
+    { class: 'field', id: 'biometric-setting', 'data-on': lock.biometric_on ? 'true' : 'false' },
+    h(
+      'dl',
+      { class: 'info' },
+      h('div', { class: 'info-row' }, h('dt', {}, tx.biometricUnlock), h('dd', { id: 'biometric-state' }, lock.biometric_on ? tx.biometricStateOn : tx.biometricStateOff)),
+    ),
+    h('p', { class: 'hint', id: 'biometric-hint' }, tx.biometricHint),
+    h(
+      'button',
+      { class: 'secondary', type: 'button', id: 'biometric-toggle', onclick: () => openPin(lock.biometric_on ? 'bio-off' : 'bio-on', here) },
+      lock.biometric_on ? tx.turnBiometricOff : tx.turnBiometricOn,
+    ),
   );
 }
 
@@ -112,7 +133,16 @@ function pinInput(field: 'current' | 'next' | 'confirm', label: string): HTMLEle
 export function pinScreen(mode: PinMode, back: View): HTMLElement {
   const tx = t();
   const p = state.pin;
-  const title = mode === 'set' ? tx.pinTitleSet : mode === 'change' ? tx.pinTitleChange : tx.pinTitleRemove;
+  const titles: Record<PinMode, string> = {
+    set: tx.pinTitleSet,
+    change: tx.pinTitleChange,
+    remove: tx.pinTitleRemove,
+    'bio-on': tx.pinTitleBioOn,
+    'bio-off': tx.pinTitleBioOff,
+  };
+  const title = titles[mode];
+  // Setting or changing asks for a new PIN twice; the rest for the current one only.
+  const newPin = mode === 'set' || mode === 'change';
   const error = p.error
     ? h('p', { class: 'alert', role: 'alert', id: 'pin-error', 'data-code': typeof p.error === 'string' ? 'PIN_CONFIRM' : p.error.code }, msg(p.error))
     : null;
@@ -124,10 +154,11 @@ export function pinScreen(mode: PinMode, back: View): HTMLElement {
       'form',
       { class: 'content', id: 'pin-form', 'data-mode': mode, novalidate: true, onsubmit: (ev: Event) => void onPinSubmit(ev, mode, back) },
       mode === 'set' ? h('p', { class: 'intro' }, tx.pinIntroSet) : null,
+      mode === 'bio-on' ? h('p', { class: 'intro' }, tx.biometricHint) : null,
       error,
       mode !== 'set' ? pinInput('current', tx.pinCurrent) : null,
-      mode !== 'remove' ? pinInput('next', tx.pinNew) : null,
-      mode !== 'remove' ? pinInput('confirm', tx.pinConfirm) : null,
+      newPin ? pinInput('next', tx.pinNew) : null,
+      newPin ? pinInput('confirm', tx.pinConfirm) : null,
       h('button', { class: mode === 'remove' ? 'danger' : 'primary', type: 'submit', id: 'pin-submit', disabled: p.busy }, mode === 'remove' ? tx.removePin : tx.save),
     ),
   );
@@ -141,7 +172,7 @@ async function onPinSubmit(ev: Event, mode: PinMode, back: View) {
   p.current = normalizeDigits(p.current);
   p.next = normalizeDigits(p.next);
   p.confirm = normalizeDigits(p.confirm);
-  if (mode !== 'remove' && p.next !== p.confirm) {
+  if ((mode === 'set' || mode === 'change') && p.next !== p.confirm) {
     p.error = tx.pinMismatch;
     p.next = '';
     p.confirm = '';
@@ -153,7 +184,8 @@ async function onPinSubmit(ev: Event, mode: PinMode, back: View) {
   try {
     if (mode === 'set') state.lock = await api.lockSet(p.next);
     else if (mode === 'change') state.lock = await api.lockChange(p.current, p.next);
-    else state.lock = await api.lockRemove(p.current);
+    else if (mode === 'remove') state.lock = await api.lockRemove(p.current);
+    else state.lock = await api.lockBiometricSet(p.current, mode === 'bio-on');
   } catch (e) {
     const err = toShellError(e);
     state.pin = { ...emptyPin(), error: err };
@@ -165,7 +197,14 @@ async function onPinSubmit(ev: Event, mode: PinMode, back: View) {
     return;
   }
   state.pin = emptyPin();
-  state.notice = mode === 'set' ? tx.pinSaved : mode === 'change' ? tx.pinChanged : tx.pinRemoved;
+  const done: Record<PinMode, string> = {
+    set: tx.pinSaved,
+    change: tx.pinChanged,
+    remove: tx.pinRemoved,
+    'bio-on': tx.biometricTurnedOn,
+    'bio-off': tx.biometricTurnedOff,
+  };
+  state.notice = done[mode];
   show(back, { keepNotice: true });
   say(state.notice);
 }

@@ -36,7 +36,7 @@ export function emptyTx(): TxState {
   };
 }
 
-export type PinMode = 'set' | 'change' | 'remove';
+export type PinMode = 'set' | 'change' | 'remove' | 'bio-on' | 'bio-off';
 
 interface PinState {
   current: string;

@@ -224,8 +224,10 @@ pub struct LockView {
     retry_after_secs: u64,
     /// Ten wrong PINs: the token must be reprovisioned through the bank.
     locked_out: bool,
-    /// The device's biometrics may unlock (phones only).
+    /// The device's biometrics may unlock now: a phone, and the customer turned it on.
     biometric: bool,
+    /// The customer's choice of biometric unlock (the settings' switch on a phone).
+    biometric_on: bool,
 }
 
 /// A token as the UI lists it (no secret).
@@ -443,7 +445,10 @@ fn lock_view(shell: &Shell) -> Result<LockView, ShellError> {
         failures: status.failures,
         retry_after_secs: status.retry_after_secs,
         locked_out: status.locked_out,
-        biometric: status.enabled && cfg!(any(target_os = "android", target_os = "ios")),
+        biometric: status.enabled
+            && status.biometric
+            && cfg!(any(target_os = "android", target_os = "ios")),
+        biometric_on: status.enabled && status.biometric,
     })
 }
 
@@ -495,6 +500,21 @@ pub fn lock_remove(
     lock_view(&shell)
 }
 
+/// Turns biometric unlock on or off (phones; the capability grants it there only); needs the
+/// PIN, under its delays.
+#[tauri::command]
+pub fn lock_biometric_set(
+    shell: State<'_, Shell>,
+    pin: Sensitive<String>,
+    on: bool,
+) -> Result<LockView, ShellError> {
+    shell.ensure_unlocked()?;
+    shell
+        .lock()?
+        .set_biometric(&pin, on, app::codes::device_now_ms())?;
+    lock_view(&shell)
+}
+
 /// Locks the app now (the lock button), if a PIN is set.
 #[tauri::command]
 pub fn lock_now(shell: State<'_, Shell>) -> Result<LockView, ShellError> {
@@ -543,8 +563,13 @@ pub async fn lock_biometric<R: tauri::Runtime>(
 ) -> Result<LockView, ShellError> {
     use tauri_plugin_biometric::BiometricExt;
     let lock = shell.lock()?;
-    if lock.status(app::codes::device_now_ms())?.locked_out {
+    let status = lock.status(app::codes::device_now_ms())?;
+    if status.locked_out {
         return Err(ShellError::App(AppError::PinLockedOut));
+    }
+    // Off: refused before the system's prompt is shown for nothing.
+    if !status.biometric {
+        return Err(ShellError::App(AppError::BiometricOff));
     }
     app_handle
         .biometric()
