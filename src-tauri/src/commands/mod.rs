@@ -46,6 +46,17 @@ struct Session {
     unlocked: bool,
     /// When the app went to the background, while it is there.
     hidden: Option<Hidden>,
+    /// Counts the locks of this run: an "open" decided on a keystore read made before a lock
+    /// that came meanwhile does not undo it.
+    locks: u64,
+}
+
+impl Session {
+    /// The run locks: the PIN (if one is set) is asked again.
+    fn close(&mut self) {
+        self.unlocked = false;
+        self.locks += 1;
+    }
 }
 
 /// When the app went to the background: the device's wall clock, and a steady one.
@@ -129,27 +140,36 @@ impl Shell {
     /// call). A PIN is set through [`lock_set`], which is for an open run and leaves it open
     /// (one set by a second copy of the app on the same desktop is seen when this run next
     /// locks); the lock button and a minute in the background close the run as with a PIN,
-    /// and the next command reads the lock's entry again. The session is held across that
-    /// read, so a lock that comes meanwhile is not overwritten.
+    /// and the next command reads the lock's entry again. The session is not held across that
+    /// read (a slow keystore would hold every other command up); a lock that comes meanwhile
+    /// wins, by the session's count of locks.
     ///
     /// Away in the background for longer than the lock allows closes the run here too, not
     /// only when the return is reported ([`Shell::app_visible`]): a command can come first (the
     /// page's ticker resuming, a copy from the screen left open).
     fn ensure_unlocked(&self) -> Result<(), ShellError> {
-        let mut session = self.session();
-        if session
-            .hidden
-            .is_some_and(|h| h.locks_at(app::codes::device_now_ms()))
-        {
-            session.unlocked = false;
-        }
-        if session.unlocked {
-            return Ok(());
-        }
+        let locks = {
+            let mut session = self.session();
+            if session
+                .hidden
+                .is_some_and(|h| h.locks_at(app::codes::device_now_ms()))
+            {
+                // Closed once: the time away is settled (the return then reports it locked).
+                session.hidden = None;
+                session.close();
+            }
+            if session.unlocked {
+                return Ok(());
+            }
+            session.locks
+        };
         if self.lock()?.status(app::codes::device_now_ms())?.enabled {
             return Err(ShellError::App(AppError::AppLocked));
         }
-        session.unlocked = true;
+        let mut session = self.session();
+        if session.locks == locks {
+            session.unlocked = true;
+        }
         Ok(())
     }
 
@@ -172,7 +192,7 @@ impl Shell {
         let mut session = self.session();
         if let Some(hidden) = session.hidden.take() {
             if hidden.locks_at(now_ms) {
-                session.unlocked = false;
+                session.close();
             }
         }
         enabled && !session.unlocked
@@ -274,6 +294,9 @@ pub struct CodeFrame {
     seconds_left: u32,
     period: u32,
     clock_warning: Option<ClockWarning>,
+    /// The device second the frame was made at (Unix seconds): the page counts the seconds
+    /// left from it, not from when it asked.
+    at_secs: u64,
 }
 
 /// The outcome of a clock check against the token's backend.
@@ -307,16 +330,16 @@ pub async fn list_tokens(shell: State<'_, Shell>) -> Result<Vec<TokenView>, Shel
 #[tauri::command]
 pub async fn code_frame(shell: State<'_, Shell>, id: String) -> Result<CodeFrame, ShellError> {
     shell.ensure_unlocked()?;
-    let view = shell
-        .vault()
-        .await?
-        .code_view(&id, app::codes::device_now())?;
+    let vault = shell.vault().await?;
+    let now = app::codes::device_now();
+    let view = vault.code_view(&id, now)?;
     Ok(CodeFrame {
         code: view.code.as_str().to_owned(),
         next_code: view.next_code.as_str().to_owned(),
         seconds_left: view.seconds_left,
         period: view.period,
         clock_warning: view.clock_warning,
+        at_secs: now,
     })
 }
 
@@ -518,7 +541,7 @@ pub fn lock_biometric_set(
 /// Locks the app now (the lock button), if a PIN is set.
 #[tauri::command]
 pub fn lock_now(shell: State<'_, Shell>) -> Result<LockView, ShellError> {
-    shell.session().unlocked = false;
+    shell.session().close();
     lock_view(&shell)
 }
 
