@@ -111,6 +111,7 @@ function frameFor(id: unknown) {
     seconds_left: token.period - (now % token.period),
     period: token.period,
     clock_warning: Math.abs(off) > 30 ? { offset_secs: off } : null,
+    at_secs: Math.floor(Date.now() / 1000),
   };
 }
 
@@ -267,8 +268,12 @@ mockIPC(async (cmd, payload) => {
       return null;
     case 'app_visible':
       return lockView().locked;
-    case 'check_clock':
+    case 'check_clock': {
+      // The shell stores the reading: the token's later frames are on the new offset.
+      const token = tokens.find((t) => t.id === args.id);
+      if (token) tokens = tokens.map((t) => (t.id === args.id ? { ...t, clock_offset_secs: cfg.clockOffset ?? 0 } : t));
       return { offset_secs: cfg.clockOffset ?? 0, warning: Math.abs(cfg.clockOffset ?? 0) > 30 };
+    }
     case 'setup_token': {
       await delay(cfg.setupDelayMs ?? 50);
       if (cfg.setupError) throw cfg.setupError;

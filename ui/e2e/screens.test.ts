@@ -353,7 +353,7 @@ for (const size of SIZES) {
       await page.clock.setFixedTime(T50 + 1000);
       await expect.poll(() => page.locator('#countdown').getAttribute('data-seconds-left')).toBe('9');
       const asked = (await calls(page, 'code_frame')).length;
-      expect(asked, 'the first code, and once more after the clock check').toBeLessThanOrEqual(2);
+      expect(asked, 'the first code; the clock check found the same offset').toBe(1);
       for (const [at, left] of [
         [T50 + 2000, '8'],
         [T50 + 3000, '7'],
@@ -450,6 +450,26 @@ for (const size of SIZES) {
       expect(await calls(page, 'copy_code'), 'the shell copies (and later clears) the code').toEqual([{ id: 'tok-a' }]);
       expect(await page.evaluate(() => (window as unknown as { __clipboard: string }).__clipboard)).toBe(code);
       await shot(page, size, '09-code-copied');
+      await ctx.close();
+    });
+
+    it('back into view, the code is asked anew (a lock the shell decided meanwhile shows at once)', async () => {
+      const { page, ctx } = await open(size, { tokens: [token('tok-a')] }, { at: T50 });
+      await page.locator('#code[data-code]').waitFor();
+      await expect.poll(async () => (await calls(page, 'check_clock')).length).toBe(1);
+      const asked = (await calls(page, 'code_frame')).length;
+      await page.evaluate(() => document.dispatchEvent(new Event('visibilitychange')));
+      await expect.poll(async () => (await calls(page, 'code_frame')).length).toBe(asked + 1);
+      await ctx.close();
+    });
+
+    it('a clock check that finds a new offset brings the warning at once, not at the next step', async () => {
+      const { page, ctx } = await open(size, { tokens: [token('tok-a', { clock_offset_secs: 0 })], clockOffset: 125 }, { at: T50 });
+      await page.locator('#code[data-code]').waitFor();
+      expect(await page.locator('#clock-warning').isHidden(), 'the stored offset is 0').toBe(true);
+      await page.locator('#clock-warning:not([hidden])').waitFor();
+      expect(await page.locator('#clock-warning').textContent()).toContain('約2分遅れています');
+      expect((await calls(page, 'code_frame')).length, 'asked again after the check').toBe(2);
       await ctx.close();
     });
 

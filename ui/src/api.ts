@@ -51,6 +51,8 @@ export interface CodeFrame {
   period: number;
   /** Set when the device clock is off by more than the core's threshold. */
   clock_warning: { offset_secs: number } | null;
+  /** The device second it was made at (Unix seconds); the page counts on from it. */
+  at_secs?: number;
 }
 
 /** One frame of the 取引認証 screen: the transfer the code is for and its 8-digit code. */

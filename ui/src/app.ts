@@ -264,9 +264,14 @@ async function checkClockOnce(token: TokenView) {
   if (token.kind !== 'bank' || clockChecked.has(token.id)) return;
   clockChecked.add(token.id);
   try {
-    await api.checkClock(token.id);
-    // The offset may have changed: the next tick asks the shell for the corrected frame.
-    shellFrames.delete(token.id);
+    const reading = await api.checkClock(token.id);
+    // A new offset: the shell's frames before it are off (their seconds, their warning); the
+    // next tick asks anew, and an answer asked before now is not kept.
+    if (reading.offset_secs !== token.clock_offset_secs) {
+      token.clock_offset_secs = reading.offset_secs;
+      frameEpoch.set(token.id, (frameEpoch.get(token.id) ?? 0) + 1);
+      shellFrames.delete(token.id);
+    }
   } catch {
     /* offline: the stored offset stays in use */
   }
@@ -369,13 +374,21 @@ let tickTimer: number | undefined;
 let tickGen = 0;
 
 /**
- * The shell's last frame per token on screen, and the device time it was asked (Unix ms). The
- * countdown runs on from it second by second; the shell is asked again only when the step
+ * The shell's last frame per token on screen, and the device time it was made at (Unix ms).
+ * The countdown runs on from it second by second; the shell is asked again only when the step
  * ends, so a code screen costs one keystore read per step, not one a second (on a phone each
  * is a Keystore or Keychain call). The shell counts in whole device seconds (its clock offset
- * is whole seconds), so the seconds passed are the second boundaries crossed since the ask.
+ * is whole seconds), so the seconds passed are the second boundaries crossed since then.
  */
 let shellFrames = new Map<string, { frame: CodeFrame; askedMs: number }>();
+/** Per token, bumped when its clock offset changes: a frame asked before is not kept. */
+const frameEpoch = new Map<string, number>();
+
+/** Forgets the shell's frames (the app came back into view): the next tick asks the shell,
+ * which also says at once if the app locked meanwhile. */
+export function forgetFrames() {
+  shellFrames = new Map();
+}
 
 /** A token's frame at `nowMs` from the shell's last one, or null when the shell must be asked:
  * none yet, its step is over, or the device clock went back. */
@@ -414,6 +427,7 @@ function startTicker() {
           updateCode(refs, known);
           return;
         }
+        const epoch = frameEpoch.get(refs.id) ?? 0;
         try {
           const asked = taken?.id === refs.id ? taken : null;
           const frame = await (asked ? asked.frame : api.codeFrame(refs.id));
@@ -421,7 +435,11 @@ function startTicker() {
           // say): the answer belongs to a screen that is gone. Acting on it drew the lock
           // screen a second time, under a customer already typing the PIN.
           if (gen !== tickGen) return;
-          shellFrames.set(refs.id, { frame, askedMs: asked ? asked.askedMs : nowMs });
+          if ((frameEpoch.get(refs.id) ?? 0) === epoch) {
+            // Counted from the second the shell made it at (the ask's own time if unknown).
+            const madeMs = frame.at_secs !== undefined ? frame.at_secs * 1000 : asked ? asked.askedMs : nowMs;
+            shellFrames.set(refs.id, { frame, askedMs: madeMs });
+          }
           updateCode(refs, frame);
           if (state.view.name === 'code') {
             const token = state.tokens.find((t) => t.id === refs.id);

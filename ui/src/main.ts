@@ -1,7 +1,7 @@
 // The app's entry: the start, and what the shell and the page report while the app runs.
 import './style.css';
 import { api } from './api';
-import { start } from './app';
+import { forgetFrames, start } from './app';
 import { fillFromLink } from './setup';
 import { showLock } from './security';
 import { state } from './state';
@@ -24,6 +24,8 @@ document.addEventListener('visibilitychange', () => {
     void api.appHidden().catch(() => undefined);
     return;
   }
+  // Back: the codes are asked anew (and a lock the shell decided is met at once).
+  forgetFrames();
   void api
     .appVisible()
     .then((locked) => (locked && state.view.name !== 'lock' ? showLock() : undefined))
