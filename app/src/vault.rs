@@ -244,7 +244,13 @@ impl Vault {
             .collect();
         if let Ok(bytes) = std::fs::read(data_dir.join(METADATA_FILE)) {
             if let Ok(file) = serde_json::from_slice::<MetadataFile>(&bytes) {
-                ids.extend(file.tokens.into_iter().map(|t| t.id));
+                // Token entries only: an edited file must not name the lock's own entry.
+                ids.extend(
+                    file.tokens
+                        .into_iter()
+                        .map(|t| t.id)
+                        .filter(|id| id.starts_with("tok-")),
+                );
             }
         }
         ids.sort_unstable();

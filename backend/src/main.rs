@@ -374,11 +374,9 @@ async fn run(command: Command, cfg: Config, me: &str) -> anyhow::Result<()> {
             backend::ops::health::probe(&url, std::time::Duration::from_secs(3))
         }
         Command::Keys { command } => {
-            // Status only looks: on a data directory given by mistake it made a database and
-            // a master key, and showed them as healthy.
-            if let KeysCommand::Status = command {
-                backend::ops::backup::existing_database(&cfg)?;
-            }
+            // Both work on an existing database: on a data directory given by mistake they
+            // made a new one and a master key beside it, and showed them as healthy.
+            backend::ops::backup::existing_database(&cfg)?;
             let (st, _) = backend::build_default(&cfg).await?;
             let engine = &st.engine;
             if let KeysCommand::Rotate = command {

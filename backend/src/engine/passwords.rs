@@ -198,7 +198,12 @@ impl Engine {
                     tx.audit(&NewAudit {
                         action: "password_lock",
                         detail: Some(
-                            serde_json::json!({ "failures": counted.next[0].failures }).to_string(),
+                            // The count of the key that locked (the confirmation password's own,
+                            // say, while the shared one was reset by a login).
+                            serde_json::json!({
+                                "failures": counted.next.iter().map(|s| s.failures).max().unwrap_or(0)
+                            })
+                            .to_string(),
                         ),
                         ..audit("locked")
                     })

@@ -80,13 +80,11 @@ pub fn sqlite_path(url: &str) -> anyhow::Result<PathBuf> {
 /// takes it as an empty database, and the schema check says what it is.
 fn ensure_sqlite_file(path: &Path) -> anyhow::Result<()> {
     use std::io::Read as _;
-    let mut head = [0u8; 16];
-    let mut f =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let n = f
-        .read(&mut head)
+    let mut head = Vec::with_capacity(16);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(16).read_to_end(&mut head))
         .with_context(|| format!("cannot read {}", path.display()))?;
-    if n == 0 || head == *b"SQLite format 3\0" {
+    if head.is_empty() || head == b"SQLite format 3\0" {
         return Ok(());
     }
     bail!(
@@ -468,9 +466,9 @@ pub async fn check(cfg: &Config) -> anyhow::Result<CheckSummary> {
 /// No such file, or not an SQLite database.
 pub fn existing_database(cfg: &Config) -> anyhow::Result<()> {
     if let Ok(path) = sqlite_path(&cfg.database_url()) {
-        if !path.exists() {
+        if std::fs::metadata(&path).map_or(true, |m| m.len() == 0) {
             bail!(
-                "database {} does not exist (check OTP_DATA_DIR or OTP_DATABASE_URL; `otp-backend migrate` makes a new one)",
+                "database {} does not exist or is empty (check OTP_DATA_DIR or OTP_DATABASE_URL; `otp-backend migrate` makes a new one)",
                 path.display()
             );
         }

@@ -1,6 +1,7 @@
 //! Lockout counters (DESIGN §5), read and written for `domain::throttle` by one compare-and-set:
 //! a customer's on the customer's row (migration 0005), a staff account's and a client
-//! address's in the `throttles` table (migration 0012), keyed `staff:<id>` and `staff-ip:<ip>`.
+//! address's and a customer's confirmation password's in the `throttles` table (migration
+//! 0012), keyed `staff:<id>`, `staff-ip:<ip>` and `customer-confirm:<id>`.
 //! One table for the keys that have no row of their own, so one statement serves them all;
 //! a row exists only while failures are counted (a success deletes it), and counters left
 //! untouched for a day are forgotten ([`Store::purge_throttles`]).
@@ -20,7 +21,8 @@ pub enum ThrottleKey {
 
 impl ThrottleKey {
     /// A customer's confirmation password (alone, or with a mailed password), counted
-    /// beside [`ThrottleKey::Customer`]: a right login does not reset it.
+    /// beside [`ThrottleKey::Customer`]: a right login does not reset it (a right
+    /// confirmation does; a row untouched for a day is purged, as every named key's).
     pub fn customer_confirmation(customer_id: i64) -> ThrottleKey {
         ThrottleKey::Named(format!("customer-confirm:{customer_id}"))
     }

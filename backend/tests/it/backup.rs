@@ -440,13 +440,6 @@ async fn restore_refuses_without_its_master_key_and_replaces_nothing() {
     assert!(!ok && err.contains("pg_dump"), "{err}");
 }
 
-/// A reader on an old snapshot (a `backup`'s `VACUUM INTO` from another process; here a
-/// connection of the test's own) does not hold verifications back. The checkpointer's RESTART
-/// of a log past its mark waits for that reader while SQLite's write lock (and the store's
-/// gate, so every batch) waits with it: with the connections' 5 s busy timeout, verifications
-/// stalled for seconds at a time (a backup under load once saw no answer at all). It now
-/// waits for readers briefly and tries again on a later tick, and the log is still emptied
-/// once the reader is gone.
 /// Tokens are not the only sealed secrets: staff members' second factors (and the OPAQUE
 /// server key) are sealed under the same master keys, and the server will not start without
 /// theirs. A backup holding only those was restored without its key, and `check` with a wrong
@@ -487,7 +480,17 @@ async fn restore_and_check_open_staff_second_factors_too() {
         files_in(fresh.path())
     );
 
-    // `check` on the live database with another key of the same id.
+    // `check` with another key of the same id, and no key check value to catch it first (a
+    // database from before they were kept): the staff factors themselves do not open.
+    {
+        use sqlx::Connection as _;
+        let mut c = sqlx::SqliteConnection::connect(&env.db.url).await.unwrap();
+        sqlx::query("DELETE FROM master_keys")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        c.close().await.unwrap();
+    }
     let wrong = format!("test1:{}", "cd".repeat(32));
     let (ok, _, err) = cli(
         &["check"],
@@ -498,7 +501,10 @@ async fn restore_and_check_open_staff_second_factors_too() {
     )
     .await;
     assert!(!ok, "check with a wrong key fails");
-    assert!(err.contains("is not the key that sealed"), "{err}");
+    assert!(
+        err.contains("2 secret(s) do not open with the configured master keys"),
+        "{err}"
+    );
 }
 
 /// A file that is not an SQLite database is refused at once, in one line; `check` on a
@@ -547,6 +553,13 @@ async fn restore_and_check_refuse_what_is_not_a_database_at_once() {
     assert!(err.contains("OTP_STAFF_LANGUAGE"), "{err}");
 }
 
+/// A reader on an old snapshot (a `backup`'s `VACUUM INTO` from another process; here a
+/// connection of the test's own) does not hold verifications back. The checkpointer's RESTART
+/// of a log past its mark waits for that reader while SQLite's write lock (and the store's
+/// gate, so every batch) waits with it: with the connections' 5 s busy timeout, verifications
+/// stalled for seconds at a time (a backup under load once saw no answer at all). It now
+/// waits for readers briefly and tries again on a later tick, and the log is still emptied
+/// once the reader is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_on_an_old_snapshot_does_not_hold_verifications_back() {
     let _heavy = crate::support::HEAVY.lock().await;

@@ -1215,6 +1215,20 @@ async fn a_right_login_does_not_clear_confirmation_guesses(db: Db) {
         PasswordCheck::Locked { until },
         "the tenth wrong confirmation password locks, logins between them or not"
     );
+    let lock_event = env
+        .engine
+        .store()
+        .audit_for_customer(id, 1000, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.action == "password_lock")
+        .expect("the lock is audited");
+    assert_eq!(
+        lock_event.detail.as_deref(),
+        Some(r#"{"failures":10}"#),
+        "the count of the key that locked"
+    );
     env.clock.advance(60);
     assert_eq!(
         confirm("conf123").await,

@@ -146,8 +146,10 @@ impl TransactionChallenge {
     }
 }
 
-/// 1..=48 characters, no control characters and no bidirectional formatting ones (U+202E and
-/// its kin turn the text around on screen; the Zengin character set is the backend's rule).
+/// 1..=48 characters, no control characters, no bidirectional formatting ones (U+202E and its
+/// kin turn the text around on screen) and no invisible ones (zero-width spaces and joiners,
+/// the word joiner and its kin, the byte order mark); the Zengin character set is the
+/// backend's rule.
 ///
 /// # Errors
 ///
@@ -155,8 +157,11 @@ impl TransactionChallenge {
 pub fn check_payee_name(name: &str) -> Result<(), OcraError> {
     let count = name.chars().count();
     let bidi = |c: char| matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    let invisible = |c: char| matches!(c, '\u{180E}' | '\u{200B}'..='\u{200D}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}');
     if (1..=MAX_PAYEE_NAME_CHARS).contains(&count)
-        && !name.chars().any(|c| c.is_control() || bidi(c))
+        && !name
+            .chars()
+            .any(|c| c.is_control() || bidi(c) || invisible(c))
     {
         Ok(())
     } else {

@@ -90,6 +90,9 @@ fn payee_names_refuse_controls_and_bidirectional_overrides() {
         "ﾔﾏﾀﾞ\u{202E}ｳﾛﾀ",
         "\u{2066}x\u{2069}",
         "a\u{200F}",
+        "ﾔﾏ\u{200B}ﾀﾞ",
+        "\u{FEFF}ﾀﾛｳ",
+        "a\u{2060}b",
     ] {
         assert_eq!(check_payee_name(bad), Err(OcraError::PayeeName), "{bad:?}");
     }

@@ -77,10 +77,7 @@ impl Engine {
         // it void: a resend would bring it back with its old activation attempts. A new
         // issuance is the way.
         if domain::issuance_expired(state, row.expires_at, now) {
-            return Err(EngineError::Conflict {
-                code: "ISSUANCE_EXPIRED",
-                message: "the issuance expired before it was set up; the customer applies again",
-            });
+            return Err(EngineError::IssuanceExpired);
         }
         let expires_at = issuance_expires_at(now, self.policy().issuance_ttl_days);
         if !tx.extend_issuance(row.id, expires_at).await? {

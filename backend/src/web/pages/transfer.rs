@@ -305,6 +305,12 @@ fn needs_mail(d: &Value) -> bool {
     d.get("mail_password").and_then(Value::as_bool) == Some(true)
 }
 
+/// Whether the draft's payee is new to the customer; a draft without the mark is taken as a
+/// new payee (the stricter reading: it needs the code or a mailed password).
+fn draft_new_payee(d: &Value) -> bool {
+    d.get("new_payee").and_then(Value::as_bool).unwrap_or(true)
+}
+
 fn needs_tx_auth(d: &Value) -> bool {
     d.get("tx_auth").and_then(Value::as_bool) == Some(true)
 }
@@ -377,7 +383,7 @@ async fn confirm_page(
                 "account_number": p.account_number,
                 "name": p.name,
             })),
-            "new_payee": d.get("new_payee").and_then(Value::as_bool).unwrap_or(false),
+            "new_payee": draft_new_payee(d),
             "amount": format_yen(amount),
             "amount_digits": amount.to_string(),
             "request_key": d.get("request_key"),
@@ -441,7 +447,7 @@ pub async fn commit(
         return Ok(see_other("/transfer/done"));
     }
     let otp_user = c.otp_user().await?;
-    let known_payee = !d.get("new_payee").and_then(Value::as_bool).unwrap_or(true);
+    let known_payee = !draft_new_payee(&d);
     if !draft_still_holds(
         Operation::Transfer { known_payee },
         needs_mail(&d),
@@ -486,7 +492,7 @@ pub async fn commit(
                 payee: &payee,
                 amount,
                 user_id: otp_user.as_deref(),
-                new_payee: d.get("new_payee").and_then(Value::as_bool).unwrap_or(false),
+                new_payee: draft_new_payee(&d),
                 tx_digest: digest.as_deref(),
             },
             &actor,

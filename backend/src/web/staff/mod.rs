@@ -109,7 +109,9 @@ impl Console {
     pub fn new(cfg: &StaffConfig, bank: &crate::config::BankConfig) -> anyhow::Result<Console> {
         // The section's one rule (`check` applies it too, with the rest of the configuration).
         cfg.validate().map_err(anyhow::Error::msg)?;
-        let lang = Lang::parse(&cfg.language).unwrap_or(Lang::Ja);
+        let lang = Lang::parse(&cfg.language).ok_or_else(|| {
+            anyhow::anyhow!("staff.language {:?}: no such language", cfg.language)
+        })?;
         let mut env = Environment::new();
         for (name, src) in TEMPLATES {
             env.add_template(name, src)?;
