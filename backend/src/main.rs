@@ -256,8 +256,21 @@ async fn run(command: Command, cfg: Config, me: &str) -> anyhow::Result<()> {
         Command::Serve => serve(cfg, me).await,
         Command::Demo { force } => demo(&cfg, force).await,
         Command::Migrate => {
-            backend::open_store(&cfg).await?;
-            println!("database {} is up to date", cfg.database_display());
+            let new = backend::ops::backup::sqlite_path(&cfg.database_url())
+                .is_ok_and(|p| std::fs::metadata(p).map_or(true, |m| m.len() == 0));
+            let store = backend::open_store(&cfg).await?;
+            let version = store
+                .applied_migrations()
+                .await?
+                .iter()
+                .map(|m| m.version)
+                .max()
+                .unwrap_or(0);
+            println!(
+                "database {} {} (schema version {version})",
+                cfg.database_display(),
+                if new { "created" } else { "is up to date" }
+            );
             Ok(())
         }
         Command::Customer {

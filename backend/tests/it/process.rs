@@ -279,8 +279,17 @@ async fn startup_refuses_missing_or_wrong_master_key() {
         ("OTP_API_KEYS", format!("ib:{API_KEY}")),
     ];
     // First run creates the key file and seals a secret.
-    let (ok, err) = run(&["migrate"], &base).await;
+    let (ok, out, err) = run_with_stdin(&["migrate"], &base, "", None).await;
     assert!(ok, "{err}");
+    assert!(
+        out.contains("created (schema version"),
+        "a new database says so: {out}"
+    );
+    let (ok, out, err) = run_with_stdin(&["migrate"], &base, "", None).await;
+    assert!(
+        ok && out.contains("is up to date (schema version"),
+        "{out}{err}"
+    );
     let mut cfg = backend::config::Config::load(None).unwrap();
     cfg.data_dir = dir.path().to_owned();
     cfg.argon2 = backend::config::Argon2Config {
