@@ -193,6 +193,7 @@ mockIPC(async (cmd, payload) => {
         seconds_left: 60 - (now % 60),
         period: 60,
         clock_warning: null,
+        at_secs: Math.floor(Date.now() / 1000),
       };
     }
     case 'scan_transaction': {

@@ -415,8 +415,14 @@ for (const size of SIZES) {
       });
       await noHorizontalScroll(page);
       await shot(page, size, '31-tx-code');
+      // The countdown runs on in the page; the shell is asked again when the step ends.
+      const asked = sent.length;
+      await page.clock.setFixedTime(T50 + 3000);
+      await expect.poll(() => page.locator('#tx-countdown').textContent()).toBe('この番号はあと7秒有効です');
+      expect((await calls(page, 'transaction_frame')).length, 'no ask while the step runs').toBe(asked);
       await page.clock.setFixedTime(T50 + 10_000);
       await expect.poll(() => page.locator('#tx-code').getAttribute('data-code'), { message: 'a new minute, a new code' }).not.toBe(code);
+      expect((await calls(page, 'transaction_frame')).length, 'one ask for the new step').toBe(asked + 1);
       await page.locator('.lang-btn').click();
       await expect.poll(() => page.locator('#tx-d-amount').textContent()).toBe('150,000 yen');
       expect(await page.locator('.tx-check-title').textContent()).toBe('Check the transfer');

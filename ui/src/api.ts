@@ -67,6 +67,8 @@ export interface TransactionFrame {
   seconds_left: number;
   period: number;
   clock_warning: { offset_secs: number } | null;
+  /** The device second it was made at (Unix seconds); the page counts on from it. */
+  at_secs?: number;
 }
 
 /** What a scanned 取引認証 QR holds: which token and the transfer. */

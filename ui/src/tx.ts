@@ -197,13 +197,23 @@ export function stopTxTicker() {
   txTimer = undefined;
 }
 
-/** Refreshes the code and its countdown once a second while the screen is shown. */
+/**
+ * Refreshes the code and its countdown once a second while the screen is shown. The countdown
+ * runs on in the page from the shell's frame; the shell is asked again when the step ends or
+ * the device clock goes back (each frame reads the token's key from the keystore).
+ */
 export function startTxTicker(id: string) {
   const gen = txGen;
   const tick = async () => {
     if (gen !== txGen || state.view.name !== 'txcode') return;
     try {
-      const f = await api.transactionFrame(id, state.tx.form);
+      const known = state.tx.frame;
+      const nowSecs = Math.floor(Date.now() / 1000);
+      const passed = known?.at_secs !== undefined ? nowSecs - known.at_secs : -1;
+      const f =
+        known && passed >= 0 && known.seconds_left - passed > 0
+          ? { ...known, seconds_left: known.seconds_left - passed, at_secs: nowSecs }
+          : await api.transactionFrame(id, state.tx.form);
       state.tx.frame = f;
       const code = document.getElementById('tx-code');
       const countdown = document.getElementById('tx-countdown');

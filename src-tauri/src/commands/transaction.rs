@@ -25,6 +25,8 @@ pub struct TransactionFrame {
     seconds_left: u32,
     period: u32,
     clock_warning: Option<ClockWarning>,
+    /// The device second the frame was made at (Unix seconds): the page counts on from it.
+    at_secs: u64,
 }
 
 /// What a scanned 取引認証 QR holds: which token, and the transfer (the payee name is shown,
@@ -78,7 +80,7 @@ fn typed_transaction(
     )?)
 }
 
-fn transaction_frame_of(view: app::TransactionView) -> TransactionFrame {
+fn transaction_frame_of(view: app::TransactionView, at_secs: u64) -> TransactionFrame {
     let t = &view.transaction;
     TransactionFrame {
         bank_code: t.bank_code().to_owned(),
@@ -90,6 +92,7 @@ fn transaction_frame_of(view: app::TransactionView) -> TransactionFrame {
         seconds_left: view.seconds_left,
         period: view.period,
         clock_warning: view.clock_warning,
+        at_secs,
     }
 }
 
@@ -113,11 +116,12 @@ pub async fn transaction_frame(
         &account_number,
         &amount,
     )?;
+    let now = app::codes::device_now();
     let view = shell
         .vault()
         .await?
-        .transaction_view(&id, transaction, app::codes::device_now())?;
-    Ok(transaction_frame_of(view))
+        .transaction_view(&id, transaction, now)?;
+    Ok(transaction_frame_of(view, now))
 }
 
 /// 取引認証, QR: what a scanned challenge holds and which of this phone's tokens it is for. The
