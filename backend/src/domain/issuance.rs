@@ -84,10 +84,11 @@ pub fn setup_refusal(v: SetupView<'_>, max_attempts: u32, now: i64) -> Option<Se
         TokenState::Deactivated | TokenState::Revoked => Some(SetupRefusal::NotUsable),
         TokenState::Voided if dead => Some(SetupRefusal::Dead),
         TokenState::Voided => Some(SetupRefusal::Expired),
+        // Dead says more than expired: its last attempt's window may be what ended it.
+        TokenState::LinkOpened if dead => Some(SetupRefusal::Dead),
         TokenState::Issued | TokenState::LinkOpened if now >= v.expires_at => {
             Some(SetupRefusal::Expired)
         }
-        TokenState::LinkOpened if dead => Some(SetupRefusal::Dead),
         TokenState::Issued => Some(SetupRefusal::LinkNotOpened),
         TokenState::LinkOpened => None,
     }

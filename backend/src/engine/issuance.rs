@@ -112,7 +112,15 @@ impl Engine {
         if let Some(row) = &latest {
             let state = row.state;
             if domain::issuance_expired(state, row.expires_at, now) {
-                tx.void(row.id, state, "expired", now).await?;
+                // Its attempts all spent (the last one's window ended it): dead, not expired.
+                let spent =
+                    row.activation_failures >= i64::from(self.policy().max_activation_failures);
+                let reason = if spent {
+                    "activation_failures"
+                } else {
+                    "expired"
+                };
+                tx.void(row.id, state, reason, now).await?;
                 latest_state = Some((TokenState::Voided, None));
             } else {
                 latest_state = Some((state, row.deactivated_at));

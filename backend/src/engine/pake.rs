@@ -266,6 +266,13 @@ impl Engine {
                     .await;
                     return Err(err);
                 }
+                // The last allowed attempt: the issuance ends with its exchange's window, so
+                // five starts never finished leave nothing awaiting setup (v1 voids at the
+                // fifth wrong password; here a wrong one is never told).
+                if row.activation_failures + 1 >= i64::from(max) {
+                    tx.end_issuance_by(row.id, now.saturating_add(EXCHANGE_TTL_SECS))
+                        .await?;
+                }
                 let detail = serde_json::json!({
                     "protocol": "v2",
                     "step": "start",

@@ -434,6 +434,20 @@ impl Tx<'_> {
         .rows_affected())
     }
 
+    /// End an issuance not yet set up by `expires_at` at the latest (its last allowed attempt's
+    /// window: it is dead once that passes, whoever calls or not).
+    pub async fn end_issuance_by(&mut self, token_id: i64, expires_at: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE tokens SET expires_at = $1 \
+             WHERE id = $2 AND state IN ('issued', 'link_opened') AND expires_at > $1",
+        )
+        .bind(expires_at)
+        .bind(token_id)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
     /// Give an issuance not yet set up a new expiry (a resent setup mail restarts the wait).
     pub async fn extend_issuance(&mut self, token_id: i64, expires_at: i64) -> Result<bool> {
         Ok(sqlx::query(

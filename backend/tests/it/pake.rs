@@ -376,6 +376,27 @@ async fn five_failures_kill_the_issuance(db: Db) {
     assert_eq!(row.void_reason.as_deref(), Some("activation_failures"));
 }
 
+/// Five starts that are never finished (someone who knows the user ID, without the password)
+/// end the issuance when the last of them expires, with no further call: before, it stayed
+/// "link opened" until something called again (up to the 7 days of an issuance), the
+/// customer could not apply again meanwhile, and staff could resend its setup mail.
+async fn five_unfinished_starts_end_the_issuance_when_the_last_expires(db: Db) {
+    let s = PakeServer::start(db).await;
+    let uid = s.ready("pake09").await;
+    for i in 0..5 {
+        let (_, req) = app(&uid, "9999");
+        let (status, res) = s.start_setup(&req).await;
+        assert_eq!(status, StatusCode::OK, "attempt {i}: {res}");
+    }
+    s.env.clock.advance(121);
+    // The customer applies again: the dead issuance gives way.
+    let again = s.env.issue("pake09").await;
+    assert_ne!(again, uid);
+    let row = s.row(&uid).await;
+    assert_eq!(row.state.as_str(), "voided");
+    assert_eq!(row.void_reason.as_deref(), Some("activation_failures"));
+}
+
 /// Many exchanges started at once get no more than five guesses between them.
 async fn concurrent_starts_get_at_most_five_guesses(db: Db) {
     let s = PakeServer::start(db).await;
@@ -529,4 +550,5 @@ both_dbs!(
     an_unfinished_exchange_expires_and_counts,
     a_staff_generated_password_provisions_through_v2,
     v1_is_refused_by_default,
+    five_unfinished_starts_end_the_issuance_when_the_last_expires,
 );
