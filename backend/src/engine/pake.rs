@@ -35,8 +35,10 @@ pub const EXCHANGE_TTL_SECS: i64 = 120;
 /// The label the OPAQUE server key is sealed under (a restore's key check opens it too).
 pub const SERVER_KEY_LABEL: &str = "server-key";
 
-fn exchange_label(exchange_id: &str) -> String {
-    format!("exchange:{exchange_id}")
+/// What an exchange's sealed state is bound to: its ID and the user ID it was started for, so a
+/// row pointed at another token does not open (and provisions nothing).
+fn exchange_label(exchange_id: &str, user_id: &str) -> String {
+    format!("exchange:{exchange_id}:{user_id}")
 }
 
 fn pake_internal(e: PakeError) -> EngineError {
@@ -200,10 +202,10 @@ impl Engine {
                         e => pake_internal(e),
                     })?;
                 let xid = hex::encode(pending.exchange_id());
-                let sealed = self
-                    .inner
-                    .keys
-                    .seal_pake(&exchange_label(&xid), &pending.to_bytes())?;
+                let sealed = self.inner.keys.seal_pake(
+                    &exchange_label(&xid, req.user_id.as_str()),
+                    &pending.to_bytes(),
+                )?;
                 Some((xid, sealed, response))
             }
         };
@@ -355,7 +357,10 @@ impl Engine {
             tx.commit().await?;
             return Err(err);
         }
-        let pending = open_pending(self, &xid, &sealed)?;
+        let Ok(pending) = open_pending(self, &xid, &user_id, &sealed) else {
+            // Not the token it was started for (or not sealed by us): nothing is handed out.
+            return Err(unknown_exchange());
+        };
         let confirmed = match pending.on_finish(req) {
             Ok(c) => c,
             Err(PakeError::ExchangeMismatch) => return Err(unknown_exchange()),
@@ -419,7 +424,15 @@ impl Engine {
     }
 }
 
-fn open_pending(engine: &Engine, xid: &str, sealed: &Sealed) -> Result<ServerPending> {
-    let bytes = engine.inner.keys.open_pake(&exchange_label(xid), sealed)?;
+fn open_pending(
+    engine: &Engine,
+    xid: &str,
+    user_id: &str,
+    sealed: &Sealed,
+) -> Result<ServerPending> {
+    let bytes = engine
+        .inner
+        .keys
+        .open_pake(&exchange_label(xid, user_id), sealed)?;
     ServerPending::from_bytes(&bytes).map_err(pake_internal)
 }

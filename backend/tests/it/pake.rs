@@ -397,6 +397,40 @@ async fn five_unfinished_starts_end_the_issuance_when_the_last_expires(db: Db) {
     assert_eq!(row.void_reason.as_deref(), Some("activation_failures"));
 }
 
+/// An exchange's sealed state names the token it was started for: its row pointed at another
+/// token (a write to the database, without the master key) provisions nothing. Before, the
+/// finish took the token from the row, and whoever knew one issuance's password could have
+/// the other's secret sealed for them.
+async fn an_exchange_moved_to_another_token_provisions_nothing(db: Db) {
+    let s = PakeServer::start(db).await;
+    let a = s.ready("pake10").await;
+    let b = s.ready("pake11").await;
+    let (state, req) = app(&a, RIGHT);
+    let (status, start_res) = s.start_setup(&req).await;
+    assert_eq!(status, StatusCode::OK, "{start_res}");
+    let (_, finish) = state.on_server_reply(&start_response(&start_res)).unwrap();
+    {
+        use sqlx::Connection as _;
+        sqlx::any::install_default_drivers();
+        let mut c = sqlx::AnyConnection::connect(&s.env.db.url).await.unwrap();
+        sqlx::query(&format!(
+            "UPDATE pake_exchanges SET token_id = (SELECT id FROM tokens WHERE user_id = '{b}') \
+             WHERE token_id = (SELECT id FROM tokens WHERE user_id = '{a}')"
+        ))
+        .execute(&mut c)
+        .await
+        .unwrap();
+        c.close().await.unwrap();
+    }
+    let (status, v) = s.finish_setup(&finish).await;
+    assert_ne!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        s.row(&b).await.state.as_str(),
+        "link_opened",
+        "nothing provisioned"
+    );
+}
+
 /// Many exchanges started at once get no more than five guesses between them.
 async fn concurrent_starts_get_at_most_five_guesses(db: Db) {
     let s = PakeServer::start(db).await;
@@ -551,4 +585,5 @@ both_dbs!(
     a_staff_generated_password_provisions_through_v2,
     v1_is_refused_by_default,
     five_unfinished_starts_end_the_issuance_when_the_last_expires,
+    an_exchange_moved_to_another_token_provisions_nothing,
 );
