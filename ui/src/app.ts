@@ -11,6 +11,7 @@ import {
   announcement,
   clockWarningText,
   codeGroups,
+  frameNow,
   formatDate,
   msUntilNextSecond,
   remainingFraction,
@@ -374,13 +375,12 @@ let tickTimer: number | undefined;
 let tickGen = 0;
 
 /**
- * The shell's last frame per token on screen, and the device time it was made at (Unix ms).
- * The countdown runs on from it second by second; the shell is asked again only when the step
- * ends, so a code screen costs one keystore read per step, not one a second (on a phone each
- * is a Keystore or Keychain call). The shell counts in whole device seconds (its clock offset
- * is whole seconds), so the seconds passed are the second boundaries crossed since then.
+ * The shell's last frame per token on screen, with the device second it was made at. The
+ * countdown runs on from it second by second (`frameNow`); the shell is asked again only when
+ * the step ends, so a code screen costs one keystore read per step, not one a second (on a
+ * phone each is a Keystore or Keychain call).
  */
-let shellFrames = new Map<string, { frame: CodeFrame; askedMs: number }>();
+let shellFrames = new Map<string, CodeFrame>();
 /** Per token, bumped when its clock offset changes: a frame asked before is not kept. */
 const frameEpoch = new Map<string, number>();
 
@@ -390,15 +390,10 @@ export function forgetFrames() {
   shellFrames = new Map();
 }
 
-/** A token's frame at `nowMs` from the shell's last one, or null when the shell must be asked:
- * none yet, its step is over, or the device clock went back. */
+/** A token's frame at `nowMs` from the shell's last one, or null when the shell must be asked. */
 function frameAt(id: string, nowMs: number): CodeFrame | null {
   const known = shellFrames.get(id);
-  if (!known) return null;
-  const passed = Math.floor(nowMs / 1000) - Math.floor(known.askedMs / 1000);
-  const left = known.frame.seconds_left - passed;
-  if (passed < 0 || left <= 0) return null;
-  return passed === 0 ? known.frame : { ...known.frame, seconds_left: left };
+  return known ? frameNow(known, nowMs) : null;
 }
 
 /** A lone token's first code, asked at the start as soon as the listing is in (see `start`). */
@@ -437,8 +432,8 @@ function startTicker() {
           if (gen !== tickGen) return;
           if ((frameEpoch.get(refs.id) ?? 0) === epoch) {
             // Counted from the second the shell made it at (the ask's own time if unknown).
-            const madeMs = frame.at_secs !== undefined ? frame.at_secs * 1000 : asked ? asked.askedMs : nowMs;
-            shellFrames.set(refs.id, { frame, askedMs: madeMs });
+            const madeMs = asked ? asked.askedMs : nowMs;
+            shellFrames.set(refs.id, { ...frame, at_secs: frame.at_secs ?? Math.floor(madeMs / 1000) });
           }
           updateCode(refs, frame);
           if (state.view.name === 'code') {

@@ -8,6 +8,7 @@ import {
   errorText,
   fieldForError,
   formatDate,
+  frameNow,
   groupCode,
   initialLang,
   msUntilNextSecond,
@@ -20,6 +21,21 @@ import { isShellError, toShellError } from './api';
 
 const ja = texts.ja;
 const en = texts.en;
+
+describe('a shell frame counted on in the page', () => {
+  const at = 1_795_000_000;
+  const frame = { code: '123456', seconds_left: 10, at_secs: at };
+  it('counts the second boundaries crossed since the frame was made', () => {
+    expect(frameNow(frame, at * 1000 + 999)).toBe(frame);
+    expect(frameNow(frame, (at + 3) * 1000 + 5)).toEqual({ ...frame, seconds_left: 7, at_secs: at + 3 });
+    expect(frameNow(frame, (at + 9) * 1000)?.seconds_left).toBe(1);
+  });
+  it('asks the shell again at the end of the step, a clock set back, or a frame without its second', () => {
+    expect(frameNow(frame, (at + 10) * 1000)).toBeNull();
+    expect(frameNow(frame, (at - 1) * 1000 + 999)).toBeNull();
+    expect(frameNow({ seconds_left: 10 }, at * 1000)).toBeNull();
+  });
+});
 
 describe('code display', () => {
   it('shows six digits as two groups of three, eight as two of four', () => {

@@ -23,6 +23,21 @@ export function msUntilNextSecond(nowMs: number, marginMs = 15): number {
   return 1000 - (((nowMs % 1000) + 1000) % 1000) + marginMs;
 }
 
+/**
+ * A shell frame counted on to `nowMs`, or null when the shell must be asked again: its step is
+ * over, the device clock went back, or the frame does not say when it was made. The shell counts in whole device seconds (its clock
+ * offset is whole seconds), so the seconds passed are the second boundaries crossed since the
+ * frame's `at_secs`; the frame returned is stamped with the second it now stands for.
+ */
+export function frameNow<F extends { seconds_left: number; at_secs?: number }>(frame: F, nowMs: number): F | null {
+  if (frame.at_secs === undefined) return null;
+  const nowSecs = Math.floor(nowMs / 1000);
+  const passed = nowSecs - frame.at_secs;
+  const left = frame.seconds_left - passed;
+  if (passed < 0 || left <= 0) return null;
+  return passed === 0 ? frame : { ...frame, seconds_left: left, at_secs: nowSecs };
+}
+
 /** Fraction of the step still left, 0..1, for the countdown ring. */
 export function remainingFraction(secondsLeft: number, period: number): number {
   if (period <= 0) return 0;

@@ -1,7 +1,7 @@
 // 取引認証 (transaction authentication): the transfer typed or scanned, and its code.
 import { api, toShellError, type TransactionForm } from './api';
 import { h } from './dom';
-import { codeGroups, msUntilNextSecond } from './logic';
+import { codeGroups, frameNow, msUntilNextSecond } from './logic';
 import { focusFirstInvalid, header, show } from './app';
 import { showLock } from './security';
 import { emptyTx, msg, state, t } from './state';
@@ -208,12 +208,7 @@ export function startTxTicker(id: string) {
     if (gen !== txGen || state.view.name !== 'txcode') return;
     try {
       const known = state.tx.frame;
-      const nowSecs = Math.floor(Date.now() / 1000);
-      const passed = known?.at_secs !== undefined ? nowSecs - known.at_secs : -1;
-      const f =
-        known && passed >= 0 && known.seconds_left - passed > 0
-          ? { ...known, seconds_left: known.seconds_left - passed, at_secs: nowSecs }
-          : await api.transactionFrame(id, state.tx.form);
+      const f = (known && frameNow(known, Date.now())) ?? (await api.transactionFrame(id, state.tx.form));
       state.tx.frame = f;
       const code = document.getElementById('tx-code');
       const countdown = document.getElementById('tx-countdown');
