@@ -83,6 +83,14 @@ fn invoke(webview: &WebviewWindow<MockRuntime>, cmd: &str, args: Value) -> Resul
     .map(|body| body.deserialize::<Value>().unwrap())
 }
 
+/// Imports the test's otpauth URI; the new token's ID.
+fn import_uri(w: &WebviewWindow<MockRuntime>) -> String {
+    invoke(w, "import_otpauth", json!({ "uri": URI })).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 fn now() -> u64 {
     app::codes::device_now()
 }
@@ -370,10 +378,7 @@ fn a_copied_code_is_cleared_later_only_if_it_is_still_there() {
         None,
         clip.clone(),
     );
-    let id = invoke(&w, "import_otpauth", json!({ "uri": URI })).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = import_uri(&w);
 
     assert_eq!(
         invoke(&w, "copy_code", json!({ "id": id })).unwrap(),
@@ -405,10 +410,7 @@ fn with_a_pin_nothing_is_shown_until_it_is_given() {
     let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::default());
     let clip = Arc::new(MemoryClipboard::default());
     let (app1, w) = shell_with(dir.path(), Ok(store.clone()), None, clip.clone());
-    let id = invoke(&w, "import_otpauth", json!({ "uri": URI })).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = import_uri(&w);
     let status = invoke(&w, "lock_status", json!({})).unwrap();
     assert_eq!(status["enabled"], false);
     assert_eq!(status["locked"], false);
@@ -651,10 +653,7 @@ fn transaction_codes_for_typed_and_scanned_transfers() {
     // A bank token already on the phone (set up earlier), and an imported one.
     let bank = bank_token(dir.path(), store.clone());
     let (_app, w) = shell(dir.path(), Ok(store), None);
-    let imported = invoke(&w, "import_otpauth", json!({ "uri": URI })).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let imported = import_uri(&w);
     let typed = |id: &str, account: &str, amount: &str| {
         invoke(
             &w,
@@ -768,10 +767,7 @@ fn without_a_pin_the_lock_entry_is_read_once_not_every_second() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(CountingStore::default());
     let (app, w) = shell(dir.path(), Ok(store.clone()), None);
-    let id = invoke(&w, "import_otpauth", json!({ "uri": URI })).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = import_uri(&w);
     let before = store.lock_reads();
     for _ in 0..30 {
         invoke(&w, "code_frame", json!({ "id": id })).unwrap();
@@ -831,10 +827,7 @@ fn without_a_pin_the_lock_entry_is_read_once_not_every_second() {
 fn a_clock_set_back_while_away_locks_the_app() {
     let dir = tempfile::tempdir().unwrap();
     let (app, w) = shell(dir.path(), Ok(Arc::new(MemoryStore::default())), None);
-    let id = invoke(&w, "import_otpauth", json!({ "uri": URI })).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = import_uri(&w);
     invoke(&w, "lock_set", json!({ "pin": "4321" })).unwrap();
     let shell = app.state::<crate::Shell>();
     let t = app::codes::device_now_ms();
@@ -859,10 +852,7 @@ fn after_a_minute_away_commands_are_refused_before_the_return_is_reported() {
         None,
         clip.clone(),
     );
-    let id = invoke(&w, "import_otpauth", json!({ "uri": URI })).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = import_uri(&w);
     invoke(&w, "lock_set", json!({ "pin": "4321" })).unwrap();
     let shell = app.state::<crate::Shell>();
     // Away for 30 s so far: still open.
@@ -913,10 +903,7 @@ fn the_pin_reset_deletes_every_secret_whatever_the_metadata_file_says() {
     let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::default());
     let meta = dir.path().join(app::vault::METADATA_FILE);
     let (app1, w) = shell(dir.path(), Ok(store.clone()), None);
-    let id = invoke(&w, "import_otpauth", json!({ "uri": URI })).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = import_uri(&w);
     invoke(&w, "lock_set", json!({ "pin": "4321" })).unwrap();
     drop(w);
     drop(app1);
@@ -947,10 +934,7 @@ fn the_pin_reset_deletes_every_secret_whatever_the_metadata_file_says() {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::default());
     let (app1, w) = shell(dir.path(), Ok(store.clone()), None);
-    let id = invoke(&w, "import_otpauth", json!({ "uri": URI })).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = import_uri(&w);
     invoke(&w, "lock_set", json!({ "pin": "4321" })).unwrap();
     drop(w);
     drop(app1);
