@@ -85,6 +85,22 @@ fn sqlite_db(dir: tempfile::TempDir) -> TestDb {
     }
 }
 
+/// `env`'s database backed up by the binary (the engine's pool closed first) into a private
+/// directory: the directory (kept alive by the caller), the file, and its path as text.
+async fn backup_of(env: &Env) -> (tempfile::TempDir, std::path::PathBuf, String) {
+    env.engine.store().close().await;
+    let backups = private_tempdir();
+    let file = backups.path().join("b.db");
+    let file_s = file.to_str().unwrap().to_owned();
+    let (ok, _, err) = cli(
+        &["backup", "--to", &file_s],
+        &[("OTP_DATABASE_URL", env.db.url.clone())],
+    )
+    .await;
+    assert!(ok, "{err}");
+    (backups, file, file_s)
+}
+
 fn files_in(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -289,17 +305,8 @@ async fn backup_under_load_restores_with_every_used_code_still_refused() {
 async fn restore_refuses_without_its_master_key_and_replaces_nothing() {
     let env = Env::new(Db::Sqlite).await;
     let _ = env.active_token("keyless1").await;
-    env.engine.store().close().await;
-    let backups = private_tempdir();
-    let file = backups.path().join("b.db");
-    let file_s = file.to_str().unwrap().to_owned();
     // The backup itself needs no key.
-    let (ok, _, err) = cli(
-        &["backup", "--to", &file_s],
-        &[("OTP_DATABASE_URL", env.db.url.clone())],
-    )
-    .await;
-    assert!(ok, "{err}");
+    let (backups, file, file_s) = backup_of(&env).await;
 
     let fresh = private_tempdir();
     let data = fresh.path().to_str().unwrap().to_owned();
@@ -449,16 +456,7 @@ async fn restore_and_check_open_staff_second_factors_too() {
     let env = Env::new(Db::Sqlite).await;
     let _ = crate::staff::staff(&env, "sup0001", "supervisor").await;
     let _ = crate::staff::staff(&env, "op0001", "operator").await;
-    env.engine.store().close().await;
-    let backups = private_tempdir();
-    let file = backups.path().join("b.db");
-    let file_s = file.to_str().unwrap().to_owned();
-    let (ok, _, err) = cli(
-        &["backup", "--to", &file_s],
-        &[("OTP_DATABASE_URL", env.db.url.clone())],
-    )
-    .await;
-    assert!(ok, "{err}");
+    let (_backups, _file, file_s) = backup_of(&env).await;
 
     let fresh = private_tempdir();
     let data = fresh.path().to_str().unwrap().to_owned();
