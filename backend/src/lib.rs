@@ -218,6 +218,7 @@ pub async fn build(cfg: &Config, clock: Box<dyn Clock>) -> anyhow::Result<(AppSt
             four_eyes: domain::staff::FourEyes(cfg.staff.four_eyes),
             bank: cfg.bank.clone(),
             transfers: cfg.transfers.clone(),
+            v1_setup: cfg.app_api.allow_v1_setup,
             links: mail::LinkSettings {
                 public_url: cfg.public_url(),
                 link_ttl_days: cfg.web.link_ttl_days,
@@ -226,6 +227,15 @@ pub async fn build(cfg: &Config, clock: Box<dyn Clock>) -> anyhow::Result<(AppSt
         metrics::Metrics::default(),
     );
     engine.check_keys().await?;
+    if !cfg.app_api.allow_v1_setup {
+        let dropped = engine.drop_unused_v1_hashes().await?;
+        if dropped > 0 {
+            tracing::info!(
+                issuances = dropped,
+                "provisioning v1 is off: dropped the v1 activation-password hashes of issuances v2 sets up"
+            );
+        }
+    }
     Ok((
         AppState::new(web::Shared {
             engine,

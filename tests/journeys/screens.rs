@@ -43,20 +43,21 @@ async fn full_lifecycle_over_http(db: Db) {
         "explains why activation waits"
     );
     // The app's setup is refused before the link is opened.
+    let (_, start) = protocol::pake::client_start(
+        protocol::ServiceId::parse("10112231").unwrap(),
+        protocol::UserId::parse(&user_id).unwrap(),
+        protocol::Sensitive("1234".to_owned()),
+        protocol::DeviceInfo {
+            platform: "ios".into(),
+            model: "iPhone".into(),
+            os_version: "17".into(),
+            app_version: "1".into(),
+        },
+    )
+    .unwrap();
     let early = env
         .engine
-        .provision(
-            &protocol::ServiceId::parse("10112231").unwrap(),
-            &protocol::UserId::parse(&user_id).unwrap(),
-            tests::z("1234"),
-            &protocol::DeviceInfo {
-                platform: "ios".into(),
-                model: "iPhone".into(),
-                os_version: "17".into(),
-                app_version: "1".into(),
-            },
-            &backend::engine::Actor::new("app", None),
-        )
+        .setup_start(&start, &backend::engine::Actor::new("app", None))
         .await;
     assert_eq!(early.err().map(|e| e.code()), Some("LINK_NOT_OPENED"));
     // Open the link from the mail (written as a file: no SMTP in this test).

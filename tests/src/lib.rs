@@ -247,25 +247,31 @@ impl TestEnv {
         }
     }
 
-    /// The app's side of setup, through the domain (the provisioning API's own tests cover
-    /// the HTTP side): returns the secret.
+    /// The app's side of setup, as the app runs it (provisioning v2: the deployment's default
+    /// has v1 off, so its issuances keep no v1 hash), with the engine's calls in place of HTTP
+    /// (the provisioning API's own tests cover the HTTP side): returns the secret.
     pub async fn provision(&self, user_id: &str, activation_password: &str) -> protocol::Secret {
-        self.engine
-            .provision(
-                &protocol::ServiceId::parse(&self.cfg.service_id).unwrap(),
-                &protocol::UserId::parse(user_id).unwrap(),
-                z(activation_password),
-                &protocol::DeviceInfo {
-                    platform: "android".into(),
-                    model: "Pixel 8".into(),
-                    os_version: "15".into(),
-                    app_version: "1.0.0".into(),
-                },
-                &Actor::new("app", None),
-            )
+        let (state, start) = protocol::pake::client_start(
+            protocol::ServiceId::parse(&self.cfg.service_id).unwrap(),
+            protocol::UserId::parse(user_id).unwrap(),
+            protocol::Sensitive(activation_password.to_owned()),
+            protocol::DeviceInfo {
+                platform: "android".into(),
+                model: "Pixel 8".into(),
+                os_version: "15".into(),
+                app_version: "1.0.0".into(),
+            },
+        )
+        .unwrap();
+        let app = Actor::new("app", None);
+        let reply = self.engine.setup_start(&start, &app).await.unwrap();
+        let (confirmed, finish) = state.on_server_reply(&reply).unwrap();
+        let sealed = self
+            .engine
+            .setup_finish(&finish, &self.cfg.issuer, &app)
             .await
-            .unwrap()
-            .secret
+            .unwrap();
+        confirmed.open_sealed(&sealed).unwrap()
     }
 
     /// The code the app shows now.

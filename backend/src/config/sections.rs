@@ -271,7 +271,9 @@ pub struct AppApiConfig {
     /// Serve provisioning v1 (`POST /app/v1/setup`: the activation password and the secret
     /// inside TLS only). Off by default: apps use v2 (`/app/v2/setup/start` and `/finish`,
     /// issue 18), and v1 answers 410 `SETUP_V1_DISABLED`. Turn it on only for apps too old to
-    /// speak v2, for as short a time as possible.
+    /// speak v2, for as short a time as possible. Only while it is on does an issuance keep
+    /// the v1 Argon2 hash of its activation password (a thief of the database alone could
+    /// guess it offline); a server started with it off drops the hashes left from before.
     pub allow_v1_setup: bool,
 }
 

@@ -1,6 +1,7 @@
-//! The activation credential an issuance keeps until setup: the v1 Argon2 hash (PHC string) and,
-//! from provisioning v2 on, the user ID the issuance must use and its OPAQUE record, as one
-//! string (`pake1$<user id>$<record hex>$<PHC>`) so drafts and staff requests keep their shape.
+//! The activation credential an issuance keeps until setup: the v1 Argon2 hash (PHC string; empty
+//! when v1 is off) and, from provisioning v2 on, the user ID the issuance must use and its OPAQUE
+//! record, as one string (`pake1$<user id>$<record hex>$<PHC>`) so drafts and staff requests
+//! keep their shape.
 //! Written by [`crate::engine::Engine::activation_credential`], read by issuance.
 
 use zeroize::Zeroizing;
@@ -63,9 +64,14 @@ mod tests {
         let c = ActivationCredential::parse(&s).unwrap();
         assert_eq!(c.phc, "$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA");
         let (u, r) = c.v2.unwrap();
-        assert_eq!((u, &r[..]), (uid, &[1u8, 2, 255][..]));
+        assert_eq!((u, &r[..]), (uid.clone(), &[1u8, 2, 255][..]));
         let old = ActivationCredential::parse("$argon2id$v=19$x").unwrap();
         assert!(old.v2.is_none(), "a PHC string from before v2");
         assert!(ActivationCredential::parse("pake1$123$zz$x").is_err());
+        // With v1 off the credential carries no hash: the PHC part is empty.
+        let v2_only = encode(&uid, &[9], "");
+        let c = ActivationCredential::parse(&v2_only).unwrap();
+        assert_eq!(c.phc, "");
+        assert!(c.v2.is_some());
     }
 }

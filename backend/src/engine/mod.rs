@@ -145,6 +145,9 @@ pub struct EngineConfig {
     pub bank: crate::config::BankConfig,
     /// Transfer limits and the transaction-authentication policy.
     pub transfers: crate::domain::transfer::TransferRules,
+    /// Whether provisioning v1 is served (`app_api.allow_v1_setup`): only then does an
+    /// issuance keep the v1 Argon2 hash of its activation password beside the OPAQUE record.
+    pub v1_setup: bool,
 }
 
 struct Inner {

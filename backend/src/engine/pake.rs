@@ -73,6 +73,15 @@ fn not_registered() -> EngineError {
     }
 }
 
+/// v1 asked to set up a token issued with no v1 hash (v1 was off at its issuance).
+pub(super) fn v1_not_registered() -> EngineError {
+    EngineError::Conflict {
+        code: "SETUP_V1_NOT_REGISTERED",
+        message:
+            "this token was issued for provisioning v2 only; set it up with /app/v2/setup/start",
+    }
+}
+
 fn message_format() -> EngineError {
     EngineError::Invalid {
         field: "pake_message",
@@ -135,8 +144,11 @@ impl Engine {
     }
 
     /// What an issuance keeps of the activation password the customer (or staff's generator)
-    /// just gave: its Argon2 hash for v1 and, for v2, its OPAQUE record, which binds the user
-    /// ID, so the user ID is chosen here and the issuance takes it from the credential. One
+    /// just gave: for v2, its OPAQUE record, which binds the user ID, so the user ID is chosen
+    /// here and the issuance takes it from the credential; and, only while v1 is served
+    /// ([`EngineConfig::v1_setup`](super::EngineConfig)), its Argon2 hash for v1. A v1 hash
+    /// beside the record would let a thief of the database alone guess the 4 to 8 digits
+    /// offline and then run v2, so with v1 off none is made (the PHC part is empty). One
     /// string (`pake1$<user id>$<record hex>$<PHC>`), so the screens' drafts and the staff's
     /// queued requests carry it where they carried the hash. As private as a password hash.
     ///
@@ -154,8 +166,25 @@ impl Engine {
             .run(move || pake::register(&key, &service_id, &uid, &pw).map(|r| r.to_bytes()))
             .await?
             .map_err(pake_internal)?;
-        let phc = self.hash_password(password).await?;
+        let phc = if self.inner.cfg.v1_setup {
+            self.hash_password(password).await?
+        } else {
+            String::new()
+        };
         Ok(super::credential::encode(&user_id, &record, &phc))
+    }
+
+    /// With v1 off: drop the v1 hashes that issuances made while it was on still keep, where
+    /// v2 can set the token up (it has an OPAQUE record) and setup is still ahead. Run at
+    /// start-up; returns how many were dropped.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn drop_unused_v1_hashes(&self) -> Result<u64> {
+        let mut tx = self.inner.store.begin().await?;
+        let n = tx.drop_v1_hashes_of_v2_issuances().await?;
+        tx.commit().await?;
+        Ok(n)
     }
 
     /// The token a setup names, refusing as v1 does an unknown service or user ID.

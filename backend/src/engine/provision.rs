@@ -85,8 +85,16 @@ impl Engine {
                 .token(user_id.as_str())
                 .await?
                 .ok_or(DomainError::UnknownToken)?;
-            if let Some(refusal) = super::provision::setup_refusal_of(&row, max, now)? {
-                let err = EngineError::from(refusal);
+            let refusal =
+                super::provision::setup_refusal_of(&row, max, now)?.map(EngineError::from);
+            // A token issued while v1 was off has no v1 hash: refused before an attempt is
+            // spent (v2 sets it up).
+            let refusal = refusal.or_else(|| {
+                row.activation_password_hash
+                    .is_empty()
+                    .then(super::pake::v1_not_registered)
+            });
+            if let Some(err) = refusal {
                 tx.audit(&audit(err.code())).await?;
                 tx.commit().await?;
                 return Err(err);

@@ -77,6 +77,20 @@ impl Tx<'_> {
             == 1)
     }
 
+    /// Clear the v1 activation-password hash of every token still awaiting setup that has an
+    /// OPAQUE record (v2 sets it up without the hash). Driven by the records' table, which
+    /// holds issuances only. Returns how many were cleared.
+    pub async fn drop_v1_hashes_of_v2_issuances(&mut self) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE tokens SET activation_password_hash = '' \
+             WHERE id IN (SELECT token_id FROM pake_records) \
+             AND state IN ('issued', 'link_opened') AND activation_password_hash <> ''",
+        )
+        .execute(&mut *self.0)
+        .await?
+        .rows_affected())
+    }
+
     pub async fn set_pake_record(&mut self, token_id: i64, record: &[u8]) -> Result<()> {
         sqlx::query("INSERT INTO pake_records (token_id, record) VALUES ($1, $2)")
             .bind(token_id)

@@ -334,7 +334,7 @@ impl Tx<'_> {
     ) -> Result<bool> {
         Ok(sqlx::query(
             "UPDATE tokens SET state = 'provisioned', secret_key_id = $1, secret_enc = $2, secret_format = $3, \
-             device = $4, provisioned_at = $5 WHERE id = $6 AND state = 'link_opened' AND secret_enc IS NULL",
+             device = $4, provisioned_at = $5, activation_password_hash = '' WHERE id = $6 AND state = 'link_opened' AND secret_enc IS NULL",
         )
         .bind(&sealed.key_id)
         .bind(&sealed.blob)

@@ -19,7 +19,8 @@
 //!   `UNKNOWN_SERVICE_ID` (404: not this server's service ID, whatever the user ID),
 //!   `UNKNOWN_USER_ID` (404), `LINK_NOT_OPENED` (409), `ISSUANCE_EXPIRED` (410),
 //!   `WRONG_ACTIVATION_PASSWORD` (401, with `attempts_left`), `ISSUANCE_DEAD` (410),
-//!   `ALREADY_PROVISIONED` (409), `TOKEN_NOT_USABLE` (409), `RATE_LIMITED` (429, with
+//!   `ALREADY_PROVISIONED` (409), `TOKEN_NOT_USABLE` (409), `SETUP_V1_NOT_REGISTERED` (409: the
+//!   token was issued while v1 was off, so no v1 hash was kept), `RATE_LIMITED` (429, with
 //!   `Retry-After`), and the body errors of [`ApiJson`].
 //! - `GET /app/v1/time` — [`protocol::TimeResponse`], so the app can measure its clock offset.
 //!

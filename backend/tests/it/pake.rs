@@ -574,7 +574,109 @@ async fn v1_is_refused_by_default(db: Db) {
     assert_eq!(s.row(&uid).await.state.as_str(), "link_opened");
 }
 
+/// The stop-24 review's gap: with v1 off (the default) an issuance kept the v1 Argon2 hash of
+/// its 4 to 8 digits beside the OPAQUE record, so a thief of the database alone could guess
+/// them offline and then set the token up through v2. With v1 off no hash is written; v1
+/// refuses such a token without spending an attempt; v2 sets it up as before.
+async fn with_v1_off_an_issuance_keeps_no_password_hash(db: Db) {
+    let s = PakeServer::start(db).await;
+    let uid = s.ready("pake10").await;
+    let kept = s.row(&uid).await.activation_password_hash;
+    assert!(
+        !kept.contains("argon2"),
+        "an issuance with v1 off keeps no v1 hash: {kept:?}"
+    );
+    assert_eq!(kept, "");
+    // The engine's v1 path (as a server with v1 turned on later would call it).
+    let err = s
+        .env
+        .engine
+        .provision(
+            &ServiceId::parse("10112231").unwrap(),
+            &UserId::parse(&uid).unwrap(),
+            Zeroizing::new(RIGHT.to_owned()),
+            &device(),
+            &host(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "SETUP_V1_NOT_REGISTERED");
+    assert_eq!(s.failures(&uid).await, 0, "no attempt spent");
+    let (secret, _) = full_setup(&s, &uid).await;
+    let r = s
+        .env
+        .engine
+        .verify(
+            &uid,
+            Zeroizing::new(
+                code_at(&secret, &TotpParams::default(), s.env.now())
+                    .as_str()
+                    .to_owned(),
+            ),
+            Purpose::Activation,
+            host(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.result, Outcome::Ok);
+}
+
+/// With v1 on, the hash is kept for setup only: once the token is set up (either way) it is
+/// gone from the row.
+async fn the_v1_hash_goes_once_the_token_is_set_up(db: Db) {
+    let env = Env::new(db).await;
+    env.customer("pake11").await;
+    let uid = env.issue("pake11").await;
+    let row = |uid: String| {
+        let store = env.engine.store().clone();
+        async move { store.token_by_user_id(&uid).await.unwrap().unwrap() }
+    };
+    assert!(row(uid.clone())
+        .await
+        .activation_password_hash
+        .starts_with("$argon2"));
+    env.engine.open_link(&uid, &host()).await.unwrap();
+    env.provision(&uid).await;
+    assert_eq!(
+        row(uid.clone()).await.activation_password_hash,
+        "",
+        "v1 setup"
+    );
+    env.customer("pake12").await;
+    let uid = env.issue("pake12").await;
+    env.engine.open_link(&uid, &host()).await.unwrap();
+    env.provision_v2(&uid, "1234").await.unwrap();
+    assert_eq!(row(uid).await.activation_password_hash, "", "v2 setup");
+}
+
+/// Issuances made while v1 was on keep their hash only until the server starts with v1 off:
+/// then the hashes of tokens v2 can set up are dropped, and v2 still sets them up.
+async fn starting_with_v1_off_drops_the_hashes_v2_does_not_need(db: Db) {
+    let env = Env::new(db).await;
+    env.customer("pake13").await;
+    let uid = env.issue("pake13").await;
+    env.engine.open_link(&uid, &host()).await.unwrap();
+    let mut cfg = env.cfg.clone();
+    v2_only(&mut cfg);
+    let (state, _) = backend::build(&cfg, Box::new(env.clock.clone()))
+        .await
+        .expect("build with v1 off");
+    let row = state
+        .engine
+        .store()
+        .token_by_user_id(&uid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.activation_password_hash, "");
+    assert_eq!(row.state.as_str(), "link_opened");
+    env.provision_v2(&uid, "1234").await.unwrap();
+}
+
 both_dbs!(
+    with_v1_off_an_issuance_keeps_no_password_hash,
+    the_v1_hash_goes_once_the_token_is_set_up,
+    starting_with_v1_off_drops_the_hashes_v2_does_not_need,
     a_setup_provisions_once_with_the_secret_sealed,
     a_recording_does_not_open_the_secret_even_with_the_password,
     a_man_in_the_middle_is_detected_and_counted,

@@ -309,15 +309,8 @@ async fn startup_refuses_missing_or_wrong_master_key() {
             .unwrap()
             .user_id;
         e.open_link(&uid, &host()).await.unwrap();
-        e.provision(
-            &protocol::ServiceId::parse("10112231").unwrap(),
-            &protocol::UserId::parse(&uid).unwrap(),
-            z("1234"),
-            &device(),
-            &host(),
-        )
-        .await
-        .unwrap();
+        // v1 is off in this default configuration: the app's v2 setup.
+        setup_v2(e, &cfg.issuer, &uid, "1234").await.unwrap();
         e.store().close().await;
     }
     let key_file = dir.path().join("master.key");
@@ -519,27 +512,18 @@ async fn json_logs_never_contain_secrets_codes_or_passwords() {
     .await;
     let uid = issued["user_id"].as_str().unwrap().to_owned();
     // Provision through a second engine on the same database, then verify over HTTP.
-    let env2 = {
-        let cfg = config_for(&env.db);
-        backend::build_default(&cfg).await.unwrap().0
-    };
+    // The server runs v1 off (the default), so the issuance kept no v1 hash: v2 setup.
+    let cfg2 = config_for(&env.db);
+    let env2 = backend::build_default(&cfg2).await.unwrap().0;
     env2.engine.open_link(&uid, &host()).await.unwrap();
-    let p2 = env2
-        .engine
-        .provision(
-            &protocol::ServiceId::parse("10112231").unwrap(),
-            &protocol::UserId::parse(&uid).unwrap(),
-            z("482915"),
-            &device(),
-            &host(),
-        )
+    let p2_secret = setup_v2(&env2.engine, &cfg2.issuer, &uid, "482915")
         .await
         .unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let code = protocol::code_at(&p2.secret, &protocol::TotpParams::default(), now);
+    let code = protocol::code_at(&p2_secret, &protocol::TotpParams::default(), now);
     let r = post(
         format!("/host/v1/tokens/{uid}/activate"),
         json!({"code": code.as_str()}),
@@ -583,7 +567,7 @@ async fn json_logs_never_contain_secrets_codes_or_passwords() {
     for l in &json_lines {
         serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
     }
-    let b32 = p2.secret.to_base32();
+    let b32 = p2_secret.to_base32();
     for needle in [
         "Lg-pass-7731",
         "Cf8812xq",
@@ -639,17 +623,8 @@ async fn keys_rotate_while_a_server_runs() {
         .unwrap()
         .user_id;
     e.open_link(&uid, &host()).await.unwrap();
-    let secret = e
-        .provision(
-            &protocol::ServiceId::parse("10112231").unwrap(),
-            &protocol::UserId::parse(&uid).unwrap(),
-            z("1234"),
-            &device(),
-            &host(),
-        )
-        .await
-        .unwrap()
-        .secret;
+    // v1 is off in this default configuration: the app's v2 setup.
+    let secret = setup_v2(e, &cfg.issuer, &uid, "1234").await.unwrap();
     let http = reqwest::Client::new();
     let now = || {
         std::time::SystemTime::now()
