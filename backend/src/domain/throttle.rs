@@ -7,6 +7,21 @@
 //! store applies what [`Throttle::attempt`] decides with one compare-and-set on the state it
 //! was decided from, so a burst of concurrent attempts cannot pass the lock.
 
+/// The client a per-address limit or lock counts: an IPv4 address (an IPv4-mapped IPv6 address
+/// as the IPv4 address it is), or an IPv6 /64 (one customer line is given a whole /64, so its
+/// 2^64 addresses are one client). The one rule for the app API's rate limits and the staff
+/// login's address lock.
+pub fn client_network(ip: std::net::IpAddr) -> String {
+    use std::net::{IpAddr, Ipv6Addr};
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => format!("{}/64", Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64))),
+        },
+        IpAddr::V4(v4) => v4.to_string(),
+    }
+}
+
 /// The counters a throttled thing keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ThrottleState {

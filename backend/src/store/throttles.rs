@@ -1,7 +1,7 @@
 //! Lockout counters (DESIGN §5), read and written for `domain::throttle` by one compare-and-set:
 //! a customer's on the customer's row (migration 0005), a staff account's and a client
 //! address's and a customer's confirmation password's in the `throttles` table (migration
-//! 0012), keyed `staff:<id>`, `staff-ip:<ip>` and `customer-confirm:<id>`.
+//! 0012), keyed `staff:<id>`, `staff-ip:<address or IPv6 /64>` and `customer-confirm:<id>`.
 //! One table for the keys that have no row of their own, so one statement serves them all;
 //! a row exists only while failures are counted (a success deletes it), and counters left
 //! untouched for a day are forgotten ([`Store::purge_throttles`]).
@@ -32,9 +32,14 @@ impl ThrottleKey {
         ThrottleKey::Named(format!("staff:{staff_id}"))
     }
 
-    /// Staff logins from one client address.
+    /// Staff logins from one client: an IPv4 address or an IPv6 /64
+    /// ([`crate::domain::throttle::client_network`]), so the addresses of one line are one
+    /// client. Text that is not an address (none reaches here) counts as given.
     pub fn staff_ip(ip: &str) -> ThrottleKey {
-        ThrottleKey::Named(format!("staff-ip:{ip}"))
+        let client = ip
+            .parse::<std::net::IpAddr>()
+            .map_or_else(|_| ip.to_owned(), crate::domain::throttle::client_network);
+        ThrottleKey::Named(format!("staff-ip:{client}"))
     }
 }
 

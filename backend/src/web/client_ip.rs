@@ -168,16 +168,10 @@ fn parse_node(s: &str) -> Option<IpAddr> {
     host.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
 }
 
-/// The key a per-address rate limit counts under: an IPv4 address, or an IPv6 /64 (one
-/// customer line is given a whole /64, so its 2^64 addresses are one client).
+/// The key a per-address rate limit counts under: the client's network
+/// ([`crate::domain::throttle::client_network`]: an IPv4 address, or an IPv6 /64).
 pub fn limit_key(ip: IpAddr) -> String {
-    match canonical(ip) {
-        IpAddr::V4(v4) => format!("ip:{v4}"),
-        IpAddr::V6(v6) => {
-            let net = Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64));
-            format!("ip:{net}/64")
-        }
-    }
+    format!("ip:{}", crate::domain::throttle::client_network(ip))
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ both_dbs!(
     forty_wrong_passwords_then_the_right_one_is_refused,
     a_concurrent_burst_cannot_pass_the_staff_lock,
     one_address_guessing_across_accounts_is_locked,
+    one_ipv6_network_guessing_across_accounts_is_locked,
     the_right_password_needs_a_fresh_code_of_the_members_own,
     a_burst_from_many_addresses_locks_the_account,
     one_code_sent_twice_at_once_logs_in_once,
@@ -309,6 +310,62 @@ async fn the_right_password_needs_a_fresh_code_of_the_members_own(db: Db) {
     }
     want.extend(["ok", "replayed", "ok"]);
     assert_eq!(outcomes, want, "each refusal audited with its reason");
+}
+
+/// An IPv6 client holds a whole /64 (one customer line, as the app API counts it): guessing
+/// from twelve of its addresses locks the /64 as ten from one IPv4 address do. Before, each
+/// address counted apart and nothing locked.
+async fn one_ipv6_network_guessing_across_accounts_is_locked(db: Db) {
+    let env = Env::new(db).await;
+    for n in 1..=4 {
+        staff_with_secret(&env, &format!("op000{n}"), "operator").await;
+    }
+    let (_, secret) = staff_with_secret(&env, "sup0001", "supervisor").await;
+    let mut answers = Vec::new();
+    for n in 1..=4u32 {
+        for i in 0..3u32 {
+            let ip = format!("2001:db8:1:2::{:x}", 3 * (n - 1) + i + 1);
+            let r = env
+                .engine
+                .staff_login(
+                    &format!("op000{n}"),
+                    z(&format!("guess-{i}-pw")),
+                    z(""),
+                    Some(ip),
+                )
+                .await;
+            answers.push(answer(r));
+        }
+    }
+    assert_eq!(
+        answers.iter().filter(|a| **a == "locked").count(),
+        3,
+        "the /64's tenth failure locks it: {answers:?}"
+    );
+    let r = env
+        .engine
+        .staff_login(
+            "sup0001",
+            z(STAFF_PW),
+            z(&code_now(&env, &secret)),
+            Some("2001:db8:1:2::d".to_owned()),
+        )
+        .await;
+    assert_eq!(answer(r), "locked", "another address of the same /64");
+    assert_eq!(
+        lock_events(&env).await,
+        vec![("staff".to_owned(), "ip".to_owned())]
+    );
+    let r = env
+        .engine
+        .staff_login(
+            "sup0001",
+            z(STAFF_PW),
+            z(&code_now(&env, &secret)),
+            Some("2001:db8:1:3::1".to_owned()),
+        )
+        .await;
+    assert_eq!(answer(r), "ok", "the next /64 is another client");
 }
 
 /// A real Argon2 cost, so that concurrent checks overlap as they do in production.
