@@ -63,7 +63,9 @@ pub trait BatchLogic: Send + 'static {
     /// `None`, written in any case. Jobs still pending after the last round (rows that kept
     /// changing) are answered "unavailable" and write nothing.
     fn writes(&mut self) -> RoundWrites;
-    /// Which of the last round's updates landed (the others' tokens are decided again).
+    /// Which of the last round's updates landed (the others' tokens are decided again). Only
+    /// here do the round's decisions become final: a round whose write fails never gets here,
+    /// and its jobs stay pending (answered "unavailable": nothing of them was written).
     fn landed(&mut self, landed: &HashSet<i64>);
 }
 

@@ -1168,3 +1168,61 @@ async fn sigkill_under_load_keeps_every_accepted_code(db: Db) {
 }
 
 both_dbs!(sigkill_under_load_keeps_every_accepted_code);
+
+/// A PostgreSQL batch decided in a later round (its first compare-and-set did not land) whose
+/// write then failed: nothing of it was written, so it answers "unavailable" and the code
+/// stays unused. Before, the failed round's decision went out as final: "ok" with no step
+/// recorded, and the same code was "ok" again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_round_whose_write_fails_answers_unavailable_and_records_nothing() {
+    use backend::domain::{Outcome, Purpose};
+    use sqlx::Connection;
+    let env = Env::new(Db::Postgres).await;
+    let (uid, secret) = env.active_token("round01").await;
+    env.clock.advance(60);
+    let mut c = sqlx::PgConnection::connect(&env.db.url).await.unwrap();
+    // The first update of a token does not land (as if another worker changed the row
+    // meanwhile); every later one fails.
+    sqlx::raw_sql(
+        "CREATE SEQUENCE injected_calls; \
+         CREATE FUNCTION injected_fault() RETURNS trigger AS $$ BEGIN \
+           IF nextval('injected_calls') = 1 THEN RETURN NULL; END IF; \
+           RAISE EXCEPTION 'injected fault'; END $$ LANGUAGE plpgsql; \
+         CREATE TRIGGER injected_fault BEFORE UPDATE ON tokens \
+           FOR EACH ROW EXECUTE FUNCTION injected_fault();",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    let code = env.code(&secret, 0);
+    let first = env
+        .engine
+        .verify(&uid, code.clone(), Purpose::Login, host())
+        .await;
+    sqlx::raw_sql("DROP TRIGGER injected_fault ON tokens")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    // A sequence counts outside the transactions (the failed one rolled back).
+    let (calls,): (i64,) = sqlx::query_as("SELECT last_value FROM injected_calls")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(calls, 2, "the second round's write was reached");
+    assert!(
+        matches!(first, Err(backend::engine::EngineError::Unavailable)),
+        "a decision whose write failed is not an answer: {first:?}"
+    );
+    let again = env
+        .engine
+        .verify(&uid, code.clone(), Purpose::Login, host())
+        .await
+        .unwrap();
+    assert_eq!(again.result, Outcome::Ok, "the code was not used");
+    let replay = env
+        .engine
+        .verify(&uid, code, Purpose::Login, host())
+        .await
+        .unwrap();
+    assert_eq!(replay.result, Outcome::Replayed);
+}

@@ -20,7 +20,9 @@ pub(super) struct Batch {
     now_u: u64,
     jobs: Vec<Request>,
     planned: Vec<Option<Planned>>,
-    /// Jobs (indexes) still to decide.
+    /// Jobs (indexes) still to decide, or decided in a round whose write has not landed yet:
+    /// a decision is final only in [`BatchLogic::landed`], so a round that fails after
+    /// deciding leaves its jobs here, answered "unavailable".
     pending: Vec<usize>,
     /// The jobs decided in the last round, and the token ids that round updated.
     last_round: Vec<usize>,
@@ -88,7 +90,7 @@ impl BatchLogic for Batch {
                 self.now_u,
             ));
         }
-        self.last_round = std::mem::take(&mut self.pending);
+        self.last_round.clone_from(&self.pending);
         let updates: Vec<TokenUpdate> = work
             .values()
             .filter(|w| {
@@ -105,7 +107,8 @@ impl BatchLogic for Batch {
     }
 
     fn landed(&mut self, landed: &HashSet<i64>) {
-        // Every job on a token whose update did not land is decided again in the next round.
+        // The round's decisions are final now, except every job on a token whose update did
+        // not land: it is decided again in the next round.
         let (planned, updated) = (&self.planned, &self.updated);
         self.pending = std::mem::take(&mut self.last_round)
             .into_iter()
