@@ -110,7 +110,7 @@ impl CodeView {
 pub struct TransactionView {
     /// The transfer the code is for.
     pub transaction: protocol::ocra::Transaction,
-    /// OCRA (`OCRA-1:HOTP-SHA256-8:QN27-T1M`) over it, at the corrected clock's minute.
+    /// OCRA (`OCRA-1:HOTP-SHA256-8:QA27-T1M`) over it, at the corrected clock's minute.
     pub code: Code,
     /// Seconds until the minute ends (the server also takes the next minute's neighbour).
     pub seconds_left: u32,

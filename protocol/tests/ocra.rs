@@ -376,6 +376,39 @@ fn the_question_commits_to_every_field() {
     assert_eq!(transaction_step_at(step * 60 + 59), step);
 }
 
+/// RFC 6287's numeric question is the value's hex digits, left-aligned and zero-filled on the
+/// right, so a question and 16^k times it fill the same field: with a numeric suite a code made
+/// for one transfer also fit another (review of stop 25). The two pairs here are valid
+/// transfers whose questions are 16 and 4096 times the first's.
+#[test]
+fn a_code_fits_no_transfer_whose_question_is_a_multiple_of_its_own() {
+    let secret = Secret::from_bytes(KEY20.to_vec());
+    let pairs = [
+        (
+            Transaction::new("0001", "001", AccountType::Current, "0123456", 1_000).unwrap(),
+            Transaction::new("0016", "019", AccountType::Current, "1975296", 16_000).unwrap(),
+            16u128,
+        ),
+        (
+            tx(),
+            Transaction::new("4600", "268", AccountType::Ordinary, "6786432", 614_400_000).unwrap(),
+            4096,
+        ),
+    ];
+    for (a, b, factor) in pairs {
+        let value = |t: &Transaction| t.question().parse::<u128>().unwrap();
+        assert_eq!(value(&b), value(&a) * factor, "{b:?} is {factor} × {a:?}");
+        for step in [29_000_000, 29_000_001] {
+            let code_a = transaction_code_at_step(&secret, &a, step);
+            assert_eq!(
+                match_transaction_code(&secret, &b, &code_a, step - 1, step + 1, None),
+                StepMatch::NoMatch,
+                "a code for {a:?} must not confirm {b:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn the_transaction_code_is_the_rfc_computation_under_the_derived_key() {
     let secret = Secret::from_bytes(KEY20.to_vec());
@@ -404,8 +437,11 @@ fn the_transaction_code_is_the_rfc_computation_under_the_derived_key() {
 }
 
 /// `transaction_code_at_step(KEY20, 0001-123-普通-1234567 ¥150,000, 0x132d0b6)`, computed
-/// independently with PyPI's oath over HKDF-SHA256 (Python's hmac/hashlib) when this was written.
-const PINNED_TX_CODE: &str = "31180204";
+/// independently with PyPI's oath over HKDF-SHA256 (Python's hmac/hashlib): `str2ocrasuite(
+/// "OCRA-1:HOTP-SHA256-8:QA27-T1M")(okm, Q=..., T_precomputed=0x132d0b6)` (stop 25; the `QN27`
+/// suite before it gave 31180204, and oath agrees that under `QN27` the questions
+/// 000100120123456000000001000 and 16 times it share every code).
+const PINNED_TX_CODE: &str = "91644615";
 
 #[test]
 fn totp_and_transaction_codes_are_separated() {
@@ -518,7 +554,7 @@ fn qr_payload_round_trips_and_carries_the_question() {
     let text = challenge().encode();
     assert_eq!(
         text,
-        "OTX1:10112231:999800000009:000112311234567000000150000:A4DQOBYHA4DQOBYHA4DQOBYHA4:ﾔﾏﾀﾞ ﾀﾛｳ"
+        "OTX2:10112231:999800000009:000112311234567000000150000:A4DQOBYHA4DQOBYHA4DQOBYHA4:ﾔﾏﾀﾞ ﾀﾛｳ"
     );
     assert_eq!(TransactionChallenge::parse(&text), Ok(challenge()));
     let with_colon = TransactionChallenge {
@@ -548,8 +584,9 @@ fn qr_payload_round_trips_and_carries_the_question() {
 fn qr_payload_rejects_malformed_text() {
     let good = challenge().encode();
     let cases = [
-        (good.replacen("OTX1", "OTX2", 1), OcraError::ChallengeFormat),
-        (good.replacen("OTX1", "otx1", 1), OcraError::ChallengeFormat),
+        (good.replacen("OTX2", "OTX1", 1), OcraError::ChallengeFormat),
+        (good.replacen("OTX2", "OTX3", 1), OcraError::ChallengeFormat),
+        (good.replacen("OTX2", "otx2", 1), OcraError::ChallengeFormat),
         (
             good.replacen("10112231", "1011223", 1),
             OcraError::ChallengeFormat,
@@ -587,7 +624,7 @@ fn qr_payload_rejects_malformed_text() {
             good.replacen("ﾔﾏﾀﾞ ﾀﾛｳ", &"ｱ".repeat(49), 1),
             OcraError::PayeeName,
         ),
-        ("OTX1:10112231".to_owned(), OcraError::ChallengeFormat),
+        ("OTX2:10112231".to_owned(), OcraError::ChallengeFormat),
     ];
     for (text, want) in cases {
         assert_eq!(

@@ -199,7 +199,7 @@ mockIPC(async (cmd, payload) => {
     case 'scan_transaction': {
       ensureUnlocked();
       const parts = String(args.text).split(':');
-      if (parts[0] !== 'OTX1' || parts.length < 6)
+      if (parts[0] !== 'OTX2' || parts.length < 6)
         throw { code: 'TX_CHALLENGE_FORMAT', message_ja: 'QRコードの内容が取引認証のものとして正しくありません。', message_en: 'The QR code is not a transaction authentication code.' };
       const token = tokens.find((t) => t.service_id === parts[1] && t.user_id === parts[2]);
       if (!token)

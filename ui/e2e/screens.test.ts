@@ -431,7 +431,7 @@ for (const size of SIZES) {
     });
 
     it('取引認証 on a phone: the QR fills the transfer and shows the payee', async () => {
-      const qr = 'OTX1:10112231:999800000009:000112311234567000000150000:AAAAAAAAAAAAAAAAAAAAAAAAAA:ﾔﾏﾀﾞ ﾀﾛｳ';
+      const qr = 'OTX2:10112231:999800000009:000112311234567000000150000:AAAAAAAAAAAAAAAAAAAAAAAAAA:ﾔﾏﾀﾞ ﾀﾛｳ';
       const { page, ctx } = await open(size, { tokens: [token('tok-a')], mobile: true, scanResult: qr }, { at: T50 });
       await page.locator('#tx-open').click();
       await page.locator('#tx-scan').click();

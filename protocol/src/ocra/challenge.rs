@@ -9,8 +9,9 @@ use rand::RngCore;
 use super::{OcraError, Transaction};
 use crate::ids::{ServiceId, UserId};
 
-/// Prefix and version of the QR payload.
-pub const CHALLENGE_PREFIX: &str = "OTX1";
+/// Prefix and version of the QR payload. `OTX2` since the suite's question became `QA27`
+/// (`OTX1` carried the same fields for `QN27`, whose codes are no longer accepted).
+pub const CHALLENGE_PREFIX: &str = "OTX2";
 
 /// Longest payee name the challenge carries (characters).
 pub const MAX_PAYEE_NAME_CHARS: usize = 48;
@@ -73,11 +74,11 @@ impl fmt::Debug for ChallengeNonce {
 /// scanned by the app:
 ///
 /// ```text
-/// OTX1:<service id, 8>:<user id, 12>:<question, 27 digits>:<nonce, 26 base32>:<payee name>
+/// OTX2:<service id, 8>:<user id, 12>:<question, 27 digits>:<nonce, 26 base32>:<payee name>
 /// ```
 ///
-/// e.g. `OTX1:10112231:999800000009:000112311234567000000150000:AAAA…:ﾔﾏﾀﾞ ﾀﾛｳ`. The version
-/// is the prefix; a later format gets `OTX2`. The name is last, so it may contain `:`. The
+/// e.g. `OTX2:10112231:999800000009:000112311234567000000150000:AAAA…:ﾔﾏﾀﾞ ﾀﾛｳ`. The version
+/// is the prefix; a later format gets `OTX3`. The name is last, so it may contain `:`. The
 /// question is [`Transaction::question`], so the app computes over exactly what the server
 /// will (and shows the fields decoded from it). The name and nonce are not signed.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -9,14 +9,13 @@
 //! commits to the payee and amount: the server recomputes it from the transfer *it* received, so
 //! a code made for another payee or amount fails.
 //!
-//! # The suite: [`TRANSACTION_SUITE`] = `OCRA-1:HOTP-SHA256-8:QN27-T1M`
+//! # The suite: [`TRANSACTION_SUITE`] = `OCRA-1:HOTP-SHA256-8:QA27-T1M`
 //!
 //! - **HOTP-SHA256-8**: HMAC-SHA-256 under a 256-bit derived key, 8 digits (10^8 codes; with
 //!   the shared 5-failure lock an online guesser's chance is 5·10^-8 per token).
-//! - **QN27**: a *numeric* question, because the typed fallback is digits the customer copies
-//!   off the transfer screen, and numeric questions are what keypad tokens accept, should the
-//!   bank ever hand out hardware OCRA tokens for the same accounts. The question is the 27-digit
-//!   canonical form of [`Transaction::question`]:
+//! - **QA27**: the question is the 27-digit canonical form of [`Transaction::question`], digits
+//!   the customer can copy off the transfer screen (the typed fallback), taken as their 27 ASCII
+//!   bytes (RFC 6287's alphanumeric format):
 //!
 //!   | digits | field | rule |
 //!   | --- | --- | --- |
@@ -26,10 +25,16 @@
 //!   | 7 | account number (口座番号) | exactly 7 digits |
 //!   | 12 | amount in yen | 1..=999,999,999,999, zero-padded to 12 digits |
 //!
-//!   Every field has a fixed width, so the mapping from transfers to questions is injective:
-//!   any change of bank, branch, type, account or amount is a different question, and so
-//!   (but for a 10^-8 HMAC collision) a different code. RFC 6287 §5.2 turns a numeric question
-//!   into a big integer; with a fixed total width the dropped leading zeros lose nothing.
+//!   Every field has a fixed width, so the mapping from transfers to questions is injective,
+//!   and 27 bytes that are never zero, zero-filled to the 128-byte field, keep it injective:
+//!   any change of bank, branch, type, account or amount is a different field, and so (but for
+//!   a 10^-8 HMAC collision) a different code. Not `QN27`, the numeric format (this system's
+//!   suite until stop 25): RFC 6287 writes a numeric question as its value's hex digits,
+//!   left-aligned and zero-filled on the right, so a question and 16^k times it fill the same
+//!   field, and a code for 0001-001-当座-0123456 ¥1,000 also confirmed 0016-019-当座-1975296
+//!   ¥16,000 (`protocol/tests/ocra.rs`). The QR's prefix went from `OTX1` to `OTX2` with it,
+//!   so an app still computing the numeric form refuses the new QR instead of showing a code
+//!   the server refuses.
 //!   The payee *name* is not in the question: money moves by the account, not the name (the
 //!   receiving bank checks names), and a name cannot be typed on a keypad.
 //! - **T1M**: the 60-second time step of the TOTP profile, so the app shows one code with a
@@ -84,7 +89,7 @@ pub use transaction::{
 };
 
 /// The OCRA suite of this system's transaction authentication (see the module doc for why).
-pub const TRANSACTION_SUITE: &str = "OCRA-1:HOTP-SHA256-8:QN27-T1M";
+pub const TRANSACTION_SUITE: &str = "OCRA-1:HOTP-SHA256-8:QA27-T1M";
 
 /// HKDF `info` of [`transaction_key`]. Changing it changes every transaction code.
 pub const TRANSACTION_KEY_INFO: &[u8] = b"otp-soft-token/v1/transaction-authentication/OCRA-1";
@@ -137,7 +142,7 @@ pub enum OcraError {
     /// The payee name must be 1..=48 characters without control characters.
     #[error("the payee name must be 1 to 48 characters without control characters")]
     PayeeName,
-    /// A QR payload was not a well-formed `OTX1` challenge.
+    /// A QR payload was not a well-formed `OTX2` challenge.
     #[error("the transaction challenge is malformed")]
     ChallengeFormat,
 }

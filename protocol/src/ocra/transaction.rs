@@ -184,7 +184,7 @@ pub fn transaction_suite() -> OcraSuite {
         hash: Algorithm::Sha256,
         digits: 8,
         counter: false,
-        question: QuestionFormat::Numeric,
+        question: QuestionFormat::Alphanumeric,
         question_len: 27,
         password: None,
         session_len: None,

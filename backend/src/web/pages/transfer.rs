@@ -568,7 +568,7 @@ mod tests {
     #[test]
     fn the_challenge_is_drawn_as_inline_svg() {
         let svg = super::challenge_svg(
-            "OTX1:10112231:999800000009:000112311234567000000150000:AAAAAAAAAAAAAAAAAAAAAAAAAA:ﾔﾏﾀﾞ ﾀﾛｳ",
+            "OTX2:10112231:999800000009:000112311234567000000150000:AAAAAAAAAAAAAAAAAAAAAAAAAA:ﾔﾏﾀﾞ ﾀﾛｳ",
         )
         .unwrap();
         assert!(svg.starts_with("<svg"), "{}", &svg[..40]);
