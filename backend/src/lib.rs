@@ -179,6 +179,8 @@ pub fn load_host_keys(cfg: &Config) -> anyhow::Result<(Vec<HostKey>, bool)> {
         let (name, key) = l
             .split_once(':')
             .with_context(|| format!("{}: expected name:key lines", path.display()))?;
+        crate::config::check_api_key(name, key)
+            .map_err(|why| anyhow::anyhow!("{}: {why}", path.display()))?;
         keys.push(HostKey::new(name, key));
     }
     Ok((keys, created))

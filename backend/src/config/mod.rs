@@ -99,6 +99,25 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// The one rule for a host API key, configured or in `host-api.key`: a `[A-Za-z0-9._-]+` name
+/// and at least 32 characters of key. The message names the key by its name, never the key.
+///
+/// # Errors
+/// What is wrong, in English.
+pub fn check_api_key(name: &str, key: &str) -> Result<(), String> {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        return Err("api key names must be [A-Za-z0-9._-]+".into());
+    }
+    if key.len() < 32 {
+        return Err(format!("api key {name:?} must be at least 32 characters"));
+    }
+    Ok(())
+}
+
 impl Config {
     /// Load from `path` (if given) and apply `OTP_*` environment overrides.
     ///
@@ -184,22 +203,7 @@ impl Config {
             .map_err(|_| ConfigError::Invalid("service_id must be 8 digits".into()))?;
         self.totp_params()?;
         for k in &self.api_keys {
-            if k.key.0.len() < 32 {
-                return Err(ConfigError::Invalid(format!(
-                    "api key {:?} must be at least 32 characters",
-                    k.name
-                )));
-            }
-            if k.name.is_empty()
-                || !k
-                    .name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-            {
-                return Err(ConfigError::Invalid(
-                    "api key names must be [A-Za-z0-9._-]+".into(),
-                ));
-            }
+            check_api_key(&k.name, &k.key.0).map_err(ConfigError::Invalid)?;
         }
         if self.body_limit < 1024 || self.body_limit > 1024 * 1024 {
             return Err(ConfigError::Invalid(

@@ -645,3 +645,42 @@ async fn ops_endpoints_and_openapi() {
         assert!(codes.iter().any(|x| x == c), "{c} undocumented");
     }
 }
+
+/// The keys in `host-api.key` meet the rules of configured keys (at least 32 characters, a
+/// `[A-Za-z0-9._-]+` name). Before, a line `ib:short` (or `ib:`, an empty key) loaded as is
+/// and `Bearer short` authenticated.
+#[tokio::test]
+async fn a_short_key_in_the_host_key_file_is_refused_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = TestDb::new(Db::Sqlite).await;
+    for (line, why) in [
+        ("ib:short\n", "a short key"),
+        ("ib:\n", "an empty key"),
+        (
+            "i b:0123456789abcdef0123456789abcdef\n",
+            "a name with a space",
+        ),
+    ] {
+        let mut cfg = config_for(&db);
+        cfg.api_keys = vec![];
+        let path = cfg.data_dir.join("host-api.key");
+        std::fs::write(&path, line).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let refused = backend::build_default(&cfg).await.err();
+        let msg = refused.map(|e| format!("{e:#}")).unwrap_or_default();
+        assert!(
+            msg.contains("host-api.key") && msg.contains("api key"),
+            "{why} is refused, naming the file: {msg:?}"
+        );
+        assert!(
+            !msg.contains("short"),
+            "the key itself is not repeated: {msg}"
+        );
+    }
+    // A well-formed file still serves.
+    let mut cfg = config_for(&db);
+    cfg.api_keys = vec![];
+    let path = cfg.data_dir.join("host-api.key");
+    std::fs::write(&path, "ib:0123456789abcdef0123456789abcdef\n").unwrap();
+    assert!(backend::build_default(&cfg).await.is_ok());
+}
