@@ -181,7 +181,8 @@ fn main() -> anyhow::Result<()> {
             ..Default::default()
         },
         // The seeding sets its tokens up through v1 in-process (v2 would add the app's Argon2id
-        // run, 19 MiB, per token); the measured server (`--server`) keeps the default, v1 off.
+        // run, 19 MiB, per token), so v1 is on here and in the in-process server measured with
+        // it (verification does not depend on it); `--server` runs the default, v1 off.
         app_api: backend::config::AppApiConfig {
             allow_v1_setup: true,
             ..Default::default()

@@ -229,15 +229,6 @@ pub async fn build(cfg: &Config, clock: Box<dyn Clock>) -> anyhow::Result<(AppSt
         metrics::Metrics::default(),
     );
     engine.check_keys().await?;
-    if !cfg.app_api.allow_v1_setup {
-        let dropped = engine.drop_unused_v1_hashes().await?;
-        if dropped > 0 {
-            tracing::info!(
-                issuances = dropped,
-                "provisioning v1 is off: dropped the v1 activation-password hashes of issuances v2 sets up"
-            );
-        }
-    }
     Ok((
         AppState::new(web::Shared {
             engine,

@@ -533,6 +533,17 @@ async fn staff_set_disabled(
 
 async fn serve(cfg: Config, me: &str) -> anyhow::Result<()> {
     let (state, startup) = backend::build_default(&cfg).await?;
+    // The server that serves without v1 drops what only v1 needs (not the CLI's commands: a
+    // command run with another configuration must not change what the servers keep).
+    if !cfg.app_api.allow_v1_setup {
+        let dropped = state.engine.drop_unused_v1_hashes().await?;
+        if dropped > 0 {
+            tracing::info!(
+                issuances = dropped,
+                "provisioning v1 is off: dropped the v1 activation-password hashes of issuances v2 sets up"
+            );
+        }
+    }
     // A first run: say how to add the first customer and staff member (or the demo).
     let (customers, staff) = state.engine.store().account_counts().await?;
     for hint in

@@ -167,6 +167,19 @@ impl Throttle {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_client_is_an_ipv4_address_or_an_ipv6_64() {
+        let net = |s: &str| client_network(s.parse().unwrap());
+        assert_eq!(net("192.0.2.7"), "192.0.2.7");
+        assert_eq!(net("::ffff:192.0.2.7"), "192.0.2.7", "IPv4-mapped");
+        assert_eq!(net("2001:db8:1:2::9"), "2001:db8:1:2::/64");
+        assert_eq!(
+            net("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            net("2001:db8:1:2::1")
+        );
+        assert_ne!(net("2001:db8:1:3::1"), net("2001:db8:1:2::1"));
+    }
+
     const T: Throttle = Throttle {
         max: 3,
         lock_seconds: Some(60),

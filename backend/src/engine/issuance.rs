@@ -183,7 +183,14 @@ impl Engine {
         let expires_at = issuance_expires_at(now, self.policy().issuance_ttl_days);
         let service_id = self.inner.cfg.service_id.as_str().to_owned();
         let credential = super::credential::ActivationCredential::parse(act_hash)?;
-        let act_hash = credential.phc;
+        // The v1 hash is kept only while v1 is served: a credential made while it was (a draft
+        // or a staff request waiting across a restart) loses it here, where v2 can set the
+        // token up. A bare hash from before v2 is the token's only credential and stays.
+        let act_hash = if self.inner.cfg.v1_setup || credential.v2.is_none() {
+            credential.phc
+        } else {
+            ""
+        };
         let user_id = match &credential.v2 {
             // The OPAQUE record is bound to the user ID chosen with it. Taken means this very
             // credential was issued already (a double submit that lost the race).

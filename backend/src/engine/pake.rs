@@ -3,8 +3,9 @@
 //! only the app that knows the password can derive.
 //!
 //! - At issuance ([`Engine::activation_credential`]) the server, which holds the password the
-//!   customer just typed, makes the issuance's OPAQUE record (bound to a user ID chosen then)
-//!   beside the v1 Argon2 hash; afterwards only those are kept.
+//!   customer just typed, makes the issuance's OPAQUE record (bound to a user ID chosen then),
+//!   and the v1 Argon2 hash beside it only while v1 is served; afterwards only those are kept,
+//!   the hash until setup (or voiding) clears it.
 //! - `start` counts one of the issuance's activation attempts with the engine's one rule
 //!   (`setup_refusal` and the conditional `count_activation_attempt`, as v1 does) and records the
 //!   sealed exchange in the same transaction: an exchange that never finishes (wrong password,

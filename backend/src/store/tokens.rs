@@ -312,7 +312,8 @@ impl Tx<'_> {
         now: i64,
     ) -> Result<bool> {
         Ok(sqlx::query(
-            "UPDATE tokens SET state = 'voided', voided_at = $1, void_reason = $2 WHERE id = $3 AND state = $4",
+            "UPDATE tokens SET state = 'voided', voided_at = $1, void_reason = $2, activation_password_hash = '' \
+             WHERE id = $3 AND state = $4",
         )
         .bind(now)
         .bind(reason)

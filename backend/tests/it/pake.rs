@@ -601,6 +601,28 @@ async fn with_v1_off_an_issuance_keeps_no_password_hash(db: Db) {
         .await
         .unwrap_err();
     assert_eq!(err.code(), "SETUP_V1_NOT_REGISTERED");
+    // Over HTTP, from a server on the same database with v1 turned on.
+    let mut v1_on = s.env.cfg.clone();
+    v1_on.app_api.allow_v1_setup = true;
+    let (state, _) = backend::build(&v1_on, Box::new(s.env.clock.clone()))
+        .await
+        .unwrap();
+    let base = listen(&state).await;
+    let res = s
+        .http
+        .post(format!("{base}/app/v1/setup"))
+        .json(&json!({
+            "service_id": "10112231",
+            "user_id": uid,
+            "activation_password": RIGHT,
+            "device": {"platform": "android", "model": "Pixel 8", "os_version": "15", "app_version": "1.0.0"}
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(code_of(&v), "SETUP_V1_NOT_REGISTERED");
     assert_eq!(s.failures(&uid).await, 0, "no attempt spent");
     let (secret, _) = full_setup(&s, &uid).await;
     let r = s
@@ -647,36 +669,122 @@ async fn the_v1_hash_goes_once_the_token_is_set_up(db: Db) {
     env.engine.open_link(&uid, &host()).await.unwrap();
     env.provision_v2(&uid, "1234").await.unwrap();
     assert_eq!(row(uid).await.activation_password_hash, "", "v2 setup");
+    // An issuance that expired unused is voided by the next application: its hash goes too.
+    env.customer("pake16").await;
+    let first = env.issue("pake16").await;
+    env.clock.advance(8 * 86_400);
+    env.issue("pake16").await;
+    let voided = row(first).await;
+    assert_eq!(voided.state.as_str(), "voided");
+    assert_eq!(voided.activation_password_hash, "", "voided");
 }
 
-/// Issuances made while v1 was on keep their hash only until the server starts with v1 off:
-/// then the hashes of tokens v2 can set up are dropped, and v2 still sets them up.
-async fn starting_with_v1_off_drops_the_hashes_v2_does_not_need(db: Db) {
+/// The row's kept v1 hash, read from the store of `engine`.
+async fn kept_hash(engine: &backend::engine::Engine, uid: &str) -> String {
+    engine
+        .store()
+        .token_by_user_id(uid)
+        .await
+        .unwrap()
+        .unwrap()
+        .activation_password_hash
+}
+
+/// Issuances made while v1 was on keep their hash only until a server starts with v1 off (the
+/// real `serve`): then the hashes of tokens v2 can set up are dropped, and v2 still sets them
+/// up. A token issued before v2 (a bare hash, no OPAQUE record) keeps its only credential.
+async fn serving_with_v1_off_drops_the_hashes_v2_does_not_need(db: Db) {
     let env = Env::new(db).await;
     env.customer("pake13").await;
     let uid = env.issue("pake13").await;
     env.engine.open_link(&uid, &host()).await.unwrap();
+    env.customer("pake14").await;
+    let cid = crate::staff::customer_id(&env, "pake14").await;
+    let bare = env.engine.hash_password(z("5678")).await.unwrap();
+    let (old, _) = env
+        .engine
+        .issue_hashed(cid, "old@example.jp", &bare, None, &host())
+        .await
+        .unwrap();
+    assert!(kept_hash(&env.engine, &uid).await.starts_with("$argon2"));
+    // A CLI command with v1 off (its default) changes nothing: only a serving server drops.
+    let mut v1_off = env.cfg.clone();
+    v2_only(&mut v1_off);
+    let (other, _) = backend::build(&v1_off, Box::new(env.clock.clone()))
+        .await
+        .unwrap();
+    drop(other);
+    assert!(kept_hash(&env.engine, &uid).await.starts_with("$argon2"));
+    let server = crate::process::Proc::start(&env.db, &[]).await;
+    assert_eq!(
+        kept_hash(&env.engine, &uid).await,
+        "",
+        "dropped at start-up"
+    );
+    assert_eq!(
+        kept_hash(&env.engine, &old.user_id).await,
+        bare,
+        "pre-v2: kept"
+    );
+    assert!(server
+        .logs
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("dropped the v1 activation-password hashes")));
+    drop(server);
+    env.provision_v2(&uid, "1234").await.unwrap();
+}
+
+/// A staff request queued while v1 was on carries the v1 hash in its credential; approved by a
+/// server with v1 off, the new token keeps none (and v2 sets it up with the generated password).
+async fn a_request_queued_with_v1_on_and_approved_with_v1_off_keeps_no_hash(db: Db) {
+    use backend::engine::staff::{PasswordChoice, StaffDone};
+    let env = Env::with_config(db, |c| c.staff.four_eyes = true).await;
+    let (uid, _) = env.active_token("pake15").await;
+    let sup = crate::staff::staff(&env, "sup0001", "supervisor").await;
+    let second = crate::staff::staff(&env, "sup0002", "supervisor").await;
+    let cid = crate::staff::customer_id(&env, "pake15").await;
+    let r = env
+        .engine
+        .staff_reprovision(
+            &sup,
+            cid,
+            Some(&uid),
+            "new phone",
+            PasswordChoice::Generated,
+            Some("new@example.jp"),
+            None,
+        )
+        .await
+        .unwrap();
+    let password = r.generated_password.unwrap();
+    let StaffDone::Requested { request_id } = r.done else {
+        panic!("four eyes: a request waits for a second supervisor")
+    };
     let mut cfg = env.cfg.clone();
     v2_only(&mut cfg);
     let (state, _) = backend::build(&cfg, Box::new(env.clock.clone()))
         .await
-        .expect("build with v1 off");
-    let row = state
+        .unwrap();
+    let new_uid = state
         .engine
-        .store()
-        .token_by_user_id(&uid)
+        .staff_approve(&second, request_id, None)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(row.activation_password_hash, "");
-    assert_eq!(row.state.as_str(), "link_opened");
-    env.provision_v2(&uid, "1234").await.unwrap();
+    assert_eq!(kept_hash(&state.engine, &new_uid).await, "");
+    state.engine.open_link(&new_uid, &host()).await.unwrap();
+    setup_v2(&state.engine, &cfg.issuer, &new_uid, password.as_str())
+        .await
+        .unwrap();
 }
 
 both_dbs!(
     with_v1_off_an_issuance_keeps_no_password_hash,
     the_v1_hash_goes_once_the_token_is_set_up,
-    starting_with_v1_off_drops_the_hashes_v2_does_not_need,
+    serving_with_v1_off_drops_the_hashes_v2_does_not_need,
+    a_request_queued_with_v1_on_and_approved_with_v1_off_keeps_no_hash,
     a_setup_provisions_once_with_the_secret_sealed,
     a_recording_does_not_open_the_secret_even_with_the_password,
     a_man_in_the_middle_is_detected_and_counted,

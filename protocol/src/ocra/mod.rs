@@ -34,7 +34,7 @@
 //!   field, and a code for 0001-001-当座-0123456 ¥1,000 also confirmed 0016-019-当座-1975296
 //!   ¥16,000 (`protocol/tests/ocra.rs`). The QR's prefix went from `OTX1` to `OTX2` with it,
 //!   so an app still computing the numeric form refuses the new QR instead of showing a code
-//!   the server refuses.
+//!   the server refuses (its typed path cannot tell: app and server change together).
 //!   The payee *name* is not in the question: money moves by the account, not the name (the
 //!   receiving bank checks names), and a name cannot be typed on a keypad.
 //! - **T1M**: the 60-second time step of the TOTP profile, so the app shows one code with a

@@ -1,5 +1,6 @@
 //! Staff login (issue 12, item 3): password and a second factor of the member's own, under the
-//! customers' password lockout rule per account and per client address.
+//! customers' password lockout rule per account and per client address (an IPv4 address or an
+//! IPv6 /64, `domain::throttle::client_network`).
 //!
 //! A member logs in with their password and the current code of a TOTP of their own
 //! (`domain::staff::STAFF_TOTP`), provisioned by `otp-backend staff add` (or renewed by
