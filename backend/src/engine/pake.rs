@@ -269,8 +269,7 @@ impl Engine {
             // The engine's one attempt rule (as v1): counted only if nobody counted meanwhile
             // and the token still awaits setup; the exchange is recorded in the same
             // transaction, so it exists exactly when its attempt was counted.
-            if tx
-                .count_activation_attempt(row.id, row.activation_failures)
+            if super::provision::count_setup_attempt(&mut tx, &row, max, now, EXCHANGE_TTL_SECS)
                 .await?
             {
                 if !tx
@@ -298,13 +297,9 @@ impl Engine {
                     .await;
                     return Err(err);
                 }
-                // The last allowed attempt: the issuance ends with its exchange's window, so
-                // five starts never finished leave nothing awaiting setup (v1 voids at the
-                // fifth wrong password; here a wrong one is never told).
-                if row.activation_failures + 1 >= i64::from(max) {
-                    tx.end_issuance_by(row.id, now.saturating_add(EXCHANGE_TTL_SECS))
-                        .await?;
-                }
+                // The last allowed attempt ended the issuance with its exchange's window
+                // (`count_setup_attempt`): five starts never finished leave nothing awaiting
+                // setup (a wrong password is never told here).
                 let detail = serde_json::json!({
                     "protocol": "v2",
                     "step": "start",

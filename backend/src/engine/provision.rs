@@ -31,6 +31,40 @@ pub(super) fn setup_refusal_of(
     Ok(setup_refusal(view, max_attempts, now))
 }
 
+/// Seconds the last allowed v1 attempt has to be answered: its password check (queued behind
+/// at most a few others, then one Argon2 run). Past it, an attempt never answered (the check
+/// failed, the process stopped) has ended the issuance.
+pub(super) const V1_ATTEMPT_WINDOW_SECS: i64 = 60;
+
+/// Count one activation attempt on `row`, in `tx` (the engine's one attempt rule, for v1 and
+/// v2): only if nobody counted meanwhile and the token still awaits setup. The last allowed
+/// attempt also ends the issuance once its `window` passes, so an attempt never answered (v1:
+/// a password check that failed, a process stopped; v2: an exchange never finished) leaves
+/// nothing awaiting setup: the next application voids it as dead instead of waiting out the
+/// issuance's days. Returns whether it was counted.
+///
+/// # Errors
+/// The database is unavailable.
+pub(super) async fn count_setup_attempt(
+    tx: &mut crate::store::Tx<'_>,
+    row: &TokenRow,
+    max: u32,
+    now: i64,
+    window: i64,
+) -> Result<bool> {
+    if !tx
+        .count_activation_attempt(row.id, row.activation_failures)
+        .await?
+    {
+        return Ok(false);
+    }
+    if row.activation_failures + 1 >= i64::from(max) {
+        tx.end_issuance_by(row.id, now.saturating_add(window))
+            .await?;
+    }
+    Ok(true)
+}
+
 /// What provisioning returns to the app: the secret, once.
 #[derive(Debug)]
 pub struct Provisioned {
@@ -99,10 +133,7 @@ impl Engine {
                 tx.commit().await?;
                 return Err(err);
             }
-            if tx
-                .count_activation_attempt(row.id, row.activation_failures)
-                .await?
-            {
+            if count_setup_attempt(&mut tx, &row, max, now, V1_ATTEMPT_WINDOW_SECS).await? {
                 tx.commit().await?;
                 attempts = Some(row.activation_failures + 1);
                 break;

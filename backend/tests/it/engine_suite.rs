@@ -25,6 +25,7 @@ both_dbs!(
     a_batch_writes_only_what_landed,
     password_guessing_locks_the_customer,
     a_right_login_does_not_clear_confirmation_guesses,
+    a_last_setup_attempt_never_answered_ends_the_issuance,
 );
 
 async fn lifecycle_end_to_end(db: Db) {
@@ -1251,4 +1252,85 @@ async fn sqlx_audit(env: &Env, customer_id: i64) -> Vec<(String, String)> {
         .into_iter()
         .map(|a| (a.action, a.outcome))
         .collect()
+}
+
+/// The fifth (last) v1 activation attempt is counted, and then never answered: the request
+/// ended while its password was being checked (a stopped process, a check that failed). Before,
+/// the issuance stayed "awaiting setup" until its seven days ran out: every setup heard "dead",
+/// and the customer could not apply again ("a token is already issued"). Now the last attempt
+/// ends the issuance when its window passes, and the next application voids it as dead.
+async fn a_last_setup_attempt_never_answered_ends_the_issuance(db: Db) {
+    // A slow password check, so the request can be ended while it runs.
+    let env = Env::with_config(db, |c| {
+        c.argon2 = backend::config::Argon2Config {
+            memory_kib: 65_536,
+            iterations: 4,
+            parallelism: 1,
+        }
+    })
+    .await;
+    env.customer("dead01").await;
+    let uid = env.issue("dead01").await;
+    env.engine.open_link(&uid, &host()).await.unwrap();
+    let setup = |pw: &'static str| {
+        let engine = env.engine.clone();
+        let uid = uid.clone();
+        async move {
+            engine
+                .provision(
+                    &ServiceId::parse("10112231").unwrap(),
+                    &UserId::parse(&uid).unwrap(),
+                    z(pw),
+                    &device(),
+                    &Actor::new("app", None),
+                )
+                .await
+        }
+    };
+    for _ in 0..4 {
+        assert!(setup("9999").await.is_err());
+    }
+    let row = |uid: String| {
+        let store = env.engine.store().clone();
+        async move { store.token_by_user_id(&uid).await.unwrap().unwrap() }
+    };
+    let fifth = tokio::spawn(setup("9999"));
+    // Counted (committed before the password is checked); then the request ends.
+    let mut counted = false;
+    for _ in 0..2000 {
+        if row(uid.clone()).await.activation_failures == 5 {
+            counted = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    fifth.abort();
+    assert!(counted, "the fifth attempt was counted");
+    let _ = fifth.await;
+    assert_eq!(
+        row(uid.clone()).await.state,
+        TokenState::LinkOpened,
+        "ended before its answer: nothing voided it"
+    );
+    // Within its window the issuance still stands (a slow check may yet answer)...
+    let again = env
+        .engine
+        .issue_token("dead01", "taro@example.jp", z("1234"), &host())
+        .await;
+    assert!(
+        matches!(
+            again,
+            Err(EngineError::Domain(DomainError::LiveTokenExists(_)))
+        ),
+        "{again:?}"
+    );
+    // ...and once it has passed, the customer applies again, the old one dead.
+    env.clock.advance(61);
+    env.engine
+        .issue_token("dead01", "taro@example.jp", z("1234"), &host())
+        .await
+        .unwrap();
+    let old = row(uid).await;
+    assert_eq!(old.state, TokenState::Voided);
+    assert_eq!(old.void_reason.as_deref(), Some("activation_failures"));
 }
