@@ -157,17 +157,14 @@ impl Engine {
         if let Some(key) = request_key {
             tx.set_token_request_key(new.token_id, key).await?;
         }
-        if waived {
-            tx.set_reissue_waived(customer.id, false).await?;
-        }
         tx.commit().await?;
         Ok((new.issued, new.url))
     }
 
     /// A new issuance in the caller's transaction, once the caller has applied the next-day
     /// rule: a fresh user ID, the token, its download link and the mail carrying it in the
-    /// outbox, and the `issue` audit event (with `detail`). Used by the customer's issuance
-    /// and by a staff reprovision.
+    /// outbox, the `issue` audit event (with `detail`), and a staff waiver of the next-day rule
+    /// spent. Used by the customer's issuance and by a staff reprovision.
     #[allow(clippy::too_many_arguments)] // reason: one issuance's fields, all required
     pub(crate) async fn insert_issuance(
         &self,
@@ -214,6 +211,9 @@ impl Engine {
                 user_id
             }
         };
+        // A staff waiver of the next-day rule is for one issuance: whichever comes next (the
+        // customer's, or a staff reissue with a generated password) spends it.
+        tx.set_reissue_waived(customer_id, false).await?;
         let token_id = match tx
             .insert_token(&NewToken {
                 customer_id,

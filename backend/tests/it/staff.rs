@@ -24,6 +24,7 @@ both_dbs!(
     resend_setup_mail_gives_a_fresh_link_and_kills_the_old,
     revoke_stops_verification_at_once,
     reprovision_for_the_customer_waives_the_next_day_rule,
+    a_waiver_is_spent_by_whichever_issuance_comes_next,
     four_eyes_needs_a_second_supervisor,
     console_sessions_are_apart_from_customer_sessions,
     search_timeline_paging_and_csv_export,
@@ -345,6 +346,71 @@ async fn reprovision_for_the_customer_waives_the_next_day_rule(db: Db) {
     assert!(audit
         .iter()
         .any(|a| a.action == "reprovision" && a.actor == format!("staff:{}", sup.id)));
+}
+
+/// The next-day rule's waiver (a staff reissue for which the customer chooses the password) is
+/// for one issuance: a staff reissue with a generated password that comes first spends it too.
+/// Before, the waiver stayed, and the customer could apply again on the day they ended OTP use.
+async fn a_waiver_is_spent_by_whichever_issuance_comes_next(db: Db) {
+    let env = Env::new(db).await;
+    let sup = staff(&env, "sup0001", "supervisor").await;
+    let (uid, _) = env.active_token("taro0001").await;
+    let cid = customer_id(&env, "taro0001").await;
+    env.engine
+        .staff_reprovision(
+            &sup,
+            cid,
+            Some(&uid),
+            "new phone, customer sets the password",
+            PasswordChoice::Customer,
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    // The customer came to the counter instead: a generated password.
+    let r = env
+        .engine
+        .staff_reprovision(
+            &sup,
+            cid,
+            Some(&uid),
+            "at the counter after all",
+            PasswordChoice::Generated,
+            Some("taro@example.jp"),
+            None,
+        )
+        .await
+        .unwrap();
+    let password = r.generated_password.unwrap();
+    let StaffDone::Applied {
+        new_user_id: Some(new_uid),
+    } = r.done
+    else {
+        panic!("applied at once (four eyes off)")
+    };
+    env.engine.open_link(&new_uid, &host()).await.unwrap();
+    let secret = env.provision_v2(&new_uid, password.as_str()).await.unwrap();
+    env.clock.advance(60);
+    for purpose in [Purpose::Activation, Purpose::Deactivation] {
+        let r = env
+            .engine
+            .verify(&new_uid, env.code(&secret, 0), purpose, host())
+            .await
+            .unwrap();
+        assert_eq!(r.result, Outcome::Ok, "{purpose:?}");
+        env.clock.advance(60);
+    }
+    let e = env
+        .engine
+        .issue_token("taro0001", "taro@example.jp", z("5678"), &host())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code_of(e),
+        "REISSUE_NEXT_DAY",
+        "the waiver went with the reissue"
+    );
 }
 
 async fn four_eyes_needs_a_second_supervisor(db: Db) {
