@@ -126,8 +126,14 @@ pub enum MailPasswordFor<'a> {
     Issue {
         new_email: &'a str,
     },
+    /// A transfer: the payee's name as typed, the account the money goes to (Zengin codes:
+    /// bank 4 digits, branch 3, type `1` 普通 / `2` 当座, number 7) and the amount.
     Transfer {
         payee: &'a str,
+        bank_code: &'a str,
+        branch_code: &'a str,
+        account_type: &'a str,
+        account_number: &'a str,
         amount: i64,
     },
     EmailChange {
@@ -162,9 +168,25 @@ pub fn mail_password(
             "【メール通知パスワード】トークン発行のお手続き",
             format!("お手続き：ソフトウェアトークン発行\n送付先スマートフォンメールアドレス：{new_email}"),
         ),
-        MailPasswordFor::Transfer { payee, amount } => (
+        MailPasswordFor::Transfer {
+            payee,
+            bank_code,
+            branch_code,
+            account_type,
+            account_number,
+            amount,
+        } => (
             "【メール通知パスワード】お振込のお手続き",
-            format!("お手続き：振込\n振込先：{payee}\n振込金額：{}円", yen(amount)),
+            // The account, not only the name typed beside it: a familiar name on another
+            // account is what a tampered request looks like.
+            format!(
+                "お手続き：振込\n振込先：{payee}\n\
+                 振込先口座：金融機関コード {bank_code} 支店コード {branch_code} {} {account_number}\n\
+                 振込金額：{}円\n\
+                 振込先口座がお客様のご依頼と異なる場合は、このパスワードを入力せず、{we}までご連絡ください。",
+                if account_type == "2" { "当座" } else { "普通" },
+                yen(amount)
+            ),
         ),
         MailPasswordFor::EmailChange { new_email } => (
             "【メール通知パスワード】メールアドレス変更のお手続き",
@@ -227,6 +249,10 @@ mod tests {
             "01234567",
             MailPasswordFor::Transfer {
                 payee: "テスト商事",
+                bank_code: "0001",
+                branch_code: "123",
+                account_type: "2",
+                account_number: "7654321",
                 amount: 1_500_000,
             },
             1_795_575_630,
@@ -234,6 +260,12 @@ mod tests {
         );
         assert!(m.body.contains("01234567"));
         assert!(m.body.contains("振込先：テスト商事"), "{}", m.body);
+        assert!(
+            m.body
+                .contains("振込先口座：金融機関コード 0001 支店コード 123 当座 7654321"),
+            "{}",
+            m.body
+        );
         assert!(m.body.contains("1,500,000円"), "{}", m.body);
         assert!(
             m.body.contains("2026年11月25日 12:00"),

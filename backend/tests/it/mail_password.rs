@@ -308,6 +308,10 @@ async fn mailed_password_is_single_use_bound_to_its_session_and_ends_at_logout(d
     let me = Actor::new("customer", None);
     let what = MailPasswordFor::Transfer {
         payee: "テスト商事",
+        bank_code: "0001",
+        branch_code: "123",
+        account_type: "1",
+        account_number: "1234567",
         amount: 1000,
     };
     let sent = env
@@ -549,7 +553,7 @@ pub(crate) async fn transfer_confirm(b: &Browser, payee: &str, amount: &str) -> 
     b.get("/transfer/confirm").await
 }
 
-/// A new payee needs it (the mail names payee and amount), a payee used before does not; an
+/// A new payee needs it (the mail names payee, account and amount), a payee used before does not; an
 /// e-mail change needs it, sent to the OLD address; a customer using OTP never gets one.
 async fn new_payees_and_email_changes_need_it_unless_otp_is_in_use(db: Db) {
     let srv = Server::start(db, |_| {}).await;
@@ -572,6 +576,13 @@ async fn new_payees_and_email_changes_need_it_unless_otp_is_in_use(db: Db) {
         "{}",
         m.body
     );
+    // The account the money goes to, not only the name typed beside it (malware in the browser
+    // can keep a familiar name and change the account): bank, branch, type and number.
+    let account = format!(
+        "振込先口座：金融機関コード 0001 支店コード 123 普通 {}",
+        account_of("ｼﾝｷ ｼﾖｳｼﾞ")
+    );
+    assert!(m.body.contains(&account), "{account} in {}", m.body);
     let code = mailed_password(&mails);
     let post = |page: &Page, mailed: Option<String>| {
         let mut form = vec![

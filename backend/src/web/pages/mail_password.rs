@@ -100,13 +100,21 @@ fn what_of(draft: &Value) -> Option<(MailPurpose, MailPasswordFor<'_>)> {
                 new_email: s("email")?,
             },
         )),
-        "transfer" => Some((
-            MailPurpose::Transfer,
-            MailPasswordFor::Transfer {
-                payee: draft.get("payee")?.get("name")?.as_str()?,
-                amount: draft.get("amount").and_then(Value::as_i64)?,
-            },
-        )),
+        "transfer" => {
+            let payee = draft.get("payee")?;
+            let field = |k: &str| payee.get(k).and_then(Value::as_str);
+            Some((
+                MailPurpose::Transfer,
+                MailPasswordFor::Transfer {
+                    payee: field("name")?,
+                    bank_code: field("bank_code")?,
+                    branch_code: field("branch_code")?,
+                    account_type: field("account_type")?,
+                    account_number: field("account_number")?,
+                    amount: draft.get("amount").and_then(Value::as_i64)?,
+                },
+            ))
+        }
         "email" => Some((
             MailPurpose::EmailChange,
             MailPasswordFor::EmailChange {
