@@ -28,6 +28,8 @@ both_dbs!(
     concurrent_transfers_cannot_together_pass_the_daily_limit,
     the_screens_ask_for_it_and_refuse_a_changed_account,
     the_host_api_verifies_transaction_codes,
+    a_double_submitted_confirmation_is_one_transfer_and_no_alarm,
+    a_double_submitted_login_code_is_no_alarm,
 );
 
 fn tx(account: &str, amount: u64) -> Transaction {
@@ -532,4 +534,88 @@ async fn the_host_api_verifies_transaction_codes(db: Db) {
     );
     let (_, v) = s.post(&path, body(&code, "1234567")).await;
     assert_eq!(v["result"].as_str(), Some("replayed"));
+}
+
+/// 確定する pressed twice (two requests at once, the same form and code): one transfer, both
+/// answers lead to its done screen, and no "your code was used again" alarm goes to the
+/// customer. Before, the second request's code was a replay: an error page for a transfer that
+/// was made, and a mail telling the customer a third party may know their password.
+async fn a_double_submitted_confirmation_is_one_transfer_and_no_alarm(db: Db) {
+    let srv = Server::start(db, |_| {}).await;
+    let env = &srv.env;
+    let (_, secret) = env.active_token("txd00001").await;
+    let cid = customer_id(env, "txd00001").await;
+    let b = srv.browser();
+    login_with_otp(env, &b, "txd00001", &secret).await;
+    let account = account_of("ﾀﾞﾌﾞﾙ ｸﾘﾂｸ");
+    let r = enter(
+        &b,
+        &[
+            ("bank_code", "0001"),
+            ("branch_code", "123"),
+            ("account_type", "1"),
+            ("account_number", &account),
+            ("payee", "ﾀﾞﾌﾞﾙ ｸﾘﾂｸ"),
+            ("amount", "2000"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        r.location.as_deref(),
+        Some("/transfer/confirm"),
+        "{}",
+        r.body
+    );
+    let page = b.get("/transfer/confirm").await;
+    let code = tx_code(env, &secret, &tx(&account, 2000));
+    let (first, second) = tokio::join!(commit(&b, &page, &code), commit(&b, &page, &code));
+    for r in [&first, &second] {
+        assert_eq!(r.location.as_deref(), Some("/transfer/done"), "{}", r.body);
+    }
+    assert_eq!(env.engine.store().transfers(cid).await.unwrap().len(), 1);
+    let mails = crate::mail_password::outbox(env).await;
+    assert!(
+        mails.iter().all(|m| m.kind != "notice_replayed"),
+        "no alarm for a double click: {:?}",
+        mails.iter().map(|m| &m.kind).collect::<Vec<_>>()
+    );
+}
+
+/// The login's OTP step sent twice at once: one logs in; the other finds its session replaced
+/// by the logged-in one and is sent to the login screen, not shown a replayed code, and no
+/// alarm mail goes out (before: 422 "already used" and the alarm).
+async fn a_double_submitted_login_code_is_no_alarm(db: Db) {
+    let srv = Server::start(db, |_| {}).await;
+    let env = &srv.env;
+    let (_, secret) = env.active_token("txd00002").await;
+    let b = srv.browser();
+    let form = b.get("/login").await;
+    let r = b
+        .post(
+            "/login",
+            &[
+                ("csrf", &form.input("csrf")),
+                ("login_id", "txd00002"),
+                ("password", "loginpass1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.location.as_deref(), Some("/login/otp"));
+    env.clock.advance(60);
+    let otp = b.get("/login/otp").await;
+    let (csrf, code) = (otp.input("csrf"), env.code(&secret, 0));
+    let fields = [("csrf", csrf.as_str()), ("code", code.as_str())];
+    let (first, second) =
+        tokio::join!(b.post("/login/otp", &fields), b.post("/login/otp", &fields));
+    let mut places = vec![first.location.clone(), second.location.clone()];
+    places.sort();
+    assert_eq!(
+        places,
+        vec![Some("/login".to_owned()), Some("/top".to_owned())],
+        "{} / {}",
+        first.body,
+        second.body
+    );
+    let mails = crate::mail_password::outbox(env).await;
+    assert!(mails.iter().all(|m| m.kind != "notice_replayed"));
 }

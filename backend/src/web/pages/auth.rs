@@ -209,6 +209,10 @@ pub async fn otp(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let lang = lang_of(&headers);
+    // A double submit waits for the first, then finds this session replaced by the logged-in
+    // one (and is sent to log in again, not shown a replayed code).
+    let site = st.site.clone();
+    let _turn = site.one_at_a_time(&headers, "login-otp").await;
     let sess = match otp_session(&st, &headers).await {
         Ok(s) => s,
         Err(r) => return r,

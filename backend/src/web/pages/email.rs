@@ -186,6 +186,9 @@ pub async fn commit(
     ip: ClientIp,
     Form(form): Form<HashMap<String, String>>,
 ) -> Page {
+    // A double submit waits for the first, then finds the draft done.
+    let site = st.site.clone();
+    let _turn = site.one_at_a_time(&headers, "email").await;
     let mut c = ctx(st, &headers).await?;
     c.csrf(&form)?;
     let Some(d) = c.email_draft() else {

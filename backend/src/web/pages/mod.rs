@@ -47,6 +47,51 @@ pub struct Site {
     words: [BTreeMap<&'static str, String>; 2],
     /// Cookies get `Secure` (served over TLS).
     pub secure: bool,
+    /// The steps a customer confirms with a one-time code, one request at a time per session.
+    pub(crate) one_at_a_time: OneAtATime,
+}
+
+/// One request at a time per session and step, for the steps a one-time code confirms (login's
+/// OTP step, 確定する of a transfer or an e-mail change, BOK001, BOS001): 確定する pressed twice
+/// sends two requests at once with the same code, and the second, run beside the first, met
+/// the first's code as a replay (an error page for a step that succeeded, and an alarm mail).
+/// Waiting for the first, it finds the step done (each handler looks first, once it is its
+/// turn) and answers as the first did. In this process's memory: a double click reaches the
+/// instance its connection is held by; across instances the replay rule still holds.
+#[derive(Default)]
+pub(crate) struct OneAtATime {
+    turns: std::sync::Mutex<HashMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>>,
+}
+
+impl OneAtATime {
+    /// Wait for this session's turn at `step` (no session cookie: no wait; the handler refuses
+    /// such a request anyway). The turn lasts as long as the guard.
+    pub(crate) async fn turn(
+        &self,
+        headers: &HeaderMap,
+        cookie_name: &str,
+        step: &str,
+    ) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        let sid = crate::web::session::cookie(headers, cookie_name)?;
+        let key = format!("{}:{step}", crate::web::session::hash_id(&sid));
+        let turn = {
+            let mut turns = self
+                .turns
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Only sessions with a request in a step are kept.
+            turns.retain(|_, t| t.strong_count() > 0);
+            match turns.get(&key).and_then(std::sync::Weak::upgrade) {
+                Some(t) => t,
+                None => {
+                    let t = std::sync::Arc::new(tokio::sync::Mutex::new(()));
+                    turns.insert(key, std::sync::Arc::downgrade(&t));
+                    t
+                }
+            }
+        };
+        Some(turn.lock_owned().await)
+    }
 }
 
 impl std::fmt::Debug for Site {
@@ -182,7 +227,18 @@ impl Site {
             bank: bank.clone(),
             words: [fill(Lang::Ja), fill(Lang::En)],
             secure: public_url.starts_with("https://"),
+            one_at_a_time: OneAtATime::default(),
         })
+    }
+
+    /// Wait for this customer session's turn at `step` ([`OneAtATime`]).
+    pub(crate) async fn one_at_a_time(
+        &self,
+        headers: &HeaderMap,
+        step: &str,
+    ) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        let name = crate::web::session::CUSTOMER_SID.get(self.secure);
+        self.one_at_a_time.turn(headers, name, step).await
     }
 
     /// Render a template; a rendering failure is an internal error page.

@@ -240,6 +240,9 @@ pub async fn bok001(
     ip: ClientIp,
     Form(form): Form<HashMap<String, String>>,
 ) -> Page {
+    // A double submit waits for the first, then finds the token in use (BOP001 says so).
+    let site = st.site.clone();
+    let _turn = site.one_at_a_time(&headers, "otp-state").await;
     let c = ctx(st, &headers).await?;
     c.csrf(&form)?;
     let ov = c.overview().await?;
@@ -311,6 +314,9 @@ pub async fn bos001(
     ip: ClientIp,
     Form(form): Form<HashMap<String, String>>,
 ) -> Page {
+    // A double submit waits for the first, then finds OTP use ended (BOP001 says so).
+    let site = st.site.clone();
+    let _turn = site.one_at_a_time(&headers, "otp-state").await;
     let c = ctx(st, &headers).await?;
     c.csrf(&form)?;
     let ov = c.overview().await?;

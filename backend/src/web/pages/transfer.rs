@@ -425,6 +425,8 @@ pub async fn commit(
     ip: ClientIp,
     Form(form): Form<HashMap<String, String>>,
 ) -> Page {
+    let site = st.site.clone();
+    let _turn = site.one_at_a_time(&headers, "transfer").await;
     let mut c = ctx(st, &headers).await?;
     c.csrf(&form)?;
     let Some(d) = c.draft() else {
