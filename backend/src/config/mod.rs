@@ -227,6 +227,14 @@ impl Config {
                 "web.session_idle_secs must be >= 60 and web.link_ttl_days >= 1".into(),
             ));
         }
+        if self.web.login_failures_per_client == 0
+            || !(60..=86_400).contains(&self.web.login_failures_window_secs)
+        {
+            return Err(ConfigError::Invalid(
+                "web.login_failures_per_client must be >= 1 and web.login_failures_window_secs 60..=86400"
+                    .into(),
+            ));
+        }
         if self.verify.max_batch == 0 || self.verify.max_batch > 4096 {
             return Err(ConfigError::Invalid(
                 "verify.max_batch must be 1..=4096".into(),

@@ -170,6 +170,44 @@ impl RateLimiter {
         Admission::Limited { retry_after, first }
     }
 
+    /// Whether `key` is at `limit` now, without counting an attempt: the seconds until it is
+    /// not (the oldest counted attempt leaves the window), and whether this refusal is the
+    /// first in a window's length (the one to audit). For limits on failures: look before the
+    /// attempt, count ([`RateLimiter::check`]) only a failed one.
+    pub fn limited(&self, key: &str, limit: u32, now: u64) -> Option<(u64, bool)> {
+        let window = self.window_secs;
+        let limit = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
+        let mut map = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let e = map.get_mut(key)?;
+        let in_window = e
+            .admitted
+            .iter()
+            .filter(|t| t.saturating_add(window) > now)
+            .count();
+        if in_window < limit {
+            return None;
+        }
+        let oldest = e
+            .admitted
+            .iter()
+            .find(|t| t.saturating_add(window) > now)
+            .copied()
+            .unwrap_or(now);
+        let first = e
+            .audited_refusal
+            .is_none_or(|t| t.saturating_add(window) <= now);
+        if first {
+            e.audited_refusal = Some(now);
+        }
+        Some((
+            oldest.saturating_add(window).saturating_sub(now).max(1),
+            first,
+        ))
+    }
+
     /// Forget keys with nothing in the window; if that is not enough, the least recently seen
     /// tenth of the table (so the next inserts are cheap: the scan is paid once per tenth).
     fn make_room(&self, map: &mut HashMap<String, Entry>, now: u64) {
@@ -205,7 +243,7 @@ impl RateLimiter {
 }
 
 /// The rate-limit key of a client address (see [`super::client_ip::limit_key`]).
-fn client_key(ip: Option<&str>) -> String {
+pub(crate) fn client_key(ip: Option<&str>) -> String {
     ip.and_then(|s| s.parse().ok())
         .map_or_else(|| "ip:unknown".to_owned(), super::client_ip::limit_key)
 }

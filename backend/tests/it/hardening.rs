@@ -16,6 +16,7 @@ both_dbs!(
     burst_of_confirmation_guesses_cannot_pass_or_clear_the_lock,
     right_activation_password_is_not_revealed_after_the_issuance_dies,
     running_servers_seal_under_the_rotated_key,
+    one_address_spraying_customer_logins_is_slowed,
 );
 
 /// A real Argon2 cost, so that concurrent checks overlap as they do in production.
@@ -418,4 +419,74 @@ async fn a_login_flood_does_not_grow_memory_without_bound() {
         "every attempt is refused: wrong (401), the address locked after its wrong attempts \
          (429, issue 12 item 3), busy (503) or timed out waiting (408): {statuses:?}"
     );
+}
+
+/// One login attempt at the screens from `b`.
+async fn screen_login(
+    b: &crate::staff::Browser,
+    login: &str,
+    password: &str,
+) -> test_support::Page {
+    let form = b.get("/login").await;
+    b.post(
+        "/login",
+        &[
+            ("csrf", &form.input("csrf")),
+            ("login_id", login),
+            ("password", password),
+        ],
+    )
+    .await
+}
+
+/// One address guessing one common password across many login IDs (password spraying): each
+/// account stays below its own lock, so before, nothing ever slowed it. Failed logins from one
+/// client (an IPv4 address, an IPv6 /64) are now limited per window (`web.login_failures_per_client`
+/// in `web.login_failures_window_secs`); the client waits, told so in Japanese; the right password
+/// is not even checked meanwhile; other clients are not affected; the window passing lifts it.
+async fn one_address_spraying_customer_logins_is_slowed(db: Db) {
+    let srv = crate::staff::Server::start(db, |c| {
+        c.web.login_failures_per_client = 5;
+        c.web.login_failures_window_secs = 600;
+    })
+    .await;
+    let env = &srv.env;
+    for n in 1..=7 {
+        env.customer(&format!("spray{n:03}")).await;
+    }
+    let sprayer = crate::staff::Browser::from_ip(&srv.base, "127.0.0.5".parse().unwrap());
+    for n in 1..=5 {
+        let r = screen_login(&sprayer, &format!("spray{n:03}"), "Summer2026").await;
+        assert_eq!(r.status, 422, "a wrong password, answered as such");
+    }
+    // An unknown login ID counts too (the sprayer's list is mostly wrong guesses of IDs).
+    let r = screen_login(&sprayer, "nosuch001", "Summer2026").await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(
+        r.body.contains("ログインの失敗が多いため"),
+        "said in Japanese: {}",
+        r.body
+    );
+    let r = screen_login(&sprayer, "spray006", "loginpass1").await;
+    assert_eq!(r.status, 429, "the right password is not checked meanwhile");
+    let neighbour = crate::staff::Browser::from_ip(&srv.base, "127.0.0.6".parse().unwrap());
+    let r = screen_login(&neighbour, "spray007", "loginpass1").await;
+    assert_eq!(
+        r.location.as_deref(),
+        Some("/top"),
+        "another client logs in"
+    );
+    let refused = env
+        .engine
+        .store()
+        .audit_by_action("login_password", 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.outcome == "rate_limited")
+        .count();
+    assert_eq!(refused, 1, "the limit's first refusal is audited, once");
+    env.clock.advance(601);
+    let r = screen_login(&sprayer, "spray006", "loginpass1").await;
+    assert_eq!(r.location.as_deref(), Some("/top"), "{}", r.body);
 }

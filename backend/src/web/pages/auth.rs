@@ -111,13 +111,43 @@ pub async fn login(
         return render_login(&st, lang, None, &errors, login_id);
     }
     let actor = Actor::new("customer", ip.0.clone());
+    // Failed logins per client (one address spraying a password across login IDs, each below
+    // its own lock): looked at before the password is checked, counted after a failure.
+    let (client, now, limit) = (
+        crate::web::app_api::client_key(ip.0.as_deref()),
+        st.engine.now(),
+        st.site.cfg.login_failures_per_client,
+    );
+    if let Some((retry_after, first)) = st.site.failed_logins.limited(&client, limit, now) {
+        if first {
+            let at = i64::try_from(now).unwrap_or(i64::MAX);
+            let detail = json!({ "client": client, "retry_after_secs": retry_after });
+            let audited = st
+                .engine
+                .audit_now(crate::store::NewAudit {
+                    detail: Some(detail.to_string()),
+                    ..actor.audit("login_password", "rate_limited", at)
+                })
+                .await;
+            if let Err(e) = audited {
+                return engine_error_page(&st, lang, None, e);
+            }
+        }
+        let until = i64::try_from(now.saturating_add(retry_after)).unwrap_or(i64::MAX);
+        errors.add_locked(&st, lang, "login_id", "login_throttled", until);
+        let mut res = render_login(&st, lang, None, &errors, login_id);
+        *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        return res;
+    }
     let customer = match st.engine.customer_login(login_id, password, &actor).await {
         Ok(Login::Ok(c)) => c,
         Ok(Login::Invalid) => {
+            let _ = st.site.failed_logins.check(&client, limit, now);
             errors.add(lang, "login_id", "login_failed");
             return render_login(&st, lang, None, &errors, login_id);
         }
         Ok(Login::Locked { until }) => {
+            let _ = st.site.failed_logins.check(&client, limit, now);
             errors.add_locked(&st, lang, "login_id", "login_locked", until);
             return render_login(&st, lang, None, &errors, login_id);
         }

@@ -62,6 +62,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("login_password", "ログインパスワード", "Login password"),
     ("login_button", "ログイン", "Log in"),
     ("login_failed", "ログインIDまたはログインパスワードが正しくありません。", "The login ID or login password is incorrect."),
+    ("login_throttled", "ご利用の回線からのログインの失敗が多いため、一時的にログインを制限しています。約{n}分後に再度お試し下さい。", "Too many failed logins came from your network, so login is limited for now. Please try again in about {n} minutes."),
     ("login_locked", "パスワードの誤入力が所定の回数に達したため、ログインを停止しています。約{n}分後に再度ログインして下さい。", "Too many wrong passwords were entered, so login is stopped. Please log in again in about {n} minutes."),
     ("session_timeout", "一定時間操作がなかったため、ログアウトしました。再度ログインして下さい。", "You were logged out after a period of inactivity. Please log in again."),
     ("logged_out", "ログアウトしました。", "You have logged out."),

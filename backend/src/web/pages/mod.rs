@@ -49,6 +49,8 @@ pub struct Site {
     pub secure: bool,
     /// The steps a customer confirms with a one-time code, one request at a time per session.
     pub(crate) one_at_a_time: OneAtATime,
+    /// Failed customer logins per client (`web.login_failures_per_client`).
+    pub(crate) failed_logins: crate::web::app_api::RateLimiter,
 }
 
 /// One request at a time per session and step, for the steps a one-time code confirms (login's
@@ -228,6 +230,10 @@ impl Site {
             words: [fill(Lang::Ja), fill(Lang::En)],
             secure: public_url.starts_with("https://"),
             one_at_a_time: OneAtATime::default(),
+            failed_logins: crate::web::app_api::RateLimiter::new(
+                cfg.login_failures_window_secs,
+                100_000,
+            ),
         })
     }
 
