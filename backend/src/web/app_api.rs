@@ -170,42 +170,19 @@ impl RateLimiter {
         Admission::Limited { retry_after, first }
     }
 
-    /// Whether `key` is at `limit` now, without counting an attempt: the seconds until it is
-    /// not (the oldest counted attempt leaves the window), and whether this refusal is the
-    /// first in a window's length (the one to audit). For limits on failures: look before the
-    /// attempt, count ([`RateLimiter::check`]) only a failed one.
-    pub fn limited(&self, key: &str, limit: u32, now: u64) -> Option<(u64, bool)> {
-        let window = self.window_secs;
-        let limit = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
+    /// Give back an attempt admitted for `key` at `at` (a limit on failures counts every
+    /// attempt as it starts, so a burst in flight cannot pass it, and gives back the ones that
+    /// did not fail).
+    pub fn give_back(&self, key: &str, at: u64) {
         let mut map = self
             .state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let e = map.get_mut(key)?;
-        let in_window = e
-            .admitted
-            .iter()
-            .filter(|t| t.saturating_add(window) > now)
-            .count();
-        if in_window < limit {
-            return None;
+        if let Some(e) = map.get_mut(key) {
+            if let Some(i) = e.admitted.iter().rposition(|t| *t == at) {
+                e.admitted.remove(i);
+            }
         }
-        let oldest = e
-            .admitted
-            .iter()
-            .find(|t| t.saturating_add(window) > now)
-            .copied()
-            .unwrap_or(now);
-        let first = e
-            .audited_refusal
-            .is_none_or(|t| t.saturating_add(window) <= now);
-        if first {
-            e.audited_refusal = Some(now);
-        }
-        Some((
-            oldest.saturating_add(window).saturating_sub(now).max(1),
-            first,
-        ))
     }
 
     /// Forget keys with nothing in the window; if that is not enough, the least recently seen

@@ -17,6 +17,7 @@ both_dbs!(
     right_activation_password_is_not_revealed_after_the_issuance_dies,
     running_servers_seal_under_the_rotated_key,
     one_address_spraying_customer_logins_is_slowed,
+    a_parallel_spray_gets_no_more_than_the_limit,
 );
 
 /// A real Argon2 cost, so that concurrent checks overlap as they do in production.
@@ -455,12 +456,23 @@ async fn one_address_spraying_customer_logins_is_slowed(db: Db) {
         env.customer(&format!("spray{n:03}")).await;
     }
     let sprayer = crate::staff::Browser::from_ip(&srv.base, "127.0.0.5".parse().unwrap());
-    for n in 1..=5 {
+    // A right login from the same address (another browser there) is not a failure: it does
+    // not count.
+    let regular = crate::staff::Browser::from_ip(&srv.base, "127.0.0.5".parse().unwrap());
+    let r = screen_login(&regular, "spray005", "loginpass1").await;
+    assert_eq!(r.location.as_deref(), Some("/top"));
+    for n in 1..=4 {
         let r = screen_login(&sprayer, &format!("spray{n:03}"), "Summer2026").await;
         assert_eq!(r.status, 422, "a wrong password, answered as such");
     }
-    // An unknown login ID counts too (the sprayer's list is mostly wrong guesses of IDs).
+    // An unknown login ID counts too (the sprayer's list is mostly wrong guesses of IDs): it is
+    // the fifth failure.
     let r = screen_login(&sprayer, "nosuch001", "Summer2026").await;
+    assert_eq!(
+        r.status, 422,
+        "an unknown login ID, answered as a wrong password"
+    );
+    let r = screen_login(&sprayer, "nosuch002", "Summer2026").await;
     assert_eq!(r.status, 429, "{}", r.body);
     assert!(
         r.body.contains("ログインの失敗が多いため"),
@@ -489,4 +501,48 @@ async fn one_address_spraying_customer_logins_is_slowed(db: Db) {
     env.clock.advance(601);
     let r = screen_login(&sprayer, "spray006", "loginpass1").await;
     assert_eq!(r.location.as_deref(), Some("/top"), "{}", r.body);
+}
+
+/// The spray limit holds for requests sent at once: every attempt counts as it starts (and is
+/// given back if it does not fail), so twelve guesses in flight against a limit of five get
+/// five answers of "wrong password" and seven refusals, with a real Argon2 cost, so the checks
+/// overlap. Before, each request looked at the count before any failure was counted, and all
+/// twelve were checked.
+async fn a_parallel_spray_gets_no_more_than_the_limit(db: Db) {
+    let srv = crate::staff::Server::start(db, |c| {
+        c.web.login_failures_per_client = 5;
+        c.argon2 = Argon2Config {
+            memory_kib: 19_456,
+            iterations: 2,
+            parallelism: 1,
+        };
+    })
+    .await;
+    let sprayer = crate::staff::Browser::from_ip(&srv.base, "127.0.0.7".parse().unwrap());
+    // One form: its CSRF token pairs with the browser's cookie, for every request.
+    let csrf = sprayer.get("/login").await.input("csrf");
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let (b, csrf) = (sprayer.clone(), csrf.clone());
+        set.spawn(async move {
+            let login = format!("guess{i:03}");
+            b.post(
+                "/login",
+                &[
+                    ("csrf", csrf.as_str()),
+                    ("login_id", login.as_str()),
+                    ("password", "Summer2026"),
+                ],
+            )
+            .await
+            .status
+        });
+    }
+    let mut statuses = set.join_all().await;
+    statuses.sort_unstable();
+    assert_eq!(
+        statuses,
+        [vec![422; 5], vec![429; 7]].concat(),
+        "five checked, seven refused"
+    );
 }

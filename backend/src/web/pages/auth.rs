@@ -17,6 +17,7 @@ use super::{base_ctx, csrf_refused, engine_error_page, lang_of, see_other, Field
 use crate::domain::Purpose;
 use crate::engine::Actor;
 use crate::engine::Login;
+use crate::web::app_api::Admission;
 use crate::web::{AppState, ClientIp};
 
 fn with_cookie(mut res: Response, cookie: Option<HeaderValue>) -> Response {
@@ -112,13 +113,16 @@ pub async fn login(
     }
     let actor = Actor::new("customer", ip.0.clone());
     // Failed logins per client (one address spraying a password across login IDs, each below
-    // its own lock): looked at before the password is checked, counted after a failure.
+    // its own lock): every attempt is counted as it starts, so a burst in flight cannot pass
+    // the limit, and given back unless it failed.
     let (client, now, limit) = (
         crate::web::app_api::client_key(ip.0.as_deref()),
         st.engine.now(),
         st.site.cfg.login_failures_per_client,
     );
-    if let Some((retry_after, first)) = st.site.failed_logins.limited(&client, limit, now) {
+    if let Admission::Limited { retry_after, first } =
+        st.site.failed_logins.check(&client, limit, now)
+    {
         if first {
             let at = i64::try_from(now).unwrap_or(i64::MAX);
             let detail = json!({ "client": client, "retry_after_secs": retry_after });
@@ -139,15 +143,17 @@ pub async fn login(
         *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
         return res;
     }
-    let customer = match st.engine.customer_login(login_id, password, &actor).await {
+    let answer = st.engine.customer_login(login_id, password, &actor).await;
+    if !matches!(answer, Ok(Login::Invalid | Login::Locked { .. })) {
+        st.site.failed_logins.give_back(&client, now);
+    }
+    let customer = match answer {
         Ok(Login::Ok(c)) => c,
         Ok(Login::Invalid) => {
-            let _ = st.site.failed_logins.check(&client, limit, now);
             errors.add(lang, "login_id", "login_failed");
             return render_login(&st, lang, None, &errors, login_id);
         }
         Ok(Login::Locked { until }) => {
-            let _ = st.site.failed_logins.check(&client, limit, now);
             errors.add_locked(&st, lang, "login_id", "login_locked", until);
             return render_login(&st, lang, None, &errors, login_id);
         }
