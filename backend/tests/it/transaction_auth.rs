@@ -30,6 +30,7 @@ both_dbs!(
     the_host_api_verifies_transaction_codes,
     a_double_submitted_confirmation_is_one_transfer_and_no_alarm,
     a_double_submitted_login_code_is_no_alarm,
+    double_submitted_activation_and_deactivation_show_their_done_screens,
 );
 
 fn tx(account: &str, amount: u64) -> Transaction {
@@ -616,6 +617,57 @@ async fn a_double_submitted_login_code_is_no_alarm(db: Db) {
         first.body,
         second.body
     );
+    let mails = crate::mail_password::outbox(env).await;
+    assert!(mails.iter().all(|m| m.kind != "notice_replayed"));
+}
+
+/// BOK001 and BOS001 sent twice at once: each pair ends on its done screen (BOK002, BOS002),
+/// and no alarm mail goes out.
+async fn double_submitted_activation_and_deactivation_show_their_done_screens(db: Db) {
+    let srv = Server::start(db, |_| {}).await;
+    let env = &srv.env;
+    env.customer("txd00003").await;
+    let uid = env.issue("txd00003").await;
+    env.engine.open_link(&uid, &host()).await.unwrap();
+    let secret = env.provision(&uid).await;
+    let b = srv.browser();
+    crate::mail_password::login(&b, "txd00003").await;
+    env.clock.advance(60);
+    let bok = b.get("/otp/activate").await;
+    let (csrf, code) = (bok.input("csrf"), env.code(&secret, 0));
+    let fields = [("csrf", csrf.as_str()), ("code", code.as_str())];
+    let (first, second) = tokio::join!(
+        b.post("/otp/activate", &fields),
+        b.post("/otp/activate", &fields)
+    );
+    for r in [&first, &second] {
+        assert_eq!(
+            r.location.as_deref(),
+            Some("/otp/activate/done"),
+            "{}",
+            r.body
+        );
+    }
+    env.clock.advance(60);
+    let bos = b.get("/otp/deactivate").await;
+    let (csrf, code) = (bos.input("csrf"), env.code(&secret, 0));
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("confirmation_password", "conf123"),
+        ("code", code.as_str()),
+    ];
+    let (first, second) = tokio::join!(
+        b.post("/otp/deactivate", &fields),
+        b.post("/otp/deactivate", &fields)
+    );
+    for r in [&first, &second] {
+        assert_eq!(
+            r.location.as_deref(),
+            Some("/otp/deactivate/done"),
+            "{}",
+            r.body
+        );
+    }
     let mails = crate::mail_password::outbox(env).await;
     assert!(mails.iter().all(|m| m.kind != "notice_replayed"));
 }

@@ -58,8 +58,9 @@ pub struct Site {
 /// sends two requests at once with the same code, and the second, run beside the first, met
 /// the first's code as a replay (an error page for a step that succeeded, and an alarm mail).
 /// Waiting for the first, it finds the step done (each handler looks first, once it is its
-/// turn) and answers as the first did. In this process's memory: a double click reaches the
-/// instance its connection is held by; across instances the replay rule still holds.
+/// turn) and answers with the step's done screen. In this process's memory: with several
+/// instances, two requests that reach different ones behave as before (the replay rule holds
+/// either way; only the answer and the alarm mail differ).
 #[derive(Default)]
 pub(crate) struct OneAtATime {
     turns: std::sync::Mutex<HashMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>>,

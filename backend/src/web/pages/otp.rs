@@ -246,6 +246,10 @@ pub async fn bok001(
     let c = ctx(st, &headers).await?;
     c.csrf(&form)?;
     let ov = c.overview().await?;
+    // In use already (the first of a double submit did it): its done screen.
+    if token_in(&ov, &[TokenState::Active]).is_some() {
+        return Ok(see_other("/otp/activate/done"));
+    }
     let Some(user_id) = token_in(&ov, &[TokenState::Provisioned]) else {
         return Ok(see_other("/otp"));
     };
@@ -320,6 +324,10 @@ pub async fn bos001(
     let c = ctx(st, &headers).await?;
     c.csrf(&form)?;
     let ov = c.overview().await?;
+    // Ended already (the first of a double submit did it): its done screen.
+    if token_in(&ov, &[TokenState::Deactivated]).is_some() {
+        return Ok(see_other("/otp/deactivate/done"));
+    }
     let Some(user_id) = token_in(&ov, &[TokenState::Active, TokenState::Provisioned]) else {
         return Ok(see_other("/otp"));
     };
