@@ -8,7 +8,7 @@ use protocol::UserId;
 
 use crate::domain::issuance::issuance_expires_at;
 use crate::domain::{self, fields, DomainError, TokenState};
-use crate::store::{NewAudit, NewToken, StoreError, Tx};
+use crate::store::{NewAudit, NewToken, StoreError, TokenRow, Tx};
 
 use super::{now_i64, Actor, Engine, EngineError, Result};
 
@@ -110,21 +110,11 @@ impl Engine {
         let latest = tx.latest_token(customer_id).await?;
         let mut latest_state = None;
         if let Some(row) = &latest {
-            let state = row.state;
-            if domain::issuance_expired(state, row.expires_at, now) {
-                // Its attempts all spent (the last one's window ended it): dead, not expired.
-                let spent =
-                    row.activation_failures >= i64::from(self.policy().max_activation_failures);
-                let reason = if spent {
-                    "activation_failures"
-                } else {
-                    "expired"
-                };
-                tx.void(row.id, state, reason, now).await?;
-                latest_state = Some((TokenState::Voided, None));
+            latest_state = Some(if self.void_if_ended(&mut tx, row, now).await? {
+                (TokenState::Voided, None)
             } else {
-                latest_state = Some((state, row.deactivated_at));
-            }
+                (row.state, row.deactivated_at)
+            });
         }
         let customer = tx
             .customer(customer_id)
@@ -159,6 +149,29 @@ impl Engine {
         }
         tx.commit().await?;
         Ok((new.issued, new.url))
+    }
+
+    /// Void `row` if it is an issuance whose time has passed unprovisioned (DESIGN §4): as
+    /// `activation_failures` when its attempts were all spent (the last one's window ended it),
+    /// else as `expired`. Returns whether it was voided. Used before a new issuance, by the
+    /// customer's and by a staff reprovision.
+    pub(crate) async fn void_if_ended(
+        &self,
+        tx: &mut Tx<'_>,
+        row: &TokenRow,
+        now: i64,
+    ) -> Result<bool> {
+        if !domain::issuance_expired(row.state, row.expires_at, now) {
+            return Ok(false);
+        }
+        let spent = row.activation_failures >= i64::from(self.policy().max_activation_failures);
+        let reason = if spent {
+            "activation_failures"
+        } else {
+            "expired"
+        };
+        tx.void(row.id, row.state, reason, now).await?;
+        Ok(true)
     }
 
     /// A new issuance in the caller's transaction, once the caller has applied the next-day

@@ -17,7 +17,7 @@ use super::{now_i64, snapshot, Actor, Engine, EngineError, Result};
 ///
 /// # Errors
 /// A state string the code does not know (a corrupt row).
-pub(super) fn setup_refusal_of(
+pub(crate) fn setup_refusal_of(
     row: &TokenRow,
     max_attempts: u32,
     now: i64,

@@ -259,6 +259,32 @@ async fn resend_setup_mail_gives_a_fresh_link_and_kills_the_old(db: Db) {
         "still dead: {:?}",
         st.state
     );
+    // An issuance whose five attempts are all counted (five setups started, none finished yet)
+    // is dead too: a resend would give it seven more days with no attempt left, and the
+    // customer could not apply again meanwhile.
+    env.customer("hana0002").await;
+    let uid = env.issue("hana0002").await;
+    let cid = customer_id(&env, "hana0002").await;
+    env.engine.open_link(&uid, &host()).await.unwrap();
+    for _ in 0..5 {
+        let (_, start) = protocol::pake::client_start(
+            protocol::ServiceId::parse("10112231").unwrap(),
+            protocol::UserId::parse(&uid).unwrap(),
+            protocol::Sensitive("1234".to_owned()),
+            device(),
+        )
+        .unwrap();
+        env.engine
+            .setup_start(&start, &Actor::new("app", None))
+            .await
+            .unwrap();
+    }
+    let e = env
+        .engine
+        .staff_resend_setup(&op, cid, &uid, "customer never got the mail", None)
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(e), "ISSUANCE_DEAD");
 }
 
 async fn revoke_stops_verification_at_once(db: Db) {

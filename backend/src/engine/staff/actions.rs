@@ -7,7 +7,7 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use crate::domain::issuance::issuance_expires_at;
-use crate::domain::{self, fields, DomainError, Event, TokenState};
+use crate::domain::{self, fields, DomainError, Event, SetupRefusal, TokenState};
 use crate::engine::{now_i64, Actor, Engine, EngineError, Result};
 use crate::store::{NewAudit, NewStaffRequest, StoreError, TokenRow, Tx};
 
@@ -73,11 +73,15 @@ impl Engine {
                 message: "the setup mail can only be resent for a token not set up yet",
             });
         }
-        // Expired unprovisioned (DESIGN §4), the issuance is dead even before something marks
-        // it void: a resend would bring it back with its old activation attempts. A new
-        // issuance is the way.
-        if domain::issuance_expired(state, row.expires_at, now) {
-            return Err(EngineError::IssuanceExpired);
+        // Expired unprovisioned (DESIGN §4), or its activation attempts all counted, the
+        // issuance is dead even before something marks it void: a resend would bring it back
+        // (with no attempt left, and the customer unable to apply again meanwhile). A new
+        // issuance is the way. The setup rule decides, as for the app.
+        let max = self.policy().max_activation_failures;
+        match crate::engine::provision::setup_refusal_of(&row, max, now)? {
+            Some(SetupRefusal::Dead) => return Err(EngineError::IssuanceDead),
+            Some(SetupRefusal::Expired) => return Err(EngineError::IssuanceExpired),
+            _ => {}
         }
         let expires_at = issuance_expires_at(now, self.policy().issuance_ttl_days);
         if !tx.extend_issuance(row.id, expires_at).await? {
@@ -321,8 +325,8 @@ impl Engine {
         let mut revoked = None;
         if let Some(row) = &latest {
             let state = row.state;
-            if domain::issuance_expired(state, row.expires_at, now) {
-                tx.void(row.id, state, "expired", now).await?;
+            if self.void_if_ended(tx, row, now).await? {
+                // Ended unprovisioned: voided, as a customer's new application does.
             } else if state.is_live() {
                 self.event_in_tx(
                     tx,
