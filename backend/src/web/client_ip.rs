@@ -84,6 +84,28 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Say once per process, as a warning, that a request carried a forwarding header from a peer
+/// that is not a trusted proxy (the header is ignored, as it must be): behind a load balancer
+/// or proxy that `web.trusted_proxies` does not name, every client is that one address, and
+/// the per-client limits (the app API's, the customer login's) hold them all back together.
+/// A client may send the header itself, so this is a hint, said once; the header's content is
+/// not logged.
+pub fn note_untrusted_forwarding(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    if SAID.is_completed()
+        || trusted.iter().any(|c| c.contains(peer))
+        || !(headers.contains_key("x-forwarded-for") || headers.contains_key("forwarded"))
+    {
+        return;
+    }
+    SAID.call_once(|| {
+        tracing::warn!(
+            peer = %canonical(peer),
+            "a request carried X-Forwarded-For or Forwarded from a peer that is not in web.trusted_proxies, so the header was ignored; if this server is behind a load balancer or proxy, name it in web.trusted_proxies, or every client behind it counts as one for the per-client limits"
+        );
+    });
+}
+
 /// Which forwarding header the trusted proxies write.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]

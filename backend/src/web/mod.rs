@@ -111,6 +111,7 @@ impl ClientIp {
     pub fn addr(parts: &Parts, st: &AppState) -> Option<std::net::IpAddr> {
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>()?.0.ip();
         let web = &st.site.cfg;
+        client_ip::note_untrusted_forwarding(peer, &parts.headers, &web.trusted_proxies);
         Some(client_ip::resolve(
             peer,
             &parts.headers,

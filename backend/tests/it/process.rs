@@ -945,3 +945,45 @@ fn passwords_typed_at_a_terminal_are_not_shown() {
         "a password was shown on the terminal: {seen:?}"
     );
 }
+
+/// Behind a load balancer that `web.trusted_proxies` does not name, every client is the
+/// balancer's address, and the per-client limits hold all customers back together. A request
+/// carrying a forwarding header from a peer that is not trusted says so in the log, once, as a
+/// warning naming the setting (never the header's content).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarding_header_from_an_untrusted_peer_is_reported_once() {
+    let db = TestDb::new(Db::Sqlite).await;
+    let p = Proc::start(&db, &[]).await;
+    let http = reqwest::Client::new();
+    for _ in 0..3 {
+        let res = http
+            .post(format!("{}/login", p.base))
+            .header("x-forwarded-for", "203.0.113.77")
+            .form(&[("login_id", "x"), ("password", "y")])
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_client_error(), "{}", res.status());
+    }
+    // The log is read from the process as it comes.
+    let mut logs = String::new();
+    for _ in 0..50 {
+        logs = p.logs.lock().unwrap().join("\n");
+        if logs.contains("web.trusted_proxies") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(logs.contains("web.trusted_proxies"), "{logs}");
+    let logs = p.logs.lock().unwrap().join("\n");
+    assert_eq!(
+        logs.matches("so the header was ignored").count(),
+        1,
+        "said once: {logs}"
+    );
+    assert!(
+        !logs.contains("203.0.113.77"),
+        "the header's content is not logged"
+    );
+}
