@@ -97,8 +97,8 @@ pub struct WebConfig {
     pub metrics_key: Option<Sensitive<String>>,
     /// Failed customer logins (a wrong password, an unknown login ID, a locked account) one
     /// client (an IPv4 address, an IPv6 /64) may make in any `login_failures_window_secs`
-    /// (attempts in flight count until they succeed); beyond, its logins wait, unchecked, until
-    /// the oldest failure leaves the window. Against one address spraying a
+    /// (attempts still running count as possible failures until they end); beyond, its logins
+    /// wait, unchecked, until the oldest failure leaves the window. Against one address spraying a
     /// common password across many login IDs, each below its account's own lock. Generous, as
     /// many customers may share one address (a carrier's NAT).
     pub login_failures_per_client: u32,

@@ -170,21 +170,6 @@ impl RateLimiter {
         Admission::Limited { retry_after, first }
     }
 
-    /// Give back an attempt admitted for `key` at `at` (a limit on failures counts every
-    /// attempt as it starts, so a burst in flight cannot pass it, and gives back the ones that
-    /// did not fail).
-    pub fn give_back(&self, key: &str, at: u64) {
-        let mut map = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(e) = map.get_mut(key) {
-            if let Some(i) = e.admitted.iter().rposition(|t| *t == at) {
-                e.admitted.remove(i);
-            }
-        }
-    }
-
     /// Forget keys with nothing in the window; if that is not enough, the least recently seen
     /// tenth of the table (so the next inserts are cheap: the scan is paid once per tenth).
     fn make_room(&self, map: &mut HashMap<String, Entry>, now: u64) {

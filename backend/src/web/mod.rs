@@ -10,6 +10,7 @@
 pub mod app_api;
 pub mod client_ip;
 pub mod error;
+pub mod failure_limit;
 pub mod host_api;
 pub mod pages;
 pub mod serve;

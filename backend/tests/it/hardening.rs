@@ -518,25 +518,26 @@ async fn a_parallel_spray_gets_no_more_than_the_limit(db: Db) {
         };
     })
     .await;
-    let sprayer = crate::staff::Browser::from_ip(&srv.base, "127.0.0.7".parse().unwrap());
-    // One form: its CSRF token pairs with the browser's cookie, for every request.
-    let csrf = sprayer.get("/login").await.input("csrf");
+    // A double-submit token of our own, sent as cookie and field by a client without a cookie
+    // jar: each answer sets a fresh login cookie, which must not change what the requests
+    // still to be sent carry.
+    let csrf = "a".repeat(64);
+    let http = reqwest::Client::builder()
+        .local_address("127.0.0.7".parse::<std::net::IpAddr>().unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     let mut set = tokio::task::JoinSet::new();
     for i in 0..12 {
-        let (b, csrf) = (sprayer.clone(), csrf.clone());
-        set.spawn(async move {
-            let login = format!("guess{i:03}");
-            b.post(
-                "/login",
-                &[
-                    ("csrf", csrf.as_str()),
-                    ("login_id", login.as_str()),
-                    ("password", "Summer2026"),
-                ],
-            )
-            .await
-            .status
-        });
+        let request = http
+            .post(format!("{}/login", srv.base))
+            .header("cookie", format!("login_csrf={csrf}"))
+            .form(&[
+                ("csrf", csrf.clone()),
+                ("login_id", format!("guess{i:03}")),
+                ("password", "Summer2026".to_owned()),
+            ]);
+        set.spawn(async move { request.send().await.unwrap().status().as_u16() });
     }
     let mut statuses = set.join_all().await;
     statuses.sort_unstable();

@@ -17,7 +17,6 @@ use super::{base_ctx, csrf_refused, engine_error_page, lang_of, see_other, Field
 use crate::domain::Purpose;
 use crate::engine::Actor;
 use crate::engine::Login;
-use crate::web::app_api::Admission;
 use crate::web::{AppState, ClientIp};
 
 fn with_cookie(mut res: Response, cookie: Option<HeaderValue>) -> Response {
@@ -64,6 +63,39 @@ fn render_login(
         *res.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
     }
     with_cookie(res, Some(cookie))
+}
+
+/// A login refused by the client's failure limit, before its password is checked: 429 with
+/// the wait in minutes; the first refusal of a spray in a window is audited.
+async fn login_refused(
+    st: &AppState,
+    lang: Lang,
+    actor: &Actor,
+    client: &str,
+    login_id: &str,
+    now: u64,
+    refusal: crate::web::failure_limit::Refusal,
+) -> Response {
+    if refusal.report {
+        let at = i64::try_from(now).unwrap_or(i64::MAX);
+        let detail = json!({ "client": client, "retry_after_secs": refusal.retry_after });
+        let audited = st
+            .engine
+            .audit_now(crate::store::NewAudit {
+                detail: Some(detail.to_string()),
+                ..actor.audit("login_password", "rate_limited", at)
+            })
+            .await;
+        if let Err(e) = audited {
+            return engine_error_page(st, lang, None, e);
+        }
+    }
+    let mut errors = FieldErrors::default();
+    let until = i64::try_from(now.saturating_add(refusal.retry_after)).unwrap_or(i64::MAX);
+    errors.add_locked(st, lang, "login_id", "login_throttled", until);
+    let mut res = render_login(st, lang, None, &errors, login_id);
+    *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    res
 }
 
 /// The login form. Writes nothing: no session exists before a login (a stream of visits
@@ -113,39 +145,24 @@ pub async fn login(
     }
     let actor = Actor::new("customer", ip.0.clone());
     // Failed logins per client (one address spraying a password across login IDs, each below
-    // its own lock): every attempt is counted as it starts, so a burst in flight cannot pass
-    // the limit, and given back unless it failed.
+    // its own lock): attempts in flight count as possible failures until they end, so a burst
+    // sent at once cannot pass the limit (`web::failure_limit`).
     let (client, now, limit) = (
         crate::web::app_api::client_key(ip.0.as_deref()),
         st.engine.now(),
         st.site.cfg.login_failures_per_client,
     );
-    if let Admission::Limited { retry_after, first } =
-        st.site.failed_logins.check(&client, limit, now)
-    {
-        if first {
-            let at = i64::try_from(now).unwrap_or(i64::MAX);
-            let detail = json!({ "client": client, "retry_after_secs": retry_after });
-            let audited = st
-                .engine
-                .audit_now(crate::store::NewAudit {
-                    detail: Some(detail.to_string()),
-                    ..actor.audit("login_password", "rate_limited", at)
-                })
-                .await;
-            if let Err(e) = audited {
-                return engine_error_page(&st, lang, None, e);
-            }
+    let attempt = match st.site.failed_logins.begin(&client, limit, now) {
+        Ok(a) => a,
+        Err(refusal) => {
+            return login_refused(&st, lang, &actor, &client, login_id, now, refusal).await
         }
-        let until = i64::try_from(now.saturating_add(retry_after)).unwrap_or(i64::MAX);
-        errors.add_locked(&st, lang, "login_id", "login_throttled", until);
-        let mut res = render_login(&st, lang, None, &errors, login_id);
-        *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-        return res;
-    }
+    };
     let answer = st.engine.customer_login(login_id, password, &actor).await;
-    if !matches!(answer, Ok(Login::Invalid | Login::Locked { .. })) {
-        st.site.failed_logins.give_back(&client, now);
+    if matches!(answer, Ok(Login::Invalid | Login::Locked { .. })) {
+        attempt.failed(st.engine.now());
+    } else {
+        drop(attempt);
     }
     let customer = match answer {
         Ok(Login::Ok(c)) => c,

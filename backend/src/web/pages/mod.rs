@@ -50,7 +50,7 @@ pub struct Site {
     /// The steps a customer confirms with a one-time code, one request at a time per session.
     pub(crate) one_at_a_time: OneAtATime,
     /// Failed customer logins per client (`web.login_failures_per_client`).
-    pub(crate) failed_logins: crate::web::app_api::RateLimiter,
+    pub(crate) failed_logins: crate::web::failure_limit::FailureLimit,
 }
 
 /// One request at a time per session and step, for the steps a one-time code confirms (login's
@@ -58,7 +58,8 @@ pub struct Site {
 /// sends two requests at once with the same code, and the second, run beside the first, met
 /// the first's code as a replay (an error page for a step that succeeded, and an alarm mail).
 /// Waiting for the first, it finds the step done (each handler looks first, once it is its
-/// turn) and answers with the step's done screen. In this process's memory: with several
+/// turn) and answers with the step's done screen (for login's OTP step, the login screen: its
+/// session was replaced by the logged-in one). In this process's memory: with several
 /// instances, two requests that reach different ones behave as before (the replay rule holds
 /// either way; only the answer and the alarm mail differ).
 #[derive(Default)]
@@ -231,7 +232,7 @@ impl Site {
             words: [fill(Lang::Ja), fill(Lang::En)],
             secure: public_url.starts_with("https://"),
             one_at_a_time: OneAtATime::default(),
-            failed_logins: crate::web::app_api::RateLimiter::new(
+            failed_logins: crate::web::failure_limit::FailureLimit::new(
                 cfg.login_failures_window_secs,
                 100_000,
             ),

@@ -240,7 +240,7 @@ pub async fn bok001(
     ip: ClientIp,
     Form(form): Form<HashMap<String, String>>,
 ) -> Page {
-    // A double submit waits for the first, then finds the token in use (BOP001 says so).
+    // A double submit waits for the first, then finds the token in use (BOK002 below).
     let site = st.site.clone();
     let _turn = site.one_at_a_time(&headers, "otp-state").await;
     let c = ctx(st, &headers).await?;
@@ -318,7 +318,7 @@ pub async fn bos001(
     ip: ClientIp,
     Form(form): Form<HashMap<String, String>>,
 ) -> Page {
-    // A double submit waits for the first, then finds OTP use ended (BOP001 says so).
+    // A double submit waits for the first, then finds OTP use ended (BOS002 below).
     let site = st.site.clone();
     let _turn = site.one_at_a_time(&headers, "otp-state").await;
     let c = ctx(st, &headers).await?;

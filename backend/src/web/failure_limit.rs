@@ -1,0 +1,221 @@
+//! A limit on failures per client in a sliding window, for the customer login (password
+//! spraying across login IDs, each below its account's own lock): at most `limit` failures in
+//! any `window_secs`, counting the attempts still running as possible failures, so a burst sent
+//! at once cannot pass the limit while its checks run.
+//!
+//! An attempt is admitted when the client's failures in the window and its attempts in flight
+//! together stay below the limit. It ends as a failure ([`Attempt::failed`]) or, dropped
+//! without that (a success, an error, a timeout, a client gone), as nothing. A refusal says how
+//! long to wait: until the oldest failure leaves the window when failures alone fill it, else a
+//! moment (the attempts in flight end within the request timeout). In this process's memory;
+//! at most `max_keys` clients, the least recently seen forgotten first.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, PoisonError};
+
+/// Failures per client in a sliding window, with the attempts in flight.
+#[derive(Debug)]
+pub struct FailureLimit {
+    window_secs: u64,
+    max_keys: usize,
+    clients: Mutex<HashMap<String, Client>>,
+}
+
+#[derive(Debug, Default)]
+struct Client {
+    /// When each failure in the window happened, oldest first.
+    failures: VecDeque<u64>,
+    in_flight: u32,
+    last_seen: u64,
+    /// When a refusal because of failures was last reported (the one to audit per window).
+    reported: Option<u64>,
+}
+
+/// Why an attempt was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    /// Seconds to wait.
+    pub retry_after: u64,
+    /// The client's failures fill the limit (a spray), and this is the first such refusal in a
+    /// window's length: the one to audit. `false` for a refusal that only waits for attempts in
+    /// flight, and for later refusals.
+    pub report: bool,
+    /// The failures alone fill the limit (else: attempts in flight do).
+    pub by_failures: bool,
+}
+
+/// An admitted attempt: counted as in flight until it ends.
+#[derive(Debug)]
+pub struct Attempt<'a> {
+    limit: &'a FailureLimit,
+    key: String,
+    ended: bool,
+}
+
+impl Attempt<'_> {
+    /// The attempt failed at `now`: it counts in the window.
+    pub fn failed(mut self, now: u64) {
+        self.limit.end(&self.key, Some(now));
+        self.ended = true;
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.limit.end(&self.key, None);
+        }
+    }
+}
+
+impl FailureLimit {
+    pub fn new(window_secs: u64, max_keys: usize) -> FailureLimit {
+        FailureLimit {
+            window_secs: window_secs.max(1),
+            max_keys: max_keys.max(1),
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Admit an attempt of `key` at `now` under `limit` failures in the window, or say why not.
+    ///
+    /// # Errors
+    /// The client is at its limit ([`Refusal`]).
+    pub fn begin(&self, key: &str, limit: u32, now: u64) -> Result<Attempt<'_>, Refusal> {
+        let window = self.window_secs;
+        let limit = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
+        let mut map = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        if !map.contains_key(key) && map.len() >= self.max_keys {
+            self.make_room(&mut map, now);
+        }
+        let c = map.entry(key.to_owned()).or_default();
+        c.last_seen = c.last_seen.max(now);
+        while c
+            .failures
+            .front()
+            .is_some_and(|t| t.saturating_add(window) <= now)
+        {
+            c.failures.pop_front();
+        }
+        let in_flight = usize::try_from(c.in_flight).unwrap_or(usize::MAX);
+        if c.failures.len().saturating_add(in_flight) < limit {
+            c.in_flight = c.in_flight.saturating_add(1);
+            return Ok(Attempt {
+                limit: self,
+                key: key.to_owned(),
+                ended: false,
+            });
+        }
+        if c.failures.len() >= limit {
+            let oldest = c.failures.front().copied().unwrap_or(now);
+            let report = c.reported.is_none_or(|t| t.saturating_add(window) <= now);
+            if report {
+                c.reported = Some(now);
+            }
+            return Err(Refusal {
+                retry_after: oldest.saturating_add(window).saturating_sub(now).max(1),
+                report,
+                by_failures: true,
+            });
+        }
+        Err(Refusal {
+            retry_after: 1,
+            report: false,
+            by_failures: false,
+        })
+    }
+
+    fn end(&self, key: &str, failed_at: Option<u64>) {
+        let mut map = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = map.get_mut(key) {
+            c.in_flight = c.in_flight.saturating_sub(1);
+            if let Some(at) = failed_at {
+                c.failures.push_back(at);
+            }
+        }
+    }
+
+    /// Forget clients with nothing in the window and nothing in flight; if that is not enough,
+    /// the least recently seen tenth of those with nothing in flight.
+    fn make_room(&self, map: &mut HashMap<String, Client>, now: u64) {
+        let window = self.window_secs;
+        let live = |c: &Client| {
+            c.in_flight > 0
+                || c.failures
+                    .back()
+                    .is_some_and(|t| t.saturating_add(window) > now)
+                || c.reported.is_some_and(|t| t.saturating_add(window) > now)
+        };
+        map.retain(|_, c| live(c));
+        if map.len() < self.max_keys {
+            return;
+        }
+        let evict = (self.max_keys / 10).max(1);
+        let mut seen: Vec<(u64, String)> = map
+            .iter()
+            .filter(|(_, c)| c.in_flight == 0)
+            .map(|(k, c)| (c.last_seen, k.clone()))
+            .collect();
+        if evict < seen.len() {
+            seen.select_nth_unstable(evict - 1);
+        }
+        for (_, k) in seen.into_iter().take(evict) {
+            map.remove(&k);
+        }
+    }
+
+    /// Clients tracked now (for tests).
+    pub fn tracked(&self) -> usize {
+        self.clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_fill_the_window_and_attempts_in_flight_count_until_they_end() {
+        let l = FailureLimit::new(600, 100);
+        // Three in flight against a limit of three: the fourth waits a moment, unreported.
+        let a = l.begin("ip:1", 3, 1000).unwrap();
+        let b = l.begin("ip:1", 3, 1000).unwrap();
+        let c = l.begin("ip:1", 3, 1000).unwrap();
+        let r = l.begin("ip:1", 3, 1000).unwrap_err();
+        assert_eq!((r.retry_after, r.report, r.by_failures), (1, false, false));
+        // One succeeds (dropped), one fails, one is cut off (dropped): one failure counted.
+        drop(a);
+        b.failed(1000);
+        drop(c);
+        let d = l.begin("ip:1", 3, 1001).unwrap();
+        d.failed(1001);
+        let e = l.begin("ip:1", 3, 1002).unwrap();
+        e.failed(1002);
+        // Three failures: refused until the oldest leaves the window, reported once.
+        let r = l.begin("ip:1", 3, 1010).unwrap_err();
+        assert_eq!((r.retry_after, r.report, r.by_failures), (590, true, true));
+        let r = l.begin("ip:1", 3, 1011).unwrap_err();
+        assert!(!r.report, "one report per window");
+        assert!(l.begin("ip:2", 3, 1011).is_ok(), "another client");
+        assert!(
+            l.begin("ip:1", 3, 1600).is_ok(),
+            "the oldest failure left the window"
+        );
+    }
+
+    #[test]
+    fn a_full_table_forgets_idle_clients_first_and_never_one_in_flight() {
+        let l = FailureLimit::new(60, 10);
+        let busy = l.begin("busy", 5, 0).unwrap();
+        for i in 0..20 {
+            drop(l.begin(&format!("c{i}"), 5, i).unwrap());
+        }
+        assert!(l.tracked() <= 10);
+        let before = l.begin("busy", 1, 30).unwrap_err();
+        assert!(!before.by_failures, "still in flight, still tracked");
+        drop(busy);
+    }
+}
