@@ -23,6 +23,18 @@ pub(crate) fn encode(user_id: &UserId, record: &[u8], phc: &str) -> String {
     )
 }
 
+/// `s` without its v1 hash, if it is a v2 credential that carries one (`None`: nothing to drop).
+///
+/// # Errors
+/// A corrupt credential.
+pub(crate) fn without_v1_hash(s: &str) -> Result<Option<String>> {
+    let c = ActivationCredential::parse(s)?;
+    Ok(match c.v2 {
+        Some((user_id, record)) if !c.phc.is_empty() => Some(encode(&user_id, &record, "")),
+        _ => None,
+    })
+}
+
 /// An activation credential taken apart.
 pub(crate) struct ActivationCredential<'a> {
     pub phc: &'a str,
@@ -69,7 +81,15 @@ mod tests {
         assert!(old.v2.is_none(), "a PHC string from before v2");
         assert!(ActivationCredential::parse("pake1$123$zz$x").is_err());
         // With v1 off the credential carries no hash: the PHC part is empty.
+        let with_hash = encode(&uid, &[9], "$argon2id$v=19$x");
         let v2_only = encode(&uid, &[9], "");
+        assert_eq!(without_v1_hash(&with_hash).unwrap(), Some(v2_only.clone()));
+        assert_eq!(without_v1_hash(&v2_only).unwrap(), None, "nothing to drop");
+        assert_eq!(
+            without_v1_hash("$argon2id$v=19$x").unwrap(),
+            None,
+            "pre-v2: kept"
+        );
         let c = ActivationCredential::parse(&v2_only).unwrap();
         assert_eq!(c.phc, "");
         assert!(c.v2.is_some());

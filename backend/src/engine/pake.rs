@@ -176,15 +176,39 @@ impl Engine {
     }
 
     /// With v1 off: drop the v1 hashes that issuances made while it was on still keep, where
-    /// v2 can set the token up (it has an OPAQUE record) and setup is still ahead. Run at
-    /// start-up; returns how many were dropped.
+    /// v2 can set the token up (it has an OPAQUE record) and setup is still ahead, and the ones
+    /// in the credentials of pending four-eyes reprovisions. Run at start-up; returns how many
+    /// were dropped.
     ///
     /// # Errors
     /// Database failures.
     pub async fn drop_unused_v1_hashes(&self) -> Result<u64> {
         let mut tx = self.inner.store.begin().await?;
-        let n = tx.drop_v1_hashes_of_v2_issuances().await?;
+        let mut n = tx.drop_v1_hashes_of_v2_issuances().await?;
         tx.commit().await?;
+        for r in self.inner.store.staff_requests("pending", 100_000).await? {
+            let Ok(mut params) = serde_json::from_str::<serde_json::Value>(&r.params) else {
+                continue;
+            };
+            let Some(stripped) = params
+                .get("act_hash")
+                .and_then(serde_json::Value::as_str)
+                .and_then(|c| super::credential::without_v1_hash(c).transpose())
+                .transpose()?
+            else {
+                continue;
+            };
+            params["act_hash"] = serde_json::Value::String(stripped);
+            let mut tx = self.inner.store.begin().await?;
+            // Only if still pending and unchanged (a decision meanwhile clears the params).
+            if tx
+                .replace_request_params(r.id, &r.params, &params.to_string())
+                .await?
+            {
+                n += 1;
+            }
+            tx.commit().await?;
+        }
         Ok(n)
     }
 

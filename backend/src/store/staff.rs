@@ -463,6 +463,20 @@ impl Tx<'_> {
 
     /// # Errors
     /// [`super::StoreError::Conflict`] when the customer already has a pending request.
+    /// Replace a pending request's parameters, if they are still `old`. Returns whether it did.
+    pub async fn replace_request_params(&mut self, id: i64, old: &str, new: &str) -> Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE staff_requests SET params = $1 WHERE id = $2 AND status = 'pending' AND params = $3",
+        )
+        .bind(new)
+        .bind(id)
+        .bind(old)
+        .execute(&mut *self.0)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
     pub async fn insert_staff_request(&mut self, r: &NewStaffRequest<'_>) -> Result<i64> {
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO staff_requests (kind, customer_id, user_id, reason, params, requested_by, requested_at) \

@@ -694,7 +694,8 @@ async fn kept_hash(engine: &backend::engine::Engine, uid: &str) -> String {
 /// real `serve`): then the hashes of tokens v2 can set up are dropped, and v2 still sets them
 /// up. A token issued before v2 (a bare hash, no OPAQUE record) keeps its only credential.
 async fn serving_with_v1_off_drops_the_hashes_v2_does_not_need(db: Db) {
-    let env = Env::new(db).await;
+    use backend::engine::staff::{PasswordChoice, StaffDone};
+    let env = Env::with_config(db, |c| c.staff.four_eyes = true).await;
     env.customer("pake13").await;
     let uid = env.issue("pake13").await;
     env.engine.open_link(&uid, &host()).await.unwrap();
@@ -707,6 +708,35 @@ async fn serving_with_v1_off_drops_the_hashes_v2_does_not_need(db: Db) {
         .await
         .unwrap();
     assert!(kept_hash(&env.engine, &uid).await.starts_with("$argon2"));
+    // A four-eyes reprovision queued meanwhile: its credential carries the hash too.
+    let (active, _) = env.active_token("pake17").await;
+    let sup = crate::staff::staff(&env, "sup0001", "supervisor").await;
+    let r = env
+        .engine
+        .staff_reprovision(
+            &sup,
+            crate::staff::customer_id(&env, "pake17").await,
+            Some(&active),
+            "new phone",
+            PasswordChoice::Generated,
+            Some("new@example.jp"),
+            None,
+        )
+        .await
+        .unwrap();
+    let StaffDone::Requested { request_id } = r.done else {
+        panic!("four eyes: a request")
+    };
+    let params = |engine: backend::engine::Engine| async move {
+        engine
+            .store()
+            .staff_request(request_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .params
+    };
+    assert!(params(env.engine.clone()).await.contains("$argon2"));
     // A CLI command with v1 off (its default) changes nothing: only a serving server drops.
     let mut v1_off = env.cfg.clone();
     v2_only(&mut v1_off);
@@ -725,6 +755,11 @@ async fn serving_with_v1_off_drops_the_hashes_v2_does_not_need(db: Db) {
         kept_hash(&env.engine, &old.user_id).await,
         bare,
         "pre-v2: kept"
+    );
+    let queued = params(env.engine.clone()).await;
+    assert!(
+        !queued.contains("$argon2") && queued.contains("pake1$"),
+        "the pending request keeps its OPAQUE record, not the hash: {queued}"
     );
     assert!(server
         .logs
