@@ -679,6 +679,47 @@ async fn the_v1_hash_goes_once_the_token_is_set_up(db: Db) {
     assert_eq!(voided.activation_password_hash, "", "voided");
 }
 
+/// Migration 0019 clears the v1 hash of every token no longer awaiting setup (set up, voided),
+/// once: a database from before it (its rows as then: a set-up token still with its hash) is
+/// brought forward, and a pending issuance keeps its hash. The migration is run again on the
+/// same database by forgetting that it ran.
+async fn migration_0019_clears_the_hash_of_tokens_past_setup(db: Db) {
+    use sqlx::Connection as _;
+    let env = Env::new(db).await;
+    let (active, _) = env.active_token("pake18").await;
+    env.customer("pake19").await;
+    let pending = env.issue("pake19").await;
+    let bare = env.engine.hash_password(z("1234")).await.unwrap();
+    let mut c = sqlx::AnyConnection::connect(&env.db.url).await.unwrap();
+    // As a database before 0019 had it.
+    sqlx::query("UPDATE tokens SET activation_password_hash = $1 WHERE user_id = $2")
+        .bind(&bare)
+        .bind(&active)
+        .execute(&mut c)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 19")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    c.close().await.unwrap();
+    assert_eq!(kept_hash(&env.engine, &active).await, bare);
+    let (state, _) = backend::build(&env.cfg, Box::new(env.clock.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        kept_hash(&state.engine, &active).await,
+        "",
+        "set up: cleared"
+    );
+    assert!(
+        kept_hash(&state.engine, &pending)
+            .await
+            .starts_with("$argon2"),
+        "awaiting setup (v1 on here): kept"
+    );
+}
+
 /// The row's kept v1 hash, read from the store of `engine`.
 async fn kept_hash(engine: &backend::engine::Engine, uid: &str) -> String {
     engine
@@ -816,6 +857,7 @@ async fn a_request_queued_with_v1_on_and_approved_with_v1_off_keeps_no_hash(db: 
 }
 
 both_dbs!(
+    migration_0019_clears_the_hash_of_tokens_past_setup,
     with_v1_off_an_issuance_keeps_no_password_hash,
     the_v1_hash_goes_once_the_token_is_set_up,
     serving_with_v1_off_drops_the_hashes_v2_does_not_need,
