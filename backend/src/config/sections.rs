@@ -346,6 +346,11 @@ pub struct MailConfig {
     pub retry_max_secs: u64,
     /// How often the worker looks at the outbox, in milliseconds.
     pub poll_ms: u64,
+    /// The longest one mail's send may take (connection, greeting, TLS, every command and the
+    /// data), in seconds; then the attempt fails and is retried later. A server that accepts
+    /// and then says nothing must not stop the worker. Below the claim on a mail (120 s), so
+    /// no other instance takes a mail still being sent.
+    pub send_timeout_secs: u64,
 }
 
 impl Default for MailConfig {
@@ -360,6 +365,7 @@ impl Default for MailConfig {
             retry_base_secs: 5,
             retry_max_secs: 900,
             poll_ms: 1000,
+            send_timeout_secs: 60,
         }
     }
 }
@@ -376,6 +382,9 @@ impl MailConfig {
         }
         if self.poll_ms == 0 {
             return Err("mail.poll_ms must be >= 1".into());
+        }
+        if !(1..=90).contains(&self.send_timeout_secs) {
+            return Err("mail.send_timeout_secs must be 1..=90 (below the 120 s claim)".into());
         }
         if self.password.is_some() && self.username.is_none() {
             return Err("mail.password needs mail.username".into());

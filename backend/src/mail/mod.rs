@@ -330,13 +330,24 @@ impl MailWorker {
     /// # Errors
     /// The database is unavailable (a failed send is not an error: it is retried later).
     pub async fn run_once(&self) -> anyhow::Result<usize> {
-        let now = unix_now();
         let mut sent = 0;
-        for row in self.store.due_mail(now, 32).await? {
+        let limit = Duration::from_secs(self.cfg.send_timeout_secs);
+        for row in self.store.due_mail(unix_now(), 32).await? {
+            // Claimed from the time it is taken, not the batch's start: a slow relay earlier in
+            // the batch must not leave this claim already expired (another instance would send
+            // the same mail). The send is bounded well inside the claim.
+            let now = unix_now();
             if !self.store.claim_mail(row.id, now, now + LEASE_SECS).await? {
                 continue;
             }
-            match self.send(&row).await {
+            let outcome = match tokio::time::timeout(limit, self.send(&row)).await {
+                Ok(r) => r,
+                Err(_) => Err(anyhow::anyhow!(
+                    "the mail server did not answer within {} s",
+                    self.cfg.send_timeout_secs
+                )),
+            };
+            match outcome {
                 Ok(()) => {
                     self.store.mail_sent(row.id, unix_now()).await?;
                     sent += 1;

@@ -54,11 +54,13 @@ impl Store {
         .await?)
     }
 
-    /// Claim a mail for sending until `until`; false when another worker has it or it was sent.
+    /// Claim a mail for sending until `until`; false when another worker has it, it was sent,
+    /// or it is in backoff (another worker failed it since it was listed).
     pub async fn claim_mail(&self, id: i64, now: i64, until: i64) -> Result<bool> {
         Ok(sqlx::query(
             "UPDATE mail_outbox SET claimed_until = $1, attempts = attempts + 1 \
-             WHERE id = $2 AND sent_at IS NULL AND (claimed_until IS NULL OR claimed_until < $3)",
+             WHERE id = $2 AND sent_at IS NULL AND next_attempt_at <= $3 \
+             AND (claimed_until IS NULL OR claimed_until < $3)",
         )
         .bind(until)
         .bind(id)

@@ -1226,3 +1226,56 @@ async fn a_later_round_whose_write_fails_answers_unavailable_and_records_nothing
         .unwrap();
     assert_eq!(replay.result, Outcome::Replayed);
 }
+
+/// An SMTP server that accepts the connection and then says nothing (or stalls mid-mail):
+/// before, the mail worker waited on it for ever and no mail went out any more (download links,
+/// mailed passwords, notices) until a restart. Each send now has a time limit: the attempt
+/// fails, is recorded, and is retried later with backoff; the worker goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_smtp_server_does_not_stop_the_mail_worker() {
+    let env = Env::new(Db::Sqlite).await;
+    env.customer("mail0001").await;
+    env.issue("mail0001").await;
+    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let keep = held.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = silent.accept().await {
+            keep.lock().unwrap().push(s); // open, never a word
+        }
+    });
+    let worker = backend::mail::MailWorker::new(
+        env.engine.store().clone(),
+        &backend::config::MailConfig {
+            smtp_host: Some("127.0.0.1".into()),
+            smtp_port: Some(port),
+            tls: backend::config::SmtpTls::None,
+            send_timeout_secs: 2,
+            ..Default::default()
+        },
+        env.db.dir.path(),
+    )
+    .unwrap();
+    let ran = tokio::time::timeout(Duration::from_secs(60), worker.run_once()).await;
+    assert!(ran.is_ok(), "the worker came back");
+    assert_eq!(ran.unwrap().unwrap(), 0, "nothing sent");
+    let rows = env.engine.store().outbox(10).await.unwrap();
+    assert!(!rows.is_empty());
+    for r in rows {
+        assert_eq!(r.attempts, 1);
+        assert!(r.sent_at.is_none());
+        assert!(
+            r.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("did not answer")),
+            "{:?}",
+            r.last_error
+        );
+        assert!(
+            r.next_attempt_at > r.created_at,
+            "retried later, with backoff"
+        );
+    }
+    assert!(!held.lock().unwrap().is_empty(), "the server was reached");
+}
