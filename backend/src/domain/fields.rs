@@ -56,7 +56,10 @@ pub fn is_login_id(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
-/// A pragmatic e-mail check: one `@`, a dotted domain, no spaces or controls, at most 254.
+/// A pragmatic e-mail check: one `@`, a dotted domain, no spaces or controls, at most 254; the
+/// local part a dot-atom (no leading, trailing or doubled dot) and no domain label starting or
+/// ending with `-`, so every address accepted can be sent to (the mailer refuses the others:
+/// `taro..hanako@docomo.ne.jp`, an old carrier form, would sit in the outbox for ever).
 pub fn is_email(s: &str) -> bool {
     if s.len() > 254 || s.is_empty() || !s.is_ascii() {
         return false;
@@ -67,6 +70,12 @@ pub fn is_email(s: &str) -> bool {
     !local.is_empty()
         && local.len() <= 64
         && !local.contains('@')
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && domain
+            .split('.')
+            .all(|label| !label.starts_with('-') && !label.ends_with('-'))
         && local
             .bytes()
             .all(|b| b.is_ascii_graphic() && !b"()<>[]\\,;:\"".contains(&b))
@@ -224,8 +233,27 @@ mod tests {
             "taro@@example.com",
             "taro@example..com",
             "たろう@example.com",
+            // Not a dot-atom: the mailer cannot send to them (old carrier addresses had them).
+            "taro..hanako@docomo.ne.jp",
+            "taro.@ezweb.ne.jp",
+            ".taro@example.jp",
+            "taro@-a.example.jp",
+            "taro@a-.example.jp",
         ] {
             assert!(!is_email(bad), "{bad:?} must be refused");
+        }
+        // What is accepted, the mailer can send to (lettre's own parser agrees).
+        for good in [
+            "taro@example.co.jp",
+            "taro.hanako@docomo.ne.jp",
+            "t-a_r+o@sub-1.example.jp",
+            "taro.o'neil@example.com",
+        ] {
+            assert!(is_email(good), "{good:?}");
+            assert!(
+                good.parse::<lettre::Address>().is_ok(),
+                "{good:?}: the mailer takes what the screens accept"
+            );
         }
         assert_eq!(
             activation_password("12").map_err(|e| e.code),
