@@ -351,6 +351,9 @@ pub struct MailConfig {
     /// and then says nothing must not stop the worker. Below the claim on a mail (120 s), so
     /// no other instance takes a mail still being sent.
     pub send_timeout_secs: u64,
+    /// Days a sent mail's row is kept (address, kind, user ID, when; its body goes when it is
+    /// sent), for support to see what was sent; then it is forgotten.
+    pub keep_sent_days: u32,
 }
 
 impl Default for MailConfig {
@@ -366,6 +369,7 @@ impl Default for MailConfig {
             retry_max_secs: 900,
             poll_ms: 1000,
             send_timeout_secs: 60,
+            keep_sent_days: 90,
         }
     }
 }
@@ -382,6 +386,9 @@ impl MailConfig {
         }
         if self.poll_ms == 0 {
             return Err("mail.poll_ms must be >= 1".into());
+        }
+        if self.keep_sent_days == 0 {
+            return Err("mail.keep_sent_days must be >= 1".into());
         }
         if !(1..=90).contains(&self.send_timeout_secs) {
             return Err("mail.send_timeout_secs must be 1..=90 (below the 120 s claim)".into());

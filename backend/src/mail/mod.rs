@@ -223,7 +223,12 @@ pub struct MailWorker {
     transport: Transport,
     from: Mailbox,
     cfg: MailConfig,
+    /// When sent mail was last purged (Unix seconds; 0: not yet in this run).
+    purged_at: std::sync::atomic::AtomicI64,
 }
+
+/// How often the worker forgets sent mail older than `mail.keep_sent_days`.
+const PURGE_EVERY_SECS: i64 = 3600;
 
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
@@ -278,6 +283,7 @@ impl MailWorker {
             transport,
             from,
             cfg: cfg.clone(),
+            purged_at: std::sync::atomic::AtomicI64::new(0),
         })
     }
 
@@ -330,6 +336,7 @@ impl MailWorker {
     /// # Errors
     /// The database is unavailable (a failed send is not an error: it is retried later).
     pub async fn run_once(&self) -> anyhow::Result<usize> {
+        self.purge_if_due().await?;
         let mut sent = 0;
         let limit = Duration::from_secs(self.cfg.send_timeout_secs);
         for row in self.store.due_mail(unix_now(), 32).await? {
@@ -368,6 +375,29 @@ impl MailWorker {
             }
         }
         Ok(sent)
+    }
+
+    /// Forget sent mail older than `mail.keep_sent_days` (its body went when it was sent; the
+    /// row keeps the address and user ID), at most once an hour per worker. The outbox was
+    /// never emptied: every notice and mailed password stayed, in every backup too.
+    async fn purge_if_due(&self) -> anyhow::Result<()> {
+        use std::sync::atomic::Ordering;
+        let now = unix_now();
+        let last = self.purged_at.load(Ordering::Relaxed);
+        if last != 0 && now.saturating_sub(last) < PURGE_EVERY_SECS {
+            return Ok(());
+        }
+        self.purged_at.store(now, Ordering::Relaxed);
+        let keep = i64::from(self.cfg.keep_sent_days).saturating_mul(86_400);
+        let n = self.store.purge_sent_mail(now.saturating_sub(keep)).await?;
+        if n > 0 {
+            tracing::info!(
+                mails = n,
+                keep_days = self.cfg.keep_sent_days,
+                "sent mail forgotten"
+            );
+        }
+        Ok(())
     }
 
     fn message(&self, row: &MailRow) -> anyhow::Result<Message> {

@@ -96,6 +96,17 @@ impl Store {
         Ok(())
     }
 
+    /// Forget mail sent before `before`. Returns how many.
+    pub async fn purge_sent_mail(&self, before: i64) -> Result<u64> {
+        Ok(
+            sqlx::query("DELETE FROM mail_outbox WHERE sent_at IS NOT NULL AND sent_at < $1")
+                .bind(before)
+                .execute(&self.write)
+                .await?
+                .rows_affected(),
+        )
+    }
+
     /// The outbox, oldest first (operations and tests).
     pub async fn outbox(&self, limit: i64) -> Result<Vec<MailRow>> {
         Ok(sqlx::query_as::<_, MailRow>(&format!(

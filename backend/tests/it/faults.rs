@@ -1279,3 +1279,60 @@ async fn a_silent_smtp_server_does_not_stop_the_mail_worker() {
     }
     assert!(!held.lock().unwrap().is_empty(), "the server was reached");
 }
+
+/// Sent mail is forgotten after `mail.keep_sent_days` (before, the outbox was never emptied:
+/// every notice and mailed password's row stayed, with the address and user ID, in every
+/// backup too); what is younger or unsent stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sent_mail_is_forgotten_after_its_keeping_days() {
+    use sqlx::Connection as _;
+    let env = Env::new(Db::Sqlite).await;
+    for login in ["mail0002", "mail0004"] {
+        env.customer(login).await;
+        env.issue(login).await;
+    }
+    let worker = || {
+        backend::mail::MailWorker::new(
+            env.engine.store().clone(),
+            &backend::config::MailConfig::default(),
+            env.db.dir.path(),
+        )
+        .unwrap()
+    };
+    assert!(worker().run_once().await.unwrap() >= 1);
+    let sent = env.engine.store().outbox(10).await.unwrap();
+    assert!(sent.len() >= 2 && sent.iter().all(|m| m.sent_at.is_some()));
+    // One sent 91 days ago, one 89.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let mut c = sqlx::AnyConnection::connect(&env.db.url).await.unwrap();
+    for (m, days) in sent.iter().zip([91, 89]) {
+        sqlx::query("UPDATE mail_outbox SET sent_at = $1 WHERE id = $2")
+            .bind(now - days * 86_400)
+            .bind(m.id)
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+    env.customer("mail0003").await;
+    env.issue("mail0003").await;
+    worker().run_once().await.unwrap();
+    let left: Vec<i64> = env
+        .engine
+        .store()
+        .outbox(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.id)
+        .collect();
+    assert!(!left.contains(&sent[0].id), "91 days: forgotten");
+    assert!(left.contains(&sent[1].id), "89 days: kept");
+    let newest = sent.iter().map(|m| m.id).max().unwrap();
+    assert!(
+        left.iter().any(|id| *id > newest),
+        "the new mail stays: {left:?}"
+    );
+}
