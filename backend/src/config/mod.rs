@@ -325,6 +325,33 @@ mod tests {
         );
     }
 
+    /// A password over plain SMTP only to this machine (before, any host was accepted and the
+    /// password crossed the network in clear).
+    #[test]
+    fn a_mail_password_needs_tls_unless_the_relay_is_local() {
+        let mail = |host: &str, tls: SmtpTls| MailConfig {
+            smtp_host: Some(host.to_owned()),
+            tls,
+            username: Some("otp".into()),
+            password: Some(Sensitive("pw".into())),
+            ..MailConfig::default()
+        };
+        let err = mail("smtp.bank.example", SmtpTls::None)
+            .validate()
+            .unwrap_err();
+        assert!(err.contains("in clear"), "{err}");
+        assert!(!err.contains("pw\""), "the password is not repeated");
+        for ok in [
+            mail("smtp.bank.example", SmtpTls::Starttls),
+            mail("smtp.bank.example", SmtpTls::Tls),
+            mail("127.0.0.1", SmtpTls::None),
+            mail("localhost", SmtpTls::None),
+            mail("[::1]", SmtpTls::None),
+        ] {
+            ok.validate().unwrap();
+        }
+    }
+
     #[test]
     fn bad_settings_are_named() {
         let bad_env: HashMap<&str, &str> = HashMap::from([("OTP_LISTEN", "nonsense")]);

@@ -396,6 +396,19 @@ impl MailConfig {
         if self.password.is_some() && self.username.is_none() {
             return Err("mail.password needs mail.username".into());
         }
+        // A password over plain SMTP crosses the network readable: only to this machine.
+        let loopback = self.smtp_host.as_deref().is_some_and(|h| {
+            h.eq_ignore_ascii_case("localhost")
+                || h.trim_matches(['[', ']'])
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        });
+        if self.password.is_some() && self.tls == SmtpTls::None && !loopback {
+            return Err(
+                "mail.password with mail.tls = \"none\" would send it in clear: use starttls or tls (plain SMTP with a password only to localhost)"
+                    .into(),
+            );
+        }
         Ok(())
     }
 }
