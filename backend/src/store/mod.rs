@@ -133,9 +133,16 @@ pub struct Store {
     /// When a commit last failed for want of space or on an I/O error (see
     /// [`Store::write_probe`]).
     commit_failed: CommitFailed,
+    /// When the write probe last went through, and the lock that lets one probe run at a time
+    /// (see [`Store::write_probe`]).
+    probe: std::sync::Arc<tokio::sync::Mutex<Option<std::time::Instant>>>,
     /// SQLite: the checkpointer's RESTART mark, in log pages ([`ConnectOpts::wal_restart_mib`]).
     wal_restart_pages: i64,
 }
+
+/// How long a write probe that went through stands for the next ones (see
+/// [`Store::write_probe`]).
+const PROBE_REUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// When a commit last failed for want of space (or on an I/O error), shared by the store and
 /// its transactions.
@@ -352,6 +359,7 @@ impl Store {
             writer_down: std::sync::Arc::default(),
             checkpoint_gate: std::sync::Arc::default(),
             commit_failed: CommitFailed::default(),
+            probe: std::sync::Arc::default(),
             wal_restart_pages,
         })
     }
@@ -391,18 +399,30 @@ impl Store {
     /// the same write path as every other transaction. A full disk, a read-only file or a
     /// standby answers `SELECT 1` but fails here.
     ///
+    /// One probe at a time, and a probe that went through stands for [`PROBE_REUSE`]: `/readyz`
+    /// needs no key, and before, each call was a durable write on SQLite's one write
+    /// connection, so a flood of them queued the bank's own writes behind it. A failed probe
+    /// stands for nothing (the next call probes again).
+    ///
     /// # Errors
     /// The write failed.
     pub async fn write_probe(&self, now: u64) -> Result<()> {
-        let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO readiness_probe (id, at) VALUES (1, $1) \
-             ON CONFLICT (id) DO UPDATE SET at = excluded.at",
-        )
-        .bind(i64::try_from(now).unwrap_or(i64::MAX))
-        .execute(&mut *tx.0)
-        .await?;
-        tx.commit().await?;
+        {
+            let mut last = self.probe.lock().await;
+            if !last.is_some_and(|t| t.elapsed() < PROBE_REUSE) {
+                *last = None;
+                let mut tx = self.begin().await?;
+                sqlx::query(
+                    "INSERT INTO readiness_probe (id, at) VALUES (1, $1) \
+                     ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+                )
+                .bind(i64::try_from(now).unwrap_or(i64::MAX))
+                .execute(&mut *tx.0)
+                .await?;
+                tx.commit().await?;
+                *last = Some(std::time::Instant::now());
+            }
+        }
         let recent = self
             .commit_failed
             .lock()

@@ -14,6 +14,7 @@ use crate::both_dbs;
 use crate::support::*;
 
 both_dbs!(
+    readiness_writes_at_most_once_a_second,
     get_login_writes_no_session_row,
     customer_sessions_end_after_twelve_hours_however_active,
     staff_sessions_end_after_eight_hours_however_active,
@@ -766,5 +767,49 @@ async fn another_local_user_reads_nothing_in_the_data_directory() {
     assert!(
         err.contains("host API key") && err.contains("chmod 600"),
         "{err}"
+    );
+}
+
+/// `/readyz` needs no key, and each call was a durable write on the database (on SQLite its
+/// one write connection): a flood of them queued the bank's own writes. A write probe that went
+/// through now stands for a second: twenty calls in it write once (the probe row keeps the
+/// first call's time, though the test's clock moved on), and after it the next call writes.
+async fn readiness_writes_at_most_once_a_second(db: Db) {
+    use sqlx::Connection as _;
+    let env = Env::new(db).await;
+    let base = listen(&env.state).await;
+    let http = reqwest::Client::new();
+    let ready = || {
+        let http = http.clone();
+        let url = format!("{base}/readyz");
+        async move { http.get(url).send().await.unwrap().status().as_u16() }
+    };
+    let url = env.db.url.clone();
+    let probed_at = || {
+        let url = url.clone();
+        async move {
+            let mut c = sqlx::AnyConnection::connect(&url).await.unwrap();
+            let (at,): (i64,) = sqlx::query_as("SELECT at FROM readiness_probe WHERE id = 1")
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
+            at
+        }
+    };
+    assert_eq!(ready().await, 200);
+    let first = probed_at().await;
+    env.clock.advance(10);
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        calls.spawn(ready());
+    }
+    assert!(calls.join_all().await.iter().all(|s| *s == 200));
+    assert_eq!(probed_at().await, first, "one write stands for the second");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(ready().await, 200);
+    assert_eq!(
+        probed_at().await,
+        first + 10,
+        "a second later: written again"
     );
 }
