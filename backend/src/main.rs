@@ -539,8 +539,8 @@ async fn serve(cfg: Config, me: &str) -> anyhow::Result<()> {
         let dropped = state.engine.drop_unused_v1_hashes().await?;
         if dropped > 0 {
             tracing::info!(
-                issuances = dropped,
-                "provisioning v1 is off: dropped the v1 activation-password hashes of issuances v2 sets up"
+                count = dropped,
+                "provisioning v1 is off: dropped the v1 activation-password hashes of issuances (and pending reprovisions) v2 sets up"
             );
         }
     }

@@ -403,7 +403,11 @@ impl MailConfig {
                     .parse::<std::net::IpAddr>()
                     .is_ok_and(|ip| ip.is_loopback())
         });
-        if self.password.is_some() && self.tls == SmtpTls::None && !loopback {
+        if self.password.is_some()
+            && self.smtp_host.is_some()
+            && self.tls == SmtpTls::None
+            && !loopback
+        {
             return Err(
                 "mail.password with mail.tls = \"none\" would send it in clear: use starttls or tls (plain SMTP with a password only to localhost)"
                     .into(),

@@ -190,13 +190,21 @@ impl Engine {
             let Ok(mut params) = serde_json::from_str::<serde_json::Value>(&r.params) else {
                 continue;
             };
-            let Some(stripped) = params
+            let stripped = match params
                 .get("act_hash")
                 .and_then(serde_json::Value::as_str)
-                .and_then(|c| super::credential::without_v1_hash(c).transpose())
-                .transpose()?
-            else {
-                continue;
+                .map(super::credential::without_v1_hash)
+            {
+                Some(Ok(Some(s))) => s,
+                Some(Err(_)) => {
+                    // Said, not fatal: one bad request must not stop the server.
+                    tracing::warn!(
+                        request_id = r.id,
+                        "a pending request's activation credential is corrupt; left as it is"
+                    );
+                    continue;
+                }
+                _ => continue,
             };
             params["act_hash"] = serde_json::Value::String(stripped);
             let mut tx = self.inner.store.begin().await?;

@@ -5,9 +5,12 @@
 //! Mail is written to the outbox in the same transaction as the decision it reports, so a
 //! mail server outage delays mail and never loses it. The worker claims a row for a lease,
 //! sends it, then stamps it sent and clears its body; a failure pushes the next attempt back
-//! with exponential backoff. Delivery is at least once: a crash after the SMTP server accepted
-//! a mail and before it was stamped sends it again when the lease ends (the Message-ID stays the
-//! same, so receivers can drop the duplicate); a restart after the stamp never resends.
+//! with exponential backoff. Each mail goes over a connection of its own (no pool: a send cut
+//! off by its time limit must not leave a connection mid-conversation for the next mail), its
+//! whole send bounded by `mail.send_timeout_secs`. Delivery is at least once: a crash after the
+//! SMTP server accepted a mail and before it was stamped, or a send that timed out while the
+//! server was accepting it, sends it again (the Message-ID stays the same, so receivers can
+//! drop the duplicate); a restart after the stamp never resends.
 //!
 //! Must not depend on `web`.
 
@@ -336,7 +339,10 @@ impl MailWorker {
     /// # Errors
     /// The database is unavailable (a failed send is not an error: it is retried later).
     pub async fn run_once(&self) -> anyhow::Result<usize> {
-        self.purge_if_due().await?;
+        // Housekeeping: a failure is said and does not hold the mail back.
+        if let Err(e) = self.purge_if_due().await {
+            tracing::warn!(error = %e, "sent mail not purged this time");
+        }
         let mut sent = 0;
         let limit = Duration::from_secs(self.cfg.send_timeout_secs);
         for row in self.store.due_mail(unix_now(), 32).await? {

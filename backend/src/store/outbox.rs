@@ -96,15 +96,25 @@ impl Store {
         Ok(())
     }
 
-    /// Forget mail sent before `before`. Returns how many.
+    /// Forget mail sent before `before`, a thousand rows per statement (the first purge after
+    /// an upgrade may meet every mail ever sent: one statement would hold SQLite's one write
+    /// lock for all of it). Found by the `(sent_at, next_attempt_at)` index. Returns how many.
     pub async fn purge_sent_mail(&self, before: i64) -> Result<u64> {
-        Ok(
-            sqlx::query("DELETE FROM mail_outbox WHERE sent_at IS NOT NULL AND sent_at < $1")
-                .bind(before)
-                .execute(&self.write)
-                .await?
-                .rows_affected(),
-        )
+        let mut total = 0;
+        loop {
+            let n = sqlx::query(
+                "DELETE FROM mail_outbox WHERE id IN (SELECT id FROM mail_outbox \
+                 WHERE sent_at IS NOT NULL AND sent_at < $1 LIMIT 1000)",
+            )
+            .bind(before)
+            .execute(&self.write)
+            .await?
+            .rows_affected();
+            total += n;
+            if n < 1000 {
+                return Ok(total);
+            }
+        }
     }
 
     /// The outbox, oldest first (operations and tests).

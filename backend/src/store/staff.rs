@@ -461,8 +461,6 @@ impl Tx<'_> {
             == 1)
     }
 
-    /// # Errors
-    /// [`super::StoreError::Conflict`] when the customer already has a pending request.
     /// Replace a pending request's parameters, if they are still `old`. Returns whether it did.
     pub async fn replace_request_params(&mut self, id: i64, old: &str, new: &str) -> Result<bool> {
         Ok(sqlx::query(
@@ -477,6 +475,8 @@ impl Tx<'_> {
             == 1)
     }
 
+    /// # Errors
+    /// [`super::StoreError::Conflict`] when the customer already has a pending request.
     pub async fn insert_staff_request(&mut self, r: &NewStaffRequest<'_>) -> Result<i64> {
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO staff_requests (kind, customer_id, user_id, reason, params, requested_by, requested_at) \
