@@ -38,7 +38,7 @@ impl Store {
     /// Database unavailable.
     pub async fn outbox_stats(&self) -> Result<OutboxStats> {
         let (unsent, oldest_created_at): (i64, Option<i64>) = sqlx::query_as(
-            "SELECT COUNT(*), MIN(created_at) FROM mail_outbox WHERE sent_at IS NULL",
+            "SELECT COUNT(*), MIN(created_at) FROM mail_outbox WHERE sent_at IS NULL AND given_up_at IS NULL",
         )
         .fetch_one(&self.read)
         .await?;

@@ -36,17 +36,20 @@ pub struct MailRow {
     pub attempts: i64,
     pub last_error: Option<String>,
     pub sent_at: Option<i64>,
+    /// When the worker gave up on it (never sent; see [`Store::mail_given_up`]).
+    pub given_up_at: Option<i64>,
 }
 
 const MAIL_COLUMNS: &str = "id, dedupe_key, kind, customer_id, user_id, to_addr, subject, body, \
-    created_at, next_attempt_at, claimed_until, attempts, last_error, sent_at";
+    created_at, next_attempt_at, claimed_until, attempts, last_error, sent_at, given_up_at";
 
 impl Store {
     /// Mail due for sending at `now`: unsent, not in backoff, not claimed by a live worker.
     pub async fn due_mail(&self, now: i64, limit: i64) -> Result<Vec<MailRow>> {
         Ok(sqlx::query_as::<_, MailRow>(&format!(
             "SELECT {MAIL_COLUMNS} FROM mail_outbox WHERE sent_at IS NULL AND next_attempt_at <= $1 \
-             AND (claimed_until IS NULL OR claimed_until < $1) ORDER BY id LIMIT $2"
+             AND (claimed_until IS NULL OR claimed_until < $1) AND given_up_at IS NULL \
+             ORDER BY id LIMIT $2"
         ))
         .bind(now)
         .bind(limit)
@@ -83,6 +86,20 @@ impl Store {
         Ok(())
     }
 
+    /// Give up on a mail (it will never be sent): clear its body, say why.
+    pub async fn mail_given_up(&self, id: i64, now: i64, why: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE mail_outbox SET given_up_at = $1, body = '', claimed_until = NULL, last_error = $2 \
+             WHERE id = $3 AND sent_at IS NULL",
+        )
+        .bind(now)
+        .bind(why)
+        .bind(id)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
     /// Record a failed attempt; the mail is tried again from `next_attempt_at`.
     pub async fn mail_failed(&self, id: i64, next_attempt_at: i64, error: &str) -> Result<()> {
         sqlx::query(
@@ -104,7 +121,8 @@ impl Store {
         loop {
             let n = sqlx::query(
                 "DELETE FROM mail_outbox WHERE id IN (SELECT id FROM mail_outbox \
-                 WHERE sent_at IS NOT NULL AND sent_at < $1 LIMIT 1000)",
+                 WHERE (sent_at IS NOT NULL AND sent_at < $1) \
+                 OR (sent_at IS NULL AND given_up_at < $1) LIMIT 1000)",
             )
             .bind(before)
             .execute(&self.write)
