@@ -1,4 +1,3 @@
--- A mail the worker gave up on (an address the mailer cannot parse, or a mailed one-time
--- password that expired while its sends kept failing): never sent, not counted as waiting,
--- forgotten with the sent mail.
+-- A mail the worker gave up on (an address the mailer cannot parse): never sent, not counted
+-- as waiting, forgotten with the sent mail.
 ALTER TABLE mail_outbox ADD COLUMN given_up_at INTEGER;

@@ -243,18 +243,13 @@ fn unix_now() -> i64 {
 /// A claim lasts this long; a worker that died mid-send loses it after that.
 const LEASE_SECS: i64 = 120;
 
-/// Why a mail is no longer worth sending, if it is not: an address the mailer cannot parse (it
-/// never will), or a mailed one-time password whose sends have failed until it expired (it
-/// would reach the customer as a stale password for an operation long gone). A mailed password
-/// whose first attempt is late still goes: the worker's own clock decides nothing it has not
-/// tried before.
-fn give_up(row: &MailRow, now: i64) -> Option<&'static str> {
-    if row.to_addr.parse::<Mailbox>().is_err() {
-        return Some("the address cannot be mailed");
-    }
-    let expired = now.saturating_sub(row.created_at) > crate::domain::mail_password::TTL_SECS;
-    (row.kind == "mail_password" && row.attempts > 0 && expired)
-        .then_some("the mailed password expired before it could be sent")
+/// Why a mail will never be sent, if so: an address the mailer cannot parse (stored before the
+/// stricter check). Decided on the row alone, by no clock.
+fn give_up(row: &MailRow) -> Option<&'static str> {
+    row.to_addr
+        .parse::<Mailbox>()
+        .is_err()
+        .then_some("the address cannot be mailed")
 }
 
 impl MailWorker {
@@ -367,7 +362,7 @@ impl MailWorker {
             if !self.store.claim_mail(row.id, now, now + LEASE_SECS).await? {
                 continue;
             }
-            if let Some(why) = give_up(&row, now) {
+            if let Some(why) = give_up(&row) {
                 tracing::warn!(mail_id = row.id, kind = %row.kind, attempts = row.attempts, reason = why, "mail given up");
                 self.store.mail_given_up(row.id, now, why).await?;
                 continue;
