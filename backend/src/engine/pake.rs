@@ -74,15 +74,6 @@ fn not_registered() -> EngineError {
     }
 }
 
-/// v1 asked to set up a token issued with no v1 hash (v1 was off at its issuance).
-pub(super) fn v1_not_registered() -> EngineError {
-    EngineError::Conflict {
-        code: "SETUP_V1_NOT_REGISTERED",
-        message:
-            "this token was issued for provisioning v2 only; set it up with /app/v2/setup/start",
-    }
-}
-
 fn message_format() -> EngineError {
     EngineError::Invalid {
         field: "pake_message",

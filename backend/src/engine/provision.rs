@@ -31,6 +31,15 @@ pub(crate) fn setup_refusal_of(
     Ok(setup_refusal(view, max_attempts, now))
 }
 
+/// v1 asked to set up a token issued with no v1 hash (v1 was off at its issuance).
+fn v1_not_registered() -> EngineError {
+    EngineError::Conflict {
+        code: "SETUP_V1_NOT_REGISTERED",
+        message:
+            "this token was issued for provisioning v2 only; set it up with /app/v2/setup/start",
+    }
+}
+
 /// Seconds the last allowed v1 attempt has to be answered: its password check (queued behind
 /// at most a few others, then one Argon2 run). Past it, an attempt never answered (the check
 /// failed, the process stopped) has ended the issuance.
@@ -119,14 +128,13 @@ impl Engine {
                 .token(user_id.as_str())
                 .await?
                 .ok_or(DomainError::UnknownToken)?;
-            let refusal =
-                super::provision::setup_refusal_of(&row, max, now)?.map(EngineError::from);
+            let refusal = setup_refusal_of(&row, max, now)?.map(EngineError::from);
             // A token issued while v1 was off has no v1 hash: refused before an attempt is
             // spent (v2 sets it up).
             let refusal = refusal.or_else(|| {
                 row.activation_password_hash
                     .is_empty()
-                    .then(super::pake::v1_not_registered)
+                    .then(v1_not_registered)
             });
             if let Some(err) = refusal {
                 tx.audit(&audit(err.code())).await?;
