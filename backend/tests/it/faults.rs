@@ -1227,6 +1227,31 @@ async fn a_later_round_whose_write_fails_answers_unavailable_and_records_nothing
     assert_eq!(replay.result, Outcome::Replayed);
 }
 
+/// The mail worker on `env`'s outbox: to an SMTP server on loopback at `smtp_port` (plain,
+/// each send limited to 2 s), or, without one, to files under the data directory.
+fn mail_worker(env: &Env, smtp_port: Option<u16>) -> backend::mail::MailWorker {
+    let cfg = match smtp_port {
+        Some(port) => backend::config::MailConfig {
+            smtp_host: Some("127.0.0.1".into()),
+            smtp_port: Some(port),
+            tls: backend::config::SmtpTls::None,
+            send_timeout_secs: 2,
+            ..Default::default()
+        },
+        None => backend::config::MailConfig::default(),
+    };
+    backend::mail::MailWorker::new(env.engine.store().clone(), &cfg, env.db.dir.path()).unwrap()
+}
+
+/// Unix seconds by the wall clock (the mail worker's clock, not the test's).
+fn wall_now() -> i64 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    i64::try_from(secs).unwrap()
+}
+
 /// An SMTP server that accepts the connection and then says nothing (or stalls mid-mail):
 /// before, the mail worker waited on it for ever and no mail went out any more (download links,
 /// mailed passwords, notices) until a restart. Each send now has a time limit: the attempt
@@ -1245,22 +1270,8 @@ async fn a_silent_smtp_server_does_not_stop_the_mail_worker() {
             keep.lock().unwrap().push(s); // open, never a word
         }
     });
-    let worker = backend::mail::MailWorker::new(
-        env.engine.store().clone(),
-        &backend::config::MailConfig {
-            smtp_host: Some("127.0.0.1".into()),
-            smtp_port: Some(port),
-            tls: backend::config::SmtpTls::None,
-            send_timeout_secs: 2,
-            ..Default::default()
-        },
-        env.db.dir.path(),
-    )
-    .unwrap();
-    let started = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let worker = mail_worker(&env, Some(port));
+    let started = wall_now();
     let ran = tokio::time::timeout(Duration::from_secs(60), worker.run_once()).await;
     assert!(ran.is_ok(), "the worker came back");
     assert_eq!(ran.unwrap().unwrap(), 0, "nothing sent");
@@ -1292,22 +1303,12 @@ async fn sent_mail_is_forgotten_after_its_keeping_days() {
         env.customer(login).await;
         env.issue(login).await;
     }
-    let worker = || {
-        backend::mail::MailWorker::new(
-            env.engine.store().clone(),
-            &backend::config::MailConfig::default(),
-            env.db.dir.path(),
-        )
-        .unwrap()
-    };
+    let worker = || mail_worker(&env, None);
     assert!(worker().run_once().await.unwrap() >= 1);
     let sent = env.engine.store().outbox(10).await.unwrap();
     assert!(sent.len() >= 2 && sent.iter().all(|m| m.sent_at.is_some()));
     // One sent 91 days ago, one 89.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = wall_now();
     let mut c = sqlx::AnyConnection::connect(&env.db.url).await.unwrap();
     for (m, days) in sent.iter().zip([91, 89]) {
         sqlx::query("UPDATE mail_outbox SET sent_at = $1 WHERE id = $2")
@@ -1359,18 +1360,7 @@ async fn a_relay_that_stalls_after_the_data_costs_one_mail_not_the_next() {
             tokio::spawn(fake_smtp(s, n == 0));
         }
     });
-    let worker = backend::mail::MailWorker::new(
-        env.engine.store().clone(),
-        &backend::config::MailConfig {
-            smtp_host: Some("127.0.0.1".into()),
-            smtp_port: Some(port),
-            tls: backend::config::SmtpTls::None,
-            send_timeout_secs: 2,
-            ..Default::default()
-        },
-        env.db.dir.path(),
-    )
-    .unwrap();
+    let worker = mail_worker(&env, Some(port));
     let sent = tokio::time::timeout(Duration::from_secs(30), worker.run_once())
         .await
         .expect("the worker came back")
@@ -1446,12 +1436,7 @@ async fn mail_to_an_address_that_cannot_be_mailed_is_given_up() {
         .execute(&mut c)
         .await
         .unwrap();
-    let worker = backend::mail::MailWorker::new(
-        env.engine.store().clone(),
-        &backend::config::MailConfig::default(),
-        env.db.dir.path(),
-    )
-    .unwrap();
+    let worker = mail_worker(&env, None);
     assert_eq!(worker.run_once().await.unwrap(), rows.len() - 1);
     let rows = env.engine.store().outbox(10).await.unwrap();
     let r = rows.iter().find(|r| r.id == unmailable).unwrap();

@@ -73,8 +73,8 @@ pub(crate) async fn login(b: &Browser, login: &str) {
     assert_eq!(r.location.as_deref(), Some("/top"), "login: {}", r.body);
 }
 
-/// Log `login` in through the OTP screen.
-pub(crate) async fn login_with_otp(env: &Env, b: &Browser, login: &str, secret: &protocol::Secret) {
+/// The login's password step of `login`, whose OTP is in use: on to the OTP screen.
+pub(crate) async fn password_step(b: &Browser, login: &str) {
     let form = b.get("/login").await;
     let r = b
         .post(
@@ -87,6 +87,11 @@ pub(crate) async fn login_with_otp(env: &Env, b: &Browser, login: &str, secret: 
         )
         .await;
     assert_eq!(r.location.as_deref(), Some("/login/otp"));
+}
+
+/// Log `login` in through the OTP screen.
+pub(crate) async fn login_with_otp(env: &Env, b: &Browser, login: &str, secret: &protocol::Secret) {
+    password_step(b, login).await;
     env.clock.advance(60);
     let otp = b.get("/login/otp").await;
     let r = b

@@ -124,6 +124,16 @@ fn app(uid: &str, password: &str) -> (ClientStart, SetupStartRequest) {
     .unwrap()
 }
 
+/// A v1 setup request for `uid` with the right activation password.
+fn v1_setup_body(uid: &str) -> Value {
+    json!({
+        "service_id": "10112231",
+        "user_id": uid,
+        "activation_password": RIGHT,
+        "device": {"platform": "android", "model": "Pixel 8", "os_version": "15", "app_version": "1.0.0"}
+    })
+}
+
 fn code_of(v: &Value) -> &str {
     v["code"].as_str().unwrap_or("")
 }
@@ -498,28 +508,36 @@ async fn an_unfinished_exchange_expires_and_counts(db: Db) {
     assert_eq!(s.failures(&uid).await, 1);
 }
 
-/// Issue 18 item 4: the staff's generated activation passwords work the same way (the
-/// reprovision makes the OPAQUE record, also when a second supervisor approves it later).
-async fn a_staff_generated_password_provisions_through_v2(db: Db) {
-    use backend::engine::staff::{PasswordChoice, StaffDone};
-    let s = PakeServer::start(db).await;
-    let (uid, _) = s.env.active_token("pake09").await;
-    let sup = crate::staff::staff(&s.env, "sup0001", "supervisor").await;
-    let cid = crate::staff::customer_id(&s.env, "pake09").await;
-    let r = s
-        .env
-        .engine
+/// A supervisor's reprovision of `login`'s token `uid` to a new phone, with a generated
+/// activation password (applied, or queued for a second supervisor under four eyes).
+async fn reprovision_generated(
+    env: &Env,
+    sup: &backend::engine::staff::StaffMember,
+    login: &str,
+    uid: &str,
+) -> backend::engine::staff::Reprovisioned {
+    env.engine
         .staff_reprovision(
-            &sup,
-            cid,
-            Some(&uid),
+            sup,
+            crate::staff::customer_id(env, login).await,
+            Some(uid),
             "new phone",
-            PasswordChoice::Generated,
+            backend::engine::staff::PasswordChoice::Generated,
             Some("new@example.jp"),
             None,
         )
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Issue 18 item 4: the staff's generated activation passwords work the same way (the
+/// reprovision makes the OPAQUE record, also when a second supervisor approves it later).
+async fn a_staff_generated_password_provisions_through_v2(db: Db) {
+    use backend::engine::staff::StaffDone;
+    let s = PakeServer::start(db).await;
+    let (uid, _) = s.env.active_token("pake09").await;
+    let sup = crate::staff::staff(&s.env, "sup0001", "supervisor").await;
+    let r = reprovision_generated(&s.env, &sup, "pake09", &uid).await;
     let password = r.generated_password.unwrap();
     let new_uid = match r.done {
         StaffDone::Applied { new_user_id } => new_user_id.unwrap(),
@@ -557,17 +575,7 @@ async fn v1_is_refused_by_default(db: Db) {
     assert!(!backend::config::AppApiConfig::default().allow_v1_setup);
     let s = PakeServer::start(db).await;
     let uid = s.ready("pake08").await;
-    let (status, v) = s
-        .post(
-            "/app/v1/setup",
-            &json!({
-                "service_id": "10112231",
-                "user_id": uid,
-                "activation_password": RIGHT,
-                "device": {"platform": "android", "model": "Pixel 8", "os_version": "15", "app_version": "1.0.0"}
-            }),
-        )
-        .await;
+    let (status, v) = s.post("/app/v1/setup", &v1_setup_body(&uid)).await;
     assert_eq!(status, StatusCode::GONE, "{v}");
     assert_eq!(code_of(&v), "SETUP_V1_DISABLED");
     assert_eq!(s.failures(&uid).await, 0);
@@ -611,12 +619,7 @@ async fn with_v1_off_an_issuance_keeps_no_password_hash(db: Db) {
     let res = s
         .http
         .post(format!("{base}/app/v1/setup"))
-        .json(&json!({
-            "service_id": "10112231",
-            "user_id": uid,
-            "activation_password": RIGHT,
-            "device": {"platform": "android", "model": "Pixel 8", "os_version": "15", "app_version": "1.0.0"}
-        }))
+        .json(&v1_setup_body(&uid))
         .send()
         .await
         .unwrap();
@@ -735,7 +738,7 @@ async fn kept_hash(engine: &backend::engine::Engine, uid: &str) -> String {
 /// real `serve`): then the hashes of tokens v2 can set up are dropped, and v2 still sets them
 /// up. A token issued before v2 (a bare hash, no OPAQUE record) keeps its only credential.
 async fn serving_with_v1_off_drops_the_hashes_v2_does_not_need(db: Db) {
-    use backend::engine::staff::{PasswordChoice, StaffDone};
+    use backend::engine::staff::StaffDone;
     let env = Env::with_config(db, |c| c.staff.four_eyes = true).await;
     env.customer("pake13").await;
     let uid = env.issue("pake13").await;
@@ -752,19 +755,7 @@ async fn serving_with_v1_off_drops_the_hashes_v2_does_not_need(db: Db) {
     // A four-eyes reprovision queued meanwhile: its credential carries the hash too.
     let (active, _) = env.active_token("pake17").await;
     let sup = crate::staff::staff(&env, "sup0001", "supervisor").await;
-    let r = env
-        .engine
-        .staff_reprovision(
-            &sup,
-            crate::staff::customer_id(&env, "pake17").await,
-            Some(&active),
-            "new phone",
-            PasswordChoice::Generated,
-            Some("new@example.jp"),
-            None,
-        )
-        .await
-        .unwrap();
+    let r = reprovision_generated(&env, &sup, "pake17", &active).await;
     let StaffDone::Requested { request_id } = r.done else {
         panic!("four eyes: a request")
     };
@@ -815,25 +806,12 @@ async fn serving_with_v1_off_drops_the_hashes_v2_does_not_need(db: Db) {
 /// A staff request queued while v1 was on carries the v1 hash in its credential; approved by a
 /// server with v1 off, the new token keeps none (and v2 sets it up with the generated password).
 async fn a_request_queued_with_v1_on_and_approved_with_v1_off_keeps_no_hash(db: Db) {
-    use backend::engine::staff::{PasswordChoice, StaffDone};
+    use backend::engine::staff::StaffDone;
     let env = Env::with_config(db, |c| c.staff.four_eyes = true).await;
     let (uid, _) = env.active_token("pake15").await;
     let sup = crate::staff::staff(&env, "sup0001", "supervisor").await;
     let second = crate::staff::staff(&env, "sup0002", "supervisor").await;
-    let cid = crate::staff::customer_id(&env, "pake15").await;
-    let r = env
-        .engine
-        .staff_reprovision(
-            &sup,
-            cid,
-            Some(&uid),
-            "new phone",
-            PasswordChoice::Generated,
-            Some("new@example.jp"),
-            None,
-        )
-        .await
-        .unwrap();
+    let r = reprovision_generated(&env, &sup, "pake15", &uid).await;
     let password = r.generated_password.unwrap();
     let StaffDone::Requested { request_id } = r.done else {
         panic!("four eyes: a request waits for a second supervisor")

@@ -342,29 +342,22 @@ async fn one_ipv6_network_guessing_across_accounts_is_locked(db: Db) {
         3,
         "the /64's tenth failure locks it: {answers:?}"
     );
-    let r = env
-        .engine
-        .staff_login(
+    // The supervisor, with the right password and code, from `ip`.
+    let supervisor_from = |ip: &str| {
+        env.engine.staff_login(
             "sup0001",
             z(STAFF_PW),
             z(&code_now(&env, &secret)),
-            Some("2001:db8:1:2::d".to_owned()),
+            Some(ip.to_owned()),
         )
-        .await;
+    };
+    let r = supervisor_from("2001:db8:1:2::d").await;
     assert_eq!(answer(r), "locked", "another address of the same /64");
     assert_eq!(
         lock_events(&env).await,
         vec![("staff".to_owned(), "ip".to_owned())]
     );
-    let r = env
-        .engine
-        .staff_login(
-            "sup0001",
-            z(STAFF_PW),
-            z(&code_now(&env, &secret)),
-            Some("2001:db8:1:3::1".to_owned()),
-        )
-        .await;
+    let r = supervisor_from("2001:db8:1:3::1").await;
     assert_eq!(answer(r), "ok", "the next /64 is another client");
 }
 

@@ -537,6 +537,22 @@ async fn the_host_api_verifies_transaction_codes(db: Db) {
     assert_eq!(v["result"].as_str(), Some("replayed"));
 }
 
+/// The same form posted twice at once (a double click); the answers in the order sent.
+async fn post_twice(b: &Browser, path: &str, fields: &[(&str, &str)]) -> [Page; 2] {
+    let (first, second) = tokio::join!(b.post(path, fields), b.post(path, fields));
+    [first, second]
+}
+
+/// No "your code was used again" alarm went to the customer.
+async fn no_replay_alarm(env: &Env) {
+    let mails = crate::mail_password::outbox(env).await;
+    assert!(
+        mails.iter().all(|m| m.kind != "notice_replayed"),
+        "an alarm: {:?}",
+        mails.iter().map(|m| &m.kind).collect::<Vec<_>>()
+    );
+}
+
 /// 確定する pressed twice (two requests at once, the same form and code): one transfer, both
 /// answers lead to its done screen, and no "your code was used again" alarm goes to the
 /// customer. Before, the second request's code was a replay: an error page for a transfer that
@@ -574,12 +590,7 @@ async fn a_double_submitted_confirmation_is_one_transfer_and_no_alarm(db: Db) {
         assert_eq!(r.location.as_deref(), Some("/transfer/done"), "{}", r.body);
     }
     assert_eq!(env.engine.store().transfers(cid).await.unwrap().len(), 1);
-    let mails = crate::mail_password::outbox(env).await;
-    assert!(
-        mails.iter().all(|m| m.kind != "notice_replayed"),
-        "no alarm for a double click: {:?}",
-        mails.iter().map(|m| &m.kind).collect::<Vec<_>>()
-    );
+    no_replay_alarm(env).await;
 }
 
 /// The login's OTP step sent twice at once: one logs in; the other finds its session replaced
@@ -590,24 +601,12 @@ async fn a_double_submitted_login_code_is_no_alarm(db: Db) {
     let env = &srv.env;
     let (_, secret) = env.active_token("txd00002").await;
     let b = srv.browser();
-    let form = b.get("/login").await;
-    let r = b
-        .post(
-            "/login",
-            &[
-                ("csrf", &form.input("csrf")),
-                ("login_id", "txd00002"),
-                ("password", "loginpass1"),
-            ],
-        )
-        .await;
-    assert_eq!(r.location.as_deref(), Some("/login/otp"));
+    crate::mail_password::password_step(&b, "txd00002").await;
     env.clock.advance(60);
     let otp = b.get("/login/otp").await;
     let (csrf, code) = (otp.input("csrf"), env.code(&secret, 0));
     let fields = [("csrf", csrf.as_str()), ("code", code.as_str())];
-    let (first, second) =
-        tokio::join!(b.post("/login/otp", &fields), b.post("/login/otp", &fields));
+    let [first, second] = post_twice(&b, "/login/otp", &fields).await;
     let mut places = vec![first.location.clone(), second.location.clone()];
     places.sort();
     assert_eq!(
@@ -617,8 +616,7 @@ async fn a_double_submitted_login_code_is_no_alarm(db: Db) {
         first.body,
         second.body
     );
-    let mails = crate::mail_password::outbox(env).await;
-    assert!(mails.iter().all(|m| m.kind != "notice_replayed"));
+    no_replay_alarm(env).await;
 }
 
 /// BOK001 and BOS001 sent twice at once: each pair ends on its done screen (BOK002, BOS002),
@@ -636,10 +634,7 @@ async fn double_submitted_activation_and_deactivation_show_their_done_screens(db
     let bok = b.get("/otp/activate").await;
     let (csrf, code) = (bok.input("csrf"), env.code(&secret, 0));
     let fields = [("csrf", csrf.as_str()), ("code", code.as_str())];
-    let (first, second) = tokio::join!(
-        b.post("/otp/activate", &fields),
-        b.post("/otp/activate", &fields)
-    );
+    let [first, second] = post_twice(&b, "/otp/activate", &fields).await;
     for r in [&first, &second] {
         assert_eq!(
             r.location.as_deref(),
@@ -656,10 +651,7 @@ async fn double_submitted_activation_and_deactivation_show_their_done_screens(db
         ("confirmation_password", "conf123"),
         ("code", code.as_str()),
     ];
-    let (first, second) = tokio::join!(
-        b.post("/otp/deactivate", &fields),
-        b.post("/otp/deactivate", &fields)
-    );
+    let [first, second] = post_twice(&b, "/otp/deactivate", &fields).await;
     for r in [&first, &second] {
         assert_eq!(
             r.location.as_deref(),
@@ -668,6 +660,5 @@ async fn double_submitted_activation_and_deactivation_show_their_done_screens(db
             r.body
         );
     }
-    let mails = crate::mail_password::outbox(env).await;
-    assert!(mails.iter().all(|m| m.kind != "notice_replayed"));
+    no_replay_alarm(env).await;
 }
