@@ -429,6 +429,39 @@ impl Keyring {
         self.open_bytes(&sealed.key_id, &sealed.blob, &pake_aad(label))
     }
 
+    /// Seal a known-device cookie's contents under the current key, bound to the login ID it
+    /// was issued for (a cookie of one login ID does not open for another, nor as any other
+    /// sealed thing).
+    ///
+    /// # Errors
+    /// Only if the keyring is empty or poisoned.
+    pub fn seal_device(&self, login_id: &str, plaintext: &[u8]) -> Result<Sealed, CryptoError> {
+        let key_id = self.current_id();
+        let blob = self.seal_bytes(&key_id, plaintext, &device_aad(login_id))?;
+        Ok(Sealed {
+            key_id,
+            format: SECRET_FORMAT_V1,
+            blob,
+        })
+    }
+
+    /// Open a known-device cookie's contents sealed for `login_id`. Only under a key this
+    /// process holds: the cookie comes from the client, and an unknown key id must not make
+    /// the keyring re-read its file (as [`Keyring::open`] does for a key rotated elsewhere).
+    ///
+    /// # Errors
+    /// Unknown key, or authentication failure (forged, altered, or issued for another login).
+    pub fn open_device(
+        &self,
+        login_id: &str,
+        sealed: &Sealed,
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        if sealed.format != SECRET_FORMAT_V1 || !self.key_ids().contains(&sealed.key_id) {
+            return Err(CryptoError::UnknownKey(sealed.key_id.clone()));
+        }
+        self.open_bytes(&sealed.key_id, &sealed.blob, &device_aad(login_id))
+    }
+
     /// A known plaintext sealed under `key_id`, stored so start-up can detect a wrong key.
     ///
     /// # Errors
@@ -457,6 +490,10 @@ fn aad(user_id: &str) -> Vec<u8> {
 
 fn pake_aad(label: &str) -> Vec<u8> {
     format!("otp-pake-state:v1:{label}").into_bytes()
+}
+
+fn device_aad(login_id: &str) -> Vec<u8> {
+    format!("otp-known-device:v1:{login_id}").into_bytes()
 }
 
 fn staff_aad(staff_id: i64) -> Vec<u8> {

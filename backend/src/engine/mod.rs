@@ -8,6 +8,7 @@
 
 mod credential;
 mod customers;
+mod devices;
 mod error;
 pub mod health;
 mod issuance;
@@ -24,6 +25,7 @@ mod verify;
 mod views;
 
 pub use customers::{Login, Overview, PasswordCheck};
+pub use devices::KNOWN_DEVICE_SECS;
 pub use error::{EngineError, Result};
 pub use issuance::Issued;
 pub use lifecycle::LinkOpened;

@@ -18,6 +18,7 @@ both_dbs!(
     running_servers_seal_under_the_rotated_key,
     one_address_spraying_customer_logins_is_slowed,
     a_parallel_spray_gets_no_more_than_the_limit,
+    a_known_device_logs_in_while_its_network_is_limited,
 );
 
 /// A real Argon2 cost, so that concurrent checks overlap as they do in production.
@@ -546,4 +547,127 @@ async fn a_parallel_spray_gets_no_more_than_the_limit(db: Db) {
         [vec![422; 5], vec![429; 7]].concat(),
         "five checked, seven refused"
     );
+}
+
+/// The spray limit counts per client network, and a mobile carrier puts thousands of customers
+/// behind one IPv4 address: one sprayer there held every one of them at the login screen for
+/// the window. A browser where the customer logged in before carries a known-device cookie (the
+/// login ID sealed under the master key, for 180 days) and is not held by its network's limit
+/// for that login ID. The cookie is no way around the limit for anyone else: it names one login
+/// ID (a sprayer's own cookie does not cover the IDs it sprays), a forged, altered or expired one
+/// counts for nothing, and the account's own lock still counts the device's wrong passwords.
+async fn a_known_device_logs_in_while_its_network_is_limited(db: Db) {
+    let srv = crate::staff::Server::start(db, |c| {
+        c.web.login_failures_per_client = 5;
+        c.web.login_failures_window_secs = 600;
+    })
+    .await;
+    let env = &srv.env;
+    for id in ["carrier01", "carrier02", "sprayer01"] {
+        env.customer(id).await;
+    }
+    let nat: std::net::IpAddr = "127.0.0.9".parse().unwrap();
+    let at_home = crate::staff::Browser::from_ip(&srv.base, nat);
+    let r = screen_login(&at_home, "carrier01", "loginpass1").await;
+    assert_eq!(r.location.as_deref(), Some("/top"), "{}", r.body);
+    let set = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("device="))
+        .expect("a login sets the known-device cookie")
+        .to_owned();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=15552000"] {
+        assert!(set.contains(attr), "{attr} in {set}");
+    }
+    let device = at_home.cookie("device").unwrap();
+    assert!(
+        !device.contains("carrier01"),
+        "the cookie does not show the login ID"
+    );
+    // The sprayer logged in to its own account first: it holds a device cookie too.
+    let sprayer = crate::staff::Browser::from_ip(&srv.base, nat);
+    sprayer.set_cookie("device", &sprayer_cookie(&srv, nat).await);
+    let spray = |n: usize| {
+        let sprayer = sprayer.clone();
+        async move {
+            for i in 0..n {
+                let r = screen_login(&sprayer, &format!("guess{i:03}"), "Summer2026").await;
+                assert_eq!(r.status, 422);
+            }
+            screen_login(&sprayer, "carrier02", "Summer2026").await
+        }
+    };
+    let r = spray(5).await;
+    assert_eq!(
+        r.status, 429,
+        "the network is limited, the sprayer's cookie notwithstanding"
+    );
+    // Another customer behind the same address, on a browser never used for the bank: held.
+    let newcomer = crate::staff::Browser::from_ip(&srv.base, nat);
+    let r = screen_login(&newcomer, "carrier02", "loginpass1").await;
+    assert_eq!(r.status, 429);
+    // The customer who logged in from this browser before: in.
+    let phone = crate::staff::Browser::from_ip(&srv.base, nat);
+    phone.set_cookie("device", &device);
+    let r = screen_login(&phone, "carrier01", "loginpass1").await;
+    assert_eq!(
+        r.location.as_deref(),
+        Some("/top"),
+        "a known device: {}",
+        r.body
+    );
+    // The cookie covers its own login ID only, and only as issued.
+    let borrowed = crate::staff::Browser::from_ip(&srv.base, nat);
+    borrowed.set_cookie("device", &device);
+    let r = screen_login(&borrowed, "carrier02", "loginpass1").await;
+    assert_eq!(r.status, 429, "carrier01's cookie does not cover carrier02");
+    let mut altered = device.clone().into_bytes();
+    let last = altered.len() - 1;
+    altered[last] = if altered[last] == b'0' { b'1' } else { b'0' };
+    for forged in [
+        String::from_utf8(altered).unwrap(),
+        "00.00".to_owned(),
+        "carrier01".to_owned(),
+        String::new(),
+    ] {
+        let b = crate::staff::Browser::from_ip(&srv.base, nat);
+        b.set_cookie("device", &forged);
+        let r = screen_login(&b, "carrier01", "loginpass1").await;
+        assert_eq!(
+            r.status, 429,
+            "a forged cookie {forged:?} counts for nothing"
+        );
+    }
+    // Its wrong passwords still count on the account's own lock (ten by default).
+    let typo = crate::staff::Browser::from_ip(&srv.base, nat);
+    typo.set_cookie("device", &device);
+    let mut last = 0;
+    for _ in 0..10 {
+        last = screen_login(&typo, "carrier01", "wrongpass9").await.status;
+    }
+    assert_eq!(last, 422);
+    let r = screen_login(&typo, "carrier01", "loginpass1").await;
+    assert!(
+        r.body.contains("ログインを停止しています"),
+        "the account locks as before: {}",
+        r.body
+    );
+    // 180 days on, the cookie has run out: the network's limit holds it again.
+    env.clock.advance(181 * 86_400);
+    let r = spray(5).await;
+    assert_eq!(r.status, 429);
+    let old = crate::staff::Browser::from_ip(&srv.base, nat);
+    old.set_cookie("device", &device);
+    let r = screen_login(&old, "carrier01", "loginpass1").await;
+    assert_eq!(r.status, 429, "an expired cookie counts for nothing");
+}
+
+/// A fresh known-device cookie for `sprayer01` (a login of its own from `ip`).
+async fn sprayer_cookie(srv: &crate::staff::Server, ip: std::net::IpAddr) -> String {
+    let b = crate::staff::Browser::from_ip(&srv.base, ip);
+    let r = screen_login(&b, "sprayer01", "loginpass1").await;
+    assert_eq!(r.location.as_deref(), Some("/top"));
+    b.cookie("device").expect("a device cookie")
 }

@@ -152,17 +152,25 @@ pub async fn login(
         st.engine.now(),
         st.site.cfg.login_failures_per_client,
     );
-    let attempt = match st.site.failed_logins.begin(&client, limit, now) {
-        Ok(a) => a,
-        Err(refusal) => {
-            return login_refused(&st, lang, &actor, &client, login_id, now, refusal).await
+    // A browser where this login ID logged in before is not held by its network's limit
+    // (a carrier's address shared with a sprayer): the account's own lock still counts it.
+    let attempt = if session::known_device(&st, &headers, login_id) {
+        None
+    } else {
+        match st.site.failed_logins.begin(&client, limit, now) {
+            Ok(a) => Some(a),
+            Err(refusal) => {
+                return login_refused(&st, lang, &actor, &client, login_id, now, refusal).await
+            }
         }
     };
     let answer = st.engine.customer_login(login_id, password, &actor).await;
-    if matches!(answer, Ok(Login::Invalid | Login::Locked { .. })) {
-        attempt.failed(st.engine.now());
-    } else {
-        drop(attempt);
+    if let Some(attempt) = attempt {
+        if matches!(answer, Ok(Login::Invalid | Login::Locked { .. })) {
+            attempt.failed(st.engine.now());
+        } else {
+            drop(attempt);
+        }
     }
     let customer = match answer {
         Ok(Login::Ok(c)) => c,
@@ -193,6 +201,7 @@ pub async fn login(
                 see_other(if stage == OTP { "/login/otp" } else { "/top" }),
                 Some(cookie),
             );
+            let res = with_cookie(res, session::known_device_cookie(&st, login_id));
             with_cookie(res, Some(session::clear_login_csrf(&st)))
         }
         Err(e) => engine_error_page(&st, lang, None, e),

@@ -16,7 +16,7 @@ use crate::engine::sessions::{Found, Lifetime};
 use crate::engine::{Actor, EngineError};
 use crate::store::SessionRow;
 use crate::web::session::{
-    csrf_matches, hash_id, random_hex, set_cookie, CUSTOMER_LOGIN_CSRF, CUSTOMER_SID,
+    csrf_matches, hash_id, random_hex, set_cookie, CUSTOMER_LOGIN_CSRF, CUSTOMER_SID, KNOWN_DEVICE,
 };
 use crate::web::AppState;
 
@@ -96,6 +96,30 @@ pub fn clear_login_csrf(st: &AppState) -> HeaderValue {
         "",
         Some(0),
     )
+}
+
+/// Whether the request comes from a browser where `login_id` logged in before
+/// (`engine::devices`).
+pub fn known_device(st: &AppState, headers: &HeaderMap, login_id: &str) -> bool {
+    cookie(headers, KNOWN_DEVICE.get(st.site.secure))
+        .is_some_and(|c| st.engine.is_known_device(login_id, &c))
+}
+
+/// The known-device cookie for `login_id`, issued at a login (each login renews it); `None`
+/// if the keyring cannot seal (the login goes on without it).
+pub fn known_device_cookie(st: &AppState, login_id: &str) -> Option<HeaderValue> {
+    match st.engine.known_device_cookie(login_id) {
+        Ok(value) => Some(set_cookie(
+            st.site.secure,
+            KNOWN_DEVICE.get(st.site.secure),
+            &value,
+            Some(crate::engine::KNOWN_DEVICE_SECS),
+        )),
+        Err(e) => {
+            tracing::error!(error = %e, "known-device cookie not issued");
+            None
+        }
+    }
 }
 
 fn now(st: &AppState) -> i64 {

@@ -1,0 +1,76 @@
+//! Known devices (OWASP's "device cookies"): a browser where a customer logged in carries a
+//! cookie naming that login, sealed under the master key, so the login limit per client
+//! network (`web::failure_limit`, a password spray's brake) does not hold that customer back
+//! when someone else behind the same address (a mobile carrier's shared IPv4 address, an
+//! office) has filled it. The cookie is no key to anything else: it is no session, it names one
+//! login ID (it does not open for another), it expires, and the account's own lock still counts
+//! every wrong password tried with it.
+//!
+//! Contents: when it was issued and 16 random bytes (what tells two devices apart), sealed with
+//! AES-256-GCM, the login ID as associated data: `hex(key id).hex(nonce || ciphertext)`.
+
+use rand::RngCore;
+
+use super::{Engine, Result};
+use crate::crypto::{Sealed, SECRET_FORMAT_V1};
+
+/// How long a known-device cookie counts (and its `Max-Age`): renewed at each login.
+pub const KNOWN_DEVICE_SECS: u32 = 180 * 86_400;
+
+/// Longer than any cookie we issue; longer text is not looked at.
+const MAX_COOKIE_LEN: usize = 512;
+
+impl Engine {
+    /// A known-device cookie for `login_id`, issued now.
+    ///
+    /// # Errors
+    /// The keyring is empty or poisoned.
+    pub fn known_device_cookie(&self, login_id: &str) -> Result<String> {
+        let mut plain = [0u8; 24];
+        plain[..8].copy_from_slice(&self.now().to_be_bytes());
+        rand::rngs::OsRng.fill_bytes(&mut plain[8..]);
+        let sealed = self.inner.keys.seal_device(login_id, &plain)?;
+        Ok(format!(
+            "{}.{}",
+            hex::encode(sealed.key_id.as_bytes()),
+            hex::encode(&sealed.blob)
+        ))
+    }
+
+    /// Whether `cookie` is a known-device cookie we issued for `login_id` less than
+    /// [`KNOWN_DEVICE_SECS`] ago. Anything else (forged, altered, another login's, expired,
+    /// sealed under a key no longer held) is not.
+    pub fn is_known_device(&self, login_id: &str, cookie: &str) -> bool {
+        if cookie.len() > MAX_COOKIE_LEN {
+            return false;
+        }
+        let Some((key, blob)) = cookie.split_once('.') else {
+            return false;
+        };
+        let (Ok(key), Ok(blob)) = (hex::decode(key), hex::decode(blob)) else {
+            return false;
+        };
+        let Ok(key_id) = String::from_utf8(key) else {
+            return false;
+        };
+        let sealed = Sealed {
+            key_id,
+            format: SECRET_FORMAT_V1,
+            blob,
+        };
+        let Ok(plain) = self.inner.keys.open_device(login_id, &sealed) else {
+            return false;
+        };
+        let Some(issued) = plain
+            .get(..8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(u64::from_be_bytes)
+        else {
+            return false;
+        };
+        // Instances' clocks may differ by a little: a cookie from a few minutes ahead counts.
+        let now = self.now();
+        issued <= now.saturating_add(300)
+            && now.saturating_sub(issued) < u64::from(KNOWN_DEVICE_SECS)
+    }
+}
