@@ -7,7 +7,7 @@ use crate::domain::{self, fields, DomainError, IssueBlock, TokenState};
 use crate::store::{CustomerRow, NewAudit, NewCustomer, StoreError};
 
 use super::passwords::PasswordPath;
-use super::{now_i64, Actor, Engine, Result, TokenStatus};
+use super::{now_i64, Actor, Engine, KnownDevice, Result, TokenStatus};
 
 /// What BOP001 shows: the customer's newest token (expiry applied) and whether a new one may
 /// be issued now.
@@ -104,6 +104,9 @@ impl Engine {
     /// only ever heard "wrong password" would keep trying and call the bank. The price is that
     /// ten wrong passwords show a login ID exists (an unknown one is never "locked"), which the
     /// guesser pays for by locking the account, audited, with the customer told at login.
+    /// `device`: the browser is one the customer logged in on before; its wrong passwords
+    /// count on its own lock and its right one lifts the account's (`PasswordPath`), so a
+    /// stranger's guesses lock the account for strangers only.
     ///
     /// # Errors
     /// The database is unavailable.
@@ -112,6 +115,7 @@ impl Engine {
         login_id: &str,
         password: Zeroizing<String>,
         actor: &Actor,
+        device: Option<&KnownDevice>,
     ) -> Result<Login> {
         let customer = self.store().customer_by_login(login_id).await?;
         let phc = match &customer {
@@ -127,7 +131,9 @@ impl Engine {
         };
         let check = self
             .throttled_password(
-                PasswordPath::Login,
+                device.map_or(PasswordPath::Login, |d| {
+                    PasswordPath::KnownDeviceLogin(d.id)
+                }),
                 &customer,
                 password,
                 phc,

@@ -17,6 +17,14 @@ use crate::crypto::{Sealed, SECRET_FORMAT_V1};
 /// How long a known-device cookie counts (and its `Max-Age`): renewed at each login.
 pub const KNOWN_DEVICE_SECS: u32 = 180 * 86_400;
 
+/// A browser proven by its cookie to be one where the customer logged in before: only
+/// [`Engine::known_device`] makes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KnownDevice {
+    /// The cookie's 16 random bytes: what tells two devices of one customer apart.
+    pub(crate) id: [u8; 16],
+}
+
 /// Longer than any cookie we issue; longer text is not looked at.
 const MAX_COOKIE_LEN: usize = 512;
 
@@ -37,40 +45,33 @@ impl Engine {
         ))
     }
 
-    /// Whether `cookie` is a known-device cookie we issued for `login_id` less than
+    /// The device, if `cookie` is a known-device cookie we issued for `login_id` less than
     /// [`KNOWN_DEVICE_SECS`] ago. Anything else (forged, altered, another login's, expired,
-    /// sealed under a key no longer held) is not.
-    pub fn is_known_device(&self, login_id: &str, cookie: &str) -> bool {
+    /// sealed under a key no longer held) is none.
+    pub fn known_device(&self, login_id: &str, cookie: &str) -> Option<KnownDevice> {
         if cookie.len() > MAX_COOKIE_LEN {
-            return false;
+            return None;
         }
-        let Some((key, blob)) = cookie.split_once('.') else {
-            return false;
-        };
+        let (key, blob) = cookie.split_once('.')?;
         let (Ok(key), Ok(blob)) = (hex::decode(key), hex::decode(blob)) else {
-            return false;
+            return None;
         };
-        let Ok(key_id) = String::from_utf8(key) else {
-            return false;
-        };
+        let key_id = String::from_utf8(key).ok()?;
         let sealed = Sealed {
             key_id,
             format: SECRET_FORMAT_V1,
             blob,
         };
-        let Ok(plain) = self.inner.keys.open_device(login_id, &sealed) else {
-            return false;
-        };
-        let Some(issued) = plain
-            .get(..8)
-            .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            .map(u64::from_be_bytes)
-        else {
-            return false;
-        };
+        let plain = self.inner.keys.open_device(login_id, &sealed).ok()?;
+        if plain.len() != 24 {
+            return None;
+        }
+        let issued = u64::from_be_bytes(<[u8; 8]>::try_from(&plain[..8]).ok()?);
+        let id = <[u8; 16]>::try_from(&plain[8..]).ok()?;
         // Instances' clocks may differ by a little: a cookie from a few minutes ahead counts.
         let now = self.now();
-        issued <= now.saturating_add(300)
-            && now.saturating_sub(issued) < u64::from(KNOWN_DEVICE_SECS)
+        (issued <= now.saturating_add(300)
+            && now.saturating_sub(issued) < u64::from(KNOWN_DEVICE_SECS))
+        .then_some(KnownDevice { id })
     }
 }

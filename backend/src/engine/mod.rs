@@ -25,7 +25,7 @@ mod verify;
 mod views;
 
 pub use customers::{Login, Overview, PasswordCheck};
-pub use devices::KNOWN_DEVICE_SECS;
+pub use devices::{KnownDevice, KNOWN_DEVICE_SECS};
 pub use error::{EngineError, Result};
 pub use issuance::Issued;
 pub use lifecycle::LinkOpened;

@@ -187,6 +187,23 @@ impl Engine {
                     if let Some(o) = ok_outcome {
                         tx.audit(&audit(o)).await?;
                     }
+                    if matches!(path, PasswordPath::KnownDeviceLogin(_)) {
+                        match clear_account_lock(&mut tx, &throttle, c.id, now).await? {
+                            None => continue,
+                            Some(Some(failures)) => {
+                                tx.audit(&NewAudit {
+                                    action: "password_lock",
+                                    detail: Some(
+                                        serde_json::json!({ "by": "known_device", "failures": failures })
+                                            .to_string(),
+                                    ),
+                                    ..audit("cleared")
+                                })
+                                .await?;
+                            }
+                            Some(None) => {}
+                        }
+                    }
                     PasswordCheck::Right
                 }
                 Attempt::Wrong { .. } => {
@@ -232,9 +249,15 @@ impl Engine {
 /// only a right confirmation resets. With the shared count alone, a right login cleared the
 /// wrong confirmation passwords before it: a phished login password bought nine more guesses at
 /// the confirmation password (or at a mailed one) with every login, without end.
+///
+/// A login typed on a known device (`engine::devices`) counts on that device's own key
+/// instead, and its right password also lifts the account's lock: strangers' wrong passwords
+/// lock the account for strangers only. Before, anyone who knew a login ID could keep its
+/// customer out with ten guesses a lock period.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum PasswordPath {
     Login,
+    KnownDeviceLogin([u8; 16]),
     Confirmation,
 }
 
@@ -242,12 +265,37 @@ impl PasswordPath {
     fn keys(self, customer_id: i64) -> Vec<ThrottleKey> {
         match self {
             PasswordPath::Login => vec![ThrottleKey::Customer(customer_id)],
+            PasswordPath::KnownDeviceLogin(device) => {
+                vec![ThrottleKey::customer_device(customer_id, &device)]
+            }
             PasswordPath::Confirmation => vec![
                 ThrottleKey::Customer(customer_id),
                 ThrottleKey::customer_confirmation(customer_id),
             ],
         }
     }
+}
+
+/// Reset the account's login count after a right password on a known device, in `tx`, by a
+/// compare-and-set. `None`: a concurrent attempt changed it first (the caller tries again);
+/// `Some(Some(failures))`: a lock that held was lifted; `Some(None)`: no lock held.
+async fn clear_account_lock(
+    tx: &mut Tx<'_>,
+    throttle: &Throttle,
+    customer_id: i64,
+    now: i64,
+) -> Result<Option<Option<i64>>> {
+    let key = ThrottleKey::Customer(customer_id);
+    let seen = tx
+        .throttle(&key)
+        .await?
+        .ok_or(DomainError::UnknownCustomer)?;
+    let held = throttle.is_locked(seen.locked_at, now);
+    let clear = ThrottleState::default();
+    if seen != clear && !tx.set_throttle(&key, seen, clear, now).await? {
+        return Ok(None);
+    }
+    Ok(Some(held.then_some(seen.failures)))
 }
 
 /// One attempt, counted under the lockout rule on each of its keys.

@@ -27,6 +27,16 @@ impl ThrottleKey {
         ThrottleKey::Named(format!("customer-confirm:{customer_id}"))
     }
 
+    /// A customer's login password typed on a known device (`engine::devices`): that
+    /// device's own count, so strangers' wrong passwords do not lock the customer's browser
+    /// out, nor the device's the account.
+    pub fn customer_device(customer_id: i64, device: &[u8; 16]) -> ThrottleKey {
+        ThrottleKey::Named(format!(
+            "customer-device:{customer_id}:{}",
+            hex::encode(device)
+        ))
+    }
+
     /// A staff account's login.
     pub fn staff(staff_id: i64) -> ThrottleKey {
         ThrottleKey::Named(format!("staff:{staff_id}"))

@@ -1070,7 +1070,11 @@ async fn password_guessing_locks_the_customer(db: Db) {
         let engine = env.engine.clone();
         let me = me.clone();
         async move {
-            match engine.customer_login("guess01", z(pw), &me).await.unwrap() {
+            match engine
+                .customer_login("guess01", z(pw), &me, None)
+                .await
+                .unwrap()
+            {
                 Login::Ok(_) => "ok".to_owned(),
                 Login::Invalid => "invalid".to_owned(),
                 Login::Locked { until } => format!("locked until {until}"),
@@ -1124,7 +1128,7 @@ async fn password_guessing_locks_the_customer(db: Db) {
     assert!(
         matches!(
             env.engine
-                .customer_login("nobody99", z("loginpass1"), &me)
+                .customer_login("nobody99", z("loginpass1"), &me, None)
                 .await
                 .unwrap(),
             Login::Invalid
@@ -1188,7 +1192,7 @@ async fn a_right_login_does_not_clear_confirmation_guesses(db: Db) {
         async move {
             matches!(
                 engine
-                    .customer_login("guess02", z("loginpass1"), &me)
+                    .customer_login("guess02", z("loginpass1"), &me, None)
                     .await
                     .unwrap(),
                 Login::Ok(_)

@@ -19,6 +19,7 @@ both_dbs!(
     one_address_spraying_customer_logins_is_slowed,
     a_parallel_spray_gets_no_more_than_the_limit,
     a_known_device_logs_in_while_its_network_is_limited,
+    a_known_device_logs_in_while_strangers_lock_the_account,
 );
 
 /// A real Argon2 cost, so that concurrent checks overlap as they do in production.
@@ -88,7 +89,7 @@ async fn burst_of_login_guesses_cannot_pass_or_clear_the_lock(db: Db) {
             let login = login.clone();
             let pw = if i == 59 { "loginpass1" } else { "wrongpass1" };
             tasks.push(tokio::spawn(async move {
-                engine.customer_login(&login, z(pw), &me).await
+                engine.customer_login(&login, z(pw), &me, None).await
             }));
             if i == 58 {
                 // The right one goes last, while the wrong ones are still being checked.
@@ -114,7 +115,7 @@ async fn burst_of_login_guesses_cannot_pass_or_clear_the_lock(db: Db) {
         assert!(
             matches!(
                 env.engine
-                    .customer_login(&login, z("loginpass1"), &me)
+                    .customer_login(&login, z("loginpass1"), &me, None)
                     .await
                     .unwrap(),
                 Login::Locked { .. }
@@ -555,7 +556,7 @@ async fn a_parallel_spray_gets_no_more_than_the_limit(db: Db) {
 /// login ID sealed under the master key, for 180 days) and is not held by its network's limit
 /// for that login ID. The cookie is no way around the limit for anyone else: it names one login
 /// ID (a sprayer's own cookie does not cover the IDs it sprays), a forged, altered or expired one
-/// counts for nothing, and the account's own lock still counts the device's wrong passwords.
+/// counts for nothing, and the device's wrong passwords still lock (its own count).
 async fn a_known_device_logs_in_while_its_network_is_limited(db: Db) {
     let srv = crate::staff::Server::start(db, |c| {
         c.web.login_failures_per_client = 5;
@@ -640,7 +641,7 @@ async fn a_known_device_logs_in_while_its_network_is_limited(db: Db) {
             "a forged cookie {forged:?} counts for nothing"
         );
     }
-    // Its wrong passwords still count on the account's own lock (ten by default).
+    // Its wrong passwords still lock it (ten by default).
     let typo = crate::staff::Browser::from_ip(&srv.base, nat);
     typo.set_cookie("device", &device);
     let mut last = 0;
@@ -651,7 +652,7 @@ async fn a_known_device_logs_in_while_its_network_is_limited(db: Db) {
     let r = screen_login(&typo, "carrier01", "loginpass1").await;
     assert!(
         r.body.contains("ログインを停止しています"),
-        "the account locks as before: {}",
+        "ten wrong passwords lock it: {}",
         r.body
     );
     // 180 days on, the cookie has run out: the network's limit holds it again.
@@ -670,4 +671,86 @@ async fn sprayer_cookie(srv: &crate::staff::Server, ip: std::net::IpAddr) -> Str
     let r = screen_login(&b, "sprayer01", "loginpass1").await;
     assert_eq!(r.location.as_deref(), Some("/top"));
     b.cookie("device").expect("a device cookie")
+}
+
+/// Ten wrong passwords lock an account, so anyone who knew a customer's login ID could keep
+/// the customer out of internet banking: ten guesses every lock period (and with
+/// `lock_seconds` unset, until the bank's staff unlocked it). A wrong password now counts where
+/// it was typed: from a browser the customer logged in on before (the known-device cookie), on
+/// that device's own count; from anywhere else, on the account's. So strangers lock the account
+/// for strangers only; the customer's own browser logs in, and its right password lifts the
+/// account's lock (audited). Ten wrong passwords on the known device lock that device, not the
+/// account.
+async fn a_known_device_logs_in_while_strangers_lock_the_account(db: Db) {
+    let srv = crate::staff::Server::start(db, |_| {}).await;
+    let env = &srv.env;
+    env.customer("target01").await;
+    let home = crate::staff::Browser::from_ip(&srv.base, "127.0.0.10".parse().unwrap());
+    let r = screen_login(&home, "target01", "loginpass1").await;
+    assert_eq!(r.location.as_deref(), Some("/top"));
+    let device = home.cookie("device").unwrap();
+    let stranger = crate::staff::Browser::from_ip(&srv.base, "127.0.0.11".parse().unwrap());
+    for _ in 0..10 {
+        let r = screen_login(&stranger, "target01", "Summer2026").await;
+        assert_eq!(r.status, 422);
+    }
+    let r = screen_login(&stranger, "target01", "loginpass1").await;
+    assert!(
+        r.body.contains("ログインを停止しています"),
+        "locked for strangers"
+    );
+    let elsewhere = crate::staff::Browser::from_ip(&srv.base, "127.0.0.12".parse().unwrap());
+    let r = screen_login(&elsewhere, "target01", "loginpass1").await;
+    assert!(
+        r.body.contains("ログインを停止しています"),
+        "a browser never used for the bank is a stranger too"
+    );
+    let phone = crate::staff::Browser::from_ip(&srv.base, "127.0.0.10".parse().unwrap());
+    phone.set_cookie("device", &device);
+    let r = screen_login(&phone, "target01", "loginpass1").await;
+    assert_eq!(
+        r.location.as_deref(),
+        Some("/top"),
+        "the customer's own browser: {}",
+        r.body
+    );
+    let cid = env
+        .engine
+        .store()
+        .customer_by_login("target01")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let events = password_events(env, cid).await;
+    assert!(
+        events.contains(&("password_lock".into(), "cleared".into())),
+        "the lifted lock is audited: {events:?}"
+    );
+    let r = screen_login(&elsewhere, "target01", "loginpass1").await;
+    assert_eq!(
+        r.location.as_deref(),
+        Some("/top"),
+        "the account's lock is lifted"
+    );
+    // The known device's own wrong passwords lock the device, not the account.
+    let typo = crate::staff::Browser::from_ip(&srv.base, "127.0.0.10".parse().unwrap());
+    typo.set_cookie("device", &device);
+    for _ in 0..10 {
+        let r = screen_login(&typo, "target01", "wrongpass9").await;
+        assert_eq!(r.status, 422);
+    }
+    let r = screen_login(&typo, "target01", "loginpass1").await;
+    assert!(
+        r.body.contains("ログインを停止しています"),
+        "the device is locked"
+    );
+    let desk = crate::staff::Browser::from_ip(&srv.base, "127.0.0.13".parse().unwrap());
+    let r = screen_login(&desk, "target01", "loginpass1").await;
+    assert_eq!(
+        r.location.as_deref(),
+        Some("/top"),
+        "the account is not: {}",
+        r.body
+    );
 }

@@ -435,7 +435,7 @@ async fn wrong_mailed_passwords_lock_the_customer(db: Db) {
     assert!(matches!(right, MailCheck::Locked { .. }), "{right:?}");
     assert!(matches!(
         env.engine
-            .customer_login("taro0004", z("loginpass1"), &me)
+            .customer_login("taro0004", z("loginpass1"), &me, None)
             .await
             .unwrap(),
         Login::Locked { .. }

@@ -154,7 +154,8 @@ pub async fn login(
     );
     // A browser where this login ID logged in before is not held by its network's limit
     // (a carrier's address shared with a sprayer): the account's own lock still counts it.
-    let attempt = if session::known_device(&st, &headers, login_id) {
+    let device = session::known_device(&st, &headers, login_id);
+    let attempt = if device.is_some() {
         None
     } else {
         match st.site.failed_logins.begin(&client, limit, now) {
@@ -164,7 +165,10 @@ pub async fn login(
             }
         }
     };
-    let answer = st.engine.customer_login(login_id, password, &actor).await;
+    let answer = st
+        .engine
+        .customer_login(login_id, password, &actor, device.as_ref())
+        .await;
     if let Some(attempt) = attempt {
         if matches!(answer, Ok(Login::Invalid | Login::Locked { .. })) {
             attempt.failed(st.engine.now());

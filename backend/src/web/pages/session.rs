@@ -98,11 +98,14 @@ pub fn clear_login_csrf(st: &AppState) -> HeaderValue {
     )
 }
 
-/// Whether the request comes from a browser where `login_id` logged in before
-/// (`engine::devices`).
-pub fn known_device(st: &AppState, headers: &HeaderMap, login_id: &str) -> bool {
-    cookie(headers, KNOWN_DEVICE.get(st.site.secure))
-        .is_some_and(|c| st.engine.is_known_device(login_id, &c))
+/// The browser, if it is one where `login_id` logged in before (`engine::devices`).
+pub fn known_device(
+    st: &AppState,
+    headers: &HeaderMap,
+    login_id: &str,
+) -> Option<crate::engine::KnownDevice> {
+    crate::web::session::cookie(headers, KNOWN_DEVICE.get(st.site.secure))
+        .and_then(|c| st.engine.known_device(login_id, &c))
 }
 
 /// The known-device cookie for `login_id`, issued at a login (each login renews it); `None`
