@@ -40,7 +40,7 @@ pub use customers::{CustomerRow, NewCustomer};
 pub use links::LinkRow;
 pub use mail_passwords::{MailPasswordRow, NewMailPassword};
 pub use ops::{AppliedMigration, OutboxStats, SealedSecret};
-pub use outbox::{MailRow, NewMail};
+pub use outbox::{MailRow, NewMail, UndeliveredMail};
 pub use pake::PakeExchangeRow;
 pub use sessions::SessionRow;
 pub use staff::{NewStaffRequest, StaffRequestRow, StaffRow, StaffSessionRow};

@@ -43,7 +43,41 @@ pub struct MailRow {
 const MAIL_COLUMNS: &str = "id, dedupe_key, kind, customer_id, user_id, to_addr, subject, body, \
     created_at, next_attempt_at, claimed_until, attempts, last_error, sent_at, given_up_at";
 
+/// A customer's mail that has not reached them, as the staff console shows it: its sending
+/// failed at least once and it waits for another try, or the worker gave up on it. No subject or
+/// body (an issuance mail's body holds a download-link code).
+#[derive(Debug, Clone, FromRow, serde::Serialize)]
+pub struct UndeliveredMail {
+    pub id: i64,
+    pub kind: String,
+    pub to_addr: String,
+    pub created_at: i64,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    /// What the mail server (or the worker) said last.
+    pub last_error: Option<String>,
+    pub given_up_at: Option<i64>,
+}
+
 impl Store {
+    /// The customer's undelivered mail ([`UndeliveredMail`]), newest first. Found through the
+    /// `(sent_at, next_attempt_at)` index: unsent mail is few.
+    pub async fn undelivered_mail_of(
+        &self,
+        customer_id: i64,
+        limit: i64,
+    ) -> Result<Vec<UndeliveredMail>> {
+        Ok(sqlx::query_as::<_, UndeliveredMail>(
+            "SELECT id, kind, to_addr, created_at, attempts, next_attempt_at, last_error, given_up_at \
+             FROM mail_outbox WHERE sent_at IS NULL AND customer_id = $1 AND last_error IS NOT NULL \
+             ORDER BY id DESC LIMIT $2",
+        )
+        .bind(customer_id)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
     /// Mail due for sending at `now`: unsent, not in backoff, not claimed by a live worker.
     pub async fn due_mail(&self, now: i64, limit: i64) -> Result<Vec<MailRow>> {
         Ok(sqlx::query_as::<_, MailRow>(&format!(

@@ -33,6 +33,7 @@ both_dbs!(
     the_console_speaks_japanese_on_request,
     the_console_defaults_to_the_configured_language,
     the_export_has_every_event,
+    the_customer_page_shows_mail_that_did_not_arrive,
 );
 
 /// A staff member and the secret of their second factor (as their authenticator app has it,
@@ -1743,4 +1744,107 @@ async fn the_export_has_every_event(db: Db) {
         "customer_create",
         "the oldest is there"
     );
+}
+
+/// A customer who says the download link (or a mailed password) never came: the console showed
+/// nothing of the outbox, so support could not tell a mail server outage from a wrong address.
+/// The customer's page lists the mail that has not reached them: what it was, to which address,
+/// how many tries, whether it waits for another try or was given up on, and the last error;
+/// never its body (an issuance mail holds a download-link code). Mail that went out leaves
+/// the list.
+async fn the_customer_page_shows_mail_that_did_not_arrive(db: Db) {
+    let srv = Server::start(db, |_| {}).await;
+    let env = &srv.env;
+    staff(env, "op0001", "operator").await;
+    for login in ["mail0101", "mail0102"] {
+        env.customer(login).await;
+        env.issue(login).await;
+    }
+    let (first, second) = (
+        customer_id(env, "mail0101").await,
+        customer_id(env, "mail0102").await,
+    );
+    let op = srv.browser();
+    op.staff_login("op0001").await;
+    let page = op.get(&format!("/staff/customers/{first}")).await;
+    assert!(
+        !page.body.contains("id=\"undelivered\""),
+        "nothing has failed yet: no list"
+    );
+    // The relay is down: nothing listens on its port.
+    let down = backend::config::MailConfig {
+        smtp_host: Some("127.0.0.1".into()),
+        smtp_port: Some(test_support::free_port()),
+        tls: backend::config::SmtpTls::None,
+        send_timeout_secs: 2,
+        ..Default::default()
+    };
+    let store = env.engine.store().clone();
+    let worker = backend::mail::MailWorker::new(store.clone(), &down, env.db.dir.path()).unwrap();
+    assert_eq!(worker.run_once().await.unwrap(), 0);
+    let outbox = store.outbox(10).await.unwrap();
+    let mine = outbox
+        .iter()
+        .find(|m| m.customer_id == Some(first))
+        .unwrap();
+    let page = op.get(&format!("/staff/customers/{first}")).await;
+    assert_eq!(page.status, 200);
+    let list = page
+        .body
+        .split("id=\"undelivered\"")
+        .nth(1)
+        .expect("the list");
+    let list = list.split("</table>").next().unwrap();
+    assert!(list.contains("Download link"), "{list}");
+    assert!(list.contains(&mine.to_addr), "the address: {list}");
+    assert!(
+        list.contains("Retrying"),
+        "it waits for another try: {list}"
+    );
+    assert!(
+        test_support::http::html_unescape(list).contains(mine.last_error.as_deref().unwrap()),
+        "the relay's error: {list}"
+    );
+    assert!(!page.body.contains("/dl/"), "never the download link");
+    // The other customer's address cannot be mailed (stored before the stricter check): the
+    // worker gives up on it; the first customer's mail goes out this time.
+    let theirs = outbox
+        .iter()
+        .find(|m| m.customer_id == Some(second))
+        .unwrap();
+    {
+        use sqlx::Connection as _;
+        let mut c = sqlx::AnyConnection::connect(&env.db.url).await.unwrap();
+        sqlx::query("UPDATE mail_outbox SET to_addr = 'taro..hanako@docomo.ne.jp', next_attempt_at = 0 WHERE id = $1")
+            .bind(theirs.id)
+            .execute(&mut c)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE mail_outbox SET next_attempt_at = 0 WHERE id = $1")
+            .bind(mine.id)
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+    let files = backend::mail::MailWorker::new(
+        store.clone(),
+        &backend::config::MailConfig::default(),
+        env.db.dir.path(),
+    )
+    .unwrap();
+    assert_eq!(files.run_once().await.unwrap(), 1);
+    let page = op.get(&format!("/staff/customers/{first}")).await;
+    assert!(
+        !page.body.contains("id=\"undelivered\""),
+        "sent: off the list"
+    );
+    let page = op.get(&format!("/staff/customers/{second}")).await;
+    let list = page
+        .body
+        .split("id=\"undelivered\"")
+        .nth(1)
+        .expect("the list");
+    assert!(list.contains("taro..hanako@docomo.ne.jp"), "{list}");
+    assert!(list.contains("Given up: not sent"), "{list}");
+    assert!(list.contains("cannot be mailed"), "{list}");
 }

@@ -35,6 +35,10 @@ pub struct CustomerFile {
     /// The customer's latest transfers, newest first: payee account, amount and whether
     /// transaction authentication was used.
     pub transfers: Vec<crate::store::TransferRow>,
+    /// Mail that has not reached the customer (a failed send waiting for another try, or one
+    /// given up on), newest first: support sees why a download link or a mailed password never
+    /// came, and to which address.
+    pub undelivered: Vec<crate::store::UndeliveredMail>,
 }
 
 impl Engine {
@@ -122,6 +126,7 @@ impl Engine {
             pending,
             timeline: rows,
             transfers: self.store().recent_transfers(customer_id, 20).await?,
+            undelivered: self.store().undelivered_mail_of(customer_id, 20).await?,
         })
     }
 

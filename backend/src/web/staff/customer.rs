@@ -122,6 +122,19 @@ pub(super) async fn customer_page(
     );
     ctx.insert("audit".into(), json!(audit));
     ctx.insert("transfers".into(), json!(file.transfers));
+    ctx.insert(
+        "undelivered".into(),
+        Value::Array(
+            file.undelivered
+                .iter()
+                .map(|m| {
+                    let mut v = json!(m);
+                    v["label"] = json!(mail_label(&m.kind));
+                    v
+                })
+                .collect(),
+        ),
+    );
     ctx.insert("older".into(), json!(older));
     ctx.insert("first_page".into(), json!(before.is_some()));
     ctx.insert("done".into(), json!(done.and_then(done_text)));
@@ -188,4 +201,44 @@ pub(super) async fn audit_csv(
         res.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
     res
+}
+
+/// What a mail of the outbox is, in the console's words (English, looked up for Japanese).
+fn mail_label(kind: &str) -> &str {
+    match kind {
+        "issuance" => "Download link",
+        "mail_password" => "Mailed password",
+        "notice_issued" => "Notice: token issued to another address",
+        "notice_activated" => "Notice: OTP activated",
+        "notice_deactivated" => "Notice: OTP deactivated",
+        "notice_locked" => "Notice: token locked",
+        "notice_replayed" => "Notice: code used again",
+        "notice_email_changed" => "Notice: e-mail address changed",
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mail_label;
+    use crate::web::pages::i18n::Lang;
+    use crate::web::staff::i18n::tr;
+
+    #[test]
+    fn every_mail_kind_has_a_label_in_japanese() {
+        for kind in [
+            "issuance",
+            "mail_password",
+            "notice_issued",
+            "notice_activated",
+            "notice_deactivated",
+            "notice_locked",
+            "notice_replayed",
+            "notice_email_changed",
+        ] {
+            let label = mail_label(kind);
+            assert_ne!(label, kind, "{kind} has a label");
+            assert_ne!(tr(Lang::Ja, label), label, "{label} has Japanese");
+        }
+    }
 }
