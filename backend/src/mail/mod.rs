@@ -243,13 +243,23 @@ fn unix_now() -> i64 {
 /// A claim lasts this long; a worker that died mid-send loses it after that.
 const LEASE_SECS: i64 = 120;
 
-/// Why a mail will never be sent, if so: an address the mailer cannot parse (stored before the
-/// stricter check). Decided on the row alone, by no clock.
-fn give_up(row: &MailRow) -> Option<&'static str> {
-    row.to_addr
-        .parse::<Mailbox>()
-        .is_err()
-        .then_some("the address cannot be mailed")
+/// Why a mail will never be sent, if so:
+/// - an address the mailer cannot parse (stored before the stricter check);
+/// - a mailed one-time password (メール通知パスワード) whose sends have failed for its whole
+///   life ([`crate::domain::mail_password::TTL_SECS`]) since the first failed one: it is dead
+///   by now, and a customer who typed it would count a wrong password toward the lock. Both
+///   times are the worker's clock (`now` and the row's `first_failed_at`), never the engine's
+///   `created_at`: the two clocks need not agree (the journeys run the engine days behind).
+///   A password the worker did not try while it was alive (the worker down) still goes out.
+fn give_up(row: &MailRow, now: i64) -> Option<&'static str> {
+    if row.to_addr.parse::<Mailbox>().is_err() {
+        return Some("the address cannot be mailed");
+    }
+    let stale = row.kind == "mail_password"
+        && row
+            .first_failed_at
+            .is_some_and(|t| now.saturating_sub(t) >= crate::domain::mail_password::TTL_SECS);
+    stale.then_some("the mailed password expired before it could be sent")
 }
 
 impl MailWorker {
@@ -362,7 +372,7 @@ impl MailWorker {
             if !self.store.claim_mail(row.id, now, now + LEASE_SECS).await? {
                 continue;
             }
-            if let Some(why) = give_up(&row) {
+            if let Some(why) = give_up(&row, now) {
                 tracing::warn!(mail_id = row.id, kind = %row.kind, attempts = row.attempts, reason = why, "mail given up");
                 self.store.mail_given_up(row.id, now, why).await?;
                 continue;
@@ -384,10 +394,12 @@ impl MailWorker {
                     let attempts = u32::try_from(row.attempts.max(0)).unwrap_or(u32::MAX);
                     let delay = backoff(&self.cfg, attempts);
                     tracing::warn!(mail_id = row.id, kind = %row.kind, attempt = attempts + 1, retry_in_secs = delay, error = %e, "mail not sent; will retry");
+                    let now = unix_now();
                     self.store
                         .mail_failed(
                             row.id,
-                            unix_now() + i64::try_from(delay).unwrap_or(i64::MAX),
+                            now,
+                            now.saturating_add(i64::try_from(delay).unwrap_or(i64::MAX)),
                             &e.to_string(),
                         )
                         .await?;

@@ -38,10 +38,13 @@ pub struct MailRow {
     pub sent_at: Option<i64>,
     /// When the worker gave up on it (never sent; see [`Store::mail_given_up`]).
     pub given_up_at: Option<i64>,
+    /// When its sending first failed, on the worker's clock.
+    pub first_failed_at: Option<i64>,
 }
 
 const MAIL_COLUMNS: &str = "id, dedupe_key, kind, customer_id, user_id, to_addr, subject, body, \
-    created_at, next_attempt_at, claimed_until, attempts, last_error, sent_at, given_up_at";
+    created_at, next_attempt_at, claimed_until, attempts, last_error, sent_at, given_up_at, \
+    first_failed_at";
 
 /// A customer's mail that has not reached them, as the staff console shows it: its sending
 /// failed at least once and it waits for another try, or the worker gave up on it. No subject or
@@ -134,13 +137,22 @@ impl Store {
         Ok(())
     }
 
-    /// Record a failed attempt; the mail is tried again from `next_attempt_at`.
-    pub async fn mail_failed(&self, id: i64, next_attempt_at: i64, error: &str) -> Result<()> {
+    /// Record a failed attempt at `now` (the worker's clock; the first failure's time is
+    /// kept); the mail is tried again from `next_attempt_at`.
+    pub async fn mail_failed(
+        &self,
+        id: i64,
+        now: i64,
+        next_attempt_at: i64,
+        error: &str,
+    ) -> Result<()> {
         sqlx::query(
-            "UPDATE mail_outbox SET next_attempt_at = $1, claimed_until = NULL, last_error = $2 WHERE id = $3",
+            "UPDATE mail_outbox SET next_attempt_at = $1, claimed_until = NULL, last_error = $2, \
+             first_failed_at = COALESCE(first_failed_at, $3) WHERE id = $4",
         )
         .bind(next_attempt_at)
         .bind(error)
+        .bind(now)
         .bind(id)
         .execute(&self.write)
         .await?;

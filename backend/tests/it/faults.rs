@@ -1168,6 +1168,7 @@ async fn sigkill_under_load_keeps_every_accepted_code(db: Db) {
 }
 
 both_dbs!(sigkill_under_load_keeps_every_accepted_code);
+both_dbs!(a_mailed_password_an_outage_held_past_its_life_is_not_sent);
 
 /// A PostgreSQL batch decided in a later round (its first compare-and-set did not land) whose
 /// write then failed: nothing of it was written, so it answers "unavailable" and the code
@@ -1452,4 +1453,96 @@ async fn mail_to_an_address_that_cannot_be_mailed_is_given_up() {
         .all(|m| m.sent_at.is_some()));
     assert_eq!(env.engine.store().outbox_stats().await.unwrap().unsent, 0);
     assert_eq!(worker.run_once().await.unwrap(), 0, "never tried again");
+}
+
+/// A メール通知パスワード lives ten minutes. One that a mail server outage held longer still went
+/// out when the server came back: the customer typed a dead password, and a wrong mailed
+/// password counts toward the password lock. The worker now gives up on a mailed password whose
+/// sends have failed for its whole life, measured on the worker's own clock from the first
+/// failed send (the engine's clock is never compared with the worker's: the journeys run the
+/// engine days behind). A mailed password held a shorter time, and every other mail, still
+/// goes out after an outage.
+async fn a_mailed_password_an_outage_held_past_its_life_is_not_sent(db: Db) {
+    use backend::domain::mail_password::MailPurpose;
+    use backend::mail::compose::MailPasswordFor;
+    use sqlx::Connection as _;
+    let env = Env::new(db).await;
+    for login in ["taro0201", "taro0202"] {
+        env.customer(login).await;
+        let cid = env
+            .engine
+            .store()
+            .customer_by_login(login)
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        let what = MailPasswordFor::Issue {
+            new_email: "phone@example.jp",
+        };
+        env.engine
+            .send_mail_password(
+                cid,
+                "s",
+                "k",
+                MailPurpose::Issue,
+                what,
+                &backend::engine::Actor::new("customer", None),
+            )
+            .await
+            .unwrap();
+    }
+    env.customer("taro0203").await;
+    env.issue("taro0203").await;
+    // The relay is down: every send fails once.
+    let down = mail_worker(&env, Some(test_support::free_port()));
+    assert_eq!(down.run_once().await.unwrap(), 0);
+    let rows = env.engine.store().outbox(10).await.unwrap();
+    assert_eq!(rows.len(), 3);
+    assert!(
+        rows.iter().all(|r| r.last_error.is_some()),
+        "all failed once"
+    );
+    let (stale, fresh) = (rows[0].id, rows[1].id);
+    // The first failures, moved back on the worker's clock: eleven and five minutes ago.
+    let mut c = sqlx::AnyConnection::connect(&env.db.url).await.unwrap();
+    for (id, ago) in [(stale, 660), (fresh, 300)] {
+        sqlx::query(
+            "UPDATE mail_outbox SET first_failed_at = $1, next_attempt_at = 0 WHERE id = $2",
+        )
+        .bind(wall_now() - ago)
+        .bind(id)
+        .execute(&mut c)
+        .await
+        .unwrap();
+    }
+    sqlx::query("UPDATE mail_outbox SET next_attempt_at = 0")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    // The relay is back.
+    let up = mail_worker(&env, None);
+    assert_eq!(
+        up.run_once().await.unwrap(),
+        2,
+        "the fresh password and the download link"
+    );
+    let rows = env.engine.store().outbox(10).await.unwrap();
+    let r = rows.iter().find(|r| r.id == stale).unwrap();
+    assert!(
+        r.sent_at.is_none() && r.given_up_at.is_some(),
+        "the stale one is given up"
+    );
+    assert!(r.body.is_empty(), "its body (the password) cleared");
+    assert!(
+        r.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("expired")),
+        "{:?}",
+        r.last_error
+    );
+    assert!(rows
+        .iter()
+        .filter(|r| r.id != stale)
+        .all(|r| r.sent_at.is_some()));
 }
