@@ -105,8 +105,8 @@ impl Engine {
     /// ten wrong passwords show a login ID exists (an unknown one is never "locked"), which the
     /// guesser pays for by locking the account, audited, with the customer told at login.
     /// `device`: the browser is one the customer logged in on before; its wrong passwords
-    /// count on its own lock and its right one lifts the account's (`PasswordPath`), so a
-    /// stranger's guesses lock the account for strangers only.
+    /// count on the known devices' lock and its right one lifts the account's
+    /// (`PasswordPath`), so a stranger's guesses lock the account for strangers only.
     ///
     /// # Errors
     /// The database is unavailable.
@@ -131,9 +131,7 @@ impl Engine {
         };
         let check = self
             .throttled_password(
-                device.map_or(PasswordPath::Login, |d| {
-                    PasswordPath::KnownDeviceLogin(d.id)
-                }),
+                device.map_or(PasswordPath::Login, |d| PasswordPath::KnownDeviceLogin(*d)),
                 &customer,
                 password,
                 phc,

@@ -1,18 +1,28 @@
-//! Known devices (OWASP's "device cookies"): a browser where a customer logged in carries a
-//! cookie naming that login, sealed under the master key, so the login limit per client
-//! network (`web::failure_limit`, a password spray's brake) does not hold that customer back
-//! when someone else behind the same address (a mobile carrier's shared IPv4 address, an
-//! office) has filled it. The cookie is no key to anything else: it is no session, it names one
-//! login ID (it does not open for another), it expires, and the account's own lock still counts
-//! every wrong password tried with it.
+//! Known devices (OWASP's "device cookies"): a browser where a customer completed a login
+//! (the password, and the code when OTP is in use) carries a cookie bound to that login ID,
+//! sealed under the master key. It is no session and holds no secret; it lets the customer
+//! past two things strangers set off:
+//! - the login limit per client network (`web::failure_limit`, a password spray's brake), when
+//!   someone else behind the same address (a mobile carrier's shared IPv4 address, an office)
+//!   has filled it;
+//! - the account's password lock: wrong passwords typed on known devices count on a lock of
+//!   their own, shared by all the customer's known devices (`PasswordPath::KnownDeviceLogin`),
+//!   so strangers' guesses lock the account for strangers only.
 //!
-//! Contents: when it was issued and 16 random bytes (what tells two devices apart), sealed with
-//! AES-256-GCM, the login ID as associated data: `hex(key id).hex(nonce || ciphertext)`.
+//! It names one login ID (it does not open for another) and expires after
+//! [`KNOWN_DEVICE_SECS`]. However many cookies exist for a customer (each login makes one),
+//! their wrong passwords share that one lock: minting cookies buys no guesses.
+//!
+//! Contents: when it was issued and 16 random bytes (what tells two devices apart in the
+//! audit trail), sealed with AES-256-GCM, the login ID as associated data:
+//! `hex(key id).hex(nonce || ciphertext)`.
 
 use rand::RngCore;
+use sha2::{Digest, Sha256};
 
 use super::{Engine, Result};
 use crate::crypto::{Sealed, SECRET_FORMAT_V1};
+use crate::domain::DomainError;
 
 /// How long a known-device cookie counts (and its `Max-Age`): renewed at each login.
 pub const KNOWN_DEVICE_SECS: u32 = 180 * 86_400;
@@ -21,23 +31,36 @@ pub const KNOWN_DEVICE_SECS: u32 = 180 * 86_400;
 /// [`Engine::known_device`] makes one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KnownDevice {
-    /// The cookie's 16 random bytes: what tells two devices of one customer apart.
-    pub(crate) id: [u8; 16],
+    id: [u8; 16],
+}
+
+impl KnownDevice {
+    /// What the audit trail calls it: the first 8 hex digits of its id's SHA-256.
+    pub fn tag(&self) -> String {
+        hex::encode(&Sha256::digest(self.id)[..4])
+    }
 }
 
 /// Longer than any cookie we issue; longer text is not looked at.
 const MAX_COOKIE_LEN: usize = 512;
 
 impl Engine {
-    /// A known-device cookie for `login_id`, issued now.
+    /// A known-device cookie for the customer's login ID, issued now: for a login that is
+    /// complete (the password, and the code when OTP is in use).
     ///
     /// # Errors
-    /// The keyring is empty or poisoned.
-    pub fn known_device_cookie(&self, login_id: &str) -> Result<String> {
+    /// Unknown customer, the database is unavailable, or the keyring is empty or poisoned.
+    pub async fn known_device_cookie(&self, customer_id: i64) -> Result<String> {
+        let login_id = self
+            .store()
+            .customer_by_id(customer_id)
+            .await?
+            .ok_or(DomainError::UnknownCustomer)?
+            .login_id;
         let mut plain = [0u8; 24];
         plain[..8].copy_from_slice(&self.now().to_be_bytes());
         rand::rngs::OsRng.fill_bytes(&mut plain[8..]);
-        let sealed = self.inner.keys.seal_device(login_id, &plain)?;
+        let sealed = self.inner.keys.seal_device(&login_id, &plain)?;
         Ok(format!(
             "{}.{}",
             hex::encode(sealed.key_id.as_bytes()),

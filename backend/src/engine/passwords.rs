@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 use crate::domain::{Attempt, DomainError, Throttle, ThrottleState};
 use crate::store::{CustomerRow, NewAudit, ThrottleKey, Tx};
 
-use super::{now_i64, Actor, Engine, EngineError, PasswordCheck, Result};
+use super::{now_i64, Actor, Engine, EngineError, KnownDevice, PasswordCheck, Result};
 
 /// Bounds password hashing: a few threads of its own do every hash, with a short queue in
 /// front; beyond the queue the answer is "unavailable, retry" at once. Dedicated threads also
@@ -170,8 +170,15 @@ impl Engine {
     ) -> Result<PasswordCheck> {
         let now = now_i64(self.now());
         let throttle = self.policy().password_throttle();
+        let device = match path {
+            PasswordPath::KnownDeviceLogin(d) => Some(d.tag()),
+            _ => None,
+        };
         let audit = |outcome| NewAudit {
             customer_id: Some(c.id),
+            detail: device
+                .as_ref()
+                .map(|d| serde_json::json!({ "known_device": d }).to_string()),
             ..actor.audit(action, outcome, now)
         };
         let until = |at: i64| throttle.until(at).unwrap_or(at);
@@ -194,7 +201,7 @@ impl Engine {
                                 tx.audit(&NewAudit {
                                     action: "password_lock",
                                     detail: Some(
-                                        serde_json::json!({ "by": "known_device", "failures": failures })
+                                        serde_json::json!({ "by": "known_device", "known_device": device, "failures": failures })
                                             .to_string(),
                                     ),
                                     ..audit("cleared")
@@ -217,9 +224,14 @@ impl Engine {
                         detail: Some(
                             // The count of the key that locked (the confirmation password's own,
                             // say, while the shared one was reset by a login).
-                            serde_json::json!({
-                                "failures": counted.next.iter().map(|s| s.failures).max().unwrap_or(0)
-                            })
+                            {
+                                let failures =
+                                    counted.next.iter().map(|s| s.failures).max().unwrap_or(0);
+                                match &device {
+                                    Some(d) => serde_json::json!({ "failures": failures, "scope": "known_devices", "known_device": d }),
+                                    None => serde_json::json!({ "failures": failures }),
+                                }
+                            }
                             .to_string(),
                         ),
                         ..audit("locked")
@@ -250,14 +262,15 @@ impl Engine {
 /// wrong confirmation passwords before it: a phished login password bought nine more guesses at
 /// the confirmation password (or at a mailed one) with every login, without end.
 ///
-/// A login typed on a known device (`engine::devices`) counts on that device's own key
-/// instead, and its right password also lifts the account's lock: strangers' wrong passwords
-/// lock the account for strangers only. Before, anyone who knew a login ID could keep its
-/// customer out with ten guesses a lock period.
+/// A login typed on a known device (`engine::devices`) counts on the customer's known devices'
+/// key instead (one for all of them: minting cookies buys no guesses), and its right password
+/// also lifts the account's lock: strangers' wrong passwords lock the account for strangers
+/// only. Before, anyone who knew a login ID could keep its customer out with ten guesses a
+/// lock period. Its audit events name the device ([`KnownDevice::tag`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum PasswordPath {
     Login,
-    KnownDeviceLogin([u8; 16]),
+    KnownDeviceLogin(KnownDevice),
     Confirmation,
 }
 
@@ -265,8 +278,8 @@ impl PasswordPath {
     fn keys(self, customer_id: i64) -> Vec<ThrottleKey> {
         match self {
             PasswordPath::Login => vec![ThrottleKey::Customer(customer_id)],
-            PasswordPath::KnownDeviceLogin(device) => {
-                vec![ThrottleKey::customer_device(customer_id, &device)]
+            PasswordPath::KnownDeviceLogin(_) => {
+                vec![ThrottleKey::customer_known_devices(customer_id)]
             }
             PasswordPath::Confirmation => vec![
                 ThrottleKey::Customer(customer_id),

@@ -1,7 +1,8 @@
 //! Lockout counters (DESIGN §5), read and written for `domain::throttle` by one compare-and-set:
 //! a customer's on the customer's row (migration 0005), a staff account's and a client
 //! address's and a customer's confirmation password's in the `throttles` table (migration
-//! 0012), keyed `staff:<id>`, `staff-ip:<address or IPv6 /64>` and `customer-confirm:<id>`.
+//! 0012), keyed `staff:<id>`, `staff-ip:<address or IPv6 /64>`, `customer-confirm:<id>` and
+//! `customer-devices:<id>`.
 //! One table for the keys that have no row of their own, so one statement serves them all;
 //! a row exists only while failures are counted (a success deletes it), and counters left
 //! untouched for a day are forgotten ([`Store::purge_throttles`]).
@@ -27,14 +28,11 @@ impl ThrottleKey {
         ThrottleKey::Named(format!("customer-confirm:{customer_id}"))
     }
 
-    /// A customer's login password typed on a known device (`engine::devices`): that
-    /// device's own count, so strangers' wrong passwords do not lock the customer's browser
-    /// out, nor the device's the account.
-    pub fn customer_device(customer_id: i64, device: &[u8; 16]) -> ThrottleKey {
-        ThrottleKey::Named(format!(
-            "customer-device:{customer_id}:{}",
-            hex::encode(device)
-        ))
+    /// A customer's login password typed on a known device (`engine::devices`): one count
+    /// for all the customer's known devices, apart from the account's, so strangers' wrong
+    /// passwords do not lock the customer's own browsers out, nor theirs the account.
+    pub fn customer_known_devices(customer_id: i64) -> ThrottleKey {
+        ThrottleKey::Named(format!("customer-devices:{customer_id}"))
     }
 
     /// A staff account's login.

@@ -45,8 +45,8 @@ impl CookieName {
 pub const CUSTOMER_SID: CookieName = CookieName::new("sid", "__Host-sid");
 /// The customer login form's double-submit CSRF token.
 pub const CUSTOMER_LOGIN_CSRF: CookieName = CookieName::new("login_csrf", "__Host-login_csrf");
-/// A browser where the customer logged in before (`engine::devices`): no session, a sealed
-/// note of the login ID.
+/// A browser where the customer completed a login before (`engine::devices`): no session, no
+/// secret, bound to the login ID.
 pub const KNOWN_DEVICE: CookieName = CookieName::new("device", "__Host-device");
 /// The staff member's session id.
 pub const STAFF_SID: CookieName = CookieName::new("staff_sid", "__Host-staff_sid");

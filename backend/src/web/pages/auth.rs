@@ -152,29 +152,28 @@ pub async fn login(
         st.engine.now(),
         st.site.cfg.login_failures_per_client,
     );
-    // A browser where this login ID logged in before is not held by its network's limit
-    // (a carrier's address shared with a sprayer): the account's own lock still counts it.
+    // A browser where this login ID logged in before is counted apart from its network (a
+    // carrier's address shared with a sprayer): under the same limit, in flight and failed,
+    // keyed by the login ID; its wrong passwords count on the known devices' lock.
     let device = session::known_device(&st, &headers, login_id);
-    let attempt = if device.is_some() {
-        None
-    } else {
-        match st.site.failed_logins.begin(&client, limit, now) {
-            Ok(a) => Some(a),
-            Err(refusal) => {
-                return login_refused(&st, lang, &actor, &client, login_id, now, refusal).await
-            }
+    let key = match device {
+        Some(_) => format!("known-device:{login_id}"),
+        None => client.clone(),
+    };
+    let attempt = match st.site.failed_logins.begin(&key, limit, now) {
+        Ok(a) => a,
+        Err(refusal) => {
+            return login_refused(&st, lang, &actor, &key, login_id, now, refusal).await
         }
     };
     let answer = st
         .engine
         .customer_login(login_id, password, &actor, device.as_ref())
         .await;
-    if let Some(attempt) = attempt {
-        if matches!(answer, Ok(Login::Invalid | Login::Locked { .. })) {
-            attempt.failed(st.engine.now());
-        } else {
-            drop(attempt);
-        }
+    if matches!(answer, Ok(Login::Invalid | Login::Locked { .. })) {
+        attempt.failed(st.engine.now());
+    } else {
+        drop(attempt);
     }
     let customer = match answer {
         Ok(Login::Ok(c)) => c,
@@ -205,7 +204,12 @@ pub async fn login(
                 see_other(if stage == OTP { "/login/otp" } else { "/top" }),
                 Some(cookie),
             );
-            let res = with_cookie(res, session::known_device_cookie(&st, login_id));
+            // The login is complete without OTP: this browser is now a known device.
+            let res = if stage == FULL {
+                with_cookie(res, session::known_device_cookie(&st, customer.id).await)
+            } else {
+                res
+            };
             with_cookie(res, Some(session::clear_login_csrf(&st)))
         }
         Err(e) => engine_error_page(&st, lang, None, e),
@@ -320,7 +324,14 @@ pub async fn otp(
         return engine_error_page(&st, lang, None, e);
     }
     match session::create(&st, sess.customer_id, FULL).await {
-        Ok((_, cookie)) => with_cookie(see_other("/top"), Some(cookie)),
+        Ok((_, cookie)) => {
+            // The login is complete: this browser is now a known device.
+            let res = with_cookie(see_other("/top"), Some(cookie));
+            with_cookie(
+                res,
+                session::known_device_cookie(&st, sess.customer()).await,
+            )
+        }
         Err(e) => engine_error_page(&st, lang, None, e),
     }
 }

@@ -108,10 +108,11 @@ pub fn known_device(
         .and_then(|c| st.engine.known_device(login_id, &c))
 }
 
-/// The known-device cookie for `login_id`, issued at a login (each login renews it); `None`
-/// if the keyring cannot seal (the login goes on without it).
-pub fn known_device_cookie(st: &AppState, login_id: &str) -> Option<HeaderValue> {
-    match st.engine.known_device_cookie(login_id) {
+/// The known-device cookie for the customer, for a login that is complete (the password, and
+/// the code when OTP is in use; each login renews it); `None` if it cannot be made (the login
+/// goes on without it).
+pub async fn known_device_cookie(st: &AppState, customer_id: i64) -> Option<HeaderValue> {
+    match st.engine.known_device_cookie(customer_id).await {
         Ok(value) => Some(set_cookie(
             st.site.secure,
             KNOWN_DEVICE.get(st.site.secure),
