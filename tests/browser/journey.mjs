@@ -167,13 +167,16 @@ await page.click("button[form=bok-form]");
 await page.waitForURL("**/otp/activate/done");
 await shot("bok002");
 
-// 5. Login now asks for the code.
+// 5. Login now asks for the code. Pressed twice (a double click): the customer goes on to
+// the code, as after one press.
 await page.click("form.logout button");
 await page.waitForURL("**/login?bye=1");
 await page.fill("#f-login_id", "taro2026");
 await page.fill("#f-password", "loginpass1");
-await page.click("button[type=submit].primary");
+await page.dblclick("button[type=submit].primary");
 await page.waitForURL("**/login/otp");
+await settle();
+assert.match(page.url(), /\/login\/otp$/, "a double-clicked login ends on the code screen");
 await shot("login-otp");
 await page.fill("#f-code", (await control("/code")).code);
 await page.click("button[type=submit].primary");
