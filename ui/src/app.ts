@@ -1,10 +1,10 @@
-// The app's frame and its everyday screens: the header, navigation, the code, the token list,
-// settings and the delete confirmation. Plain DOM (no framework: the whole UI is a few screens,
-// and the bundle budget is 60 KB gzipped). State lives in `state` (state.ts); `show()` draws a
-// screen; the code ticker updates the code screen in place once a second, aligned to the
-// clock's second boundary, and asks the shell for a frame once per step. The initial setup is
-// in setup.ts, transaction authentication in tx.ts, the app lock and its PIN screens in
-// security.ts.
+// The app's everyday screens and the start: navigation, the code, the token list, settings and
+// the delete confirmation. Plain DOM (no framework: the whole UI is a few screens, and the bundle
+// budget is 60 KB gzipped). State lives in `state` (state.ts); `show()` (page.ts, with the
+// header and the notices) draws a screen; the code ticker updates the code screen in place once
+// a second, aligned to the clock's second boundary, and asks the shell for a frame once per step.
+// The initial setup is in setup.ts, transaction authentication in tx.ts, the app lock and its PIN
+// screens in security.ts.
 import { api, toShellError, type CodeFrame, type ShellError, type TokenView } from './api';
 import { h, svg } from './dom';
 import {
@@ -17,85 +17,16 @@ import {
   remainingFraction,
   tokenTitle,
 } from './logic';
+import { actionErrorEl, header, noticeEl, provideScreens, say, show } from './page';
 import { lockScreen, offerScreen, pinScreen, refreshLock, securitySection, showLock } from './security';
-import { emptySetup, LANG_KEY, msg, REVEAL_MS, state, t, type View } from './state';
+import { emptySetup, msg, REVEAL_MS, state, t, type View } from './state';
 import { fillFromLink, scanButton, setupScreen, startSetup } from './setup';
 import { openTx, startTxTicker, stopTxTicker, txCodeScreen, txScreen } from './tx';
 
-// --- chrome: header, live region ----------------------------------------------------------------
-
-const root = document.getElementById('app') as HTMLElement;
-const announcer = h('div', { class: 'sr-only', 'aria-live': 'polite', 'aria-atomic': 'true', id: 'announcer' });
-
-export function say(text: string) {
-  // Re-setting the same text would not be read again: clear first.
-  announcer.textContent = '';
-  window.setTimeout(() => (announcer.textContent = text), 30);
-}
-
-export function header(title: string, opts: { back?: () => void; settings?: () => void } = {}): HTMLElement {
-  const tx = t();
-  return h(
-    'header',
-    { class: 'bar' },
-    opts.back
-      ? h('button', { class: 'icon-btn', type: 'button', id: 'back', 'aria-label': tx.back, onclick: opts.back }, '‹')
-      : h('span', { class: 'icon-spacer', 'aria-hidden': 'true' }),
-    h('h1', { id: 'title' }, title),
-    h(
-      'button',
-      {
-        class: 'lang-btn',
-        type: 'button',
-        id: 'lang',
-        lang: state.lang === 'ja' ? 'en' : 'ja',
-        'aria-label': tx.langToggleLabel,
-        onclick: toggleLang,
-      },
-      tx.langToggle,
-    ),
-    opts.settings
-      ? h('button', { class: 'icon-btn', type: 'button', id: 'open-settings', 'aria-label': tx.settings, onclick: opts.settings }, '⚙')
-      : null,
-  );
-}
-
-function toggleLang() {
-  state.lang = state.lang === 'ja' ? 'en' : 'ja';
-  try {
-    localStorage.setItem(LANG_KEY, state.lang);
-  } catch {
-    /* private mode: the choice lasts for this run */
-  }
-  show(state.view, { keepNotice: true });
-  document.getElementById('lang')?.focus();
-}
-
-export function noticeEl(): HTMLElement | null {
-  return state.notice ? h('p', { class: 'notice', role: 'status', id: 'notice' }, state.notice) : null;
-}
-
-export function actionErrorEl(): HTMLElement | null {
-  return state.actionError
-    ? h('p', { class: 'alert', role: 'alert', id: 'action-error', 'data-code': state.actionError.code }, msg(state.actionError))
-    : null;
-}
-
 // --- navigation -------------------------------------------------------------------------------
 
-export function show(view: View, opts: { keepNotice?: boolean } = {}) {
-  stopTicker();
-  if (!opts.keepNotice) {
-    state.notice = null;
-    state.actionError = null;
-  }
-  state.view = view;
-  document.documentElement.lang = state.lang;
-  document.title = t().appTitle;
-  root.replaceChildren(screenFor(view), announcer);
-  if (view.name === 'code' || view.name === 'list') startTicker();
-  if (view.name === 'txcode') startTxTicker(view.id);
-}
+// The page (page.ts) draws the screens through these; see `Screens` there for why.
+provideScreens({ draw: screenFor, leave: stopTicker, enter: startTickers });
 
 function screenFor(view: View): HTMLElement {
   switch (view.name) {
@@ -162,10 +93,6 @@ function fatalScreen(error: ShellError): HTMLElement {
       h('button', { class: 'primary', type: 'button', id: 'retry', onclick: () => void start() }, tx.retry),
     ),
   );
-}
-
-export function focusFirstInvalid() {
-  (document.querySelector('[aria-invalid="true"]') as HTMLElement | null)?.focus();
 }
 
 // --- the code ------------------------------------------------------------------------------------
@@ -455,6 +382,12 @@ function startTicker() {
     if (gen === tickGen) tickTimer = window.setTimeout(tick, msUntilNextSecond(Date.now()));
   };
   void tick();
+}
+
+/** The tickers a screen just shown needs: its codes' or its transaction code's. */
+function startTickers(view: View) {
+  if (view.name === 'code' || view.name === 'list') startTicker();
+  if (view.name === 'txcode') startTxTicker(view.id);
 }
 
 function stopTicker() {

@@ -2,7 +2,8 @@
 import { api, toShellError, type LockView } from './api';
 import { h } from './dom';
 import { normalizeDigits } from './logic';
-import { afterUnlockHome, header, noticeEl, reloadTokens, say, show } from './app';
+import { afterUnlockHome, reloadTokens } from './app';
+import { header, noticeEl, say, show } from './page';
 import { emptyPin, emptySetup, HIDE_KEY, msg, state, t, type PinMode, type View } from './state';
 
 // --- app security: settings section, the offer after setup, PIN screens, the lock screen ---------

@@ -2,7 +2,7 @@
 import { api, toShellError, type TransactionForm } from './api';
 import { h } from './dom';
 import { codeGroups, frameNow, msUntilNextSecond } from './logic';
-import { focusFirstInvalid, header, show } from './app';
+import { focusFirstInvalid, header, show } from './page';
 import { showLock } from './security';
 import { emptyTx, msg, state, t } from './state';
 
