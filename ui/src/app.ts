@@ -17,8 +17,9 @@ import {
   remainingFraction,
   tokenTitle,
 } from './logic';
+import { home, refreshLock, reloadTokens, showLock } from './nav';
 import { actionErrorEl, header, noticeEl, provideScreens, say, show } from './page';
-import { lockScreen, offerScreen, pinScreen, refreshLock, securitySection, showLock } from './security';
+import { lockScreen, offerScreen, pinScreen, securitySection } from './security';
 import { emptySetup, msg, REVEAL_MS, state, t, type View } from './state';
 import { fillFromLink, scanButton, setupScreen, startSetup } from './setup';
 import { openTx, startTxTicker, stopTxTicker, txCodeScreen, txScreen } from './tx';
@@ -54,26 +55,6 @@ function screenFor(view: View): HTMLElement {
       return txScreen(view.id);
     case 'txcode':
       return txCodeScreen(view.id);
-  }
-}
-
-/** Where to go when there is nothing more specific: setup, the one token, or the list. */
-export function home(opts: { keepNotice?: boolean } = {}) {
-  if (state.tokens.length === 0) show({ name: 'setup' }, opts);
-  else if (state.tokens.length === 1) show({ name: 'code', id: state.tokens[0].id }, opts);
-  else show({ name: 'list' }, opts);
-}
-
-/** Lists the tokens (or takes a listing already asked for); a failure shows its screen. */
-export async function reloadTokens(asked?: Promise<TokenView[]>): Promise<boolean> {
-  try {
-    state.tokens = await (asked ?? api.listTokens());
-    return true;
-  } catch (e) {
-    const err = toShellError(e);
-    if (err.code === 'APP_LOCKED') await showLock();
-    else show({ name: 'fatal', error: err });
-    return false;
   }
 }
 
@@ -583,10 +564,3 @@ export async function start() {
 
 /** How long the first screen waits for its code before it comes up without it. */
 const FIRST_FRAME_WAIT_MS = 150;
-
-/** After the unlock: the link the app was opened with (kept by the shell), or home. */
-export async function afterUnlockHome() {
-  const link = await api.takeSetupLink().catch(() => null);
-  if (link) fillFromLink(link);
-  else home();
-}

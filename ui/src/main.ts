@@ -3,7 +3,7 @@ import './style.css';
 import { api } from './api';
 import { forgetFrames, start } from './app';
 import { fillFromLink } from './setup';
-import { showLock } from './security';
+import { showLock } from './nav';
 import { state } from './state';
 
 // A link opened while the app runs: take it (so it is not offered again) and fill the form.

@@ -1,9 +1,11 @@
-// App security: the settings section, the offer after setup, the PIN screens, the lock screen.
+// App security: the settings section, the offer after setup, the PIN screens, the lock screen
+// (which other screens reach through `showLock`, nav.ts).
 import { api, toShellError, type LockView } from './api';
 import { h } from './dom';
 import { normalizeDigits } from './logic';
-import { afterUnlockHome, reloadTokens } from './app';
+import { home, refreshLock, reloadTokens, showLock } from './nav';
 import { header, noticeEl, say, show } from './page';
+import { fillFromLink } from './setup';
 import { emptyPin, emptySetup, HIDE_KEY, msg, state, t, type PinMode, type View } from './state';
 
 // --- app security: settings section, the offer after setup, PIN screens, the lock screen ---------
@@ -210,27 +212,6 @@ async function onPinSubmit(ev: Event, mode: PinMode, back: View) {
   say(state.notice);
 }
 
-export async function refreshLock(): Promise<LockView | null> {
-  try {
-    state.lock = await api.lockStatus();
-  } catch {
-    state.lock = null;
-  }
-  return state.lock;
-}
-
-/** Shows the lock screen (after asking the shell how things stand). */
-export async function showLock() {
-  await refreshLock();
-  // Already on the PIN form: "lock now" and a code request that found the app locked both come
-  // here, and drawing the form again would drop the PIN the customer is typing.
-  if (state.view.name === 'lock' && state.lock?.locked && !state.lock.locked_out) return;
-  state.lockError = null;
-  state.resetAsked = false;
-  show({ name: 'lock' });
-  (document.getElementById('lock-pin') as HTMLInputElement | null)?.focus();
-}
-
 async function onLockNow() {
   try {
     state.lock = await api.lockNow();
@@ -315,6 +296,13 @@ async function afterUnlock(view: LockView) {
   state.lockError = null;
   if (!(await reloadTokens())) return;
   await afterUnlockHome();
+}
+
+/** After the unlock: the link the app was opened with (kept by the shell), or home. */
+async function afterUnlockHome() {
+  const link = await api.takeSetupLink().catch(() => null);
+  if (link) fillFromLink(link);
+  else home();
 }
 
 async function onUnlock(ev: Event) {

@@ -3,7 +3,7 @@
 // phone, a QR code can be scanned instead (an otpauth:// import).
 import { api, toShellError } from './api';
 import { h } from './dom';
-import { home, reloadTokens } from './app';
+import { home, reloadTokens } from './nav';
 import { actionErrorEl, focusFirstInvalid, header, noticeEl, say, show } from './page';
 import { checkSetupForm, fieldForError, normalizeDigits, type SetupField } from './logic';
 import { emptySetup, msg, state, t } from './state';

@@ -2,8 +2,8 @@
 import { api, toShellError, type TransactionForm } from './api';
 import { h } from './dom';
 import { codeGroups, frameNow, msUntilNextSecond } from './logic';
+import { showLock } from './nav';
 import { focusFirstInvalid, header, show } from './page';
-import { showLock } from './security';
 import { emptyTx, msg, state, t } from './state';
 
 // --- 取引認証 (transaction authentication) ---------------------------------------------------------
