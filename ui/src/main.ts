@@ -1,7 +1,8 @@
 // The app's entry: the start, and what the shell and the page report while the app runs.
 import './style.css';
 import { api } from './api';
-import { forgetFrames, start } from './app';
+import { start } from './app';
+import { forgetFrames } from './codes';
 import { fillFromLink } from './setup';
 import { showLock } from './nav';
 import { state } from './state';
