@@ -354,6 +354,11 @@ pub struct MailConfig {
     /// Days a sent mail's row is kept (address, kind, user ID, when; its body goes when it is
     /// sent), for support to see what was sent; then it is forgotten.
     pub keep_sent_days: u32,
+    /// Hours a mail is retried after its first failed send; then the worker gives up on it (as
+    /// a mail server gives up on a message after days of failures), and the staff console
+    /// shows it. A mail server that refuses one address for good (550 "no such user") left
+    /// that mail retried for ever, and the "outbox stuck" alert on.
+    pub give_up_after_hours: u32,
 }
 
 impl Default for MailConfig {
@@ -370,6 +375,7 @@ impl Default for MailConfig {
             poll_ms: 1000,
             send_timeout_secs: 60,
             keep_sent_days: 90,
+            give_up_after_hours: 120,
         }
     }
 }
@@ -389,6 +395,9 @@ impl MailConfig {
         }
         if self.keep_sent_days == 0 {
             return Err("mail.keep_sent_days must be >= 1".into());
+        }
+        if !(1..=2160).contains(&self.give_up_after_hours) {
+            return Err("mail.give_up_after_hours must be 1..=2160 (90 days)".into());
         }
         if !(1..=90).contains(&self.send_timeout_secs) {
             return Err("mail.send_timeout_secs must be 1..=90 (below the 120 s claim)".into());

@@ -94,6 +94,31 @@ pub fn is_live(used_at: Option<i64>, expires_at: i64, now: i64) -> bool {
     used_at.is_none() && now < expires_at
 }
 
+/// The outbox key of the `sends`-th mail of mailed password `id`: one mail per send.
+pub fn mail_key(id: i64, sends: i64) -> String {
+    format!("mail_password:{id}:{sends}")
+}
+
+/// The mailed password and send a mail's outbox key names ([`mail_key`]).
+pub fn parse_mail_key(key: &str) -> Option<(i64, i64)> {
+    let (id, sends) = key.strip_prefix("mail_password:")?.split_once(':')?;
+    Some((id.parse().ok()?, sends.parse().ok()?))
+}
+
+/// Whether a mail carrying the `sent`-th password of a stored mailed password may still go out,
+/// as far as the row tells without a clock: the password is still the one mailed (no later
+/// resend replaced it), unused, and was not ended early (a logout sets its end before its
+/// `created_at + TTL_SECS`). Its expiry by time is for the mail worker's own clock.
+pub fn mail_still_carries(
+    sent: i64,
+    sends: i64,
+    used_at: Option<i64>,
+    created_at: i64,
+    expires_at: i64,
+) -> bool {
+    sent == sends && used_at.is_none() && expires_at >= created_at.saturating_add(TTL_SECS)
+}
+
 /// Whether another mail may be sent for a request that has had `sends` already, to a
 /// customer who was sent `last_hour` mailed passwords in the last hour.
 pub fn may_send(sends: i64, last_hour: i64) -> bool {

@@ -117,7 +117,7 @@ impl Engine {
             &to,
             &code,
             what,
-            &format!("mail_password:{id}:{sends}"),
+            &rule::mail_key(id, sends),
             now,
             expires_at,
         )

@@ -240,6 +240,20 @@ fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
+/// Why the worker gave up on a mail (its `last_error`; the staff console shows them, in
+/// Japanese too).
+pub mod reason {
+    pub const UNMAILABLE: &str = "the address cannot be mailed";
+    pub const PASSWORD_EXPIRED: &str = "the mailed password expired before it could be sent";
+    pub const PASSWORD_GONE: &str =
+        "the mailed password was replaced, used or ended before it could be sent";
+    pub const TOO_LONG: &str = "no mail server accepted it within mail.give_up_after_hours";
+    pub const ALL: [&str; 4] = [UNMAILABLE, PASSWORD_EXPIRED, PASSWORD_GONE, TOO_LONG];
+}
+
+/// The longest wait between tries of a mail carrying a メール通知パスワード.
+const MAIL_PASSWORD_RETRY_MAX_SECS: u64 = 60;
+
 /// A claim lasts this long; a worker that died mid-send loses it after that.
 const LEASE_SECS: i64 = 120;
 
@@ -250,16 +264,24 @@ const LEASE_SECS: i64 = 120;
 ///   by now, and a customer who typed it would count a wrong password toward the lock. Both
 ///   times are the worker's clock (`now` and the row's `first_failed_at`), never the engine's
 ///   `created_at`: the two clocks need not agree (the journeys run the engine days behind).
-///   A password the worker did not try while it was alive (the worker down) still goes out.
-fn give_up(row: &MailRow, now: i64) -> Option<&'static str> {
+///   A password the worker did not try while it was alive (the worker down) still goes out,
+///   unless its row says it is gone ([`MailWorker::password_gone`]).
+/// - any mail whose sends have failed for `give_up_after_secs` since the first failed one (a
+///   mail server that refuses the address for good, or an outage of days), as a mail server
+///   gives up on a message; the worker's clock too.
+fn give_up(row: &MailRow, now: i64, give_up_after_secs: i64) -> Option<&'static str> {
     if row.to_addr.parse::<Mailbox>().is_err() {
-        return Some("the address cannot be mailed");
+        return Some(reason::UNMAILABLE);
     }
-    let stale = row.kind == "mail_password"
-        && row
-            .first_failed_at
-            .is_some_and(|t| now.saturating_sub(t) >= crate::domain::mail_password::TTL_SECS);
-    stale.then_some("the mailed password expired before it could be sent")
+    let failing_for = row.first_failed_at.map(|t| now.saturating_sub(t));
+    if row.kind == "mail_password"
+        && failing_for.is_some_and(|d| d >= crate::domain::mail_password::TTL_SECS)
+    {
+        return Some(reason::PASSWORD_EXPIRED);
+    }
+    failing_for
+        .is_some_and(|d| d >= give_up_after_secs)
+        .then_some(reason::TOO_LONG)
 }
 
 impl MailWorker {
@@ -372,7 +394,12 @@ impl MailWorker {
             if !self.store.claim_mail(row.id, now, now + LEASE_SECS).await? {
                 continue;
             }
-            if let Some(why) = give_up(&row, now) {
+            let after = i64::from(self.cfg.give_up_after_hours).saturating_mul(3600);
+            let why = match give_up(&row, now, after) {
+                Some(why) => Some(why),
+                None => self.password_gone(&row).await?,
+            };
+            if let Some(why) = why {
                 tracing::warn!(mail_id = row.id, kind = %row.kind, attempts = row.attempts, reason = why, "mail given up");
                 self.store.mail_given_up(row.id, now, why).await?;
                 continue;
@@ -392,14 +419,20 @@ impl MailWorker {
                 }
                 Err(e) => {
                     let attempts = u32::try_from(row.attempts.max(0)).unwrap_or(u32::MAX);
-                    let delay = backoff(&self.cfg, attempts);
+                    let mut delay = backoff(&self.cfg, attempts);
+                    if row.kind == "mail_password" {
+                        // The customer waits at the screen, and the password lives ten
+                        // minutes: tried again within a minute of the server coming back.
+                        delay = delay.min(MAIL_PASSWORD_RETRY_MAX_SECS);
+                    }
                     tracing::warn!(mail_id = row.id, kind = %row.kind, attempt = attempts + 1, retry_in_secs = delay, error = %e, "mail not sent; will retry");
-                    let now = unix_now();
+                    // The attempt began at the claim (`now`): a send that ran into its time
+                    // limit must not push the first failure, and the give-up, later.
                     self.store
                         .mail_failed(
                             row.id,
                             now,
-                            now.saturating_add(i64::try_from(delay).unwrap_or(i64::MAX)),
+                            unix_now().saturating_add(i64::try_from(delay).unwrap_or(i64::MAX)),
                             &e.to_string(),
                         )
                         .await?;
@@ -407,6 +440,24 @@ impl MailWorker {
             }
         }
         Ok(sent)
+    }
+
+    /// Why a mail carrying a メール通知パスワード must not go out though its life is not over
+    /// by the worker's clock: a resend replaced the password (the customer pressed 「再送信」
+    /// while the mail server was down: the dead passwords would arrive first and be typed), it
+    /// was used, or a logout ended it (`domain::mail_password::mail_still_carries`).
+    async fn password_gone(&self, row: &MailRow) -> anyhow::Result<Option<&'static str>> {
+        use crate::domain::mail_password as rule;
+        if row.kind != "mail_password" {
+            return Ok(None);
+        }
+        let Some((id, sent)) = rule::parse_mail_key(&row.dedupe_key) else {
+            return Ok(None);
+        };
+        let live = self.store.mail_password_by_id(id).await?.is_some_and(|p| {
+            rule::mail_still_carries(sent, p.sends, p.used_at, p.created_at, p.expires_at)
+        });
+        Ok((!live).then_some(reason::PASSWORD_GONE))
     }
 
     /// Forget sent mail older than `mail.keep_sent_days` (its body went when it was sent; the
@@ -421,6 +472,17 @@ impl MailWorker {
         }
         self.purged_at.store(now, Ordering::Relaxed);
         let keep = i64::from(self.cfg.keep_sent_days).saturating_mul(86_400);
+        if let Transport::Files(dir) = &self.transport {
+            match purge_old_files(dir, now.saturating_sub(keep)).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    files = n,
+                    keep_days = self.cfg.keep_sent_days,
+                    "old outbox files removed"
+                ),
+                Err(e) => tracing::warn!(error = %e, "old outbox files not removed this time"),
+            }
+        }
         let n = self.store.purge_sent_mail(now.saturating_sub(keep)).await?;
         if n > 0 {
             tracing::info!(
@@ -480,6 +542,28 @@ impl MailWorker {
     }
 }
 
+/// Remove the file outbox's mails (`*.eml`) last written before `before` (Unix seconds): the
+/// development default's copies of sent mail are kept no longer than the outbox's rows (an
+/// issuance mail holds a download link). Returns how many.
+async fn purge_old_files(dir: &std::path::Path, before: i64) -> std::io::Result<u64> {
+    let cutoff =
+        std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(before.max(0)).unwrap_or(0));
+    let mut removed = 0;
+    let mut entries = tokio::fs::read_dir(dir).await?;
+    while let Some(e) = entries.next_entry().await? {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "eml") {
+            continue;
+        }
+        let meta = e.metadata().await?;
+        if meta.is_file() && meta.modified()? < cutoff {
+            tokio::fs::remove_file(&path).await?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// Seconds to wait after the `attempts`-th failure: base · 2^(attempts-1), capped.
 pub fn backoff(cfg: &MailConfig, attempts: u32) -> u64 {
     let exp = attempts.saturating_sub(1).min(20);
@@ -508,6 +592,27 @@ mod tests {
                 .is_ok(),
             "the mail worker still runs with no handle left to stop it"
         );
+    }
+
+    /// The file outbox (the development default) kept every mail for ever, download links
+    /// included: files older than `keep_sent_days` go with the outbox's rows.
+    #[tokio::test]
+    async fn old_outbox_files_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = std::time::SystemTime::now();
+        let mut kept = Vec::new();
+        for (name, age_days) in [("1-1.eml", 91), ("2-2.eml", 89), ("3-3.eml.part", 200)] {
+            let path = dir.path().join(name);
+            let f = std::fs::File::create(&path).unwrap();
+            f.set_modified(now - Duration::from_secs(age_days * 86_400))
+                .unwrap();
+            kept.push(path);
+        }
+        let before = unix_now() - 90 * 86_400;
+        assert_eq!(purge_old_files(dir.path(), before).await.unwrap(), 1);
+        assert!(!kept[0].exists(), "older than 90 days: removed");
+        assert!(kept[1].exists(), "younger: kept");
+        assert!(kept[2].exists(), "not a mail file: left alone");
     }
 
     #[test]

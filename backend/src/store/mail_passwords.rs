@@ -36,6 +36,16 @@ pub struct NewMailPassword<'a> {
 }
 
 impl Store {
+    /// A mailed password by its id (the mail worker: whether a mail still carries it).
+    pub async fn mail_password_by_id(&self, id: i64) -> Result<Option<MailPasswordRow>> {
+        Ok(sqlx::query_as::<_, MailPasswordRow>(&format!(
+            "SELECT {COLUMNS} FROM mail_passwords WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?)
+    }
+
     /// The password mailed for this session's request, if any.
     pub async fn mail_password(
         &self,

@@ -1169,6 +1169,8 @@ async fn sigkill_under_load_keeps_every_accepted_code(db: Db) {
 
 both_dbs!(sigkill_under_load_keeps_every_accepted_code);
 both_dbs!(a_mailed_password_an_outage_held_past_its_life_is_not_sent);
+both_dbs!(mail_failing_for_days_is_given_up);
+both_dbs!(only_the_live_mailed_password_goes_out_after_an_outage);
 
 /// A PostgreSQL batch decided in a later round (its first compare-and-set did not land) whose
 /// write then failed: nothing of it was written, so it answers "unavailable" and the code
@@ -1480,10 +1482,11 @@ async fn a_mailed_password_an_outage_held_past_its_life_is_not_sent(db: Db) {
         let what = MailPasswordFor::Issue {
             new_email: "phone@example.jp",
         };
+        // Each customer in a web session of their own.
         env.engine
             .send_mail_password(
                 cid,
-                "s",
+                login,
                 "k",
                 MailPurpose::Issue,
                 what,
@@ -1545,4 +1548,123 @@ async fn a_mailed_password_an_outage_held_past_its_life_is_not_sent(db: Db) {
         .iter()
         .filter(|r| r.id != stale)
         .all(|r| r.sent_at.is_some()));
+}
+
+/// A mail server that refuses one address for good (550 "no such user") had that mail retried
+/// every fifteen minutes for ever, and the "outbox stuck" alert never went off. As a mail server
+/// does, the worker gives up on a mail whose sends have failed for `mail.give_up_after_hours`
+/// (120) since the first failed one (the worker's clock); one failing a shorter time is tried
+/// again.
+async fn mail_failing_for_days_is_given_up(db: Db) {
+    use sqlx::Connection as _;
+    let env = Env::new(db).await;
+    for login in ["taro0301", "taro0302"] {
+        env.customer(login).await;
+        env.issue(login).await;
+    }
+    let down = mail_worker(&env, Some(test_support::free_port()));
+    assert_eq!(down.run_once().await.unwrap(), 0);
+    let rows = env.engine.store().outbox(10).await.unwrap();
+    let (old, young) = (rows[0].id, rows[1].id);
+    let mut c = sqlx::AnyConnection::connect(&env.db.url).await.unwrap();
+    for (id, hours) in [(old, 121), (young, 119)] {
+        sqlx::query(
+            "UPDATE mail_outbox SET first_failed_at = $1, next_attempt_at = 0 WHERE id = $2",
+        )
+        .bind(wall_now() - hours * 3600)
+        .bind(id)
+        .execute(&mut c)
+        .await
+        .unwrap();
+    }
+    let up = mail_worker(&env, None);
+    assert_eq!(up.run_once().await.unwrap(), 1, "the younger one is sent");
+    let rows = env.engine.store().outbox(10).await.unwrap();
+    let r = rows.iter().find(|r| r.id == old).unwrap();
+    assert!(r.sent_at.is_none() && r.given_up_at.is_some(), "given up");
+    assert!(r.body.is_empty());
+    assert!(
+        r.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("give_up_after_hours")),
+        "{:?}",
+        r.last_error
+    );
+    assert!(rows
+        .iter()
+        .find(|r| r.id == young)
+        .unwrap()
+        .sent_at
+        .is_some());
+    assert_eq!(env.engine.store().outbox_stats().await.unwrap().unsent, 0);
+}
+
+/// The mail server is down; the customer, hearing nothing, presses 「再送信」 twice: each resend
+/// replaces the password, and the earlier ones are dead at once. When the server came back the
+/// outbox sent all three, oldest first: the customer typed a dead one, which counts toward the
+/// password lock. Only the live one goes out now; so is a password a logout ended not sent.
+async fn only_the_live_mailed_password_goes_out_after_an_outage(db: Db) {
+    use backend::domain::mail_password::MailPurpose;
+    use backend::mail::compose::MailPasswordFor;
+    let env = Env::new(db).await;
+    let me = backend::engine::Actor::new("customer", None);
+    let down = mail_worker(&env, Some(test_support::free_port()));
+    let mut ids = Vec::new();
+    for login in ["taro0401", "taro0402"] {
+        env.customer(login).await;
+        ids.push(
+            env.engine
+                .store()
+                .customer_by_login(login)
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+        );
+    }
+    let what = || MailPasswordFor::Issue {
+        new_email: "phone@example.jp",
+    };
+    for _ in 0..3 {
+        env.engine
+            .send_mail_password(ids[0], "s1", "k", MailPurpose::Issue, what(), &me)
+            .await
+            .unwrap();
+        assert_eq!(down.run_once().await.unwrap(), 0);
+    }
+    env.engine
+        .send_mail_password(ids[1], "s2", "k", MailPurpose::Issue, what(), &me)
+        .await
+        .unwrap();
+    assert_eq!(down.run_once().await.unwrap(), 0);
+    env.engine.end_mail_passwords("s2").await.unwrap();
+    let rows = env.engine.store().outbox(10).await.unwrap();
+    assert_eq!(rows.len(), 4);
+    let live = rows[2].id;
+    {
+        use sqlx::Connection as _;
+        let mut c = sqlx::AnyConnection::connect(&env.db.url).await.unwrap();
+        sqlx::query("UPDATE mail_outbox SET next_attempt_at = 0")
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+    let up = mail_worker(&env, None);
+    assert_eq!(up.run_once().await.unwrap(), 1, "only the live password");
+    for r in env.engine.store().outbox(10).await.unwrap() {
+        if r.id == live {
+            assert!(r.sent_at.is_some());
+        } else {
+            assert!(
+                r.sent_at.is_none() && r.given_up_at.is_some(),
+                "mail {} given up",
+                r.id
+            );
+            assert!(r.body.is_empty());
+            assert!(r
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("replaced, used or ended")));
+        }
+    }
 }
