@@ -1,6 +1,6 @@
 // The page frame every screen shares: the header, the live region, notices, focus, and `show()`,
-// which puts a screen in the page. The screens themselves are in app.ts, setup.ts, tx.ts and
-// security.ts; they all import this module, so it imports none of them (see `Screens`).
+// which puts a screen in the page. The screens themselves are in app.ts, codes.ts, setup.ts,
+// tx.ts and security.ts; they all import this module, so it imports none of them (see `Screens`).
 import { h } from './dom';
 import { LANG_KEY, msg, state, t, type View } from './state';
 

@@ -240,5 +240,8 @@ mod tests {
             assert_ne!(label, kind, "{kind} has a label");
             assert_ne!(tr(Lang::Ja, label), label, "{label} has Japanese");
         }
+        for why in crate::mail::reason::ALL {
+            assert_ne!(tr(Lang::Ja, why), why, "{why} has Japanese");
+        }
     }
 }
