@@ -70,6 +70,11 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Mail that has not reached customers, and registered addresses the mailer cannot use.
+    Mail {
+        #[command(subcommand)]
+        command: MailCommand,
+    },
     /// Exit 0 when the server answers 200 on /healthz (a container HEALTHCHECK).
     Healthcheck {
         /// Default: http://<listen>/healthz (a wildcard address is asked on loopback).
@@ -138,6 +143,15 @@ enum KeysCommand {
     /// they load the new key when they first meet it.
     Rotate,
     /// Show the master keys and how many secrets each seals.
+    Status,
+}
+
+#[derive(Subcommand)]
+enum MailCommand {
+    /// What waits to be sent and since when, the mail given up on or failing (newest first, at
+    /// most 50, with the customer and the reason), and the customers' registered addresses the
+    /// mailer cannot use (stored before the address rule: they get no mail until changed).
+    /// Changes nothing.
     Status,
 }
 
@@ -380,6 +394,12 @@ async fn run(command: Command, cfg: Config, me: &str) -> anyhow::Result<()> {
                 c.tokens,
                 backend::ops::backup::describe_keys(&c.secrets_by_key)
             );
+            Ok(())
+        }
+        Command::Mail {
+            command: MailCommand::Status,
+        } => {
+            print!("{}", backend::ops::mail::report(&cfg).await?);
             Ok(())
         }
         Command::Healthcheck { url } => {

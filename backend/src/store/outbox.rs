@@ -52,6 +52,7 @@ const MAIL_COLUMNS: &str = "id, dedupe_key, kind, customer_id, user_id, to_addr,
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
 pub struct UndeliveredMail {
     pub id: i64,
+    pub customer_id: Option<i64>,
     pub kind: String,
     pub to_addr: String,
     pub created_at: i64,
@@ -71,11 +72,41 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<UndeliveredMail>> {
         Ok(sqlx::query_as::<_, UndeliveredMail>(
-            "SELECT id, kind, to_addr, created_at, attempts, next_attempt_at, last_error, given_up_at \
-             FROM mail_outbox WHERE sent_at IS NULL AND customer_id = $1 AND last_error IS NOT NULL \
-             ORDER BY id DESC LIMIT $2",
+            "SELECT id, customer_id, kind, to_addr, created_at, attempts, next_attempt_at, last_error, \
+             given_up_at FROM mail_outbox WHERE sent_at IS NULL AND customer_id = $1 \
+             AND last_error IS NOT NULL ORDER BY id DESC LIMIT $2",
         )
         .bind(customer_id)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    /// Every customer's undelivered mail ([`UndeliveredMail`]), newest first (operations:
+    /// `otp-backend mail status`).
+    pub async fn undelivered_mail(&self, limit: i64) -> Result<Vec<UndeliveredMail>> {
+        Ok(sqlx::query_as::<_, UndeliveredMail>(
+            "SELECT id, customer_id, kind, to_addr, created_at, attempts, next_attempt_at, last_error, \
+             given_up_at FROM mail_outbox WHERE sent_at IS NULL AND last_error IS NOT NULL \
+             ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    /// Customers' registered addresses, a page at a time: `(id, login ID, address)` of ids
+    /// above `after`, in id order (operations: addresses stored before the address rule).
+    pub async fn registered_addresses(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String, String)>> {
+        Ok(sqlx::query_as::<_, (i64, String, String)>(
+            "SELECT id, login_id, email FROM customers WHERE email IS NOT NULL AND id > $1 \
+             ORDER BY id LIMIT $2",
+        )
+        .bind(after)
         .bind(limit)
         .fetch_all(&self.read)
         .await?)

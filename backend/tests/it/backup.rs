@@ -626,3 +626,72 @@ async fn a_reader_on_an_old_snapshot_does_not_hold_verifications_back() {
     assert_eq!(len, 0, "the log is emptied once the reader is gone");
     drop(server);
 }
+
+/// `otp-backend mail status`, for the operator with the "outbox stuck" alert or a support call
+/// about a mail that never came: what waits and since when, each mail failing or given up on
+/// with its customer and the mail server's answer, and the registered addresses stored before
+/// the address rule (no mail reaches them until changed). Before, the outbox could only be read
+/// with SQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_status_reports_what_did_not_go_out() {
+    use sqlx::Connection as _;
+    let env = Env::new(Db::Sqlite).await;
+    env.customer("mail0501").await;
+    env.issue("mail0501").await;
+    env.customer("mail0502").await;
+    let (ok, out, err) = cli(
+        &["mail", "status"],
+        &[("OTP_DATABASE_URL", env.db.url.clone())],
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(out.contains("waiting: 1 mail(s)"), "{out}");
+    assert!(out.contains("given up or failing: none"), "{out}");
+    assert!(
+        out.contains("registered addresses the mailer cannot use: none"),
+        "{out}"
+    );
+    let mut c = sqlx::AnyConnection::connect(&env.db.url).await.unwrap();
+    sqlx::query(
+        "UPDATE customers SET email = 'taro..hanako@docomo.ne.jp' WHERE login_id = 'mail0502'",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    let down = backend::config::MailConfig {
+        smtp_host: Some("127.0.0.1".into()),
+        smtp_port: Some(test_support::free_port()),
+        tls: backend::config::SmtpTls::None,
+        send_timeout_secs: 2,
+        ..Default::default()
+    };
+    let worker =
+        backend::mail::MailWorker::new(env.engine.store().clone(), &down, env.db.dir.path())
+            .unwrap();
+    assert_eq!(worker.run_once().await.unwrap(), 0);
+    let mail = env.engine.store().outbox(1).await.unwrap().remove(0);
+    let (ok, out, err) = cli(
+        &["mail", "status"],
+        &[("OTP_DATABASE_URL", env.db.url.clone())],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let line = out
+        .lines()
+        .find(|l| l.contains(&format!("#{} ", mail.id)))
+        .unwrap_or_else(|| panic!("the failing mail is listed: {out}"));
+    assert!(
+        line.contains("issuance")
+            && line.contains(&mail.to_addr)
+            && line.contains("for mail0501")
+            && line.contains("retrying")
+            && line.contains(mail.last_error.as_deref().unwrap()),
+        "{line}"
+    );
+    assert!(!out.contains("/dl/"), "never a download link: {out}");
+    assert!(
+        out.contains("registered addresses the mailer cannot use: 1")
+            && out.contains("mail0502: taro..hanako@docomo.ne.jp"),
+        "{out}"
+    );
+}
