@@ -6,7 +6,8 @@
 //!   which no new attempt is taken. The keystore (not the data directory) keeps it, so the
 //!   counter cannot be reset by editing or deleting a file.
 //! - Wrong PINs cost time: after the n-th consecutive failure the next attempt is taken only
-//!   after 2^(n-1) seconds (1, 2, 4, … s). The failure is counted and stored *before* the hash
+//!   after 2^(n-1) seconds (1, 2, 4, … s), never longer whatever the device's clock did. A PIN
+//!   of the wrong form is refused without counting. The failure is counted and stored *before* the hash
 //!   is checked, so killing the app mid-check does not win a free attempt. After
 //!   [`MAX_FAILURES`] the PIN is not taken any more: the app tells the customer to have the
 //!   token reprovisioned through the bank. Nothing is wiped silently.
@@ -76,6 +77,12 @@ pub fn delay_secs(failures: u32) -> u64 {
     }
 }
 
+/// Milliseconds before the next attempt is taken at `now_ms` (the record as
+/// [`AppLock::load_at`] leaves it).
+fn wait_ms(r: &Record, now_ms: u64) -> u64 {
+    r.not_before_ms.saturating_sub(now_ms)
+}
+
 /// Whether the app must lock again when it comes back at `now_ms` after going to the background
 /// at `hidden_at_ms` (device wall-clock times): after more than [`BACKGROUND_GRACE_SECS`], or
 /// when the clock went back meanwhile. A phone's clock can be set back in its settings with no
@@ -141,6 +148,22 @@ impl AppLock {
         }
     }
 
+    /// The record at `now_ms`, its wait never longer than the delay its failures earned. The
+    /// wait is stored as a time of the device's wall clock: a clock that was far ahead when a
+    /// PIN was mistyped, then put right, would otherwise hold the PIN (and biometrics) off for as
+    /// long as it had been ahead. Such a wait starts again from now, and is stored so.
+    fn load_at(&self, now_ms: u64) -> Result<Option<Record>, AppError> {
+        let Some(mut r) = self.load()? else {
+            return Ok(None);
+        };
+        let earned = delay_secs(r.failures).saturating_mul(1000);
+        if r.not_before_ms.saturating_sub(now_ms) > earned {
+            r.not_before_ms = now_ms.saturating_add(earned);
+            self.save(&r)?;
+        }
+        Ok(Some(r))
+    }
+
     fn save(&self, record: &Record) -> Result<(), AppError> {
         let bytes = serde_json::to_vec(record).map_err(|_| AppError::KeystoreFailure)?;
         self.store.set(LOCK_ENTRY, &bytes)
@@ -178,7 +201,7 @@ impl AppLock {
     /// # Errors
     /// Keystore errors.
     pub fn status(&self, now_ms: u64) -> Result<LockStatus, AppError> {
-        Ok(match self.load()? {
+        Ok(match self.load_at(now_ms)? {
             None => LockStatus {
                 enabled: false,
                 failures: 0,
@@ -189,7 +212,7 @@ impl AppLock {
             Some(r) => LockStatus {
                 enabled: true,
                 failures: r.failures,
-                retry_after_secs: r.not_before_ms.saturating_sub(now_ms).div_ceil(1000),
+                retry_after_secs: wait_ms(&r, now_ms).div_ceil(1000),
                 locked_out: r.failures >= MAX_FAILURES,
                 biometric: r.biometric,
             },
@@ -225,28 +248,30 @@ impl AppLock {
     /// PIN is not looked at and nothing is counted); [`AppError::WrongPin`];
     /// [`AppError::PinLockedOut`] at the limit; keystore errors (then nothing was checked).
     pub fn verify(&self, pin: &Sensitive<String>, now_ms: u64) -> Result<(), AppError> {
-        let mut record = self.load()?.ok_or(AppError::LockNotSet)?;
+        let mut record = self.load_at(now_ms)?.ok_or(AppError::LockNotSet)?;
         if record.failures >= MAX_FAILURES {
             self.audit(now_ms, "attempt_after_lockout", record.failures);
             return Err(AppError::PinLockedOut);
         }
-        if now_ms < record.not_before_ms {
+        let wait = wait_ms(&record, now_ms);
+        if wait > 0 {
             return Err(AppError::PinTryLater {
-                retry_after_secs: (record.not_before_ms - now_ms).div_ceil(1000),
+                retry_after_secs: wait.div_ceil(1000),
             });
         }
+        // The form is no secret: a PIN of the wrong form is refused without costing an attempt.
+        check_pin_format(pin.expose())?;
         // Count first, check second: an interrupted check is a counted failure.
         let stored_phc = record.phc.clone();
         record.failures += 1;
         let delay = delay_secs(record.failures);
         record.not_before_ms = now_ms.saturating_add(delay * 1000);
         self.save(&record)?;
-        let right = check_pin_format(pin.expose()).is_ok()
-            && PasswordHash::new(&stored_phc).is_ok_and(|parsed| {
-                Argon2::default()
-                    .verify_password(pin.expose().as_bytes(), &parsed)
-                    .is_ok()
-            });
+        let right = PasswordHash::new(&stored_phc).is_ok_and(|parsed| {
+            Argon2::default()
+                .verify_password(pin.expose().as_bytes(), &parsed)
+                .is_ok()
+        });
         if right {
             record.failures = 0;
             record.not_before_ms = 0;
@@ -345,16 +370,17 @@ impl AppLock {
     /// [`AppError::LockNotSet`], [`AppError::BiometricOff`], [`AppError::PinTryLater`],
     /// [`AppError::PinLockedOut`]; keystore errors.
     pub fn biometric_unlock(&self, now_ms: u64) -> Result<(), AppError> {
-        let record = self.load()?.ok_or(AppError::LockNotSet)?;
+        let record = self.load_at(now_ms)?.ok_or(AppError::LockNotSet)?;
         if record.failures >= MAX_FAILURES {
             return Err(AppError::PinLockedOut);
         }
         if !record.biometric {
             return Err(AppError::BiometricOff);
         }
-        if now_ms < record.not_before_ms {
+        let wait = wait_ms(&record, now_ms);
+        if wait > 0 {
             return Err(AppError::PinTryLater {
-                retry_after_secs: (record.not_before_ms - now_ms).div_ceil(1000),
+                retry_after_secs: wait.div_ceil(1000),
             });
         }
         self.audit(now_ms, "unlock_biometric", record.failures);
@@ -405,6 +431,47 @@ mod tests {
         );
         assert!(lock.status(T0).unwrap().enabled);
         lock.verify(&pin("482916"), T0).unwrap();
+    }
+
+    /// The wait after a wrong PIN was stored as a wall-clock time: a phone whose clock was far
+    /// ahead (a drained battery, a hand-set year), one wrong PIN, the clock put right, and
+    /// neither the PIN nor biometrics were taken for years, with no way out (the app was not
+    /// locked out, so no reset was offered). Anyone holding the phone could do it on purpose.
+    /// The wait is at most the delay the failures earned, whatever the clock did.
+    #[test]
+    fn a_clock_set_back_cannot_stretch_the_wait() {
+        let (_dir, _store, lock) = lock();
+        lock.set(&pin("2468"), T0).unwrap();
+        lock.set_biometric(&pin("2468"), true, T0).unwrap();
+        let ahead = T0 + 10 * 365 * 86_400_000;
+        assert!(matches!(
+            lock.verify(&pin("1357"), ahead),
+            Err(AppError::WrongPin {
+                retry_after_secs: 1,
+                ..
+            })
+        ));
+        assert!(lock.status(T0).unwrap().retry_after_secs <= 1);
+        assert_eq!(lock.biometric_unlock(T0 + 1000), Ok(()));
+        lock.verify(&pin("2468"), T0 + 1000).unwrap();
+    }
+
+    /// A PIN of the wrong form (too short, too long, not digits) is refused without counting:
+    /// three digits typed by mistake cost one of the ten attempts before. The form is no
+    /// secret, so refusing it early tells nothing.
+    #[test]
+    fn a_malformed_pin_costs_no_attempt() {
+        let (_dir, _store, lock) = lock();
+        lock.set(&pin("2468"), T0).unwrap();
+        for bad in ["246", "2468246", "24a8", ""] {
+            assert_eq!(
+                lock.verify(&pin(bad), T0),
+                Err(AppError::PinFormat),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(lock.status(T0).unwrap().failures, 0);
+        lock.verify(&pin("2468"), T0).unwrap();
     }
 
     #[test]
