@@ -49,6 +49,15 @@ pub enum AppError {
     AlreadyProvisioned,
     /// `TOKEN_NOT_USABLE`: revoked, deactivated or otherwise finished.
     TokenNotUsable,
+    /// `SETUP_EXCHANGE_UNKNOWN`, `PAKE_REPLAYED`, `PAKE_MESSAGE_FORMAT`: the setup exchange was
+    /// cut off or garbled on the way; sending again starts a new one.
+    SetupInterrupted,
+    /// `SETUP_EXCHANGE_EXPIRED`: the exchange took longer than the server waits (a slow network);
+    /// it counted as an attempt; sending again starts a new one.
+    SetupTimedOut,
+    /// `SETUP_V2_NOT_REGISTERED`, `SETUP_V1_NOT_REGISTERED`: this token cannot be set up by this
+    /// app's way of setting up; a new token must be issued.
+    SetupNotPossible,
     /// `RATE_LIMITED`: too many attempts; retry after this many seconds.
     RateLimited {
         /// Seconds to wait (from `Retry-After`).
@@ -180,6 +189,9 @@ impl AppError {
             E::IssuanceDead => "ISSUANCE_DEAD",
             E::AlreadyProvisioned => "ALREADY_PROVISIONED",
             E::TokenNotUsable => "TOKEN_NOT_USABLE",
+            E::SetupInterrupted => "SETUP_INTERRUPTED",
+            E::SetupTimedOut => "SETUP_TIMED_OUT",
+            E::SetupNotPossible => "SETUP_NOT_POSSIBLE",
             E::RateLimited { .. } => "RATE_LIMITED",
             E::Rejected { .. } => "REJECTED",
             E::ServerUnavailable => "SERVER_UNAVAILABLE",
@@ -225,12 +237,17 @@ impl AppError {
             E::UnknownUserId => "サービスIDまたはユーザーIDに誤りがあります。".into(),
             E::LinkNotOpened => "メールに記載のダウンロード用URLを開いてから、初期設定を行ってください。".into(),
             E::IssuanceExpired => "有効期限が切れています。お手数ですが、トークンの発行からやり直してください。".into(),
+            // 0: the count could not be had (the exchange could not be closed).
+            E::WrongActivationPassword { attempts_left: 0 } => "利用開始パスワードが正しくありません。規定回数以上間違えると、トークンの発行からやり直しとなります。".into(),
             E::WrongActivationPassword { attempts_left } => format!(
                 "利用開始パスワードが正しくありません。あと{attempts_left}回間違えると、トークンの発行からやり直しとなります。"
             ),
             E::IssuanceDead => "利用開始パスワードを規定回数以上間違えたため、このトークンは利用できません。トークンの発行からやり直してください。".into(),
             E::AlreadyProvisioned => "このトークンは初期設定済みです。".into(),
             E::TokenNotUsable => "このトークンは利用できません。".into(),
+            E::SetupInterrupted => "通信の途中で初期設定が中断されました。もう一度「送信」を押してください。".into(),
+            E::SetupTimedOut => "初期設定に時間がかかったため中断されました（1回の試行として数えられます）。通信環境の良い場所で、もう一度お試しください。".into(),
+            E::SetupNotPossible => "このトークンは、このアプリでは初期設定できません。お手数ですが、トークンの発行からやり直してください。".into(),
             E::RateLimited { retry_after_secs } => format!(
                 "短時間に多くの操作が行われました。{retry_after_secs}秒ほど待ってから、もう一度お試しください。"
             ),
@@ -293,12 +310,16 @@ impl AppError {
             E::UnknownUserId => "The service ID or user ID is not correct.".into(),
             E::LinkNotOpened => "Open the download link in the e-mail first, then set up the app.".into(),
             E::IssuanceExpired => "This token has expired. Please issue a new token.".into(),
+            E::WrongActivationPassword { attempts_left: 0 } => "The activation password is not correct. After too many wrong attempts you will have to issue a new token.".into(),
             E::WrongActivationPassword { attempts_left } => format!(
                 "The activation password is not correct. After {attempts_left} more wrong attempt(s) you will have to issue a new token."
             ),
             E::IssuanceDead => "The activation password was wrong too many times, so this token cannot be used. Please issue a new token.".into(),
             E::AlreadyProvisioned => "This token has already been set up.".into(),
             E::TokenNotUsable => "This token can no longer be used.".into(),
+            E::SetupInterrupted => "The setup was cut off on the way. Please press Send again.".into(),
+            E::SetupTimedOut => "The setup took too long and was stopped (it counts as one attempt). Please try again where the connection is good.".into(),
+            E::SetupNotPossible => "This token cannot be set up with this app. Please issue a new token.".into(),
             E::RateLimited { retry_after_secs } => format!(
                 "Too many attempts. Please wait about {retry_after_secs} seconds and try again."
             ),
@@ -365,6 +386,11 @@ impl AppError {
             "ISSUANCE_DEAD" => AppError::IssuanceDead,
             "ALREADY_PROVISIONED" => AppError::AlreadyProvisioned,
             "TOKEN_NOT_USABLE" => AppError::TokenNotUsable,
+            "SETUP_EXCHANGE_UNKNOWN" | "PAKE_REPLAYED" | "PAKE_MESSAGE_FORMAT" => {
+                AppError::SetupInterrupted
+            }
+            "SETUP_EXCHANGE_EXPIRED" => AppError::SetupTimedOut,
+            "SETUP_V2_NOT_REGISTERED" | "SETUP_V1_NOT_REGISTERED" => AppError::SetupNotPossible,
             "RATE_LIMITED" => AppError::RateLimited {
                 retry_after_secs: retry_after_secs.unwrap_or(60),
             },
@@ -420,6 +446,9 @@ mod tests {
             E::IssuanceDead,
             E::AlreadyProvisioned,
             E::TokenNotUsable,
+            E::SetupInterrupted,
+            E::SetupTimedOut,
+            E::SetupNotPossible,
             E::RateLimited {
                 retry_after_secs: 42,
             },
@@ -498,6 +527,10 @@ mod tests {
         let e = AppError::WrongActivationPassword { attempts_left: 3 };
         assert!(e.message_ja().contains("あと3回"));
         assert!(e.message_en().contains("3 more"));
+        // Closing an exchange that failed may not bring the count back: no "0 more" then.
+        let e = AppError::WrongActivationPassword { attempts_left: 0 };
+        assert!(!e.message_ja().contains("あと0回"), "{}", e.message_ja());
+        assert!(!e.message_en().contains("0 more"), "{}", e.message_en());
         let e = AppError::RateLimited {
             retry_after_secs: 42,
         };
@@ -531,6 +564,17 @@ mod tests {
                 code,
                 "server refusals keep the server's code end to end"
             );
+        }
+        // Provisioning v2's refusals say what to do, not "update the app".
+        for (code, want) in [
+            ("SETUP_EXCHANGE_UNKNOWN", AppError::SetupInterrupted),
+            ("PAKE_REPLAYED", AppError::SetupInterrupted),
+            ("PAKE_MESSAGE_FORMAT", AppError::SetupInterrupted),
+            ("SETUP_EXCHANGE_EXPIRED", AppError::SetupTimedOut),
+            ("SETUP_V2_NOT_REGISTERED", AppError::SetupNotPossible),
+            ("SETUP_V1_NOT_REGISTERED", AppError::SetupNotPossible),
+        ] {
+            assert_eq!(AppError::from_api_code(code, None, None), want, "{code}");
         }
         assert_eq!(
             AppError::from_api_code("SOMETHING_NEW", None, None),
