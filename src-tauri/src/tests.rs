@@ -998,3 +998,30 @@ fn biometric_unlock_is_turned_on_with_the_pin() {
     .unwrap();
     assert_eq!(view["biometric_on"], false);
 }
+
+/// iOS refuses Face ID (or ends the app) without `NSFaceIDUsageDescription`, and the camera's
+/// purpose string must name every use (setup and 取引認証 QR codes). The plist is iOS-only
+/// configuration that nothing here builds: this keeps it from losing either.
+#[test]
+fn the_ios_plist_states_why_face_id_and_the_camera_are_used() {
+    let plist =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Info.ios.plist"))
+            .unwrap();
+    for key in ["NSFaceIDUsageDescription", "NSCameraUsageDescription"] {
+        let at = plist
+            .find(&format!("<key>{key}</key>"))
+            .unwrap_or_else(|| panic!("{key}"));
+        let value = plist[at..]
+            .split("<string>")
+            .nth(1)
+            .unwrap()
+            .split("</string>")
+            .next()
+            .unwrap();
+        assert!(!value.trim().is_empty(), "{key} says why");
+    }
+    assert!(
+        plist.contains("取引認証"),
+        "the camera's purpose names 取引認証"
+    );
+}
