@@ -17,7 +17,7 @@ as_root() {
 }
 
 # --- system packages -----------------------------------------------------------------------
-PACKAGES=(oathtool python3-venv postgresql postgresql-client pkg-config build-essential keyutils
+PACKAGES=(oathtool python3-venv postgresql postgresql-client ssl-cert ca-certificates pkg-config build-essential keyutils
   chromium python3-aiosmtpd fonts-noto-cjk  # customer screens: browser journey, SMTP on loopback
   libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev librsvg2-dev libayatana-appindicator3-dev
   libssl-dev xvfb xauth webkit2gtk-driver  # the Tauri app: desktop build, Xvfb + WebKitWebDriver

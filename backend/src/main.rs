@@ -595,6 +595,9 @@ async fn serve(cfg: Config, me: &str) -> anyhow::Result<()> {
         "otp-backend listening"
     );
     eprintln!("otp-backend listening on http://{addr}");
+    if let Some(warning) = cfg.database_tls_warning() {
+        tracing::warn!("{warning}");
+    }
     let engine = state.engine.clone();
     let mailer = backend::mail::MailWorker::new(engine.store().clone(), &cfg.mail, &cfg.data_dir)?;
     tracing::info!(mail = %mailer.describe(), public_url = %cfg.public_url(), "mail outbox worker started");

@@ -264,17 +264,59 @@ impl Config {
         }
     }
 
-    /// The database URL with any password masked, for start-up messages.
+    /// The database URL with any password masked (in the user part, or a `password=`
+    /// parameter), for start-up messages.
     pub fn database_display(&self) -> String {
         let url = self.database_url();
-        match (url.find("://"), url.rfind('@')) {
+        let (base, query) = url.split_once('?').unwrap_or((url.as_ref(), ""));
+        let base = match (base.find("://"), base.rfind('@')) {
             (Some(s), Some(at)) if at > s => {
-                let creds = &url[s + 3..at];
+                let creds = &base[s + 3..at];
                 let user = creds.split(':').next().unwrap_or("");
-                format!("{}{user}:[redacted]{}", &url[..s + 3], &url[at..])
+                format!("{}{user}:[redacted]{}", &base[..s + 3], &base[at..])
             }
-            _ => url.to_string(),
+            _ => base.to_string(),
+        };
+        if query.is_empty() {
+            return base;
         }
+        let query: Vec<String> = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=[redacted]"),
+                _ => kv.to_owned(),
+            })
+            .collect();
+        format!("{base}?{}", query.join("&"))
+    }
+
+    /// A warning when the database is PostgreSQL on another host and the connection does not
+    /// check the server's certificate (`sslmode=verify-full` or `verify-ca`): with `prefer`
+    /// (the default) or `require`, whoever sits on the path can pose as the database. `None`
+    /// for SQLite, a Unix socket, or this machine.
+    pub fn database_tls_warning(&self) -> Option<String> {
+        use sqlx::postgres::{PgConnectOptions, PgSslMode};
+        let url = self.database_url();
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return None;
+        }
+        let opts: PgConnectOptions = url.parse().ok()?;
+        let host = opts.get_host().trim_matches(['[', ']']);
+        let local = opts.get_socket().is_some()
+            || host.starts_with('/')
+            || host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        let checked = matches!(
+            opts.get_ssl_mode(),
+            PgSslMode::VerifyCa | PgSslMode::VerifyFull
+        );
+        (!local && !checked).then(|| {
+            format!(
+                "PostgreSQL at {host} without a checked certificate: add sslmode=verify-full (and sslrootcert=<the CA's PEM> for a private CA) to the database URL, or anyone on the path can pose as the database"
+            )
+        })
     }
 
     /// The public base URL of the customer screens, without a trailing slash.
@@ -322,6 +364,42 @@ mod tests {
         assert!(
             !shown.contains("s3cret") && !shown.contains("0123456789abcdef"),
             "Debug must hide secrets: {shown}"
+        );
+    }
+
+    /// A database on another host whose certificate is not checked is warned about at start;
+    /// a password given as a URL parameter is masked like one in the user part.
+    #[test]
+    fn a_remote_database_without_a_checked_certificate_is_warned_about() {
+        let with = |url: &str| Config {
+            database_url: Some(Sensitive(url.to_owned())),
+            ..Config::default()
+        };
+        for quiet in [
+            "sqlite:///var/lib/otp/otp.db",
+            "postgres://otp:pw@localhost/otp",
+            "postgres://otp:pw@127.0.0.1:5432/otp",
+            "postgres://otp:pw@[::1]/otp",
+            "postgres://otp@localhost/otp?host=/var/run/postgresql",
+            "postgres://otp:pw@db.bank.internal/otp?sslmode=verify-full&sslrootcert=/etc/otp/ca.pem",
+            "postgres://otp:pw@10.0.0.5/otp?sslmode=verify-ca",
+        ] {
+            assert_eq!(with(quiet).database_tls_warning(), None, "{quiet}");
+        }
+        for loud in [
+            "postgres://otp:pw@db.bank.internal/otp",
+            "postgres://otp:pw@10.0.0.5/otp?sslmode=require",
+            "postgresql://otp:pw@db.bank.internal:5433/otp?sslmode=prefer",
+        ] {
+            let w = with(loud).database_tls_warning().unwrap_or_default();
+            assert!(
+                w.contains("sslmode=verify-full") && !w.contains("pw"),
+                "{loud}: {w}"
+            );
+        }
+        assert_eq!(
+            with("postgres://otp@db/otp?sslmode=require&password=s3cret").database_display(),
+            "postgres://otp:[redacted]@db/otp?sslmode=require&password=[redacted]"
         );
     }
 

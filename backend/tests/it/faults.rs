@@ -1668,3 +1668,55 @@ async fn only_the_live_mailed_password_goes_out_after_an_outage(db: Db) {
         }
     }
 }
+
+/// PostgreSQL on another host: sqlx was built without TLS, so the default `sslmode=prefer`
+/// fell back to plaintext (password exchange, customers' data, sessions and audit in clear, and
+/// an active attacker could ask for the password in clear), and `sslmode=require` or
+/// `verify-full` could not connect at all. The driver now speaks TLS (rustls): `require`
+/// encrypts, and `verify-ca`/`verify-full` check the server's certificate against
+/// `sslrootcert` (the test cluster's self-signed certificate is refused under another CA's
+/// root).
+#[tokio::test]
+async fn postgres_connections_speak_tls_and_check_the_server() {
+    use sqlx::Connection as _;
+    let admin = test_support::pg_admin_url();
+    let sep = if admin.contains('?') { '&' } else { '?' };
+    let url = |params: &str| format!("{admin}{sep}{params}");
+    let ssl_in_use = |params: String| async move {
+        let mut c = sqlx::PgConnection::connect(&params).await?;
+        let (ssl,): (bool,) =
+            sqlx::query_as("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                .fetch_one(&mut c)
+                .await?;
+        Ok::<bool, sqlx::Error>(ssl)
+    };
+    assert!(
+        ssl_in_use(url("sslmode=require")).await.unwrap(),
+        "sslmode=require connects, encrypted"
+    );
+    assert!(
+        ssl_in_use(url("sslmode=prefer")).await.unwrap(),
+        "the default prefers TLS where the server offers it"
+    );
+    let other = std::fs::read_dir("/usr/share/ca-certificates/mozilla")
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "crt"))
+        .expect("a CA certificate of the system's store");
+    assert!(
+        ssl_in_use(url(&format!(
+            "sslmode=verify-ca&sslrootcert={}",
+            other.display()
+        )))
+        .await
+        .is_err_and(|e| e.to_string().contains("UnknownIssuer")),
+        "a server certificate from another CA is refused"
+    );
+    // The server's own store connects with it too.
+    let store = backend::store::Store::connect(
+        &url("sslmode=require"),
+        &backend::store::ConnectOpts::default(),
+    )
+    .unwrap();
+    store.ping().await.unwrap();
+}
