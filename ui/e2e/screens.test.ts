@@ -447,6 +447,49 @@ for (const size of SIZES) {
       await ctx.close();
     });
 
+    it('取引認証: the payee name stays with the scanned transfer, never beside a typed one', async () => {
+      // The name is not in the code's input: shown beside an account it does not belong to, a
+      // familiar name would vouch for a transfer the customer never scanned.
+      const qr = 'OTX2:10112231:999800000009:000112311234567000000150000:AAAAAAAAAAAAAAAAAAAAAAAAAA:ﾔﾏﾀﾞ ﾀﾛｳ';
+      const { page, ctx } = await open(size, { tokens: [token('tok-a')], mobile: true, scanResult: qr }, { at: T50 });
+      await page.locator('#tx-open').click();
+      await page.locator('#tx-scan').click();
+      await page.locator('#tx-code[data-code]').waitFor();
+      expect(await page.locator('#tx-d-payee').textContent(), 'the scanned transfer names its payee').toBe('ﾔﾏﾀﾞ ﾀﾛｳ');
+      // Back to the form, the account number changed, sent as typed.
+      await page.locator('#back').click();
+      await page.locator('#tx-form').waitFor();
+      expect(await page.locator('#tx-accountNumber').inputValue(), 'the form holds the scanned transfer').toBe('1234567');
+      await page.fill('#tx-accountNumber', '7654321');
+      await page.locator('#tx-show').click();
+      await expect.poll(() => page.locator('#tx-d-account').textContent()).toBe('7654321');
+      expect(await page.locator('#tx-d-payee').count(), 'no payee name beside a typed account').toBe(0);
+      expect(await page.locator('#tx-payee-note').count()).toBe(0);
+      // Scanned again: the name is back with its own transfer.
+      await page.locator('#back').click();
+      await page.locator('#tx-scan').click();
+      await expect.poll(() => page.locator('#tx-d-account').textContent()).toBe('1234567');
+      expect(await page.locator('#tx-d-payee').textContent()).toBe('ﾔﾏﾀﾞ ﾀﾛｳ');
+      // Back without a change and sent again: still exactly the scanned transfer, still named.
+      await page.locator('#back').click();
+      await page.locator('#tx-show').click();
+      await page.locator('#tx-code[data-code]').waitFor();
+      expect(await page.locator('#tx-d-payee').textContent(), 'the unchanged scanned transfer keeps its name').toBe('ﾔﾏﾀﾞ ﾀﾛｳ');
+      // Back, the amount changed: a typed transfer, no name.
+      await page.locator('#back').click();
+      await page.fill('#tx-amount', '990000');
+      await page.locator('#tx-show').click();
+      await expect.poll(() => page.locator('#tx-d-amount').textContent()).toBe('990,000円');
+      expect(await page.locator('#tx-d-payee').count(), 'no payee name beside a typed amount').toBe(0);
+      // Changed back to the scanned amount by hand: typed all the same, no name.
+      await page.locator('#back').click();
+      await page.fill('#tx-amount', '150000');
+      await page.locator('#tx-show').click();
+      await expect.poll(() => page.locator('#tx-d-amount').textContent()).toBe('150,000円');
+      expect(await page.locator('#tx-d-payee').count(), 'a transfer typed to match is still typed').toBe(0);
+      await ctx.close();
+    });
+
     it('tap to copy puts the code on the clipboard', async () => {
       const { page, ctx } = await open(size, { tokens: [token('tok-a')] }, { at: T50 });
       await page.locator('#code[data-code]').waitFor();

@@ -15,12 +15,42 @@ import {
   normalizeDigits,
   offsetAmount,
   remainingFraction,
+  scannedPayee,
   tokenTitle,
 } from './logic';
 import { isShellError, toShellError } from './api';
 
 const ja = texts.ja;
 const en = texts.en;
+
+describe('the scanned payee name beside a 取引認証 transfer', () => {
+  const scanned = {
+    id: 'tok-a',
+    bank_code: '0001',
+    branch_code: '123',
+    account_type: '1',
+    account_number: '1234567',
+    amount: 150000,
+    payee_name: 'ﾔﾏﾀﾞ ﾀﾛｳ',
+  };
+  const { id: _id, payee_name: _name, ...transfer } = scanned;
+  it('is shown beside exactly the scanned transfer', () => {
+    expect(scannedPayee(scanned, 'tok-a', transfer)).toBe('ﾔﾏﾀﾞ ﾀﾛｳ');
+  });
+  it('is not shown beside any other transfer, nor for another token, nor without a scan', () => {
+    for (const change of [
+      { bank_code: '0002' },
+      { branch_code: '124' },
+      { account_type: '2' },
+      { account_number: '7654321' },
+      { amount: 150001 },
+    ])
+      expect(scannedPayee(scanned, 'tok-a', { ...transfer, ...change }), JSON.stringify(change)).toBeNull();
+    expect(scannedPayee(scanned, 'tok-b', transfer)).toBeNull();
+    expect(scannedPayee(null, 'tok-a', transfer)).toBeNull();
+    expect(scannedPayee({ ...scanned, payee_name: '' }, 'tok-a', transfer)).toBeNull();
+  });
+});
 
 describe('a shell frame counted on in the page', () => {
   const at = 1_795_000_000;

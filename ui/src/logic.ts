@@ -1,7 +1,7 @@
 // The UI's logic, free of DOM and IPC so vitest covers it: how codes are shown, the countdown,
 // what the screen reader hears, the clock warning, setup form checks, error texts.
 import type { Lang, Texts } from './i18n';
-import type { ShellError } from './api';
+import type { ScannedTransaction, ShellError, TransactionFrame } from './api';
 
 /** "123456" → "123 456"; "12345678" → "1234 5678"; anything else as it is. */
 export function groupCode(code: string): string {
@@ -36,6 +36,29 @@ export function frameNow<F extends { seconds_left: number; at_secs?: number }>(f
   const left = frame.seconds_left - passed;
   if (passed < 0 || left <= 0) return null;
   return passed === 0 ? frame : { ...frame, seconds_left: left, at_secs: nowSecs };
+}
+
+/**
+ * The payee name to show beside the transfer a 取引認証 code is shown for: the scanned QR's name,
+ * and only when that transfer is exactly the one the QR asked for (the same token, bank, branch,
+ * account type, account number and amount). The name is not in the code's input (OCRA signs the
+ * account and amount), so beside any other transfer a familiar name would vouch for an account
+ * it does not belong to.
+ */
+export function scannedPayee(
+  scanned: ScannedTransaction | null,
+  id: string,
+  shown: Pick<TransactionFrame, 'bank_code' | 'branch_code' | 'account_type' | 'account_number' | 'amount'>,
+): string | null {
+  if (!scanned || !scanned.payee_name) return null;
+  const same =
+    scanned.id === id &&
+    scanned.bank_code === shown.bank_code &&
+    scanned.branch_code === shown.branch_code &&
+    scanned.account_type === shown.account_type &&
+    scanned.account_number === shown.account_number &&
+    scanned.amount === shown.amount;
+  return same ? scanned.payee_name : null;
 }
 
 /** Fraction of the step still left, 0..1, for the countdown ring. */

@@ -1,7 +1,7 @@
 // What the UI holds between screens: the screen shown, the tokens, the forms' contents, the
 // settings kept in local storage, and the texts of the chosen language.
 
-import type { AppInfo, LockView, ShellError, TokenView, TransactionForm, TransactionFrame } from './api';
+import type { AppInfo, LockView, ScannedTransaction, ShellError, TokenView, TransactionForm, TransactionFrame } from './api';
 import { texts, type Lang, type Texts } from './i18n';
 import { errorText, initialLang, type SetupField, type SetupForm } from './logic';
 
@@ -21,8 +21,12 @@ export type View =
 
 interface TxState {
   form: TransactionForm;
-  /** The payee name a scanned QR carried (shown, not signed). */
-  payee: string | null;
+  /**
+   * The transfer a scanned QR asked for, with its token and the payee name it carried (shown,
+   * not signed). The name is shown only beside exactly this transfer (`scannedPayee`, logic.ts);
+   * an edit of the form drops it, so a typed transfer never shows a name.
+   */
+  scanned: ScannedTransaction | null;
   error: ShellError | null;
   frame: TransactionFrame | null;
 }
@@ -30,7 +34,7 @@ interface TxState {
 export function emptyTx(): TxState {
   return {
     form: { bankCode: '', branchCode: '', accountType: '1', accountNumber: '', amount: '' },
-    payee: null,
+    scanned: null,
     error: null,
     frame: null,
   };

@@ -1,7 +1,7 @@
 // 取引認証 (transaction authentication): the transfer typed or scanned, and its code.
 import { api, toShellError, type TransactionForm } from './api';
 import { h } from './dom';
-import { codeGroups, frameNow, msUntilNextSecond } from './logic';
+import { codeGroups, frameNow, msUntilNextSecond, scannedPayee } from './logic';
 import { showLock } from './nav';
 import { focusFirstInvalid, header, show } from './page';
 import { emptyTx, msg, state, t } from './state';
@@ -45,6 +45,8 @@ export function txScreen(id: string): HTMLElement {
         'aria-describedby': bad === f ? 'tx-error' : null,
         oninput: (ev: Event) => {
           s.form[f] = (ev.target as HTMLInputElement).value;
+          // Edited, the form is a typed transfer: the scanned QR's payee name goes with the scan.
+          s.scanned = null;
         },
       }),
     );
@@ -55,6 +57,7 @@ export function txScreen(id: string): HTMLElement {
       'aria-invalid': bad === 'accountType' ? 'true' : 'false',
       onchange: (ev: Event) => {
         s.form.accountType = (ev.target as HTMLSelectElement).value;
+        s.scanned = null;
       },
     },
     h('option', { value: '1', selected: s.form.accountType === '1' }, tx.txOrdinary),
@@ -109,7 +112,10 @@ async function onTxSubmit(id: string) {
   }
 }
 
-/** Phones: the QR fills the fields (and names the token and payee); the code follows at once. */
+/**
+ * Phones: the QR fills the fields (and names the token and payee); the code follows at once. The
+ * scanned transfer is kept whole: its payee name is shown only beside exactly that transfer.
+ */
 async function onTxScan(id: string) {
   const s = state.tx;
   try {
@@ -123,7 +129,7 @@ async function onTxScan(id: string) {
       accountNumber: scanned.account_number,
       amount: String(scanned.amount),
     };
-    s.payee = scanned.payee_name;
+    s.scanned = scanned;
     await onTxSubmit(scanned.id);
   } catch (e) {
     s.error = toShellError(e);
@@ -142,6 +148,7 @@ export function txCodeScreen(id: string): HTMLElement {
   const row = (label: string, value: string, rid: string) =>
     h('div', { class: 'tx-row' }, h('dt', {}, label), h('dd', { id: rid }, value));
   const [a, b] = codeGroups(f.code);
+  const payee = scannedPayee(state.tx.scanned, id, f);
   return h(
     'main',
     { class: 'screen' },
@@ -161,13 +168,13 @@ export function txCodeScreen(id: string): HTMLElement {
       ),
       // The QR's payee name is not in the code's input (OCRA signs the account and amount): it
       // stands apart from what the customer checks, said so, so a name the customer expects
-      // cannot vouch for another account.
-      state.tx.payee
+      // cannot vouch for another account; and it is shown only beside the transfer it came with.
+      payee
         ? h(
             'p',
             { class: 'hint', id: 'tx-payee-note' },
             tx.txPayee,
-            h('span', { id: 'tx-d-payee' }, state.tx.payee),
+            h('span', { id: 'tx-d-payee' }, payee),
             h('br', {}),
             tx.txPayeeUnsigned,
           )
