@@ -113,6 +113,38 @@ async function sendPin(page: Page, pin: string) {
   await page.locator('#unlock').click();
 }
 
+/** The app goes out of view ('hidden') or comes back ('visible'), as the WebView reports it. */
+async function setVisibility(page: Page, v: 'hidden' | 'visible') {
+  await page.evaluate((v) => {
+    Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => v });
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => v === 'hidden' });
+    document.dispatchEvent(new Event('visibilitychange'));
+  }, v);
+}
+
+/** Where any of these codes is in the page: its digits in the text, the markup or a label. */
+async function codeTraces(page: Page, codes: string[]): Promise<string[]> {
+  return page.evaluate((codes) => {
+    const app = document.getElementById('app') as HTMLElement;
+    const html = app.outerHTML;
+    const text = (app.textContent ?? '').replace(/\s+/g, '');
+    const found: string[] = [];
+    for (const c of codes) {
+      const half = c.length / 2;
+      if (html.includes(c)) found.push(`${c} in the markup`);
+      if (html.includes(c.split('').join(' '))) found.push(`${c} spelled out`);
+      if (html.includes(`${c.slice(0, half)} ${c.slice(half)}`)) found.push(`${c} grouped`);
+      if (text.includes(c)) found.push(`${c} in the text`);
+    }
+    return found;
+  }, codes);
+}
+
+/** Every data-code value in the page. */
+async function dataCodes(page: Page): Promise<string[]> {
+  return page.locator('[data-code]').evaluateAll((els) => els.map((e) => e.getAttribute('data-code') ?? ''));
+}
+
 async function calls(page: Page, cmd: string): Promise<Record<string, unknown>[]> {
   return page.evaluate(
     (c) =>
@@ -509,6 +541,107 @@ for (const size of SIZES) {
       const asked = (await calls(page, 'code_frame')).length;
       await page.evaluate(() => document.dispatchEvent(new Event('visibilitychange')));
       await expect.poll(async () => (await calls(page, 'code_frame')).length).toBe(asked + 1);
+      await ctx.close();
+    });
+
+    it('with a PIN, the code leaves the page as the app goes out of view', async () => {
+      // On return the page shows before the shell has said whether the app locked meanwhile
+      // (and on iOS the privacy cover is gone by then): nothing of the old code may be there.
+      const { page, ctx } = await open(size, { tokens: [token('tok-a')], pin: '2468' }, { at: T50 });
+      await page.locator('#lock-form').waitFor();
+      await sendPin(page, '2468');
+      await page.locator('#code[data-code]').waitFor();
+      const code = (await page.locator('#code').getAttribute('data-code'))!;
+      await expect.poll(() => page.locator('#next-code').isVisible()).toBe(true);
+      const next = ((await page.locator('#next-code').textContent()) ?? '').replace(/\D/g, '');
+      expect(code).toMatch(/^\d{6}$/);
+      expect(next).toMatch(/^\d{6}$/);
+      expect(await codeTraces(page, [code, next]), 'the codes are on screen').not.toEqual([]);
+      await setVisibility(page, 'hidden');
+      expect(await codeTraces(page, [code, next]), 'out of view').toEqual([]);
+      expect(await page.locator('#code').innerText()).not.toMatch(/\d/);
+      expect(await dataCodes(page)).not.toContain(code);
+      await page.waitForTimeout(1200);
+      expect(await codeTraces(page, [code, next]), 'the refresh does not bring it back while away').toEqual([]);
+      // Back and still unlocked: the code is asked anew and shown.
+      const asked = (await calls(page, 'code_frame')).length;
+      await setVisibility(page, 'visible');
+      await expect.poll(() => page.locator('#code').getAttribute('data-code')).toBe(code);
+      expect((await calls(page, 'code_frame')).length, 'asked anew').toBeGreaterThan(asked);
+      // Away again, and the shell locks meanwhile: the return shows the lock screen, never the code.
+      await setVisibility(page, 'hidden');
+      expect(await codeTraces(page, [code, next])).toEqual([]);
+      await page.evaluate((codes) => {
+        const w = window as unknown as { __codeSeen: boolean };
+        w.__codeSeen = false;
+        const app = document.getElementById('app') as HTMLElement;
+        new MutationObserver(() => {
+          const text = (app.textContent ?? '').replace(/\s+/g, '');
+          if (codes.some((c) => app.outerHTML.includes(c) || text.includes(c))) w.__codeSeen = true;
+        }).observe(app, { childList: true, subtree: true, characterData: true, attributes: true });
+      }, [code, next]);
+      await page.evaluate(() =>
+        (window as unknown as { __TAURI_INTERNALS__: { invoke: (c: string) => Promise<unknown> } }).__TAURI_INTERNALS__.invoke('lock_now'),
+      );
+      await setVisibility(page, 'visible');
+      await page.locator('#lock-form').waitFor();
+      expect(await page.evaluate(() => (window as unknown as { __codeSeen: boolean }).__codeSeen), 'no code before the lock screen').toBe(false);
+      await ctx.close();
+    });
+
+    it('with a PIN, the token list’s and 取引認証’s codes leave the page too', async () => {
+      const { page, ctx } = await open(
+        size,
+        {
+          tokens: [
+            token('tok-a'),
+            token('tok-b', { issuer: 'ACME Co', label: 'alice@example.com', kind: 'imported', service_id: null, user_id: null, period: 30 }),
+          ],
+          pin: '2468',
+        },
+        { at: T50 },
+      );
+      await page.locator('#lock-form').waitFor();
+      await sendPin(page, '2468');
+      await expect.poll(() => page.locator('.token-list button.code[data-code]').count()).toBe(2);
+      const codes = await dataCodes(page);
+      await setVisibility(page, 'hidden');
+      expect(await codeTraces(page, codes)).toEqual([]);
+      expect(await page.locator('.token-list button.code').allInnerTexts()).toEqual(['––– –––', '––– –––']);
+      await setVisibility(page, 'visible');
+      await expect.poll(() => dataCodes(page)).toEqual(codes);
+      await page.locator('[data-open="tok-a"]').click();
+      await page.locator('#tx-open').click();
+      await page.fill('#tx-bankCode', '0001');
+      await page.fill('#tx-branchCode', '123');
+      await page.fill('#tx-accountNumber', '1234567');
+      await page.fill('#tx-amount', '150000');
+      await page.locator('#tx-show').click();
+      await page.locator('#tx-code[data-code]').waitFor();
+      const txCode = (await page.locator('#tx-code').getAttribute('data-code'))!;
+      expect(txCode).toMatch(/^\d{8}$/);
+      await setVisibility(page, 'hidden');
+      expect(await codeTraces(page, [txCode])).toEqual([]);
+      expect(await page.locator('#tx-code').innerText()).not.toMatch(/\d/);
+      await page.waitForTimeout(1200);
+      expect(await codeTraces(page, [txCode]), 'the refresh does not bring it back while away').toEqual([]);
+      const txAsked = (await calls(page, 'transaction_frame')).length;
+      await setVisibility(page, 'visible');
+      await expect.poll(() => page.locator('#tx-code').getAttribute('data-code')).toBe(txCode);
+      expect((await calls(page, 'transaction_frame')).length, 'asked anew, not drawn from memory').toBe(txAsked + 1);
+      await ctx.close();
+    });
+
+    it('without a PIN, the code stays as the app goes out of view (as before)', async () => {
+      const { page, ctx } = await open(size, { tokens: [token('tok-a')] }, { at: T50 });
+      await page.locator('#code[data-code]').waitFor();
+      const code = (await page.locator('#code').getAttribute('data-code'))!;
+      await setVisibility(page, 'hidden');
+      await page.waitForTimeout(1200);
+      expect(await page.locator('#code').getAttribute('data-code')).toBe(code);
+      expect(await page.locator('#code').innerText()).toBe(`${code.slice(0, 3)} ${code.slice(3)}`);
+      await setVisibility(page, 'visible');
+      expect(await page.locator('#code').getAttribute('data-code')).toBe(code);
       await ctx.close();
     });
 

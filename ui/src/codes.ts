@@ -16,7 +16,7 @@ import { showLock } from './nav';
 import { actionErrorEl, header, noticeEl, say, show } from './page';
 import { msg, REVEAL_MS, state, t } from './state';
 import { scanButton, startSetup } from './setup';
-import { openTx, stopTxTicker } from './tx';
+import { blankTxCode, openTx, stopTxTicker } from './tx';
 
 // --- the code ------------------------------------------------------------------------------------
 
@@ -186,6 +186,30 @@ function showCodeError(refs: CodeRefs, e: ShellError) {
   refs.second.textContent = '–––';
   refs.codeBtn.disabled = true;
   refs.codeBtn.dataset.code = '';
+}
+
+/**
+ * Takes every code off the page: the app went out of view with an app lock set (main.ts). On
+ * return the page shows as it was left until the shell says whether the app locked meanwhile (on
+ * iOS the privacy cover is gone by then), so nothing of a code may stay in it: not its digits,
+ * its spoken label, the next code nor its data-code. The refresh stops too (it would draw them
+ * again), and the frames are forgotten (a tap must not bring one back); on return the screen's
+ * refresh starts again (`restartScreen`, page.ts), and its first ask meets the lock if any.
+ */
+export function blankCodes() {
+  stopTicker(); // and the transaction code's
+  shellFrames = new Map();
+  lastFrames = new Map();
+  for (const refs of codeRefs) {
+    refs.first.textContent = '––– ';
+    refs.second.textContent = '–––';
+    refs.codeBtn.removeAttribute('aria-label');
+    delete refs.codeBtn.dataset.code;
+    refs.codeBtn.disabled = true;
+    refs.next.hidden = true;
+    refs.next.textContent = '';
+  }
+  blankTxCode();
 }
 
 /** Whether a token's code is hidden now ("tap to show code" on and not revealed). */

@@ -89,6 +89,13 @@ export function provideScreens(provided: Screens) {
   screens = provided;
 }
 
+/** Starts the refresh of the screen shown again (stopped while the app was out of view). */
+export function restartScreen() {
+  if (!screens) return;
+  screens.leave();
+  screens.enter(state.view);
+}
+
 export function show(view: View, opts: { keepNotice?: boolean } = {}) {
   if (!screens) throw new Error('show() before app.ts provided the screens');
   screens.leave();

@@ -205,6 +205,21 @@ export function stopTxTicker() {
 }
 
 /**
+ * Takes the transaction code off the page and stops its refresh (see `blankCodes`, codes.ts).
+ * The frame keeps the transfer but not its code, nor when it was made: the refresh started again
+ * on return asks the shell, which refuses while the app is locked.
+ */
+export function blankTxCode() {
+  stopTxTicker();
+  const f = state.tx.frame;
+  if (f) state.tx.frame = { ...f, code: '', at_secs: undefined };
+  const code = document.getElementById('tx-code');
+  if (!code) return;
+  delete code.dataset.code;
+  code.replaceChildren(h('span', { class: 'group' }, '––––'), ' ', h('span', { class: 'group' }, '––––'));
+}
+
+/**
  * Refreshes the code and its countdown once a second while the screen is shown. The countdown
  * runs on in the page from the shell's frame; the shell is asked again when the step ends or
  * the device clock goes back (each frame reads the token's key from the keystore).
@@ -216,6 +231,9 @@ export function startTxTicker(id: string) {
     try {
       const known = state.tx.frame;
       const f = (known && frameNow(known, Date.now())) ?? (await api.transactionFrame(id, state.tx.form));
+      // Stopped while the frame was on its way (another screen, or the code taken off the
+      // page as the app went out of view): not drawn.
+      if (gen !== txGen) return;
       state.tx.frame = f;
       const code = document.getElementById('tx-code');
       const countdown = document.getElementById('tx-countdown');
