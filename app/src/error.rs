@@ -227,14 +227,14 @@ impl AppError {
         use AppError as E;
         match self {
             E::InvalidServiceId => "サービスIDは半角数字8桁で入力してください。".into(),
-            E::InvalidUserId => "ユーザーIDは半角数字12桁で入力してください。".into(),
-            E::UserIdTypo => "ユーザーIDに誤りがあります。メールに記載のユーザーIDをご確認ください。".into(),
+            E::InvalidUserId => "ユーザIDは半角数字12桁で入力してください。".into(),
+            E::UserIdTypo => "ユーザIDに誤りがあります。メールに記載のユーザIDをご確認ください。".into(),
             E::InvalidActivationPassword => "利用開始パスワードは半角数字4～8桁で入力してください。".into(),
             E::UnknownService => "このサービスIDには対応していません。サービスIDをご確認ください。".into(),
             E::InsecureBackendUrl => "接続先の設定が安全ではないため、接続できません。".into(),
             E::PinMismatch => "接続先が銀行のサーバーであることを確認できなかったため、通信を中止しました。情報は送信されていません。公衆無線LANなどをご利用の場合は、別の回線でお試しください。".into(),
             E::UntrustedServer => "接続先のサーバー証明書を確認できなかったため、通信を中止しました。情報は送信されていません。端末の日時と通信環境をご確認ください。".into(),
-            E::UnknownUserId => "サービスIDまたはユーザーIDに誤りがあります。".into(),
+            E::UnknownUserId => "サービスIDまたはユーザIDに誤りがあります。".into(),
             E::LinkNotOpened => "メールに記載のダウンロード用URLを開いてから、初期設定を行ってください。".into(),
             E::IssuanceExpired => "有効期限が切れています。お手数ですが、トークンの発行からやり直してください。".into(),
             // 0: the count could not be had (the exchange could not be closed).
@@ -291,7 +291,7 @@ impl AppError {
             }
             .into(),
             E::NotBankToken => "取引認証は銀行が発行したトークンでのみ利用できます。".into(),
-            E::ChallengeForOtherToken => "このQRコードは別のトークン（サービスID・ユーザーID）のものです。".into(),
+            E::ChallengeForOtherToken => "このQRコードは別のトークン（サービスID・ユーザID）のものです。".into(),
         }
     }
 

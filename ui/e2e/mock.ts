@@ -203,7 +203,7 @@ mockIPC(async (cmd, payload) => {
         throw { code: 'TX_CHALLENGE_FORMAT', message_ja: 'QRコードの内容が取引認証のものとして正しくありません。', message_en: 'The QR code is not a transaction authentication code.' };
       const token = tokens.find((t) => t.service_id === parts[1] && t.user_id === parts[2]);
       if (!token)
-        throw { code: 'CHALLENGE_OTHER_TOKEN', message_ja: 'このQRコードは別のトークン（サービスID・ユーザーID）のものです。', message_en: 'This QR code is for another token (another service or user ID).' };
+        throw { code: 'CHALLENGE_OTHER_TOKEN', message_ja: 'このQRコードは別のトークン（サービスID・ユーザID）のものです。', message_en: 'This QR code is for another token (another service or user ID).' };
       const q = parts[3];
       return {
         id: token.id,
