@@ -598,6 +598,9 @@ async fn serve(cfg: Config, me: &str) -> anyhow::Result<()> {
     if let Some(warning) = cfg.database_tls_warning() {
         tracing::warn!("{warning}");
     }
+    if cfg.argon2.below_owasp_minimum() {
+        tracing::warn!(memory_kib = cfg.argon2.memory_kib, iterations = cfg.argon2.iterations, "the [argon2] cost is below OWASP's minimum for Argon2id (19456 KiB, 2 passes): fine for tests, not for customers' passwords");
+    }
     let engine = state.engine.clone();
     let mailer = backend::mail::MailWorker::new(engine.store().clone(), &cfg.mail, &cfg.data_dir)?;
     tracing::info!(mail = %mailer.describe(), public_url = %cfg.public_url(), "mail outbox worker started");

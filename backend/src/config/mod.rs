@@ -196,6 +196,7 @@ impl Config {
     /// The first invalid setting, named.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.policy.validate().map_err(ConfigError::Invalid)?;
+        self.argon2.validate().map_err(ConfigError::Invalid)?;
         self.app_api.validate().map_err(ConfigError::Invalid)?;
         self.transfers.validate().map_err(ConfigError::Invalid)?;
         self.staff.validate().map_err(ConfigError::Invalid)?;
@@ -365,6 +366,35 @@ mod tests {
             !shown.contains("s3cret") && !shown.contains("0123456789abcdef"),
             "Debug must hide secrets: {shown}"
         );
+    }
+
+    /// A lock of no time never held (unlimited guessing of codes and passwords), and an Argon2
+    /// cost of gigabytes killed the server at the first login: both refused at start.
+    #[test]
+    fn locks_that_never_hold_and_ruinous_hash_costs_are_refused() {
+        let mut cfg = Config::default();
+        cfg.policy.lock_seconds = Some(0);
+        assert!(cfg.validate().is_err());
+        cfg.policy.lock_seconds = Some(900);
+        cfg.validate().unwrap();
+        cfg.policy.password_lock_seconds = 0;
+        assert!(cfg.validate().is_err());
+        cfg.policy.password_lock_seconds = 1800;
+        cfg.argon2.memory_kib = 8 * 1024 * 1024;
+        assert!(cfg.validate().is_err());
+        cfg.argon2 = Argon2Config {
+            memory_kib: 8,
+            iterations: 1,
+            parallelism: 1,
+        };
+        cfg.validate().unwrap();
+        assert!(
+            cfg.argon2.below_owasp_minimum(),
+            "a toy cost is said at start"
+        );
+        assert!(!Argon2Config::default().below_owasp_minimum());
+        cfg.argon2.iterations = 0;
+        assert!(cfg.validate().is_err());
     }
 
     /// A database on another host whose certificate is not checked is warned about at start;

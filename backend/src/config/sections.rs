@@ -62,6 +62,32 @@ pub struct Argon2Config {
     pub parallelism: u32,
 }
 
+impl Argon2Config {
+    /// # Errors
+    /// A cost no hasher can run, or one that would exhaust memory (over 1 GiB a hash, times
+    /// one hash per core).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.iterations == 0 || self.parallelism == 0 || self.memory_kib < 8 * self.parallelism {
+            return Err(
+                "argon2: iterations and parallelism >= 1, memory_kib >= 8 x parallelism".into(),
+            );
+        }
+        if self.memory_kib > 1_048_576 || self.iterations > 20 || self.parallelism > 16 {
+            return Err(
+                "argon2: at most memory_kib 1048576 (1 GiB), iterations 20, parallelism 16".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Below OWASP's minimum for Argon2id (19 MiB with 2 passes, or as much work another way):
+    /// said at start, not refused (the test suites hash at a toy cost on purpose).
+    pub fn below_owasp_minimum(&self) -> bool {
+        u64::from(self.memory_kib) * u64::from(self.iterations) < 19_456 * 2
+            || self.memory_kib < 7_168
+    }
+}
+
 impl Default for Argon2Config {
     fn default() -> Self {
         Argon2Config {

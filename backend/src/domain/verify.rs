@@ -68,6 +68,19 @@ impl Policy {
         if self.issuance_ttl_days == 0 || self.issuance_ttl_days > 90 {
             return Err("policy.issuance_ttl_days must be 1..=90".into());
         }
+        // A lock of no time never holds: unlimited guessing of codes and passwords.
+        if self
+            .lock_seconds
+            .is_some_and(|s| !(60..=2_592_000).contains(&s))
+        {
+            return Err(
+                "policy.lock_seconds must be 60..=2592000 (30 days), or unset (staff unlock only)"
+                    .into(),
+            );
+        }
+        if !(60..=2_592_000).contains(&self.password_lock_seconds) {
+            return Err("policy.password_lock_seconds must be 60..=2592000 (30 days)".into());
+        }
         Ok(())
     }
 
