@@ -257,10 +257,47 @@ impl Keyring {
         let Some(KeySource::File { path, .. }) = &self.source else {
             return Err(CryptoError::RotateFromEnvironment);
         };
+        // One rotation at a time on this file (another `keys rotate` waits here): each reads
+        // the file and writes it anew, and two at once would drop one's key.
+        let lock_path = path.with_extension("key.lock");
+        let lock = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)?;
+        #[cfg(unix)]
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(std::io::Error::from)?;
+        check_permissions(path)?;
+        let old = Zeroizing::new(std::fs::read_to_string(path)?);
+        parse_keys(&old)?;
         let (id, line) = new_key_line();
-        let mut f = open_private(path, false)?;
-        f.write_all(line.as_bytes())?;
-        f.sync_all()?;
+        let mut text = Zeroizing::new(String::with_capacity(old.len() + line.len() + 1));
+        text.push_str(&old);
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&line);
+        parse_keys(&text)?;
+        // Written whole under another name and renamed into place: a crash leaves the old
+        // file or the new one, never half of one.
+        let staged = path.with_extension(format!("key.new-{}", std::process::id()));
+        let _ = std::fs::remove_file(&staged);
+        let written = (|| {
+            let mut f = open_private(&staged, true)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&staged, path)?;
+            if let Some(dir) = path.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok::<(), std::io::Error>(())
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&staged);
+            return Err(e.into());
+        }
+        drop(lock);
         self.reload()?;
         Ok(id)
     }

@@ -145,3 +145,49 @@ fn malformed_env_keys_are_refused() {
         "Debug must not show key material"
     );
 }
+
+/// `keys rotate` appended its line in place: to a key file without a final newline (restored
+/// from a vault that strips it, written with `printf`), the new key was glued to the last
+/// one, the file no longer parsed, and the next start refused to serve. The file is now read,
+/// checked and written anew whole (a new file renamed into place, 0600), under a lock.
+#[test]
+fn a_key_added_to_a_file_without_a_final_newline_keeps_it_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("master.key");
+    let first = format!("k1:{}", hex::encode([1u8; 32]));
+    {
+        use std::io::Write as _;
+        let mut f = open_private(&path, true).unwrap();
+        f.write_all(first.as_bytes()).unwrap();
+    }
+    let (k, created) = Keyring::load(KeySource::File {
+        path: path.clone(),
+        create: false,
+    })
+    .unwrap();
+    assert!(!created);
+    let sealed = k.seal("u", &Secret::from_bytes(vec![9u8; 20])).unwrap();
+    let second = k.add_key().unwrap();
+    assert_eq!(k.current_id(), second);
+    let (again, _) = Keyring::load(KeySource::File {
+        path: path.clone(),
+        create: false,
+    })
+    .expect("the file still parses after the rotation");
+    assert_eq!(again.key_ids(), vec!["k1".to_owned(), second]);
+    assert_eq!(again.open("u", &sealed).unwrap().expose(), &[9u8; 20]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "master.key" && !n.ends_with(".lock"))
+        .collect();
+    assert!(left.is_empty(), "no temporary file left: {left:?}");
+}
