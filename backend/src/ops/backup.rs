@@ -503,8 +503,19 @@ pub async fn restore(cfg: &Config, from: &Path, dry_run: bool) -> anyhow::Result
     remove_db_files(&staged);
     create_private(&staged)?;
     let checked = async {
-        std::fs::copy(from, &staged)
-            .with_context(|| format!("cannot copy {} beside the database", from.display()))?;
+        // The bytes only, into the 0600 file made above: `fs::copy` also gave it the backup's
+        // mode (a 0644 backup made a 0644 database).
+        {
+            let mut src = std::fs::File::open(from)
+                .with_context(|| format!("cannot read {}", from.display()))?;
+            let mut dst = std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(&staged)
+                .with_context(|| format!("cannot write {}", staged.display()))?;
+            std::io::copy(&mut src, &mut dst)
+                .with_context(|| format!("cannot copy {} beside the database", from.display()))?;
+        }
         let store = small_store(&sqlite_url(&staged, "rw")?)?;
         let res = check_database(&store, keys.as_ref(), &key_hint(cfg), true).await;
         store.close().await;

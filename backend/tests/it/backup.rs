@@ -372,9 +372,27 @@ async fn restore_refuses_without_its_master_key_and_replaces_nothing() {
         ["otp.db"],
         "a dry run leaves the database as it was (SQLite's own -wal/-shm aside)"
     );
+    // A backup brought back read-only for all (an archive's 0444): restored, and the live
+    // database is 0600 whatever the backup's mode (a copy took the backup's mode: a 0644
+    // backup gave a 0644 database, a 0444 one could not be restored at all).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o444)).unwrap();
+    }
     let (ok, out, err) = cli(&["restore", "--from", &file_s], &with_key).await;
     assert!(ok, "{err}");
     assert!(out.contains("the database it replaced is kept at"), "{out}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(fresh.path().join("otp.db"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the restored database is 0600");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let names: Vec<_> = files_in(fresh.path())
         .into_iter()
         .filter(|f| !f.ends_with("-wal"))
