@@ -1,7 +1,7 @@
 //! `otp-backend`: the server and its administration commands.
 
 use std::io::{BufRead, IsTerminal as _, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -155,6 +155,26 @@ enum MailCommand {
     Status,
 }
 
+/// The SQLite file a command is about to create, if there is no database yet (a first run, or a
+/// data directory or URL given by mistake: the environment file not read, say).
+fn no_database_yet(cfg: &Config) -> Option<PathBuf> {
+    let path = backend::ops::backup::sqlite_path(&cfg.database_url()).ok()?;
+    std::fs::metadata(&path)
+        .map_or(true, |m| m.len() == 0)
+        .then_some(path)
+}
+
+/// Say that a command made a new database: right on a first run, a surprise when the command
+/// was meant for an existing one (on PostgreSQL, run without its configuration).
+fn say_new_database(path: Option<&Path>) {
+    if let Some(p) = path {
+        eprintln!(
+            "note: there was no database at {}: a new one was made, with a master key beside it. If you meant an existing database, check OTP_CONFIG, OTP_DATA_DIR and OTP_DATABASE_URL.",
+            p.display()
+        );
+    }
+}
+
 fn main() -> std::process::ExitCode {
     // Everything this process creates (the database and its -wal/-shm, the outbox, key files)
     // is for this user alone, whatever the umask of the shell or unit that started it.
@@ -297,6 +317,7 @@ async fn run(command: Command, cfg: Config, me: &str) -> anyhow::Result<()> {
         } => {
             let login = read_secret_line("login password")?;
             let confirm = read_secret_line("confirmation password")?;
+            let fresh = no_database_yet(&cfg);
             let (st, _) = backend::build_default(&cfg).await?;
             let id = st
                 .engine
@@ -311,6 +332,7 @@ async fn run(command: Command, cfg: Config, me: &str) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{} ({})", e, e.code()))?;
             println!("customer {login_id} created (id {id})");
+            say_new_database(fresh.as_deref());
             Ok(())
         }
         Command::Staff {
@@ -322,6 +344,7 @@ async fn run(command: Command, cfg: Config, me: &str) -> anyhow::Result<()> {
                 },
         } => {
             let password = read_secret_line("password")?;
+            let fresh = no_database_yet(&cfg);
             let (st, _) = backend::build_default(&cfg).await?;
             let created = st
                 .engine
@@ -329,11 +352,14 @@ async fn run(command: Command, cfg: Config, me: &str) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{} ({})", e, e.code()))?;
             println!("staff {login_id} ({role}) created (id {})", created.id);
+            say_new_database(fresh.as_deref());
             show_second_factor(&login_id, &created.second_factor)
         }
         Command::Staff {
             command: StaffCommand::Totp { login_id, reason },
         } => {
+            // Only on an existing database: on a path given by mistake it made a new one.
+            backend::ops::backup::existing_database(&cfg)?;
             let (st, _) = backend::build_default(&cfg).await?;
             let factor = st
                 .engine
@@ -536,6 +562,8 @@ async fn staff_set_disabled(
     disable: bool,
     reason: &str,
 ) -> anyhow::Result<()> {
+    // Only on an existing database: on a path given by mistake it made a new one.
+    backend::ops::backup::existing_database(cfg)?;
     let (st, _) = backend::build_default(cfg).await?;
     let changed = st
         .engine

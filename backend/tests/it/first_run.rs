@@ -41,6 +41,8 @@ async fn without_a_terminal_logs_have_no_colour_and_passwords_no_prompts() {
     .await;
     assert!(ok, "{err}");
     assert!(out.contains("customer pipe0001 created"), "{out}");
+    // There was no database: said, in case the command was meant for an existing one.
+    assert!(err.contains("there was no database at"), "{err}");
     let (ok, out2, err2) = run_with_stdin(
         &[
             "staff",
@@ -56,6 +58,49 @@ async fn without_a_terminal_logs_have_no_colour_and_passwords_no_prompts() {
     )
     .await;
     assert!(ok, "{err2}");
+    assert!(
+        !err2.contains("there was no database"),
+        "the second command found the first's database: {err2}"
+    );
+    // Commands on existing staff do not make a database where there is none (a data directory
+    // or URL given by mistake): they refuse.
+    let elsewhere = tempfile::tempdir().unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(elsewhere.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let misdirected = [(
+        "OTP_DATA_DIR",
+        elsewhere.path().to_str().unwrap().to_owned(),
+    )];
+    for args in [
+        &[
+            "staff",
+            "disable",
+            "--login-id",
+            "pipe0002",
+            "--reason",
+            "left",
+        ][..],
+        &[
+            "staff",
+            "totp",
+            "--login-id",
+            "pipe0002",
+            "--reason",
+            "lost phone",
+        ][..],
+    ] {
+        let (ok, _, e) = run_with_stdin(args, &misdirected, "", None).await;
+        assert!(!ok && e.contains("does not exist"), "{args:?}: {e}");
+    }
+    assert!(
+        std::fs::read_dir(elsewhere.path())
+            .unwrap()
+            .next()
+            .is_none(),
+        "nothing made there"
+    );
     for text in [&out, &err, &out2, &err2] {
         assert!(!text.contains('\u{1b}'), "no ANSI escape: {text:?}");
         assert!(
