@@ -13,8 +13,12 @@
 //! - [`raise_nofile_limit`] lifts the soft descriptor limit to the hard one at start-up, and the
 //!   cap stays below it with room for the database and files ([`FD_RESERVE`]).
 //!
+//! - a write to the client that makes no progress for [`WRITE_STALL_TIMEOUT`] ends the
+//!   connection (a client that asks and never reads would hold it, and its share of the cap,
+//!   for ever).
+//!
 //! Shutdown is graceful: the listener closes (new connections are refused at connect), idle
-//! connections close, in-flight requests finish.
+//! connections close, in-flight requests finish, for at most [`DRAIN_TIMEOUT`].
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -36,6 +40,14 @@ use tower::ServiceExt;
 /// How long a client has to send a request head, counted from the connection's start or from
 /// the previous answer on a kept-alive connection (so it is also the idle keep-alive timeout).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a write to a client may make no progress (the client reads nothing: a closed
+/// receive window) before the connection is ended. Without it, a client that asks and never
+/// reads holds its connection, and its share of the cap, for ever.
+pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long shutdown waits for open connections to finish before it goes on without them.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Descriptors kept back from the connection cap: database connections (three files each on
 /// SQLite: the database, its log and its shared memory), the mail worker, logs.
@@ -164,10 +176,114 @@ pub async fn serve(
     // New connections are refused at connect from here on.
     drop(listener);
     let _ = closing_tx.send(true);
-    // Every open connection holds a permit: having them all back means all have finished.
+    // Every open connection holds a permit: having them all back means all have finished. A
+    // connection still open after the drain time is left behind (an answered verification was
+    // committed before its answer was written: nothing of it is lost).
     let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
-    let _ = permits.acquire_many(all).await;
+    if tokio::time::timeout(DRAIN_TIMEOUT, permits.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = max_connections.saturating_sub(permits.available_permits()),
+            "connections still open after the drain time; shutting down without them"
+        );
+    }
     Ok(())
+}
+
+/// A connection whose writes must make progress: a write (or flush) that stays pending for
+/// [`WRITE_STALL_TIMEOUT`] fails with `TimedOut`, and hyper ends the connection.
+struct WriteDeadline<S> {
+    inner: S,
+    stalled: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> WriteDeadline<S> {
+    fn new(inner: S) -> Self {
+        WriteDeadline {
+            inner,
+            stalled: None,
+        }
+    }
+
+    /// After the inner write answered `poll`: a pending write starts (or keeps) the clock; one
+    /// pending past the limit fails.
+    fn watch<T>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        poll: std::task::Poll<std::io::Result<T>>,
+    ) -> std::task::Poll<std::io::Result<T>> {
+        use std::task::Poll;
+        match poll {
+            Poll::Pending => {
+                let sleep = self
+                    .stalled
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(WRITE_STALL_TIMEOUT)));
+                if sleep.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the client read nothing of the answer",
+                    )));
+                }
+                Poll::Pending
+            }
+            ready => {
+                self.stalled = None;
+                ready
+            }
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for WriteDeadline<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for WriteDeadline<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let poll = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.watch(cx, poll)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let poll = std::pin::Pin::new(&mut self.inner).poll_flush(cx);
+        self.watch(cx, poll)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let poll = std::pin::Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.watch(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let poll = std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.watch(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
 }
 
 async fn serve_connection(
@@ -203,7 +319,7 @@ async fn serve_connection(
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .keep_alive(true);
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let conn = builder.serve_connection(TokioIo::new(WriteDeadline::new(stream)), service);
     let mut conn = std::pin::pin!(conn);
     if *closing.borrow() {
         conn.as_mut().graceful_shutdown();

@@ -186,6 +186,70 @@ async fn connections_over_the_cap_are_refused_clearly() {
     );
 }
 
+/// A client that asks and never reads the answers held its connection for ever: the
+/// header-read timeout only runs while a request head is awaited, and the request timeout ends
+/// when the answer starts. Connections that pipeline requests for a large answer behind a
+/// closed receive window filled the connection cap (every new client got 503), and held
+/// shutdown too. A write that makes no progress for [`backend::web::serve::WRITE_STALL_TIMEOUT`]
+/// (10 s) now ends its connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_never_read_their_answers_do_not_hold_connections() {
+    let env = Env::new(Db::Sqlite).await;
+    env.engine.store().close().await;
+    let p = Proc::start(&env.db, &[("OTP_MAX_CONNECTIONS", "4")]).await;
+    let addr: std::net::SocketAddr = p.base.trim_start_matches("http://").parse().unwrap();
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.set_recv_buffer_size(4096).unwrap();
+        let s = sock.connect(addr).await.unwrap();
+        let (r, mut w) = s.into_split();
+        // Pipelined asks for the 20 KB OpenAPI document, never read.
+        tokio::spawn(async move {
+            let ask = b"GET /host/v1/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n".repeat(50);
+            for _ in 0..40 {
+                if w.write_all(&ask).await.is_err() {
+                    break;
+                }
+            }
+            std::future::pending::<()>().await;
+            drop(w);
+        });
+        stalled.push(r);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let status = |base: String| async move {
+        let res = tokio::time::timeout(
+            Duration::from_secs(3),
+            http().get(format!("{base}/healthz")).send(),
+        )
+        .await;
+        match res {
+            Ok(Ok(r)) => r.status().as_u16(),
+            _ => 0,
+        }
+    };
+    assert_eq!(
+        status(p.base.clone()).await,
+        503,
+        "four clients that do not read hold the four connections"
+    );
+    let started = Instant::now();
+    let mut ok = false;
+    while started.elapsed() < Duration::from_secs(20) {
+        if status(p.base.clone()).await == 200 {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        ok,
+        "a connection whose answer makes no progress for 10 s is closed, and room comes back"
+    );
+    drop(stalled);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. The write-ahead log stays bounded.
 
