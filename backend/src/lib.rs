@@ -54,6 +54,16 @@ pub fn prepare_data_dir(cfg: &Config) -> anyhow::Result<()> {
     if cfg.database_url.is_none() {
         let db = dir.join("otp.db");
         if !db.exists() {
+            // A master key and no database: not a first start, but a data volume that did not
+            // mount, or a database moved away. Made anew, the database would be empty and the
+            // server would serve no one's tokens, saying nothing.
+            if cfg.master_key.is_none() && cfg.master_key_path().exists() {
+                anyhow::bail!(
+                    "the data directory {} has a master key but no database (otp.db): is the data volume mounted? Restore the database (otp-backend restore --from FILE), or, to start afresh, move {} away first",
+                    dir.display(),
+                    cfg.master_key_path().display()
+                );
+            }
             private_file(&db)
                 .with_context(|| format!("cannot create database file {}", db.display()))?;
         }

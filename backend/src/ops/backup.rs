@@ -580,11 +580,15 @@ async fn swap_in(target: &Path, staged: &Path) -> anyhow::Result<Option<PathBuf>
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "otp.db".to_owned());
         let aside = target.with_file_name(format!("{name}.before-restore-{}", unix_now()));
-        std::fs::rename(target, &aside)
-            .with_context(|| format!("cannot move {} aside", target.display()))?;
-        // Its write-ahead log holds committed data: it goes aside with it. The `-shm` index is
-        // rebuilt from the log by whoever opens it next (no process has the database open: see
-        // above), so it is dropped rather than kept beside a file that may have no log.
+        // Kept aside under a second name first, and only then replaced by one rename: at every
+        // moment the database's name holds a whole database (moved away first, a crash before
+        // the rename left none, and the next start made an empty one).
+        std::fs::hard_link(target, &aside)
+            .with_context(|| format!("cannot keep {} aside", target.display()))?;
+        // Its write-ahead log was folded into the file above (the TRUNCATE checkpoint under
+        // the exclusive lock); what is left of it goes aside too, and the `-shm` index is
+        // dropped (whoever opens the file next rebuilds it), so no log of the old database
+        // stays beside the new one.
         let wal = with_suffix(target, "-wal");
         if wal.exists() {
             std::fs::rename(&wal, with_suffix(&aside, "-wal"))

@@ -713,3 +713,47 @@ async fn mail_status_reports_what_did_not_go_out() {
         "{out}"
     );
 }
+
+/// A data directory with its master key and no database (a data volume that did not mount, a
+/// database moved away, a restore cut off): `serve` made a new, empty database beside the key
+/// and served, with no customer and no token, saying nothing. It refuses now, and says what to
+/// do; nothing is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_a_master_key_without_its_database() {
+    let data = private_tempdir();
+    let dir = data.path().to_str().unwrap().to_owned();
+    let (ok, _, err) = crate::process::run_with_stdin(
+        &["customer", "add", "--login-id", "vol00001"],
+        &[("OTP_DATA_DIR", dir.clone())],
+        "loginpass1\nconf123\n",
+        None,
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(data.path().join("master.key").exists());
+    for f in ["otp.db", "otp.db-wal", "otp.db-shm"] {
+        let _ = std::fs::remove_file(data.path().join(f));
+    }
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve"])
+        .env_remove("OTP_CONFIG")
+        .env_remove("OTP_MASTER_KEY")
+        .env_remove("OTP_DATABASE_URL")
+        .env("OTP_DATA_DIR", &dir)
+        .env("OTP_LISTEN", "127.0.0.1:0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(15), cmd.output())
+        .await
+        .expect("serve refuses at once instead of serving an empty database")
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("has a master key but no database"), "{err}");
+    assert!(
+        !data.path().join("otp.db").exists(),
+        "no empty database made"
+    );
+}
