@@ -290,7 +290,11 @@ pub fn run() {
         let now = app::codes::device_now_ms();
         match event {
             tauri::WindowEvent::Suspended => shell.app_hidden(now),
-            tauri::WindowEvent::Resumed => {
+            // iOS says `Suspended` when the app only resigns active (the Face ID prompt, Control
+            // Center, a system alert) but `Resumed` only on a return from the background: the
+            // focus coming back ends that absence too, or every biometric unlock locked the app
+            // again a minute later. (`app_visible` locks only after more than a minute away.)
+            tauri::WindowEvent::Resumed | tauri::WindowEvent::Focused(true) => {
                 if shell.app_visible(now) {
                     let _ = window.emit(APP_LOCKED_EVENT, ());
                 }
