@@ -583,8 +583,12 @@ async fn swap_in(target: &Path, staged: &Path) -> anyhow::Result<Option<PathBuf>
         // Kept aside under a second name first, and only then replaced by one rename: at every
         // moment the database's name holds a whole database (moved away first, a crash before
         // the rename left none, and the next start made an empty one).
-        std::fs::hard_link(target, &aside)
-            .with_context(|| format!("cannot keep {} aside", target.display()))?;
+        if std::fs::hard_link(target, &aside).is_err() {
+            // A filesystem without hard links: moved aside, as before (a crash before the
+            // rename below leaves no `otp.db`; `serve` then refuses rather than start empty).
+            std::fs::rename(target, &aside)
+                .with_context(|| format!("cannot move {} aside", target.display()))?;
+        }
         // Its write-ahead log was folded into the file above (the TRUNCATE checkpoint under
         // the exclusive lock); what is left of it goes aside too, and the `-shm` index is
         // dropped (whoever opens the file next rebuilds it), so no log of the old database
