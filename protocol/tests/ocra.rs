@@ -557,14 +557,22 @@ fn qr_payload_round_trips_and_carries_the_question() {
         "OTX2:10112231:999800000009:000112311234567000000150000:A4DQOBYHA4DQOBYHA4DQOBYHA4:ﾔﾏﾀﾞ ﾀﾛｳ"
     );
     assert_eq!(TransactionChallenge::parse(&text), Ok(challenge()));
+    let punctuated = TransactionChallenge {
+        payee_name: "ｶ)ABC.1-2/3".into(),
+        ..challenge()
+    };
+    assert_eq!(
+        TransactionChallenge::parse(&punctuated.encode()),
+        Ok(punctuated),
+        "the Zengin punctuation comes through"
+    );
     let with_colon = TransactionChallenge {
         payee_name: "ｶ)ABC:1".into(),
         ..challenge()
     };
-    assert_eq!(
-        TransactionChallenge::parse(&with_colon.encode()),
-        Ok(with_colon),
-        "the name is last, so it may hold ':'"
+    assert!(
+        TransactionChallenge::parse(&with_colon.encode()).is_err(),
+        "':' is no Zengin character: no bank transfer has it in its name"
     );
     // The typed fallback builds the same question as the QR carries.
     let typed = Transaction::new("0001", "123", AccountType::Ordinary, "1234567", 150_000).unwrap();

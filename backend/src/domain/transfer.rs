@@ -157,19 +157,9 @@ impl TransactionAuthPolicy {
 /// Longest payee name, in characters (the Zengin record's 受取人名 field is 30).
 pub const MAX_PAYEE_KANA: usize = 30;
 
-/// Whether `c` may appear in a Zengin payee name: half-width digits, capital letters, space,
-/// the half-width katakana but the small ones and the long-vowel mark (banks write
-/// ｷﾔﾉﾝ for キャノン and ｺ-ﾋ- for コーヒー), the voiced marks, and `( ) . , - /` and the
-/// corner brackets.
-pub fn is_zengin_char(c: char) -> bool {
-    c.is_ascii_digit()
-        || c.is_ascii_uppercase()
-        || " ().,-/".contains(c)
-        || matches!(
-            c,
-            '\u{FF62}' | '\u{FF63}' | '\u{FF66}' | '\u{FF71}'..='\u{FF9F}'
-        )
-}
+/// Whether `c` may appear in a Zengin payee name: the shared contract's rule (the app shows
+/// a transaction's payee name only if it holds to it too).
+pub use protocol::ocra::is_zengin_char;
 
 /// Which field of a payee account is wrong (the screens name it in Japanese).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -79,7 +79,8 @@ mod tests;
 mod transaction;
 
 pub use challenge::{
-    check_payee_name, ChallengeNonce, TransactionChallenge, CHALLENGE_PREFIX, MAX_PAYEE_NAME_CHARS,
+    check_payee_name, is_zengin_char, ChallengeNonce, TransactionChallenge, CHALLENGE_PREFIX,
+    MAX_PAYEE_NAME_CHARS,
 };
 pub use response::{ocra, OcraInput};
 pub use suite::{OcraSuite, QuestionFormat};

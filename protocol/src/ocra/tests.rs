@@ -93,8 +93,23 @@ fn payee_names_refuse_controls_and_bidirectional_overrides() {
         "ﾔﾏ\u{200B}ﾀﾞ",
         "\u{FEFF}ﾀﾛｳ",
         "a\u{2060}b",
+        // A list of what to refuse always misses something (U+2028, the soft hyphen, the
+        // Hangul fillers, variation selectors, tag characters, combining overlays): only the
+        // Zengin set the bank's transfers use is shown.
+        "ﾔﾏﾀﾞ\u{2028}ﾀﾛｳ",
+        "ﾔﾏ\u{00AD}ﾀﾞ",
+        "ﾔﾏ\u{3164}ﾀﾞ",
+        "ﾔﾏﾀﾞ\u{FE0F}",
+        "ﾔﾏﾀﾞ\u{E0041}",
+        "ﾔﾏﾀﾞ\u{20D2}",
+        "山田太郎",
+        "yamada",
     ] {
         assert_eq!(check_payee_name(bad), Err(OcraError::PayeeName), "{bad:?}");
+    }
+    for good in ["ｶ)ﾃｽﾄｼﾖｳｼﾞ", "ABC ｼﾖｳｶｲ", "ﾔﾏﾀﾞ ﾀﾛｳ", "ｺ-ﾋ-.ｼﾖﾂﾌﾟ/1"]
+    {
+        assert!(check_payee_name(good).is_ok(), "{good}");
     }
     assert_eq!(
         check_payee_name(&"ｱ".repeat(MAX_PAYEE_NAME_CHARS + 1)),
