@@ -257,47 +257,34 @@ impl Keyring {
         let Some(KeySource::File { path, .. }) = &self.source else {
             return Err(CryptoError::RotateFromEnvironment);
         };
-        // One rotation at a time on this file (another `keys rotate` waits here): each reads
-        // the file and writes it anew, and two at once would drop one's key.
-        let lock_path = path.with_extension("key.lock");
-        let lock = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)?;
-        #[cfg(unix)]
-        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(std::io::Error::from)?;
+        // Appended in place, under an exclusive lock on the key file itself (another `keys
+        // rotate` waits here): the file keeps its owner, its mode, its inode (a bind-mounted
+        // file, a symbolic link's target). The whole text is checked before and after; a key
+        // file whose last line has no newline gets one first (the new key was glued to it, the
+        // file no longer parsed, and the next start refused to serve).
         check_permissions(path)?;
-        let old = Zeroizing::new(std::fs::read_to_string(path)?);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(path)?;
+        #[cfg(unix)]
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(std::io::Error::from)?;
+        let mut old = Zeroizing::new(String::new());
+        std::io::Read::read_to_string(&mut file, &mut old)?;
         parse_keys(&old)?;
         let (id, line) = new_key_line();
-        let mut text = Zeroizing::new(String::with_capacity(old.len() + line.len() + 1));
-        text.push_str(&old);
-        if !text.is_empty() && !text.ends_with('\n') {
-            text.push('\n');
+        let mut add = Zeroizing::new(String::with_capacity(line.len() + 1));
+        if !old.is_empty() && !old.ends_with('\n') {
+            add.push('\n');
         }
-        text.push_str(&line);
-        parse_keys(&text)?;
-        // Written whole under another name and renamed into place: a crash leaves the old
-        // file or the new one, never half of one.
-        let staged = path.with_extension(format!("key.new-{}", std::process::id()));
-        let _ = std::fs::remove_file(&staged);
-        let written = (|| {
-            let mut f = open_private(&staged, true)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&staged, path)?;
-            if let Some(dir) = path.parent() {
-                std::fs::File::open(dir)?.sync_all()?;
-            }
-            Ok::<(), std::io::Error>(())
-        })();
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&staged);
-            return Err(e.into());
-        }
-        drop(lock);
+        add.push_str(&line);
+        file.write_all(add.as_bytes())?;
+        file.sync_all()?;
+        let mut now = Zeroizing::new(String::new());
+        std::io::Read::read_to_string(&mut std::fs::File::open(path)?, &mut now)?;
+        parse_keys(&now)?;
+        drop(file);
         self.reload()?;
         Ok(id)
     }

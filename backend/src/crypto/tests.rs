@@ -148,8 +148,9 @@ fn malformed_env_keys_are_refused() {
 
 /// `keys rotate` appended its line in place: to a key file without a final newline (restored
 /// from a vault that strips it, written with `printf`), the new key was glued to the last
-/// one, the file no longer parsed, and the next start refused to serve. The file is now read,
-/// checked and written anew whole (a new file renamed into place, 0600), under a lock.
+/// one, the file no longer parsed, and the next start refused to serve. The new line now comes
+/// after a newline, under a lock on the file, and the whole file is checked before and after
+/// (in place still: the file keeps its owner, mode and inode, as a bind-mounted file needs).
 #[test]
 fn a_key_added_to_a_file_without_a_final_newline_keeps_it_readable() {
     let dir = tempfile::tempdir().unwrap();
