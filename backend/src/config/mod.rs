@@ -292,9 +292,10 @@ impl Config {
     }
 
     /// A warning when the database is PostgreSQL on another host and the connection does not
-    /// check the server's certificate (`sslmode=verify-full` or `verify-ca`): with `prefer`
-    /// (the default) or `require`, whoever sits on the path can pose as the database. `None`
-    /// for SQLite, a Unix socket, or this machine.
+    /// check the server's certificate and name (`sslmode=verify-full`): with `prefer` (the
+    /// default) or `require`, whoever sits on the path can pose as the database, and with
+    /// `verify-ca` whoever holds any publicly trusted certificate. `None` for SQLite, a Unix
+    /// socket, or this machine.
     pub fn database_tls_warning(&self) -> Option<String> {
         use sqlx::postgres::{PgConnectOptions, PgSslMode};
         let url = self.database_url();
@@ -309,13 +310,12 @@ impl Config {
             || host
                 .parse::<std::net::IpAddr>()
                 .is_ok_and(|ip| ip.is_loopback());
-        let checked = matches!(
-            opts.get_ssl_mode(),
-            PgSslMode::VerifyCa | PgSslMode::VerifyFull
-        );
+        // Only `verify-full` checks the name: the driver (sqlx with rustls) trusts the public
+        // web roots beside `sslrootcert`, so under `verify-ca` any public certificate passes.
+        let checked = matches!(opts.get_ssl_mode(), PgSslMode::VerifyFull);
         (!local && !checked).then(|| {
             format!(
-                "PostgreSQL at {host} without a checked certificate: add sslmode=verify-full (and sslrootcert=<the CA's PEM> for a private CA) to the database URL, or anyone on the path can pose as the database"
+                "PostgreSQL at {host} without sslmode=verify-full: add it (and sslrootcert=<the CA's PEM> for a private CA) to the database URL, or anyone on the path can pose as the database"
             )
         })
     }
@@ -412,7 +412,6 @@ mod tests {
             "postgres://otp:pw@[::1]/otp",
             "postgres://otp@localhost/otp?host=/var/run/postgresql",
             "postgres://otp:pw@db.bank.internal/otp?sslmode=verify-full&sslrootcert=/etc/otp/ca.pem",
-            "postgres://otp:pw@10.0.0.5/otp?sslmode=verify-ca",
         ] {
             assert_eq!(with(quiet).database_tls_warning(), None, "{quiet}");
         }
@@ -420,6 +419,8 @@ mod tests {
             "postgres://otp:pw@db.bank.internal/otp",
             "postgres://otp:pw@10.0.0.5/otp?sslmode=require",
             "postgresql://otp:pw@db.bank.internal:5433/otp?sslmode=prefer",
+            // The name is not checked: any publicly trusted certificate would pass.
+            "postgres://otp:pw@10.0.0.5/otp?sslmode=verify-ca&sslrootcert=/etc/otp/ca.pem",
         ] {
             let w = with(loud).database_tls_warning().unwrap_or_default();
             assert!(
