@@ -169,7 +169,7 @@ fn no_database_yet(cfg: &Config) -> Option<PathBuf> {
 fn say_new_database(path: Option<&Path>) {
     if let Some(p) = path {
         eprintln!(
-            "note: there was no database at {}: a new one was made, with a master key beside it. If you meant an existing database, check OTP_CONFIG, OTP_DATA_DIR and OTP_DATABASE_URL.",
+            "note: there was no database at {}: a new one was made. If you meant an existing database, check OTP_CONFIG, OTP_DATA_DIR and OTP_DATABASE_URL.",
             p.display()
         );
     }
@@ -646,8 +646,15 @@ async fn serve(cfg: Config, me: &str) -> anyhow::Result<()> {
         header_read_timeout_secs = backend::web::serve::HEADER_READ_TIMEOUT.as_secs(),
         "connection limits"
     );
-    backend::web::serve::serve(listener, app, max_connections, shutdown_signal()).await?;
-    tracing::info!("in-flight requests finished; stopping the mail worker, closing the database");
+    // Within the service's stop timeout (30 s): at most 15 s for the connections, 10 s for
+    // the mail worker, then the database closes.
+    if backend::web::serve::serve(listener, app, max_connections, shutdown_signal()).await? {
+        tracing::info!(
+            "in-flight requests finished; stopping the mail worker, closing the database"
+        );
+    } else {
+        tracing::warn!("connections still open after the drain time are left; stopping the mail worker, closing the database");
+    }
     if !mail_worker.stop(MAIL_STOP_WAIT).await {
         tracing::warn!(
             wait_secs = MAIL_STOP_WAIT.as_secs(),

@@ -119,7 +119,7 @@ pub struct TestEnv {
     pub clock: Arc<ManualClock>,
     pub cfg: Config,
     pub db: TestDb,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    server: tokio::task::JoinHandle<std::io::Result<bool>>,
     mailer: Option<backend::mail::MailTask>,
     staff_secrets: Arc<std::sync::Mutex<std::collections::HashMap<String, protocol::Secret>>>,
 }

@@ -18,7 +18,7 @@
 //!   for ever).
 //!
 //! Shutdown is graceful: the listener closes (new connections are refused at connect), idle
-//! connections close, in-flight requests finish, for at most [`DRAIN_TIMEOUT`].
+//! connections close, in-flight requests finish, for at most [`DRAIN_TIMEOUT`] (15 s).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -47,7 +47,7 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long shutdown waits for open connections to finish before it goes on without them.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Descriptors kept back from the connection cap: database connections (three files each on
 /// SQLite: the database, its log and its shared memory), the mail worker, logs.
@@ -109,7 +109,8 @@ pub fn connection_cap(configured: usize, nofile_soft: Option<u64>) -> usize {
     }
 }
 
-/// Serve `app` on `listener` until `shutdown` completes, then finish in-flight requests.
+/// Serve `app` on `listener` until `shutdown` completes, then finish in-flight requests, for
+/// at most [`DRAIN_TIMEOUT`]. Returns whether every connection finished.
 ///
 /// # Errors
 /// None today (accept errors are logged and retried); the signature leaves room.
@@ -118,7 +119,7 @@ pub async fn serve(
     app: Router,
     max_connections: usize,
     shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
+) -> std::io::Result<bool> {
     let max_connections = max_connections.max(1);
     let permits = Arc::new(Semaphore::new(max_connections));
     let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
@@ -180,16 +181,16 @@ pub async fn serve(
     // connection still open after the drain time is left behind (an answered verification was
     // committed before its answer was written: nothing of it is lost).
     let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
-    if tokio::time::timeout(DRAIN_TIMEOUT, permits.acquire_many(all))
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, permits.acquire_many(all))
         .await
-        .is_err()
-    {
+        .is_ok();
+    if !drained {
         tracing::warn!(
             open = max_connections.saturating_sub(permits.available_permits()),
             "connections still open after the drain time; shutting down without them"
         );
     }
-    Ok(())
+    Ok(drained)
 }
 
 /// A connection whose writes must make progress: a write (or flush) that stays pending for
