@@ -57,7 +57,12 @@ pub fn prepare_data_dir(cfg: &Config) -> anyhow::Result<()> {
             // A master key and no database: not a first start, but a data volume that did not
             // mount, or a database moved away. Made anew, the database would be empty and the
             // server would serve no one's tokens, saying nothing.
-            if cfg.master_key.is_none() && cfg.master_key_path().exists() {
+            // Only the data directory's own key file (one kept elsewhere, a vault's mount,
+            // is there before any database).
+            if cfg.master_key.is_none()
+                && cfg.master_key_file.is_none()
+                && cfg.master_key_path().exists()
+            {
                 anyhow::bail!(
                     "the data directory {} has a master key but no database (otp.db): is the data volume mounted? Restore the database (otp-backend restore --from FILE), or, to start afresh, move {} away first",
                     dir.display(),

@@ -67,7 +67,10 @@ impl Argon2Config {
     /// A cost no hasher can run, or one that would exhaust memory (over 1 GiB a hash, times
     /// one hash per core).
     pub fn validate(&self) -> Result<(), String> {
-        if self.iterations == 0 || self.parallelism == 0 || self.memory_kib < 8 * self.parallelism {
+        if self.iterations == 0
+            || self.parallelism == 0
+            || self.memory_kib < self.parallelism.saturating_mul(8)
+        {
             return Err(
                 "argon2: iterations and parallelism >= 1, memory_kib >= 8 x parallelism".into(),
             );
@@ -80,11 +83,20 @@ impl Argon2Config {
         Ok(())
     }
 
-    /// Below OWASP's minimum for Argon2id (19 MiB with 2 passes, or as much work another way):
-    /// said at start, not refused (the test suites hash at a toy cost on purpose).
+    /// Below every one of OWASP's equivalent minimums for Argon2id (46 MiB with 1 pass, 19 MiB
+    /// with 2, 12 MiB with 3, 9 MiB with 4, 7 MiB with 5): said at start, not refused (the
+    /// test suites hash at a toy cost on purpose).
     pub fn below_owasp_minimum(&self) -> bool {
-        u64::from(self.memory_kib) * u64::from(self.iterations) < 19_456 * 2
-            || self.memory_kib < 7_168
+        const MINIMUMS: [(u32, u32); 5] = [
+            (47_104, 1),
+            (19_456, 2),
+            (12_288, 3),
+            (9_216, 4),
+            (7_168, 5),
+        ];
+        !MINIMUMS
+            .iter()
+            .any(|&(m, t)| self.memory_kib >= m && self.iterations >= t)
     }
 }
 

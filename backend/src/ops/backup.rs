@@ -468,7 +468,7 @@ pub fn existing_database(cfg: &Config) -> anyhow::Result<()> {
     if let Ok(path) = sqlite_path(&cfg.database_url()) {
         if std::fs::metadata(&path).map_or(true, |m| m.len() == 0) {
             bail!(
-                "database {} does not exist or is empty (check OTP_DATA_DIR or OTP_DATABASE_URL; `otp-backend migrate` makes a new one)",
+                "database {} does not exist or is empty (check OTP_DATA_DIR or OTP_DATABASE_URL; `otp-backend migrate` makes a new one in a data directory without a master key, `otp-backend restore` puts a backup there)",
                 path.display()
             );
         }
@@ -583,7 +583,13 @@ async fn swap_in(target: &Path, staged: &Path) -> anyhow::Result<Option<PathBuf>
         // Kept aside under a second name first, and only then replaced by one rename: at every
         // moment the database's name holds a whole database (moved away first, a crash before
         // the rename left none, and the next start made an empty one).
-        if std::fs::hard_link(target, &aside).is_err() {
+        if let Err(e) = std::fs::hard_link(target, &aside) {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                bail!(
+                    "{} exists already (another restore this second?): nothing was replaced",
+                    aside.display()
+                );
+            }
             // A filesystem without hard links: moved aside, as before (a crash before the
             // rename below leaves no `otp.db`; `serve` then refuses rather than start empty).
             std::fs::rename(target, &aside)
