@@ -1760,6 +1760,17 @@ async fn postgres_connections_speak_tls_and_check_the_server() {
                 .await?;
         Ok::<bool, sqlx::Error>(ssl)
     };
+    let mut plain = sqlx::PgConnection::connect(&url("sslmode=disable"))
+        .await
+        .unwrap();
+    let (ssl,): (String,) = sqlx::query_as("SHOW ssl")
+        .fetch_one(&mut plain)
+        .await
+        .unwrap();
+    assert_eq!(
+        ssl, "on",
+        "the test PostgreSQL must offer TLS (Debian's cluster does, with the ssl-cert package's snakeoil certificate, as scripts/test.sh installs it)"
+    );
     assert!(
         ssl_in_use(url("sslmode=require")).await.unwrap(),
         "sslmode=require connects, encrypted"
