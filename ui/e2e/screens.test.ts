@@ -122,6 +122,13 @@ async function setVisibility(page: Page, v: 'hidden' | 'visible') {
   }, v);
 }
 
+/** The bank's server now finds this offset (the mocked shell's next clock check reports it). */
+async function setServerOffset(page: Page, secs: number) {
+  await page.evaluate((secs) => {
+    (window as unknown as { __mockConfig: MockConfig }).__mockConfig.clockOffset = secs;
+  }, secs);
+}
+
 /** Where any of these codes is in the page: its digits in the text, the markup or a label. */
 async function codeTraces(page: Page, codes: string[]): Promise<string[]> {
   return page.evaluate((codes) => {
@@ -669,6 +676,37 @@ for (const size of SIZES) {
       expect(order.indexOf('code_frame'), order.join(',')).toBeGreaterThanOrEqual(0);
       expect(order.indexOf('check_clock'), order.join(',')).toBeGreaterThan(order.indexOf('code_frame'));
       await shot(page, size, '10-code-clock-warning');
+      await ctx.close();
+    });
+
+    it('the clock is checked again on return to the app: a clock set right meanwhile ends the warning', async () => {
+      // The customer is warned, sets the phone's clock right in Settings and comes back: the old
+      // offset must not stay added to the now-correct clock (its codes would be refused).
+      const { page, ctx } = await open(size, { tokens: [token('tok-a', { clock_offset_secs: 305 })], clockOffset: 305 }, { at: T50 });
+      await page.locator('#clock-warning:not([hidden])').waitFor();
+      expect(await page.locator('#clock-warning').textContent()).toContain('約5分遅れています');
+      await expect.poll(async () => (await calls(page, 'check_clock')).length).toBe(1);
+      // On the server's clock (305 s ahead) the step has 5 s left.
+      expect(await page.locator('#countdown').getAttribute('data-seconds-left')).toBe('5');
+      await setServerOffset(page, 0);
+      await setVisibility(page, 'hidden');
+      await setVisibility(page, 'visible');
+      await expect.poll(async () => (await calls(page, 'check_clock')).length).toBe(2);
+      await expect.poll(() => page.locator('#clock-warning').isHidden()).toBe(true);
+      await expect.poll(() => page.locator('#countdown').getAttribute('data-seconds-left')).toBe('10'); // the code on the new offset
+      await ctx.close();
+    });
+
+    it('the clock is checked again when the device clock jumps', async () => {
+      const { page, ctx } = await open(size, { tokens: [token('tok-a', { clock_offset_secs: 305 })], clockOffset: 305 }, { at: T50 });
+      await page.locator('#clock-warning:not([hidden])').waitFor();
+      await expect.poll(async () => (await calls(page, 'check_clock')).length).toBe(1);
+      // Set right in Settings while the app stays on screen: the wall clock jumps 305 s on.
+      await setServerOffset(page, 0);
+      await page.clock.setFixedTime(T50 + 305_000);
+      await expect.poll(async () => (await calls(page, 'check_clock')).length).toBe(2);
+      await expect.poll(() => page.locator('#clock-warning').isHidden()).toBe(true);
+      await expect.poll(() => page.locator('#countdown').getAttribute('data-seconds-left')).toBe('5');
       await ctx.close();
     });
 

@@ -37,11 +37,26 @@ interface CodeRefs {
 let codeRefs: CodeRefs[] = [];
 let lastFrames = new Map<string, CodeFrame>();
 const clockChecked = new Set<string>();
+/** Per token, the latest clock check asked: an earlier one's answer arriving later is dropped. */
+const clockAsks = new Map<string, number>();
 
 /** A deleted token's clock check is forgotten. */
 export function forgetClockCheck(id: string) {
   clockChecked.delete(id);
 }
+
+/**
+ * The device clock may have been set meanwhile (the app came back into view, or the wall clock
+ * jumped against the monotonic one): every token's offset is measured again, once a code is on
+ * screen. Otherwise an offset measured before the customer set the clock right stays added to
+ * the now-correct clock, and the codes are refused until the app restarts.
+ */
+export function recheckClocks() {
+  clockChecked.clear();
+}
+
+/** A wall-clock jump larger than this beyond the monotonic time passed means the clock was set. */
+const CLOCK_JUMP_MS = 2000;
 
 export function tokenById(id: string): TokenView | undefined {
   return state.tokens.find((tk) => tk.id === id);
@@ -115,12 +130,16 @@ export function codeScreen(id: string): HTMLElement {
 }
 
 async function checkClockOnce(token: TokenView) {
-  // The offset is measured against the server once per run for bank tokens; the frames then
-  // carry the corrected time and the warning. A failure (offline) keeps the last measurement.
+  // The offset is measured against the server for bank tokens once, and again after the clock
+  // may have been set (`recheckClocks`); the frames then carry the corrected time and the
+  // warning. A failure (offline) keeps the last measurement.
   if (token.kind !== 'bank' || clockChecked.has(token.id)) return;
   clockChecked.add(token.id);
+  const ask = (clockAsks.get(token.id) ?? 0) + 1;
+  clockAsks.set(token.id, ask);
   try {
     const reading = await api.checkClock(token.id);
+    if (clockAsks.get(token.id) !== ask) return; // a later check was asked meanwhile
     // A new offset: the shell's frames before it are off (their seconds, their warning); the
     // next tick asks anew, and an answer asked before now is not kept.
     if (reading.offset_secs !== token.clock_offset_secs) {
@@ -295,15 +314,27 @@ export function startTicker() {
   // The start's code serves the first tick of the first code screen only, and only while fresh.
   let pre = firstFrame && Date.now() - firstFrame.askedMs < FIRST_FRAME_FRESH_MS ? firstFrame : null;
   firstFrame = null;
+  // The last tick's wall and monotonic times: the device clock set meanwhile moves only the first.
+  let last: { wall: number; mono: number } | null = null;
+  // After the code is on screen (the first ask's answer, or a code counted on), the clock check.
+  const checkClock = (id: string) => {
+    if (state.view.name !== 'code') return;
+    const token = state.tokens.find((t) => t.id === id);
+    if (token) void checkClockOnce(token);
+  };
   const tick = async () => {
     const taken = pre;
     pre = null;
     const nowMs = Date.now();
+    const mono = performance.now();
+    if (last && Math.abs(nowMs - last.wall - (mono - last.mono)) > CLOCK_JUMP_MS) recheckClocks();
+    last = { wall: nowMs, mono };
     await Promise.all(
       codeRefs.map(async (refs) => {
         const known = frameAt(refs.id, nowMs);
         if (known) {
           updateCode(refs, known);
+          checkClock(refs.id);
           return;
         }
         const epoch = frameEpoch.get(refs.id) ?? 0;
@@ -320,10 +351,7 @@ export function startTicker() {
             shellFrames.set(refs.id, { ...frame, at_secs: frame.at_secs ?? Math.floor(madeMs / 1000) });
           }
           updateCode(refs, frame);
-          if (state.view.name === 'code') {
-            const token = state.tokens.find((t) => t.id === refs.id);
-            if (token) void checkClockOnce(token);
-          }
+          checkClock(refs.id);
         } catch (e) {
           shellFrames.delete(refs.id);
           if (gen !== tickGen) return;

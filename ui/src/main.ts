@@ -2,7 +2,7 @@
 import './style.css';
 import { api } from './api';
 import { start } from './app';
-import { blankCodes, forgetFrames } from './codes';
+import { blankCodes, forgetFrames, recheckClocks } from './codes';
 import { fillFromLink } from './setup';
 import { showLock } from './nav';
 import { restartScreen } from './page';
@@ -36,8 +36,10 @@ document.addEventListener('visibilitychange', () => {
     void api.appHidden().catch(() => undefined);
     return;
   }
-  // Back: the codes are asked anew (and a lock the shell decided is met at once).
+  // Back: the codes are asked anew (and a lock the shell decided is met at once), and the clock
+  // is checked again once a code is on screen (it may have been set meanwhile in Settings).
   forgetFrames();
+  recheckClocks();
   const wasBlanked = blanked;
   blanked = false;
   // Not locked, or the shell could not say: the blanked screen's refresh starts again, and its
