@@ -147,7 +147,7 @@ pub async fn enqueue_mail_password(
     let mail = compose::mail_password(bank, code, what, now, expires_at);
     tx.enqueue_mail(&NewMail {
         dedupe_key: dedupe,
-        kind: "mail_password",
+        kind: MAIL_PASSWORD_KIND,
         customer_id: Some(customer_id),
         user_id: None,
         to_addr: to,
@@ -251,6 +251,9 @@ pub mod reason {
     pub const ALL: [&str; 4] = [UNMAILABLE, PASSWORD_EXPIRED, PASSWORD_GONE, TOO_LONG];
 }
 
+/// The outbox kind of a mail carrying a メール通知パスワード.
+pub const MAIL_PASSWORD_KIND: &str = "mail_password";
+
 /// The longest wait between tries of a mail carrying a メール通知パスワード.
 const MAIL_PASSWORD_RETRY_MAX_SECS: u64 = 60;
 
@@ -274,7 +277,7 @@ fn give_up(row: &MailRow, now: i64, give_up_after_secs: i64) -> Option<&'static 
         return Some(reason::UNMAILABLE);
     }
     let failing_for = row.first_failed_at.map(|t| now.saturating_sub(t));
-    if row.kind == "mail_password"
+    if row.kind == MAIL_PASSWORD_KIND
         && failing_for.is_some_and(|d| d >= crate::domain::mail_password::TTL_SECS)
     {
         return Some(reason::PASSWORD_EXPIRED);
@@ -420,7 +423,7 @@ impl MailWorker {
                 Err(e) => {
                     let attempts = u32::try_from(row.attempts.max(0)).unwrap_or(u32::MAX);
                     let mut delay = backoff(&self.cfg, attempts);
-                    if row.kind == "mail_password" {
+                    if row.kind == MAIL_PASSWORD_KIND {
                         // The customer waits at the screen, and the password lives ten
                         // minutes: tried again within a minute of the server coming back.
                         delay = delay.min(MAIL_PASSWORD_RETRY_MAX_SECS);
@@ -448,7 +451,7 @@ impl MailWorker {
     /// was used, or a logout ended it (`domain::mail_password::mail_still_carries`).
     async fn password_gone(&self, row: &MailRow) -> anyhow::Result<Option<&'static str>> {
         use crate::domain::mail_password as rule;
-        if row.kind != "mail_password" {
+        if row.kind != MAIL_PASSWORD_KIND {
             return Ok(None);
         }
         let Some((id, sent)) = rule::parse_mail_key(&row.dedupe_key) else {
