@@ -676,16 +676,8 @@ async fn mail_status_reports_what_did_not_go_out() {
     .execute(&mut c)
     .await
     .unwrap();
-    let down = backend::config::MailConfig {
-        smtp_host: Some("127.0.0.1".into()),
-        smtp_port: Some(test_support::free_port()),
-        tls: backend::config::SmtpTls::None,
-        send_timeout_secs: 2,
-        ..Default::default()
-    };
-    let worker =
-        backend::mail::MailWorker::new(env.engine.store().clone(), &down, env.db.dir.path())
-            .unwrap();
+    // The relay is down: nothing listens on its port.
+    let worker = crate::faults::mail_worker(&env, Some(test_support::free_port()));
     assert_eq!(worker.run_once().await.unwrap(), 0);
     let mail = env.engine.store().outbox(1).await.unwrap().remove(0);
     let (ok, out, err) = cli(

@@ -1302,7 +1302,7 @@ async fn a_later_round_whose_write_fails_answers_unavailable_and_records_nothing
 
 /// The mail worker on `env`'s outbox: to an SMTP server on loopback at `smtp_port` (plain,
 /// each send limited to 2 s), or, without one, to files under the data directory.
-fn mail_worker(env: &Env, smtp_port: Option<u16>) -> backend::mail::MailWorker {
+pub(crate) fn mail_worker(env: &Env, smtp_port: Option<u16>) -> backend::mail::MailWorker {
     let cfg = match smtp_port {
         Some(port) => backend::config::MailConfig {
             smtp_host: Some("127.0.0.1".into()),
@@ -1541,14 +1541,7 @@ async fn a_mailed_password_an_outage_held_past_its_life_is_not_sent(db: Db) {
     let env = Env::new(db).await;
     for login in ["taro0201", "taro0202"] {
         env.customer(login).await;
-        let cid = env
-            .engine
-            .store()
-            .customer_by_login(login)
-            .await
-            .unwrap()
-            .unwrap()
-            .id;
+        let cid = crate::staff::customer_id(&env, login).await;
         let what = MailPasswordFor::Issue {
             new_email: "phone@example.jp",
         };
@@ -1682,15 +1675,7 @@ async fn only_the_live_mailed_password_goes_out_after_an_outage(db: Db) {
     let mut ids = Vec::new();
     for login in ["taro0401", "taro0402"] {
         env.customer(login).await;
-        ids.push(
-            env.engine
-                .store()
-                .customer_by_login(login)
-                .await
-                .unwrap()
-                .unwrap()
-                .id,
-        );
+        ids.push(crate::staff::customer_id(&env, login).await);
     }
     let what = || MailPasswordFor::Issue {
         new_email: "phone@example.jp",

@@ -589,8 +589,7 @@ async fn a_known_device_logs_in_while_its_network_is_limited(db: Db) {
         "the cookie does not carry the login ID"
     );
     // The sprayer logged in to its own account first: it holds a device cookie too.
-    let sprayer = crate::staff::Browser::from_ip(&srv.base, nat);
-    sprayer.set_cookie("device", &sprayer_cookie(&srv, nat).await);
+    let sprayer = with_device(&srv, nat, &sprayer_cookie(&srv, nat).await);
     let spray = |n: usize| {
         let sprayer = sprayer.clone();
         async move {
@@ -611,8 +610,7 @@ async fn a_known_device_logs_in_while_its_network_is_limited(db: Db) {
     let r = screen_login(&newcomer, "carrier02", "loginpass1").await;
     assert_eq!(r.status, 429);
     // The customer who logged in from this browser before: in.
-    let phone = crate::staff::Browser::from_ip(&srv.base, nat);
-    phone.set_cookie("device", &device);
+    let phone = with_device(&srv, nat, &device);
     let r = screen_login(&phone, "carrier01", "loginpass1").await;
     assert_eq!(
         r.location.as_deref(),
@@ -621,8 +619,7 @@ async fn a_known_device_logs_in_while_its_network_is_limited(db: Db) {
         r.body
     );
     // The cookie covers its own login ID only, and only as issued.
-    let borrowed = crate::staff::Browser::from_ip(&srv.base, nat);
-    borrowed.set_cookie("device", &device);
+    let borrowed = with_device(&srv, nat, &device);
     let r = screen_login(&borrowed, "carrier02", "loginpass1").await;
     assert_eq!(r.status, 429, "carrier01's cookie does not cover carrier02");
     let mut altered = device.clone().into_bytes();
@@ -634,8 +631,7 @@ async fn a_known_device_logs_in_while_its_network_is_limited(db: Db) {
         "carrier01".to_owned(),
         String::new(),
     ] {
-        let b = crate::staff::Browser::from_ip(&srv.base, nat);
-        b.set_cookie("device", &forged);
+        let b = with_device(&srv, nat, &forged);
         let r = screen_login(&b, "carrier01", "loginpass1").await;
         assert_eq!(
             r.status, 429,
@@ -644,23 +640,20 @@ async fn a_known_device_logs_in_while_its_network_is_limited(db: Db) {
     }
     // Its own wrong passwords are limited as a client's are, apart from the network's (here
     // five; the known devices' password lock, ten, is tried in the next test).
-    let typo = crate::staff::Browser::from_ip(&srv.base, nat);
-    typo.set_cookie("device", &device);
+    let typo = with_device(&srv, nat, &device);
     let mut statuses = Vec::new();
     for _ in 0..6 {
         statuses.push(screen_login(&typo, "carrier01", "wrongpass9").await.status);
     }
     assert_eq!(statuses, [422, 422, 422, 422, 422, 429]);
-    let again = crate::staff::Browser::from_ip(&srv.base, nat);
-    again.set_cookie("device", &device);
+    let again = with_device(&srv, nat, &device);
     let r = screen_login(&again, "carrier01", "loginpass1").await;
     assert_eq!(r.status, 429, "the device waits like any client");
     // 180 days on, the cookie has run out: the network's limit holds it again.
     env.clock.advance(181 * 86_400);
     let r = spray(5).await;
     assert_eq!(r.status, 429);
-    let old = crate::staff::Browser::from_ip(&srv.base, nat);
-    old.set_cookie("device", &device);
+    let old = with_device(&srv, nat, &device);
     let r = screen_login(&old, "carrier01", "loginpass1").await;
     assert_eq!(r.status, 429, "an expired cookie counts for nothing");
 }
@@ -706,8 +699,7 @@ async fn a_known_device_logs_in_while_strangers_lock_the_account(db: Db) {
         r.body.contains("ログインを停止しています"),
         "a browser never used for the bank is a stranger too"
     );
-    let phone = crate::staff::Browser::from_ip(&srv.base, "127.0.0.10".parse().unwrap());
-    phone.set_cookie("device", &device);
+    let phone = with_device(&srv, "127.0.0.10".parse().unwrap(), &device);
     let r = screen_login(&phone, "target01", "loginpass1").await;
     assert_eq!(
         r.location.as_deref(),
@@ -715,14 +707,7 @@ async fn a_known_device_logs_in_while_strangers_lock_the_account(db: Db) {
         "the customer's own browser: {}",
         r.body
     );
-    let cid = env
-        .engine
-        .store()
-        .customer_by_login("target01")
-        .await
-        .unwrap()
-        .unwrap()
-        .id;
+    let cid = crate::staff::customer_id(env, "target01").await;
     let events = password_events(env, cid).await;
     assert!(
         events.contains(&("password_lock".into(), "cleared".into())),
@@ -740,8 +725,7 @@ async fn a_known_device_logs_in_while_strangers_lock_the_account(db: Db) {
         .cookie("device")
         .expect("the last login made a second cookie");
     assert_ne!(minted, device);
-    let typo = crate::staff::Browser::from_ip(&srv.base, "127.0.0.10".parse().unwrap());
-    typo.set_cookie("device", &device);
+    let typo = with_device(&srv, "127.0.0.10".parse().unwrap(), &device);
     for _ in 0..10 {
         let r = screen_login(&typo, "target01", "wrongpass9").await;
         assert_eq!(r.status, 422);
@@ -751,8 +735,7 @@ async fn a_known_device_logs_in_while_strangers_lock_the_account(db: Db) {
         r.body.contains("ログインを停止しています"),
         "the device is locked"
     );
-    let other = crate::staff::Browser::from_ip(&srv.base, "127.0.0.14".parse().unwrap());
-    other.set_cookie("device", &minted);
+    let other = with_device(&srv, "127.0.0.14".parse().unwrap(), &minted);
     let r = screen_login(&other, "target01", "loginpass1").await;
     assert!(
         r.body.contains("ログインを停止しています"),
@@ -783,4 +766,15 @@ async fn a_browser_is_known_only_after_the_whole_login(db: Db) {
     let cookie = b.cookie("device").expect("after the code");
     assert!(env.engine.known_device("otpuser1", &cookie).is_some());
     assert!(env.engine.known_device("otpuser2", &cookie).is_none());
+}
+
+/// A browser from `ip` holding `device` as its known-device cookie.
+fn with_device(
+    srv: &crate::staff::Server,
+    ip: std::net::IpAddr,
+    device: &str,
+) -> crate::staff::Browser {
+    let b = crate::staff::Browser::from_ip(&srv.base, ip);
+    b.set_cookie("device", device);
+    b
 }

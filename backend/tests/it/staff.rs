@@ -1772,15 +1772,8 @@ async fn the_customer_page_shows_mail_that_did_not_arrive(db: Db) {
         "nothing has failed yet: no list"
     );
     // The relay is down: nothing listens on its port.
-    let down = backend::config::MailConfig {
-        smtp_host: Some("127.0.0.1".into()),
-        smtp_port: Some(test_support::free_port()),
-        tls: backend::config::SmtpTls::None,
-        send_timeout_secs: 2,
-        ..Default::default()
-    };
     let store = env.engine.store().clone();
-    let worker = backend::mail::MailWorker::new(store.clone(), &down, env.db.dir.path()).unwrap();
+    let worker = crate::faults::mail_worker(env, Some(test_support::free_port()));
     assert_eq!(worker.run_once().await.unwrap(), 0);
     let outbox = store.outbox(10).await.unwrap();
     let mine = outbox
@@ -1826,12 +1819,7 @@ async fn the_customer_page_shows_mail_that_did_not_arrive(db: Db) {
             .await
             .unwrap();
     }
-    let files = backend::mail::MailWorker::new(
-        store.clone(),
-        &backend::config::MailConfig::default(),
-        env.db.dir.path(),
-    )
-    .unwrap();
+    let files = crate::faults::mail_worker(env, None);
     assert_eq!(files.run_once().await.unwrap(), 1);
     let page = op.get(&format!("/staff/customers/{first}")).await;
     assert!(
