@@ -23,6 +23,7 @@ const COMMANDS: &[&str] = &[
     "lock_remove",
     "lock_now",
     "lock_reset",
+    "vault_start_over",
     "app_hidden",
     "app_visible",
     "lock_biometric",

@@ -100,6 +100,9 @@ pub enum AppError {
     },
     /// The metadata file could not be read or written.
     MetadataIo,
+    /// Starting over (deleting the tokens the keystore lists) was asked while the token list is
+    /// readable: tokens are then deleted one by one, from their settings.
+    VaultIntact,
     /// The same token is already registered.
     DuplicateToken,
     /// No token with this ID.
@@ -205,6 +208,7 @@ impl AppError {
             E::MetadataCorrupt => "METADATA_CORRUPT",
             E::MetadataMissing { .. } => "METADATA_MISSING",
             E::MetadataIo => "METADATA_IO",
+            E::VaultIntact => "VAULT_INTACT",
             E::DuplicateToken => "DUPLICATE_TOKEN",
             E::NoSuchToken => "NO_SUCH_TOKEN",
             E::AppLocked => "APP_LOCKED",
@@ -262,9 +266,10 @@ impl AppError {
             E::SecretMissing => "このトークンの鍵が端末に見つかりません。トークンを削除し、トークンの発行からやり直してください。".into(),
             E::MetadataCorrupt => "トークンの設定ファイルが読み取れません。トークンは削除されていません。サポートにお問い合わせください。".into(),
             E::MetadataMissing { tokens } => format!(
-                "トークンの設定ファイルが見つかりません（登録済みのトークン{tokens}件）。トークンは削除されていません。サポートにお問い合わせください。"
+                "トークンの設定ファイルが見つかりません（登録済みのトークン{tokens}件）。トークンは削除されていません。トークンを削除して初期設定からやり直すか、サポートにお問い合わせください。"
             ),
             E::MetadataIo => "トークンの設定ファイルを読み書きできません。端末の空き容量をご確認ください。".into(),
+            E::VaultIntact => "トークンの設定ファイルは読み取れます。トークンを削除する場合は、各トークンの設定から削除してください。".into(),
             E::DuplicateToken => "このトークンはすでに登録されています。".into(),
             E::NoSuchToken => "指定のトークンは登録されていません。".into(),
             E::AppLocked => "アプリがロックされています。暗証番号を入力してください。".into(),
@@ -334,9 +339,10 @@ impl AppError {
             E::SecretMissing => "This token's key is no longer on the device. Delete the token and issue a new one.".into(),
             E::MetadataCorrupt => "The token settings file cannot be read. No token was deleted. Please contact support.".into(),
             E::MetadataMissing { tokens } => format!(
-                "The token settings file is missing ({tokens} token(s) registered). No token was deleted. Please contact support."
+                "The token settings file is missing ({tokens} token(s) registered). No token was deleted. Delete the tokens and set the app up again, or contact support."
             ),
             E::MetadataIo => "The token settings file cannot be read or written. Please check the free space on the device.".into(),
+            E::VaultIntact => "The token settings file can be read. To delete a token, use its settings.".into(),
             E::DuplicateToken => "This token is already registered.".into(),
             E::NoSuchToken => "There is no such token.".into(),
             E::AppLocked => "The app is locked. Please enter your PIN.".into(),
@@ -466,6 +472,7 @@ mod tests {
             E::MetadataCorrupt,
             E::MetadataMissing { tokens: 2 },
             E::MetadataIo,
+            E::VaultIntact,
             E::DuplicateToken,
             E::NoSuchToken,
             E::AppLocked,

@@ -7,6 +7,7 @@
 //! - [`pinning`]: the backend's public keys pinned per service (the client's TLS verifier);
 //! - [`codes`]: the code screen's numbers and the clock offset against the server;
 //! - [`import`]: `otpauth://` URIs as generic tokens;
+//! - [`install`]: this install told apart from a removed one's leftovers in the keystore;
 //! - [`lock`]: the app lock (PIN hash and failure count in the keystore, growing delays);
 //! - [`clipboard`]: when a copied code is cleared from the clipboard;
 //! - [`error`]: [`AppError`], with a stable code and Japanese and English texts.
@@ -20,6 +21,7 @@ pub mod clipboard;
 pub mod codes;
 pub mod error;
 pub mod import;
+pub mod install;
 pub mod keystore;
 pub mod lock;
 pub mod pinning;

@@ -180,7 +180,12 @@ impl AppLock {
     /// Appends one line to the audit file (best effort: an audit failure never locks the
     /// customer out of their own token).
     fn audit(&self, now_ms: u64, event: &str, failures: u32) {
-        let line = serde_json::json!({ "at_ms": now_ms, "event": event, "failures": failures });
+        self.audit_line(
+            &serde_json::json!({ "at_ms": now_ms, "event": event, "failures": failures }),
+        );
+    }
+
+    fn audit_line(&self, line: &serde_json::Value) {
         let mut opts = std::fs::OpenOptions::new();
         opts.create(true).append(true);
         #[cfg(unix)]
@@ -340,6 +345,27 @@ impl AppLock {
         self.store.delete(LOCK_ENTRY)?;
         self.audit(now_ms, "reset_after_lockout", record.failures);
         Ok(())
+    }
+
+    /// A new install found a removed install's PIN lock in the keystore (iOS keeps Keychain
+    /// items after the app is deleted; see [`crate::install`]), and deleted its `tokens`
+    /// secrets first: deletes the lock and audits both. Returns whether there was a lock.
+    ///
+    /// # Errors
+    /// Keystore errors.
+    pub(crate) fn clear_previous_install(
+        &self,
+        now_ms: u64,
+        tokens: usize,
+    ) -> Result<bool, AppError> {
+        let had = self.store.delete(LOCK_ENTRY)?;
+        self.audit_line(&serde_json::json!({
+            "at_ms": now_ms,
+            "event": "previous_install_cleared",
+            "tokens": tokens,
+            "pin": had,
+        }));
+        Ok(had)
     }
 
     /// Turns biometric unlock on or off; needs the PIN (under its delays, as any attempt).

@@ -373,7 +373,7 @@ fn save_metadata(dir: &Path, tokens: &[TokenMeta]) -> Result<(), AppError> {
     write_atomic(dir, METADATA_FILE, &bytes).map_err(|_| AppError::MetadataIo)
 }
 
-fn read_index(store: &dyn SecretStore) -> Result<Vec<String>, AppError> {
+pub(crate) fn read_index(store: &dyn SecretStore) -> Result<Vec<String>, AppError> {
     match store.get(INDEX_ENTRY)? {
         None => Ok(Vec::new()),
         // An unreadable index still means "there were tokens".
@@ -391,7 +391,7 @@ fn new_token_id() -> String {
 
 /// Writes `dir/name` atomically: a temporary file beside it, flushed to disk, renamed over the
 /// old file, and the directory flushed so the rename itself survives a crash. Mode 0600 on Unix.
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);

@@ -1025,3 +1025,103 @@ fn the_ios_plist_states_why_face_id_and_the_camera_are_used() {
         "the camera's purpose names 取引認証"
     );
 }
+
+/// iOS keeps Keychain items after the app is deleted; the data directory goes. A customer who
+/// installed the app again met the old install's PIN lock, and behind it "the token settings
+/// file is missing, contact support", for good. Now the new install deletes the old one's
+/// token secrets and PIN and starts at setup.
+#[test]
+fn a_reinstall_starts_clean_though_the_keychain_kept_the_old_install() {
+    let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::default());
+    let old = tempfile::tempdir().unwrap();
+    let (app1, w) = shell(old.path(), Ok(store.clone()), None);
+    let id = import_uri(&w);
+    invoke(&w, "lock_set", json!({ "pin": "4321" })).unwrap();
+    drop(w);
+    drop(app1);
+    drop(old);
+
+    let new = tempfile::tempdir().unwrap();
+    let (_app2, w) = shell(new.path(), Ok(store.clone()), None);
+    let lock = invoke(&w, "lock_status", json!({})).unwrap();
+    assert_eq!(
+        lock["enabled"], false,
+        "no PIN of the removed install: {lock}"
+    );
+    assert_eq!(invoke(&w, "list_tokens", json!({})).unwrap(), json!([]));
+    assert!(
+        store.get(&id).unwrap().is_none(),
+        "its token's secret is deleted"
+    );
+    assert!(store.get(app::lock::LOCK_ENTRY).unwrap().is_none());
+}
+
+/// The same install keeps its PIN and tokens across starts; only a metadata file lost within
+/// it is METADATA_MISSING, from which the customer may start over (the PIN stays, asked first).
+#[test]
+fn a_lost_token_list_can_be_started_over_behind_the_pin() {
+    let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::default());
+    let dir = tempfile::tempdir().unwrap();
+    let (app1, w) = shell(dir.path(), Ok(store.clone()), None);
+    let id = import_uri(&w);
+    // Nothing to start over from while the list is readable.
+    assert_eq!(
+        invoke(&w, "vault_start_over", json!({})).unwrap_err()["code"],
+        "VAULT_INTACT"
+    );
+    assert_eq!(
+        invoke(&w, "list_tokens", json!({}))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    invoke(&w, "lock_set", json!({ "pin": "4321" })).unwrap();
+    drop(w);
+    drop(app1);
+
+    std::fs::remove_file(dir.path().join(app::vault::METADATA_FILE)).unwrap();
+    let (_app2, w) = shell(dir.path(), Ok(store.clone()), None);
+    assert_eq!(
+        invoke(&w, "lock_status", json!({})).unwrap()["locked"],
+        true,
+        "the same install: its PIN is asked"
+    );
+    assert_eq!(
+        invoke(&w, "vault_start_over", json!({})).unwrap_err()["code"],
+        "APP_LOCKED"
+    );
+    assert!(
+        store.get(&id).unwrap().is_some(),
+        "nothing deleted while locked"
+    );
+    invoke(&w, "lock_unlock", json!({ "pin": "4321" })).unwrap();
+    let missing = invoke(&w, "list_tokens", json!({})).unwrap_err();
+    assert_eq!(missing["code"], "METADATA_MISSING");
+    invoke(&w, "vault_start_over", json!({})).unwrap();
+    assert!(
+        store.get(&id).unwrap().is_none(),
+        "the listed token's secret is deleted"
+    );
+    assert_eq!(invoke(&w, "list_tokens", json!({})).unwrap(), json!([]));
+    assert_eq!(
+        invoke(&w, "lock_status", json!({})).unwrap()["enabled"],
+        true,
+        "the PIN stays"
+    );
+    // A token set up afterwards is kept by a second start over's refusal.
+    import_uri(&w);
+    assert_eq!(
+        invoke(&w, "vault_start_over", json!({})).unwrap_err()["code"],
+        "VAULT_INTACT"
+    );
+    assert_eq!(
+        invoke(&w, "list_tokens", json!({}))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}

@@ -97,6 +97,13 @@ fn child_step() {
                 Some(_) => "STILL-THERE".to_owned(),
             }
         }
+        "reinstall" => {
+            let store: Arc<dyn SecretStore> = Arc::new(KeyringStore::platform(&service).unwrap());
+            match app::install::reconcile(&dir, &store, AT * 1000) {
+                Ok(found) => format!("{found:?}"),
+                Err(e) => e.code().to_owned(),
+            }
+        }
         other => panic!("unknown step {other}"),
     };
     println!("STEP-RESULT {result}");
@@ -141,4 +148,25 @@ fn vault_round_trip_across_processes_with_the_kernel_keyring() {
         "EMPTY",
         "delete removed both the metadata and the keystore entry, for good"
     );
+}
+
+/// iOS keeps Keychain items after the app is deleted; here the kernel keyring plays the part:
+/// a new data directory over the same keystore service is a new install, which deletes the old
+/// one's secret from the real keystore, once.
+#[test]
+fn a_new_install_deletes_the_old_installs_secret_from_the_kernel_keyring() {
+    let old = tempfile::tempdir().unwrap();
+    let service = crate::support::unique_service("reinstall");
+    let id = run_step("write", old.path(), &service);
+    assert!(id.starts_with("tok-"), "{id}");
+
+    let new = tempfile::tempdir().unwrap();
+    assert_eq!(
+        run_step("reinstall", new.path(), &service),
+        "Cleared { tokens: 1, pin: false }"
+    );
+    assert_eq!(run_step("read", new.path(), &service), "EMPTY");
+    assert_eq!(run_step("reinstall", new.path(), &service), "Known");
+    // The old directory's metadata names a secret the keystore no longer has.
+    assert_eq!(run_step("read", old.path(), &service), "SECRET_MISSING");
 }

@@ -36,6 +36,8 @@ pub struct Shell {
     clipboard: OnceLock<Arc<dyn Clipboard>>,
     clipboard_clear_after: Duration,
     screen_guard: OnceLock<ScreenGuard>,
+    /// [`app::install::reconcile`] has run in this process (set once it succeeded).
+    install_checked: std::sync::Mutex<bool>,
 }
 
 /// The app lock's state in this run.
@@ -102,6 +104,7 @@ impl Shell {
             clipboard: OnceLock::new(),
             clipboard_clear_after: app::clipboard::CLEAR_AFTER,
             screen_guard: OnceLock::new(),
+            install_checked: std::sync::Mutex::new(false),
         }
     }
 
@@ -130,7 +133,25 @@ impl Shell {
     }
 
     fn lock(&self) -> Result<AppLock, ShellError> {
+        self.check_install()?;
         Ok(AppLock::new(self.store.clone()?, &self.data_dir))
+    }
+
+    /// Before the lock or the vault is first read: a removed install's PIN and tokens left in
+    /// the keystore (iOS keeps Keychain items after the app is deleted) are deleted, once per
+    /// process ([`app::install`]). A failure (a keystore locked at start-up) is retried by the
+    /// next command.
+    fn check_install(&self) -> Result<(), ShellError> {
+        let mut checked = self
+            .install_checked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !*checked {
+            let store = self.store.clone()?;
+            app::install::reconcile(&self.data_dir, &store, app::codes::device_now_ms())?;
+            *checked = true;
+        }
+        Ok(())
     }
 
     /// Refuses with `APP_LOCKED` while a PIN is set and not given in this run.
@@ -210,6 +231,7 @@ impl Shell {
     async fn vault(&self) -> Result<tokio::sync::MappedMutexGuard<'_, Vault>, ShellError> {
         let mut guard = self.vault.lock().await;
         if guard.is_none() {
+            self.check_install()?;
             let store = self.store.clone()?;
             *guard = Some(Vault::open(&self.data_dir, store)?);
         }
@@ -564,6 +586,32 @@ pub async fn lock_reset(shell: State<'_, Shell>) -> Result<LockView, ShellError>
     lock.reset_after_lockout(now)?;
     shell.session().unlocked = true;
     lock_view(&shell)
+}
+
+/// The token list's file is gone while the keystore still lists tokens (`METADATA_MISSING`:
+/// deleted or lost within this install), and the customer chose to delete those tokens and set
+/// the app up again (the bank reprovisions the token). Refused with `VAULT_INTACT` when the
+/// list can be read, and while the app is locked; the PIN stays.
+#[tauri::command]
+pub async fn vault_start_over(shell: State<'_, Shell>) -> Result<(), ShellError> {
+    shell.ensure_unlocked()?;
+    shell.check_install()?;
+    let store = shell.store.clone()?;
+    let mut vault = shell.vault.lock().await;
+    if vault.is_some() {
+        return Err(ShellError::App(AppError::VaultIntact));
+    }
+    match Vault::open(&shell.data_dir, store.clone()) {
+        Err(AppError::MetadataMissing { .. }) => {}
+        Ok(opened) => {
+            *vault = Some(opened);
+            return Err(ShellError::App(AppError::VaultIntact));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Vault::wipe(&shell.data_dir, store.as_ref())?;
+    *vault = Some(Vault::open(&shell.data_dir, store)?);
+    Ok(())
 }
 
 #[tauri::command]
