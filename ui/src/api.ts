@@ -160,6 +160,8 @@ export const api = {
   lockRemove: (current: string) => call<LockView>('lock_remove', { current }),
   lockNow: () => call<LockView>('lock_now'),
   lockReset: () => call<LockView>('lock_reset'),
+  /** After METADATA_MISSING: deletes the tokens the keystore lists (the PIN stays). */
+  vaultStartOver: () => call<void>('vault_start_over'),
   lockBiometric: () => call<LockView>('lock_biometric'),
   lockBiometricSet: (pin: string, on: boolean) => call<LockView>('lock_biometric_set', { pin, on }),
   appHidden: () => call<void>('app_hidden'),

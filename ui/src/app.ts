@@ -69,6 +69,10 @@ function screenFor(view: View): HTMLElement {
 
 function fatalScreen(error: ShellError): HTMLElement {
   const tx = t();
+  // The token list's file is lost while the keystore lists tokens: the customer may delete them
+  // and set the app up again (after the bank reissues the token), or keep them for support.
+  const startOver = error.code === 'METADATA_MISSING';
+  const asked = startOver && state.startOverAsked;
   return h(
     'main',
     { class: 'screen' },
@@ -78,9 +82,47 @@ function fatalScreen(error: ShellError): HTMLElement {
       { class: 'content' },
       h('h2', {}, tx.errorTitle),
       h('p', { class: 'alert', role: 'alert', id: 'fatal-error', 'data-code': error.code }, msg(error)),
-      h('button', { class: 'primary', type: 'button', id: 'retry', onclick: () => void start() }, tx.retry),
+      h('button', { class: 'primary', type: 'button', id: 'retry', onclick: () => void retry() }, tx.retry),
+      asked ? h('p', { id: 'start-over-confirm' }, tx.startOverConfirm) : null,
+      startOver
+        ? h(
+            'button',
+            {
+              class: 'danger',
+              type: 'button',
+              id: asked ? 'start-over-confirmed' : 'start-over',
+              onclick: () => void onStartOver(error),
+            },
+            asked ? tx.confirmDelete : tx.resetApp,
+          )
+        : null,
     ),
   );
+}
+
+function retry() {
+  state.startOverAsked = false;
+  return start();
+}
+
+/** First press: asks to confirm. Second: deletes the tokens the keystore lists, then starts. */
+async function onStartOver(error: ShellError) {
+  if (!state.startOverAsked) {
+    state.startOverAsked = true;
+    show({ name: 'fatal', error });
+    return;
+  }
+  state.startOverAsked = false;
+  try {
+    await api.vaultStartOver();
+  } catch (e) {
+    const err = toShellError(e);
+    if (err.code === 'APP_LOCKED') await showLock();
+    else show({ name: 'fatal', error: err });
+    return;
+  }
+  state.setup = emptySetup();
+  await start();
 }
 
 // --- settings and deletion ------------------------------------------------------------------------

@@ -173,6 +173,8 @@ const ja = {
     '暗証番号を規定回数以上間違えました。お取引の銀行でトークンの再発行（再登録）を受けてから、トークンを削除して初期設定をやり直してください。',
   resetApp: 'トークンを削除して初期設定へ',
   resetConfirm: '登録済みのトークンと暗証番号を削除します。よろしいですか？',
+  startOverConfirm:
+    'この端末に残っている登録済みのトークンを削除します（暗証番号は削除されません）。お取引の銀行でトークンの再発行（再登録）を受けてから、初期設定をやり直してください。よろしいですか？',
 };
 
 export type Texts = typeof ja;
@@ -336,6 +338,8 @@ const en: Texts = {
     'The PIN was wrong too many times. Ask your bank to reissue (re-register) the token, then delete the token here and set up the app again.',
   resetApp: 'Delete the token and set up again',
   resetConfirm: 'The registered tokens and the PIN will be deleted. Continue?',
+  startOverConfirm:
+    'The tokens registered on this device will be deleted (the PIN stays). Ask your bank to reissue (re-register) the token, then set up the app again. Continue?',
 };
 
 export const texts: Record<Lang, Texts> = { ja, en };

@@ -80,6 +80,8 @@ export const state = {
   pin: emptyPin(),
   lockError: null as ShellError | null,
   resetAsked: false,
+  /** The fatal screen's "delete the tokens and set up again" was pressed once (to confirm). */
+  startOverAsked: false,
   tx: emptyTx(),
 };
 
