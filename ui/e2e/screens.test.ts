@@ -162,6 +162,27 @@ async function calls(page: Page, cmd: string): Promise<Record<string, unknown>[]
   );
 }
 
+/** Whether the shell was asked `cmd` after the last `before` (and `before` was asked). */
+async function askedAfter(page: Page, cmd: string, before: string): Promise<boolean> {
+  const order = await page.evaluate(() =>
+    (window as unknown as { __calls: { cmd: string }[] }).__calls.map((c) => c.cmd),
+  );
+  const last = order.lastIndexOf(before);
+  return last >= 0 && order.lastIndexOf(cmd) > last;
+}
+
+/** From the code screen, a typed transfer's 取引認証 code shown; returns the code. */
+async function showTxCode(page: Page): Promise<string> {
+  await page.locator('#tx-open').click();
+  await page.fill('#tx-bankCode', '0001');
+  await page.fill('#tx-branchCode', '123');
+  await page.fill('#tx-accountNumber', '1234567');
+  await page.fill('#tx-amount', '150000');
+  await page.locator('#tx-show').click();
+  await page.locator('#tx-code[data-code]').waitFor();
+  return (await page.locator('#tx-code').getAttribute('data-code'))!;
+}
+
 for (const size of SIZES) {
   describe(`phone ${size.width}×${size.height}`, () => {
     it('first run shows the manual’s initial setup, with labelled fields', async () => {
@@ -707,6 +728,55 @@ for (const size of SIZES) {
       await expect.poll(async () => (await calls(page, 'check_clock')).length).toBe(2);
       await expect.poll(() => page.locator('#clock-warning').isHidden()).toBe(true);
       await expect.poll(() => page.locator('#countdown').getAttribute('data-seconds-left')).toBe('5');
+      await ctx.close();
+    });
+
+    it('取引認証: a device clock jump has the clock checked again and the code asked on the new offset', async () => {
+      // The transaction code uses the offset the code screen measured. Set right in Settings
+      // while the code is shown, the phone's clock jumps 305 s on: a code still on the old offset
+      // is 5 minutes ahead of the bank's, and the bank refuses it.
+      const { page, ctx } = await open(size, { tokens: [token('tok-a', { clock_offset_secs: 305 })], clockOffset: 305 }, { at: T50 });
+      await expect.poll(async () => (await calls(page, 'check_clock')).length).toBe(1);
+      const code = await showTxCode(page);
+      // On the server's clock (305 s ahead) the step has 5 s left.
+      expect(await page.locator('#tx-countdown').textContent()).toBe('この番号はあと5秒有効です');
+      await setServerOffset(page, 0);
+      await page.clock.setFixedTime(T50 + 305_000);
+      await expect.poll(async () => (await calls(page, 'check_clock')).length).toBe(2);
+      expect((await calls(page, 'check_clock'))[1]).toEqual({ id: 'tok-a' });
+      await expect.poll(() => askedAfter(page, 'transaction_frame', 'check_clock'), { message: 'the frame asked again after the check' }).toBe(true);
+      // The server's time is where it was: the same code, with the same 5 s left.
+      await expect.poll(() => page.locator('#tx-code').getAttribute('data-code')).toBe(code);
+      await expect.poll(() => page.locator('#tx-countdown').textContent()).toBe('この番号はあと5秒有効です');
+      // And it stays: no frame on the old offset comes back, and the clock is checked once.
+      await page.waitForTimeout(1500);
+      expect(await page.locator('#tx-code').getAttribute('data-code')).toBe(code);
+      expect(await page.locator('#tx-countdown').textContent()).toBe('この番号はあと5秒有効です');
+      expect((await calls(page, 'check_clock')).length).toBe(2);
+      await ctx.close();
+    });
+
+    it('取引認証: back into view, the clock is checked again and the code asked on the new offset', async () => {
+      // The customer on the transaction code sets the phone's clock right in Settings and comes
+      // back: the code must not stay on the offset measured before (it would be refused).
+      const { page, ctx } = await open(size, { tokens: [token('tok-a', { clock_offset_secs: 305 })], clockOffset: 305 }, { at: T50 });
+      await expect.poll(async () => (await calls(page, 'check_clock')).length).toBe(1);
+      const code = await showTxCode(page);
+      expect(await page.locator('#tx-countdown').textContent()).toBe('この番号はあと5秒有効です');
+      await setServerOffset(page, 0);
+      await setVisibility(page, 'hidden');
+      await setVisibility(page, 'visible');
+      await expect.poll(async () => (await calls(page, 'check_clock')).length).toBe(2);
+      await expect.poll(() => askedAfter(page, 'transaction_frame', 'check_clock'), { message: 'the frame asked again after the check' }).toBe(true);
+      // On the new offset (none) the step has 10 s left, and it is the step before: another code.
+      await expect.poll(() => page.locator('#tx-countdown').textContent()).toBe('この番号はあと10秒有効です');
+      const now = await page.locator('#tx-code').getAttribute('data-code');
+      expect(now).toMatch(/^\d{8}$/);
+      expect(now).not.toBe(code);
+      await page.waitForTimeout(1500);
+      expect(await page.locator('#tx-code').getAttribute('data-code')).toBe(now);
+      expect(await page.locator('#tx-countdown').textContent()).toBe('この番号はあと10秒有効です');
+      expect((await calls(page, 'check_clock')).length).toBe(2);
       await ctx.close();
     });
 

@@ -16,7 +16,7 @@ import { showLock } from './nav';
 import { actionErrorEl, header, noticeEl, say, show } from './page';
 import { msg, REVEAL_MS, state, t } from './state';
 import { scanButton, startSetup } from './setup';
-import { blankTxCode, openTx, stopTxTicker } from './tx';
+import { blankTxCode, openTx, provideTxClock, stopTxTicker } from './tx';
 
 // --- the code ------------------------------------------------------------------------------------
 
@@ -57,6 +57,22 @@ export function recheckClocks() {
 
 /** A wall-clock jump larger than this beyond the monotonic time passed means the clock was set. */
 const CLOCK_JUMP_MS = 2000;
+
+/**
+ * A watch on the device clock for a screen's ticker, made as it starts and called at each tick
+ * with its wall time: the wall clock moved more than `CLOCK_JUMP_MS` beyond the monotonic time
+ * since the last tick (or the start: the transaction code's first tick comes a second after its
+ * code is shown), the clock was set meanwhile, and every token's clock is checked again.
+ */
+function clockJumpWatch(): (nowMs: number) => void {
+  // The last tick's wall and monotonic times: the device clock set meanwhile moves only the first.
+  let last = { wall: Date.now(), mono: performance.now() };
+  return (nowMs) => {
+    const mono = performance.now();
+    if (Math.abs(nowMs - last.wall - (mono - last.mono)) > CLOCK_JUMP_MS) recheckClocks();
+    last = { wall: nowMs, mono };
+  };
+}
 
 export function tokenById(id: string): TokenView | undefined {
   return state.tokens.find((tk) => tk.id === id);
@@ -127,6 +143,12 @@ export function codeScreen(id: string): HTMLElement {
       !many && state.info.mobile ? scanButton() : null,
     ),
   );
+}
+
+/** After a token's code is on screen: its clock check, when one is due (see `checkClockOnce`). */
+function checkClockAfterCode(id: string) {
+  const token = tokenById(id);
+  if (token) void checkClockOnce(token);
 }
 
 async function checkClockOnce(token: TokenView) {
@@ -282,6 +304,14 @@ let shellFrames = new Map<string, CodeFrame>();
 /** Per token, bumped when its clock offset changes: a frame asked before is not kept. */
 const frameEpoch = new Map<string, number>();
 
+// The transaction code (tx.ts) is on the offset this module measures: its refresh watches the
+// device clock, checks the clock and asks anew on a new offset through the same code as here.
+provideTxClock({
+  jumpWatch: clockJumpWatch,
+  checkAfterCode: checkClockAfterCode,
+  epoch: (id) => frameEpoch.get(id) ?? 0,
+});
+
 /** Forgets the shell's frames (the app came back into view): the next tick asks the shell,
  * which also says at once if the app locked meanwhile. */
 export function forgetFrames() {
@@ -314,21 +344,16 @@ export function startTicker() {
   // The start's code serves the first tick of the first code screen only, and only while fresh.
   let pre = firstFrame && Date.now() - firstFrame.askedMs < FIRST_FRAME_FRESH_MS ? firstFrame : null;
   firstFrame = null;
-  // The last tick's wall and monotonic times: the device clock set meanwhile moves only the first.
-  let last: { wall: number; mono: number } | null = null;
+  const watchClock = clockJumpWatch();
   // After the code is on screen (the first ask's answer, or a code counted on), the clock check.
   const checkClock = (id: string) => {
-    if (state.view.name !== 'code') return;
-    const token = state.tokens.find((t) => t.id === id);
-    if (token) void checkClockOnce(token);
+    if (state.view.name === 'code') checkClockAfterCode(id);
   };
   const tick = async () => {
     const taken = pre;
     pre = null;
     const nowMs = Date.now();
-    const mono = performance.now();
-    if (last && Math.abs(nowMs - last.wall - (mono - last.mono)) > CLOCK_JUMP_MS) recheckClocks();
-    last = { wall: nowMs, mono };
+    watchClock(nowMs);
     await Promise.all(
       codeRefs.map(async (refs) => {
         const known = frameAt(refs.id, nowMs);

@@ -37,7 +37,8 @@ document.addEventListener('visibilitychange', () => {
     return;
   }
   // Back: the codes are asked anew (and a lock the shell decided is met at once), and the clock
-  // is checked again once a code is on screen (it may have been set meanwhile in Settings).
+  // is checked again once a code is on screen, the code screen's or the transaction code's (it
+  // may have been set meanwhile in Settings).
   forgetFrames();
   recheckClocks();
   const wasBlanked = blanked;

@@ -97,7 +97,9 @@ export function txScreen(id: string): HTMLElement {
 async function onTxSubmit(id: string) {
   const s = state.tx;
   try {
+    const epoch = clock.epoch(id);
     s.frame = await api.transactionFrame(id, s.form);
+    txFrameEpoch = epoch;
     s.error = null;
     show({ name: 'txcode', id });
   } catch (e) {
@@ -197,6 +199,32 @@ export function txCodeScreen(id: string): HTMLElement {
 let txTimer: number | undefined;
 let txGen = 0;
 
+/**
+ * What the transaction code's refresh needs from the code screen's clock check (codes.ts): the
+ * code is computed on the offset measured there, so a clock set meanwhile must be measured again
+ * the same way. codes.ts provides it as it loads (it imports this module, so this one cannot
+ * import it; see `provideScreens`, page.ts, for the same reason).
+ */
+export interface TxClock {
+  /** A watch on the device clock, called at each tick: a jump has every token's clock checked again. */
+  jumpWatch(): (nowMs: number) => void;
+  /** After the token's code is on screen: its clock check, when one is due (a check answered
+   * after a later one was asked is dropped there). */
+  checkAfterCode(id: string): void;
+  /** Bumped when the token's offset changes: a frame asked before is off. */
+  epoch(id: string): number;
+}
+
+// Until codes.ts has provided it (it does as the app loads): no watch, no check.
+let clock: TxClock = { jumpWatch: () => () => undefined, checkAfterCode: () => undefined, epoch: () => 0 };
+
+export function provideTxClock(provided: TxClock) {
+  clock = provided;
+}
+
+/** The offset epoch (`TxClock.epoch`) `state.tx.frame` was asked at: another now, it is off. */
+let txFrameEpoch = 0;
+
 /** Stops the transaction code's refresh (another screen is shown). */
 export function stopTxTicker() {
   txGen++;
@@ -221,19 +249,30 @@ export function blankTxCode() {
 
 /**
  * Refreshes the code and its countdown once a second while the screen is shown. The countdown
- * runs on in the page from the shell's frame; the shell is asked again when the step ends or
- * the device clock goes back (each frame reads the token's key from the keystore).
+ * runs on in the page from the shell's frame; the shell is asked again when the step ends, the
+ * device clock goes back, or the clock check found a new offset (each frame reads the token's key
+ * from the keystore). As on the code screen, the clock is checked again after a wall-clock jump
+ * or a return to the app (`recheckClocks`, codes.ts), once the code is on screen: a customer who
+ * set the phone's clock right in Settings would otherwise get codes on the old offset, refused.
  */
 export function startTxTicker(id: string) {
   const gen = txGen;
+  const watchClock = clock.jumpWatch();
   const tick = async () => {
     if (gen !== txGen || state.view.name !== 'txcode') return;
+    const nowMs = Date.now();
+    watchClock(nowMs);
     try {
       const known = state.tx.frame;
-      const f = (known && frameNow(known, Date.now())) ?? (await api.transactionFrame(id, state.tx.form));
+      const epoch = clock.epoch(id);
+      const counted = known && txFrameEpoch === epoch ? frameNow(known, nowMs) : null;
+      const f = counted ?? (await api.transactionFrame(id, state.tx.form));
       // Stopped while the frame was on its way (another screen, or the code taken off the
       // page as the app went out of view): not drawn.
       if (gen !== txGen) return;
+      // Kept with the epoch it was asked at: a new offset taken while it was on its way, it is
+      // drawn (as on the code screen) and the next tick asks anew.
+      if (!counted) txFrameEpoch = epoch;
       state.tx.frame = f;
       const code = document.getElementById('tx-code');
       const countdown = document.getElementById('tx-countdown');
@@ -243,6 +282,7 @@ export function startTxTicker(id: string) {
         code.replaceChildren(h('span', { class: 'group' }, a), ' ', h('span', { class: 'group' }, b));
       }
       if (countdown) countdown.textContent = t().txCountdown(f.seconds_left);
+      clock.checkAfterCode(id);
     } catch (e) {
       if (gen === txGen && toShellError(e).code === 'APP_LOCKED') {
         void showLock();
