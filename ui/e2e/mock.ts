@@ -44,6 +44,7 @@ const cfg: MockConfig = w.__mockConfig ?? {};
 w.__calls = [];
 let tokens: TokenView[] = [...(cfg.tokens ?? [])];
 let link = cfg.link ?? null;
+let listError = cfg.listError;
 const lock = {
   pin: cfg.pin ?? null as string | null,
   unlocked: !cfg.pin,
@@ -154,8 +155,16 @@ mockIPC(async (cmd, payload) => {
       return { version: '0.1.0', mobile: cfg.mobile ?? false, screen_guard: { protection: cfg.screenGuard ?? 'none' } };
     case 'list_tokens':
       ensureUnlocked();
-      if (cfg.listError) throw cfg.listError;
+      if (listError) throw listError;
       return tokens;
+    case 'vault_start_over':
+      // The shell's rule: behind the PIN, and only when the token list's file is lost.
+      ensureUnlocked();
+      if (listError?.code !== 'METADATA_MISSING')
+        throw { code: 'VAULT_INTACT', message_ja: 'トークンの設定ファイルは読み取れます。', message_en: 'The token settings file can be read.' };
+      listError = undefined;
+      tokens = [];
+      return null;
     case 'take_setup_link': {
       // A locked app hands out no link and keeps it for the unlock.
       if (lock.pin !== null && !lock.unlocked) return null;

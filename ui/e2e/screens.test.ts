@@ -884,6 +884,40 @@ for (const size of SIZES) {
       await ctx.close();
     });
 
+    it('a lost token list offers to delete the tokens and set up again, after a confirmation', async () => {
+      const { page, ctx } = await open(size, {
+        listError: {
+          code: 'METADATA_MISSING',
+          message_ja:
+            'トークンの設定ファイルが見つかりません（登録済みのトークン1件）。トークンは削除されていません。トークンを削除して初期設定からやり直すか、サポートにお問い合わせください。',
+          message_en: 'The token settings file is missing (1 token(s) registered).',
+        },
+      });
+      await page.locator('#fatal-error').waitFor();
+      expect(await page.locator('#fatal-error').getAttribute('data-code')).toBe('METADATA_MISSING');
+      expect(await page.locator('#start-over').textContent()).toBe('トークンを削除して初期設定へ');
+      await page.locator('#start-over').click();
+      // Asked first: nothing is deleted on the first press.
+      await page.locator('#start-over-confirm').waitFor();
+      expect(await page.locator('#start-over-confirm').textContent()).toContain('暗証番号は削除されません');
+      expect(await calls(page, 'vault_start_over')).toEqual([]);
+      await shot(page, size, '17-fatal-start-over');
+      await page.locator('#start-over-confirmed').click();
+      await page.locator('#setup-form').waitFor();
+      expect(await calls(page, 'vault_start_over')).toHaveLength(1);
+      await ctx.close();
+    });
+
+    it('other fatal errors offer no start over', async () => {
+      const { page, ctx } = await open(size, {
+        listError: { code: 'METADATA_CORRUPT', message_ja: 'トークンの設定ファイルが読み取れません。', message_en: 'x' },
+      });
+      await page.locator('#fatal-error').waitFor();
+      expect(await page.locator('#retry').isVisible()).toBe(true);
+      expect(await page.locator('#start-over').count()).toBe(0);
+      await ctx.close();
+    });
+
     it('dark mode: setup and code', async () => {
       const a = await open(size, {}, { dark: true });
       await a.page.locator('#setup-form').waitFor();
