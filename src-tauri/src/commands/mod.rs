@@ -502,7 +502,11 @@ pub fn lock_status(shell: State<'_, Shell>) -> Result<LockView, ShellError> {
     lock_view(&shell)
 }
 
-#[tauri::command]
+// The commands that hash a PIN (Argon2id, 19 MiB, two passes: a tenth of a second or more on a
+// phone) run on the async runtime's threads (`async`), not on the main thread, where a
+// synchronous command runs and where the WebView waits meanwhile.
+
+#[tauri::command(async)]
 pub fn lock_unlock(
     shell: State<'_, Shell>,
     pin: Sensitive<String>,
@@ -512,7 +516,7 @@ pub fn lock_unlock(
     lock_view(&shell)
 }
 
-#[tauri::command]
+#[tauri::command(async)]
 pub fn lock_set(shell: State<'_, Shell>, pin: Sensitive<String>) -> Result<LockView, ShellError> {
     shell.ensure_unlocked()?;
     shell.lock()?.set(&pin, app::codes::device_now_ms())?;
@@ -520,7 +524,7 @@ pub fn lock_set(shell: State<'_, Shell>, pin: Sensitive<String>) -> Result<LockV
     lock_view(&shell)
 }
 
-#[tauri::command]
+#[tauri::command(async)]
 pub fn lock_change(
     shell: State<'_, Shell>,
     current: Sensitive<String>,
@@ -533,7 +537,7 @@ pub fn lock_change(
     lock_view(&shell)
 }
 
-#[tauri::command]
+#[tauri::command(async)]
 pub fn lock_remove(
     shell: State<'_, Shell>,
     current: Sensitive<String>,
@@ -547,7 +551,7 @@ pub fn lock_remove(
 
 /// Turns biometric unlock on or off (phones; the capability grants it there only); needs the
 /// PIN, under its delays.
-#[tauri::command]
+#[tauri::command(async)]
 pub fn lock_biometric_set(
     shell: State<'_, Shell>,
     pin: Sensitive<String>,
