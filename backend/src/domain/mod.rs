@@ -23,7 +23,7 @@ pub mod transfer;
 pub mod verify;
 
 pub use issuance::{issuance_expired, may_issue, IssueBlock, SetupRefusal};
-pub use throttle::{Attempt, Throttle, ThrottleState};
+pub use throttle::{Attempt, CustomerCounter, PasswordAt, Throttle, ThrottleState};
 pub use verify::{decide, window, Decision, Policy, TokenSnapshot};
 
 /// Lifecycle states of a token (DESIGN §4). Lock is a flag, not a state.

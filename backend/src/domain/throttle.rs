@@ -22,6 +22,59 @@ pub fn client_network(ip: std::net::IpAddr) -> String {
     }
 }
 
+/// A customer's password counters. Which of them an attempt counts on, and which a right
+/// password also clears, is [`PasswordAt`]'s rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CustomerCounter {
+    /// The account's: login and confirmation passwords alike (ten wrong in a row, of any kind,
+    /// lock both).
+    Account,
+    /// The confirmation password's own (alone, or with a mailed password), which only a right
+    /// confirmation resets.
+    Confirmation,
+    /// Logins typed on the customer's known devices: one count for all of them, so minting
+    /// device cookies buys no guesses.
+    KnownDevices,
+}
+
+/// Which of a customer's passwords an attempt is at, and so what it counts on.
+///
+/// With the account's count alone, a right login cleared the wrong confirmation passwords
+/// before it: a phished login password bought nine more guesses at the confirmation password
+/// (or at a mailed one) with every login, without end. So a confirmation also counts on its own
+/// counter, which a login does not reset.
+///
+/// A login typed on a known device counts on the known devices' counter instead of the
+/// account's, and its right password also lifts the account's lock: strangers' wrong
+/// passwords lock the account for strangers only. Before, anyone who knew a login ID could keep
+/// its customer out with ten guesses a lock period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordAt {
+    Login,
+    KnownDeviceLogin,
+    Confirmation,
+}
+
+impl PasswordAt {
+    /// The counters an attempt here counts on (its failures add to each; a lock on any refuses
+    /// it).
+    pub fn counts_on(self) -> &'static [CustomerCounter] {
+        match self {
+            PasswordAt::Login => &[CustomerCounter::Account],
+            PasswordAt::KnownDeviceLogin => &[CustomerCounter::KnownDevices],
+            PasswordAt::Confirmation => &[CustomerCounter::Account, CustomerCounter::Confirmation],
+        }
+    }
+
+    /// The counter a right password here also clears, though it does not count on it.
+    pub fn lifts(self) -> Option<CustomerCounter> {
+        match self {
+            PasswordAt::KnownDeviceLogin => Some(CustomerCounter::Account),
+            PasswordAt::Login | PasswordAt::Confirmation => None,
+        }
+    }
+}
+
 /// The counters a throttled thing keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ThrottleState {
@@ -65,6 +118,15 @@ impl Throttle {
     /// Whether a lock set at `locked_at` still holds at `now`.
     pub fn is_locked(&self, locked_at: Option<i64>, now: i64) -> bool {
         locked_at.is_some_and(|at| at > self.unlock_before(now))
+    }
+
+    /// A counter cleared by a right password that does not count on it ([`PasswordAt::lifts`]):
+    /// the cleared state, and the failures of the lock it lifted (`None`: no lock held).
+    pub fn lift(&self, seen: ThrottleState, now: i64) -> (ThrottleState, Option<i64>) {
+        (
+            ThrottleState::default(),
+            self.is_locked(seen.locked_at, now).then_some(seen.failures),
+        )
     }
 
     /// When a lock set at `locked_at` lifts by itself; `None`: only staff lift it.
@@ -166,6 +228,50 @@ impl Throttle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_password_counts_on_its_counters_and_only_a_known_device_lifts_the_account() {
+        use CustomerCounter::{Account, Confirmation, KnownDevices};
+        assert_eq!(PasswordAt::Login.counts_on(), &[Account]);
+        assert_eq!(
+            PasswordAt::Confirmation.counts_on(),
+            &[Account, Confirmation]
+        );
+        assert_eq!(PasswordAt::KnownDeviceLogin.counts_on(), &[KnownDevices]);
+        assert_eq!(PasswordAt::KnownDeviceLogin.lifts(), Some(Account));
+        assert_eq!(PasswordAt::Login.lifts(), None);
+        assert_eq!(PasswordAt::Confirmation.lifts(), None);
+        // What a path lifts, it does not count on: strangers' failures never lock it out.
+        for at in [
+            PasswordAt::Login,
+            PasswordAt::KnownDeviceLogin,
+            PasswordAt::Confirmation,
+        ] {
+            if let Some(c) = at.lifts() {
+                assert!(!at.counts_on().contains(&c), "{at:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn lifting_clears_the_count_and_names_only_a_lock_that_held() {
+        let t = Throttle {
+            max: 10,
+            lock_seconds: Some(1800),
+        };
+        let locked = ThrottleState {
+            failures: 10,
+            locked_at: Some(1000),
+        };
+        assert_eq!(t.lift(locked, 1500), (ThrottleState::default(), Some(10)));
+        // The lock had lifted by itself: the count is cleared, no lock is named.
+        assert_eq!(t.lift(locked, 2800), (ThrottleState::default(), None));
+        let counting = ThrottleState {
+            failures: 4,
+            locked_at: None,
+        };
+        assert_eq!(t.lift(counting, 1500), (ThrottleState::default(), None));
+    }
 
     #[test]
     fn a_client_is_an_ipv4_address_or_an_ipv6_64() {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use zeroize::Zeroizing;
 
-use crate::domain::{Attempt, DomainError, Throttle, ThrottleState};
+use crate::domain::{Attempt, DomainError, PasswordAt, Throttle, ThrottleState};
 use crate::store::{CustomerRow, NewAudit, ThrottleKey, Tx};
 
 use super::{now_i64, Actor, Engine, EngineError, KnownDevice, PasswordCheck, Result};
@@ -194,8 +194,9 @@ impl Engine {
                     if let Some(o) = ok_outcome {
                         tx.audit(&audit(o)).await?;
                     }
-                    if matches!(path, PasswordPath::KnownDeviceLogin(_)) {
-                        match clear_account_lock(&mut tx, &throttle, c.id, now).await? {
+                    if let Some(lifted) = path.at().lifts() {
+                        let key = ThrottleKey::customer(lifted, c.id);
+                        match lift_counter(&mut tx, &throttle, &key, now).await? {
                             None => continue,
                             Some(Some(failures)) => {
                                 tx.audit(&NewAudit {
@@ -255,18 +256,9 @@ impl Engine {
     }
 }
 
-/// Which of a customer's passwords an attempt is at. All count under the customer's shared
-/// lockout (ten wrong in a row, of any kind, lock login and confirmation alike); the
-/// confirmation password (alone or with a mailed one) also counts under a key of its own, which
-/// only a right confirmation resets. With the shared count alone, a right login cleared the
-/// wrong confirmation passwords before it: a phished login password bought nine more guesses at
-/// the confirmation password (or at a mailed one) with every login, without end.
-///
-/// A login typed on a known device (`engine::devices`) counts on the customer's known devices'
-/// key instead (one for all of them: minting cookies buys no guesses), and its right password
-/// also lifts the account's lock: strangers' wrong passwords lock the account for strangers
-/// only. Before, anyone who knew a login ID could keep its customer out with ten guesses a
-/// lock period. Its audit events name the device ([`KnownDevice::tag`]).
+/// Which of a customer's passwords an attempt is at: `domain::throttle::PasswordAt` (what
+/// each counts on, and what a right one lifts), with the known device a login was typed on
+/// (`engine::devices`), whose audit events name it ([`KnownDevice::tag`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum PasswordPath {
     Login,
@@ -275,40 +267,41 @@ pub(crate) enum PasswordPath {
 }
 
 impl PasswordPath {
-    fn keys(self, customer_id: i64) -> Vec<ThrottleKey> {
+    fn at(self) -> PasswordAt {
         match self {
-            PasswordPath::Login => vec![ThrottleKey::Customer(customer_id)],
-            PasswordPath::KnownDeviceLogin(_) => {
-                vec![ThrottleKey::customer_known_devices(customer_id)]
-            }
-            PasswordPath::Confirmation => vec![
-                ThrottleKey::Customer(customer_id),
-                ThrottleKey::customer_confirmation(customer_id),
-            ],
+            PasswordPath::Login => PasswordAt::Login,
+            PasswordPath::KnownDeviceLogin(_) => PasswordAt::KnownDeviceLogin,
+            PasswordPath::Confirmation => PasswordAt::Confirmation,
         }
+    }
+
+    fn keys(self, customer_id: i64) -> Vec<ThrottleKey> {
+        self.at()
+            .counts_on()
+            .iter()
+            .map(|&counter| ThrottleKey::customer(counter, customer_id))
+            .collect()
     }
 }
 
-/// Reset the account's login count after a right password on a known device, in `tx`, by a
-/// compare-and-set. `None`: a concurrent attempt changed it first (the caller tries again);
-/// `Some(Some(failures))`: a lock that held was lifted; `Some(None)`: no lock held.
-async fn clear_account_lock(
+/// Clear `key`'s counter after a right password that lifts it (`PasswordAt::lifts`), in `tx`,
+/// by a compare-and-set. `None`: a concurrent attempt changed it first (the caller tries
+/// again); `Some(Some(failures))`: a lock that held was lifted; `Some(None)`: no lock held.
+async fn lift_counter(
     tx: &mut Tx<'_>,
     throttle: &Throttle,
-    customer_id: i64,
+    key: &ThrottleKey,
     now: i64,
 ) -> Result<Option<Option<i64>>> {
-    let key = ThrottleKey::Customer(customer_id);
     let seen = tx
-        .throttle(&key)
+        .throttle(key)
         .await?
         .ok_or(DomainError::UnknownCustomer)?;
-    let held = throttle.is_locked(seen.locked_at, now);
-    let clear = ThrottleState::default();
-    if seen != clear && !tx.set_throttle(&key, seen, clear, now).await? {
+    let (clear, lifted) = throttle.lift(seen, now);
+    if seen != clear && !tx.set_throttle(key, seen, clear, now).await? {
         return Ok(None);
     }
-    Ok(Some(held.then_some(seen.failures)))
+    Ok(Some(lifted))
 }
 
 /// One attempt, counted under the lockout rule on each of its keys.

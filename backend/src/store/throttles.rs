@@ -7,7 +7,7 @@
 //! a row exists only while failures are counted (a success deletes it), and counters left
 //! untouched for a day are forgotten ([`Store::purge_throttles`]).
 
-use crate::domain::ThrottleState;
+use crate::domain::{CustomerCounter, ThrottleState};
 
 use super::{DbKind, Result, Store, Tx};
 
@@ -21,6 +21,15 @@ pub enum ThrottleKey {
 }
 
 impl ThrottleKey {
+    /// Where a customer's counter is kept.
+    pub fn customer(counter: CustomerCounter, customer_id: i64) -> ThrottleKey {
+        match counter {
+            CustomerCounter::Account => ThrottleKey::Customer(customer_id),
+            CustomerCounter::Confirmation => ThrottleKey::customer_confirmation(customer_id),
+            CustomerCounter::KnownDevices => ThrottleKey::customer_known_devices(customer_id),
+        }
+    }
+
     /// A customer's confirmation password (alone, or with a mailed password), counted
     /// beside [`ThrottleKey::Customer`]: a right login does not reset it (a right
     /// confirmation does; a row untouched for a day is purged, as every named key's).
