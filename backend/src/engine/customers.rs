@@ -98,6 +98,44 @@ impl Engine {
         Ok(id)
     }
 
+    /// Failed customer logins of `client` (a network, or a known device's login ID) in the
+    /// `window_secs` before `now`: how many, and when the oldest was. Kept in the database, so
+    /// the spray limit (`web::failure_limit`) is one limit across every instance on it; in
+    /// each process's memory it was a limit per instance, multiplied by their number.
+    ///
+    /// # Errors
+    /// The database is unavailable.
+    pub async fn login_failures(
+        &self,
+        client: &str,
+        now: u64,
+        window_secs: u64,
+    ) -> Result<(u64, Option<u64>)> {
+        let since = now_i64(now.saturating_sub(window_secs).saturating_add(1));
+        let (n, oldest) = self.store().login_failures_since(client, since).await?;
+        Ok((
+            u64::try_from(n).unwrap_or(0),
+            oldest.and_then(|t| u64::try_from(t).ok()),
+        ))
+    }
+
+    /// Record a failed customer login of `client` at `at` (see [`Engine::login_failures`]);
+    /// failures older than every window are forgotten meanwhile.
+    ///
+    /// # Errors
+    /// The database is unavailable.
+    pub async fn record_login_failure(
+        &self,
+        client: &str,
+        at: u64,
+        window_secs: u64,
+    ) -> Result<()> {
+        self.store()
+            .add_login_failure(client, now_i64(at), now_i64(at.saturating_sub(window_secs)))
+            .await?;
+        Ok(())
+    }
+
     /// Check a login ID and login password; audited either way (never with the password).
     ///
     /// A locked customer is told so ([`Login::Locked`]), with the time it ends: a customer who

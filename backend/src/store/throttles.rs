@@ -61,6 +61,38 @@ impl ThrottleKey {
 }
 
 impl Store {
+    /// Failed customer logins of `client` at or after `since` (the spray limit's window, in the
+    /// `login_failures` table every instance writes): how many, and when the oldest was.
+    pub async fn login_failures_since(
+        &self,
+        client: &str,
+        since: i64,
+    ) -> Result<(i64, Option<i64>)> {
+        Ok(sqlx::query_as(
+            "SELECT COUNT(*), MIN(at) FROM login_failures WHERE client = $1 AND at >= $2",
+        )
+        .bind(client)
+        .bind(since)
+        .fetch_one(&self.read)
+        .await?)
+    }
+
+    /// Record a failed customer login of `client` at `at`, and forget failures from before
+    /// `forget_before` (outside every window), in one transaction.
+    pub async fn add_login_failure(&self, client: &str, at: i64, forget_before: i64) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM login_failures WHERE at < $1")
+            .bind(forget_before)
+            .execute(&mut *tx.0)
+            .await?;
+        sqlx::query("INSERT INTO login_failures (client, at) VALUES ($1, $2)")
+            .bind(client)
+            .bind(at)
+            .execute(&mut *tx.0)
+            .await?;
+        tx.commit().await
+    }
+
     /// Forget counters untouched since before `before` (a lock ends long before).
     pub async fn purge_throttles(&self, before: i64) -> Result<u64> {
         Ok(sqlx::query("DELETE FROM throttles WHERE updated_at < $1")

@@ -3,14 +3,21 @@
 //! any `window_secs`, counting the attempts still running as possible failures, so a burst sent
 //! at once cannot pass the limit while its checks run.
 //!
+//! The failures are the database's (`Engine::login_failures`, written by
+//! `Engine::record_login_failure` before the attempt ends), so every instance on one database
+//! counts the same ones: in each process's memory, as before, the limit was multiplied by the
+//! number of instances behind the load balancer. The attempts in flight are this process's (a
+//! burst spread over several instances may start up to one limit's worth on each before the
+//! first of them fails; the failures then stop every instance).
+//!
 //! An attempt is admitted when the client's failures in the window and its attempts in flight
-//! together stay below the limit. It ends as a failure ([`Attempt::failed`]) or, dropped
-//! without that (a success, an error, a timeout, a client gone), as nothing. A refusal says how
-//! long to wait: until the oldest failure leaves the window when failures alone fill it, else a
-//! moment (the attempts in flight end within the request timeout). In this process's memory;
-//! at most `max_keys` clients, the least recently seen forgotten first.
+//! here together stay below the limit; it is in flight until dropped. A refusal says how long
+//! to wait: until the oldest failure leaves the window when failures alone fill it, else a
+//! moment (the attempts in flight end within the request timeout). The first refusal of a
+//! window is reported (audited) once per process. At most `max_keys` clients are tracked here,
+//! the least recently seen forgotten first.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
 /// Failures per client in a sliding window, with the attempts in flight.
@@ -23,8 +30,6 @@ pub struct FailureLimit {
 
 #[derive(Debug, Default)]
 struct Client {
-    /// When each failure in the window happened, oldest first.
-    failures: VecDeque<u64>,
     in_flight: u32,
     last_seen: u64,
     /// When a refusal because of failures was last reported (the one to audit per window).
@@ -44,27 +49,25 @@ pub struct Refusal {
     pub by_failures: bool,
 }
 
-/// An admitted attempt: counted as in flight until it ends.
+/// The client's failures in the window, as the database has them (`Engine::login_failures`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recorded {
+    pub failures: u64,
+    /// When the oldest of them was.
+    pub oldest: Option<u64>,
+}
+
+/// An admitted attempt: counted as in flight until dropped. A failure is recorded in the
+/// database before it is dropped, so it is never counted by neither.
 #[derive(Debug)]
 pub struct Attempt<'a> {
     limit: &'a FailureLimit,
     key: String,
-    ended: bool,
-}
-
-impl Attempt<'_> {
-    /// The attempt failed at `now`: it counts in the window.
-    pub fn failed(mut self, now: u64) {
-        self.limit.end(&self.key, Some(now));
-        self.ended = true;
-    }
 }
 
 impl Drop for Attempt<'_> {
     fn drop(&mut self) {
-        if !self.ended {
-            self.limit.end(&self.key, None);
-        }
+        self.limit.end(&self.key);
     }
 }
 
@@ -77,37 +80,35 @@ impl FailureLimit {
         }
     }
 
-    /// Admit an attempt of `key` at `now` under `limit` failures in the window, or say why not.
+    /// Admit an attempt of `key` at `now` under `limit` failures in the window (`recorded`:
+    /// the client's failures in it), or say why not.
     ///
     /// # Errors
     /// The client is at its limit ([`Refusal`]).
-    pub fn begin(&self, key: &str, limit: u32, now: u64) -> Result<Attempt<'_>, Refusal> {
+    pub fn begin(
+        &self,
+        key: &str,
+        limit: u32,
+        now: u64,
+        recorded: Recorded,
+    ) -> Result<Attempt<'_>, Refusal> {
         let window = self.window_secs;
-        let limit = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
+        let limit = u64::from(limit.max(1));
         let mut map = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
         if !map.contains_key(key) && map.len() >= self.max_keys {
             self.make_room(&mut map, now);
         }
         let c = map.entry(key.to_owned()).or_default();
         c.last_seen = c.last_seen.max(now);
-        while c
-            .failures
-            .front()
-            .is_some_and(|t| t.saturating_add(window) <= now)
-        {
-            c.failures.pop_front();
-        }
-        let in_flight = usize::try_from(c.in_flight).unwrap_or(usize::MAX);
-        if c.failures.len().saturating_add(in_flight) < limit {
+        if recorded.failures.saturating_add(u64::from(c.in_flight)) < limit {
             c.in_flight = c.in_flight.saturating_add(1);
             return Ok(Attempt {
                 limit: self,
                 key: key.to_owned(),
-                ended: false,
             });
         }
-        if c.failures.len() >= limit {
-            let oldest = c.failures.front().copied().unwrap_or(now);
+        if recorded.failures >= limit {
+            let oldest = recorded.oldest.unwrap_or(now);
             let report = c.reported.is_none_or(|t| t.saturating_add(window) <= now);
             if report {
                 c.reported = Some(now);
@@ -125,26 +126,19 @@ impl FailureLimit {
         })
     }
 
-    fn end(&self, key: &str, failed_at: Option<u64>) {
+    fn end(&self, key: &str) {
         let mut map = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(c) = map.get_mut(key) {
             c.in_flight = c.in_flight.saturating_sub(1);
-            if let Some(at) = failed_at {
-                c.failures.push_back(at);
-            }
         }
     }
 
-    /// Forget clients with nothing in the window and nothing in flight; if that is not enough,
-    /// the least recently seen tenth of those with nothing in flight.
+    /// Forget clients with nothing in flight and no refusal reported in the window; if that is
+    /// not enough, the least recently seen tenth of those with nothing in flight.
     fn make_room(&self, map: &mut HashMap<String, Client>, now: u64) {
         let window = self.window_secs;
         let live = |c: &Client| {
-            c.in_flight > 0
-                || c.failures
-                    .back()
-                    .is_some_and(|t| t.saturating_add(window) > now)
-                || c.reported.is_some_and(|t| t.saturating_add(window) > now)
+            c.in_flight > 0 || c.reported.is_some_and(|t| t.saturating_add(window) > now)
         };
         map.retain(|_, c| live(c));
         if map.len() < self.max_keys {
@@ -177,31 +171,37 @@ impl FailureLimit {
 mod tests {
     use super::*;
 
+    fn recorded(failures: u64, oldest: u64) -> Recorded {
+        Recorded {
+            failures,
+            oldest: Some(oldest),
+        }
+    }
+
     #[test]
     fn failures_fill_the_window_and_attempts_in_flight_count_until_they_end() {
         let l = FailureLimit::new(600, 100);
+        let none = Recorded::default();
         // Three in flight against a limit of three: the fourth waits a moment, unreported.
-        let a = l.begin("ip:1", 3, 1000).unwrap();
-        let b = l.begin("ip:1", 3, 1000).unwrap();
-        let c = l.begin("ip:1", 3, 1000).unwrap();
-        let r = l.begin("ip:1", 3, 1000).unwrap_err();
+        let a = l.begin("ip:1", 3, 1000, none).unwrap();
+        let b = l.begin("ip:1", 3, 1000, none).unwrap();
+        let c = l.begin("ip:1", 3, 1000, none).unwrap();
+        let r = l.begin("ip:1", 3, 1000, none).unwrap_err();
         assert_eq!((r.retry_after, r.report, r.by_failures), (1, false, false));
-        // One succeeds (dropped), one fails, one is cut off (dropped): one failure counted.
-        drop(a);
-        b.failed(1000);
-        drop(c);
-        let d = l.begin("ip:1", 3, 1001).unwrap();
-        d.failed(1001);
-        let e = l.begin("ip:1", 3, 1002).unwrap();
-        e.failed(1002);
-        // Three failures: refused until the oldest leaves the window, reported once.
-        let r = l.begin("ip:1", 3, 1010).unwrap_err();
+        // They end (one of them a failure the database now has): room for two more.
+        drop((a, b, c));
+        let d = l.begin("ip:1", 3, 1001, recorded(1, 1000)).unwrap();
+        let e = l.begin("ip:1", 3, 1001, recorded(1, 1000)).unwrap();
+        assert!(l.begin("ip:1", 3, 1001, recorded(1, 1000)).is_err());
+        drop((d, e));
+        // Three failures recorded: refused until the oldest leaves the window, reported once.
+        let r = l.begin("ip:1", 3, 1010, recorded(3, 1000)).unwrap_err();
         assert_eq!((r.retry_after, r.report, r.by_failures), (590, true, true));
-        let r = l.begin("ip:1", 3, 1011).unwrap_err();
+        let r = l.begin("ip:1", 3, 1011, recorded(3, 1000)).unwrap_err();
         assert!(!r.report, "one report per window");
-        assert!(l.begin("ip:2", 3, 1011).is_ok(), "another client");
+        assert!(l.begin("ip:2", 3, 1011, none).is_ok(), "another client");
         assert!(
-            l.begin("ip:1", 3, 1600).is_ok(),
+            l.begin("ip:1", 3, 1600, recorded(2, 1001)).is_ok(),
             "the oldest failure left the window"
         );
     }
@@ -209,12 +209,13 @@ mod tests {
     #[test]
     fn a_full_table_forgets_idle_clients_first_and_never_one_in_flight() {
         let l = FailureLimit::new(60, 10);
-        let busy = l.begin("busy", 5, 0).unwrap();
+        let none = Recorded::default();
+        let busy = l.begin("busy", 5, 0, none).unwrap();
         for i in 0..20 {
-            drop(l.begin(&format!("c{i}"), 5, i).unwrap());
+            drop(l.begin(&format!("c{i}"), 5, i, none).unwrap());
         }
         assert!(l.tracked() <= 10);
-        let before = l.begin("busy", 1, 30).unwrap_err();
+        let before = l.begin("busy", 1, 30, none).unwrap_err();
         assert!(!before.by_failures, "still in flight, still tracked");
         drop(busy);
     }

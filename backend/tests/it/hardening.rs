@@ -18,6 +18,7 @@ both_dbs!(
     running_servers_seal_under_the_rotated_key,
     one_address_spraying_customer_logins_is_slowed,
     a_parallel_spray_gets_no_more_than_the_limit,
+    instances_on_one_database_share_the_spray_limit,
     a_known_device_logs_in_while_its_network_is_limited,
     a_known_device_logs_in_while_strangers_lock_the_account,
     a_browser_is_known_only_after_the_whole_login,
@@ -504,6 +505,41 @@ async fn one_address_spraying_customer_logins_is_slowed(db: Db) {
     env.clock.advance(601);
     let r = screen_login(&sprayer, "spray006", "loginpass1").await;
     assert_eq!(r.location.as_deref(), Some("/top"), "{}", r.body);
+}
+
+/// Several instances behind a load balancer on one database (DESIGN §9) are one spray limit:
+/// the failures are the database's. Before, each process counted its own, so a sprayer whose
+/// requests the balancer spread over two instances got twice the limit.
+async fn instances_on_one_database_share_the_spray_limit(db: Db) {
+    let srv = crate::staff::Server::start(db, |c| {
+        c.web.login_failures_per_client = 5;
+        c.web.login_failures_window_secs = 600;
+    })
+    .await;
+    let (second, _) = backend::build(&srv.env.cfg, Box::new(srv.env.clock.clone()))
+        .await
+        .expect("a second instance on the same database");
+    let second_base = crate::support::listen(&second).await;
+    let ip: std::net::IpAddr = "127.0.0.8".parse().unwrap();
+    let instances = [
+        crate::staff::Browser::from_ip(&srv.base, ip),
+        crate::staff::Browser::from_ip(&second_base, ip),
+    ];
+    let mut statuses = Vec::new();
+    for n in 0..8 {
+        // The balancer's round robin: one instance, then the other.
+        let r = screen_login(&instances[n % 2], &format!("guess{n:03}"), "Summer2026").await;
+        statuses.push(r.status);
+    }
+    assert_eq!(
+        statuses,
+        [vec![422; 5], vec![429; 3]].concat(),
+        "five failures in all, whichever instance took them"
+    );
+    // The window passes for both.
+    srv.env.clock.advance(601);
+    let r = screen_login(&instances[1], "guess100", "Summer2026").await;
+    assert_eq!(r.status, 422, "{}", r.body);
 }
 
 /// The spray limit holds for requests sent at once: every attempt counts as it starts (and is

@@ -160,7 +160,12 @@ pub async fn login(
         Some(_) => format!("known-device:{login_id}"),
         None => client.clone(),
     };
-    let attempt = match st.site.failed_logins.begin(&key, limit, now) {
+    let window = st.site.cfg.login_failures_window_secs;
+    let recorded = match st.engine.login_failures(&key, now, window).await {
+        Ok((failures, oldest)) => crate::web::failure_limit::Recorded { failures, oldest },
+        Err(e) => return engine_error_page(&st, lang, None, e),
+    };
+    let attempt = match st.site.failed_logins.begin(&key, limit, now, recorded) {
         Ok(a) => a,
         Err(refusal) => {
             return login_refused(&st, lang, &actor, &key, login_id, now, refusal).await
@@ -171,7 +176,15 @@ pub async fn login(
         .customer_login(login_id, password, &actor, device.as_ref())
         .await;
     if matches!(answer, Ok(Login::Invalid | Login::Locked { .. })) {
-        attempt.failed(st.engine.now());
+        // Recorded before the attempt stops counting as in flight: never counted by neither.
+        let recorded = st
+            .engine
+            .record_login_failure(&key, st.engine.now(), window)
+            .await;
+        drop(attempt);
+        if let Err(e) = recorded {
+            return engine_error_page(&st, lang, None, e);
+        }
     } else {
         drop(attempt);
     }

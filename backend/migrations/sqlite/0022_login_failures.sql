@@ -1,0 +1,10 @@
+-- Failed customer logins per client (an address, an IPv6 /64, or a known device's login ID),
+-- for the spray limit (web.login_failures_per_client in web.login_failures_window_secs): kept
+-- in the database so that every instance on it counts the same failures. Rows older than the
+-- window are deleted as new ones are written.
+CREATE TABLE login_failures (
+    client TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX login_failures_client ON login_failures(client, at);
+CREATE INDEX login_failures_at ON login_failures(at);
