@@ -118,6 +118,20 @@ impl std::fmt::Debug for AppLock {
     }
 }
 
+/// Every read-and-write of the lock's record in this process goes one at a time: a PIN check
+/// reads the failure count and stores it plus one before it hashes, and two checks side by side
+/// would both read the same count, each storing the same next one (the shell runs the PIN
+/// commands on the async runtime's threads, off the main thread, so they can run side by side).
+/// Held across the hash too, so a second check waits for the first's delay to be stored and is
+/// then refused for it.
+static RECORD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn hold() -> std::sync::MutexGuard<'static, ()> {
+    RECORD
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl AppLock {
     /// The lock over `store`, auditing into `data_dir`, hashing with OWASP's Argon2id
     /// parameters (19 MiB, 2 passes).
@@ -206,6 +220,8 @@ impl AppLock {
     /// # Errors
     /// Keystore errors.
     pub fn status(&self, now_ms: u64) -> Result<LockStatus, AppError> {
+        // `load_at` may store a shortened wait: not over a check's stored count.
+        let _held = hold();
         Ok(match self.load_at(now_ms)? {
             None => LockStatus {
                 enabled: false,
@@ -231,6 +247,7 @@ impl AppLock {
     /// errors.
     pub fn set(&self, pin: &Sensitive<String>, now_ms: u64) -> Result<(), AppError> {
         check_pin_format(pin.expose())?;
+        let _held = hold();
         if self.load()?.is_some() {
             return Err(AppError::LockAlreadySet);
         }
@@ -253,6 +270,12 @@ impl AppLock {
     /// PIN is not looked at and nothing is counted); [`AppError::WrongPin`];
     /// [`AppError::PinLockedOut`] at the limit; keystore errors (then nothing was checked).
     pub fn verify(&self, pin: &Sensitive<String>, now_ms: u64) -> Result<(), AppError> {
+        let _held = hold();
+        self.verify_held(pin, now_ms)
+    }
+
+    /// [`AppLock::verify`], the record held ([`hold`]).
+    fn verify_held(&self, pin: &Sensitive<String>, now_ms: u64) -> Result<(), AppError> {
         let mut record = self.load_at(now_ms)?.ok_or(AppError::LockNotSet)?;
         if record.failures >= MAX_FAILURES {
             self.audit(now_ms, "attempt_after_lockout", record.failures);
@@ -307,7 +330,8 @@ impl AppLock {
         now_ms: u64,
     ) -> Result<(), AppError> {
         check_pin_format(new.expose())?;
-        self.verify(current, now_ms)?;
+        let _held = hold();
+        self.verify_held(current, now_ms)?;
         let biometric = self.load()?.is_some_and(|r| r.biometric);
         let record = Record {
             v: 1,
@@ -326,7 +350,8 @@ impl AppLock {
     /// # Errors
     /// Any error of [`AppLock::verify`]; keystore errors.
     pub fn remove(&self, current: &Sensitive<String>, now_ms: u64) -> Result<(), AppError> {
-        self.verify(current, now_ms)?;
+        let _held = hold();
+        self.verify_held(current, now_ms)?;
         self.store.delete(LOCK_ENTRY)?;
         self.audit(now_ms, "pin_removed", 0);
         Ok(())
@@ -338,6 +363,7 @@ impl AppLock {
     /// # Errors
     /// [`AppError::AppLocked`] unless locked out; keystore errors.
     pub fn reset_after_lockout(&self, now_ms: u64) -> Result<(), AppError> {
+        let _held = hold();
         let record = self.load()?.ok_or(AppError::LockNotSet)?;
         if record.failures < MAX_FAILURES {
             return Err(AppError::AppLocked);
@@ -358,6 +384,7 @@ impl AppLock {
         now_ms: u64,
         tokens: usize,
     ) -> Result<bool, AppError> {
+        let _held = hold();
         let had = self.store.delete(LOCK_ENTRY)?;
         self.audit_line(&serde_json::json!({
             "at_ms": now_ms,
@@ -381,7 +408,8 @@ impl AppLock {
         on: bool,
         now_ms: u64,
     ) -> Result<(), AppError> {
-        self.verify(pin, now_ms)?;
+        let _held = hold();
+        self.verify_held(pin, now_ms)?;
         let mut record = self.load()?.ok_or(AppError::LockNotSet)?;
         record.biometric = on;
         self.save(&record)?;
@@ -396,6 +424,7 @@ impl AppLock {
     /// [`AppError::LockNotSet`], [`AppError::BiometricOff`], [`AppError::PinTryLater`],
     /// [`AppError::PinLockedOut`]; keystore errors.
     pub fn biometric_unlock(&self, now_ms: u64) -> Result<(), AppError> {
+        let _held = hold();
         let record = self.load_at(now_ms)?.ok_or(AppError::LockNotSet)?;
         if record.failures >= MAX_FAILURES {
             return Err(AppError::PinLockedOut);
@@ -418,6 +447,60 @@ impl AppLock {
 mod tests {
     use super::*;
     use crate::keystore::MemoryStore;
+
+    /// A keystore that takes its time to answer, as a phone's does.
+    struct SlowStore(MemoryStore);
+
+    impl SecretStore for SlowStore {
+        fn set(&self, id: &str, secret: &[u8]) -> Result<(), AppError> {
+            self.0.set(id, secret)
+        }
+        fn get(&self, id: &str) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, AppError> {
+            // Read as asked, answered later.
+            let read = self.0.get(id);
+            std::thread::sleep(std::time::Duration::from_millis(40));
+            read
+        }
+        fn delete(&self, id: &str) -> Result<bool, AppError> {
+            self.0.delete(id)
+        }
+    }
+
+    /// PIN checks sent side by side (a script in the WebView; the shell runs the commands on
+    /// several threads) each counted one failure: both read the same count and stored the same
+    /// next one, so four at once cost one failure and one delay. Every wrong PIN checked is
+    /// counted now, and the others wait for the delay.
+    #[test]
+    fn pins_checked_side_by_side_are_each_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn SecretStore> = Arc::new(SlowStore(MemoryStore::default()));
+        let params = || Params::new(8, 1, 1, None);
+        AppLock::with_params(store.clone(), dir.path(), params())
+            .set(&pin("4826"), T0)
+            .unwrap();
+        let answers: Vec<Result<(), AppError>> = std::thread::scope(|s| {
+            let tries: Vec<_> = (0..4)
+                .map(|_| {
+                    let lock = AppLock::with_params(store.clone(), dir.path(), params());
+                    s.spawn(move || lock.verify(&pin("1111"), T0))
+                })
+                .collect();
+            tries.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let wrong = answers
+            .iter()
+            .filter(|a| matches!(a, Err(AppError::WrongPin { .. })))
+            .count();
+        let counted = AppLock::with_params(store.clone(), dir.path(), params())
+            .status(T0)
+            .unwrap()
+            .failures;
+        assert_eq!(u32::try_from(wrong).unwrap(), counted, "{answers:?}");
+        assert_eq!(
+            counted, 1,
+            "one checked, the others refused for its delay: {answers:?}"
+        );
+    }
 
     fn pin(p: &str) -> Sensitive<String> {
         Sensitive::new(p.to_owned())
