@@ -105,14 +105,24 @@ impl Vault {
                 if file.version != FORMAT_VERSION {
                     return Err(AppError::MetadataCorrupt);
                 }
+                repair_index(store.as_ref(), &file.tokens);
                 file.tokens
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let listed = read_index(store.as_ref())?;
+                // An ID whose secret is not there is no token (an adding stopped before its
+                // secret was stored); one that cannot be told counts as one.
+                let tokens = listed
+                    .iter()
+                    .filter(|id| {
+                        !id.starts_with("tok-") || store.get(id).map_or(true, |s| s.is_some())
+                    })
+                    .count();
+                if tokens > 0 {
+                    return Err(AppError::MetadataMissing { tokens });
+                }
                 if !listed.is_empty() {
-                    return Err(AppError::MetadataMissing {
-                        tokens: listed.len(),
-                    });
+                    store.delete(INDEX_ENTRY)?;
                 }
                 Vec::new()
             }
@@ -200,16 +210,23 @@ impl Vault {
     }
 
     fn add(&mut self, meta: TokenMeta, secret: &Secret) -> Result<TokenMeta, AppError> {
-        self.store.set(&meta.id, secret.expose())?;
         let mut next = self.tokens.clone();
         next.push(meta.clone());
-        if let Err(e) = self.save(&next) {
-            // Leave no orphan secret behind; the metadata error is the one to report.
+        // The index first: no secret is ever in the keystore without its ID in the index, which
+        // is what a wipe and a new install's clearing delete by (`crate::install`), whatever
+        // stops the app part way. An ID listed without its secret is no token ([`Vault::open`]).
+        write_index_of(self.store.as_ref(), &next)?;
+        let stored = self
+            .store
+            .set(&meta.id, secret.expose())
+            .and_then(|()| self.save(&next));
+        if let Err(e) = stored {
+            // Leave no orphan secret behind; the first error is the one to report.
             let _ = self.store.delete(&meta.id);
+            let _ = write_index_of(self.store.as_ref(), &self.tokens);
             return Err(e);
         }
         self.tokens = next;
-        self.write_index()?;
         Ok(meta)
     }
 
@@ -263,6 +280,27 @@ impl Vault {
         }
         std::fs::create_dir_all(data_dir).map_err(|_| AppError::MetadataIo)?;
         save_metadata(data_dir, &[])?;
+        store.delete(INDEX_ENTRY)?;
+        Ok(deleted)
+    }
+
+    /// Deletes every secret the keystore's index lists, then the index; no file is touched.
+    /// For a new install clearing what a removed one left in the keystore ([`crate::install`]):
+    /// its data directory holds no metadata file, and none may be written before the old PIN
+    /// is gone too. Returns how many secrets were there.
+    ///
+    /// # Errors
+    /// Keystore errors (then some secrets may be gone: deleting again finishes it).
+    pub(crate) fn delete_indexed(store: &dyn SecretStore) -> Result<usize, AppError> {
+        let mut deleted = 0;
+        for id in read_index(store)?
+            .into_iter()
+            .filter(|id| id.starts_with("tok-"))
+        {
+            if store.delete(&id)? {
+                deleted += 1;
+            }
+        }
         store.delete(INDEX_ENTRY)?;
         Ok(deleted)
     }
@@ -353,13 +391,43 @@ impl Vault {
     }
 
     fn write_index(&self) -> Result<(), AppError> {
-        let ids: Vec<&str> = self.tokens.iter().map(|t| t.id.as_str()).collect();
-        if ids.is_empty() {
-            self.store.delete(INDEX_ENTRY)?;
-            return Ok(());
+        write_index_of(self.store.as_ref(), &self.tokens)
+    }
+}
+
+/// Writes the keystore's index of `tokens`' IDs (none: no index).
+fn write_index_of(store: &dyn SecretStore, tokens: &[TokenMeta]) -> Result<(), AppError> {
+    let ids: Vec<&str> = tokens.iter().map(|t| t.id.as_str()).collect();
+    if ids.is_empty() {
+        store.delete(INDEX_ENTRY)?;
+        return Ok(());
+    }
+    let bytes = serde_json::to_vec(&ids).map_err(|_| AppError::KeystoreFailure)?;
+    store.set(INDEX_ENTRY, &bytes)
+}
+
+/// At open, best effort (a keystore that cannot answer now does not keep the list from
+/// showing): a secret the index lists but the metadata file does not (an adding stopped after
+/// its secret was stored, before the file was written; or an older version's) is deleted, and
+/// the index is made the file's list again, with every token the file lists (an older version
+/// wrote the index last, so a stopped adding could leave a listed token out of it, and out of
+/// what a wipe deletes).
+fn repair_index(store: &dyn SecretStore, tokens: &[TokenMeta]) {
+    let Ok(listed) = read_index(store) else {
+        return;
+    };
+    let known: std::collections::HashSet<&str> = tokens.iter().map(|t| t.id.as_str()).collect();
+    let mut same = listed.len() == known.len();
+    for id in &listed {
+        if !known.contains(id.as_str()) {
+            same = false;
+            if id.starts_with("tok-") && store.delete(id).is_err() {
+                return;
+            }
         }
-        let bytes = serde_json::to_vec(&ids).map_err(|_| AppError::KeystoreFailure)?;
-        self.store.set(INDEX_ENTRY, &bytes)
+    }
+    if !same {
+        let _ = write_index_of(store, tokens);
     }
 }
 
@@ -436,6 +504,87 @@ mod tests {
 
     fn user_id(serial: u64) -> String {
         UserId::from_serial(serial).unwrap().as_str().to_owned()
+    }
+
+    /// A keystore that notes, as each token's secret is stored, whether the index already
+    /// listed it.
+    #[derive(Default)]
+    struct Watching {
+        inner: MemoryStore,
+        unlisted_secrets: std::sync::atomic::AtomicUsize,
+    }
+
+    impl SecretStore for Watching {
+        fn set(&self, id: &str, secret: &[u8]) -> Result<(), AppError> {
+            if id.starts_with("tok-") && !read_index(&self.inner)?.iter().any(|l| l == id) {
+                self.unlisted_secrets
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            self.inner.set(id, secret)
+        }
+        fn get(&self, id: &str) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, AppError> {
+            self.inner.get(id)
+        }
+        fn delete(&self, id: &str) -> Result<bool, AppError> {
+            self.inner.delete(id)
+        }
+    }
+
+    /// No secret is ever stored before its ID is in the index: the index is what a wipe and a
+    /// new install's clearing delete by, so a secret outside it (the app stopped between the
+    /// two writes, as the index came last before) outlived both, and with a token list put
+    /// back by hand showed its codes with no PIN.
+    #[test]
+    fn a_secret_is_stored_only_once_the_index_lists_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Watching::default());
+        let mut v = Vault::open(dir.path(), store.clone()).unwrap();
+        v.add_provisioned(&response(&user_id(99_980_000_001)), ClockOffset(0), 1)
+            .unwrap();
+        v.add_provisioned(&response(&user_id(99_980_000_002)), ClockOffset(0), 2)
+            .unwrap();
+        assert_eq!(
+            store
+                .unlisted_secrets
+                .load(std::sync::atomic::Ordering::SeqCst),
+            0
+        );
+        assert_eq!(read_index(store.as_ref()).unwrap().len(), 2);
+    }
+
+    /// What a stopped adding leaves is put right at the next open: a secret no token lists is
+    /// deleted, a token the index missed is listed, and an ID listed without a secret (and no
+    /// token list at all) is no token.
+    #[test]
+    fn open_puts_right_what_a_stopped_adding_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::default());
+        let mut v = Vault::open(dir.path(), store.clone()).unwrap();
+        let kept = v
+            .add_provisioned(&response(&user_id(99_980_000_001)), ClockOffset(0), 1)
+            .unwrap()
+            .id;
+        // A secret stored, its token never written to the file; the index without the token.
+        store.set("tok-00000000000000aa", b"orphan").unwrap();
+        store
+            .set(INDEX_ENTRY, br#"["tok-00000000000000aa"]"#)
+            .unwrap();
+        let v = Vault::open(dir.path(), store.clone()).unwrap();
+        assert_eq!(v.tokens().len(), 1);
+        assert!(store.get("tok-00000000000000aa").unwrap().is_none());
+        assert_eq!(read_index(store.as_ref()).unwrap(), vec![kept.clone()]);
+
+        // No token list, and the index names only an ID whose secret never came.
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::default());
+        store
+            .set(INDEX_ENTRY, br#"["tok-00000000000000bb"]"#)
+            .unwrap();
+        assert!(Vault::open(dir.path(), store.clone())
+            .unwrap()
+            .tokens()
+            .is_empty());
+        assert!(store.get(INDEX_ENTRY).unwrap().is_none());
     }
 
     #[test]
