@@ -1,8 +1,9 @@
 //! This install, told apart from an earlier one whose keystore entries outlived it.
 //!
-//! Deleting the app deletes its data directory on every platform, but not always its keystore
-//! entries: iOS keeps Keychain items after the app is removed (Android's Keystore and the
-//! desktops' stores go with the app or the user's session). A customer who deleted the app and
+//! Deleting the app deletes its data directory, but not always its keystore entries: iOS keeps
+//! Keychain items after the app is removed, and so do the desktops' stores (macOS Keychain,
+//! Windows Credential Manager, Secret Service; the kernel keyring goes with the session).
+//! Android's Keystore goes with the app. A customer who deleted the app and
 //! installed it again then met the old install's PIN lock (a PIN they may not remember, for
 //! tokens that are not listed) and, behind it, "the token settings file is missing, contact
 //! support": the vault's rule that a missing metadata file beside a keystore index is an error
@@ -17,8 +18,14 @@
 //! this install is still [`AppError::MetadataMissing`].
 //!
 //! Deleting the data directory (a rooted phone, a desktop user) therefore resets the PIN lock
-//! only together with every token's secret: the tokens are deleted before the lock, so a start
-//! stopped between the two leaves the lock in place and the secrets gone.
+//! only together with every token's secret the keystore's index lists (the vault writes a
+//! token's ID into the index before its secret, so no secret is missing from it). The tokens
+//! are deleted before the lock, and no file is written until both are gone: a start stopped
+//! part way finds a data directory still without the app's files and repeats what is left.
+//!
+//! One case cannot be told from a reinstall: a token list lost before this marker existed, on
+//! an install with no PIN ever set (so no audit file either). Its tokens, unusable without
+//! their list, are deleted at the upgrade instead of shown as `METADATA_MISSING`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -66,7 +73,7 @@ struct Marker {
 ///
 /// # Errors
 /// Keystore errors (nothing is marked: the next start tries again); [`AppError::MetadataIo`]
-/// when the data directory cannot be read or the marker cannot be written.
+/// when the data directory cannot be made or read.
 pub fn reconcile(
     data_dir: &Path,
     store: &Arc<dyn SecretStore>,
@@ -87,8 +94,9 @@ pub fn reconcile(
         let listed = !vault::read_index(store.as_ref())?.is_empty();
         let pin = store.get(LOCK_ENTRY)?.is_some();
         if listed || pin {
-            // Tokens first: the lock goes only once no secret is left behind it.
-            let tokens = Vault::wipe(data_dir, store.as_ref())?;
+            // Tokens first: the lock goes only once no secret is left behind it. No file is
+            // written before both are gone (the lock's audit line comes last).
+            let tokens = Vault::delete_indexed(store.as_ref())?;
             let lock = AppLock::new(store.clone(), data_dir);
             let pin = lock.clear_previous_install(now_ms, tokens)?;
             Install::Cleared { tokens, pin }
@@ -100,8 +108,11 @@ pub fn reconcile(
         version: 1,
         installed_at_ms: now_ms,
     };
-    let bytes = serde_json::to_vec(&marker).map_err(|_| AppError::MetadataIo)?;
-    vault::write_atomic(data_dir, INSTALL_FILE, &bytes).map_err(|_| AppError::MetadataIo)?;
+    // A marker that cannot be written (a full disk) holds nothing up: the next start decides
+    // the same way on what is there (this install's files, or nothing left of the old one).
+    if let Ok(bytes) = serde_json::to_vec(&marker) {
+        let _ = vault::write_atomic(data_dir, INSTALL_FILE, &bytes);
+    }
     Ok(found)
 }
 
@@ -263,30 +274,62 @@ mod tests {
         assert!(!d.path().join(METADATA_FILE).exists());
     }
 
-    /// A start stopped after the tokens went but before the lock did (the crash window): the
-    /// wiped vault's empty metadata file is there, but the marker is not, so the next start
-    /// adopts it with the lock still set and no secret behind it.
+    /// A keystore whose first deletion of the lock fails: the start is stopped between the
+    /// tokens and the lock.
+    struct LockStuck {
+        inner: MemoryStore,
+        failed: std::sync::atomic::AtomicBool,
+    }
+
+    impl SecretStore for LockStuck {
+        fn set(&self, id: &str, secret: &[u8]) -> Result<(), AppError> {
+            self.inner.set(id, secret)
+        }
+        fn get(&self, id: &str) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, AppError> {
+            self.inner.get(id)
+        }
+        fn delete(&self, id: &str) -> Result<bool, AppError> {
+            if id == LOCK_ENTRY && !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                return Err(AppError::KeystoreFailure);
+            }
+            self.inner.delete(id)
+        }
+    }
+
+    /// A start stopped after the tokens went but before the lock did: no file was written yet,
+    /// so the next start still sees a new install and deletes the old PIN. Before, the wiped
+    /// vault's empty token list was written first, and the next start adopted it with the
+    /// removed install's PIN, which the customer may not know, for good.
     #[test]
-    fn a_stopped_clearing_never_leaves_secrets_without_their_pin() {
-        let store = store();
+    fn a_stopped_clearing_is_finished_at_the_next_start() {
+        let store: Arc<dyn SecretStore> = Arc::new(LockStuck {
+            inner: MemoryStore::default(),
+            failed: std::sync::atomic::AtomicBool::new(false),
+        });
         let old = tempfile::tempdir().unwrap();
         let id = used_install(old.path(), &store);
+        drop(old);
         let new = tempfile::tempdir().unwrap();
-        Vault::wipe(new.path(), store.as_ref()).unwrap();
-        // Someone puts the old metadata file back before the next start.
-        std::fs::copy(
-            old.path().join(METADATA_FILE),
-            new.path().join(METADATA_FILE),
-        )
-        .unwrap();
+        assert!(matches!(
+            reconcile(new.path(), &store, NOW + 1),
+            Err(AppError::KeystoreFailure)
+        ));
+        assert!(store.get(&id).unwrap().is_none(), "the tokens went first");
         assert_eq!(
-            reconcile(new.path(), &store, NOW + 1).unwrap(),
-            Install::Adopted
+            std::fs::read_dir(new.path()).unwrap().count(),
+            0,
+            "nothing written while the old PIN is there"
         );
-        assert!(store.get(&id).unwrap().is_none());
+        assert_eq!(
+            reconcile(new.path(), &store, NOW + 2).unwrap(),
+            Install::Cleared {
+                tokens: 0,
+                pin: true
+            }
+        );
         assert!(
-            AppLock::new(store.clone(), new.path())
-                .status(NOW + 2)
+            !AppLock::new(store.clone(), new.path())
+                .status(NOW + 3)
                 .unwrap()
                 .enabled
         );
