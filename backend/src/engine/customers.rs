@@ -119,20 +119,34 @@ impl Engine {
         ))
     }
 
-    /// Record a failed customer login of `client` at `at` (see [`Engine::login_failures`]);
-    /// failures older than every window are forgotten meanwhile.
+    /// Record a failed customer login of `client` at `at` (see [`Engine::login_failures`]).
+    /// At most once a minute per process, failures older than the window are forgotten: in a
+    /// statement of their own, not in every failure's (instances deleting the same rows at once
+    /// would queue on their locks).
     ///
     /// # Errors
-    /// The database is unavailable.
+    /// The database is unavailable (the purge's failure is only logged).
     pub async fn record_login_failure(
         &self,
         client: &str,
         at: u64,
         window_secs: u64,
     ) -> Result<()> {
-        self.store()
-            .add_login_failure(client, now_i64(at), now_i64(at.saturating_sub(window_secs)))
-            .await?;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static PURGED_AT: AtomicU64 = AtomicU64::new(0);
+        let store = self.store();
+        store.add_login_failure(client, now_i64(at)).await?;
+        let last = PURGED_AT.load(Ordering::Relaxed);
+        if at >= last.saturating_add(60)
+            && PURGED_AT
+                .compare_exchange(last, at, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let before = now_i64(at.saturating_sub(window_secs));
+            if let Err(e) = store.purge_login_failures(before).await {
+                tracing::warn!(error = %e, "old failed logins not purged; tried again within a minute");
+            }
+        }
         Ok(())
     }
 

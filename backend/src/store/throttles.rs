@@ -77,20 +77,23 @@ impl Store {
         .await?)
     }
 
-    /// Record a failed customer login of `client` at `at`, and forget failures from before
-    /// `forget_before` (outside every window), in one transaction.
-    pub async fn add_login_failure(&self, client: &str, at: i64, forget_before: i64) -> Result<()> {
-        let mut tx = self.begin().await?;
-        sqlx::query("DELETE FROM login_failures WHERE at < $1")
-            .bind(forget_before)
-            .execute(&mut *tx.0)
-            .await?;
+    /// Record a failed customer login of `client` at `at`.
+    pub async fn add_login_failure(&self, client: &str, at: i64) -> Result<()> {
         sqlx::query("INSERT INTO login_failures (client, at) VALUES ($1, $2)")
             .bind(client)
             .bind(at)
-            .execute(&mut *tx.0)
+            .execute(&self.write)
             .await?;
-        tx.commit().await
+        Ok(())
+    }
+
+    /// Forget failed customer logins from before `before` (outside every window).
+    pub async fn purge_login_failures(&self, before: i64) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM login_failures WHERE at < $1")
+            .bind(before)
+            .execute(&self.write)
+            .await?
+            .rows_affected())
     }
 
     /// Forget counters untouched since before `before` (a lock ends long before).

@@ -4,9 +4,11 @@
 //! at once cannot pass the limit while its checks run.
 //!
 //! The failures are the database's (`Engine::login_failures`, written by
-//! `Engine::record_login_failure` before the attempt ends), so every instance on one database
-//! counts the same ones: in each process's memory, as before, the limit was multiplied by the
-//! number of instances behind the load balancer. The attempts in flight are this process's (a
+//! `Engine::record_login_failure` before the attempt ends as [`Attempt::failed`]), so every
+//! instance on one database counts the same ones. A failure recorded here while an attempt's
+//! count was being read is added to that count ([`FailureLimit::ticket`]): an attempt that
+//! ended meanwhile is then neither in flight nor missed. Before, with the failures in each process's
+//! memory, the limit was multiplied by the number of instances behind the load balancer. The attempts in flight are this process's (a
 //! burst spread over several instances may start up to one limit's worth on each before the
 //! first of them fails; the failures then stop every instance).
 //!
@@ -31,6 +33,8 @@ pub struct FailureLimit {
 #[derive(Debug, Default)]
 struct Client {
     in_flight: u32,
+    /// Failures this process recorded for the client, ever (see [`FailureLimit::ticket`]).
+    recorded_here: u64,
     last_seen: u64,
     /// When a refusal because of failures was last reported (the one to audit per window).
     reported: Option<u64>,
@@ -57,17 +61,33 @@ pub struct Recorded {
     pub oldest: Option<u64>,
 }
 
-/// An admitted attempt: counted as in flight until dropped. A failure is recorded in the
-/// database before it is dropped, so it is never counted by neither.
+/// Where the client's count of failures stood here before the database was asked
+/// ([`FailureLimit::ticket`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket(u64);
+
+/// An admitted attempt: counted as in flight until it ends, as a failure ([`Attempt::failed`],
+/// once the database has it) or as nothing (dropped).
 #[derive(Debug)]
 pub struct Attempt<'a> {
     limit: &'a FailureLimit,
     key: String,
+    ended: bool,
+}
+
+impl Attempt<'_> {
+    /// The attempt failed, and the database has the failure now.
+    pub fn failed(mut self) {
+        self.limit.end(&self.key, true);
+        self.ended = true;
+    }
 }
 
 impl Drop for Attempt<'_> {
     fn drop(&mut self) {
-        self.limit.end(&self.key);
+        if !self.ended {
+            self.limit.end(&self.key, false);
+        }
     }
 }
 
@@ -80,8 +100,17 @@ impl FailureLimit {
         }
     }
 
+    /// Taken before the client's failures are read from the database, and given to
+    /// [`FailureLimit::begin`] with them: the failures this process records meanwhile are added
+    /// to what was read. (The read may have seen some of them already: counted twice, never
+    /// none.)
+    pub fn ticket(&self, key: &str) -> Ticket {
+        let map = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        Ticket(map.get(key).map_or(0, |c| c.recorded_here))
+    }
+
     /// Admit an attempt of `key` at `now` under `limit` failures in the window (`recorded`:
-    /// the client's failures in it), or say why not.
+    /// the client's failures in it, read after `ticket` was taken), or say why not.
     ///
     /// # Errors
     /// The client is at its limit ([`Refusal`]).
@@ -91,6 +120,7 @@ impl FailureLimit {
         limit: u32,
         now: u64,
         recorded: Recorded,
+        ticket: Ticket,
     ) -> Result<Attempt<'_>, Refusal> {
         let window = self.window_secs;
         let limit = u64::from(limit.max(1));
@@ -100,14 +130,18 @@ impl FailureLimit {
         }
         let c = map.entry(key.to_owned()).or_default();
         c.last_seen = c.last_seen.max(now);
-        if recorded.failures.saturating_add(u64::from(c.in_flight)) < limit {
+        let failures = recorded
+            .failures
+            .saturating_add(c.recorded_here.saturating_sub(ticket.0));
+        if failures.saturating_add(u64::from(c.in_flight)) < limit {
             c.in_flight = c.in_flight.saturating_add(1);
             return Ok(Attempt {
                 limit: self,
                 key: key.to_owned(),
+                ended: false,
             });
         }
-        if recorded.failures >= limit {
+        if failures >= limit {
             let oldest = recorded.oldest.unwrap_or(now);
             let report = c.reported.is_none_or(|t| t.saturating_add(window) <= now);
             if report {
@@ -126,10 +160,13 @@ impl FailureLimit {
         })
     }
 
-    fn end(&self, key: &str) {
+    fn end(&self, key: &str, failed: bool) {
         let mut map = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(c) = map.get_mut(key) {
             c.in_flight = c.in_flight.saturating_sub(1);
+            if failed {
+                c.recorded_here = c.recorded_here.saturating_add(1);
+            }
         }
     }
 
@@ -183,39 +220,77 @@ mod tests {
         let l = FailureLimit::new(600, 100);
         let none = Recorded::default();
         // Three in flight against a limit of three: the fourth waits a moment, unreported.
-        let a = l.begin("ip:1", 3, 1000, none).unwrap();
-        let b = l.begin("ip:1", 3, 1000, none).unwrap();
-        let c = l.begin("ip:1", 3, 1000, none).unwrap();
-        let r = l.begin("ip:1", 3, 1000, none).unwrap_err();
+        let a = l.begin("ip:1", 3, 1000, none, l.ticket("ip:1")).unwrap();
+        let b = l.begin("ip:1", 3, 1000, none, l.ticket("ip:1")).unwrap();
+        let c = l.begin("ip:1", 3, 1000, none, l.ticket("ip:1")).unwrap();
+        let r = l
+            .begin("ip:1", 3, 1000, none, l.ticket("ip:1"))
+            .unwrap_err();
         assert_eq!((r.retry_after, r.report, r.by_failures), (1, false, false));
         // They end (one of them a failure the database now has): room for two more.
         drop((a, b, c));
-        let d = l.begin("ip:1", 3, 1001, recorded(1, 1000)).unwrap();
-        let e = l.begin("ip:1", 3, 1001, recorded(1, 1000)).unwrap();
-        assert!(l.begin("ip:1", 3, 1001, recorded(1, 1000)).is_err());
+        let d = l
+            .begin("ip:1", 3, 1001, recorded(1, 1000), l.ticket("ip:1"))
+            .unwrap();
+        let e = l
+            .begin("ip:1", 3, 1001, recorded(1, 1000), l.ticket("ip:1"))
+            .unwrap();
+        assert!(l
+            .begin("ip:1", 3, 1001, recorded(1, 1000), l.ticket("ip:1"))
+            .is_err());
         drop((d, e));
         // Three failures recorded: refused until the oldest leaves the window, reported once.
-        let r = l.begin("ip:1", 3, 1010, recorded(3, 1000)).unwrap_err();
+        let r = l
+            .begin("ip:1", 3, 1010, recorded(3, 1000), l.ticket("ip:1"))
+            .unwrap_err();
         assert_eq!((r.retry_after, r.report, r.by_failures), (590, true, true));
-        let r = l.begin("ip:1", 3, 1011, recorded(3, 1000)).unwrap_err();
+        let r = l
+            .begin("ip:1", 3, 1011, recorded(3, 1000), l.ticket("ip:1"))
+            .unwrap_err();
         assert!(!r.report, "one report per window");
-        assert!(l.begin("ip:2", 3, 1011, none).is_ok(), "another client");
         assert!(
-            l.begin("ip:1", 3, 1600, recorded(2, 1001)).is_ok(),
-            "the oldest failure left the window"
+            l.begin("ip:2", 3, 1011, none, l.ticket("ip:2")).is_ok(),
+            "another client"
         );
+    }
+
+    /// An attempt that failed and ended while another's count was being read from the database
+    /// (the read did not see it): it was neither in flight nor in the count, and the limit let
+    /// one more through. The failures recorded here since the ticket are added.
+    #[test]
+    fn a_failure_recorded_while_the_count_was_read_is_counted() {
+        let l = FailureLimit::new(600, 100);
+        let none = Recorded::default();
+        let first = l.begin("ip:1", 2, 1000, none, l.ticket("ip:1")).unwrap();
+        // The second attempt takes its ticket and reads the database ...
+        let ticket = l.ticket("ip:1");
+        let read = recorded(1, 990);
+        // ... while the first fails, is recorded, and ends.
+        first.failed();
+        let r = l.begin("ip:1", 2, 1000, read, ticket).unwrap_err();
+        assert!(
+            r.by_failures,
+            "two failures: the one read and the one recorded since"
+        );
+        // A later ticket sees what the database has, no more.
+        assert!(l
+            .begin("ip:1", 3, 1001, recorded(2, 990), l.ticket("ip:1"))
+            .is_ok());
     }
 
     #[test]
     fn a_full_table_forgets_idle_clients_first_and_never_one_in_flight() {
         let l = FailureLimit::new(60, 10);
         let none = Recorded::default();
-        let busy = l.begin("busy", 5, 0, none).unwrap();
+        let busy = l.begin("busy", 5, 0, none, l.ticket("busy")).unwrap();
         for i in 0..20 {
-            drop(l.begin(&format!("c{i}"), 5, i, none).unwrap());
+            drop(
+                l.begin(&format!("c{i}"), 5, i, none, l.ticket(&format!("c{i}")))
+                    .unwrap(),
+            );
         }
         assert!(l.tracked() <= 10);
-        let before = l.begin("busy", 1, 30, none).unwrap_err();
+        let before = l.begin("busy", 1, 30, none, l.ticket("busy")).unwrap_err();
         assert!(!before.by_failures, "still in flight, still tracked");
         drop(busy);
     }

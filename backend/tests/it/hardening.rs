@@ -19,6 +19,7 @@ both_dbs!(
     one_address_spraying_customer_logins_is_slowed,
     a_parallel_spray_gets_no_more_than_the_limit,
     instances_on_one_database_share_the_spray_limit,
+    a_failed_login_counts_for_exactly_its_window,
     a_known_device_logs_in_while_its_network_is_limited,
     a_known_device_logs_in_while_strangers_lock_the_account,
     a_browser_is_known_only_after_the_whole_login,
@@ -540,6 +541,47 @@ async fn instances_on_one_database_share_the_spray_limit(db: Db) {
     srv.env.clock.advance(601);
     let r = screen_login(&instances[1], "guess100", "Summer2026").await;
     assert_eq!(r.status, 422, "{}", r.body);
+}
+
+/// A failure counts for `window_secs` seconds, to the second (as the limit's sliding window
+/// did in memory: a failure at t is out of the window at t + window), per client.
+async fn a_failed_login_counts_for_exactly_its_window(db: Db) {
+    let env = Env::new(db).await;
+    let t = env.now();
+    env.engine
+        .record_login_failure("192.0.2.1", t, 600)
+        .await
+        .unwrap();
+    env.engine
+        .record_login_failure("192.0.2.1", t + 10, 600)
+        .await
+        .unwrap();
+    env.engine
+        .record_login_failure("192.0.2.2", t, 600)
+        .await
+        .unwrap();
+    let seen = |at: u64| env.engine.login_failures("192.0.2.1", at, 600);
+    assert_eq!(seen(t + 10).await.unwrap(), (2, Some(t)));
+    assert_eq!(seen(t + 599).await.unwrap(), (2, Some(t)));
+    assert_eq!(
+        seen(t + 600).await.unwrap(),
+        (1, Some(t + 10)),
+        "the first left at t + 600"
+    );
+    assert_eq!(seen(t + 610).await.unwrap(), (0, None));
+    // A failure recorded an hour on (which may run the purge, at most once a minute per
+    // process) counts: the purge forgets only what no window holds any more.
+    env.engine
+        .record_login_failure("192.0.2.3", t + 3600, 600)
+        .await
+        .unwrap();
+    assert_eq!(
+        env.engine
+            .login_failures("192.0.2.3", t + 3600, 600)
+            .await
+            .unwrap(),
+        (1, Some(t + 3600))
+    );
 }
 
 /// The spray limit holds for requests sent at once: every attempt counts as it starts (and is

@@ -161,11 +161,13 @@ pub async fn login(
         None => client.clone(),
     };
     let window = st.site.cfg.login_failures_window_secs;
+    let limits = &st.site.failed_logins;
+    let ticket = limits.ticket(&key);
     let recorded = match st.engine.login_failures(&key, now, window).await {
         Ok((failures, oldest)) => crate::web::failure_limit::Recorded { failures, oldest },
         Err(e) => return engine_error_page(&st, lang, None, e),
     };
-    let attempt = match st.site.failed_logins.begin(&key, limit, now, recorded) {
+    let attempt = match limits.begin(&key, limit, now, recorded, ticket) {
         Ok(a) => a,
         Err(refusal) => {
             return login_refused(&st, lang, &actor, &key, login_id, now, refusal).await
@@ -176,14 +178,20 @@ pub async fn login(
         .customer_login(login_id, password, &actor, device.as_ref())
         .await;
     if matches!(answer, Ok(Login::Invalid | Login::Locked { .. })) {
-        // Recorded before the attempt stops counting as in flight: never counted by neither.
-        let recorded = st
+        // Recorded before the attempt stops counting as in flight here, and counted here for
+        // an attempt whose read of the database came before it (`failure_limit::Ticket`).
+        match st
             .engine
             .record_login_failure(&key, st.engine.now(), window)
-            .await;
-        drop(attempt);
-        if let Err(e) = recorded {
-            return engine_error_page(&st, lang, None, e);
+            .await
+        {
+            Ok(()) => attempt.failed(),
+            Err(e) => {
+                // The database did not take it (it took the login's own audit a moment before):
+                // the attempt ends uncounted, answered "unavailable" (not "wrong password").
+                drop(attempt);
+                return engine_error_page(&st, lang, None, e);
+            }
         }
     } else {
         drop(attempt);
