@@ -269,7 +269,7 @@ impl AppError {
                 "トークンの設定ファイルが見つかりません（登録済みのトークン{tokens}件）。トークンは削除されていません。トークンを削除して初期設定からやり直すか、サポートにお問い合わせください。"
             ),
             E::MetadataIo => "トークンの設定ファイルを読み書きできません。端末の空き容量をご確認ください。".into(),
-            E::VaultIntact => "トークンの設定ファイルは読み取れます。トークンを削除する場合は、各トークンの設定から削除してください。".into(),
+            E::VaultIntact => "トークンの設定ファイルは正常です。トークンを削除する場合は、各トークンの設定画面から削除してください。".into(),
             E::DuplicateToken => "このトークンはすでに登録されています。".into(),
             E::NoSuchToken => "指定のトークンは登録されていません。".into(),
             E::AppLocked => "アプリがロックされています。暗証番号を入力してください。".into(),
@@ -342,7 +342,7 @@ impl AppError {
                 "The token settings file is missing ({tokens} token(s) registered). No token was deleted. Delete the tokens and set the app up again, or contact support."
             ),
             E::MetadataIo => "The token settings file cannot be read or written. Please check the free space on the device.".into(),
-            E::VaultIntact => "The token settings file can be read. To delete a token, use its settings.".into(),
+            E::VaultIntact => "The token settings file is intact. To delete a token, use its settings screen.".into(),
             E::DuplicateToken => "This token is already registered.".into(),
             E::NoSuchToken => "There is no such token.".into(),
             E::AppLocked => "The app is locked. Please enter your PIN.".into(),

@@ -10,7 +10,10 @@
 //! Environment overrides (desktop runs and tests):
 //! - `OTP_APP_DIRECTORY`: JSON `{"<service id>": "<base url>"}` merged over the bundled
 //!   directory (`http://` only to loopback; an `https://` URL keeps the bundled pins);
-//! - `OTP_APP_DATA_DIR`: where the metadata file lives (default: the OS app data directory);
+//! - `OTP_APP_DATA_DIR`: where the metadata file lives (default: the OS app data directory),
+//!   honoured only with `OTP_APP_KEYSTORE_SERVICE`: a data directory of its own over the
+//!   default keystore would be a new install beside the real one, and a new install deletes
+//!   what the keystore holds of a removed one (`app::install`);
 //! - `OTP_APP_KEYSTORE_SERVICE`: the keystore service name (default `jp.example-bank.otp`).
 //!
 //! Test-only, honoured by debug builds alone (`debug_assertions`: a release build never reads
@@ -77,8 +80,12 @@ impl ShellConfig {
     /// Call it first thing on the main thread: on Linux the keystore joins a session keyring for
     /// the calling thread, and threads started later inherit it.
     pub fn from_env() -> ShellConfig {
-        let service = std::env::var("OTP_APP_KEYSTORE_SERVICE")
-            .unwrap_or_else(|_| app::keystore::DEFAULT_SERVICE.to_owned());
+        let service_override = std::env::var("OTP_APP_KEYSTORE_SERVICE").ok();
+        let data_dir = data_dir_override(
+            std::env::var_os("OTP_APP_DATA_DIR"),
+            service_override.as_deref(),
+        );
+        let service = service_override.unwrap_or_else(|| app::keystore::DEFAULT_SERVICE.to_owned());
         let store = KeyringStore::platform(&service).map(|s| Arc::new(s) as Arc<dyn SecretStore>);
         let directory = Directory::bundled().and_then(|mut dir| {
             if let Ok(json) = std::env::var("OTP_APP_DIRECTORY") {
@@ -87,7 +94,7 @@ impl ShellConfig {
             Ok(dir)
         });
         ShellConfig {
-            data_dir: std::env::var_os("OTP_APP_DATA_DIR").map(PathBuf::from),
+            data_dir,
             store,
             directory,
             test_ca: test_ca_from_env(),
@@ -96,6 +103,20 @@ impl ShellConfig {
             clipboard_clear_after: app::clipboard::CLEAR_AFTER,
         }
     }
+}
+
+/// `OTP_APP_DATA_DIR`, honoured only beside a keystore service of its own
+/// (`OTP_APP_KEYSTORE_SERVICE`): over the real install's keystore, an empty directory would be
+/// taken for a reinstall, which deletes that install's tokens and PIN.
+fn data_dir_override(dir: Option<std::ffi::OsString>, service: Option<&str>) -> Option<PathBuf> {
+    let dir = dir?;
+    if service.is_none_or(str::is_empty) {
+        eprintln!(
+            "OTP_APP_DATA_DIR is ignored without OTP_APP_KEYSTORE_SERVICE (it would take the real install's keystore for a removed one's)"
+        );
+        return None;
+    }
+    Some(PathBuf::from(dir))
 }
 
 /// `OTP_APP_TEST_CA`, read by debug builds only.

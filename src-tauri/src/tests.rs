@@ -1125,3 +1125,23 @@ fn a_lost_token_list_can_be_started_over_behind_the_pin() {
         1
     );
 }
+
+/// A data directory of its own is honoured only beside a keystore service of its own: over the
+/// real install's keystore, an empty one would be taken for a reinstall and delete its tokens.
+#[test]
+fn a_data_directory_override_needs_a_keystore_of_its_own() {
+    use std::ffi::OsString;
+    assert_eq!(
+        crate::data_dir_override(Some(OsString::from("/tmp/otp-x")), Some("otp-test-1")),
+        Some(std::path::PathBuf::from("/tmp/otp-x"))
+    );
+    assert_eq!(
+        crate::data_dir_override(Some(OsString::from("/tmp/otp-x")), None),
+        None
+    );
+    assert_eq!(
+        crate::data_dir_override(Some(OsString::from("/tmp/otp-x")), Some("")),
+        None
+    );
+    assert_eq!(crate::data_dir_override(None, Some("otp-test-1")), None);
+}

@@ -161,7 +161,7 @@ mockIPC(async (cmd, payload) => {
       // The shell's rule: behind the PIN, and only when the token list's file is lost.
       ensureUnlocked();
       if (listError?.code !== 'METADATA_MISSING')
-        throw { code: 'VAULT_INTACT', message_ja: 'トークンの設定ファイルは読み取れます。', message_en: 'The token settings file can be read.' };
+        throw { code: 'VAULT_INTACT', message_ja: 'トークンの設定ファイルは正常です。', message_en: 'The token settings file is intact.' };
       listError = undefined;
       tokens = [];
       return null;

@@ -174,7 +174,7 @@ const ja = {
   resetApp: 'トークンを削除して初期設定へ',
   resetConfirm: '登録済みのトークンと暗証番号を削除します。よろしいですか？',
   startOverConfirm:
-    'この端末に残っている登録済みのトークンを削除します（暗証番号は削除されません）。お取引の銀行でトークンの再発行（再登録）を受けてから、初期設定をやり直してください。よろしいですか？',
+    'この端末に残っている登録済みのトークンを削除します（暗証番号は削除されません）。よろしいですか？削除後は、お取引の銀行でトークンの再発行（再登録）を受けてから、初期設定をやり直してください。',
 };
 
 export type Texts = typeof ja;
@@ -339,7 +339,7 @@ const en: Texts = {
   resetApp: 'Delete the token and set up again',
   resetConfirm: 'The registered tokens and the PIN will be deleted. Continue?',
   startOverConfirm:
-    'The tokens registered on this device will be deleted (the PIN stays). Ask your bank to reissue (re-register) the token, then set up the app again. Continue?',
+    'The tokens registered on this device will be deleted (the PIN stays). Continue? Afterwards, ask your bank to reissue (re-register) the token, then set up the app again.',
 };
 
 export const texts: Record<Lang, Texts> = { ja, en };
