@@ -144,6 +144,15 @@ enum KeysCommand {
     Rotate,
     /// Show the master keys and how many secrets each seals.
     Status,
+    /// Add a new master key on standby, for instances with key files of their own: copy the
+    /// file to every instance, then `keys activate` the key on one of them.
+    Add,
+    /// Make a key added by `keys add` current on every instance that has it, and re-seal every
+    /// secret under it.
+    Activate {
+        /// The key's id, as `keys add` printed it.
+        key_id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -438,8 +447,41 @@ async fn run(command: Command, cfg: Config, me: &str) -> anyhow::Result<()> {
             backend::ops::backup::existing_database(&cfg)?;
             let (st, _) = backend::build_default(&cfg).await?;
             let engine = &st.engine;
-            if let KeysCommand::Rotate = command {
-                let new_id = engine.keys().add_key().context("adding a key")?;
+            if let KeysCommand::Add = command {
+                let new_id = engine.keys().add_standby_key().context("adding a key")?;
+                println!(
+                    "new master key {new_id}, on standby: copy {} to every instance (servers read it when they meet the key), then run `otp-backend keys activate {new_id}` on one of them",
+                    cfg.master_key_path().display()
+                );
+            }
+            let activate = match &command {
+                KeysCommand::Rotate => Some(engine.keys().add_key().context("adding a key")?),
+                KeysCommand::Activate { key_id } => {
+                    // A key the database has seen current before is a retired one: making it
+                    // current here would re-seal under it while the servers seal under the
+                    // newest.
+                    let checked: Vec<String> = engine
+                        .store()
+                        .key_checks()
+                        .await?
+                        .into_iter()
+                        .map(|(id, _)| id)
+                        .collect();
+                    let newest = engine.store().begin().await?.newest_key_id().await?;
+                    if checked.contains(key_id) && newest.as_deref() != Some(key_id.as_str()) {
+                        anyhow::bail!(
+                            "key {key_id} was current before and is retired now; add a new key (`keys add`) instead"
+                        );
+                    }
+                    engine
+                        .keys()
+                        .activate(key_id)
+                        .with_context(|| format!("activating key {key_id}"))?;
+                    Some(key_id.clone())
+                }
+                KeysCommand::Add | KeysCommand::Status => None,
+            };
+            if let Some(new_id) = activate {
                 engine.check_keys().await?;
                 let mut n = engine
                     .reseal_all()

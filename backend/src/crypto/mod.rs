@@ -71,7 +71,10 @@ pub struct Sealed {
 #[derive(Debug, Clone)]
 pub enum KeySource {
     /// A file of `key_id:hex` lines; created with one fresh key (mode 0600) when `create` is set
-    /// and the file does not exist.
+    /// and the file does not exist. The last line is the current key; a line ending in
+    /// `:standby` (`keys add`) is a key this process opens with but does not make current by
+    /// itself: the database makes it current once `keys activate` has checked it in, on every
+    /// instance that has it (see `Engine::sealing_key_ready`).
     File { path: PathBuf, create: bool },
     /// The same format, from an environment variable (comma or newline separated).
     Env(String),
@@ -100,6 +103,9 @@ impl fmt::Debug for Keyring {
     }
 }
 
+/// The suffix of a key line that is not made current by the file (`keys add`).
+const STANDBY: &str = ":standby";
+
 fn parse_keys(text: &str) -> Result<KeySet, CryptoError> {
     let mut set = KeySet::default();
     for entry in text
@@ -107,6 +113,10 @@ fn parse_keys(text: &str) -> Result<KeySet, CryptoError> {
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
     {
+        let (entry, standby) = match entry.strip_suffix(STANDBY) {
+            Some(key) => (key, true),
+            None => (entry, false),
+        };
         let (id, hex_key) = entry
             .split_once(':')
             .ok_or_else(|| CryptoError::Malformed("expected key_id:hex".into()))?;
@@ -128,12 +138,26 @@ fn parse_keys(text: &str) -> Result<KeySet, CryptoError> {
             .as_slice()
             .try_into()
             .map_err(|_| CryptoError::Malformed(format!("key {id} is not 32 bytes")))?;
+        // A key named twice (a standby key activated: `keys activate` appends its line again)
+        // must be the same key.
+        if set.keys.get(id).is_some_and(|k| *k.0 != arr) {
+            return Err(CryptoError::Malformed(format!(
+                "key {id} appears twice with different values"
+            )));
+        }
         set.keys
             .insert(id.to_owned(), MasterKey(Zeroizing::new(arr)));
-        set.current = id.to_owned();
+        if !standby {
+            set.current = id.to_owned();
+        }
     }
     if set.keys.is_empty() {
         return Err(CryptoError::Malformed("no keys".into()));
+    }
+    if set.current.is_empty() {
+        return Err(CryptoError::Malformed(
+            "every key is on standby: none is current".into(),
+        ));
     }
     Ok(set)
 }
@@ -254,6 +278,58 @@ impl Keyring {
     /// # Errors
     /// When the keys come from the environment (rotate them there), or on I/O errors.
     pub fn add_key(&self) -> Result<String, CryptoError> {
+        let (id, line) = new_key_line();
+        self.append_line(&line)?;
+        Ok(id)
+    }
+
+    /// Append a fresh key on standby (`keys add`): opened with, not made current by the file.
+    /// Returns its id.
+    ///
+    /// # Errors
+    /// As [`Keyring::add_key`].
+    pub fn add_standby_key(&self) -> Result<String, CryptoError> {
+        let (id, line) = new_key_line();
+        let standby = Zeroizing::new(format!("{}{STANDBY}\n", line.trim_end()));
+        self.append_line(&standby)?;
+        Ok(id)
+    }
+
+    /// Make a key this file has current (`keys activate`): its line is appended again, without
+    /// the standby mark (the file is only ever appended to).
+    ///
+    /// # Errors
+    /// [`CryptoError::UnknownKey`] if the file does not have it; as [`Keyring::add_key`].
+    pub fn activate(&self, key_id: &str) -> Result<(), CryptoError> {
+        self.reload()?;
+        let line = {
+            let guard = self
+                .inner
+                .read()
+                .map_err(|_| CryptoError::UnknownKey(key_id.into()))?;
+            let key = guard
+                .keys
+                .get(key_id)
+                .ok_or_else(|| CryptoError::UnknownKey(key_id.into()))?;
+            Zeroizing::new(format!("{key_id}:{}\n", hex::encode(key.0.as_ref())))
+        };
+        self.append_line(&line)
+    }
+
+    /// Seal under `key_id` from now on in this process, if it has that key (the database's
+    /// newest, which a standby line does not make current by itself). Returns whether it does.
+    pub fn use_current(&self, key_id: &str) -> bool {
+        let Ok(mut guard) = self.inner.write() else {
+            return false;
+        };
+        if !guard.keys.contains_key(key_id) {
+            return false;
+        }
+        key_id.clone_into(&mut guard.current);
+        true
+    }
+
+    fn append_line(&self, line: &str) -> Result<(), CryptoError> {
         let Some(KeySource::File { path, .. }) = &self.source else {
             return Err(CryptoError::RotateFromEnvironment);
         };
@@ -273,20 +349,18 @@ impl Keyring {
         let mut old = Zeroizing::new(String::new());
         std::io::Read::read_to_string(&mut file, &mut old)?;
         parse_keys(&old)?;
-        let (id, line) = new_key_line();
         let mut add = Zeroizing::new(String::with_capacity(line.len() + 1));
         if !old.is_empty() && !old.ends_with('\n') {
             add.push('\n');
         }
-        add.push_str(&line);
+        add.push_str(line);
         file.write_all(add.as_bytes())?;
         file.sync_all()?;
         let mut now = Zeroizing::new(String::new());
         std::io::Read::read_to_string(&mut std::fs::File::open(path)?, &mut now)?;
         parse_keys(&now)?;
         drop(file);
-        self.reload()?;
-        Ok(id)
+        self.reload()
     }
 
     pub fn current_id(&self) -> String {

@@ -192,3 +192,57 @@ fn a_key_added_to_a_file_without_a_final_newline_keeps_it_readable() {
         .collect();
     assert!(left.is_empty(), "no temporary file left: {left:?}");
 }
+
+/// `keys add` puts a key on standby: opened with, not current; `keys activate` appends its line
+/// again and it is current. A key named twice with two values, or only standby keys, are
+/// refused.
+#[test]
+fn a_standby_key_opens_but_is_current_only_once_activated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("master.key");
+    let (ring, _) = Keyring::load(KeySource::File {
+        path: path.clone(),
+        create: true,
+    })
+    .unwrap();
+    let old = ring.current_id();
+    let standby = ring.add_standby_key().unwrap();
+    assert_eq!(ring.current_id(), old, "on standby: not current");
+    assert!(ring.key_ids().contains(&standby));
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.ends_with(":standby\n"), "{}", text.lines().count());
+    // Another process with the same file seals under the old key and opens under the new.
+    let (other, _) = Keyring::load(KeySource::File {
+        path: path.clone(),
+        create: false,
+    })
+    .unwrap();
+    assert_eq!(other.current_id(), old);
+    let s = Secret::from_bytes(b"12345678901234567890".to_vec());
+    assert!(ring.use_current(&standby));
+    let sealed = ring.seal("uid", &s).unwrap();
+    assert_eq!(sealed.key_id, standby);
+    assert_eq!(other.open("uid", &sealed).unwrap().expose(), s.expose());
+    assert!(!ring.use_current("nosuch"), "a key it does not have");
+
+    ring.activate(&standby).unwrap();
+    assert_eq!(ring.current_id(), standby);
+    other.reload().unwrap();
+    assert_eq!(other.current_id(), standby, "the file says so now");
+    assert!(matches!(
+        ring.activate("nosuch"),
+        Err(CryptoError::UnknownKey(_))
+    ));
+
+    let k1 = "11".repeat(32);
+    let k2 = "22".repeat(32);
+    assert!(parse_keys(&format!("a:{k1}\nb:{k2}:standby")).is_ok_and(|s| s.current == "a"));
+    assert!(
+        parse_keys(&format!("a:{k1}\na:{k2}")).is_err(),
+        "one id, two keys"
+    );
+    assert!(
+        parse_keys(&format!("a:{k1}:standby")).is_err(),
+        "none current"
+    );
+}

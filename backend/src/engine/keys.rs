@@ -82,8 +82,8 @@ impl Engine {
     }
 
     /// Make sure this process seals under the newest master key the database knows (issue 12,
-    /// item 6): after `keys rotate` in another process, the key file is read again here before
-    /// the next secret is sealed. A newest key this process cannot get refuses the seal
+    /// item 6): after `keys rotate` or `keys activate` in another process, the key file is read
+    /// again here before the next secret is sealed, and a key it has on standby is taken. A newest key this process cannot get refuses the seal
     /// (`Unavailable`, logged) rather than sealing under a retired key.
     pub(crate) async fn sealing_key_ready(&self, tx: &mut Tx<'_>) -> Result<()> {
         let Some(newest) = tx.newest_key_id().await? else {
@@ -96,7 +96,9 @@ impl Engine {
         if let Err(e) = keys.reload() {
             tracing::error!(error = %e, "could not re-read the master keys");
         }
-        if keys.current_id() == newest {
+        // A key on standby in this process's file (`keys add`, distributed to every instance
+        // before `keys activate` on one of them): the database says it is current now.
+        if keys.current_id() == newest || keys.use_current(&newest) {
             tracing::info!(key_id = %newest, "sealing under the rotated master key");
             return Ok(());
         }

@@ -16,6 +16,7 @@ both_dbs!(
     burst_of_confirmation_guesses_cannot_pass_or_clear_the_lock,
     right_activation_password_is_not_revealed_after_the_issuance_dies,
     running_servers_seal_under_the_rotated_key,
+    instances_with_key_files_of_their_own_rotate_in_two_steps,
     one_address_spraying_customer_logins_is_slowed,
     a_parallel_spray_gets_no_more_than_the_limit,
     instances_on_one_database_share_the_spray_limit,
@@ -332,6 +333,81 @@ async fn running_servers_seal_under_the_rotated_key(db: Db) {
     backend::build(&env.cfg, Box::new(env.clock.clone()))
         .await
         .expect("a server without the retired key starts once nothing is sealed under it");
+}
+
+/// Instances with key files of their own (not one shared file): `keys rotate` on one of them
+/// re-sealed every secret under a key the others did not have, and they could neither open a
+/// secret nor seal one until their file was replaced. `keys add` puts a key on standby in one
+/// file, which is copied to every instance first; `keys activate` on one then makes it current
+/// everywhere (the database says which key is current, and a standby key may be it): the other
+/// instance verifies codes of re-sealed secrets and seals new ones under it, its file
+/// unchanged since the copy.
+async fn instances_with_key_files_of_their_own_rotate_in_two_steps(db: Db) {
+    let env = Env::with_config(db, |c| c.master_key = None).await;
+    let (uid, secret) = env.active_token("twohost1").await;
+    env.customer("twohost2").await;
+    let later = env.issue("twohost2").await;
+    env.engine.open_link(&later, &host()).await.unwrap();
+    let old = env.engine.keys().current_id();
+
+    // Instance B: the same database, a copy of the key file of its own.
+    let b_file = env.cfg.data_dir.join("b-master.key");
+    let mut b_cfg = env.cfg.clone();
+    b_cfg.master_key_file = Some(b_file.clone());
+    let copy = |to: &std::path::Path| {
+        std::fs::copy(env.cfg.master_key_path(), to).unwrap();
+        std::fs::set_permissions(to, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    };
+    copy(&b_file);
+    let (b, _) = backend::build(&b_cfg, Box::new(env.clock.clone()))
+        .await
+        .unwrap();
+
+    // `keys add` on A, the file copied to B, `keys activate` on A.
+    let new = env.engine.keys().add_standby_key().unwrap();
+    assert_eq!(env.engine.keys().current_id(), old, "on standby");
+    copy(&b_file);
+    env.clock.advance(60);
+    let (cli, _) = backend::build(&env.cfg, Box::new(env.clock.clone()))
+        .await
+        .unwrap();
+    cli.engine.keys().activate(&new).unwrap();
+    cli.engine.check_keys().await.unwrap();
+    cli.engine.reseal_all().await.unwrap();
+    assert_eq!(
+        env.engine.store().keys_in_use().await.unwrap(),
+        vec![(new.clone(), 2)],
+        "the token and the OPAQUE server key, re-sealed"
+    );
+
+    // B, whose file still has the key on standby, opens and seals under it.
+    env.clock.advance(60);
+    let r = b
+        .engine
+        .verify(
+            &uid,
+            env.code(&secret, 0),
+            backend::domain::Purpose::Login,
+            host(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.result, backend::domain::Outcome::Ok);
+    // The token issued before the rotation is set up through B, which seals its secret.
+    crate::support::setup_v2(&b.engine, &env.cfg.issuer, &later, "1234")
+        .await
+        .expect("B seals the new token's secret");
+    assert_eq!(
+        env.engine.store().keys_in_use().await.unwrap(),
+        vec![(new.clone(), 3)],
+        "B sealed under the key the database made current, not its file's {old}"
+    );
+    assert!(
+        std::fs::read_to_string(&b_file)
+            .unwrap()
+            .contains(&format!("{new}:")),
+        "B's file has the key (on standby) and was not touched"
+    );
 }
 
 /// The resident memory of a process, from /proc (bytes).

@@ -395,7 +395,44 @@ async fn startup_refuses_missing_or_wrong_master_key() {
         out.contains(&format!("  {old_id}: 0 secret(s)")),
         "the old key at 0: {out}"
     );
+    // Instances with key files of their own: `keys add` puts a key on standby (the file is
+    // copied to every instance), `keys activate` makes it current and re-seals; a retired key
+    // is not made current again.
+    let (ok, out, err) = run_with_stdin(&["keys", "add"], &base, "", None).await;
+    assert!(ok, "{err}");
+    let added = std::fs::read_to_string(&key_file).unwrap();
+    let standby = added.lines().last().unwrap();
+    assert!(standby.ends_with(":standby"), "{}", added.lines().count());
+    let new_id = standby.split(':').next().unwrap().to_owned();
+    assert!(
+        out.contains(&format!("otp-backend keys activate {new_id}")),
+        "says what comes next: {out}"
+    );
+    let rotated_id = added
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(':')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        out.contains(&format!("current key: {rotated_id}")),
+        "still the rotated one: {out}"
+    );
+    let (ok, out, err) =
+        run_with_stdin(&["keys", "activate", new_id.as_str()], &base, "", None).await;
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("current key: {new_id}")), "{out}");
+    assert!(
+        out.contains(&format!("  {rotated_id}: 0 secret(s)")),
+        "re-sealed: {out}"
+    );
+    let (ok, _, err) = run_with_stdin(&["keys", "activate", old_id], &base, "", None).await;
+    assert!(!ok);
+    assert!(err.contains("retired"), "{err}");
     // With the keys in the environment, rotate refuses and says what to do instead.
+    let text = std::fs::read_to_string(&key_file).unwrap();
     let env_keys = text.lines().map(str::trim).collect::<Vec<_>>().join(",");
     let (ok, err) = run(
         &["keys", "rotate"],
