@@ -455,6 +455,9 @@ async fn run(command: Command, cfg: Config, me: &str) -> anyhow::Result<()> {
                 );
             }
             let activate = match &command {
+                KeysCommand::Rotate if engine.keys().has_standby() => anyhow::bail!(
+                    "this key file has keys on standby (instances with key files of their own): keys rotate would re-seal under a key the other instances lack; use `keys add`, copy the file, then `keys activate`"
+                ),
                 KeysCommand::Rotate => Some(engine.keys().add_key().context("adding a key")?),
                 KeysCommand::Activate { key_id } => {
                     // A key the database has seen current before is a retired one: making it
@@ -497,6 +500,15 @@ async fn run(command: Command, cfg: Config, me: &str) -> anyhow::Result<()> {
                 println!("new master key {new_id}; {n} secret(s) re-sealed");
             }
             println!("current key: {}", engine.keys().current_id());
+            // This instance's file may have the database's current key on standby (`keys add`):
+            // servers with it seal under the database's choice.
+            if let Some(newest) = engine.store().begin().await?.newest_key_id().await? {
+                if newest != engine.keys().current_id() {
+                    println!(
+                        "the database's current key: {newest} (servers that have it seal under it)"
+                    );
+                }
+            }
             // Every configured key, those that seal nothing included: the runbook keeps an old
             // key's line until it shows 0 here.
             let in_use: std::collections::BTreeMap<String, i64> =

@@ -84,6 +84,13 @@ pub enum KeySource {
 struct KeySet {
     keys: HashMap<String, MasterKey>,
     current: String,
+    /// Keys the file has on standby only (never on a line of their own without the mark): the
+    /// database may make one of them current ([`Keyring::use_current`]); a key the file has
+    /// superseded it may not.
+    standby: std::collections::HashSet<String>,
+    /// The keys have a standby line, activated since or not (`keys add` was used: instances
+    /// with key files of their own).
+    two_step: bool,
 }
 
 /// The master keys in use. Cheap to clone; reloadable from its source so that a running server
@@ -108,6 +115,8 @@ const STANDBY: &str = ":standby";
 
 fn parse_keys(text: &str) -> Result<KeySet, CryptoError> {
     let mut set = KeySet::default();
+    // Keys on a line of their own without the standby mark: current once, never standby again.
+    let mut active = std::collections::HashSet::new();
     for entry in text
         .split(['\n', ','])
         .map(str::trim)
@@ -147,8 +156,13 @@ fn parse_keys(text: &str) -> Result<KeySet, CryptoError> {
         }
         set.keys
             .insert(id.to_owned(), MasterKey(Zeroizing::new(arr)));
+        set.two_step |= standby;
         if !standby {
+            active.insert(id.to_owned());
+            set.standby.remove(id);
             set.current = id.to_owned();
+        } else if !active.contains(id) {
+            set.standby.insert(id.to_owned());
         }
     }
     if set.keys.is_empty() {
@@ -266,11 +280,23 @@ impl Keyring {
                 Zeroizing::new(std::fs::read_to_string(path)?)
             }
         };
-        let set = parse_keys(&text)?;
+        let mut set = parse_keys(&text)?;
         if let Ok(mut guard) = self.inner.write() {
+            // A standby key the database made current here ([`Keyring::use_current`]) stays
+            // current while the file still has it on standby.
+            if guard.current != set.current && set.standby.contains(&guard.current) {
+                set.current = std::mem::take(&mut guard.current);
+            }
             *guard = set;
         }
         Ok(())
+    }
+
+    /// Whether the keys have a standby line, activated since or not (`keys add` was used):
+    /// instances with key files of their own, which `keys rotate` would leave without the new
+    /// key.
+    pub fn has_standby(&self) -> bool {
+        self.inner.read().is_ok_and(|s| s.two_step)
     }
 
     /// Append a fresh key to the key file and make it current. Returns its id.
@@ -279,7 +305,7 @@ impl Keyring {
     /// When the keys come from the environment (rotate them there), or on I/O errors.
     pub fn add_key(&self) -> Result<String, CryptoError> {
         let (id, line) = new_key_line();
-        self.append_line(&line)?;
+        self.append_with(|_| Ok(line))?;
         Ok(id)
     }
 
@@ -290,8 +316,7 @@ impl Keyring {
     /// As [`Keyring::add_key`].
     pub fn add_standby_key(&self) -> Result<String, CryptoError> {
         let (id, line) = new_key_line();
-        let standby = Zeroizing::new(format!("{}{STANDBY}\n", line.trim_end()));
-        self.append_line(&standby)?;
+        self.append_with(|_| Ok(Zeroizing::new(format!("{}{STANDBY}\n", line.trim_end()))))?;
         Ok(id)
     }
 
@@ -301,35 +326,44 @@ impl Keyring {
     /// # Errors
     /// [`CryptoError::UnknownKey`] if the file does not have it; as [`Keyring::add_key`].
     pub fn activate(&self, key_id: &str) -> Result<(), CryptoError> {
-        self.reload()?;
-        let line = {
-            let guard = self
-                .inner
-                .read()
-                .map_err(|_| CryptoError::UnknownKey(key_id.into()))?;
-            let key = guard
+        // The line is made from the file as read under its lock, not from memory.
+        self.append_with(|old| {
+            let key = old
                 .keys
                 .get(key_id)
                 .ok_or_else(|| CryptoError::UnknownKey(key_id.into()))?;
-            Zeroizing::new(format!("{key_id}:{}\n", hex::encode(key.0.as_ref())))
-        };
-        self.append_line(&line)
+            Ok(Zeroizing::new(format!(
+                "{key_id}:{}\n",
+                hex::encode(key.0.as_ref())
+            )))
+        })
     }
 
     /// Seal under `key_id` from now on in this process, if it has that key (the database's
     /// newest, which a standby line does not make current by itself). Returns whether it does.
+    ///
+    /// Only a key the file has on standby: one it has superseded is retired here, whatever the
+    /// database's order says (a restore of an older database, say).
     pub fn use_current(&self, key_id: &str) -> bool {
         let Ok(mut guard) = self.inner.write() else {
             return false;
         };
-        if !guard.keys.contains_key(key_id) {
+        if guard.current == key_id {
+            return true;
+        }
+        if !guard.standby.contains(key_id) {
             return false;
         }
         key_id.clone_into(&mut guard.current);
         true
     }
 
-    fn append_line(&self, line: &str) -> Result<(), CryptoError> {
+    /// Append the line `make` builds from the file's keys as read under the file's lock; the
+    /// file with it must parse before anything is written.
+    fn append_with(
+        &self,
+        make: impl FnOnce(&KeySet) -> Result<Zeroizing<String>, CryptoError>,
+    ) -> Result<(), CryptoError> {
         let Some(KeySource::File { path, .. }) = &self.source else {
             return Err(CryptoError::RotateFromEnvironment);
         };
@@ -348,12 +382,13 @@ impl Keyring {
             .map_err(std::io::Error::from)?;
         let mut old = Zeroizing::new(String::new());
         std::io::Read::read_to_string(&mut file, &mut old)?;
-        parse_keys(&old)?;
+        let line = make(&parse_keys(&old)?)?;
         let mut add = Zeroizing::new(String::with_capacity(line.len() + 1));
         if !old.is_empty() && !old.ends_with('\n') {
             add.push('\n');
         }
-        add.push_str(line);
+        add.push_str(&line);
+        parse_keys(&Zeroizing::new(format!("{}{}", old.as_str(), add.as_str())))?;
         file.write_all(add.as_bytes())?;
         file.sync_all()?;
         let mut now = Zeroizing::new(String::new());

@@ -246,3 +246,53 @@ fn a_standby_key_opens_but_is_current_only_once_activated() {
         "none current"
     );
 }
+
+/// Only a key the file has on standby may be made current by the database: one the file has
+/// superseded stays retired (an older database restored could name it newest), and a reload of
+/// the file keeps the database's choice while the file still has the key on standby.
+#[test]
+fn only_a_standby_key_is_taken_from_the_database_and_a_reload_keeps_it() {
+    let k1 = "11".repeat(32);
+    let k2 = "22".repeat(32);
+    let k3 = "33".repeat(32);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("master.key");
+    std::fs::write(
+        &path,
+        format!("a:{k1}\nb:{k2}\nc:{k3}:standby\na:{k1}:standby\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let (ring, _) = Keyring::load(KeySource::File {
+        path: path.clone(),
+        create: false,
+    })
+    .unwrap();
+    assert_eq!(ring.current_id(), "b");
+    assert!(ring.has_standby());
+    assert!(
+        !ring.use_current("a"),
+        "superseded by b: retired, marked standby or not"
+    );
+    assert_eq!(ring.current_id(), "b");
+    assert!(ring.use_current("c"));
+    ring.reload().unwrap();
+    assert_eq!(
+        ring.current_id(),
+        "c",
+        "the database's choice survives a reload"
+    );
+    // The file activates c: current by the file now, and no longer on standby.
+    ring.activate("c").unwrap();
+    assert_eq!(ring.current_id(), "c");
+    assert!(
+        ring.has_standby(),
+        "the file still shows two-step rotation was used"
+    );
+    let (plain, _) = Keyring::load(KeySource::File {
+        path: dir.path().join("plain.key"),
+        create: true,
+    })
+    .unwrap();
+    assert!(!plain.has_standby());
+}

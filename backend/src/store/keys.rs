@@ -74,9 +74,15 @@ impl Tx<'_> {
         Ok(row.map(|(k,)| k))
     }
 
+    /// Record a key's check value the first time a process makes it current. Its time is
+    /// after every key's before it, whatever this host's clock says: [`Tx::newest_key_id`]
+    /// orders by it, and a host whose clock is behind (or a second shared with the last key)
+    /// must not make an older key the newest.
     pub async fn insert_key_check(&mut self, key_id: &str, check: &[u8], now: i64) -> Result<()> {
         sqlx::query(
-            "INSERT INTO master_keys (key_id, check_enc, created_at) VALUES ($1, $2, $3) \
+            "INSERT INTO master_keys (key_id, check_enc, created_at) \
+             SELECT $1, $2, CASE WHEN $3 > last.m THEN $3 ELSE last.m + 1 END \
+             FROM (SELECT COALESCE(MAX(created_at), 0) AS m FROM master_keys) AS last WHERE true \
              ON CONFLICT (key_id) DO NOTHING",
         )
         .bind(key_id)

@@ -367,10 +367,11 @@ async fn instances_with_key_files_of_their_own_rotate_in_two_steps(db: Db) {
     let new = env.engine.keys().add_standby_key().unwrap();
     assert_eq!(env.engine.keys().current_id(), old, "on standby");
     copy(&b_file);
-    env.clock.advance(60);
-    let (cli, _) = backend::build(&env.cfg, Box::new(env.clock.clone()))
-        .await
-        .unwrap();
+    let b_text = std::fs::read(&b_file).unwrap();
+    // `keys activate` on a host whose clock is an hour behind the one that checked the old key
+    // in: the new key is still the database's newest.
+    let behind = std::sync::Arc::new(backend::engine::ManualClock::new(env.now() - 3600));
+    let (cli, _) = backend::build(&env.cfg, Box::new(behind)).await.unwrap();
     cli.engine.keys().activate(&new).unwrap();
     cli.engine.check_keys().await.unwrap();
     cli.engine.reseal_all().await.unwrap();
@@ -402,11 +403,28 @@ async fn instances_with_key_files_of_their_own_rotate_in_two_steps(db: Db) {
         vec![(new.clone(), 3)],
         "B sealed under the key the database made current, not its file's {old}"
     );
-    assert!(
-        std::fs::read_to_string(&b_file)
-            .unwrap()
-            .contains(&format!("{new}:")),
-        "B's file has the key (on standby) and was not touched"
+    assert_eq!(
+        std::fs::read(&b_file).unwrap(),
+        b_text,
+        "B's file, with the key on standby, was not touched"
+    );
+
+    // B restarted, its file unchanged: it checks its file's current key in at start (known
+    // already: not the newest), and seals under the database's.
+    drop(b);
+    let (b, _) = backend::build(&b_cfg, Box::new(env.clock.clone()))
+        .await
+        .unwrap();
+    env.customer("twohost4").await;
+    let another = env.issue("twohost4").await;
+    env.engine.open_link(&another, &host()).await.unwrap();
+    crate::support::setup_v2(&b.engine, &env.cfg.issuer, &another, "1234")
+        .await
+        .expect("B, restarted, seals");
+    assert_eq!(
+        env.engine.store().keys_in_use().await.unwrap(),
+        vec![(new.clone(), 4)],
+        "still under the new key after B's restart"
     );
 }
 
