@@ -500,6 +500,70 @@ async fn issue_in_the_bank_set_up_in_the_app_activate_with_its_code_then_delete_
     Ok(())
 }
 
+/// The app deleted and installed again, on the real desktop app and the real keystore (the
+/// kernel keyring plays the iOS Keychain, which keeps its items after the app is deleted): the
+/// removed install left a token and a PIN in the keystore, and the new install's data
+/// directory is empty. The app starts at setup, not at the old install's PIN, and the old
+/// token's secret and PIN are gone from the keystore. Before, it asked for the old PIN and then
+/// said the token settings file was missing, for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reinstall_starts_at_setup_not_at_the_removed_installs_pin() -> Result<()> {
+    within_limit(a_reinstall_starts_at_setup_not_at_the_removed_installs_pin_journey()).await
+}
+
+async fn a_reinstall_starts_at_setup_not_at_the_removed_installs_pin_journey() -> Result<()> {
+    let (app_bin, work, app_dir) = prepare()?;
+    let keystore_service = own_keystore_service("e2e-reinstall");
+    let store: std::sync::Arc<dyn SecretStore> =
+        std::sync::Arc::new(app::KeyringStore::platform(&keystore_service)?);
+    // The removed install, left as a customer leaves it: one token and a PIN.
+    let old_dir = work.path().join("removed-install");
+    app::install::reconcile(&old_dir, &store, app::codes::device_now_ms())?;
+    let key = app::import::parse_otpauth(
+        "otpauth://totp/ACME:alice?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=ACME",
+    )?;
+    let token_id = app::Vault::open(&old_dir, store.clone())?
+        .add_imported(&key, app::codes::device_now())?
+        .id;
+    app::lock::AppLock::new(store.clone(), &old_dir).set(
+        &protocol::Sensitive::new("482615".to_owned()),
+        app::codes::device_now_ms(),
+    )?;
+    std::fs::remove_dir_all(&old_dir)?;
+    assert!(store.get(&token_id)?.is_some() && store.get(app::lock::LOCK_ENTRY)?.is_some());
+
+    let xvfb = Xvfb::start()?;
+    let driver = Driver::start(&[
+        ("DISPLAY", xvfb.display.clone()),
+        ("OTP_APP_DATA_DIR", app_dir.display().to_string()),
+        ("OTP_APP_KEYSTORE_SERVICE", keystore_service.clone()),
+    ])
+    .await?;
+    let app = driver.launch(&app_bin, &[]).await?;
+    wait_css(&app, "#setup-form", Duration::from_secs(30)).await?;
+    assert!(
+        app.find(Locator::Css("#lock-form")).await.is_err(),
+        "no PIN of the removed install is asked"
+    );
+    shot(&app, "20-reinstall-setup").await;
+    assert!(
+        store.get(&token_id)?.is_none(),
+        "the old token's secret is gone"
+    );
+    assert!(
+        store.get(app::lock::LOCK_ENTRY)?.is_none(),
+        "the old PIN is gone"
+    );
+    assert!(
+        app_dir.join(app::install::INSTALL_FILE).exists(),
+        "this install is marked"
+    );
+    app.close().await?;
+    drop(driver);
+    drop(xvfb);
+    Ok(())
+}
+
 /// Issue 17, item 3, on the real desktop app: the backend served over TLS on loopback (a proxy
 /// with a certificate from a CA made in the test, which the debug build trusts through
 /// `OTP_APP_TEST_CA`), the service pointed at it through `OTP_APP_DIRECTORY` with its pins.
