@@ -152,6 +152,10 @@ enum KeysCommand {
     Activate {
         /// The key's id, as `keys add` printed it.
         key_id: String,
+        /// Activate although a server seen in the last three minutes has not got the key
+        /// (it could then open no re-sealed secret).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -459,7 +463,15 @@ async fn run(command: Command, cfg: Config, me: &str) -> anyhow::Result<()> {
                     "this key file has keys on standby (instances with key files of their own): keys rotate would re-seal under a key the other instances lack; use `keys add`, copy the file, then `keys activate`"
                 ),
                 KeysCommand::Rotate => Some(engine.keys().add_key().context("adding a key")?),
-                KeysCommand::Activate { key_id } => {
+                KeysCommand::Activate { key_id, force } => {
+                    let (lacking, seen) = engine.servers_without_key(key_id).await?;
+                    if !lacking.is_empty() && !force {
+                        anyhow::bail!(
+                            "{} of {seen} running server(s) have not got key {key_id}: {}; copy the key file there (they read it again within a minute) and run this again, or add --force",
+                            lacking.len(),
+                            lacking.join(", ")
+                        );
+                    }
                     // A key the database has seen current before is a retired one: making it
                     // current here would re-seal under it while the servers seal under the
                     // newest.
@@ -684,6 +696,9 @@ async fn serve(cfg: Config, me: &str) -> anyhow::Result<()> {
         tracing::warn!(memory_kib = cfg.argon2.memory_kib, iterations = cfg.argon2.iterations, "the [argon2] cost is below OWASP's minimum for Argon2id (19456 KiB, 2 passes): fine for tests, not for customers' passwords");
     }
     let engine = state.engine.clone();
+    // Which master keys this server has, for `keys activate` (it refuses a key a running
+    // server lacks).
+    let key_holder = engine.spawn_key_holder();
     let mailer = backend::mail::MailWorker::new(engine.store().clone(), &cfg.mail, &cfg.data_dir)?;
     tracing::info!(mail = %mailer.describe(), public_url = %cfg.public_url(), "mail outbox worker started");
     let mail_worker = mailer.spawn();
@@ -715,6 +730,7 @@ async fn serve(cfg: Config, me: &str) -> anyhow::Result<()> {
             "the mail worker did not stop in time; a mail it was sending is sent again once its lease runs out"
         );
     }
+    key_holder.abort();
     engine.store().close().await;
     Ok(())
 }

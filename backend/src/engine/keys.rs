@@ -7,6 +7,22 @@ use super::EngineError;
 
 use super::{now_i64, Engine, Result};
 
+/// How often a serving process records the master keys it has (after reading its key file
+/// again).
+pub const KEY_HOLDER_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A server whose record is newer than this counts as running for `keys activate`.
+pub const KEY_HOLDER_SEEN: std::time::Duration = std::time::Duration::from_secs(180);
+
+/// This machine's name, for people reading `keys activate`'s refusal.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".to_owned())
+}
+
 impl Engine {
     /// Check the master keys against the database before serving (refuse to serve with secrets
     /// we cannot decrypt), and record a check value for the current key.
@@ -79,6 +95,65 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Read the key file again and record which master keys this server has
+    /// ([`Store::record_key_holder`]): at start and every [`KEY_HOLDER_EVERY`] while it serves,
+    /// so `keys activate` can tell whether every running server has a key before making it
+    /// current. Servers gone for a day are forgotten.
+    ///
+    /// # Errors
+    /// The database is unavailable (a key file that cannot be read is logged; the keys in
+    /// memory are recorded).
+    pub async fn record_key_holder(&self) -> Result<()> {
+        let keys = &self.inner.keys;
+        if let Err(e) = keys.reload() {
+            tracing::warn!(error = %e, "could not re-read the master keys");
+        }
+        let now = now_i64(self.now());
+        self.inner
+            .store
+            .record_key_holder(
+                &self.inner.instance,
+                &host_name(),
+                &keys.key_ids(),
+                now,
+                now.saturating_sub(86_400),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// For a serving process: record its master keys now and every [`KEY_HOLDER_EVERY`] (a
+    /// failure is logged and tried again at the next).
+    pub fn spawn_key_holder(&self) -> tokio::task::JoinHandle<()> {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(KEY_HOLDER_EVERY);
+            loop {
+                every.tick().await;
+                if let Err(e) = engine.record_key_holder().await {
+                    tracing::warn!(error = %e, "could not record this server's master keys");
+                }
+            }
+        })
+    }
+
+    /// The running servers (seen in the last [`KEY_HOLDER_SEEN`]) that lack `key_id`, by host
+    /// and instance; and how many servers were seen.
+    ///
+    /// # Errors
+    /// The database is unavailable.
+    pub async fn servers_without_key(&self, key_id: &str) -> Result<(Vec<String>, usize)> {
+        let since = now_i64(self.now())
+            .saturating_sub(i64::try_from(KEY_HOLDER_SEEN.as_secs()).unwrap_or(i64::MAX));
+        let seen = self.inner.store.key_holders_since(since).await?;
+        let lacking = seen
+            .iter()
+            .filter(|(_, _, ids)| !ids.iter().any(|id| id == key_id))
+            .map(|(host, instance, _)| format!("{host} ({instance})"))
+            .collect();
+        Ok((lacking, seen.len()))
     }
 
     /// Make sure this process seals under the newest master key the database knows (issue 12,

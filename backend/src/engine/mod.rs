@@ -162,6 +162,8 @@ struct Inner {
     metrics: Metrics,
     /// The deployment's OPAQUE server key, once loaded (provisioning v2).
     pake_key: tokio::sync::OnceCell<Arc<protocol::pake::ServerKey>>,
+    /// This process, among the servers that record their master keys (`keys.rs`).
+    instance: String,
 }
 
 /// The engine. Cheap to clone.
@@ -217,6 +219,7 @@ impl Engine {
             cfg,
             metrics,
             pake_key: tokio::sync::OnceCell::new(),
+            instance: hex::encode(rand::random::<[u8; 8]>()),
         });
         inner.store.spawn_checkpointer();
         let (tx, rx) = mpsc::channel::<verify::Job>(max_batch * workers * 4);

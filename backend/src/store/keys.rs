@@ -93,3 +93,49 @@ impl Tx<'_> {
         Ok(())
     }
 }
+
+impl Store {
+    /// Record the master keys a running server has (`instance`: this process, `host` for
+    /// people), and forget servers not seen since `forget_before`.
+    pub async fn record_key_holder(
+        &self,
+        instance: &str,
+        host: &str,
+        key_ids: &[String],
+        now: i64,
+        forget_before: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO master_key_holders (instance, host, key_ids, seen_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (instance) DO UPDATE SET key_ids = excluded.key_ids, seen_at = excluded.seen_at",
+        )
+        .bind(instance)
+        .bind(host)
+        .bind(key_ids.join(","))
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        sqlx::query("DELETE FROM master_key_holders WHERE seen_at < $1")
+            .bind(forget_before)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    /// The servers seen at or after `since`: (host, instance, the key ids they have).
+    pub async fn key_holders_since(
+        &self,
+        since: i64,
+    ) -> Result<Vec<(String, String, Vec<String>)>> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT host, instance, key_ids FROM master_key_holders WHERE seen_at >= $1 ORDER BY host, instance",
+        )
+        .bind(since)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(h, i, k)| (h, i, k.split(',').map(str::to_owned).collect()))
+            .collect())
+    }
+}

@@ -366,7 +366,19 @@ async fn instances_with_key_files_of_their_own_rotate_in_two_steps(db: Db) {
     // `keys add` on A, the file copied to B, `keys activate` on A.
     let new = env.engine.keys().add_standby_key().unwrap();
     assert_eq!(env.engine.keys().current_id(), old, "on standby");
+    // The running servers record their keys (as `serve` does every minute): B, whose file has
+    // not been copied yet, lacks the key, and `keys activate` would refuse.
+    env.engine.record_key_holder().await.unwrap();
+    b.engine.record_key_holder().await.unwrap();
+    let (lacking, seen) = env.engine.servers_without_key(&new).await.unwrap();
+    assert_eq!((lacking.len(), seen), (1, 2), "{lacking:?}");
     copy(&b_file);
+    b.engine.record_key_holder().await.unwrap();
+    assert_eq!(
+        env.engine.servers_without_key(&new).await.unwrap(),
+        (vec![], 2),
+        "B read its copied file again and has the key"
+    );
     let b_text = std::fs::read(&b_file).unwrap();
     // `keys activate` on a host whose clock is an hour behind the one that checked the old key
     // in: the new key is still the database's newest.
