@@ -526,6 +526,12 @@ pub async fn restore(cfg: &Config, from: &Path, dry_run: bool) -> anyhow::Result
     }
     .await
     .with_context(|| format!("{} was not restored (nothing was replaced)", from.display()));
+    let checked = match checked {
+        // The database it replaces (or its directory) says whose it is: a restore run as root,
+        // as operators often do, left a root-owned database the service's user could not open.
+        Ok(c) if !dry_run => give_to_owner(&staged, &target).map(|()| c),
+        other => other,
+    };
     let check = match checked {
         Ok(c) if !dry_run => c,
         other => {
@@ -550,6 +556,36 @@ pub async fn restore(cfg: &Config, from: &Path, dry_run: bool) -> anyhow::Result
             Err(e)
         }
     }
+}
+
+/// Give `staged` the owner and group of `target` (the database it replaces), or of its
+/// directory when there is none yet. Changing a file's owner needs root; as the owner itself
+/// nothing changes.
+fn give_to_owner(staged: &Path, target: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let reference = if target.exists() {
+        target.to_owned()
+    } else {
+        target
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_owned()
+    };
+    let want = std::fs::metadata(&reference)
+        .with_context(|| format!("cannot read the owner of {}", reference.display()))?;
+    let have = std::fs::metadata(staged)?;
+    if (have.uid(), have.gid()) == (want.uid(), want.gid()) {
+        return Ok(());
+    }
+    std::os::unix::fs::chown(staged, Some(want.uid()), Some(want.gid())).with_context(|| {
+        format!(
+            "cannot give the restored database to the owner of {} ({}:{}); run the restore as that user or as root (nothing was replaced)",
+            reference.display(),
+            want.uid(),
+            want.gid()
+        )
+    })
 }
 
 /// Move the live database aside and the staged copy in, if no process has the live one open.

@@ -523,6 +523,43 @@ async fn restore_and_check_open_staff_second_factors_too() {
     );
 }
 
+/// A restore run as root (operators often do) left the database owned by root: the service's
+/// user then could not open it, and the server did not start. The restored database now takes
+/// the owner of the database it replaces, or of the data directory. (Needs root to change an
+/// owner: `scripts/test.sh` runs as root; elsewhere this test says so and checks nothing.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_by_root_leaves_the_database_to_its_owner() {
+    use std::os::unix::fs::MetadataExt;
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: changing a file's owner needs root");
+        return;
+    }
+    let env = Env::new(Db::Sqlite).await;
+    env.customer("owner001").await;
+    let (_backups, _file, file_s) = backup_of(&env).await;
+    let service_user = (4242, 4243);
+    let fresh = private_tempdir();
+    std::os::unix::fs::chown(fresh.path(), Some(service_user.0), Some(service_user.1)).unwrap();
+    let with_key = [
+        ("OTP_DATA_DIR", fresh.path().to_str().unwrap().to_owned()),
+        ("OTP_MASTER_KEY", MASTER_KEY.to_owned()),
+    ];
+    let owner = |p: &Path| {
+        let m = std::fs::metadata(p).unwrap();
+        (m.uid(), m.gid())
+    };
+    let db = fresh.path().join("otp.db");
+    // Into an empty data directory: the directory's owner.
+    let (ok, _, err) = cli(&["restore", "--from", &file_s], &with_key).await;
+    assert!(ok, "{err}");
+    assert_eq!(owner(&db), service_user, "the data directory's owner");
+    // Over a database: its owner (here another one than the directory's).
+    std::os::unix::fs::chown(&db, Some(4444), Some(4445)).unwrap();
+    let (ok, _, err) = cli(&["restore", "--from", &file_s], &with_key).await;
+    assert!(ok, "{err}");
+    assert_eq!(owner(&db), (4444, 4445), "the replaced database's owner");
+}
+
 /// A file that is not an SQLite database is refused at once, in one line; `check` on a
 /// database that does not exist says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
