@@ -465,6 +465,16 @@ async fn run(command: Command, cfg: Config, me: &str) -> anyhow::Result<()> {
                 KeysCommand::Rotate => Some(engine.keys().add_key().context("adding a key")?),
                 KeysCommand::Activate { key_id, force } => {
                     let (lacking, seen) = engine.servers_without_key(key_id).await?;
+                    if seen == 0 {
+                        eprintln!(
+                            "note: no running server recorded its master keys in the last three minutes; an instance without key {key_id} refuses to start until its key file has it"
+                        );
+                    } else {
+                        println!(
+                            "{} of {seen} running server(s) have key {key_id}",
+                            seen - lacking.len()
+                        );
+                    }
                     if !lacking.is_empty() && !force {
                         anyhow::bail!(
                             "{} of {seen} running server(s) have not got key {key_id}: {}; copy the key file there (they read it again within a minute) and run this again, or add --force",
@@ -731,6 +741,9 @@ async fn serve(cfg: Config, me: &str) -> anyhow::Result<()> {
         );
     }
     key_holder.abort();
+    if let Err(e) = engine.forget_key_holder().await {
+        tracing::warn!(error = %e, "could not remove this server's master-key record (it lapses in three minutes)");
+    }
     engine.store().close().await;
     Ok(())
 }

@@ -508,6 +508,8 @@ async fn issue_in_the_bank_set_up_in_the_app_activate_with_its_code_then_delete_
 /// said the token settings file was missing, for good.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reinstall_starts_at_setup_not_at_the_removed_installs_pin() -> Result<()> {
+    // Alone, as every journey: the cold-start figures look up the newest app process.
+    let _alone = ONE_JOURNEY_AT_A_TIME.lock().await;
     within_limit(a_reinstall_starts_at_setup_not_at_the_removed_installs_pin_journey()).await
 }
 

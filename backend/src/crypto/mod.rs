@@ -292,6 +292,44 @@ impl Keyring {
         Ok(())
     }
 
+    /// Read the key file and take the keys it has that this process has not got, each as a
+    /// key the database may make current (as one on standby); nothing else changes: no key is
+    /// dropped or changed, and the current key stays (a file copied or edited by hand while the
+    /// servers run must not take a key they still open secrets with). Returns the ids taken.
+    ///
+    /// # Errors
+    /// As [`Keyring::reload`]; then nothing changed.
+    pub fn learn_new_keys(&self) -> Result<Vec<String>, CryptoError> {
+        let Some(KeySource::File { path, .. }) = &self.source else {
+            return Ok(Vec::new());
+        };
+        check_permissions(path)?;
+        let read = parse_keys(&Zeroizing::new(std::fs::read_to_string(path)?))?;
+        let mut guard = self
+            .inner
+            .write()
+            .map_err(|_| CryptoError::Malformed("keyring poisoned".into()))?;
+        let mut taken = Vec::new();
+        for (id, key) in read.keys {
+            if !guard.keys.contains_key(&id) {
+                guard.standby.insert(id.clone());
+                guard.keys.insert(id.clone(), key);
+                taken.push(id);
+            }
+        }
+        Ok(taken)
+    }
+
+    /// Forget a key [`Keyring::learn_new_keys`] took (its check value did not match).
+    pub fn forget(&self, key_id: &str) {
+        if let Ok(mut guard) = self.inner.write() {
+            if guard.current != key_id {
+                guard.keys.remove(key_id);
+                guard.standby.remove(key_id);
+            }
+        }
+    }
+
     /// Whether the keys have a standby line, activated since or not (`keys add` was used):
     /// instances with key files of their own, which `keys rotate` would leave without the new
     /// key.

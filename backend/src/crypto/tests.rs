@@ -296,3 +296,29 @@ fn only_a_standby_key_is_taken_from_the_database_and_a_reload_keeps_it() {
     .unwrap();
     assert!(!plain.has_standby());
 }
+
+/// The servers' minute-by-minute read of the key file only takes new keys: a file copied or
+/// edited while they run (an old key's line removed before its secrets were re-sealed, a copy
+/// read half-written) drops nothing and changes no current key.
+#[test]
+fn learning_new_keys_drops_and_changes_nothing() {
+    let k1 = "11".repeat(32);
+    let k2 = "22".repeat(32);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("master.key");
+    std::fs::write(&path, format!("a:{k1}\n")).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let (ring, _) = Keyring::load(KeySource::File {
+        path: path.clone(),
+        create: false,
+    })
+    .unwrap();
+    std::fs::write(&path, format!("b:{k2}\n")).unwrap();
+    assert_eq!(ring.learn_new_keys().unwrap(), vec!["b".to_owned()]);
+    assert_eq!(ring.key_ids(), vec!["a".to_owned(), "b".to_owned()]);
+    assert_eq!(ring.current_id(), "a", "not made current by the file");
+    assert!(ring.use_current("b"), "the database may make it current");
+    assert!(ring.learn_new_keys().unwrap().is_empty());
+    ring.forget("c");
+    assert_eq!(ring.key_ids().len(), 2);
+}

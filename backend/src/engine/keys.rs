@@ -97,29 +97,49 @@ impl Engine {
         }
     }
 
-    /// Read the key file again and record which master keys this server has
-    /// ([`Store::record_key_holder`]): at start and every [`KEY_HOLDER_EVERY`] while it serves,
-    /// so `keys activate` can tell whether every running server has a key before making it
-    /// current. Servers gone for a day are forgotten.
+    /// Take the keys the key file has gained ([`Keyring::learn_new_keys`]: new keys only,
+    /// nothing dropped or changed; one whose check value in the database does not match is
+    /// refused) and record which master keys this server has ([`Store::record_key_holder`]): at
+    /// start and every [`KEY_HOLDER_EVERY`] while it serves, so `keys activate` can tell whether
+    /// every running server has a key before making it current. Servers gone for a day are
+    /// forgotten.
     ///
     /// # Errors
     /// The database is unavailable (a key file that cannot be read is logged; the keys in
     /// memory are recorded).
     pub async fn record_key_holder(&self) -> Result<()> {
         let keys = &self.inner.keys;
-        if let Err(e) = keys.reload() {
-            tracing::warn!(error = %e, "could not re-read the master keys");
+        let store = &self.inner.store;
+        match keys.learn_new_keys() {
+            Ok(taken) if !taken.is_empty() => {
+                let checks = store.key_checks().await?;
+                for id in taken {
+                    let check = checks.iter().find(|(k, _)| *k == id);
+                    if check.is_some_and(|(_, c)| keys.verify_check(&id, c).is_err()) {
+                        keys.forget(&id);
+                        tracing::error!(key_id = %id, "the key file's key {id} does not match the database's check value; not taken");
+                    } else {
+                        tracing::info!(key_id = %id, "master key read from the key file");
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not read the master key file"),
         }
-        let now = now_i64(self.now());
+        store
+            .record_key_holder(&self.inner.instance, &host_name(), &keys.key_ids())
+            .await?;
+        Ok(())
+    }
+
+    /// A server that stops forgets its record (a restarted one records anew under another id).
+    ///
+    /// # Errors
+    /// The database is unavailable.
+    pub async fn forget_key_holder(&self) -> Result<()> {
         self.inner
             .store
-            .record_key_holder(
-                &self.inner.instance,
-                &host_name(),
-                &keys.key_ids(),
-                now,
-                now.saturating_sub(86_400),
-            )
+            .forget_key_holder(&self.inner.instance)
             .await?;
         Ok(())
     }
@@ -145,9 +165,11 @@ impl Engine {
     /// # Errors
     /// The database is unavailable.
     pub async fn servers_without_key(&self, key_id: &str) -> Result<(Vec<String>, usize)> {
-        let since = now_i64(self.now())
-            .saturating_sub(i64::try_from(KEY_HOLDER_SEEN.as_secs()).unwrap_or(i64::MAX));
-        let seen = self.inner.store.key_holders_since(since).await?;
+        let seen = self
+            .inner
+            .store
+            .key_holders_within(i64::try_from(KEY_HOLDER_SEEN.as_secs()).unwrap_or(i64::MAX))
+            .await?;
         let lacking = seen
             .iter()
             .filter(|(_, _, ids)| !ids.iter().any(|id| id == key_id))

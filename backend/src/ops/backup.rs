@@ -120,7 +120,7 @@ const CLI_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 
 /// A new empty file only the owner can read: a backup holds password hashes and sealed
 /// secrets.
-fn create_private(path: &Path) -> anyhow::Result<()> {
+fn create_private(path: &Path) -> anyhow::Result<std::fs::File> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -129,8 +129,7 @@ fn create_private(path: &Path) -> anyhow::Result<()> {
         opts.mode(0o600);
     }
     opts.open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    Ok(())
+        .with_context(|| format!("cannot create {}", path.display()))
 }
 
 fn sync_file(path: &Path) -> anyhow::Result<()> {
@@ -501,7 +500,19 @@ pub async fn restore(cfg: &Config, from: &Path, dry_run: bool) -> anyhow::Result
     let keys = configured_keys(cfg)?;
     let staged = with_suffix(&target, &format!(".restore-{}", std::process::id()));
     remove_db_files(&staged);
-    create_private(&staged)?;
+    let created = create_private(&staged)?;
+    // The database it replaces (or its directory) says whose the restored one is: a restore run
+    // as root, as operators often do, left a root-owned database the service's user could not
+    // open. Given through the file just created (`create_new`: never a link someone put there),
+    // not by its name, which the data directory's owner could point elsewhere meanwhile.
+    if !dry_run {
+        if let Err(e) = give_to_owner(&created, &target) {
+            drop(created);
+            remove_db_files(&staged);
+            return Err(e);
+        }
+    }
+    drop(created);
     let checked = async {
         // The bytes only, into the 0600 file made above: `fs::copy` also gave it the backup's
         // mode (a 0644 backup made a 0644 database).
@@ -526,12 +537,6 @@ pub async fn restore(cfg: &Config, from: &Path, dry_run: bool) -> anyhow::Result
     }
     .await
     .with_context(|| format!("{} was not restored (nothing was replaced)", from.display()));
-    let checked = match checked {
-        // The database it replaces (or its directory) says whose it is: a restore run as root,
-        // as operators often do, left a root-owned database the service's user could not open.
-        Ok(c) if !dry_run => give_to_owner(&staged, &target).map(|()| c),
-        other => other,
-    };
     let check = match checked {
         Ok(c) if !dry_run => c,
         other => {
@@ -558,27 +563,31 @@ pub async fn restore(cfg: &Config, from: &Path, dry_run: bool) -> anyhow::Result
     }
 }
 
-/// Give `staged` the owner and group of `target` (the database it replaces), or of its
-/// directory when there is none yet. Changing a file's owner needs root; as the owner itself
-/// nothing changes.
-fn give_to_owner(staged: &Path, target: &Path) -> anyhow::Result<()> {
+/// Give `staged` (the file just created) the owner and group of `target` (the database it
+/// replaces), or of its directory when there is none yet. A database that is a symbolic link
+/// is refused. Changing a file's owner needs root; as the owner itself nothing changes.
+#[cfg(unix)]
+fn give_to_owner(staged: &std::fs::File, target: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::MetadataExt;
-    let reference = if target.exists() {
-        target.to_owned()
-    } else {
-        target
+    let reference = match std::fs::symlink_metadata(target) {
+        Ok(m) if m.file_type().is_symlink() => bail!(
+            "{} is a symbolic link: restore into the directory it points to instead (nothing was replaced)",
+            target.display()
+        ),
+        Ok(_) => target.to_owned(),
+        Err(_) => target
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."))
-            .to_owned()
+            .to_owned(),
     };
     let want = std::fs::metadata(&reference)
         .with_context(|| format!("cannot read the owner of {}", reference.display()))?;
-    let have = std::fs::metadata(staged)?;
+    let have = staged.metadata()?;
     if (have.uid(), have.gid()) == (want.uid(), want.gid()) {
         return Ok(());
     }
-    std::os::unix::fs::chown(staged, Some(want.uid()), Some(want.gid())).with_context(|| {
+    std::os::unix::fs::fchown(staged, Some(want.uid()), Some(want.gid())).with_context(|| {
         format!(
             "cannot give the restored database to the owner of {} ({}:{}); run the restore as that user or as root (nothing was replaced)",
             reference.display(),
@@ -586,6 +595,11 @@ fn give_to_owner(staged: &Path, target: &Path) -> anyhow::Result<()> {
             want.gid()
         )
     })
+}
+
+#[cfg(not(unix))]
+fn give_to_owner(_staged: &std::fs::File, _target: &Path) -> anyhow::Result<()> {
+    Ok(())
 }
 
 /// Move the live database aside and the staged copy in, if no process has the live one open.

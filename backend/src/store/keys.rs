@@ -2,7 +2,7 @@
 
 use crate::crypto::Sealed;
 
-use super::{tokens::TOKEN_COLUMNS, Result, Store, TokenRow, Tx};
+use super::{tokens::TOKEN_COLUMNS, DbKind, Result, Store, TokenRow, Tx};
 
 impl Store {
     /// Key ids that seal at least one secret (a token's, a staff member's second factor, or the
@@ -95,42 +95,62 @@ impl Tx<'_> {
 }
 
 impl Store {
+    /// The database's clock in Unix seconds, as SQL: the key holders' times are the
+    /// database's, so hosts' clocks that differ do not hide a server from `keys activate`.
+    fn db_now(&self) -> &'static str {
+        match self.kind {
+            DbKind::Sqlite => "CAST(strftime('%s','now') AS INTEGER)",
+            DbKind::Postgres => "CAST(EXTRACT(EPOCH FROM now()) AS BIGINT)",
+        }
+    }
+
     /// Record the master keys a running server has (`instance`: this process, `host` for
-    /// people), and forget servers not seen since `forget_before`.
+    /// people), at the database's time, and forget servers not seen for a day.
     pub async fn record_key_holder(
         &self,
         instance: &str,
         host: &str,
         key_ids: &[String],
-        now: i64,
-        forget_before: i64,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO master_key_holders (instance, host, key_ids, seen_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (instance) DO UPDATE SET key_ids = excluded.key_ids, seen_at = excluded.seen_at",
-        )
+        let now = self.db_now();
+        sqlx::query(&format!(
+            "INSERT INTO master_key_holders (instance, host, key_ids, seen_at) VALUES ($1, $2, $3, {now}) \
+             ON CONFLICT (instance) DO UPDATE SET key_ids = excluded.key_ids, seen_at = excluded.seen_at"
+        ))
         .bind(instance)
         .bind(host)
         .bind(key_ids.join(","))
-        .bind(now)
         .execute(&self.write)
         .await?;
-        sqlx::query("DELETE FROM master_key_holders WHERE seen_at < $1")
-            .bind(forget_before)
+        sqlx::query(&format!(
+            "DELETE FROM master_key_holders WHERE seen_at < {now} - 86400"
+        ))
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Forget a server's record (it stops).
+    pub async fn forget_key_holder(&self, instance: &str) -> Result<()> {
+        sqlx::query("DELETE FROM master_key_holders WHERE instance = $1")
+            .bind(instance)
             .execute(&self.write)
             .await?;
         Ok(())
     }
 
-    /// The servers seen at or after `since`: (host, instance, the key ids they have).
-    pub async fn key_holders_since(
+    /// The servers seen in the last `secs` seconds of the database's clock: (host, instance,
+    /// the key ids they have).
+    pub async fn key_holders_within(
         &self,
-        since: i64,
+        secs: i64,
     ) -> Result<Vec<(String, String, Vec<String>)>> {
-        let rows: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT host, instance, key_ids FROM master_key_holders WHERE seen_at >= $1 ORDER BY host, instance",
-        )
-        .bind(since)
+        let rows: Vec<(String, String, String)> = sqlx::query_as(&format!(
+            "SELECT host, instance, key_ids FROM master_key_holders WHERE seen_at >= {} - $1 \
+             ORDER BY host, instance",
+            self.db_now()
+        ))
+        .bind(secs)
         .fetch_all(&self.read)
         .await?;
         Ok(rows
