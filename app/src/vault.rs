@@ -255,29 +255,13 @@ impl Vault {
     /// Keystore errors (then some secrets may be gone and the rest still there: wiping again
     /// finishes it); [`AppError::MetadataIo`] when the empty metadata cannot be written.
     pub fn wipe(data_dir: &Path, store: &dyn SecretStore) -> Result<usize, AppError> {
-        let mut ids: Vec<String> = read_index(store)?
-            .into_iter()
-            .filter(|id| id.starts_with("tok-"))
-            .collect();
+        let mut ids = read_index(store)?;
         if let Ok(bytes) = std::fs::read(data_dir.join(METADATA_FILE)) {
             if let Ok(file) = serde_json::from_slice::<MetadataFile>(&bytes) {
-                // Token entries only: an edited file must not name the lock's own entry.
-                ids.extend(
-                    file.tokens
-                        .into_iter()
-                        .map(|t| t.id)
-                        .filter(|id| id.starts_with("tok-")),
-                );
+                ids.extend(file.tokens.into_iter().map(|t| t.id));
             }
         }
-        ids.sort_unstable();
-        ids.dedup();
-        let mut deleted = 0;
-        for id in &ids {
-            if store.delete(id)? {
-                deleted += 1;
-            }
-        }
+        let deleted = delete_secrets(store, ids)?;
         std::fs::create_dir_all(data_dir).map_err(|_| AppError::MetadataIo)?;
         save_metadata(data_dir, &[])?;
         store.delete(INDEX_ENTRY)?;
@@ -292,15 +276,7 @@ impl Vault {
     /// # Errors
     /// Keystore errors (then some secrets may be gone: deleting again finishes it).
     pub(crate) fn delete_indexed(store: &dyn SecretStore) -> Result<usize, AppError> {
-        let mut deleted = 0;
-        for id in read_index(store)?
-            .into_iter()
-            .filter(|id| id.starts_with("tok-"))
-        {
-            if store.delete(&id)? {
-                deleted += 1;
-            }
-        }
+        let deleted = delete_secrets(store, read_index(store)?)?;
         store.delete(INDEX_ENTRY)?;
         Ok(deleted)
     }
@@ -393,6 +369,21 @@ impl Vault {
     fn write_index(&self) -> Result<(), AppError> {
         write_index_of(self.store.as_ref(), &self.tokens)
     }
+}
+
+/// Deletes the token secrets `ids` name (token entries only: an edited file or index must not
+/// name the lock's own entry), each once. Returns how many were there.
+fn delete_secrets(store: &dyn SecretStore, mut ids: Vec<String>) -> Result<usize, AppError> {
+    ids.retain(|id| id.starts_with("tok-"));
+    ids.sort_unstable();
+    ids.dedup();
+    let mut deleted = 0;
+    for id in &ids {
+        if store.delete(id)? {
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
 }
 
 /// Writes the keystore's index of `tokens`' IDs (none: no index).

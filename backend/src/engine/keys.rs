@@ -180,8 +180,9 @@ impl Engine {
 
     /// Make sure this process seals under the newest master key the database knows (issue 12,
     /// item 6): after `keys rotate` or `keys activate` in another process, the key file is read
-    /// again here before the next secret is sealed, and a key it has on standby is taken. A newest key this process cannot get refuses the seal
-    /// (`Unavailable`, logged) rather than sealing under a retired key.
+    /// again here before the next secret is sealed, and a key it has on standby is taken. A
+    /// newest key this process cannot get refuses the seal (`Unavailable`, logged) rather than
+    /// sealing under a retired key.
     pub(crate) async fn sealing_key_ready(&self, tx: &mut Tx<'_>) -> Result<()> {
         let Some(newest) = tx.newest_key_id().await? else {
             return Ok(());
