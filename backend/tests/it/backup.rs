@@ -560,6 +560,32 @@ async fn a_restore_by_root_leaves_the_database_to_its_owner() {
     assert_eq!(owner(&db), (4444, 4445), "the replaced database's owner");
 }
 
+/// A database that is a symbolic link is refused by restore (run as root, it gives the restored
+/// file an owner: never one found by following a link someone could have put there), and the
+/// link is left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_over_a_symbolic_link_is_refused() {
+    let env = Env::new(Db::Sqlite).await;
+    let (_backups, file, file_s) = backup_of(&env).await;
+    let fresh = private_tempdir();
+    let elsewhere = fresh.path().join("elsewhere.db");
+    std::fs::copy(&file, &elsewhere).unwrap();
+    let db = fresh.path().join("otp.db");
+    std::os::unix::fs::symlink(&elsewhere, &db).unwrap();
+    let with_key = [
+        ("OTP_DATA_DIR", fresh.path().to_str().unwrap().to_owned()),
+        ("OTP_MASTER_KEY", MASTER_KEY.to_owned()),
+    ];
+    let (ok, _, err) = cli(&["restore", "--from", &file_s], &with_key).await;
+    assert!(!ok, "refused");
+    assert!(err.contains("symbolic link"), "{err}");
+    assert_eq!(
+        std::fs::read_link(&db).unwrap(),
+        elsewhere,
+        "the link is as it was"
+    );
+}
+
 /// A file that is not an SQLite database is refused at once, in one line; `check` on a
 /// database that does not exist says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
