@@ -17,6 +17,7 @@ both_dbs!(
     right_activation_password_is_not_revealed_after_the_issuance_dies,
     running_servers_seal_under_the_rotated_key,
     instances_with_key_files_of_their_own_rotate_in_two_steps,
+    a_key_file_edited_while_a_server_runs_drops_no_key,
     one_address_spraying_customer_logins_is_slowed,
     a_parallel_spray_gets_no_more_than_the_limit,
     instances_on_one_database_share_the_spray_limit,
@@ -437,6 +438,36 @@ async fn instances_with_key_files_of_their_own_rotate_in_two_steps(db: Db) {
         env.engine.store().keys_in_use().await.unwrap(),
         vec![(new.clone(), 4)],
         "still under the new key after B's restart"
+    );
+}
+
+/// A running server reads its key file every minute (for `keys activate`'s check): a file
+/// edited meanwhile (the key in use removed before its secrets were re-sealed, a copy read
+/// half-written) drops nothing from it; the key check at its next start decides.
+async fn a_key_file_edited_while_a_server_runs_drops_no_key(db: Db) {
+    let env = Env::with_config(db, |c| c.master_key = None).await;
+    let (uid, secret) = env.active_token("keyedit1").await;
+    std::fs::write(
+        env.cfg.master_key_path(),
+        format!("other:{}\n", "ab".repeat(32)),
+    )
+    .unwrap();
+    env.engine.record_key_holder().await.unwrap();
+    env.clock.advance(60);
+    let r = env
+        .engine
+        .verify(
+            &uid,
+            env.code(&secret, 0),
+            backend::domain::Purpose::Login,
+            host(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        r.result,
+        backend::domain::Outcome::Ok,
+        "the key in use is kept"
     );
 }
 
