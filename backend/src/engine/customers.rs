@@ -120,34 +120,34 @@ impl Engine {
     }
 
     /// Record a failed customer login of `client` at `at` (see [`Engine::login_failures`]).
-    /// At most once a minute per process, failures older than the window are forgotten: in a
-    /// statement of their own, not in every failure's (instances deleting the same rows at once
-    /// would queue on their locks).
     ///
     /// # Errors
-    /// The database is unavailable (the purge's failure is only logged).
-    pub async fn record_login_failure(
-        &self,
-        client: &str,
-        at: u64,
-        window_secs: u64,
-    ) -> Result<()> {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static PURGED_AT: AtomicU64 = AtomicU64::new(0);
-        let store = self.store();
-        store.add_login_failure(client, now_i64(at)).await?;
-        let last = PURGED_AT.load(Ordering::Relaxed);
-        if at >= last.saturating_add(60)
-            && PURGED_AT
-                .compare_exchange(last, at, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            let before = now_i64(at.saturating_sub(window_secs));
-            if let Err(e) = store.purge_login_failures(before).await {
-                tracing::warn!(error = %e, "old failed logins not purged; tried again within a minute");
-            }
-        }
+    /// The database is unavailable.
+    pub async fn record_login_failure(&self, client: &str, at: u64) -> Result<()> {
+        self.store().add_login_failure(client, now_i64(at)).await?;
         Ok(())
+    }
+
+    /// Forget failed logins older than the window before `at`, at most once a minute per
+    /// engine: in a statement of its own, not in every failure's (instances deleting the same
+    /// rows at once would queue on their locks), and after the failure's attempt has ended (a
+    /// purge waiting on a lock kept it counted as in flight). Its failure is only logged: it
+    /// is tried again within a minute.
+    pub async fn forget_old_login_failures(&self, at: u64, window_secs: u64) {
+        use std::sync::atomic::Ordering;
+        let purged = &self.inner.login_failures_purged;
+        let last = purged.load(Ordering::Relaxed);
+        if at < last.saturating_add(60)
+            || purged
+                .compare_exchange(last, at, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let before = now_i64(at.saturating_sub(window_secs));
+        if let Err(e) = self.store().purge_login_failures(before).await {
+            tracing::warn!(error = %e, "old failed logins not purged; tried again within a minute");
+        }
     }
 
     /// Check a login ID and login password; audited either way (never with the password).

@@ -164,6 +164,8 @@ struct Inner {
     pake_key: tokio::sync::OnceCell<Arc<protocol::pake::ServerKey>>,
     /// This process, among the servers that record their master keys (`keys.rs`).
     instance: String,
+    /// When this engine last forgot old failed logins (`Engine::forget_old_login_failures`).
+    login_failures_purged: std::sync::atomic::AtomicU64,
 }
 
 /// The engine. Cheap to clone.
@@ -220,6 +222,7 @@ impl Engine {
             metrics,
             pake_key: tokio::sync::OnceCell::new(),
             instance: hex::encode(rand::random::<[u8; 8]>()),
+            login_failures_purged: std::sync::atomic::AtomicU64::new(0),
         });
         inner.store.spawn_checkpointer();
         let (tx, rx) = mpsc::channel::<verify::Job>(max_batch * workers * 4);

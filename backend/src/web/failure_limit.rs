@@ -4,23 +4,32 @@
 //! at once cannot pass the limit while its checks run.
 //!
 //! The failures are the database's (`Engine::login_failures`, written by
-//! `Engine::record_login_failure` before the attempt ends as [`Attempt::failed`]), so every
-//! instance on one database counts the same ones. A failure recorded here while an attempt's
-//! count was being read is added to that count ([`FailureLimit::ticket`]): an attempt that
-//! ended meanwhile is then neither in flight nor missed. Before, with the failures in each process's
-//! memory, the limit was multiplied by the number of instances behind the load balancer. The attempts in flight are this process's (a
-//! burst spread over several instances may start up to one limit's worth on each before the
-//! first of them fails; the failures then stop every instance).
+//! `Engine::record_login_failure`), so every instance on one database counts the same ones.
+//! Before, with the failures in each process's memory, the limit was multiplied by the number
+//! of instances behind the load balancer. The attempts in flight are this process's (a burst
+//! spread over several instances may start up to one limit's worth on each before the first of
+//! them fails; the failures then stop every instance).
+//!
+//! The count is exact within a process: the client's [`Gate`] is held while its failures are
+//! read and its attempt admitted, and while a failure is recorded and its attempt ended, so a
+//! read sees each of this process's failures either in the database or in flight, never both
+//! and never neither. (Without it, a failure the database had taken was read by a newer request
+//! while its attempt still counted as in flight, and the newer one refused below the limit.)
 //!
 //! An attempt is admitted when the client's failures in the window and its attempts in flight
-//! here together stay below the limit; it is in flight until dropped. A refusal says how long
+//! here together stay below the limit; it is in flight until it ends. A refusal says how long
 //! to wait: until the oldest failure leaves the window when failures alone fill it, else a
 //! moment (the attempts in flight end within the request timeout). The first refusal of a
 //! window is reported (audited) once per process. At most `max_keys` clients are tracked here,
 //! the least recently seen forgotten first.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::{Mutex, PoisonError};
+
+/// Gates, each shared by the clients whose keys hash to it (a few unrelated clients wait on one
+/// another for a database read, never for a login's password check).
+const GATES: usize = 256;
 
 /// Failures per client in a sliding window, with the attempts in flight.
 #[derive(Debug)]
@@ -28,13 +37,14 @@ pub struct FailureLimit {
     window_secs: u64,
     max_keys: usize,
     clients: Mutex<HashMap<String, Client>>,
+    gates: Box<[tokio::sync::Mutex<()>]>,
+    /// Keyed at random per process: which clients share a gate cannot be chosen from outside.
+    hasher: std::collections::hash_map::RandomState,
 }
 
 #[derive(Debug, Default)]
 struct Client {
     in_flight: u32,
-    /// Failures this process recorded for the client, ever (see [`FailureLimit::ticket`]).
-    recorded_here: u64,
     last_seen: u64,
     /// When a refusal because of failures was last reported (the one to audit per window).
     reported: Option<u64>,
@@ -61,10 +71,13 @@ pub struct Recorded {
     pub oldest: Option<u64>,
 }
 
-/// Where the client's count of failures stood here before the database was asked
-/// ([`FailureLimit::ticket`]).
-#[derive(Debug, Clone, Copy)]
-pub struct Ticket(u64);
+/// A client's gate, held ([`FailureLimit::gate`]) while its failures are read and its attempt
+/// admitted ([`FailureLimit::begin`]), and while an attempt's failure is recorded and the
+/// attempt ended ([`Attempt::failed`]).
+#[derive(Debug)]
+pub struct Gate<'a> {
+    _held: tokio::sync::MutexGuard<'a, ()>,
+}
 
 /// An admitted attempt: counted as in flight until it ends, as a failure ([`Attempt::failed`],
 /// once the database has it) or as nothing (dropped).
@@ -72,22 +85,21 @@ pub struct Ticket(u64);
 pub struct Attempt<'a> {
     limit: &'a FailureLimit,
     key: String,
-    ended: bool,
 }
 
 impl Attempt<'_> {
-    /// The attempt failed, and the database has the failure now.
-    pub fn failed(mut self) {
-        self.limit.end(&self.key, true);
-        self.ended = true;
+    /// The attempt failed, the database has the failure now, and `gate` (the client's) was held
+    /// since before it was recorded: no read of the client's failures saw it both recorded and
+    /// in flight.
+    pub fn failed(self, gate: Gate<'_>) {
+        drop(self);
+        drop(gate);
     }
 }
 
 impl Drop for Attempt<'_> {
     fn drop(&mut self) {
-        if !self.ended {
-            self.limit.end(&self.key, false);
-        }
+        self.limit.end(&self.key);
     }
 }
 
@@ -97,20 +109,22 @@ impl FailureLimit {
             window_secs: window_secs.max(1),
             max_keys: max_keys.max(1),
             clients: Mutex::new(HashMap::new()),
+            gates: (0..GATES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            hasher: std::collections::hash_map::RandomState::new(),
         }
     }
 
-    /// Taken before the client's failures are read from the database, and given to
-    /// [`FailureLimit::begin`] with them: the failures this process records meanwhile are added
-    /// to what was read. (The read may have seen some of them already: counted twice, never
-    /// none.)
-    pub fn ticket(&self, key: &str) -> Ticket {
-        let map = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
-        Ticket(map.get(key).map_or(0, |c| c.recorded_here))
+    /// Wait for the gate of `key`: hold it from before the client's failures are read until its
+    /// attempt is admitted, and from before a failure is recorded until the attempt has ended.
+    pub async fn gate(&self, key: &str) -> Gate<'_> {
+        let i = usize::try_from(self.hasher.hash_one(key) % GATES as u64).unwrap_or(0);
+        Gate {
+            _held: self.gates[i].lock().await,
+        }
     }
 
     /// Admit an attempt of `key` at `now` under `limit` failures in the window (`recorded`:
-    /// the client's failures in it, read after `ticket` was taken), or say why not.
+    /// the client's failures in it, read with `_gate`, the client's, held), or say why not.
     ///
     /// # Errors
     /// The client is at its limit ([`Refusal`]).
@@ -120,7 +134,7 @@ impl FailureLimit {
         limit: u32,
         now: u64,
         recorded: Recorded,
-        ticket: Ticket,
+        _gate: &Gate<'_>,
     ) -> Result<Attempt<'_>, Refusal> {
         let window = self.window_secs;
         let limit = u64::from(limit.max(1));
@@ -130,15 +144,12 @@ impl FailureLimit {
         }
         let c = map.entry(key.to_owned()).or_default();
         c.last_seen = c.last_seen.max(now);
-        let failures = recorded
-            .failures
-            .saturating_add(c.recorded_here.saturating_sub(ticket.0));
+        let failures = recorded.failures;
         if failures.saturating_add(u64::from(c.in_flight)) < limit {
             c.in_flight = c.in_flight.saturating_add(1);
             return Ok(Attempt {
                 limit: self,
                 key: key.to_owned(),
-                ended: false,
             });
         }
         if failures >= limit {
@@ -160,13 +171,10 @@ impl FailureLimit {
         })
     }
 
-    fn end(&self, key: &str, failed: bool) {
+    fn end(&self, key: &str) {
         let mut map = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(c) = map.get_mut(key) {
             c.in_flight = c.in_flight.saturating_sub(1);
-            if failed {
-                c.recorded_here = c.recorded_here.saturating_add(1);
-            }
         }
     }
 
@@ -215,82 +223,87 @@ mod tests {
         }
     }
 
-    #[test]
-    fn failures_fill_the_window_and_attempts_in_flight_count_until_they_end() {
+    /// `begin` with the client's gate held for it, as the login does.
+    async fn begin<'a>(
+        l: &'a FailureLimit,
+        key: &str,
+        limit: u32,
+        now: u64,
+        read: Recorded,
+    ) -> Result<Attempt<'a>, Refusal> {
+        let gate = l.gate(key).await;
+        l.begin(key, limit, now, read, &gate)
+    }
+
+    #[tokio::test]
+    async fn failures_fill_the_window_and_attempts_in_flight_count_until_they_end() {
         let l = FailureLimit::new(600, 100);
         let none = Recorded::default();
         // Three in flight against a limit of three: the fourth waits a moment, unreported.
-        let a = l.begin("ip:1", 3, 1000, none, l.ticket("ip:1")).unwrap();
-        let b = l.begin("ip:1", 3, 1000, none, l.ticket("ip:1")).unwrap();
-        let c = l.begin("ip:1", 3, 1000, none, l.ticket("ip:1")).unwrap();
-        let r = l
-            .begin("ip:1", 3, 1000, none, l.ticket("ip:1"))
-            .unwrap_err();
+        let a = begin(&l, "ip:1", 3, 1000, none).await.unwrap();
+        let b = begin(&l, "ip:1", 3, 1000, none).await.unwrap();
+        let c = begin(&l, "ip:1", 3, 1000, none).await.unwrap();
+        let r = begin(&l, "ip:1", 3, 1000, none).await.unwrap_err();
         assert_eq!((r.retry_after, r.report, r.by_failures), (1, false, false));
         // They end (one of them a failure the database now has): room for two more.
-        drop((a, b, c));
-        let d = l
-            .begin("ip:1", 3, 1001, recorded(1, 1000), l.ticket("ip:1"))
-            .unwrap();
-        let e = l
-            .begin("ip:1", 3, 1001, recorded(1, 1000), l.ticket("ip:1"))
-            .unwrap();
-        assert!(l
-            .begin("ip:1", 3, 1001, recorded(1, 1000), l.ticket("ip:1"))
-            .is_err());
+        a.failed(l.gate("ip:1").await);
+        drop((b, c));
+        let d = begin(&l, "ip:1", 3, 1001, recorded(1, 1000)).await.unwrap();
+        let e = begin(&l, "ip:1", 3, 1001, recorded(1, 1000)).await.unwrap();
+        assert!(begin(&l, "ip:1", 3, 1001, recorded(1, 1000)).await.is_err());
         drop((d, e));
         // Three failures recorded: refused until the oldest leaves the window, reported once.
-        let r = l
-            .begin("ip:1", 3, 1010, recorded(3, 1000), l.ticket("ip:1"))
+        let r = begin(&l, "ip:1", 3, 1010, recorded(3, 1000))
+            .await
             .unwrap_err();
         assert_eq!((r.retry_after, r.report, r.by_failures), (590, true, true));
-        let r = l
-            .begin("ip:1", 3, 1011, recorded(3, 1000), l.ticket("ip:1"))
+        let r = begin(&l, "ip:1", 3, 1011, recorded(3, 1000))
+            .await
             .unwrap_err();
         assert!(!r.report, "one report per window");
         assert!(
-            l.begin("ip:2", 3, 1011, none, l.ticket("ip:2")).is_ok(),
+            begin(&l, "ip:2", 3, 1011, none).await.is_ok(),
             "another client"
         );
     }
 
-    /// An attempt that failed and ended while another's count was being read from the database
-    /// (the read did not see it): it was neither in flight nor in the count, and the limit let
-    /// one more through. The failures recorded here since the ticket are added.
-    #[test]
-    fn a_failure_recorded_while_the_count_was_read_is_counted() {
+    /// A failure being recorded holds the client's gate until its attempt has ended: a read of
+    /// the client's failures waits for both, so it finds the failure in the database and not
+    /// in flight (it counted twice when the read came between the two, and the limit refused
+    /// below itself).
+    #[tokio::test]
+    async fn a_read_waits_while_a_failure_is_recorded_and_its_attempt_ends() {
         let l = FailureLimit::new(600, 100);
         let none = Recorded::default();
-        let first = l.begin("ip:1", 2, 1000, none, l.ticket("ip:1")).unwrap();
-        // The second attempt takes its ticket and reads the database ...
-        let ticket = l.ticket("ip:1");
-        let read = recorded(1, 990);
-        // ... while the first fails, is recorded, and ends.
-        first.failed();
-        let r = l.begin("ip:1", 2, 1000, read, ticket).unwrap_err();
+        let first = begin(&l, "ip:1", 2, 1000, none).await.unwrap();
+        // The first attempt failed: its gate is held while the database takes the failure ...
+        let recording = l.gate("ip:1").await;
+        let wait = std::time::Duration::from_millis(50);
         assert!(
-            r.by_failures,
-            "two failures: the one read and the one recorded since"
+            tokio::time::timeout(wait, l.gate("ip:1")).await.is_err(),
+            "no read of the client's failures between the record and the end"
         );
-        // A later ticket sees what the database has, no more.
-        assert!(l
-            .begin("ip:1", 3, 1001, recorded(2, 990), l.ticket("ip:1"))
-            .is_ok());
+        // ... and the attempt ends with it.
+        first.failed(recording);
+        // The read now finds the one failure, and nothing in flight: one more is admitted.
+        let second = begin(&l, "ip:1", 2, 1000, recorded(1, 990)).await.unwrap();
+        let r = begin(&l, "ip:1", 2, 1000, recorded(1, 990))
+            .await
+            .unwrap_err();
+        assert!(!r.by_failures, "the second is in flight");
+        drop(second);
     }
 
-    #[test]
-    fn a_full_table_forgets_idle_clients_first_and_never_one_in_flight() {
+    #[tokio::test]
+    async fn a_full_table_forgets_idle_clients_first_and_never_one_in_flight() {
         let l = FailureLimit::new(60, 10);
         let none = Recorded::default();
-        let busy = l.begin("busy", 5, 0, none, l.ticket("busy")).unwrap();
+        let busy = begin(&l, "busy", 5, 0, none).await.unwrap();
         for i in 0..20 {
-            drop(
-                l.begin(&format!("c{i}"), 5, i, none, l.ticket(&format!("c{i}")))
-                    .unwrap(),
-            );
+            drop(begin(&l, &format!("c{i}"), 5, i, none).await.unwrap());
         }
         assert!(l.tracked() <= 10);
-        let before = l.begin("busy", 1, 30, none, l.ticket("busy")).unwrap_err();
+        let before = begin(&l, "busy", 1, 30, none).await.unwrap_err();
         assert!(!before.by_failures, "still in flight, still tracked");
         drop(busy);
     }

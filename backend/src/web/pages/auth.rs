@@ -162,12 +162,16 @@ pub async fn login(
     };
     let window = st.site.cfg.login_failures_window_secs;
     let limits = &st.site.failed_logins;
-    let ticket = limits.ticket(&key);
+    // The client's gate is held from the read of its failures to the admission, and from the
+    // record of a failure to the end of its attempt: one exact count (`web::failure_limit`).
+    let gate = limits.gate(&key).await;
     let recorded = match st.engine.login_failures(&key, now, window).await {
         Ok((failures, oldest)) => crate::web::failure_limit::Recorded { failures, oldest },
         Err(e) => return engine_error_page(&st, lang, None, e),
     };
-    let attempt = match limits.begin(&key, limit, now, recorded, ticket) {
+    let attempt = limits.begin(&key, limit, now, recorded, &gate);
+    drop(gate);
+    let attempt = match attempt {
         Ok(a) => a,
         Err(refusal) => {
             return login_refused(&st, lang, &actor, &key, login_id, now, refusal).await
@@ -178,21 +182,18 @@ pub async fn login(
         .customer_login(login_id, password, &actor, device.as_ref())
         .await;
     if matches!(answer, Ok(Login::Invalid | Login::Locked { .. })) {
-        // Recorded before the attempt stops counting as in flight here, and counted here for
-        // an attempt whose read of the database came before it (`failure_limit::Ticket`).
-        match st
-            .engine
-            .record_login_failure(&key, st.engine.now(), window)
-            .await
-        {
-            Ok(()) => attempt.failed(),
+        let gate = limits.gate(&key).await;
+        let at = st.engine.now();
+        match st.engine.record_login_failure(&key, at).await {
+            Ok(()) => attempt.failed(gate),
             Err(e) => {
                 // The database did not take it (it took the login's own audit a moment before):
                 // the attempt ends uncounted, answered "unavailable" (not "wrong password").
-                drop(attempt);
+                drop((attempt, gate));
                 return engine_error_page(&st, lang, None, e);
             }
         }
+        st.engine.forget_old_login_failures(at, window).await;
     } else {
         drop(attempt);
     }
