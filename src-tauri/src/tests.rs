@@ -1026,6 +1026,48 @@ fn the_ios_plist_states_why_face_id_and_the_camera_are_used() {
     );
 }
 
+/// Android backs an app's data directory up to the cloud and copies it to a new phone unless
+/// the manifest says otherwise (and from Android 12 on, `allowBackup` governs only the cloud).
+/// The secrets never travel (the Android Keystore is not backed up), so a carried token list
+/// opened on "the token settings are missing" where a new phone should start at setup. The
+/// screen-guard plugin's manifest, merged into the app's, turns both off; Android-only
+/// configuration that nothing here builds: this keeps it whole.
+#[test]
+fn android_keeps_the_app_data_off_backups_and_device_transfers() {
+    let android =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/screen-guard/android/src/main");
+    let manifest = std::fs::read_to_string(android.join("AndroidManifest.xml")).unwrap();
+    let application = manifest
+        .split("<application")
+        .nth(1)
+        .and_then(|a| a.split('>').next())
+        .expect("an <application> element");
+    assert!(application.contains(r#"android:allowBackup="false""#));
+    let rules = application
+        .split(r#"android:dataExtractionRules="@xml/"#)
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("data extraction rules");
+    let rules = std::fs::read_to_string(android.join(format!("res/xml/{rules}.xml"))).unwrap();
+    for section in ["cloud-backup", "device-transfer"] {
+        let body = rules
+            .split(&format!("<{section}>"))
+            .nth(1)
+            .and_then(|b| b.split(&format!("</{section}>")).next())
+            .unwrap_or_else(|| panic!("{section}"));
+        assert!(!body.contains("<include"), "{section} includes nothing");
+        for domain in ["root", "file", "database", "sharedpref", "external"] {
+            for storage in ["", "device_"] {
+                if storage == "device_" && domain == "external" {
+                    continue; // no device-protected external storage
+                }
+                let exclude = format!(r#"<exclude domain="{storage}{domain}" path="." />"#);
+                assert!(body.contains(&exclude), "{section}: {exclude}");
+            }
+        }
+    }
+}
+
 /// iOS keeps Keychain items after the app is deleted; the data directory goes. A customer who
 /// installed the app again met the old install's PIN lock, and behind it "the token settings
 /// file is missing, contact support", for good. Now the new install deletes the old one's

@@ -8,6 +8,11 @@
 //!   way to block screenshots or recordings of an app in front.
 //! - Desktop: nothing (the plugin registers no native half).
 //!
+//! Its Android manifest also keeps the app's data off Auto Backup and device-to-device
+//! transfers (`android/src/main/AndroidManifest.xml`, merged into the app's): the Keystore's
+//! secrets never travel, so a token list carried without them would only open on "the token
+//! settings are missing" on the new phone.
+//!
 //! Verified on devices only: this workspace builds and tests the desktop app.
 
 use tauri::plugin::{Builder, TauriPlugin};
