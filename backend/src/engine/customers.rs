@@ -128,11 +128,11 @@ impl Engine {
         Ok(())
     }
 
-    /// Forget failed logins older than the window before `at`, at most once a minute per
-    /// engine: in a statement of its own, not in every failure's (instances deleting the same
-    /// rows at once would queue on their locks), and after the failure's attempt has ended (a
-    /// purge waiting on a lock kept it counted as in flight). Its failure is only logged: it
-    /// is tried again within a minute.
+    /// Forget failed logins older than the window (and a minute) before `at`, at most once a
+    /// minute per engine: in a statement of its own, not in every failure's (instances deleting
+    /// the same rows at once would queue on their locks), and after the failure's attempt has
+    /// ended (a purge waiting on a lock kept it counted as in flight). Its failure is only
+    /// logged: it is tried again within a minute.
     pub async fn forget_old_login_failures(&self, at: u64, window_secs: u64) {
         use std::sync::atomic::Ordering;
         let purged = &self.inner.login_failures_purged;
@@ -144,7 +144,9 @@ impl Engine {
         {
             return;
         }
-        let before = now_i64(at.saturating_sub(window_secs));
+        // A minute's margin: a read whose `now` was taken a little before this one's (waiting
+        // for its gate, or on another instance with its own clock) still finds its window whole.
+        let before = now_i64(at.saturating_sub(window_secs).saturating_sub(60));
         if let Err(e) = self.store().purge_login_failures(before).await {
             tracing::warn!(error = %e, "old failed logins not purged; tried again within a minute");
         }

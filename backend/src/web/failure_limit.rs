@@ -15,6 +15,10 @@
 //! read sees each of this process's failures either in the database or in flight, never both
 //! and never neither. (Without it, a failure the database had taken was read by a newer request
 //! while its attempt still counted as in flight, and the newer one refused below the limit.)
+//! A client that cannot be admitted anyway is refused before the gate ([`FailureLimit::precheck`]:
+//! its attempts in flight fill the limit, or its failures did, until the oldest leaves the
+//! window), so a client at its limit costs no database read and keeps no gate from the clients
+//! that share it; a gate not had within [`GATE_WAIT`] is given up.
 //!
 //! An attempt is admitted when the client's failures in the window and its attempts in flight
 //! here together stay below the limit; it is in flight until it ends. A refusal says how long
@@ -25,11 +29,16 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 /// Gates, each shared by the clients whose keys hash to it (a few unrelated clients wait on one
-/// another for a database read, never for a login's password check).
+/// another for a database read or a failure's insert, never for a login's password check).
 const GATES: usize = 256;
+
+/// The longest wait for a gate ([`FailureLimit::gate`]): held for a statement at a time, it is
+/// free within milliseconds unless the database is slow or away.
+pub const GATE_WAIT: Duration = Duration::from_secs(2);
 
 /// Failures per client in a sliding window, with the attempts in flight.
 #[derive(Debug)]
@@ -48,6 +57,9 @@ struct Client {
     last_seen: u64,
     /// When a refusal because of failures was last reported (the one to audit per window).
     reported: Option<u64>,
+    /// Refused because of failures until then (the oldest of them leaves the window): until
+    /// then no read can find fewer.
+    blocked_until: u64,
 }
 
 /// Why an attempt was not admitted.
@@ -80,24 +92,36 @@ pub struct Gate<'a> {
 }
 
 /// An admitted attempt: counted as in flight until it ends, as a failure ([`Attempt::failed`],
-/// once the database has it) or as nothing (dropped).
+/// once the database has it) or as nothing (dropped). Owns its hold on the limit, so the
+/// record of its failure can run on after the request is gone.
 #[derive(Debug)]
-pub struct Attempt<'a> {
-    limit: &'a FailureLimit,
+pub struct Attempt {
+    limit: Arc<FailureLimit>,
     key: String,
 }
 
-impl Attempt<'_> {
+impl Attempt {
     /// The attempt failed, the database has the failure now, and `gate` (the client's) was held
     /// since before it was recorded: no read of the client's failures saw it both recorded and
-    /// in flight.
-    pub fn failed(self, gate: Gate<'_>) {
+    /// in flight. (`None`: the gate was not had within [`GATE_WAIT`]; the failure is recorded
+    /// all the same, and may be counted twice for a moment, never missed.)
+    pub fn failed(self, gate: Option<Gate<'_>>) {
         drop(self);
         drop(gate);
     }
+
+    /// The limit it counts under.
+    pub fn limit(&self) -> Arc<FailureLimit> {
+        Arc::clone(&self.limit)
+    }
+
+    /// The client it counts for.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
 }
 
-impl Drop for Attempt<'_> {
+impl Drop for Attempt {
     fn drop(&mut self) {
         self.limit.end(&self.key);
     }
@@ -116,11 +140,41 @@ impl FailureLimit {
 
     /// Wait for the gate of `key`: hold it from before the client's failures are read until its
     /// attempt is admitted, and from before a failure is recorded until the attempt has ended.
-    pub async fn gate(&self, key: &str) -> Gate<'_> {
+    /// `None` when it is not had within [`GATE_WAIT`].
+    pub async fn gate(&self, key: &str) -> Option<Gate<'_>> {
         let i = usize::try_from(self.hasher.hash_one(key) % GATES as u64).unwrap_or(0);
-        Gate {
-            _held: self.gates[i].lock().await,
+        let held = tokio::time::timeout(GATE_WAIT, self.gates[i].lock())
+            .await
+            .ok()?;
+        Some(Gate { _held: held })
+    }
+
+    /// Refuse at once, before the gate and the database, an attempt of `key` at `now` that
+    /// cannot be admitted: its attempts in flight here fill `limit`, or its failures did, and
+    /// the oldest of them is still in the window.
+    ///
+    /// # Errors
+    /// The client is at its limit ([`Refusal`], never one to report: that one was).
+    pub fn precheck(&self, key: &str, limit: u32, now: u64) -> Result<(), Refusal> {
+        let map = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(c) = map.get(key) else {
+            return Ok(());
+        };
+        if c.blocked_until > now {
+            return Err(Refusal {
+                retry_after: c.blocked_until - now,
+                report: false,
+                by_failures: true,
+            });
         }
+        if c.in_flight >= limit.max(1) {
+            return Err(Refusal {
+                retry_after: 1,
+                report: false,
+                by_failures: false,
+            });
+        }
+        Ok(())
     }
 
     /// Admit an attempt of `key` at `now` under `limit` failures in the window (`recorded`:
@@ -129,13 +183,13 @@ impl FailureLimit {
     /// # Errors
     /// The client is at its limit ([`Refusal`]).
     pub fn begin(
-        &self,
+        self: &Arc<Self>,
         key: &str,
         limit: u32,
         now: u64,
         recorded: Recorded,
         _gate: &Gate<'_>,
-    ) -> Result<Attempt<'_>, Refusal> {
+    ) -> Result<Attempt, Refusal> {
         let window = self.window_secs;
         let limit = u64::from(limit.max(1));
         let mut map = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
@@ -148,12 +202,13 @@ impl FailureLimit {
         if failures.saturating_add(u64::from(c.in_flight)) < limit {
             c.in_flight = c.in_flight.saturating_add(1);
             return Ok(Attempt {
-                limit: self,
+                limit: Arc::clone(self),
                 key: key.to_owned(),
             });
         }
         if failures >= limit {
             let oldest = recorded.oldest.unwrap_or(now);
+            c.blocked_until = oldest.saturating_add(window);
             let report = c.reported.is_none_or(|t| t.saturating_add(window) <= now);
             if report {
                 c.reported = Some(now);
@@ -183,7 +238,9 @@ impl FailureLimit {
     fn make_room(&self, map: &mut HashMap<String, Client>, now: u64) {
         let window = self.window_secs;
         let live = |c: &Client| {
-            c.in_flight > 0 || c.reported.is_some_and(|t| t.saturating_add(window) > now)
+            c.in_flight > 0
+                || c.blocked_until > now
+                || c.reported.is_some_and(|t| t.saturating_add(window) > now)
         };
         map.retain(|_, c| live(c));
         if map.len() < self.max_keys {
@@ -224,20 +281,20 @@ mod tests {
     }
 
     /// `begin` with the client's gate held for it, as the login does.
-    async fn begin<'a>(
-        l: &'a FailureLimit,
+    async fn begin(
+        l: &Arc<FailureLimit>,
         key: &str,
         limit: u32,
         now: u64,
         read: Recorded,
-    ) -> Result<Attempt<'a>, Refusal> {
-        let gate = l.gate(key).await;
+    ) -> Result<Attempt, Refusal> {
+        let gate = l.gate(key).await.unwrap();
         l.begin(key, limit, now, read, &gate)
     }
 
     #[tokio::test]
     async fn failures_fill_the_window_and_attempts_in_flight_count_until_they_end() {
-        let l = FailureLimit::new(600, 100);
+        let l = Arc::new(FailureLimit::new(600, 100));
         let none = Recorded::default();
         // Three in flight against a limit of three: the fourth waits a moment, unreported.
         let a = begin(&l, "ip:1", 3, 1000, none).await.unwrap();
@@ -273,7 +330,7 @@ mod tests {
     /// below itself).
     #[tokio::test]
     async fn a_read_waits_while_a_failure_is_recorded_and_its_attempt_ends() {
-        let l = FailureLimit::new(600, 100);
+        let l = Arc::new(FailureLimit::new(600, 100));
         let none = Recorded::default();
         let first = begin(&l, "ip:1", 2, 1000, none).await.unwrap();
         // The first attempt failed: its gate is held while the database takes the failure ...
@@ -294,9 +351,48 @@ mod tests {
         drop(second);
     }
 
+    /// A client at its limit is refused before the gate and the database: while its attempts in
+    /// flight fill the limit, and after a refusal because of failures until the oldest of them
+    /// leaves the window (no read could find fewer before). Only the first refusal is reported.
+    #[tokio::test]
+    async fn a_client_at_its_limit_is_refused_before_the_gate() {
+        let l = Arc::new(FailureLimit::new(600, 100));
+        let none = Recorded::default();
+        assert!(l.precheck("ip:1", 2, 1000).is_ok(), "an unknown client");
+        let a = begin(&l, "ip:1", 2, 1000, none).await.unwrap();
+        let b = begin(&l, "ip:1", 2, 1000, none).await.unwrap();
+        let r = l.precheck("ip:1", 2, 1000).unwrap_err();
+        assert_eq!((r.retry_after, r.report, r.by_failures), (1, false, false));
+        assert!(l.precheck("ip:2", 2, 1000).is_ok(), "another client");
+        drop((a, b));
+        assert!(l.precheck("ip:1", 2, 1000).is_ok());
+        let r = begin(&l, "ip:1", 2, 1010, recorded(2, 1000))
+            .await
+            .unwrap_err();
+        assert_eq!((r.retry_after, r.report, r.by_failures), (590, true, true));
+        let r = l.precheck("ip:1", 2, 1500).unwrap_err();
+        assert_eq!((r.retry_after, r.report, r.by_failures), (100, false, true));
+        assert!(
+            l.precheck("ip:1", 2, 1600).is_ok(),
+            "the oldest failure has left the window: the database is asked again"
+        );
+    }
+
+    /// A gate held past [`GATE_WAIT`] (a database away) is given up, not waited for without end.
+    #[tokio::test]
+    async fn a_gate_is_given_up_after_its_wait() {
+        let l = Arc::new(FailureLimit::new(600, 100));
+        let held = l.gate("ip:1").await.unwrap();
+        let started = std::time::Instant::now();
+        assert!(l.gate("ip:1").await.is_none());
+        assert!(started.elapsed() >= GATE_WAIT);
+        drop(held);
+        assert!(l.gate("ip:1").await.is_some());
+    }
+
     #[tokio::test]
     async fn a_full_table_forgets_idle_clients_first_and_never_one_in_flight() {
-        let l = FailureLimit::new(60, 10);
+        let l = Arc::new(FailureLimit::new(60, 10));
         let none = Recorded::default();
         let busy = begin(&l, "busy", 5, 0, none).await.unwrap();
         for i in 0..20 {

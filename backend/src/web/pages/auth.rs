@@ -121,6 +121,26 @@ pub async fn login_form(
     render_login(&st, lang, notice, &FieldErrors::default(), "")
 }
 
+/// Record the failure of a customer login `attempt` and end it (`web::failure_limit`), then
+/// forget old failures on a task of its own (a purge waiting on a lock holds no answer).
+async fn record_login_failure(
+    st: AppState,
+    attempt: crate::web::failure_limit::Attempt,
+    window: u64,
+) -> Result<(), crate::engine::EngineError> {
+    let (limits, key) = (attempt.limit(), attempt.key().to_owned());
+    let gate = limits.gate(&key).await;
+    let at = st.engine.now();
+    let recorded = st.engine.record_login_failure(&key, at).await;
+    // Failed or not, the attempt ends with the gate still held; when the database did not take
+    // the failure (it took the login's own audit a moment before) it ends uncounted.
+    attempt.failed(gate);
+    recorded?;
+    let engine = st.engine.clone();
+    tokio::spawn(async move { engine.forget_old_login_failures(at, window).await });
+    Ok(())
+}
+
 pub async fn login(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -147,9 +167,8 @@ pub async fn login(
     // Failed logins per client (one address spraying a password across login IDs, each below
     // its own lock): attempts in flight count as possible failures until they end, so a burst
     // sent at once cannot pass the limit (`web::failure_limit`).
-    let (client, now, limit) = (
+    let (client, limit) = (
         crate::web::app_api::client_key(ip.0.as_deref()),
-        st.engine.now(),
         st.site.cfg.login_failures_per_client,
     );
     // A browser where this login ID logged in before is counted apart from its network (a
@@ -162,9 +181,17 @@ pub async fn login(
     };
     let window = st.site.cfg.login_failures_window_secs;
     let limits = &st.site.failed_logins;
+    // A client that cannot be admitted is refused before the gate and the database.
+    if let Err(refusal) = limits.precheck(&key, limit, st.engine.now()) {
+        let now = st.engine.now();
+        return login_refused(&st, lang, &actor, &key, login_id, now, refusal).await;
+    }
     // The client's gate is held from the read of its failures to the admission, and from the
     // record of a failure to the end of its attempt: one exact count (`web::failure_limit`).
-    let gate = limits.gate(&key).await;
+    let Some(gate) = limits.gate(&key).await else {
+        return engine_error_page(&st, lang, None, crate::engine::EngineError::Unavailable);
+    };
+    let now = st.engine.now();
     let recorded = match st.engine.login_failures(&key, now, window).await {
         Ok((failures, oldest)) => crate::web::failure_limit::Recorded { failures, oldest },
         Err(e) => return engine_error_page(&st, lang, None, e),
@@ -182,18 +209,17 @@ pub async fn login(
         .customer_login(login_id, password, &actor, device.as_ref())
         .await;
     if matches!(answer, Ok(Login::Invalid | Login::Locked { .. })) {
-        let gate = limits.gate(&key).await;
-        let at = st.engine.now();
-        match st.engine.record_login_failure(&key, at).await {
-            Ok(()) => attempt.failed(gate),
-            Err(e) => {
-                // The database did not take it (it took the login's own audit a moment before):
-                // the attempt ends uncounted, answered "unavailable" (not "wrong password").
-                drop((attempt, gate));
-                return engine_error_page(&st, lang, None, e);
+        // Recorded on a task of its own: a client that leaves (or a request timeout) while the
+        // failure waits for its gate or the database cannot take it back uncounted. The answer
+        // waits for it: "unavailable" when the database did not take it.
+        let recorded = tokio::spawn(record_login_failure(st.clone(), attempt, window)).await;
+        match recorded {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return engine_error_page(&st, lang, None, e),
+            Err(_) => {
+                return engine_error_page(&st, lang, None, crate::engine::EngineError::Unavailable)
             }
         }
-        st.engine.forget_old_login_failures(at, window).await;
     } else {
         drop(attempt);
     }

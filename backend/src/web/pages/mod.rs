@@ -50,7 +50,7 @@ pub struct Site {
     /// The steps a customer confirms with a one-time code, one request at a time per session.
     pub(crate) one_at_a_time: OneAtATime,
     /// Failed customer logins per client (`web.login_failures_per_client`).
-    pub(crate) failed_logins: crate::web::failure_limit::FailureLimit,
+    pub(crate) failed_logins: std::sync::Arc<crate::web::failure_limit::FailureLimit>,
 }
 
 /// One request at a time per session and step, for the steps a one-time code confirms (login's
@@ -232,10 +232,10 @@ impl Site {
             words: [fill(Lang::Ja), fill(Lang::En)],
             secure: public_url.starts_with("https://"),
             one_at_a_time: OneAtATime::default(),
-            failed_logins: crate::web::failure_limit::FailureLimit::new(
+            failed_logins: std::sync::Arc::new(crate::web::failure_limit::FailureLimit::new(
                 cfg.login_failures_window_secs,
                 100_000,
-            ),
+            )),
         })
     }
 
