@@ -880,6 +880,88 @@ async fn a_failure_being_recorded_is_counted_once() {
     assert_eq!(third.status, 429, "two failures fill the limit");
 }
 
+/// A checked guess whose client leaves while its failure waits to be recorded (here for the
+/// client's gate, which a second request holds while its read waits on a table lock) is
+/// counted all the same: the record runs on a task of its own. Before, leaving then took the
+/// failure back, and a sprayer could queue requests of its own to make that wait, leaving the
+/// limit only a cap on attempts at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guess_whose_client_leaves_while_its_failure_waits_is_counted() {
+    use sqlx::Connection as _;
+    let srv = crate::staff::Server::start(Db::Postgres, |c| {
+        c.web.login_failures_per_client = 5;
+        // A slow check (seconds), so that the second request takes the gate while the
+        // first's runs, however loaded the machine.
+        c.argon2 = Argon2Config {
+            memory_kib: 2 * 19_456,
+            iterations: 20,
+            parallelism: 1,
+        };
+    })
+    .await;
+    let env = &srv.env;
+    env.customer("leaver01").await;
+    let id = env
+        .engine
+        .store()
+        .customer_by_login("leaver01")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let ip: std::net::IpAddr = "127.0.0.12".parse().unwrap();
+    let (one, two) = (
+        crate::staff::Browser::from_ip(&srv.base, ip),
+        crate::staff::Browser::from_ip(&srv.base, ip),
+    );
+    let first = tokio::spawn(async move { screen_login(&one, "leaver01", "wrongpass1").await });
+    // Its failures read, the first guess is being checked; then no read gets through.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let mut lock = sqlx::AnyConnection::connect(&env.db.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut lock).await.unwrap();
+    sqlx::query("LOCK TABLE login_failures IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    let second =
+        tokio::spawn(async move { screen_login(&two, "guess001", "Summer2026").await.status });
+    // The first guess is checked (its audit is in) and waits to record its failure.
+    let mut checked = false;
+    for _ in 0..3000 {
+        // (A loaded machine may answer a read "unavailable" now and then: asked again.)
+        let events = env.engine.store().audit_for_customer(id, 100, None).await;
+        if events.is_ok_and(|rows| {
+            rows.iter()
+                .any(|r| r.action == "login_password" && r.outcome != "ok")
+        }) {
+            checked = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Its client leaves.
+    first.abort();
+    let _ = first.await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+    assert!(checked, "the first guess was checked");
+    assert_eq!(second.await.unwrap(), 422);
+    let mut failures = 0;
+    for _ in 0..500 {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM login_failures")
+            .fetch_one(&mut lock)
+            .await
+            .unwrap();
+        failures = n;
+        if n >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(failures, 2, "both checked guesses are counted");
+}
+
 /// The spray limit counts per client network, and a mobile carrier puts thousands of customers
 /// behind one IPv4 address: one sprayer there held every one of them at the login screen for
 /// the window. A browser where the customer logged in before carries a known-device cookie (the
