@@ -37,8 +37,10 @@ use std::time::Duration;
 const GATES: usize = 256;
 
 /// The longest wait for a gate ([`FailureLimit::gate`]): held for a statement at a time, it is
-/// free within milliseconds unless the database is slow or away.
-pub const GATE_WAIT: Duration = Duration::from_secs(2);
+/// free within milliseconds unless the database is slow or away. Longer than SQLite's write
+/// queue (`store::SQLITE_WRITE_QUEUE`, 5 s), which a failure's insert may wait out with the
+/// gate held under an ordinary load of writes.
+pub const GATE_WAIT: Duration = Duration::from_secs(6);
 
 /// Failures per client in a sliding window, with the attempts in flight.
 #[derive(Debug)]
@@ -47,6 +49,7 @@ pub struct FailureLimit {
     max_keys: usize,
     clients: Mutex<HashMap<String, Client>>,
     gates: Box<[tokio::sync::Mutex<()>]>,
+    gate_wait: Duration,
     /// Keyed at random per process: which clients share a gate cannot be chosen from outside.
     hasher: std::collections::hash_map::RandomState,
 }
@@ -54,6 +57,8 @@ pub struct FailureLimit {
 #[derive(Debug, Default)]
 struct Client {
     in_flight: u32,
+    /// Requests past [`FailureLimit::precheck`], not yet admitted or refused ([`Pending`]).
+    pending: u32,
     last_seen: u64,
     /// When a refusal because of failures was last reported (the one to audit per window).
     reported: Option<u64>,
@@ -127,6 +132,32 @@ impl Drop for Attempt {
     }
 }
 
+/// A request past [`FailureLimit::precheck`], on its way to [`FailureLimit::begin`] (waiting for
+/// the gate, reading the failures): counted against the limit with the attempts in flight, so
+/// a burst from one client sends no more than the limit's worth of reads to the database and
+/// keeps the gate it shares no longer than that.
+#[derive(Debug)]
+pub struct Pending {
+    limit: Arc<FailureLimit>,
+    key: String,
+    counted: bool,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if self.counted {
+            let mut map = self
+                .limit
+                .clients
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(c) = map.get_mut(&self.key) {
+                c.pending = c.pending.saturating_sub(1);
+            }
+        }
+    }
+}
+
 impl FailureLimit {
     pub fn new(window_secs: u64, max_keys: usize) -> FailureLimit {
         FailureLimit {
@@ -134,6 +165,7 @@ impl FailureLimit {
             max_keys: max_keys.max(1),
             clients: Mutex::new(HashMap::new()),
             gates: (0..GATES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            gate_wait: GATE_WAIT,
             hasher: std::collections::hash_map::RandomState::new(),
         }
     }
@@ -143,23 +175,26 @@ impl FailureLimit {
     /// `None` when it is not had within [`GATE_WAIT`].
     pub async fn gate(&self, key: &str) -> Option<Gate<'_>> {
         let i = usize::try_from(self.hasher.hash_one(key) % GATES as u64).unwrap_or(0);
-        let held = tokio::time::timeout(GATE_WAIT, self.gates[i].lock())
+        let held = tokio::time::timeout(self.gate_wait, self.gates[i].lock())
             .await
             .ok()?;
         Some(Gate { _held: held })
     }
 
     /// Refuse at once, before the gate and the database, an attempt of `key` at `now` that
-    /// cannot be admitted: its attempts in flight here fill `limit`, or its failures did, and
-    /// the oldest of them is still in the window.
+    /// cannot be admitted: its attempts in flight here and the requests on their way to
+    /// [`FailureLimit::begin`] fill `limit`, or its failures did, and the oldest of them is
+    /// still in the window. Else the request is on its way ([`Pending`]).
     ///
     /// # Errors
     /// The client is at its limit ([`Refusal`], never one to report: that one was).
-    pub fn precheck(&self, key: &str, limit: u32, now: u64) -> Result<(), Refusal> {
-        let map = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(c) = map.get(key) else {
-            return Ok(());
-        };
+    pub fn precheck(self: &Arc<Self>, key: &str, limit: u32, now: u64) -> Result<Pending, Refusal> {
+        let mut map = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        if !map.contains_key(key) && map.len() >= self.max_keys {
+            self.make_room(&mut map, now);
+        }
+        let c = map.entry(key.to_owned()).or_default();
+        c.last_seen = c.last_seen.max(now);
         if c.blocked_until > now {
             return Err(Refusal {
                 retry_after: c.blocked_until - now,
@@ -167,24 +202,30 @@ impl FailureLimit {
                 by_failures: true,
             });
         }
-        if c.in_flight >= limit.max(1) {
+        if c.in_flight.saturating_add(c.pending) >= limit.max(1) {
             return Err(Refusal {
                 retry_after: 1,
                 report: false,
                 by_failures: false,
             });
         }
-        Ok(())
+        c.pending = c.pending.saturating_add(1);
+        Ok(Pending {
+            limit: Arc::clone(self),
+            key: key.to_owned(),
+            counted: true,
+        })
     }
 
-    /// Admit an attempt of `key` at `now` under `limit` failures in the window (`recorded`:
-    /// the client's failures in it, read with `_gate`, the client's, held), or say why not.
+    /// Admit the `pending` request's attempt at `now` under `limit` failures in the window
+    /// (`recorded`: the client's failures in it, read with `_gate`, the client's, held), or say
+    /// why not.
     ///
     /// # Errors
     /// The client is at its limit ([`Refusal`]).
     pub fn begin(
         self: &Arc<Self>,
-        key: &str,
+        mut pending: Pending,
         limit: u32,
         now: u64,
         recorded: Recorded,
@@ -192,11 +233,14 @@ impl FailureLimit {
     ) -> Result<Attempt, Refusal> {
         let window = self.window_secs;
         let limit = u64::from(limit.max(1));
+        let key = std::mem::take(&mut pending.key);
+        let key = key.as_str();
         let mut map = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
-        if !map.contains_key(key) && map.len() >= self.max_keys {
-            self.make_room(&mut map, now);
-        }
+        // Never forgotten while pending (`make_room`).
         let c = map.entry(key.to_owned()).or_default();
+        // No longer on its way: admitted or refused, under the same lock.
+        c.pending = c.pending.saturating_sub(1);
+        pending.counted = false;
         c.last_seen = c.last_seen.max(now);
         let failures = recorded.failures;
         if failures.saturating_add(u64::from(c.in_flight)) < limit {
@@ -239,6 +283,7 @@ impl FailureLimit {
         let window = self.window_secs;
         let live = |c: &Client| {
             c.in_flight > 0
+                || c.pending > 0
                 || c.blocked_until > now
                 || c.reported.is_some_and(|t| t.saturating_add(window) > now)
         };
@@ -249,7 +294,7 @@ impl FailureLimit {
         let evict = (self.max_keys / 10).max(1);
         let mut seen: Vec<(u64, String)> = map
             .iter()
-            .filter(|(_, c)| c.in_flight == 0)
+            .filter(|(_, c)| c.in_flight == 0 && c.pending == 0)
             .map(|(k, c)| (c.last_seen, k.clone()))
             .collect();
         if evict < seen.len() {
@@ -280,7 +325,7 @@ mod tests {
         }
     }
 
-    /// `begin` with the client's gate held for it, as the login does.
+    /// `precheck`, then `begin` with the client's gate held for it, as the login does.
     async fn begin(
         l: &Arc<FailureLimit>,
         key: &str,
@@ -288,8 +333,9 @@ mod tests {
         now: u64,
         read: Recorded,
     ) -> Result<Attempt, Refusal> {
+        let pending = l.precheck(key, limit, now)?;
         let gate = l.gate(key).await.unwrap();
-        l.begin(key, limit, now, read, &gate)
+        l.begin(pending, limit, now, read, &gate)
     }
 
     #[tokio::test]
@@ -378,16 +424,41 @@ mod tests {
         );
     }
 
-    /// A gate held past [`GATE_WAIT`] (a database away) is given up, not waited for without end.
+    /// A gate held past its wait (a database away) is given up, not waited for without end.
     #[tokio::test]
     async fn a_gate_is_given_up_after_its_wait() {
-        let l = Arc::new(FailureLimit::new(600, 100));
+        let wait = Duration::from_millis(200);
+        let l = Arc::new(FailureLimit {
+            gate_wait: wait,
+            ..FailureLimit::new(600, 100)
+        });
         let held = l.gate("ip:1").await.unwrap();
         let started = std::time::Instant::now();
         assert!(l.gate("ip:1").await.is_none());
-        assert!(started.elapsed() >= GATE_WAIT);
+        assert!(started.elapsed() >= wait);
         drop(held);
         assert!(l.gate("ip:1").await.is_some());
+    }
+
+    /// Requests on their way to the database count with the attempts in flight: a burst from
+    /// one client sends the limit's worth of reads, and the rest are refused before the gate.
+    /// A request that goes (its read failed, its client left) makes room again.
+    #[tokio::test]
+    async fn requests_on_their_way_count_against_the_limit() {
+        let l = Arc::new(FailureLimit::new(600, 100));
+        let a = l.precheck("ip:1", 2, 1000).unwrap();
+        let b = l.precheck("ip:1", 2, 1000).unwrap();
+        let r = l.precheck("ip:1", 2, 1000).unwrap_err();
+        assert_eq!((r.retry_after, r.report, r.by_failures), (1, false, false));
+        drop(b);
+        let c = l.precheck("ip:1", 2, 1000).unwrap();
+        // Admitted: no longer on its way, in flight instead; the limit is still full.
+        let gate = l.gate("ip:1").await.unwrap();
+        let admitted = l.begin(a, 2, 1000, Recorded::default(), &gate).unwrap();
+        drop(gate);
+        assert!(l.precheck("ip:1", 2, 1000).is_err());
+        drop((admitted, c));
+        assert!(l.precheck("ip:1", 2, 1000).is_ok(), "all gone");
     }
 
     #[tokio::test]

@@ -182,10 +182,13 @@ pub async fn login(
     let window = st.site.cfg.login_failures_window_secs;
     let limits = &st.site.failed_logins;
     // A client that cannot be admitted is refused before the gate and the database.
-    if let Err(refusal) = limits.precheck(&key, limit, st.engine.now()) {
-        let now = st.engine.now();
-        return login_refused(&st, lang, &actor, &key, login_id, now, refusal).await;
-    }
+    let pending = match limits.precheck(&key, limit, st.engine.now()) {
+        Ok(p) => p,
+        Err(refusal) => {
+            let now = st.engine.now();
+            return login_refused(&st, lang, &actor, &key, login_id, now, refusal).await;
+        }
+    };
     // The client's gate is held from the read of its failures to the admission, and from the
     // record of a failure to the end of its attempt: one exact count (`web::failure_limit`).
     let Some(gate) = limits.gate(&key).await else {
@@ -196,7 +199,7 @@ pub async fn login(
         Ok((failures, oldest)) => crate::web::failure_limit::Recorded { failures, oldest },
         Err(e) => return engine_error_page(&st, lang, None, e),
     };
-    let attempt = limits.begin(&key, limit, now, recorded, &gate);
+    let attempt = limits.begin(pending, limit, now, recorded, &gate);
     drop(gate);
     let attempt = match attempt {
         Ok(a) => a,
