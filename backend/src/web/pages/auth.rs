@@ -177,16 +177,16 @@ pub async fn login(
     let device = session::known_device(&st, &headers, login_id);
     let key = match device {
         Some(_) => format!("known-device:{login_id}"),
-        None => client.clone(),
+        None => client,
     };
     let window = st.site.cfg.login_failures_window_secs;
     let limits = &st.site.failed_logins;
     // A client that cannot be admitted is refused before the gate and the database.
-    let pending = match limits.precheck(&key, limit, st.engine.now()) {
+    let now = st.engine.now();
+    let pending = match limits.precheck(&key, limit, now) {
         Ok(p) => p,
         Err(refusal) => {
-            let now = st.engine.now();
-            return login_refused(&st, lang, &actor, &key, login_id, now, refusal).await;
+            return login_refused(&st, lang, &actor, &key, login_id, now, refusal).await
         }
     };
     // The client's gate is held from the read of its failures to the admission, and from the
